@@ -1,0 +1,122 @@
+"""Things a user does to an existing session: stop it, remove it, read its logs.
+
+The CLI and the TUI call these same functions.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from nsml_hpc.catalog.sessions import discard_session, get_session, jobs_of
+from nsml_hpc.errors import NsmlError, SpecError
+from nsml_hpc.rundir import SESSION_FILE, remove_run_dir
+from nsml_hpc.slurm.states import is_live
+from nsml_hpc.sync import SyncReport, sync
+from nsml_hpc.workspace import Workspace
+
+FOLLOW_CHUNK = 64 * 1024
+
+
+def sync_now(workspace: Workspace) -> SyncReport:
+    return sync(workspace.catalog, workspace.settings, workspace.backend_for)
+
+
+def stop_session(workspace: Workspace, name: str) -> list[str]:
+    """Ask Slurm to cancel the session's live job (one scancel call); returns the job ids."""
+    record = get_session(workspace.catalog, name)
+    if not is_live(record.state, record.ended_at, time.time()):
+        raise SpecError(f"session {name} is already {record.state}")
+    assert record.id is not None
+    job_ids = [job.job_id for job in jobs_of(workspace.catalog, [record.id])[record.id]]
+    live = job_ids[-1:]
+    workspace.backend_for(record.cluster).cancel(live)
+    return live
+
+
+@dataclass(frozen=True)
+class Removed:
+    name: str
+    run_dir: Path
+    purged: bool
+
+
+def remove_session(workspace: Workspace, name: str, *, purge: bool = False) -> Removed:
+    """Forget a finished session; with ``purge`` also delete its run directory."""
+    record = get_session(workspace.catalog, name)
+    if is_live(record.state, record.ended_at, time.time()):
+        raise SpecError(f"session {name} is {record.state}; stop it first (nsml-hpc stop {name})")
+    run_dir = Path(record.run_dir)
+    if purge and run_dir.exists():
+        _check_owned_run_dir(run_dir, name)
+    assert record.id is not None
+    discard_session(workspace.catalog, record.id)
+    purged = bool(purge and run_dir.exists() and remove_run_dir(run_dir))
+    return Removed(name=name, run_dir=run_dir, purged=purged)
+
+
+def _check_owned_run_dir(run_dir: Path, name: str) -> None:
+    """Refuse to delete a folder that is not this session's run directory."""
+    try:
+        document = json.loads((run_dir / SESSION_FILE).read_text("utf-8"))
+    except (OSError, ValueError):
+        document = {}
+    if document.get("name") != name:
+        raise NsmlError(f"{run_dir} does not hold session {name}; not deleting it")
+
+
+def log_paths(workspace: Workspace, name: str) -> list[Path]:
+    """The Slurm output files of the session, one per job id, oldest first."""
+    record = get_session(workspace.catalog, name)
+    assert record.id is not None
+    jobs = jobs_of(workspace.catalog, [record.id])[record.id]
+    return [Path(record.run_dir) / f"slurm-{job.job_id}.out" for job in jobs]
+
+
+def read_logs(workspace: Workspace, name: str) -> Iterator[bytes]:
+    for path in log_paths(workspace, name):
+        try:
+            yield path.read_bytes()
+        except FileNotFoundError:
+            continue
+
+
+def follow_logs(
+    workspace: Workspace,
+    name: str,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    interval: float = 1.0,
+) -> Iterator[bytes]:
+    """Everything the session printed, then new output as it comes, until it has ended.
+
+    The state is refreshed by :func:`sync_now`, which honours the shared poll floor, so a
+    follower never asks Slurm more often than any other client would.
+    """
+    offsets: dict[Path, int] = {}
+    while True:
+        sync_failed = False
+        try:
+            sync_now(workspace)
+        except NsmlError:
+            sync_failed = True
+        record = get_session(workspace.catalog, name)
+        for path in log_paths(workspace, name):
+            yield from _new_bytes(path, offsets)
+        if not sync_failed and not is_live(record.state, record.ended_at, time.time()):
+            return
+        sleep(max(interval, 0.2))
+
+
+def _new_bytes(path: Path, offsets: dict[Path, int]) -> Iterator[bytes]:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offsets.get(path, 0))
+            while chunk := handle.read(FOLLOW_CHUNK):
+                offsets[path] = offsets.get(path, 0) + len(chunk)
+                yield chunk
+    except FileNotFoundError:
+        return

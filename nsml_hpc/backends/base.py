@@ -1,0 +1,50 @@
+"""The backend seam: what nsml-hpc needs from a Slurm cluster, and nothing more.
+
+Every method is ONE Slurm command for any number of jobs: the sync layer never calls a backend
+in a loop per job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from nsml_hpc.slurm.records import JobRecord
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class CommandRunner(Protocol):
+    """Runs one command (locally, or on a login node over SSH) and returns what it printed."""
+
+    def run(self, argv: list[str], *, timeout: float) -> CommandResult: ...
+
+
+class SlurmBackend(Protocol):
+    """One cluster, reached one way (local commands, SSH, pyslurm)."""
+
+    cluster: str
+
+    def submit(self, script_path: Path) -> str:
+        """Submit the sbatch script at ``script_path`` (on the cluster); return the job id."""
+        ...
+
+    def query(self, job_ids: Sequence[str], since: float) -> list[JobRecord]:
+        """Accounting records of ``job_ids`` (one sacct call), submitted at or after ``since``."""
+        ...
+
+    def queue(self, job_ids: Sequence[str]) -> list[JobRecord]:
+        """Queue records of ``job_ids`` that slurmctld still knows (one squeue call)."""
+        ...
+
+    def cancel(self, job_ids: Sequence[str]) -> None:
+        """Cancel ``job_ids`` (one scancel call)."""
+        ...

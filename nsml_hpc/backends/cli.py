@@ -1,0 +1,80 @@
+"""The ``local`` backend: Slurm's own commands (sbatch, sacct, squeue, scancel).
+
+The commands run through a :class:`CommandRunner`, so the same parsing serves a local login
+node and, with another runner, a remote one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from nsml_hpc.backends.base import CommandResult, CommandRunner
+from nsml_hpc.backends.runner import LocalRunner
+from nsml_hpc.errors import BackendError, SubmitRefused
+from nsml_hpc.slurm.records import JobRecord
+from nsml_hpc.slurm.sacct import parse_sacct, sacct_command
+from nsml_hpc.slurm.squeue import parse_squeue, squeue_command
+
+SUBMIT_TIMEOUT = 60.0
+QUERY_TIMEOUT = 60.0
+
+
+def slurm_error_line(result: CommandResult) -> str:
+    """The most useful line of a failed Slurm command, without the ``sbatch: error:`` prefix."""
+    lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()] or lines
+    if not errors:
+        return f"exit code {result.returncode}"
+    text = errors[-1]
+    for prefix in (f"{result.argv[0]}: error: ", f"{result.argv[0]}: fatal: "):
+        text = text.removeprefix(prefix)
+    return text.removeprefix("Batch job submission failed: ")
+
+
+def parse_job_id(stdout: str) -> str:
+    """``sbatch --parsable`` prints ``36`` or, with a cluster, ``93;nsml``."""
+    text = stdout.strip().splitlines()[-1] if stdout.strip() else ""
+    job_id = text.split(";", 1)[0].strip()
+    if not job_id.isdigit():
+        raise BackendError(f"sbatch printed no job id (got {stdout.strip()!r})")
+    return job_id
+
+
+class CliBackend:
+    """Slurm reached through its command-line tools."""
+
+    def __init__(self, cluster: str = "local", runner: CommandRunner | None = None) -> None:
+        self.cluster = cluster
+        self.runner: CommandRunner = runner or LocalRunner()
+
+    def submit(self, script_path: Path) -> str:
+        result = self.runner.run(["sbatch", "--parsable", str(script_path)], timeout=SUBMIT_TIMEOUT)
+        if result.returncode != 0:
+            raise SubmitRefused(f"Slurm refused the job: {slurm_error_line(result)}")
+        return parse_job_id(result.stdout)
+
+    def query(self, job_ids: Sequence[str], since: float) -> list[JobRecord]:
+        if not job_ids:
+            return []
+        result = self.runner.run(sacct_command(list(job_ids), since), timeout=QUERY_TIMEOUT)
+        if result.returncode != 0:
+            raise BackendError(f"sacct failed on {self.cluster}: {slurm_error_line(result)}")
+        return parse_sacct(result.stdout)
+
+    def queue(self, job_ids: Sequence[str]) -> list[JobRecord]:
+        if not job_ids:
+            return []
+        result = self.runner.run(squeue_command(list(job_ids)), timeout=QUERY_TIMEOUT)
+        if result.returncode != 0:
+            if "invalid job id" in result.stderr.lower():
+                return []  # none of them is known to slurmctld any more
+            raise BackendError(f"squeue failed on {self.cluster}: {slurm_error_line(result)}")
+        return parse_squeue(result.stdout)
+
+    def cancel(self, job_ids: Sequence[str]) -> None:
+        if not job_ids:
+            return
+        result = self.runner.run(["scancel", *job_ids], timeout=QUERY_TIMEOUT)
+        if result.returncode != 0:
+            raise BackendError(f"scancel failed on {self.cluster}: {slurm_error_line(result)}")

@@ -1,0 +1,32 @@
+"""Run Slurm commands as local subprocesses, mapping OS errors to :class:`BackendError`."""
+
+from __future__ import annotations
+
+import subprocess
+
+from nsml_hpc.backends.base import CommandResult
+from nsml_hpc.errors import BackendError
+
+
+class LocalRunner:
+    """Runs commands on this machine (the login node)."""
+
+    def run(self, argv: list[str], *, timeout: float) -> CommandResult:
+        try:
+            completed = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+        except FileNotFoundError as exc:
+            raise BackendError(
+                f"{argv[0]} not found on PATH: is this a Slurm login node? ({exc.strerror})"
+            ) from exc
+        except subprocess.TimeoutExpired as exc:
+            raise BackendError(f"{argv[0]} did not answer within {timeout:.0f} s") from exc
+        except OSError as exc:
+            raise BackendError(f"cannot run {argv[0]}: {exc}") from exc
+        return CommandResult(argv, completed.returncode, completed.stdout, completed.stderr)

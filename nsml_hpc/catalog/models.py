@@ -1,0 +1,143 @@
+"""Catalog tables. Times are epoch seconds (floats) so SQLite and PostgreSQL agree exactly.
+
+``XBase`` holds the shared fields, ``X(table=True)`` the stored row, ``XPublic`` what the
+library hands out (with the id).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class SessionBase(SQLModel):
+    name: str = Field(index=True, unique=True, max_length=200)
+    project: str = Field(index=True, max_length=64)
+    number: int
+    user: str = Field(max_length=64)
+    cluster: str = Field(index=True, max_length=64)
+    state: str = Field(index=True, max_length=32)
+    reason: str | None = Field(default=None, max_length=200)
+    exit_code: int | None = None
+    run_dir: str = Field(sa_column_kwargs={"nullable": False}, sa_type=Text)
+    spec_json: str = Field(sa_type=Text)
+    hyperparameters_json: str = Field(default="{}", sa_type=Text)
+    memo: str = Field(default="", sa_type=Text)
+    gpus: int = 0
+    created_at: float
+    submitted_at: float | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    elapsed_s: float | None = None
+    last_step: int | None = None
+    last_metrics_json: str = Field(default="{}", sa_type=Text)
+    metric_count: int = 0
+    malformed_lines: int = 0
+    updated_at: float
+
+
+class SessionRecord(SessionBase, table=True):
+    __tablename__ = "session"
+    __table_args__ = (UniqueConstraint("project", "number", name="uq_session_project_number"),)
+    id: int | None = Field(default=None, primary_key=True)
+
+
+class SessionPublic(SessionBase):
+    id: int
+
+
+class JobRecordRow(SQLModel, table=True):
+    """One Slurm job id of a session (a session can have several over its life)."""
+
+    __tablename__ = "job"
+    __table_args__ = (UniqueConstraint("cluster", "job_id", name="uq_job_cluster_job_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="session.id", index=True, ondelete="CASCADE")
+    cluster: str = Field(max_length=64)
+    job_id: str = Field(max_length=64)
+    state: str = Field(max_length=32)
+    reason: str | None = Field(default=None, max_length=200)
+    exit_code: int | None = None
+    submitted_at: float | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    elapsed_s: float | None = None
+    node_list: str | None = Field(default=None, sa_type=Text)
+
+
+class StateChange(SQLModel, table=True):
+    __tablename__ = "state_change"
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="session.id", index=True, ondelete="CASCADE")
+    at: float
+    state: str = Field(max_length=32)
+    reason: str | None = Field(default=None, max_length=200)
+    job_id: str | None = Field(default=None, max_length=64)
+
+
+class MetricPoint(SQLModel, table=True):
+    """One value of one metric at one reported line (long format)."""
+
+    __tablename__ = "metric_point"
+    __table_args__ = (Index("ix_metric_point_session_name_step", "session_id", "name", "step"),)
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="session.id", ondelete="CASCADE")
+    line: int  # 0-based line number in metrics.jsonl: ties the point to its source
+    step: int | None = None
+    time: float | None = None
+    name: str = Field(max_length=200)
+    value: float | None = None  # None stands for NaN/inf written as such
+
+
+class EventRecord(SQLModel, table=True):
+    """A lifecycle line the job wrapper wrote to events.jsonl."""
+
+    __tablename__ = "event"
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="session.id", index=True, ondelete="CASCADE")
+    at: float | None = None
+    kind: str = Field(max_length=64)
+    job_id: str | None = Field(default=None, max_length=64)
+    data_json: str = Field(default="{}", sa_type=Text)
+
+
+class ScrapeCursor(SQLModel, table=True):
+    """How far a run-directory file has been ingested; moved in the same transaction as its rows."""
+
+    __tablename__ = "scrape_cursor"
+    session_id: int = Field(foreign_key="session.id", primary_key=True, ondelete="CASCADE")
+    file: str = Field(primary_key=True, max_length=200)
+    offset: int = 0
+    lines: int = 0
+    malformed: int = 0
+    updated_at: float = 0.0
+
+
+class ClusterPoll(SQLModel, table=True):
+    """When each cluster was last asked, shared by every process using this catalog."""
+
+    __tablename__ = "cluster_poll"
+    cluster: str = Field(primary_key=True, max_length=64)
+    last_query_at: float = 0.0
+    last_ok: bool = True
+    last_error: str | None = Field(default=None, sa_type=Text)
+    queries: int = 0
+
+
+class CatalogMeta(SQLModel, table=True):
+    __tablename__ = "catalog_meta"
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(sa_type=Text)
+
+
+__all__ = [
+    "CatalogMeta",
+    "ClusterPoll",
+    "EventRecord",
+    "JobRecordRow",
+    "MetricPoint",
+    "ScrapeCursor",
+    "SessionPublic",
+    "SessionRecord",
+    "StateChange",
+]

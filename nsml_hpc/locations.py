@@ -1,0 +1,30 @@
+"""Where nsml-hpc keeps its files by default (XDG directories); tests redirect them by env."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "nsml-hpc"
+
+
+def config_file() -> Path:
+    override = os.environ.get("NSML_HPC_CONFIG")
+    if override:
+        return Path(override).expanduser()
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def default_catalog_url() -> str:
+    return f"sqlite:///{data_dir() / 'catalog.db'}"
+
+
+def default_run_root() -> Path:
+    # The home directory is on the shared file system on practically every Slurm cluster.
+    return Path.home() / "nsml-runs"

@@ -1,0 +1,65 @@
+"""User settings: the TOML config file, overridden by ``NSML_HPC_*`` environment variables.
+
+```toml
+catalog = "postgresql+psycopg://team@db/nsml"   # default: SQLite under the XDG data dir
+run_root = "/shared/home/me/nsml-runs"
+poll_floor_seconds = 5        # never ask Slurm more often than this, whoever asks
+submit_grace_seconds = 60     # a fresh job missing from sacct is not lost before this
+max_code_mb = 100             # size guard for the code snapshot
+```
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nsml_hpc import locations
+from nsml_hpc.errors import ConfigError
+
+MIN_POLL_FLOOR = 0.5
+
+
+@dataclass(frozen=True)
+class Settings:
+    catalog_url: str
+    run_root: Path
+    poll_floor_seconds: float = 5.0
+    submit_grace_seconds: float = 60.0
+    max_code_bytes: int = 100 * 1024 * 1024
+
+
+def _number(name: str, value: Any, minimum: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value!r}")
+    return number
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    path = locations.config_file()
+    data: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text("utf-8"))
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    catalog = env.get("NSML_HPC_CATALOG") or data.get("catalog") or locations.default_catalog_url()
+    run_root = env.get("NSML_HPC_RUN_ROOT") or data.get("run_root")
+    floor = env.get("NSML_HPC_POLL_FLOOR") or data.get("poll_floor_seconds", 5.0)
+    grace = env.get("NSML_HPC_SUBMIT_GRACE") or data.get("submit_grace_seconds", 60.0)
+    max_code_mb = data.get("max_code_mb", 100)
+    return Settings(
+        catalog_url=str(catalog),
+        run_root=Path(run_root).expanduser() if run_root else locations.default_run_root(),
+        poll_floor_seconds=_number("poll_floor_seconds", floor, MIN_POLL_FLOOR),
+        submit_grace_seconds=_number("submit_grace_seconds", grace, 0.0),
+        max_code_bytes=int(_number("max_code_mb", max_code_mb, 0.001) * 1024 * 1024),
+    )

@@ -1,0 +1,55 @@
+"""What one Slurm query says about one job, independent of how it was asked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nsml_hpc.slurm.states import SessionState
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    job_id: str
+    state: SessionState
+    slurm_state: str
+    reason: str | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    submitted_at: float | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    elapsed_s: float | None = None
+    gpus: int | None = None
+    node_list: str | None = None
+
+
+def parse_exit_code(text: str) -> tuple[int | None, int | None]:
+    """``"3:0"`` -> ``(3, 0)``; ``"0:15"`` -> ``(0, 15)``; empty -> ``(None, None)``."""
+    text = text.strip()
+    if not text:
+        return None, None
+    code, _, signal = text.partition(":")
+    return int(code), int(signal) if signal else None
+
+
+def gpus_in_tres(tres: str) -> int | None:
+    """GPU count in a TRES string such as ``billing=1,cpu=1,gres/gpu=2,node=1``.
+
+    The untyped ``gres/gpu`` total wins; with only typed entries (``gres/gpu:a100=2``) they add up.
+    """
+    untyped: int | None = None
+    typed: int | None = None
+    for item in tres.split(","):
+        key, _, value = item.partition("=")
+        if not value.isdigit():
+            continue
+        if key == "gres/gpu":
+            untyped = int(value)
+        elif key.startswith("gres/gpu:"):
+            typed = (typed or 0) + int(value)
+    return untyped if untyped is not None else typed
+
+
+def clean_reason(text: str) -> str | None:
+    text = text.strip()
+    return None if text in ("", "None", "(null)") else text

@@ -1,0 +1,246 @@
+"""One sync: ask each cluster about its live sessions (ONE sacct call per cluster), apply the
+state changes, and ingest what the jobs wrote to their run directories since the last sync.
+
+Kind to the cluster: the poll floor is shared through the catalog, so however many processes
+sync, a cluster is asked at most once per floor. A job missing from sacct right after
+submission waits out a grace period; only then is squeue asked (once, for all such jobs).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlmodel import col, select
+
+from nsml_hpc.backends.base import SlurmBackend
+from nsml_hpc.catalog.engine import Catalog
+from nsml_hpc.catalog.metrics import (
+    EVENTS_FILE,
+    METRICS_FILE,
+    CursorState,
+    load_cursors,
+    store_event_batch,
+    store_metric_batch,
+)
+from nsml_hpc.catalog.models import JobRecordRow, SessionRecord, StateChange
+from nsml_hpc.catalog.polls import claim_poll, record_poll_result
+from nsml_hpc.catalog.sessions import (
+    discard_session,
+    jobs_of,
+    live_sessions,
+    mark_submitted,
+    stale_reservations,
+)
+from nsml_hpc.errors import NsmlError
+from nsml_hpc.rundir import read_job_id_marker, remove_run_dir
+from nsml_hpc.scrape import parse_event_lines, parse_metric_lines, read_new_lines
+from nsml_hpc.settings import Settings
+from nsml_hpc.slurm.records import JobRecord
+from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
+
+STALE_RESERVATION_SECONDS = 3600.0
+RECENTLY_ENDED_SECONDS = 120.0  # keep scraping a little after the end (slow shared FS)
+SINCE_MARGIN_SECONDS = 300.0
+
+BackendFor = Callable[[str], SlurmBackend]
+
+
+@dataclass
+class SyncReport:
+    queried: list[str] = field(default_factory=list)
+    skipped_by_floor: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    state_changes: int = 0
+    new_points: int = 0
+    new_events: int = 0
+    malformed_lines: int = 0
+    sessions_scraped: int = 0
+
+
+def sync(
+    catalog: Catalog,
+    settings: Settings,
+    backend_for: BackendFor,
+    *,
+    now: float | None = None,
+) -> SyncReport:
+    """Bring the catalog up to date with Slurm and the run directories."""
+    now = time.time() if now is None else now
+    report = SyncReport()
+    _drop_stale_reservations(catalog, now)
+    live = live_sessions(catalog, now)
+    by_cluster: dict[str, list[SessionRecord]] = defaultdict(list)
+    for record in live:
+        by_cluster[record.cluster].append(record)
+    jobs = jobs_of(catalog, [record.id for record in live if record.id is not None])
+    for cluster, sessions in sorted(by_cluster.items()):
+        if not claim_poll(catalog, cluster, now, settings.poll_floor_seconds):
+            report.skipped_by_floor.append(cluster)
+            continue
+        report.queried.append(cluster)
+        try:
+            records = _ask_cluster(backend_for(cluster), sessions, jobs, settings, now)
+        except NsmlError as exc:
+            report.errors[cluster] = str(exc)
+            record_poll_result(catalog, cluster, str(exc))
+            continue
+        record_poll_result(catalog, cluster, None)
+        report.state_changes += _apply_records(catalog, sessions, jobs, records, now)
+    _scrape(catalog, _sessions_to_scrape(catalog, live, now), report, now)
+    return report
+
+
+def _latest_job(jobs: dict[int, list[JobRecordRow]], record: SessionRecord) -> JobRecordRow | None:
+    history = jobs.get(record.id or -1, [])
+    return history[-1] if history else None
+
+
+def _ask_cluster(
+    backend: SlurmBackend,
+    sessions: list[SessionRecord],
+    jobs: dict[int, list[JobRecordRow]],
+    settings: Settings,
+    now: float,
+) -> dict[str, JobRecord]:
+    """Records by job id: one sacct call, plus one squeue call only for overdue missing jobs."""
+    latest = [job for job in (_latest_job(jobs, record) for record in sessions) if job]
+    if not latest:
+        return {}
+    since = min(job.submitted_at or now for job in latest) - SINCE_MARGIN_SECONDS
+    found = {rec.job_id: rec for rec in backend.query([job.job_id for job in latest], since)}
+    overdue = [
+        job.job_id
+        for job in latest
+        if job.job_id not in found
+        and now - (job.submitted_at or now) > settings.submit_grace_seconds
+    ]
+    if overdue:
+        queued = {rec.job_id: rec for rec in backend.queue(overdue)}
+        for job_id in overdue:
+            found[job_id] = queued.get(job_id) or JobRecord(
+                job_id=job_id,
+                state=SessionState.LOST,
+                slurm_state="UNKNOWN",
+                reason="Slurm no longer knows this job",
+            )
+    return found
+
+
+def _apply_records(
+    catalog: Catalog,
+    sessions: list[SessionRecord],
+    jobs: dict[int, list[JobRecordRow]],
+    records: dict[str, JobRecord],
+    now: float,
+) -> int:
+    """Write what changed, in one transaction; returns the number of state changes."""
+    changes = 0
+    with catalog.session() as db:
+        for session in sessions:
+            job = _latest_job(jobs, session)
+            if job is None or job.job_id not in records:
+                continue
+            rec = records[job.job_id]
+            job_changed = (job.state, job.reason, job.exit_code, job.started_at, job.ended_at) != (
+                rec.state,
+                rec.reason,
+                rec.exit_code,
+                rec.started_at or job.started_at,
+                rec.ended_at,
+            )
+            if not job_changed and rec.elapsed_s == job.elapsed_s:
+                continue
+            job.state, job.reason, job.exit_code = rec.state, rec.reason, rec.exit_code
+            job.started_at = rec.started_at or job.started_at
+            job.ended_at, job.elapsed_s = rec.ended_at, rec.elapsed_s
+            job.node_list = rec.node_list or job.node_list
+            db.add(job)
+            row = db.get(SessionRecord, session.id)
+            if row is None:
+                continue
+            if (row.state, row.reason) != (rec.state, rec.reason):
+                changes += 1
+                db.add(
+                    StateChange(
+                        session_id=row.id or 0,
+                        at=now,
+                        state=rec.state,
+                        reason=rec.reason,
+                        job_id=rec.job_id,
+                    )
+                )
+            row.state, row.reason, row.exit_code = rec.state, rec.reason, rec.exit_code
+            row.started_at = row.started_at or rec.started_at
+            if rec.state in TERMINAL_STATES:
+                row.ended_at = rec.ended_at or now
+            else:
+                row.ended_at = rec.ended_at if rec.state == SessionState.PREEMPTED else None
+            row.elapsed_s = rec.elapsed_s
+            row.updated_at = now
+            db.add(row)
+    return changes
+
+
+def _sessions_to_scrape(
+    catalog: Catalog, live: list[SessionRecord], now: float
+) -> list[SessionRecord]:
+    """Live sessions (re-read, so those that just ended are included) and recently ended ones."""
+    ids = [record.id for record in live]
+    with catalog.session() as db:
+        rows = db.exec(
+            select(SessionRecord).where(
+                (col(SessionRecord.id).in_(ids))
+                | (col(SessionRecord.ended_at) >= now - RECENTLY_ENDED_SECONDS)
+            )
+        ).all()
+    return list(rows)
+
+
+def _scrape(
+    catalog: Catalog, sessions: list[SessionRecord], report: SyncReport, now: float
+) -> None:
+    cursors = load_cursors(catalog, [record.id for record in sessions if record.id is not None])
+    for record in sessions:
+        if record.id is None:
+            continue
+        run_dir = Path(record.run_dir)
+        report.sessions_scraped += 1
+        for file in (METRICS_FILE, EVENTS_FILE):
+            cursor = cursors.get((record.id, file), CursorState())
+            path = run_dir / file
+            try:
+                size = path.stat().st_size
+            except OSError:
+                continue
+            if size <= cursor.offset:
+                continue  # unchanged (or truncated: its points are already in)
+            chunk, new_offset = read_new_lines(path, cursor.offset)
+            if not chunk:
+                continue
+            if file == METRICS_FILE:
+                batch = parse_metric_lines(chunk, cursor.lines, record.id)
+                store_metric_batch(catalog, record.id, batch, cursor, new_offset, now)
+                report.new_points += len(batch.points)
+                report.malformed_lines += batch.malformed
+            else:
+                events = parse_event_lines(chunk, record.id)
+                store_event_batch(catalog, record.id, events, cursor, new_offset, now)
+                report.new_events += len(events.events)
+                report.malformed_lines += events.malformed
+
+
+def _drop_stale_reservations(catalog: Catalog, now: float) -> None:
+    """Finish what a crashed ``submit`` left: adopt it if sbatch had answered, else undo it."""
+    for record in stale_reservations(catalog, now - STALE_RESERVATION_SECONDS):
+        if record.id is None:
+            continue
+        job_id = read_job_id_marker(Path(record.run_dir))
+        if job_id is not None:
+            mark_submitted(catalog, record.id, job_id=job_id, cluster=record.cluster, now=now)
+        else:
+            discard_session(catalog, record.id)
+            remove_run_dir(Path(record.run_dir))

@@ -1,0 +1,1 @@
+"""nsml-hpc job templates (Jinja), shipped inside the package."""

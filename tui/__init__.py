@@ -1,0 +1,1 @@
+"""The Textual TUI (issue 6). Nothing in the headless core imports this package."""
