@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sqlmodel import col, select
@@ -106,7 +106,12 @@ def _ask_cluster(
     settings: Settings,
     now: float,
 ) -> dict[str, JobRecord]:
-    """Records by job id: one sacct call, plus one squeue call only for overdue missing jobs."""
+    """Records by job id: ONE sacct call, plus at most ONE squeue call.
+
+    squeue is asked only when it knows something sacct cannot tell: why a job is pending
+    (slurmdbd keeps the reason of a pending job at "None"), and whether a job that sacct
+    still does not show after the grace period is queued or lost.
+    """
     latest = [job for job in (_latest_job(jobs, record) for record in sessions) if job]
     if not latest:
         return {}
@@ -118,8 +123,16 @@ def _ask_cluster(
         if job.job_id not in found
         and now - (job.submitted_at or now) > settings.submit_grace_seconds
     ]
-    if overdue:
-        queued = {rec.job_id: rec for rec in backend.queue(overdue)}
+    reasonless = [
+        job_id
+        for job_id, rec in found.items()
+        if rec.state == SessionState.PENDING and rec.reason is None
+    ]
+    if overdue or reasonless:
+        queued = {rec.job_id: rec for rec in backend.queue(overdue + reasonless)}
+        for job_id in reasonless:
+            if job_id in queued:
+                found[job_id] = _merge_queue_record(found[job_id], queued[job_id])
         for job_id in overdue:
             found[job_id] = queued.get(job_id) or JobRecord(
                 job_id=job_id,
@@ -128,6 +141,13 @@ def _ask_cluster(
                 reason="Slurm no longer knows this job",
             )
     return found
+
+
+def _merge_queue_record(accounting: JobRecord, queued: JobRecord) -> JobRecord:
+    """Accounting times with slurmctld's fresher state and pending reason."""
+    return replace(
+        accounting, state=queued.state, slurm_state=queued.slurm_state, reason=queued.reason
+    )
 
 
 def _apply_records(

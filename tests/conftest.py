@@ -1,0 +1,109 @@
+"""Shared fixtures: an isolated nsml-hpc environment per test, the real Slurm sandbox, and a
+real PostgreSQL server for the catalog tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nsml_hpc.settings import load_settings
+from nsml_hpc.workspace import Workspace
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def nsml_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private catalog, run root and config for one test (XDG paths redirected)."""
+    home = tmp_path / "nsml"
+    home.mkdir()
+    monkeypatch.setenv("NSML_HPC_CATALOG", f"sqlite:///{home / 'catalog.db'}")
+    monkeypatch.setenv("NSML_HPC_RUN_ROOT", str(home / "runs"))
+    monkeypatch.setenv("NSML_HPC_CONFIG", str(home / "config.toml"))
+    monkeypatch.setenv("NSML_HPC_POLL_FLOOR", "0.5")
+    monkeypatch.setenv("NSML_HPC_SUBMIT_GRACE", "30")
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "xdg-data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "xdg-config"))
+    return home
+
+
+@pytest.fixture
+def workspace(nsml_env: Path) -> Iterator[Workspace]:
+    ws = Workspace.open(load_settings())
+    yield ws
+    ws.close()
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A user's code folder, which is the working directory during the test."""
+    code = tmp_path / "proj"
+    code.mkdir()
+    monkeypatch.chdir(code)
+    return code
+
+
+# --- the real Slurm sandbox -------------------------------------------------------------------
+
+
+def _docker_engine_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        done = subprocess.run(["docker", "info"], capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def slurm_sandbox() -> Iterator[str]:
+    """A running Slurm: the compose cluster when a Docker engine answers (unverified here),
+    otherwise the local sandbox, started (idempotently) by the project's own script."""
+    if os.environ.get("NSML_HPC_SANDBOX") == "compose" and _docker_engine_answers():
+        from testcontainers.compose import DockerCompose
+
+        with DockerCompose(str(REPO), compose_file_name="docker-compose.slurm.yml", wait=True):
+            yield "compose"
+        return
+    if os.environ.get("NSML_HPC_SANDBOX") == "external":
+        # A Slurm someone else started (a real cluster's login node, or a sandbox already up).
+        subprocess.run(["sinfo", "--noheader"], check=True, capture_output=True, timeout=30)
+        yield "external"
+        return
+    done = subprocess.run(
+        ["bash", str(REPO / "sandbox" / "slurm-sandbox.sh"), "up"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"the Slurm sandbox did not come up:\n{done.stdout}\n{done.stderr}")
+    yield "local"
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of a real PostgreSQL server (started by scripts/postgres.sh if need be)."""
+    url = os.environ.get("NSML_HPC_TEST_PG_URL")
+    if url:
+        return url
+    done = subprocess.run(
+        ["bash", str(REPO / "scripts" / "postgres.sh")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"PostgreSQL did not start:\n{done.stdout}\n{done.stderr}")
+    return done.stdout.strip().splitlines()[-1]

@@ -1,0 +1,46 @@
+"""The import boundaries: the in-job API loads only the standard library, and the headless
+core never loads Textual."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = ["pandas", "sqlalchemy", "sqlmodel", "textual", "jinja2", "paramiko", "numpy"]
+
+
+def _loaded_after(code: str) -> set[str]:
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_importing_nsml_hpc_in_a_job_loads_nothing_heavy() -> None:
+    loaded = _loaded_after(
+        "import nsml_hpc\nnsml_hpc.report(step=0, loss=1.0)\nnsml_hpc.session.name"
+    )
+    assert not {name for name in loaded for heavy in HEAVY if name.split(".")[0] == heavy}
+
+
+def test_job_wrapper_loads_nothing_heavy() -> None:
+    loaded = _loaded_after("import nsml_hpc.job")
+    assert not {name for name in loaded for heavy in HEAVY if name.split(".")[0] == heavy}
+
+
+def test_headless_core_never_imports_textual() -> None:
+    modules = [
+        "nsml_hpc.cli",
+        "nsml_hpc.sync",
+        "nsml_hpc.submit",
+        "nsml_hpc.actions",
+        "nsml_hpc.views",
+        "nsml_hpc.catalog",
+        "nsml_hpc.backends",
+        "nsml_hpc.render",
+    ]
+    loaded = _loaded_after("\n".join(f"import {module}" for module in modules))
+    assert "nsml_hpc.sync" in loaded
+    assert not any(name.split(".")[0] == "textual" for name in loaded)
