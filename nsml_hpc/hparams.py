@@ -67,6 +67,8 @@ def format_args(hyperparameters: dict[str, HParamValue]) -> list[str]:
             words.append(f"--{name}")
         elif value is False:
             words.extend([f"--{name}", "false"])
+        elif str(value).startswith("-"):
+            words.append(f"--{name}={value}")  # '-a' as its own word would read as a flag
         else:
             words.extend([f"--{name}", str(value)])
     return words

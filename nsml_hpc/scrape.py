@@ -13,15 +13,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 MAX_READ_BYTES = 64 * 1024 * 1024  # per file per sync; the rest waits for the next one
-RESERVED_KEYS = frozenset({"step", "time"})
+
+
+# Column order of the tuples in ``MetricBatch.points`` (the metric_point insert uses it).
+POINT_COLUMNS = ("session_id", "line", "step", "time", "name", "value")
+MetricPointRow = tuple[int, int, int | None, float | None, str, float | None]
 
 
 @dataclass
 class MetricBatch:
-    """Metric points parsed from a run of complete lines."""
+    """Metric points parsed from a run of complete lines, as ``POINT_COLUMNS`` tuples."""
 
-    points: list[dict[str, Any]] = field(default_factory=list)
+    points: list[MetricPointRow] = field(default_factory=list)
     lines: int = 0
     malformed: int = 0
     last_step: int | None = None
@@ -53,51 +59,62 @@ def read_new_lines(path: Path, offset: int, limit: int = MAX_READ_BYTES) -> tupl
     return chunk[: end + 1], offset + end + 1
 
 
-def _number(value: Any) -> float | None:
-    """A metric value as float; ``None`` for NaN/inf (kept as a gap, not dropped)."""
-    number = float(value)
-    return number if math.isfinite(number) else None
+def _load(raw: bytes) -> Any:
+    """orjson for speed; the stdlib for what only it reads (``NaN``/``Infinity`` literals,
+    which ``json.dumps`` writes for non-finite floats)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
 
 
 def parse_metric_lines(chunk: bytes, first_line: int, session_id: int) -> MetricBatch:
-    """Rows for ``metric_point`` from complete ``metrics.jsonl`` lines."""
+    """Rows for ``metric_point`` from complete ``metrics.jsonl`` lines.
+
+    Numbers become points (NaN/inf as ``None``: a gap, not a dropped point); text and bool
+    fields are not metrics and are skipped; a line that is not a JSON object is malformed.
+    """
     batch = MetricBatch()
-    points = batch.points
-    for index, raw in enumerate(chunk.splitlines()):
-        batch.lines += 1
-        line_no = first_line + index
+    add_point = batch.points.append  # bound once: this loop runs per point
+    last_metrics = batch.last_metrics
+    last_step: int | None = None
+    malformed = 0
+    isfinite = math.isfinite
+    fast_loads, decode_error = orjson.loads, orjson.JSONDecodeError
+    lines = chunk.splitlines()
+    for line_no, raw in enumerate(lines, first_line):
         try:
-            record = json.loads(raw)
+            try:
+                record = fast_loads(raw)
+            except decode_error:
+                record = json.loads(raw)  # NaN/Infinity literals that only the stdlib reads
         except ValueError:
-            batch.malformed += 1
+            malformed += 1
             continue
-        if not isinstance(record, dict):
-            batch.malformed += 1
+        if type(record) is not dict:
+            malformed += 1
             continue
-        step = record.get("step")
-        if not isinstance(step, int) or isinstance(step, bool):
+        step = record.pop("step", None)
+        if type(step) is not int:
             step = None
-        when = record.get("time")
-        when = float(when) if isinstance(when, int | float) and not isinstance(when, bool) else None
+        else:
+            last_step = step
+        when = record.pop("time", None)
+        kind = type(when)
+        when = float(when) if kind is float or kind is int else None
         for name, value in record.items():
-            if name in RESERVED_KEYS or isinstance(value, bool):
-                continue
-            if not isinstance(value, int | float):
-                continue  # text fields (e.g. a phase label) are not metric values
-            number = _number(value)
-            points.append(
-                {
-                    "session_id": session_id,
-                    "line": line_no,
-                    "step": step,
-                    "time": when,
-                    "name": name,
-                    "value": number,
-                }
-            )
-            batch.last_metrics[name] = number
-        if step is not None:
-            batch.last_step = step
+            kind = type(value)
+            if kind is float:
+                number = value if isfinite(value) else None
+            elif kind is int:
+                number = float(value)
+            else:
+                continue  # text (a phase label), bool, lists: not metric values
+            add_point((session_id, line_no, step, when, name, number))
+            last_metrics[name] = number
+    batch.lines = len(lines)
+    batch.malformed = malformed
+    batch.last_step = last_step
     return batch
 
 
@@ -107,7 +124,7 @@ def parse_event_lines(chunk: bytes, session_id: int) -> EventBatch:
     for raw in chunk.splitlines():
         batch.lines += 1
         try:
-            record = json.loads(raw)
+            record = _load(raw)
         except ValueError:
             batch.malformed += 1
             continue

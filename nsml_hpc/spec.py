@@ -20,14 +20,14 @@ PROJECT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 SLURM_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}(,[A-Za-z0-9_.-]{1,128})*$")
 CONSTRAINT = re.compile(r"^[A-Za-z0-9_.,&|()\[\]*:!-]{1,512}$")
 MODULE_NAME = re.compile(r"^[A-Za-z0-9_./+-]{1,256}$")
-MEMORY = re.compile(r"^(\d+)([KMGT]?)B?$", re.IGNORECASE)
+MEMORY = re.compile(r"^([0-9]+)([KMGT]?)B?$", re.IGNORECASE)
 TIME_FORMS = (
-    re.compile(r"^(?P<m>\d+)$"),
-    re.compile(r"^(?P<m>\d+):(?P<s>\d+)$"),
-    re.compile(r"^(?P<h>\d+):(?P<m>\d+):(?P<s>\d+)$"),
-    re.compile(r"^(?P<d>\d+)-(?P<h>\d+)$"),
-    re.compile(r"^(?P<d>\d+)-(?P<h>\d+):(?P<m>\d+)$"),
-    re.compile(r"^(?P<d>\d+)-(?P<h>\d+):(?P<m>\d+):(?P<s>\d+)$"),
+    re.compile(r"^(?P<m>[0-9]+)$"),
+    re.compile(r"^(?P<m>[0-9]+):(?P<s>[0-9]+)$"),
+    re.compile(r"^(?P<h>[0-9]+):(?P<m>[0-9]+):(?P<s>[0-9]+)$"),
+    re.compile(r"^(?P<d>[0-9]+)-(?P<h>[0-9]+)$"),
+    re.compile(r"^(?P<d>[0-9]+)-(?P<h>[0-9]+):(?P<m>[0-9]+)$"),
+    re.compile(r"^(?P<d>[0-9]+)-(?P<h>[0-9]+):(?P<m>[0-9]+):(?P<s>[0-9]+)$"),
 )
 MAX_ARG_BYTES = 100_000  # Linux refuses a single argv word over 128 KiB at exec time
 MAX_COUNT = 100_000
@@ -93,7 +93,7 @@ def has_control_characters(text: str) -> bool:
 
 
 def validate_project(name: str) -> str:
-    if not PROJECT_NAME.match(name) or ".." in name:
+    if not PROJECT_NAME.fullmatch(name) or ".." in name:
         raise SpecError(
             f"invalid project name {name!r}: use letters, digits, '-', '_' and '.' "
             "(at most 64, not starting with '.' or '-', no '..')"
@@ -118,7 +118,7 @@ def parse_count(flag: str, text: str | int | None, *, minimum: int = 0) -> int |
 
 def validate_memory(text: str) -> str:
     """Slurm's ``--mem`` form (``16G``, ``512M``, ``2000``), normalised without a trailing B."""
-    match = MEMORY.match(text.strip())
+    match = MEMORY.fullmatch(text.strip())
     if not match or int(match.group(1)) <= 0:
         raise SpecError(f"--mem must be a positive size such as 16G or 512M, got {text!r}")
     return f"{int(match.group(1))}{match.group(2).upper()}"
@@ -127,7 +127,7 @@ def validate_memory(text: str) -> str:
 def time_limit_minutes(text: str) -> float:
     """Minutes in a Slurm time limit (``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``)."""
     for form in TIME_FORMS:
-        match = form.match(text.strip())
+        match = form.fullmatch(text.strip())
         if match:
             parts = {key: int(value) for key, value in match.groupdict().items() if value}
             return (
@@ -148,7 +148,7 @@ def validate_time(text: str) -> str:
 
 
 def validate_slurm_name(flag: str, text: str) -> str:
-    if not SLURM_NAME.match(text):
+    if not SLURM_NAME.fullmatch(text):
         raise SpecError(
             f"{flag} {text!r} is not a valid name (letters, digits, '-', '_', '.', comma-separated)"
         )
@@ -156,7 +156,7 @@ def validate_slurm_name(flag: str, text: str) -> str:
 
 
 def validate_constraint(text: str) -> str:
-    if not CONSTRAINT.match(text):
+    if not CONSTRAINT.fullmatch(text):
         raise SpecError(f"--constraint {text!r} has characters Slurm constraints cannot hold")
     return text
 
@@ -165,7 +165,7 @@ def validate_env_step(step: EnvStep) -> EnvStep:
     flag = f"--{step.kind}"
     if not step.value or has_control_characters(step.value):
         raise SpecError(f"{flag} needs a one-line value without control characters")
-    if step.kind == "module" and not MODULE_NAME.match(step.value):
+    if step.kind == "module" and not MODULE_NAME.fullmatch(step.value):
         raise SpecError(f"--module {step.value!r} is not a module name")
     return step
 

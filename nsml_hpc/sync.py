@@ -8,6 +8,7 @@ submission waits out a grace period; only then is squeue asked (once, for all su
 
 from __future__ import annotations
 
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -150,6 +151,18 @@ def _merge_queue_record(accounting: JobRecord, queued: JobRecord) -> JobRecord:
     )
 
 
+def _job_changed(job: JobRecordRow, rec: JobRecord) -> bool:
+    """A state, reason, exit code or time that matters changed. A running job's growing
+    Elapsed alone is not a change (readers compute it from the start time), so a steady
+    sync of many running jobs writes nothing."""
+    return (job.state, job.reason, job.exit_code, job.ended_at) != (
+        rec.state,
+        rec.reason,
+        rec.exit_code,
+        rec.ended_at,
+    ) or (rec.started_at is not None and job.started_at != rec.started_at)
+
+
 def _apply_records(
     catalog: Catalog,
     sessions: list[SessionRecord],
@@ -158,30 +171,25 @@ def _apply_records(
     now: float,
 ) -> int:
     """Write what changed, in one transaction; returns the number of state changes."""
+    changed: dict[int, tuple[JobRecordRow, JobRecord]] = {}
+    for session in sessions:
+        job = _latest_job(jobs, session)
+        if job is not None and session.id is not None and job.job_id in records:
+            rec = records[job.job_id]
+            if _job_changed(job, rec):
+                changed[session.id] = (job, rec)
+    if not changed:
+        return 0
     changes = 0
     with catalog.session() as db:
-        for session in sessions:
-            job = _latest_job(jobs, session)
-            if job is None or job.job_id not in records:
-                continue
-            rec = records[job.job_id]
-            job_changed = (job.state, job.reason, job.exit_code, job.started_at, job.ended_at) != (
-                rec.state,
-                rec.reason,
-                rec.exit_code,
-                rec.started_at or job.started_at,
-                rec.ended_at,
-            )
-            if not job_changed and rec.elapsed_s == job.elapsed_s:
-                continue
+        rows = db.exec(select(SessionRecord).where(col(SessionRecord.id).in_(list(changed))))
+        for row in rows:
+            job, rec = changed[row.id or 0]
             job.state, job.reason, job.exit_code = rec.state, rec.reason, rec.exit_code
             job.started_at = rec.started_at or job.started_at
             job.ended_at, job.elapsed_s = rec.ended_at, rec.elapsed_s
             job.node_list = rec.node_list or job.node_list
             db.add(job)
-            row = db.get(SessionRecord, session.id)
-            if row is None:
-                continue
             if (row.state, row.reason) != (rec.state, rec.reason):
                 changes += 1
                 db.add(
@@ -207,48 +215,49 @@ def _apply_records(
 
 def _sessions_to_scrape(
     catalog: Catalog, live: list[SessionRecord], now: float
-) -> list[SessionRecord]:
-    """Live sessions (re-read, so those that just ended are included) and recently ended ones."""
-    ids = [record.id for record in live]
+) -> list[tuple[int, str]]:
+    """(id, run_dir) of the live sessions (those that just ended included) and of sessions
+    that ended recently, whose last lines a slow shared file system may show late."""
+    targets = {record.id: record.run_dir for record in live if record.id is not None}
     with catalog.session() as db:
-        rows = db.exec(
-            select(SessionRecord).where(
-                (col(SessionRecord.id).in_(ids))
-                | (col(SessionRecord.ended_at) >= now - RECENTLY_ENDED_SECONDS)
+        recent = db.exec(
+            select(SessionRecord.id, SessionRecord.run_dir).where(
+                col(SessionRecord.ended_at) >= now - RECENTLY_ENDED_SECONDS
             )
         ).all()
-    return list(rows)
+    for session_id, run_dir in recent:
+        if session_id is not None:
+            targets[session_id] = run_dir
+    return sorted(targets.items())
 
 
 def _scrape(
-    catalog: Catalog, sessions: list[SessionRecord], report: SyncReport, now: float
+    catalog: Catalog, targets: list[tuple[int, str]], report: SyncReport, now: float
 ) -> None:
-    cursors = load_cursors(catalog, [record.id for record in sessions if record.id is not None])
-    for record in sessions:
-        if record.id is None:
-            continue
-        run_dir = Path(record.run_dir)
+    cursors = load_cursors(catalog, [session_id for session_id, _ in targets])
+    empty = CursorState()
+    for session_id, run_dir in targets:
         report.sessions_scraped += 1
         for file in (METRICS_FILE, EVENTS_FILE):
-            cursor = cursors.get((record.id, file), CursorState())
-            path = run_dir / file
+            cursor = cursors.get((session_id, file), empty)
+            path = f"{run_dir}/{file}"
             try:
-                size = path.stat().st_size
+                size = os.stat(path).st_size  # noqa: PTH116 - 3x faster than pathlib here
             except OSError:
                 continue
             if size <= cursor.offset:
                 continue  # unchanged (or truncated: its points are already in)
-            chunk, new_offset = read_new_lines(path, cursor.offset)
+            chunk, new_offset = read_new_lines(Path(path), cursor.offset)
             if not chunk:
                 continue
             if file == METRICS_FILE:
-                batch = parse_metric_lines(chunk, cursor.lines, record.id)
-                store_metric_batch(catalog, record.id, batch, cursor, new_offset, now)
+                batch = parse_metric_lines(chunk, cursor.lines, session_id)
+                store_metric_batch(catalog, session_id, batch, cursor, new_offset, now)
                 report.new_points += len(batch.points)
                 report.malformed_lines += batch.malformed
             else:
-                events = parse_event_lines(chunk, record.id)
-                store_event_batch(catalog, record.id, events, cursor, new_offset, now)
+                events = parse_event_lines(chunk, session_id)
+                store_event_batch(catalog, session_id, events, cursor, new_offset, now)
                 report.new_events += len(events.events)
                 report.malformed_lines += events.malformed
 

@@ -123,7 +123,7 @@ def test_a_failed_batch_leaves_neither_points_nor_a_moved_cursor(catalog: Catalo
     mark_submitted(catalog, session_id, job_id="5", cluster="local", now=1001.0)
     chunk = b'{"step":1,"loss":0.5}\n'
     batch = parse_metric_lines(chunk, 0, session_id)
-    batch.points.append({"session_id": session_id, "line": 1, "name": None, "value": 1.0})
+    batch.points.append((session_id, 1, None, None, None, 1.0))  # type: ignore[arg-type]
     with pytest.raises(CatalogError):
         store_metric_batch(catalog, session_id, batch, CursorState(), len(chunk), 1002.0)
     assert metric_lines(catalog, session_id) == []

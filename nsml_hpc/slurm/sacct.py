@@ -37,6 +37,12 @@ def sacct_command(job_ids: list[str], since: float) -> list[str]:
     ]
 
 
+def _node_list(text: str) -> str | None:
+    """sacct prints ``None assigned`` for a job that never ran."""
+    text = text.strip()
+    return None if not text or text.startswith("None") else text
+
+
 def parse_sacct(text: str) -> list[JobRecord]:
     """Records from sacct output; lines of other shapes (warnings) are skipped."""
     records: list[JobRecord] = []
@@ -63,7 +69,7 @@ def parse_sacct(text: str) -> list[JobRecord]:
                 ended_at=parse_timestamp(row["End"]),
                 elapsed_s=parse_duration(row["Elapsed"]),
                 gpus=gpus_in_tres(row["AllocTRES"]),
-                node_list=row["NodeList"] or None,
+                node_list=_node_list(row["NodeList"]),
             )
         )
     return records

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Quick start, command 2: the whole test suite, against the real Slurm sandbox and a real
+# PostgreSQL server, plus lint and type checks. CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash sandbox/slurm-sandbox.sh up
+NSML_HPC_TEST_PG_URL=$(bash scripts/postgres.sh | tail -n 1)
+export NSML_HPC_TEST_PG_URL
+
+echo "test: ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "test: mypy"
+.venv/bin/mypy
+echo "test: pytest"
+status=0
+.venv/bin/python -m pytest "$@" || status=$?
+if [ "$status" -eq 5 ]; then
+  echo "test: pytest collected no tests; that is a failure here" >&2
+  exit 1
+fi
+exit "$status"
