@@ -14,7 +14,7 @@ def format_number(value: float | None) -> str:
     return f"{value:.4g}"
 
 
-def format_metrics(metrics: dict[str, float | None], width: int = 60) -> str:
+def format_metrics(metrics: dict[str, float | None], width: int = 72) -> str:
     text = " ".join(f"{name}={format_number(value)}" for name, value in sorted(metrics.items()))
     return text if len(text) <= width else text[: width - 1] + "…"
 

@@ -101,12 +101,7 @@ def test_formatted_args_read_back_to_the_same_dict(params):
     assert parse_hyperparameters(format_args(params)) == params
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: format_args writes '--x -inf' / '--x -a' as two words and '-inf'/'-a' "
-    "then reads as a flag; writing '--x=-inf' would round-trip",
-)
-@pytest.mark.parametrize("value", [-math.inf, "-a"])
+@pytest.mark.parametrize("value", [-math.inf, "-a", "--", "-", "-x=1"])
 def test_values_starting_with_a_dash_round_trip(value):
     assert parse_hyperparameters(format_args({"x": value})) == {"x": value}
 

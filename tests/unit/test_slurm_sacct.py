@@ -116,11 +116,6 @@ def test_pending_job_has_neither_start_nor_allocation(live):
     assert job.reason is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: sacct prints 'None assigned' as NodeList of jobs that never ran; "
-    "parse_sacct keeps it as a node name",
-)
 def test_job_that_never_ran_has_no_node_list(live, mixed):
     assert live["22"].node_list is None
     assert mixed["19"].node_list is None

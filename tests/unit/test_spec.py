@@ -55,12 +55,15 @@ def test_project_names_that_could_escape_a_path_or_a_line_are_refused(name):
         validate_project(name)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bug: PROJECT_NAME uses '$', which also matches before a final newline"
-)
-def test_project_name_with_a_trailing_newline_is_refused():
+@pytest.mark.parametrize("validate", [validate_project, validate_constraint, validate_memory])
+def test_trailing_newline_is_refused_not_matched_by_a_dollar_anchor(validate):
     with pytest.raises(SpecError):
-        validate_project("mnist\n")
+        validate("mnist\n" if validate is validate_project else "a100\n")
+
+
+def test_slurm_name_with_a_trailing_newline_is_refused():
+    with pytest.raises(SpecError):
+        validate_slurm_name("--qos", "normal\n")
 
 
 @pytest.mark.parametrize(
@@ -122,13 +125,15 @@ def test_zero_or_unreadable_time_limits_are_refused(text):
         validate_time(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: TIME_FORMS use \\d, which matches non-ASCII digits; the text reaches --time= as is",
-)
-def test_time_limit_in_non_ascii_digits_is_refused():
-    with pytest.raises(SpecError):
-        validate_time("٣٠")
+@pytest.mark.parametrize("text", ["٣٠", "١:٠٠:٠٠"])
+def test_time_limit_in_non_ascii_digits_is_refused(text):
+    with pytest.raises(SpecError, match="--time"):
+        validate_time(text)
+
+
+def test_memory_in_non_ascii_digits_is_refused():
+    with pytest.raises(SpecError, match="--mem"):
+        validate_memory("٣G")
 
 
 @pytest.mark.parametrize("name", ["debug", "gpu-a100", "p.1", "a,b", "a_b"])
