@@ -70,9 +70,8 @@ def main() -> None:
         "w2": rng.normal(scale=1.0 / np.sqrt(args.hidden), size=(args.hidden, 1)),
         "b2": np.zeros(1),
     }
-    print(
-        f"session={nsml_hpc.session.name} gpus={os.environ.get('CUDA_VISIBLE_DEVICES')} args={vars(args)}"
-    )
+    gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
+    print(f"session={nsml_hpc.session.name} gpus={gpus} args={vars(args)}")
     for epoch in range(1, args.epochs + 1):
         order = rng.permutation(len(x_train))
         for start in range(0, len(order), args.batch_size):

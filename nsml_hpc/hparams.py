@@ -12,7 +12,9 @@ import re
 HParamValue = int | float | bool | str
 
 _FLAG = re.compile(r"^--?([A-Za-z_][A-Za-z0-9_.-]*)(?:=(.*))?$", re.DOTALL)
-_NUMBER_LIKE = re.compile(r"^-?(\d|\.\d)")
+_NUMBER_LIKE = re.compile(r"^-?([0-9]|\.[0-9])")
+_INTEGER = re.compile(r"[-+]?[0-9]+")
+_FLOAT = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 
 
 def coerce(text: str) -> HParamValue:
@@ -20,15 +22,11 @@ def coerce(text: str) -> HParamValue:
     lowered = text.lower()
     if lowered in ("true", "false"):
         return lowered == "true"
-    try:
+    if _INTEGER.fullmatch(text):
         return int(text)
-    except ValueError:
-        pass
-    try:
-        value = float(text)
-    except ValueError:
-        return text
-    return value if _NUMBER_LIKE.match(text) or lowered in ("inf", "-inf", "nan") else text
+    if _FLOAT.fullmatch(text) or lowered in ("inf", "-inf", "nan"):
+        return float(text)
+    return text
 
 
 def _is_value(word: str) -> bool:

@@ -68,6 +68,18 @@ def _load(raw: bytes) -> Any:
         return json.loads(raw)
 
 
+def _finite_or_none(value: Any) -> float | None:
+    """A JSON number as a finite float; ``None`` for anything else (bools, huge ints, NaN)."""
+    kind = type(value)
+    if kind is not int and kind is not float:
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def parse_metric_lines(chunk: bytes, first_line: int, session_id: int) -> MetricBatch:
     """Rows for ``metric_point`` from complete ``metrics.jsonl`` lines.
 
@@ -99,15 +111,13 @@ def parse_metric_lines(chunk: bytes, first_line: int, session_id: int) -> Metric
             step = None
         else:
             last_step = step
-        when = record.pop("time", None)
-        kind = type(when)
-        when = float(when) if kind is float or kind is int else None
+        when = _finite_or_none(record.pop("time", None))
         for name, value in record.items():
             kind = type(value)
             if kind is float:
                 number = value if isfinite(value) else None
             elif kind is int:
-                number = float(value)
+                number = _finite_or_none(value)
             else:
                 continue  # text (a phase label), bool, lists: not metric values
             add_point((session_id, line_no, step, when, name, number))
@@ -137,7 +147,7 @@ def parse_event_lines(chunk: bytes, session_id: int) -> EventBatch:
         batch.events.append(
             {
                 "session_id": session_id,
-                "at": float(at) if isinstance(at, int | float) else None,
+                "at": _finite_or_none(at),
                 "kind": record["event"][:64],
                 "job_id": str(job_id)[:64] if job_id is not None else None,
                 "data_json": json.dumps(data, sort_keys=True),

@@ -105,6 +105,8 @@ def parse_count(flag: str, text: str | int | None, *, minimum: int = 0) -> int |
     """A whole number >= ``minimum`` from a flag value; ``None`` stays ``None``."""
     if text is None:
         return None
+    if isinstance(text, bool):
+        raise SpecError(f"{flag} must be a whole number >= {minimum}, got {text!r}")
     value = text if isinstance(text, int) else None
     if value is None:
         stripped = str(text).strip()

@@ -26,10 +26,15 @@ def slurm_error_line(result: CommandResult) -> str:
     errors = [line for line in lines if "error" in line.lower()] or lines
     if not errors:
         return f"exit code {result.returncode}"
-    text = errors[-1]
-    for prefix in (f"{result.argv[0]}: error: ", f"{result.argv[0]}: fatal: "):
-        text = text.removeprefix(prefix)
-    return text.removeprefix("Batch job submission failed: ")
+    messages: list[str] = []
+    for line in errors:
+        for prefix in (f"{result.argv[0]}: error: ", f"{result.argv[0]}: fatal: "):
+            line = line.removeprefix(prefix)
+        line = line.removeprefix("Batch job submission failed: ")
+        if line.lower() not in (seen.lower() for seen in messages):
+            messages.append(line)
+    # The first line often names the bad value ("invalid partition specified: gpux").
+    return "; ".join(messages)
 
 
 def parse_job_id(stdout: str) -> str:

@@ -10,7 +10,9 @@ from nsml_hpc.errors import BackendError
 
 
 def _failed(argv0: str, stderr: str, returncode: int = 1) -> CommandResult:
-    return CommandResult(argv=[argv0, "--parsable"], returncode=returncode, stdout="", stderr=stderr)
+    return CommandResult(
+        argv=[argv0, "--parsable"], returncode=returncode, stdout="", stderr=stderr
+    )
 
 
 @pytest.mark.parametrize(
@@ -29,7 +31,9 @@ def test_real_sbatch_output_gives_its_job_id(data_text):
     assert parse_job_id(data_text("sbatch_ok_stdout.txt")).isdigit()
 
 
-@pytest.mark.parametrize("stdout", ["", "   \n", "Submitted batch job", "abc", "-1", ";nsml", "3.5"])
+@pytest.mark.parametrize(
+    "stdout", ["", "   \n", "Submitted batch job", "abc", "-1", ";nsml", "3.5"]
+)
 def test_output_without_a_job_id_is_a_backend_error(stdout):
     with pytest.raises(BackendError, match="sbatch printed no job id"):
         parse_job_id(stdout)
@@ -38,7 +42,10 @@ def test_output_without_a_job_id_is_a_backend_error(stdout):
 @pytest.mark.parametrize(
     ("sample", "message"),
     [
-        ("sbatch_error_partition.txt", "Invalid partition name specified"),
+        (
+            "sbatch_error_partition.txt",
+            "invalid partition specified: nosuch; Invalid partition name specified",
+        ),
         ("sbatch_error_account.txt", "Invalid account or account/partition combination specified"),
         ("sbatch_error_gres.txt", "Requested node configuration is not available"),
     ],
@@ -59,9 +66,9 @@ def test_fatal_prefix_is_removed_too():
     assert slurm_error_line(_failed("sacct", "sacct: fatal: Bad starttime\n")) == "Bad starttime"
 
 
-def test_last_error_line_wins_over_other_chatter():
+def test_every_distinct_error_line_is_kept_in_order_without_chatter():
     stderr = "sbatch: warning: x\nsbatch: error: first\nnoise\nsbatch: error: second\n"
-    assert slurm_error_line(_failed("sbatch", stderr)) == "second"
+    assert slurm_error_line(_failed("sbatch", stderr)) == "first; second"
 
 
 def test_without_an_error_word_the_last_line_is_used():

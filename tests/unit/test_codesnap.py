@@ -136,9 +136,10 @@ def test_excluded_folder_inside_the_root_is_dropped(project, request):
 
 
 def test_exclude_outside_the_root_changes_nothing(git_project, tmp_path):
-    assert collect_code(git_project, MiB, exclude=[tmp_path / "elsewhere"]).files == collect_code(
-        git_project, MiB
-    ).files
+    assert (
+        collect_code(git_project, MiB, exclude=[tmp_path / "elsewhere"]).files
+        == collect_code(git_project, MiB).files
+    )
 
 
 @pytest.mark.parametrize("project", ["git_project", "plain_project"])
@@ -163,7 +164,9 @@ def test_size_guard_counts_only_files_that_would_be_copied(git_project):
 
 def test_manifest_sizes_add_up(git_project):
     manifest = collect_code(git_project, max_bytes=MiB)
-    assert manifest.total_bytes == sum((git_project / f.relative).stat().st_size for f in manifest.files)
+    assert manifest.total_bytes == sum(
+        (git_project / f.relative).stat().st_size for f in manifest.files
+    )
 
 
 def test_copy_reproduces_the_manifest_files(git_project, tmp_path):

@@ -137,3 +137,14 @@ def test_any_plain_hyperparameters_survive_format_and_parse(params):
     assert {k: type(v) for k, v in parsed.items()} == {
         k: float if isinstance(v, float) else type(v) for k, v in params.items()
     }
+
+
+DASHED_TEXT = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20
+).filter(lambda s: not _looks_like_number_or_bool(s))
+ANY_VALUES = st.one_of(st.integers(), st.floats(allow_nan=False), DASHED_TEXT, st.booleans())
+
+
+@given(st.dictionaries(KEYS, ANY_VALUES, max_size=8))
+def test_values_that_look_like_flags_or_infinities_also_survive(params):
+    assert parse_hyperparameters(format_args(params)) == params

@@ -198,7 +198,6 @@ def test_validate_spec_alone_refuses_hostile_directive_values(field, value):
         validate_spec(_spec_with(field, value))
 
 
-
 def test_constraint_operators_pass_through_unchanged():
     spec = _spec_with("constraint", "a|b")
     assert "#SBATCH --constraint=a|b" in _directive_lines(render_script(spec, CONTEXT))

@@ -72,7 +72,11 @@ def test_gpu_count_is_read_from_every_gres_spelling(gres, gpus):
 
 
 def test_lines_of_other_shapes_and_unknown_states_are_skipped():
-    text = "slurm_load_jobs error: Invalid job id specified\n7|WEIRD|None|N/A|\n8|PENDING|Priority|N/A|\n"
+    text = (
+        "slurm_load_jobs error: Invalid job id specified\n"
+        "7|WEIRD|None|N/A|\n"
+        "8|PENDING|Priority|N/A|\n"
+    )
     (record,) = parse_squeue(text)
     assert (record.job_id, record.reason) == ("8", "Priority")
 

@@ -1,0 +1,73 @@
+"""``nsml-hpc``: a thin command line over the library. Each command opens the workspace, calls
+library functions, and prints; errors become one line on stderr and a non-zero exit code.
+
+Commands live in one module per feature, each with a ``register(commands)`` function listed
+in ``COMMAND_MODULES``.
+
+Exit codes: 0 ok, 1 other error, 2 bad input, 3 not found, 4 Slurm/backend, 5 config/catalog,
+130 interrupted. ``submit --follow`` exits with the job's own exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from nsml_hpc import __version__
+from nsml_hpc.cli import session_commands
+from nsml_hpc.cli.common import Commands, Parser
+from nsml_hpc.errors import (
+    BackendError,
+    CatalogError,
+    ConfigError,
+    NotFoundError,
+    NsmlError,
+    SpecError,
+)
+
+COMMAND_MODULES = [
+    session_commands,
+]
+
+EXIT_CODES: list[tuple[type[NsmlError], int]] = [
+    (SpecError, 2),
+    (NotFoundError, 3),
+    (BackendError, 4),
+    (ConfigError, 5),
+    (CatalogError, 5),
+    (NsmlError, 1),
+]
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="nsml-hpc", description="NSML for Slurm: train, follow, compare.")
+    parser.add_argument("--version", action="version", version=f"nsml-hpc {__version__}")
+    commands = Commands(parser.add_subparsers(dest="command", required=True, parser_class=Parser))
+    for module in COMMAND_MODULES:
+        module.register(commands)
+    return parser
+
+
+def exit_code_for(error: NsmlError) -> int:
+    for kind, code in EXIT_CODES:
+        if isinstance(error, kind):
+            return code
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args))
+    except NsmlError as error:
+        print(f"nsml-hpc: error: {error}", file=sys.stderr)
+        return exit_code_for(error)
+    except KeyboardInterrupt:
+        print("nsml-hpc: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Pieces every command module shares: the one-line-error parser, resource flags, and the
+workspace a command opens."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from nsml_hpc.errors import SpecError
+from nsml_hpc.spec import EnvStep, Resources, parse_count, validate_memory
+
+if TYPE_CHECKING:
+    from nsml_hpc.workspace import Workspace
+
+Command = Callable[[argparse.Namespace], int]
+
+
+class UsageError(SpecError):
+    """The command line itself is wrong (unknown flag, missing argument)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage, so every error is one line."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see: {self.prog} --help)")
+
+
+class Commands:
+    """Registers sub-commands; each command's docstring is its help."""
+
+    def __init__(self, subparsers: Any) -> None:
+        self._subparsers = subparsers
+
+    def add(self, name: str, func: Command, **kwargs: Any) -> argparse.ArgumentParser:
+        doc = func.__doc__ or ""
+        sub: argparse.ArgumentParser = self._subparsers.add_parser(
+            name, help=doc.strip().splitlines()[0] if doc else None, description=doc, **kwargs
+        )
+        sub.set_defaults(func=func)
+        return sub
+
+    def group(self, name: str, help_text: str) -> Commands:
+        """A command with sub-commands of its own (``nsml-hpc model ls``)."""
+        parser = self._subparsers.add_parser(name, help=help_text, description=help_text)
+        return Commands(
+            parser.add_subparsers(dest=f"{name}_command", required=True, parser_class=Parser)
+        )
+
+
+class EnvAction(argparse.Action):
+    """Collect --setup/--module/--venv/--conda in command-line order."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        steps = list(getattr(namespace, "environment", None) or [])
+        kind = self.dest.removeprefix("env_")
+        steps.append(EnvStep(kind=kind, value=str(values)))  # type: ignore[arg-type]
+        namespace.environment = steps
+
+
+def add_resource_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("resources")
+    group.add_argument("--gpus", default="0", help="GPUs per node (--gres=gpu:N)")
+    group.add_argument("--nodes", default="1", help="number of nodes")
+    group.add_argument("--cpus-per-gpu", help="CPU cores per GPU")
+    group.add_argument("--mem", help="memory per node, e.g. 32G")
+    group.add_argument("--time", help="time limit, e.g. 4:00:00 or 2-00:00")
+    group.add_argument("--partition", help="Slurm partition")
+    group.add_argument("--account", help="Slurm account")
+    group.add_argument("--qos", help="Slurm QOS")
+    group.add_argument("--constraint", help="node features, e.g. a100|h100")
+
+
+def add_environment_flags(parser: argparse.ArgumentParser) -> None:
+    env = parser.add_argument_group("environment (in command-line order)")
+    env.add_argument(
+        "--setup",
+        dest="env_setup",
+        action=EnvAction,
+        metavar="CMD",
+        help="a shell line to run in the job first (repeatable)",
+    )
+    env.add_argument(
+        "--module",
+        dest="env_module",
+        action=EnvAction,
+        metavar="M",
+        help="module load M (repeatable)",
+    )
+    env.add_argument(
+        "--venv", dest="env_venv", action=EnvAction, metavar="DIR", help="activate this virtualenv"
+    )
+    env.add_argument(
+        "--conda", dest="env_conda", action=EnvAction, metavar="ENV", help="conda activate ENV"
+    )
+    parser.set_defaults(environment=[])
+
+
+def environment_steps(args: argparse.Namespace) -> list[EnvStep]:
+    steps: list[EnvStep] = list(args.environment or [])
+    if sum(step.kind in ("venv", "conda") for step in steps) > 1:
+        raise SpecError("give at most one of --venv and --conda")
+    return steps
+
+
+def resources_from(args: argparse.Namespace) -> Resources:
+    return Resources(
+        gpus=parse_count("--gpus", args.gpus) or 0,
+        nodes=parse_count("--nodes", args.nodes, minimum=1) or 1,
+        cpus_per_gpu=parse_count("--cpus-per-gpu", args.cpus_per_gpu, minimum=1),
+        mem=validate_memory(args.mem) if args.mem is not None else None,
+        time=args.time,
+        partition=args.partition,
+        account=args.account,
+        qos=args.qos,
+        constraint=args.constraint,
+    )
+
+
+def default_project(code_root: Path) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", code_root.name).strip(".-")
+    return name[:64] or "default"
+
+
+@contextmanager
+def open_workspace() -> Iterator[Workspace]:
+    from nsml_hpc.workspace import Workspace
+
+    workspace = Workspace.open()
+    try:
+        yield workspace
+    finally:
+        workspace.close()
+
+
+def sync_quietly(workspace: Workspace) -> None:
+    """Sync before showing something; problems become warnings, cached data is still shown."""
+    from nsml_hpc.actions import sync_now
+
+    report = sync_now(workspace)
+    for cluster, error in report.errors.items():
+        warn(f"cluster {cluster} unreachable — showing cached data ({error})")
+    if report.malformed_lines:
+        warn(f"skipped {report.malformed_lines} malformed metric/event line(s); see `show`")
+
+
+def warn(message: str) -> None:
+    print(f"nsml-hpc: warning: {message}", file=sys.stderr)
