@@ -25,18 +25,25 @@ for step in range(int(sys.argv[1])):
 """
 
 SYNCER = """
-import sys, time
+from nsml_hpc.backends.files import LocalFiles
 from nsml_hpc.errors import BackendError
 from nsml_hpc.settings import load_settings
 from nsml_hpc.sync import sync
 from nsml_hpc.workspace import Workspace
 
-def unreachable(cluster):
-    raise BackendError("cluster unreachable in this test")
+class SlurmDown:
+    # Slurm does not answer (the poll floor keeps it from being asked anyway); the run
+    # directories are on the local file system as usual.
+    cluster = "local"
+    files = LocalFiles()
+    def query(self, job_ids, since):
+        raise BackendError("slurmctld is down in this test")
+    queue = query
 
 ws = Workspace.open(load_settings())
+backend = SlurmDown()
 while True:
-    sync(ws.catalog, ws.settings, unreachable)
+    sync(ws.catalog, ws.settings, lambda cluster: backend)
 """
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from nsml_hpc.backends.files import RunFiles
 from nsml_hpc.slurm.records import JobRecord
 
 
@@ -32,6 +33,7 @@ class SlurmBackend(Protocol):
     """One cluster, reached one way (local commands, SSH, pyslurm)."""
 
     cluster: str
+    files: RunFiles  # the cluster's file system, where run directories live
 
     def submit(self, script_path: Path) -> str:
         """Submit the sbatch script at ``script_path`` (on the cluster); return the job id."""

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nsml_hpc.backends.base import CommandResult, CommandRunner
+from nsml_hpc.backends.files import LocalFiles, RunFiles
 from nsml_hpc.backends.runner import LocalRunner
 from nsml_hpc.errors import BackendError, SubmitRefused
 from nsml_hpc.slurm.records import JobRecord
@@ -52,6 +53,7 @@ class CliBackend:
     def __init__(self, cluster: str = "local", runner: CommandRunner | None = None) -> None:
         self.cluster = cluster
         self.runner: CommandRunner = runner or LocalRunner()
+        self.files: RunFiles = LocalFiles()
 
     def submit(self, script_path: Path) -> str:
         result = self.runner.run(["sbatch", "--parsable", str(script_path)], timeout=SUBMIT_TIMEOUT)

@@ -3,6 +3,7 @@ the tables, and the schema version that later releases migrate from."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,7 +78,14 @@ class Catalog:
         self.engine.dispose()
 
 
+# Modules that define tables: imported before create_all so every table exists. A feature
+# with tables of its own adds its module here (new tables need no migration).
+MODEL_MODULES = ("nsml_hpc.catalog.models",)
+
+
 def _ensure_schema(catalog: Catalog) -> None:
+    for module in MODEL_MODULES:
+        importlib.import_module(module)
     SQLModel.metadata.create_all(catalog.engine)
     with catalog.session() as db:
         row = db.exec(select(CatalogMeta).where(CatalogMeta.key == "schema_version")).first()
