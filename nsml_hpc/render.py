@@ -18,7 +18,7 @@ import jinja2
 
 from nsml_hpc import __version__
 from nsml_hpc.errors import SpecError
-from nsml_hpc.spec import EnvStep, SessionSpec
+from nsml_hpc.spec import EnvStep, SessionSpec, warning_seconds
 
 TEMPLATE_PACKAGE = "nsml_hpc.sbatch_templates"
 TEMPLATE_NAME = "job.sbatch.j2"
@@ -49,8 +49,10 @@ def check_cluster_path(label: str, path: str) -> str:
 
 
 def sbatch_directives(spec: SessionSpec, context: ScriptContext) -> list[tuple[str, str]]:
-    """The ``#SBATCH --key=value`` pairs for ``spec``, in a stable order."""
+    """The ``#SBATCH --key=value`` pairs for ``spec``, in a stable order (an empty value is a
+    flag without one, such as ``--requeue``)."""
     res = spec.resources
+    grace = warning_seconds(spec)
     pairs: list[tuple[str, str | int | None]] = [
         ("job-name", context.session_name),
         ("output", f"{context.run_dir}/slurm-%j.out"),
@@ -65,6 +67,10 @@ def sbatch_directives(spec: SessionSpec, context: ScriptContext) -> list[tuple[s
         ("account", res.account),
         ("qos", res.qos),
         ("constraint", res.constraint),
+        # USR2 (NCCL takes USR1) to the batch shell, which exec's the wrapper: it asks the
+        # training code for a snapshot and requeues the job (see nsml_hpc/job.py).
+        ("signal", f"B:USR2@{grace}" if grace > 0 else None),
+        ("requeue" if spec.preemption.requeue else "no-requeue", ""),
     ]
     directives = [(key, str(value)) for key, value in pairs if value is not None]
     for key, value in directives:

@@ -41,6 +41,7 @@ from nsml_hpc.scrape import parse_event_lines, parse_metric_lines
 from nsml_hpc.settings import Settings
 from nsml_hpc.slurm.records import JobRecord
 from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
+from nsml_hpc.snapshot_sync import sync_snapshots
 
 STALE_RESERVATION_SECONDS = 3600.0
 RECENTLY_ENDED_SECONDS = 120.0  # keep scraping a little after the end (slow shared FS)
@@ -59,6 +60,8 @@ class SyncReport:
     new_events: int = 0
     malformed_lines: int = 0
     sessions_scraped: int = 0
+    new_snapshots: int = 0
+    snapshot_problems: dict[str, str] = field(default_factory=dict)  # "session:tag" -> why
 
 
 def sync(
@@ -90,7 +93,18 @@ def sync(
             continue
         record_poll_result(catalog, cluster, None)
         report.state_changes += _apply_records(catalog, sessions, jobs, records, now)
-    _scrape(catalog, _sessions_to_scrape(catalog, live, now), backend_for, report, now)
+    targets = _sessions_to_scrape(catalog, live, now)
+    with_new_events = _scrape(catalog, targets, backend_for, report, now)
+    snapshots = sync_snapshots(
+        catalog,
+        targets,
+        lambda cluster: backend_for(cluster).files,
+        now,
+        sessions_with_new_events=sorted(with_new_events),
+        names={record.id: record.name for record in live if record.id is not None},
+    )
+    report.new_snapshots = snapshots.added
+    report.snapshot_problems = snapshots.problems
     return report
 
 
@@ -238,7 +252,9 @@ def _scrape(
     backend_for: BackendFor,
     report: SyncReport,
     now: float,
-) -> None:
+) -> set[int]:
+    """Ingest new metric and event lines; returns the sessions that got new events."""
+    with_new_events: set[int] = set()
     cursors = load_cursors(catalog, [session_id for session_id, _, _ in targets])
     empty = CursorState()
     for session_id, cluster, run_dir in targets:
@@ -267,6 +283,9 @@ def _scrape(
                 store_event_batch(catalog, session_id, events, cursor, new_offset, now)
                 report.new_events += len(events.events)
                 report.malformed_lines += events.malformed
+                if events.events:
+                    with_new_events.add(session_id)
+    return with_new_events
 
 
 def _drop_stale_reservations(catalog: Catalog, now: float) -> None:

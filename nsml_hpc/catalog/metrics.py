@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import exists, func, insert
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import EventRecord, MetricPoint, ScrapeCursor, SessionRecord
+from nsml_hpc.catalog.snapshot_models import JobRunRecord
 from nsml_hpc.scrape import POINT_COLUMNS, EventBatch, MetricBatch, MetricPointRow
 
 METRICS_FILE = "metrics.jsonl"
@@ -116,21 +117,46 @@ def store_event_batch(
         )
 
 
-def metric_rows(catalog: Catalog, session_id: int) -> list[MetricPoint]:
+def superseded(point: Any = MetricPoint) -> Any:
+    """SQL condition: the point belongs to the tail an earlier job run lost and a later run
+    (requeued, resumed from a snapshot) redid. Readers hide these; the file keeps them."""
+    run = JobRunRecord
+    return exists().where(
+        run.session_id == point.session_id,
+        col(run.supersede_from_step).is_not(None),
+        point.line < run.first_line,
+        point.step >= run.supersede_from_step,
+    )
+
+
+def metric_rows(
+    catalog: Catalog, session_id: int, *, include_superseded: bool = False
+) -> list[MetricPoint]:
+    query = select(MetricPoint).where(MetricPoint.session_id == session_id)
+    if not include_superseded:
+        query = query.where(~superseded())
     with catalog.session() as db:
-        return list(
+        return list(db.exec(query.order_by(col(MetricPoint.line), col(MetricPoint.id))).all())
+
+
+def superseded_count(catalog: Catalog, session_id: int) -> int:
+    with catalog.session() as db:
+        return int(
             db.exec(
-                select(MetricPoint)
-                .where(MetricPoint.session_id == session_id)
-                .order_by(col(MetricPoint.line), col(MetricPoint.id))
-            ).all()
+                select(func.count())
+                .select_from(MetricPoint)
+                .where(MetricPoint.session_id == session_id, superseded())
+            ).one()
         )
 
 
-def metric_lines(catalog: Catalog, session_id: int) -> list[dict[str, Any]]:
-    """The stored points regrouped as the lines they came from: ``{"step":…, name: value}``."""
+def metric_lines(
+    catalog: Catalog, session_id: int, *, include_superseded: bool = False
+) -> list[dict[str, Any]]:
+    """The stored points regrouped as the lines they came from: ``{"step":…, name: value}``.
+    Points a resumed job run redid are left out unless ``include_superseded``."""
     lines: dict[int, dict[str, Any]] = {}
-    for point in metric_rows(catalog, session_id):
+    for point in metric_rows(catalog, session_id, include_superseded=include_superseded):
         line = lines.setdefault(point.line, {"step": point.step, "time": point.time})
         line[point.name] = point.value
     return [lines[key] for key in sorted(lines)]
