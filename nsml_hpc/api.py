@@ -149,7 +149,7 @@ _NUMBER_TYPES = (int, float)
 _encode = json.JSONEncoder(separators=(",", ":")).encode  # built once: ~1 µs per call saved
 
 
-def latest_metrics() -> tuple[int | None, dict[str, float]]:
+def latest_metrics() -> tuple[int | None, dict[str, float | None]]:
     """The last reported step and the last value of every metric reported so far."""
     values = {k: v for k, v in _writer.latest.items() if k not in _RESERVED}
     step = _writer.latest.get("step")

@@ -81,7 +81,7 @@ def close_and_count_lines(path: Path) -> int:
     """Lines earlier runs wrote to ``path``; a partial last line (a run killed mid-write) is
     terminated first, so this run's lines start on a line of their own."""
     try:
-        handle = open(path, "rb+")
+        handle = open(path, "rb+")  # noqa: SIM115 - closed by the with below
     except FileNotFoundError:
         return 0
     with handle:
@@ -152,7 +152,9 @@ class Wrapper:
         try:
             manifest = read_manifest(path)
         except (ManifestError, OSError) as exc:
-            raise FileNotFoundError(f"the snapshot to start from, {path}, is unusable: {exc}")
+            raise FileNotFoundError(
+                f"the snapshot to start from, {path}, is unusable: {exc}"
+            ) from exc
         problem = check_files(manifest, path)
         if problem is not None:
             raise FileNotFoundError(f"the snapshot to start from, {path}, is damaged: {problem}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import getpass
 import importlib
 import json
+import math
 import os
 import re
 import signal
@@ -101,7 +102,7 @@ class SnapshotWriter:
             metrics_step, metrics = latest_metrics()
             self.path = pending.commit(
                 step=self._step,
-                metrics=metrics,
+                metrics={name: _finite(value) for name, value in metrics.items()},
                 job_id=os.environ.get("SLURM_JOB_ID"),
                 session=_session_name(),
                 restart_count=int(os.environ.get(RESTART_COUNT_ENV, "0") or 0),
@@ -110,6 +111,13 @@ class SnapshotWriter:
         except BaseException:
             pending.abort()
             raise
+
+
+def _finite(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    return None
 
 
 @overload
@@ -290,7 +298,9 @@ def _torch() -> Any:
     try:
         return importlib.import_module("torch")
     except ImportError as exc:
-        raise SnapshotError(f"the torch helpers need PyTorch, which is not importable: {exc}") from exc
+        raise SnapshotError(
+            f"the torch helpers need PyTorch, which is not importable: {exc}"
+        ) from exc
 
 
 def _file_name(name: str) -> str:

@@ -91,8 +91,8 @@ def collect_files(folder: Path) -> list[FileEntry]:
                 raise SnapshotError("manifest.json is written by nsml-hpc; use another file name")
             _fsync_file(path)
             entries.append(FileEntry(relative, path.stat().st_size))
-    for directory in reversed(folders):
-        fsync_dir(directory)
+    for folder_path in reversed(folders):
+        fsync_dir(folder_path)
     entries.sort(key=lambda entry: entry.path)
     return entries
 
@@ -188,7 +188,7 @@ def recover(root: Path, *, drop_temp: bool) -> list[str]:
     saves are removed. Returns what was done, for the event log."""
     done: list[str] = []
     try:
-        names = sorted(os.listdir(root))
+        names = sorted(os.listdir(root))  # noqa: PTH208 - names only
     except FileNotFoundError:
         return done
     for name in names:
@@ -259,7 +259,7 @@ def list_snapshots(root: Path, *, verify: bool = True) -> Listing:
     intact: list[tuple[Manifest, Path]] = []
     damaged: dict[str, str] = {}
     try:
-        names = sorted(os.listdir(root))
+        names = sorted(os.listdir(root))  # noqa: PTH208 - names only
     except (FileNotFoundError, NotADirectoryError):
         return Listing(intact, damaged)
     for name in names:
@@ -287,7 +287,7 @@ def list_snapshots(root: Path, *, verify: bool = True) -> Listing:
 def hidden_entries(root: Path) -> list[str]:
     """Temp, replaced and deleting folders (for cleanup and for tests)."""
     try:
-        names = os.listdir(root)
+        names = os.listdir(root)  # noqa: PTH208 - names only
     except FileNotFoundError:
         return []
     prefixes = (TMP_PREFIX, OLD_PREFIX, DELETING_PREFIX)

@@ -11,7 +11,9 @@ from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.metrics import METRICS_FILE, load_cursors
 from nsml_hpc.catalog.models import SessionRecord
 from nsml_hpc.catalog.sessions import events_of, get_session, jobs_of, list_sessions, state_history
+from nsml_hpc.catalog.snapshots import requeue_counts
 from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
+from nsml_hpc.snapshot_views import snapshot_detail
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class SessionRow:
     job_ids: list[str]
     memo: str
     created_at: float
+    requeues: int = 0
 
     @property
     def state_text(self) -> str:
@@ -51,7 +54,7 @@ def elapsed(record: SessionRecord, now: float) -> float | None:
     return record.elapsed_s
 
 
-def _row(record: SessionRecord, job_ids: list[str], now: float) -> SessionRow:
+def _row(record: SessionRecord, job_ids: list[str], now: float, requeues: int = 0) -> SessionRow:
     return SessionRow(
         name=record.name,
         cluster=record.cluster,
@@ -65,6 +68,7 @@ def _row(record: SessionRecord, job_ids: list[str], now: float) -> SessionRow:
         job_ids=job_ids,
         memo=record.memo,
         created_at=record.created_at,
+        requeues=requeues,
     )
 
 
@@ -73,9 +77,16 @@ def session_rows(
 ) -> list[SessionRow]:
     now = time.time()
     records = list_sessions(catalog, project=project, limit=limit)
-    jobs = jobs_of(catalog, [record.id for record in records if record.id is not None])
+    ids = [record.id for record in records if record.id is not None]
+    jobs = jobs_of(catalog, ids)
+    requeues = requeue_counts(catalog, ids)
     return [
-        _row(record, [job.job_id for job in jobs.get(record.id or -1, [])], now)
+        _row(
+            record,
+            [job.job_id for job in jobs.get(record.id or -1, [])],
+            now,
+            requeues.get(record.id or -1, 0),
+        )
         for record in records
     ]
 
@@ -85,10 +96,12 @@ def session_detail(catalog: Catalog, name: str) -> dict[str, Any]:
     record = get_session(catalog, name)
     assert record.id is not None
     jobs = jobs_of(catalog, [record.id])[record.id]
-    row = _row(record, [job.job_id for job in jobs], time.time())
+    requeues = requeue_counts(catalog, [record.id]).get(record.id, 0)
+    row = _row(record, [job.job_id for job in jobs], time.time(), requeues)
     cursor = load_cursors(catalog, [record.id]).get((record.id, METRICS_FILE))
     return {
         **row.to_json(),
+        **snapshot_detail(catalog, record.id),
         "project": record.project,
         "user": record.user,
         "run_dir": record.run_dir,

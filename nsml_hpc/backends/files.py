@@ -101,7 +101,7 @@ class LocalFiles:
 
     def stat(self, path: str) -> FileStat | None:
         try:
-            info = os.lstat(path)  # noqa: PTH116 - one per session per sync
+            info = os.lstat(path)
         except OSError:
             return None
         return FileStat(info.st_size, info.st_mtime_ns, stat.S_ISDIR(info.st_mode))
@@ -130,7 +130,7 @@ class LocalFiles:
             return None
 
     def rename(self, source: str, target: str) -> None:
-        if os.path.lexists(target):  # noqa: PTH110
+        if os.path.lexists(target):
             raise BackendError(f"cannot rename {source}: {target} exists")
         try:
             os.rename(source, target)  # noqa: PTH104

@@ -59,9 +59,7 @@ class JobRunRecord(SQLModel, table=True):
     """
 
     __tablename__ = "job_run"
-    __table_args__ = (
-        UniqueConstraint("session_id", "job_id", "restart_count", name="uq_job_run"),
-    )
+    __table_args__ = (UniqueConstraint("session_id", "job_id", "restart_count", name="uq_job_run"),)
     id: int | None = Field(default=None, primary_key=True)
     session_id: int = Field(foreign_key="session.id", index=True, ondelete="CASCADE")
     job_id: str = Field(default="", max_length=64)

@@ -95,7 +95,9 @@ def get_snapshot(catalog: Catalog, session_id: int, name: str, tag: str) -> Snap
             )
         ).first()
     if row is None:
-        raise NotFoundError(f"session {name} has no snapshot {tag!r} (see: nsml-hpc model ls {name})")
+        raise NotFoundError(
+            f"session {name} has no snapshot {tag!r} (see: nsml-hpc model ls {name})"
+        )
     return row
 
 
@@ -175,13 +177,15 @@ def store_scan(
 # --- pins, forks, deletion claims ---------------------------------------------------------------
 
 
-def set_pinned(catalog: Catalog, snapshot_id: int, pinned: bool) -> None:
+def set_pinned(catalog: Catalog, snapshot_id: int, pinned: bool) -> bool:
+    """Pin or unpin; False if a deletion has already claimed the snapshot."""
     with catalog.session() as db:
-        db.execute(
+        result = db.execute(
             update(SnapshotRecord)
-            .where(col(SnapshotRecord.id) == snapshot_id)
+            .where(col(SnapshotRecord.id) == snapshot_id, col(SnapshotRecord.deleting).is_(False))
             .values(pinned=pinned)
         )
+        return bool(getattr(result, "rowcount", 0) == 1)
 
 
 def protect_for_fork(db: Session, snapshot_id: int) -> bool:
@@ -343,7 +347,9 @@ def refresh_job_runs(catalog: Catalog, session_ids: Sequence[int]) -> None:
             ).all()
         }
         for session_id in session_ids:
-            for (job_id, restart), data in _runs_from_events(by_session.get(session_id, [])).items():
+            for (job_id, restart), data in _runs_from_events(
+                by_session.get(session_id, [])
+            ).items():
                 row = existing.get((session_id, job_id, restart))
                 if row is None:
                     row = JobRunRecord(session_id=session_id, job_id=job_id, restart_count=restart)

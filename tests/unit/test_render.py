@@ -127,9 +127,7 @@ def test_grace_defaults_to_a_quarter_of_a_short_time_limit():
 
 
 def test_requeue_off_and_grace_zero_render_no_requeue_and_no_signal():
-    spec = replace(
-        GOLDEN_SPECS["cpu_only"], preemption=Preemption(grace_seconds=0, requeue=False)
-    )
+    spec = replace(GOLDEN_SPECS["cpu_only"], preemption=Preemption(grace_seconds=0, requeue=False))
     lines = _directive_lines(render_script(spec, CONTEXT))
     assert "#SBATCH --no-requeue" in lines
     assert not any(line.startswith("#SBATCH --signal") for line in lines)
