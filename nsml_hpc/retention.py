@@ -5,8 +5,8 @@ The rules, in order (``plan`` applies them exactly; tests/unit/test_retention.py
 on random inputs):
 
 1. **Never deleted**, whatever the policy: pinned snapshots; snapshots a session was forked
-   from; the latest snapshot (by creation time) of a session that is pending, running or may
-   be requeued; and damaged snapshots (files missing: left for a person to look at).
+   from; the latest intact snapshot (by creation time) of a session that is pending, running
+   or may be requeued (what a requeue resumes from); and damaged snapshots (files missing: left for a person to look at).
 2. A session **finished more than ``finished_days`` ago**: every other snapshot is deleted.
 3. Otherwise, if ``keep_last`` or ``keep_best`` is set, a snapshot is kept when it is among
    the session's ``keep_last`` newest snapshots, or among its ``keep_best`` best by
@@ -182,14 +182,16 @@ def plan(
             continue
         policy = policies.for_project(session.project)
         ordered = sorted(snaps, key=_recency)
-        latest = ordered[-1].id if ordered and session.live else None
+        intact = [s for s in ordered if not s.damaged]
+        # What a requeued job would resume from: the newest intact snapshot.
+        latest = intact[-1].id if intact and session.live else None
         expired = (
             not session.live
             and session.ended_at is not None
             and policy.finished_days is not None
             and now - session.ended_at > policy.finished_days * DAY
         )
-        ranked = [s for s in ordered if not s.damaged]
+        ranked = intact
         newest = {s.id for s in ranked[::-1][: policy.keep_last or 0]}
         best = {s.id for s in best_of(ranked, policy)[: policy.keep_best or 0]}
         for snap in snaps:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from nsml_hpc.slurm.records import JobRecord, clean_reason, gpus_in_tres, parse_exit_code
-from nsml_hpc.slurm.states import session_state
+from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState, session_state
 from nsml_hpc.slurm.timefmt import parse_duration, parse_timestamp
 
 SACCT_FIELDS = (
@@ -43,6 +43,14 @@ def _node_list(text: str) -> str | None:
     return None if not text or text.startswith("None") else text
 
 
+def _reason(state: SessionState, text: str) -> str | None:
+    """A requeued job keeps its pending reason (BeginTime) in accounting after it ended."""
+    reason = clean_reason(text)
+    if reason == "BeginTime" and state in TERMINAL_STATES:
+        return None
+    return reason
+
+
 def parse_sacct(text: str) -> list[JobRecord]:
     """Records from sacct output; lines of other shapes (warnings) are skipped."""
     records: list[JobRecord] = []
@@ -61,7 +69,7 @@ def parse_sacct(text: str) -> list[JobRecord]:
                 job_id=row["JobID"],
                 state=state,
                 slurm_state=row["State"],
-                reason=clean_reason(row["Reason"]),
+                reason=_reason(state, row["Reason"]),
                 exit_code=exit_code,
                 signal=signal,
                 submitted_at=parse_timestamp(row["Submit"]),
