@@ -6,7 +6,8 @@ on random inputs):
 
 1. **Never deleted**, whatever the policy: pinned snapshots; snapshots a session was forked
    from; the latest intact snapshot (by creation time) of a session that is pending, running
-   or may be requeued (what a requeue resumes from); and damaged snapshots (files missing: left for a person to look at).
+   or may be requeued (what a requeue resumes from); and damaged snapshots (files missing:
+   left for a person to look at).
 2. A session **finished more than ``finished_days`` ago**: every other snapshot is deleted.
 3. Otherwise, if ``keep_last`` or ``keep_best`` is set, a snapshot is kept when it is among
    the session's ``keep_last`` newest snapshots, or among its ``keep_best`` best by
