@@ -147,12 +147,13 @@ def test_bad_tags_are_refused_before_anything_is_written(run_dir: Path, tag: str
 
 
 def test_links_and_a_manifest_of_our_own_are_refused(run_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(SnapshotError, match="regular files only"):
-        with nsml_hpc.save(step=1) as folder:
-            (folder / "data").symlink_to(tmp_path)
-    with pytest.raises(SnapshotError, match="manifest.json is written by nsml-hpc"):
-        with nsml_hpc.save(step=2) as folder:
-            (folder / "manifest.json").write_text("{}")
+    with pytest.raises(SnapshotError, match="regular files only"), nsml_hpc.save(step=1) as folder:
+        (folder / "data").symlink_to(tmp_path)
+    with (
+        pytest.raises(SnapshotError, match=r"manifest\.json is written by nsml-hpc"),
+        nsml_hpc.save(step=2) as folder,
+    ):
+        (folder / "manifest.json").write_text("{}")
     assert not any((run_dir / "snapshots").iterdir())
 
 
@@ -258,7 +259,7 @@ def test_torch_helpers_save_and_load_state_dicts(
     loaded = nsml_hpc.load_torch("latest", model=restored, epoch=None)
     assert restored.weight == 1.5
     assert loaded["epoch"] == 5
-    with pytest.raises(SnapshotError, match="has no optimizer.pt"):
+    with pytest.raises(SnapshotError, match=r"has no optimizer\.pt"):
         nsml_hpc.load_torch(path, optimizer=Model(0.0))
 
 
