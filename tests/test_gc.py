@@ -186,7 +186,7 @@ def test_gc_killed_at_random_instants_leaves_catalog_and_disk_consistent(
             rows = {row.tag for row in snapshots_of(workspace.catalog, [record.id])[record.id]}
             assert rows <= visible
     final = _gc_process()
-    out, err = final.communicate(timeout=240)
+    _, err = final.communicate(timeout=240)
     assert final.returncode == 0, err
     for record in records:
         assert _consistent(workspace, record) == {"step-77", "step-78", "step-79"}
@@ -304,7 +304,7 @@ def test_model_pull_copies_and_verifies(
     workspace: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     record = _make_session(workspace, 2)
-    code, out, _ = _run(["model", "pull", record.name, "step-1", str(tmp_path)], capsys)
+    code, _, _ = _run(["model", "pull", record.name, "step-1", str(tmp_path)], capsys)
     assert code == 0
     assert (tmp_path / "step-1" / "model.bin").read_bytes() == b"x" * 1000
     code, _, err = _run(["model", "pull", record.name, "step-1", str(tmp_path)], capsys)
@@ -320,7 +320,7 @@ def test_model_du_sums_per_session_and_project(
     usage = {item["session"]: item for item in json.loads(out)}
     assert (usage["gc/1"]["snapshots"], usage["gc/1"]["bytes"]) == (2, 2000)
     assert usage["other/1"]["bytes"] == 3000
-    code, out, _ = _run(["model", "du"], capsys)
+    _, out, _ = _run(["model", "du"], capsys)
     assert "(all)" in out and "4.9 KiB" in out
 
 
