@@ -316,7 +316,7 @@ def test_model_du_sums_per_session_and_project(
 ) -> None:
     _make_session(workspace, 2)
     _make_session(workspace, 3, project="other")
-    code, out, _ = _run(["model", "du", "--json"], capsys)
+    _, out, _ = _run(["model", "du", "--json"], capsys)
     usage = {item["session"]: item for item in json.loads(out)}
     assert (usage["gc/1"]["snapshots"], usage["gc/1"]["bytes"]) == (2, 2000)
     assert usage["other/1"]["bytes"] == 3000
