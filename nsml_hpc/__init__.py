@@ -17,17 +17,36 @@ The front end (catalog, sync, CLI) lives in submodules that are imported only wh
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from nsml_hpc.api import SessionInfo, report, session
-from nsml_hpc.snapshot_api import (
-    SnapshotWarning,
-    load,
-    load_torch,
-    save,
-    save_torch,
-    should_checkpoint,
-)
+
+if TYPE_CHECKING:
+    from nsml_hpc.snapshot_api import (
+        SnapshotWarning,
+        load,
+        load_torch,
+        save,
+        save_torch,
+        should_checkpoint,
+    )
 
 __version__ = "0.1.0"
+_SNAPSHOT_API = frozenset(
+    {"SnapshotWarning", "load", "load_torch", "save", "save_torch", "should_checkpoint"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    """The snapshot API loads on first use, so ``import nsml_hpc`` stays as cheap as ``report``."""
+    if name in _SNAPSHOT_API:
+        from nsml_hpc import snapshot_api
+
+        value = getattr(snapshot_api, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nsml_hpc' has no attribute {name!r}")
+
 
 __all__ = [
     "SessionInfo",
