@@ -35,6 +35,7 @@ from types import FrameType
 from typing import Any
 
 from nsml_hpc.api import RESTART_COUNT_ENV, RESUME_FROM_ENV, RESUME_STEP_ENV
+from nsml_hpc.errors import NsmlError
 from nsml_hpc.snapshot_api import CHECKPOINT_FLAG
 from nsml_hpc.snapshot_format import SNAPSHOTS_DIR, Manifest, ManifestError, recency_key
 from nsml_hpc.snapshot_store import check_files, list_snapshots, read_manifest, recover
@@ -167,9 +168,17 @@ class Wrapper:
         return ResumePoint(path, manifest, "fork")
 
     def _prepare(self) -> tuple[ResumePoint | None, int, list[str]]:
-        repairs = recover(self.snapshots, drop_temp=True)  # no process of ours is alive now
-        self.flag.unlink(missing_ok=True)
-        metrics_line = close_and_count_lines(self.run_dir / METRICS_FILE)
+        try:
+            repairs = recover(self.snapshots, drop_temp=True)  # no process of ours is alive
+        except (NsmlError, OSError) as exc:
+            repairs = []
+            self.events.write("warning", message=f"cannot tidy {self.snapshots}: {exc}")
+        try:
+            self.flag.unlink(missing_ok=True)
+            metrics_line = close_and_count_lines(self.run_dir / METRICS_FILE)
+        except OSError as exc:
+            self.events.write("warning", message=f"cannot read metrics.jsonl: {exc}")
+            metrics_line = 0
         resume = self._latest_own_snapshot() if self.restart > 0 else None
         if resume is None:
             resume = self._fork_snapshot()

@@ -170,7 +170,11 @@ class PendingSnapshot:
 
     def _replace(self, final: Path) -> None:
         old = self.root / f"{OLD_PREFIX}{self.tag}-{os.getpid()}-{next(_counter)}"
-        final.rename(old)
+        try:
+            final.rename(old)
+        except FileNotFoundError:  # deleted meanwhile (gc, model rm): nothing to replace
+            self.folder.rename(final)
+            return
         self.folder.rename(final)
         fsync_dir(self.root)
         remove_tree(old, self.root)
