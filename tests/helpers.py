@@ -99,7 +99,7 @@ def jobs_working_under(folder: Path) -> list[str]:
         if workdir.startswith(prefix):
             found.append(job_id)
     for line in accounting.splitlines():
-        job_id, workdir, nodes = (line.split("|") + ["", ""])[:3]
+        job_id, workdir, nodes = [*line.split("|"), "", ""][:3]
         if workdir.startswith(prefix) and nodes and not nodes.startswith("None"):
             found.append(job_id)
     return found
