@@ -19,6 +19,7 @@ from nsml_hpc.backends.base import SlurmBackend
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.sessions import (
     discard_session,
+    list_sessions,
     mark_submitted,
     reserve_session,
     session_name,
@@ -102,8 +103,6 @@ def _context(name: str, run_dir: Path) -> ScriptContext:
 
 def dry_run(prepared: Prepared, catalog: Catalog, settings: Settings) -> str:
     """The exact script a submit would render now (the number is the next free one)."""
-    from nsml_hpc.catalog.sessions import list_sessions
-
     numbers = [s.number for s in list_sessions(catalog, project=prepared.spec.project)]
     base = project_dir(settings.run_root.resolve(), prepared.user, prepared.spec.project)
     number = max(numbers, default=0) + 1

@@ -42,15 +42,22 @@ def submit_script(
 
 
 def wait_for_state(
-    workspace: Workspace, name: str, states: set[str], timeout: float = 90.0
+    workspace: Workspace,
+    name: str,
+    states: set[str],
+    timeout: float = 90.0,
+    *,
+    reason: str | None = None,
 ) -> SessionRecord:
-    """Sync (honouring the poll floor) until the session is in one of ``states``."""
+    """Sync (honouring the poll floor) until the session is in one of ``states`` (and, if
+    given, pending for ``reason``: on a shared cluster a job can first wait for ``Priority``
+    behind a neighbour's job before it waits for ``Resources`` itself)."""
     deadline = time.monotonic() + timeout
     record = get_session(workspace.catalog, name)
     while time.monotonic() < deadline:
         sync_now(workspace)
         record = get_session(workspace.catalog, name)
-        if record.state in states:
+        if record.state in states and (reason is None or record.reason == reason):
             return record
         time.sleep(0.3)
     raise AssertionError(f"{name} stayed {record.state} ({record.reason}); wanted {states}")
