@@ -22,10 +22,18 @@ EVENTS_FILE = "events.jsonl"
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCONT)
 
 
+def job_id_from_env() -> str | None:
+    """The id sync knows the job by: ``<array>_<task>`` for an array task, else the job id."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"{array}_{task}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
 class EventLog:
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / EVENTS_FILE
-        self.job_id = os.environ.get("SLURM_JOB_ID")
+        self.job_id = job_id_from_env()
 
     def write(self, event: str, **data: Any) -> None:
         line = {"event": event, "time": time.time(), "job_id": self.job_id, **data}

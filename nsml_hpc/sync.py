@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -45,6 +45,7 @@ from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
 STALE_RESERVATION_SECONDS = 3600.0
 RECENTLY_ENDED_SECONDS = 120.0  # keep scraping a little after the end (slow shared FS)
 SINCE_MARGIN_SECONDS = 300.0
+REASONLESS_STATES = frozenset({SessionState.RUNNING, SessionState.COMPLETED})
 
 BackendFor = Callable[[str], SlurmBackend]
 
@@ -116,7 +117,9 @@ def _ask_cluster(
     if not latest:
         return {}
     since = min(job.submitted_at or now for job in latest) - SINCE_MARGIN_SECONDS
-    found = {rec.job_id: rec for rec in backend.query([job.job_id for job in latest], since)}
+    found = {
+        rec.job_id: rec for rec in backend.query(query_ids(job.job_id for job in latest), since)
+    }
     overdue = [
         job.job_id
         for job in latest
@@ -141,6 +144,12 @@ def _ask_cluster(
                 reason="Slurm no longer knows this job",
             )
     return found
+
+
+def query_ids(job_ids: Iterable[str]) -> list[str]:
+    """What to ask sacct for: array tasks (``392_4``) by their array's id (``392``), because
+    sacct answers for a task that has not started only as part of its array's range line."""
+    return sorted({job_id.split("_", 1)[0] for job_id in job_ids}, key=lambda j: (len(j), j))
 
 
 def _merge_queue_record(accounting: JobRecord, queued: JobRecord) -> JobRecord:
@@ -175,6 +184,8 @@ def _apply_records(
         job = _latest_job(jobs, session)
         if job is not None and session.id is not None and job.job_id in records:
             rec = records[job.job_id]
+            if rec.state in REASONLESS_STATES and rec.reason is not None:
+                rec = replace(rec, reason=None)  # Slurm leaves stale pending reasons behind
             if _job_changed(job, rec):
                 changed[session.id] = (job, rec)
     if not changed:

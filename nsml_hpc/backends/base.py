@@ -50,3 +50,7 @@ class SlurmBackend(Protocol):
     def cancel(self, job_ids: Sequence[str]) -> None:
         """Cancel ``job_ids`` (one scancel call)."""
         ...
+
+    def max_array_size(self) -> int:
+        """The cluster's MaxArraySize (one ``scontrol show config`` call)."""
+        ...
