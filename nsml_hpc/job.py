@@ -18,6 +18,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from nsml_hpc.gpu_monitor import GpuMonitor
+
 EVENTS_FILE = "events.jsonl"
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCONT)
 
@@ -64,6 +66,7 @@ def run(run_dir: Path) -> int:
         cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
         pid=os.getpid(),
     )
+    monitor = GpuMonitor.start_if_available(run_dir)
     try:
         child = subprocess.Popen(command_for(document, code_dir), cwd=code_dir)
     except OSError as exc:
@@ -79,6 +82,8 @@ def run(run_dir: Path) -> int:
     for signum in FORWARDED_SIGNALS:
         signal.signal(signum, forward)
     returncode = child.wait()
+    if monitor is not None:
+        monitor.stop()
     exit_code = returncode if returncode >= 0 else 128 - returncode
     events.write(
         "ended",

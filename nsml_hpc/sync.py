@@ -17,7 +17,10 @@ from pathlib import Path
 from sqlmodel import col, select
 
 from nsml_hpc.backends.base import SlurmBackend
+from nsml_hpc.backends.files import RunFiles
+from nsml_hpc.capture.ingest import DISCOVERY_FILE, captured_files, scrape_captured
 from nsml_hpc.catalog.engine import Catalog
+from nsml_hpc.catalog.gpu import GPU_FILE, gpu_states, store_gpu_state
 from nsml_hpc.catalog.metrics import (
     EVENTS_FILE,
     METRICS_FILE,
@@ -36,6 +39,7 @@ from nsml_hpc.catalog.sessions import (
     stale_reservations,
 )
 from nsml_hpc.errors import NsmlError
+from nsml_hpc.idle import IdleState, advance
 from nsml_hpc.rundir import read_job_id_marker, remove_run_dir
 from nsml_hpc.scrape import parse_event_lines, parse_metric_lines
 from nsml_hpc.settings import Settings
@@ -60,6 +64,7 @@ class SyncReport:
     new_events: int = 0
     malformed_lines: int = 0
     sessions_scraped: int = 0
+    warnings: list[str] = field(default_factory=list)
 
 
 def sync(
@@ -223,36 +228,58 @@ def _apply_records(
     return changes
 
 
+@dataclass(frozen=True)
+class ScrapeTarget:
+    session_id: int
+    cluster: str
+    run_dir: str
+    ended_at: float | None
+
+
 def _sessions_to_scrape(
     catalog: Catalog, live: list[SessionRecord], now: float
-) -> list[tuple[int, str, str]]:
-    """(id, cluster, run_dir) of the live sessions (those that just ended included) and of
-    sessions that ended recently, whose last lines a slow shared file system may show late."""
+) -> list[ScrapeTarget]:
+    """The live sessions (those that just ended included) and the sessions that ended
+    recently, whose last lines a slow shared file system may show late."""
     targets = {
-        record.id: (record.cluster, record.run_dir) for record in live if record.id is not None
+        record.id: ScrapeTarget(record.id, record.cluster, record.run_dir, None)
+        for record in live
+        if record.id is not None
     }
     with catalog.session() as db:
         recent = db.exec(
-            select(SessionRecord.id, SessionRecord.cluster, SessionRecord.run_dir).where(
-                col(SessionRecord.ended_at) >= now - RECENTLY_ENDED_SECONDS
-            )
+            select(
+                SessionRecord.id,
+                SessionRecord.cluster,
+                SessionRecord.run_dir,
+                SessionRecord.ended_at,
+            ).where(col(SessionRecord.ended_at) >= now - RECENTLY_ENDED_SECONDS)
         ).all()
-    for session_id, cluster, run_dir in recent:
+    for session_id, cluster, run_dir, ended_at in recent:
         if session_id is not None:
-            targets[session_id] = (cluster, run_dir)
-    return sorted((key, cluster, run_dir) for key, (cluster, run_dir) in targets.items())
+            targets[session_id] = ScrapeTarget(session_id, cluster, run_dir, ended_at)
+    return [targets[key] for key in sorted(targets)]
 
 
 def _scrape(
     catalog: Catalog,
-    targets: list[tuple[int, str, str]],
+    targets: list[ScrapeTarget],
     backend_for: BackendFor,
     report: SyncReport,
     now: float,
 ) -> None:
-    cursors = load_cursors(catalog, [session_id for session_id, _, _ in targets])
+    ids = [target.session_id for target in targets]
+    cursors = load_cursors(catalog, ids)
+    gpu = gpu_states(catalog, ids)
+    known_captured = captured_files(cursors)
+    discovered = {
+        session_id: state.updated_at
+        for (session_id, file), state in cursors.items()
+        if file == DISCOVERY_FILE
+    }
     empty = CursorState()
-    for session_id, cluster, run_dir in targets:
+    for target in targets:
+        session_id, cluster, run_dir = target.session_id, target.cluster, target.run_dir
         try:
             files = backend_for(cluster).files
         except NsmlError as exc:
@@ -278,6 +305,43 @@ def _scrape(
                 store_event_batch(catalog, session_id, events, cursor, new_offset, now)
                 report.new_events += len(events.events)
                 report.malformed_lines += events.malformed
+        _scrape_gpu(catalog, files, session_id, run_dir, cursors, gpu, now)
+        captured = scrape_captured(
+            catalog,
+            files,
+            session_id,
+            run_dir,
+            cursors,
+            known_captured.get(session_id, []),
+            discovered.get(session_id),
+            now,
+            ended_at=target.ended_at,
+        )
+        report.new_points += captured.points
+        report.malformed_lines += captured.malformed
+        report.warnings.extend(captured.warnings)
+
+
+def _scrape_gpu(
+    catalog: Catalog,
+    files: RunFiles,
+    session_id: int,
+    run_dir: str,
+    cursors: dict[tuple[int, str], CursorState],
+    gpu: dict[int, IdleState],
+    now: float,
+) -> None:
+    """Advance the idle-GPU state with the new lines of gpu.jsonl (if the job samples GPUs)."""
+    cursor = cursors.get((session_id, GPU_FILE), CursorState())
+    path = f"{run_dir}/{GPU_FILE}"
+    size = files.size(path)
+    if size is None or size <= cursor.offset:
+        return
+    chunk, new_offset = files.read_new_lines(path, cursor.offset)
+    if not chunk:
+        return
+    state = advance(gpu.get(session_id, IdleState()), chunk)
+    store_gpu_state(catalog, session_id, state, cursor, new_offset, chunk.count(b"\n"), now)
 
 
 def _drop_stale_reservations(catalog: Catalog, now: float) -> None:

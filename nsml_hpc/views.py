@@ -8,9 +8,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from nsml_hpc.catalog.engine import Catalog
-from nsml_hpc.catalog.metrics import METRICS_FILE, load_cursors
+from nsml_hpc.catalog.gpu import gpu_states
+from nsml_hpc.catalog.metrics import METRICS_FILE, load_cursors, metric_sources
 from nsml_hpc.catalog.models import SessionRecord
 from nsml_hpc.catalog.sessions import events_of, get_session, jobs_of, list_sessions, state_history
+from nsml_hpc.idle import IdleState, idle_for
 from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
 
 
@@ -28,6 +30,8 @@ class SessionRow:
     job_ids: list[str]
     memo: str
     created_at: float
+    gpu_util: float | None = None  # mean utilisation of the last nvidia-smi sample
+    gpu_idle_s: float = 0.0  # how long every GPU of the session has sat at 0 %
 
     @property
     def state_text(self) -> str:
@@ -51,7 +55,10 @@ def elapsed(record: SessionRecord, now: float) -> float | None:
     return record.elapsed_s
 
 
-def _row(record: SessionRecord, job_ids: list[str], now: float) -> SessionRow:
+def _row(
+    record: SessionRecord, job_ids: list[str], now: float, gpu: IdleState | None = None
+) -> SessionRow:
+    live_gpu = gpu if gpu is not None and record.state == SessionState.RUNNING else None
     return SessionRow(
         name=record.name,
         cluster=record.cluster,
@@ -65,6 +72,8 @@ def _row(record: SessionRecord, job_ids: list[str], now: float) -> SessionRow:
         job_ids=job_ids,
         memo=record.memo,
         created_at=record.created_at,
+        gpu_util=live_gpu.last_util if live_gpu else None,
+        gpu_idle_s=idle_for(live_gpu, now) if live_gpu else 0.0,
     )
 
 
@@ -73,9 +82,16 @@ def session_rows(
 ) -> list[SessionRow]:
     now = time.time()
     records = list_sessions(catalog, project=project, limit=limit)
-    jobs = jobs_of(catalog, [record.id for record in records if record.id is not None])
+    ids = [record.id for record in records if record.id is not None]
+    jobs = jobs_of(catalog, ids)
+    gpu = gpu_states(catalog, ids)
     return [
-        _row(record, [job.job_id for job in jobs.get(record.id or -1, [])], now)
+        _row(
+            record,
+            [job.job_id for job in jobs.get(record.id or -1, [])],
+            now,
+            gpu.get(record.id or -1),
+        )
         for record in records
     ]
 
@@ -85,7 +101,8 @@ def session_detail(catalog: Catalog, name: str) -> dict[str, Any]:
     record = get_session(catalog, name)
     assert record.id is not None
     jobs = jobs_of(catalog, [record.id])[record.id]
-    row = _row(record, [job.job_id for job in jobs], time.time())
+    gpu = gpu_states(catalog, [record.id]).get(record.id)
+    row = _row(record, [job.job_id for job in jobs], time.time(), gpu)
     cursor = load_cursors(catalog, [record.id]).get((record.id, METRICS_FILE))
     return {
         **row.to_json(),
@@ -98,6 +115,7 @@ def session_detail(catalog: Catalog, name: str) -> dict[str, Any]:
         "started_at": record.started_at,
         "ended_at": record.ended_at,
         "metric_points": record.metric_count,
+        "metric_sources": metric_sources(catalog, record.id),
         "malformed_metric_lines": cursor.malformed if cursor else 0,
         "jobs": [
             {

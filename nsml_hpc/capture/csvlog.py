@@ -56,7 +56,8 @@ def read_csv_points(content: bytes, cursor: CsvCursor) -> CsvPoints:
     lines = text.splitlines()
     header_line, rows = lines[0], lines[1:]
     header = next(csv.reader([header_line]))
-    result = CsvPoints(cursor=CsvCursor(offset=end + 1, rows=len(rows), header=header_line))
+    taken = max(len(rows), cursor.rows)  # a shorter rewrite never makes rows count twice
+    result = CsvPoints(cursor=CsvCursor(offset=end + 1, rows=taken, header=header_line))
     step_column = next((name for name in STEP_COLUMNS if name in header), None)
     time_column = next((name for name in TIME_COLUMNS if name in header), None)
     start = cursor.rows if cursor.rows <= len(rows) else len(rows)

@@ -151,6 +151,8 @@ def sync_quietly(workspace: Workspace) -> None:
     report = sync_now(workspace)
     for cluster, error in report.errors.items():
         warn(f"cluster {cluster} unreachable — showing cached data ({error})")
+    for warning in report.warnings:
+        warn(warning)
     if report.malformed_lines:
         warn(f"skipped {report.malformed_lines} malformed metric/event line(s); see `show`")
 
