@@ -1,11 +1,13 @@
-"""Experiment commands: sweep (more to come: compare, leaderboard, diff, plot, gpus)."""
+"""Experiment commands: sweep and diff."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 from nsml_hpc.cli.common import (
@@ -108,6 +110,26 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    """Show how two sessions differ: spec, hyperparameters, and their code (unified diff)."""
+    from nsml_hpc.session_diff import diff_sessions
+
+    with open_workspace() as workspace:
+        result = diff_sessions(workspace.catalog, args.left, args.right, code=not args.no_code)
+    if args.json:
+        print(json.dumps(asdict(result), indent=2, sort_keys=True, default=str))
+        return 0
+    print(f"--- {result.left}\n+++ {result.right}")
+    for title, changes in (("spec", result.spec), ("hyperparameters", result.hyperparameters)):
+        print(f"{title}:" + ("" if changes else " same"))
+        for change in changes:
+            print(f"  {change.key}: {change.left!r} -> {change.right!r}")
+    if not args.no_code:
+        print("code:" + ("" if result.code else " same"))
+        sys.stdout.writelines(result.code)
+    return 0
+
+
 def _sweep_options(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """The sweep's options, on ``parser`` or on a parser of their own (for the words after
     the script)."""
@@ -152,6 +174,12 @@ def _add_sweep_options(sweep: argparse.ArgumentParser) -> None:
 
 
 def register(commands: Commands) -> None:
+    diff = commands.add("diff", cmd_diff)
+    diff.add_argument("left", help="PROJECT/N")
+    diff.add_argument("right", help="PROJECT/N")
+    diff.add_argument("--no-code", action="store_true", help="skip the code snapshot diff")
+    diff.add_argument("--json", action="store_true")
+
     sweep = commands.add("sweep", cmd_sweep, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_sweep_options(sweep)
     sweep.add_argument("script", help="training script")
