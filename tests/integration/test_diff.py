@@ -27,5 +27,5 @@ def test_diff_shows_hyperparameters_resources_and_code(
     out = capsys.readouterr().out
     assert "  lr: 0.1 -> 0.01" in out
     assert "  resources.gpus: 0 -> 1" in out
-    assert f"-print('v1')\n+print('v2')" in out
+    assert "-print('v1')\n+print('v2')" in out
     assert main(["diff", first.name, "itest/999"]) == 3
