@@ -87,6 +87,11 @@ def array_directives(spec: SessionSpec, context: ArrayContext) -> list[tuple[str
     )
 
 
+def resource_directives(spec: SessionSpec) -> list[tuple[str, str]]:
+    """Just the resource requests (for ``sbatch --test-only`` and the scripts)."""
+    return _directives(spec, [])
+
+
 def _directives(
     spec: SessionSpec, head: list[tuple[str, str | int | None]]
 ) -> list[tuple[str, str]]:

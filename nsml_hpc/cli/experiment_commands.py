@@ -18,6 +18,7 @@ from nsml_hpc.cli.common import (
     default_project,
     environment_steps,
     open_workspace,
+    place_if_auto,
     resources_from,
 )
 from nsml_hpc.errors import SpecError
@@ -85,6 +86,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         cluster=args.cluster,
     )
     with open_workspace() as workspace:
+        spec = place_if_auto(spec, workspace.backend_for(args.cluster))
         prepared = prepare(spec, workspace.settings, code_root)
         if args.dry_run:
             for index, configuration in enumerate(configurations):

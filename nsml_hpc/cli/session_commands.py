@@ -15,6 +15,7 @@ from nsml_hpc.cli.common import (
     default_project,
     environment_steps,
     open_workspace,
+    place_if_auto,
     resources_from,
     sync_quietly,
 )
@@ -40,6 +41,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         cluster=args.cluster,
     )
     with open_workspace() as workspace:
+        spec = place_if_auto(spec, workspace.backend_for(args.cluster))
         prepared = prepare(spec, workspace.settings, code_root)
         if args.dry_run:
             sys.stdout.write(dry_run(prepared, workspace.catalog, workspace.settings))
