@@ -80,8 +80,8 @@ def submit_sweep(
     array_ids: list[str] = []
     sweep_dir: Path | None = None
     try:
-        for configuration in configurations:
-            session_spec = replace(spec, args=apply_to_args(spec.args, configuration))
+        member_specs = [replace(spec, args=apply_to_args(spec.args, c)) for c in configurations]
+        for session_spec in member_specs:
             records.append(
                 reserve_session(
                     catalog,
@@ -95,8 +95,9 @@ def submit_sweep(
         sweep_name = f"{spec.project}/sweep-{records[0].number}"
         sweep_dir = base / f"sweep-{records[0].number}"
         sweep_dir.mkdir()
-        table = _table(records, configurations)
-        write_json_atomic(sweep_dir / SWEEP_FILE, {"name": sweep_name, "sessions": table})
+        table = {"name": sweep_name, "sessions": _table(records, configurations)}
+        write_json_atomic(sweep_dir / SWEEP_FILE, table)
+        table_text = json.dumps(table, indent=2, sort_keys=True) + "\n"
         start = 0
         for chunk, size in enumerate(chunk_sizes):
             members = records[start : start + size]
@@ -110,12 +111,8 @@ def submit_sweep(
             )
             script = render_array_script(spec, context)
             for index, record in enumerate(members, start):
-                member_prepared = replace(
-                    prepared,
-                    spec=replace(spec, args=apply_to_args(spec.args, configurations[index])),
-                )
                 build_run_dir(
-                    member_prepared,
+                    replace(prepared, spec=member_specs[index]),
                     record.name,
                     record.number,
                     Path(record.run_dir),
@@ -129,12 +126,7 @@ def submit_sweep(
                             "parameters": configurations[index],
                         }
                     },
-                    extra_files={
-                        SWEEP_FILE: json.dumps(
-                            {"name": sweep_name, "sessions": table}, indent=2, sort_keys=True
-                        )
-                        + "\n"
-                    },
+                    extra_files={SWEEP_FILE: table_text},
                 )
                 progress("preparing", index + 1, len(records))
             script_path = sweep_dir / f"array-{chunk}.sbatch"
