@@ -37,6 +37,24 @@ def stop_session(workspace: Workspace, name: str) -> list[str]:
     return live
 
 
+def stop_idle_sessions(workspace: Workspace, min_idle_seconds: float) -> list[tuple[str, float]]:
+    """Cancel running sessions whose GPUs all sat at 0 % for ``min_idle_seconds`` or more:
+    one scancel per cluster. Returns (session, idle seconds) of those cancelled."""
+    from nsml_hpc.views import session_rows
+
+    idle = [
+        row
+        for row in session_rows(workspace.catalog)
+        if row.state == "RUNNING" and row.gpu_idle_s >= min_idle_seconds and row.job_ids
+    ]
+    by_cluster: dict[str, list[str]] = {}
+    for row in idle:
+        by_cluster.setdefault(row.cluster, []).append(row.job_ids[-1])
+    for cluster, job_ids in sorted(by_cluster.items()):
+        workspace.backend_for(cluster).cancel(job_ids)
+    return [(row.name, row.gpu_idle_s) for row in idle]
+
+
 @dataclass(frozen=True)
 class Removed:
     name: str

@@ -28,6 +28,7 @@ from nsml_hpc.catalog.snapshots import protect_for_fork, snapshot_metrics, snaps
 from nsml_hpc.codesnap import collect_code
 from nsml_hpc.errors import NotFoundError, NsmlError, SpecError
 from nsml_hpc.hparams import parse_hyperparameters
+from nsml_hpc.placement import AUTO, place
 from nsml_hpc.snapshot_format import Manifest, choose, parse_selector
 from nsml_hpc.snapshot_sync import refresh_session
 from nsml_hpc.spec import MAX_ARG_BYTES, Preemption, Resources, SessionSpec, validate_spec
@@ -166,6 +167,7 @@ class Forked:
     tag: str
     step: int | None
     changes: list[Change]
+    placement: str | None = None  # how --partition auto chose
 
 
 def _manifest_of(row: SnapshotRecord) -> Manifest:
@@ -228,6 +230,10 @@ def fork_session(workspace: Workspace, request: ForkRequest, *, dry: bool = Fals
     assert row.id is not None
     label = f"{parent.name}:{row.tag}"
     spec = _child_spec(parent_spec, request, args, label)
+    placement: str | None = None
+    if spec.resources.partition == AUTO:
+        placed = place(spec, workspace.backend_for(spec.cluster))
+        spec, placement = placed.spec, placed.explanation
     code_dir = Path(parent.run_dir) / "code"
     if not code_dir.is_dir():
         raise NotFoundError(f"the code snapshot of {parent.name} is gone ({code_dir})")
@@ -253,7 +259,7 @@ def fork_session(workspace: Workspace, request: ForkRequest, *, dry: bool = Fals
     prepared = Prepared(spec=spec, code=code, user=current_user(), extra={"fork": fork_info})
     if dry:
         script = dry_run(prepared, workspace.catalog, workspace.settings)
-        return Forked(None, script, parent.name, row.tag, row.step, changes)
+        return Forked(None, script, parent.name, row.tag, row.step, changes, placement)
     files = workspace.backend_for(parent.cluster).files
 
     def record_lineage(child_id: int) -> None:
@@ -286,7 +292,7 @@ def fork_session(workspace: Workspace, request: ForkRequest, *, dry: bool = Fals
     except BaseException:
         _unprotect_if_unused(workspace, row.id)
         raise
-    return Forked(done, None, parent.name, row.tag, row.step, changes)
+    return Forked(done, None, parent.name, row.tag, row.step, changes, placement)
 
 
 def _unprotect_if_unused(workspace: Workspace, snapshot_id: int) -> None:

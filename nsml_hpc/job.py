@@ -36,6 +36,7 @@ from typing import Any
 
 from nsml_hpc.api import RESTART_COUNT_ENV, RESUME_FROM_ENV, RESUME_STEP_ENV
 from nsml_hpc.errors import NsmlError
+from nsml_hpc.gpu_monitor import GpuMonitor
 from nsml_hpc.snapshot_api import CHECKPOINT_FLAG
 from nsml_hpc.snapshot_format import SNAPSHOTS_DIR, Manifest, ManifestError, recency_key
 from nsml_hpc.snapshot_store import check_files, list_snapshots, read_manifest, recover
@@ -50,10 +51,18 @@ REQUEUE_TIMEOUT = 30.0
 EXIT_NO_START_SNAPSHOT = 66
 
 
+def job_id_from_env() -> str | None:
+    """The id sync knows the job by: ``<array>_<task>`` for an array task, else the job id."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"{array}_{task}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
 class EventLog:
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / EVENTS_FILE
-        self.job_id = os.environ.get("SLURM_JOB_ID")
+        self.job_id = job_id_from_env()
 
     def write(self, event: str, **data: Any) -> None:
         line = {"event": event, "time": time.time(), "job_id": self.job_id, **data}
@@ -354,6 +363,14 @@ class Wrapper:
                 source=resume.source,
                 restart_count=self.restart,
             )
+        monitor = GpuMonitor.start_if_available(self.run_dir)
+        try:
+            return self._supervise(resume)
+        finally:
+            if monitor is not None:
+                monitor.stop()
+
+    def _supervise(self, resume: ResumePoint | None) -> int:
         code_dir = self.run_dir / "code"
         try:
             child = subprocess.Popen(

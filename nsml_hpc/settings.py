@@ -6,6 +6,7 @@ run_root = "/shared/home/me/nsml-runs"
 poll_floor_seconds = 5        # never ask Slurm more often than this, whoever asks
 submit_grace_seconds = 60     # a fresh job missing from sacct is not lost before this
 max_code_mb = 100             # size guard for the code snapshot
+idle_gpu_minutes = 60         # ps flags sessions whose GPUs sat at 0 % this long
 ```
 """
 
@@ -30,6 +31,7 @@ class Settings:
     poll_floor_seconds: float = 5.0
     submit_grace_seconds: float = 60.0
     max_code_bytes: int = 100 * 1024 * 1024
+    idle_gpu_seconds: float = 3600.0  # flag sessions whose GPUs sat at 0 % this long
 
 
 def _number(name: str, value: Any, minimum: float) -> float:
@@ -56,10 +58,12 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     floor = env.get("NSML_HPC_POLL_FLOOR") or data.get("poll_floor_seconds", 5.0)
     grace = env.get("NSML_HPC_SUBMIT_GRACE") or data.get("submit_grace_seconds", 60.0)
     max_code_mb = data.get("max_code_mb", 100)
+    idle_minutes = data.get("idle_gpu_minutes", 60)
     return Settings(
         catalog_url=str(catalog),
         run_root=Path(run_root).expanduser() if run_root else locations.default_run_root(),
         poll_floor_seconds=_number("poll_floor_seconds", floor, MIN_POLL_FLOOR),
         submit_grace_seconds=_number("submit_grace_seconds", grace, 0.0),
         max_code_bytes=int(_number("max_code_mb", max_code_mb, 0.001) * 1024 * 1024),
+        idle_gpu_seconds=_number("idle_gpu_minutes", idle_minutes, 0.0) * 60,
     )

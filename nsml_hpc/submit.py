@@ -21,6 +21,7 @@ from nsml_hpc.backends.base import SlurmBackend
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.sessions import (
     discard_session,
+    list_sessions,
     mark_submitted,
     reserve_session,
     session_name,
@@ -105,8 +106,6 @@ def _context(name: str, run_dir: Path) -> ScriptContext:
 
 def dry_run(prepared: Prepared, catalog: Catalog, settings: Settings) -> str:
     """The exact script a submit would render now (the number is the next free one)."""
-    from nsml_hpc.catalog.sessions import list_sessions
-
     numbers = [s.number for s in list_sessions(catalog, project=prepared.spec.project)]
     base = project_dir(settings.run_root.resolve(), prepared.user, prepared.spec.project)
     number = max(numbers, default=0) + 1
@@ -140,8 +139,23 @@ def _session_document(prepared: Prepared, name: str, number: int, now: float) ->
     }
 
 
-def _build_run_dir(prepared: Prepared, name: str, number: int, final: Path, now: float) -> str:
-    """Write the run directory under a temporary name, then rename it into place."""
+def build_run_dir(
+    prepared: Prepared,
+    name: str,
+    number: int,
+    final: Path,
+    now: float,
+    *,
+    script: str | None = None,
+    extra: dict[str, object] | None = None,
+    extra_files: dict[str, str] | None = None,
+) -> str:
+    """Write the run directory under a temporary name, then rename it into place.
+
+    ``script`` is the sbatch text to record (a sweep's array script); by default the
+    session's own script is rendered. ``extra`` goes into session.json, ``extra_files``
+    (name -> text) beside it.
+    """
     temp = final.parent / f".{final.name}.tmp-{os.getpid()}"
     remove_run_dir(temp)
     temp.mkdir(parents=True)
@@ -150,8 +164,12 @@ def _build_run_dir(prepared: Prepared, name: str, number: int, final: Path, now:
         api_dir = temp / PRIVATE_DIR / API_PATH_DIR
         api_dir.mkdir(parents=True)
         (api_dir / "nsml_hpc").symlink_to(Path(nsml_hpc.__file__).resolve().parent)
-        write_json_atomic(temp / SESSION_FILE, _session_document(prepared, name, number, now))
-        script = render_script(prepared.spec, _context(name, final))
+        document = {**_session_document(prepared, name, number, now), **(extra or {})}
+        write_json_atomic(temp / SESSION_FILE, document)
+        for file_name, text in (extra_files or {}).items():
+            (temp / file_name).write_text(text, encoding="utf-8")
+        if script is None:
+            script = render_script(prepared.spec, _context(name, final))
         (temp / SCRIPT_FILE).write_text(script, encoding="utf-8")
         temp.rename(final)  # fails if the folder appeared meanwhile: nothing is overwritten
     except BaseException:
@@ -187,7 +205,7 @@ def submit(
     run_dir = Path(record.run_dir)
     job_id: str | None = None
     try:
-        script = _build_run_dir(prepared, record.name, record.number, run_dir, now)
+        script = build_run_dir(prepared, record.name, record.number, run_dir, now)
         if before_sbatch is not None:
             before_sbatch(record.id)
         job_id = backend.submit(run_dir / SCRIPT_FILE)

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sqlmodel import col, select
 
 from nsml_hpc.backends.base import SlurmBackend
+from nsml_hpc.backends.files import RunFiles
+from nsml_hpc.capture.ingest import DISCOVERY_FILE, captured_files, scrape_captured
 from nsml_hpc.catalog.engine import Catalog
+from nsml_hpc.catalog.gpu import GPU_FILE, gpu_states, store_gpu_state
 from nsml_hpc.catalog.metrics import (
     EVENTS_FILE,
     METRICS_FILE,
@@ -36,6 +39,7 @@ from nsml_hpc.catalog.sessions import (
     stale_reservations,
 )
 from nsml_hpc.errors import NsmlError
+from nsml_hpc.idle import IdleState, advance
 from nsml_hpc.rundir import read_job_id_marker, remove_run_dir
 from nsml_hpc.scrape import parse_event_lines, parse_metric_lines
 from nsml_hpc.settings import Settings
@@ -46,6 +50,7 @@ from nsml_hpc.snapshot_sync import sync_snapshots
 STALE_RESERVATION_SECONDS = 3600.0
 RECENTLY_ENDED_SECONDS = 120.0  # keep scraping a little after the end (slow shared FS)
 SINCE_MARGIN_SECONDS = 300.0
+REASONLESS_STATES = frozenset({SessionState.RUNNING, SessionState.COMPLETED})
 
 BackendFor = Callable[[str], SlurmBackend]
 
@@ -60,6 +65,7 @@ class SyncReport:
     new_events: int = 0
     malformed_lines: int = 0
     sessions_scraped: int = 0
+    warnings: list[str] = field(default_factory=list)
     new_snapshots: int = 0
     snapshot_problems: dict[str, str] = field(default_factory=dict)  # "session:tag" -> why
 
@@ -97,7 +103,7 @@ def sync(
     with_new_events = _scrape(catalog, targets, backend_for, report, now)
     snapshots = sync_snapshots(
         catalog,
-        targets,
+        [(target.session_id, target.cluster, target.run_dir) for target in targets],
         lambda cluster: backend_for(cluster).files,
         now,
         sessions_with_new_events=sorted(with_new_events),
@@ -130,7 +136,9 @@ def _ask_cluster(
     if not latest:
         return {}
     since = min(job.submitted_at or now for job in latest) - SINCE_MARGIN_SECONDS
-    found = {rec.job_id: rec for rec in backend.query([job.job_id for job in latest], since)}
+    found = {
+        rec.job_id: rec for rec in backend.query(query_ids(job.job_id for job in latest), since)
+    }
     overdue = [
         job.job_id
         for job in latest
@@ -155,6 +163,12 @@ def _ask_cluster(
                 reason="Slurm no longer knows this job",
             )
     return found
+
+
+def query_ids(job_ids: Iterable[str]) -> list[str]:
+    """What to ask sacct for: array tasks (``392_4``) by their array's id (``392``), because
+    sacct answers for a task that has not started only as part of its array's range line."""
+    return sorted({job_id.split("_", 1)[0] for job_id in job_ids}, key=lambda j: (len(j), j))
 
 
 def _merge_queue_record(accounting: JobRecord, queued: JobRecord) -> JobRecord:
@@ -189,6 +203,8 @@ def _apply_records(
         job = _latest_job(jobs, session)
         if job is not None and session.id is not None and job.job_id in records:
             rec = records[job.job_id]
+            if rec.state in REASONLESS_STATES and rec.reason is not None:
+                rec = replace(rec, reason=None)  # Slurm leaves stale pending reasons behind
             if _job_changed(job, rec):
                 changed[session.id] = (job, rec)
     if not changed:
@@ -226,38 +242,60 @@ def _apply_records(
     return changes
 
 
+@dataclass(frozen=True)
+class ScrapeTarget:
+    session_id: int
+    cluster: str
+    run_dir: str
+    ended_at: float | None
+
+
 def _sessions_to_scrape(
     catalog: Catalog, live: list[SessionRecord], now: float
-) -> list[tuple[int, str, str]]:
-    """(id, cluster, run_dir) of the live sessions (those that just ended included) and of
-    sessions that ended recently, whose last lines a slow shared file system may show late."""
+) -> list[ScrapeTarget]:
+    """The live sessions (those that just ended included) and the sessions that ended
+    recently, whose last lines a slow shared file system may show late."""
     targets = {
-        record.id: (record.cluster, record.run_dir) for record in live if record.id is not None
+        record.id: ScrapeTarget(record.id, record.cluster, record.run_dir, None)
+        for record in live
+        if record.id is not None
     }
     with catalog.session() as db:
         recent = db.exec(
-            select(SessionRecord.id, SessionRecord.cluster, SessionRecord.run_dir).where(
-                col(SessionRecord.ended_at) >= now - RECENTLY_ENDED_SECONDS
-            )
+            select(
+                SessionRecord.id,
+                SessionRecord.cluster,
+                SessionRecord.run_dir,
+                SessionRecord.ended_at,
+            ).where(col(SessionRecord.ended_at) >= now - RECENTLY_ENDED_SECONDS)
         ).all()
-    for session_id, cluster, run_dir in recent:
+    for session_id, cluster, run_dir, ended_at in recent:
         if session_id is not None:
-            targets[session_id] = (cluster, run_dir)
-    return sorted((key, cluster, run_dir) for key, (cluster, run_dir) in targets.items())
+            targets[session_id] = ScrapeTarget(session_id, cluster, run_dir, ended_at)
+    return [targets[key] for key in sorted(targets)]
 
 
 def _scrape(
     catalog: Catalog,
-    targets: list[tuple[int, str, str]],
+    targets: list[ScrapeTarget],
     backend_for: BackendFor,
     report: SyncReport,
     now: float,
 ) -> set[int]:
-    """Ingest new metric and event lines; returns the sessions that got new events."""
+    """Ingest new lines; returns the sessions that got new events (their job runs change)."""
     with_new_events: set[int] = set()
-    cursors = load_cursors(catalog, [session_id for session_id, _, _ in targets])
+    ids = [target.session_id for target in targets]
+    cursors = load_cursors(catalog, ids)
+    gpu = gpu_states(catalog, ids)
+    known_captured = captured_files(cursors)
+    discovered = {
+        session_id: state.updated_at
+        for (session_id, file), state in cursors.items()
+        if file == DISCOVERY_FILE
+    }
     empty = CursorState()
-    for session_id, cluster, run_dir in targets:
+    for target in targets:
+        session_id, cluster, run_dir = target.session_id, target.cluster, target.run_dir
         try:
             files = backend_for(cluster).files
         except NsmlError as exc:
@@ -285,7 +323,44 @@ def _scrape(
                 report.malformed_lines += events.malformed
                 if events.events:
                     with_new_events.add(session_id)
+        _scrape_gpu(catalog, files, session_id, run_dir, cursors, gpu, now)
+        captured = scrape_captured(
+            catalog,
+            files,
+            session_id,
+            run_dir,
+            cursors,
+            known_captured.get(session_id, []),
+            discovered.get(session_id),
+            now,
+            ended_at=target.ended_at,
+        )
+        report.new_points += captured.points
+        report.malformed_lines += captured.malformed
+        report.warnings.extend(captured.warnings)
     return with_new_events
+
+
+def _scrape_gpu(
+    catalog: Catalog,
+    files: RunFiles,
+    session_id: int,
+    run_dir: str,
+    cursors: dict[tuple[int, str], CursorState],
+    gpu: dict[int, IdleState],
+    now: float,
+) -> None:
+    """Advance the idle-GPU state with the new lines of gpu.jsonl (if the job samples GPUs)."""
+    cursor = cursors.get((session_id, GPU_FILE), CursorState())
+    path = f"{run_dir}/{GPU_FILE}"
+    size = files.size(path)
+    if size is None or size <= cursor.offset:
+        return
+    chunk, new_offset = files.read_new_lines(path, cursor.offset)
+    if not chunk:
+        return
+    state = advance(gpu.get(session_id, IdleState()), chunk)
+    store_gpu_state(catalog, session_id, state, cursor, new_offset, chunk.count(b"\n"), now)
 
 
 def _drop_stale_reservations(catalog: Catalog, now: float) -> None:

@@ -8,10 +8,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from nsml_hpc.catalog.engine import Catalog
-from nsml_hpc.catalog.metrics import METRICS_FILE, load_cursors
+from nsml_hpc.catalog.gpu import gpu_states
+from nsml_hpc.catalog.metrics import METRICS_FILE, load_cursors, metric_sources
 from nsml_hpc.catalog.models import SessionRecord
 from nsml_hpc.catalog.sessions import events_of, get_session, jobs_of, list_sessions, state_history
 from nsml_hpc.catalog.snapshots import requeue_counts
+from nsml_hpc.idle import IdleState, idle_for
 from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
 from nsml_hpc.snapshot_views import snapshot_detail
 
@@ -30,6 +32,8 @@ class SessionRow:
     job_ids: list[str]
     memo: str
     created_at: float
+    gpu_util: float | None = None  # mean utilisation of the last nvidia-smi sample
+    gpu_idle_s: float = 0.0  # how long every GPU of the session has sat at 0 %
     requeues: int = 0
 
     @property
@@ -54,7 +58,14 @@ def elapsed(record: SessionRecord, now: float) -> float | None:
     return record.elapsed_s
 
 
-def _row(record: SessionRecord, job_ids: list[str], now: float, requeues: int = 0) -> SessionRow:
+def _row(
+    record: SessionRecord,
+    job_ids: list[str],
+    now: float,
+    gpu: IdleState | None = None,
+    requeues: int = 0,
+) -> SessionRow:
+    live_gpu = gpu if gpu is not None and record.state == SessionState.RUNNING else None
     return SessionRow(
         name=record.name,
         cluster=record.cluster,
@@ -68,6 +79,8 @@ def _row(record: SessionRecord, job_ids: list[str], now: float, requeues: int = 
         job_ids=job_ids,
         memo=record.memo,
         created_at=record.created_at,
+        gpu_util=live_gpu.last_util if live_gpu else None,
+        gpu_idle_s=idle_for(live_gpu, now) if live_gpu else 0.0,
         requeues=requeues,
     )
 
@@ -79,12 +92,14 @@ def session_rows(
     records = list_sessions(catalog, project=project, limit=limit)
     ids = [record.id for record in records if record.id is not None]
     jobs = jobs_of(catalog, ids)
+    gpu = gpu_states(catalog, ids)
     requeues = requeue_counts(catalog, ids)
     return [
         _row(
             record,
             [job.job_id for job in jobs.get(record.id or -1, [])],
             now,
+            gpu.get(record.id or -1),
             requeues.get(record.id or -1, 0),
         )
         for record in records
@@ -96,8 +111,9 @@ def session_detail(catalog: Catalog, name: str) -> dict[str, Any]:
     record = get_session(catalog, name)
     assert record.id is not None
     jobs = jobs_of(catalog, [record.id])[record.id]
+    gpu = gpu_states(catalog, [record.id]).get(record.id)
     requeues = requeue_counts(catalog, [record.id]).get(record.id, 0)
-    row = _row(record, [job.job_id for job in jobs], time.time(), requeues)
+    row = _row(record, [job.job_id for job in jobs], time.time(), gpu, requeues)
     cursor = load_cursors(catalog, [record.id]).get((record.id, METRICS_FILE))
     return {
         **row.to_json(),
@@ -111,6 +127,7 @@ def session_detail(catalog: Catalog, name: str) -> dict[str, Any]:
         "started_at": record.started_at,
         "ended_at": record.ended_at,
         "metric_points": record.metric_count,
+        "metric_sources": metric_sources(catalog, record.id),
         "malformed_metric_lines": cursor.malformed if cursor else 0,
         "jobs": [
             {

@@ -11,7 +11,7 @@ from nsml_hpc.catalog.engine import open_catalog
 from nsml_hpc.catalog.sessions import list_sessions
 from nsml_hpc.cli import main
 from nsml_hpc.settings import load_settings
-from tests.helpers import max_job_id, slurm_job_ids, write_script
+from tests.helpers import jobs_working_under, write_script
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -143,7 +143,6 @@ def test_slurm_refusal_is_one_line_and_leaves_no_trace(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     write_script(project_dir, "train.py", "print('never runs')\n")
-    jobs_before, highest_before = slurm_job_ids(), max_job_id()
     code, out, err = _run(["submit", *flags, "train.py"], capsys)
     assert code == 4
     assert out == ""
@@ -151,5 +150,4 @@ def test_slurm_refusal_is_one_line_and_leaves_no_trace(
     assert err.startswith("nsml-hpc: error: Slurm refused the job: ")
     assert cause.lower() in err.lower()
     _assert_nothing_created(nsml_env)
-    assert slurm_job_ids() <= jobs_before  # no new job known to slurmctld
-    assert max_job_id() == highest_before
+    assert jobs_working_under(nsml_env) == []  # Slurm holds no job of ours

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from nsml_hpc.backends.files import RunFiles
+from nsml_hpc.slurm.placement import StartEstimate
 from nsml_hpc.slurm.records import JobRecord
 
 
@@ -49,4 +50,17 @@ class SlurmBackend(Protocol):
 
     def cancel(self, job_ids: Sequence[str]) -> None:
         """Cancel ``job_ids`` (one scancel call)."""
+        ...
+
+    def partitions(self) -> list[str]:
+        """Names of the cluster's partitions (one ``sinfo`` call)."""
+        ...
+
+    def estimate_start(self, resource_args: list[str], partition: str) -> StartEstimate:
+        """When a job with ``resource_args`` would start in ``partition``
+        (``sbatch --test-only``; nothing is submitted)."""
+        ...
+
+    def max_array_size(self) -> int:
+        """The cluster's MaxArraySize (one ``scontrol show config`` call)."""
         ...

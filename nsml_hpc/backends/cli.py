@@ -13,6 +13,8 @@ from nsml_hpc.backends.base import CommandResult, CommandRunner
 from nsml_hpc.backends.files import LocalFiles, RunFiles
 from nsml_hpc.backends.runner import LocalRunner
 from nsml_hpc.errors import BackendError, SubmitRefused
+from nsml_hpc.slurm.arrays import parse_max_array_size
+from nsml_hpc.slurm.placement import StartEstimate, parse_test_only
 from nsml_hpc.slurm.records import JobRecord
 from nsml_hpc.slurm.sacct import parse_sacct, sacct_command
 from nsml_hpc.slurm.squeue import parse_squeue, squeue_command
@@ -78,6 +80,27 @@ class CliBackend:
                 return []  # none of them is known to slurmctld any more
             raise BackendError(f"squeue failed on {self.cluster}: {slurm_error_line(result)}")
         return parse_squeue(result.stdout)
+
+    def partitions(self) -> list[str]:
+        result = self.runner.run(["sinfo", "--noheader", "--format=%R"], timeout=QUERY_TIMEOUT)
+        if result.returncode != 0:
+            raise BackendError(f"sinfo failed on {self.cluster}: {slurm_error_line(result)}")
+        return list(
+            dict.fromkeys(line.strip() for line in result.stdout.splitlines() if line.strip())
+        )
+
+    def estimate_start(self, resource_args: list[str], partition: str) -> StartEstimate:
+        argv = ["sbatch", "--test-only", f"--partition={partition}", *resource_args, "--wrap=true"]
+        result = self.runner.run(argv, timeout=QUERY_TIMEOUT)
+        return parse_test_only(partition, result.stderr + result.stdout)
+
+    def max_array_size(self) -> int:
+        result = self.runner.run(["scontrol", "show", "config"], timeout=QUERY_TIMEOUT)
+        if result.returncode != 0:
+            raise BackendError(
+                f"scontrol show config failed on {self.cluster}: {slurm_error_line(result)}"
+            )
+        return parse_max_array_size(result.stdout)
 
     def cancel(self, job_ids: Sequence[str]) -> None:
         if not job_ids:

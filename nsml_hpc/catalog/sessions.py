@@ -12,8 +12,10 @@ from sqlmodel import Session, col, select
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import (
     EventRecord,
+    GpuUsage,
     JobRecordRow,
     MetricPoint,
+    MetricSource,
     ScrapeCursor,
     SessionRecord,
     StateChange,
@@ -109,7 +111,15 @@ def mark_submitted(
 
 
 def _delete_rows(db: Session, session_id: int) -> None:
-    for table in (MetricPoint, EventRecord, ScrapeCursor, StateChange, JobRecordRow):
+    for table in (
+        MetricPoint,
+        MetricSource,
+        GpuUsage,
+        EventRecord,
+        ScrapeCursor,
+        StateChange,
+        JobRecordRow,
+    ):
         db.execute(delete(table).where(col(table.session_id) == session_id))
     db.execute(delete(SessionRecord).where(col(SessionRecord.id) == session_id))
 

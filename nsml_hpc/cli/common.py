@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from nsml_hpc.errors import SpecError
-from nsml_hpc.spec import EnvStep, Resources, parse_count, validate_memory
+from nsml_hpc.spec import EnvStep, Resources, SessionSpec, parse_count, validate_memory
 
 if TYPE_CHECKING:
+    from nsml_hpc.backends.base import SlurmBackend
     from nsml_hpc.workspace import Workspace
 
 Command = Callable[[argparse.Namespace], int]
@@ -79,7 +80,9 @@ def add_resource_flags(parser: argparse.ArgumentParser, *, inherit: bool = False
     group.add_argument("--cpus-per-gpu", help="CPU cores per GPU")
     group.add_argument("--mem", help="memory per node, e.g. 32G")
     group.add_argument("--time", help="time limit, e.g. 4:00:00 or 2-00:00")
-    group.add_argument("--partition", help="Slurm partition")
+    group.add_argument(
+        "--partition", help="Slurm partition, or 'auto': the one where the job starts first"
+    )
     group.add_argument("--account", help="Slurm account")
     group.add_argument("--qos", help="Slurm QOS")
     group.add_argument("--constraint", help="node features, e.g. a100|h100")
@@ -205,8 +208,21 @@ def sync_quietly(workspace: Workspace) -> None:
     report = sync_now(workspace)
     for cluster, error in report.errors.items():
         warn(f"cluster {cluster} unreachable — showing cached data ({error})")
+    for warning in report.warnings:
+        warn(warning)
     if report.malformed_lines:
         warn(f"skipped {report.malformed_lines} malformed metric/event line(s); see `show`")
+
+
+def place_if_auto(spec: SessionSpec, backend: SlurmBackend) -> SessionSpec:
+    """Resolve ``--partition auto`` (one sinfo + one sbatch --test-only per partition)."""
+    from nsml_hpc.placement import AUTO, place
+
+    if spec.resources.partition != AUTO:
+        return spec
+    placement = place(spec, backend)
+    print(f"placement: {placement.explanation}", file=sys.stderr)
+    return placement.spec
 
 
 def warn(message: str) -> None:

@@ -16,6 +16,7 @@ from nsml_hpc.cli.common import (
     default_project,
     environment_steps,
     open_workspace,
+    place_if_auto,
     preemption_given,
     resources_from,
     sync_quietly,
@@ -43,6 +44,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         preemption=Preemption(**preemption_given(args)),
     )
     with open_workspace() as workspace:
+        spec = place_if_auto(spec, workspace.backend_for(args.cluster))
         prepared = prepare(spec, workspace.settings, code_root)
         if args.dry_run:
             sys.stdout.write(dry_run(prepared, workspace.catalog, workspace.settings))
@@ -102,7 +104,10 @@ def cmd_ps(args: argparse.Namespace) -> int:
     with open_workspace() as workspace:
         if not args.no_sync:
             sync_quietly(workspace)
+        if args.stop_idle is not None:
+            _stop_idle(workspace, args.stop_idle)
         rows = session_rows(workspace.catalog, project=args.project, limit=args.limit)
+        idle_after = workspace.settings.idle_gpu_seconds
     if args.json:
         print(json.dumps([row.to_json() for row in rows], indent=2, sort_keys=True))
         return 0
@@ -115,13 +120,34 @@ def cmd_ps(args: argparse.Namespace) -> int:
             row.state_text + (f" [requeued {row.requeues}x]" if row.requeues else ""),
             str(row.gpus),
             format_duration(row.elapsed_s),
+            _gpu_cell(row, idle_after),
             "-" if row.last_step is None else str(row.last_step),
             format_metrics(row.last_metrics) or "-",
         ]
         for row in rows
     ]
-    print(table(["NAME", "STATE", "GPUS", "ELAPSED", "STEP", "METRICS"], body))
+    print(table(["NAME", "STATE", "GPUS", "ELAPSED", "GPU%", "STEP", "METRICS"], body))
     return 0
+
+
+def _gpu_cell(row: Any, idle_after: float) -> str:
+    """Last utilisation, or the idle flag once the GPUs sat at 0 % past the threshold."""
+    from nsml_hpc.slurm.timefmt import format_duration
+
+    if row.gpu_util is None:
+        return "-"
+    if row.gpu_idle_s >= idle_after:
+        return f"IDLE {format_duration(row.gpu_idle_s)}"
+    return f"{row.gpu_util:.0f}"
+
+
+def _stop_idle(workspace: Any, text: str) -> None:
+    from nsml_hpc.actions import stop_idle_sessions
+    from nsml_hpc.slurm.timefmt import format_duration
+    from nsml_hpc.spec import time_limit_minutes
+
+    for name, idle_s in stop_idle_sessions(workspace, time_limit_minutes(text) * 60):
+        print(f"cancel requested for {name}: its GPUs sat idle for {format_duration(idle_s)}")
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -161,6 +187,18 @@ def render_detail(detail: dict[str, Any]) -> str:
         f"  ({detail['metric_points']} points,"
         f" {detail['malformed_metric_lines']} malformed lines)",
     ]
+    if detail["metric_sources"]:
+        captured = ", ".join(f"{k} ({v})" for k, v in sorted(detail["metric_sources"].items()))
+        lines.append(f"captured    {captured}")
+    if detail["gpu_util"] is not None:
+        lines.append(
+            f"gpu         {detail['gpu_util']:.0f} % last sample"
+            + (
+                f", idle for {format_duration(detail['gpu_idle_s'])}"
+                if detail["gpu_idle_s"]
+                else ""
+            )
+        )
     if detail["memo"]:
         lines.append(f"memo        {detail['memo']}")
     lines.extend(render_snapshot_lines(detail))
@@ -298,6 +336,11 @@ def register(commands: Commands) -> None:
     ps.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     ps.add_argument("--json", action="store_true")
     ps.add_argument("--no-sync", action="store_true", help="show the catalog without asking Slurm")
+    ps.add_argument(
+        "--stop-idle",
+        metavar="DURATION",
+        help="cancel running sessions whose GPUs sat at 0%% this long (e.g. 60, 1:30:00)",
+    )
 
     show = commands.add("show", cmd_show)
     show.add_argument("session", help="PROJECT/N")

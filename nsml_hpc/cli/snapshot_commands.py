@@ -167,6 +167,8 @@ def cmd_fork(args: argparse.Namespace) -> int:
         if not args.no_sync:
             sync_quietly(workspace)
         forked = fork_session(workspace, request, dry=args.dry_run)
+    if forked.placement:
+        print(f"placement: {forked.placement}", file=sys.stderr)
     if forked.script is not None:
         sys.stdout.write(forked.script)
         return 0

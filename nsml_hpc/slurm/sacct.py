@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from nsml_hpc.slurm.arrays import expand_task_ids
 from nsml_hpc.slurm.records import JobRecord, clean_reason, gpus_in_tres, parse_exit_code
-from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState, session_state
+from nsml_hpc.slurm.states import SessionState, session_state
 from nsml_hpc.slurm.timefmt import parse_duration, parse_timestamp
 
 SACCT_FIELDS = (
@@ -43,14 +44,6 @@ def _node_list(text: str) -> str | None:
     return None if not text or text.startswith("None") else text
 
 
-def _reason(state: SessionState, text: str) -> str | None:
-    """A requeued job keeps its pending reason (BeginTime) in accounting after it ended."""
-    reason = clean_reason(text)
-    if reason == "BeginTime" and state in TERMINAL_STATES:
-        return None
-    return reason
-
-
 def parse_sacct(text: str) -> list[JobRecord]:
     """Records from sacct output; lines of other shapes (warnings) are skipped."""
     records: list[JobRecord] = []
@@ -64,20 +57,25 @@ def parse_sacct(text: str) -> list[JobRecord]:
         except ValueError:
             continue
         exit_code, signal = parse_exit_code(row["ExitCode"])
-        records.append(
-            JobRecord(
-                job_id=row["JobID"],
-                state=state,
-                slurm_state=row["State"],
-                reason=_reason(state, row["Reason"]),
-                exit_code=exit_code,
-                signal=signal,
-                submitted_at=parse_timestamp(row["Submit"]),
-                started_at=parse_timestamp(row["Start"]),
-                ended_at=parse_timestamp(row["End"]),
-                elapsed_s=parse_duration(row["Elapsed"]),
-                gpus=gpus_in_tres(row["AllocTRES"]),
-                node_list=_node_list(row["NodeList"]),
-            )
-        )
+        for job_id in expand_task_ids(row["JobID"]):  # pending array tasks share one line
+            records.append(_record(job_id, state, row, exit_code, signal))
     return records
+
+
+def _record(
+    job_id: str, state: SessionState, row: dict[str, str], exit_code: int | None, signal: int | None
+) -> JobRecord:
+    return JobRecord(
+        job_id=job_id,
+        state=state,
+        slurm_state=row["State"],
+        reason=clean_reason(row["Reason"]),
+        exit_code=exit_code,
+        signal=signal,
+        submitted_at=parse_timestamp(row["Submit"]),
+        started_at=parse_timestamp(row["Start"]),
+        ended_at=parse_timestamp(row["End"]),
+        elapsed_s=parse_duration(row["Elapsed"]),
+        gpus=gpus_in_tres(row["AllocTRES"]),
+        node_list=_node_list(row["NodeList"]),
+    )
