@@ -172,7 +172,11 @@ def query_ids(job_ids: Iterable[str]) -> list[str]:
 
 
 def _merge_queue_record(accounting: JobRecord, queued: JobRecord) -> JobRecord:
-    """Accounting times with slurmctld's fresher state and pending reason."""
+    """Accounting times with slurmctld's fresher state and pending reason. A job slurmctld
+    already has as ended keeps accounting's record until accounting has its exit code too
+    (squeue has none: taking its FAILED now would record exit 0)."""
+    if queued.state in TERMINAL_STATES:
+        return accounting
     return replace(
         accounting, state=queued.state, slurm_state=queued.slurm_state, reason=queued.reason
     )

@@ -184,6 +184,9 @@ def test_preempted_session_checkpoints_requeues_resumes_and_completes_as_one_ses
     assert detail["requeues"] == 1
     assert detail["superseded_points"] == 2 * lost
     assert [job["job_id"] for job in detail["jobs"]] == [done.job_id]
+    # Sync ingested the snapshots by itself (manifests read through the files seam).
+    assert detail["snapshots"]["count"] >= 8
+    assert detail["snapshots"]["latest"]["tag"] == "step-39"
     kinds = [event["event"] for event in detail["events"]]
     for kind in ("signal", "checkpointed", "requeued", "resumed"):
         assert kind in kinds
