@@ -265,6 +265,8 @@ def test_fork_from_best_snapshot_starts_there_with_the_new_hyperparameter(
     rows = {r.tag: r for r in snapshots_of(workspace.catalog, [parent_record.id])[parent_record.id]}
     assert rows["step-14"].forked_from
     assert main(["model", "rm", parent.name, "step-14"]) == 2
+    assert main(["rm", parent.name, "--purge"]) == 2  # would delete the child's start snapshot
+    assert Path(parent.run_dir, "snapshots", "step-14", "manifest.json").is_file()
 
 
 @pytest.mark.slow
