@@ -68,12 +68,26 @@ def remove_session(workspace: Workspace, name: str, *, purge: bool = False) -> R
     if is_live(record.state, record.ended_at, time.time()):
         raise SpecError(f"session {name} is {record.state}; stop it first (nsml-hpc stop {name})")
     run_dir = Path(record.run_dir)
+    assert record.id is not None
     if purge and run_dir.exists():
         _check_owned_run_dir(run_dir, name)
-    assert record.id is not None
+        _check_not_forked_from(workspace, record.id, name)
     discard_session(workspace.catalog, record.id)
     purged = bool(purge and run_dir.exists() and remove_run_dir(run_dir))
     return Removed(name=name, run_dir=run_dir, purged=purged)
+
+
+def _check_not_forked_from(workspace: Workspace, session_id: int, name: str) -> None:
+    """``--purge`` deletes the snapshots too: never those another session was forked from."""
+    from nsml_hpc.catalog.snapshots import children_of
+
+    children = children_of(workspace.catalog, session_id)
+    if children:
+        shown = ", ".join(f"{child} (from {tag})" for child, tag in children)
+        raise SpecError(
+            f"sessions were forked from snapshots of {name}: {shown}; remove them first, "
+            "or remove without --purge (the run directory stays)"
+        )
 
 
 def _check_owned_run_dir(run_dir: Path, name: str) -> None:

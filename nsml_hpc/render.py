@@ -18,7 +18,7 @@ import jinja2
 
 from nsml_hpc import __version__
 from nsml_hpc.errors import SpecError
-from nsml_hpc.spec import EnvStep, SessionSpec
+from nsml_hpc.spec import EnvStep, SessionSpec, warning_seconds
 
 TEMPLATE_PACKAGE = "nsml_hpc.sbatch_templates"
 TEMPLATE_NAME = "job.sbatch.j2"
@@ -62,7 +62,8 @@ def check_cluster_path(label: str, path: str) -> str:
 
 
 def sbatch_directives(spec: SessionSpec, context: ScriptContext) -> list[tuple[str, str]]:
-    """The ``#SBATCH --key=value`` pairs for ``spec``, in a stable order."""
+    """The ``#SBATCH --key=value`` pairs for ``spec``, in a stable order (an empty value is a
+    flag without one, such as ``--requeue``)."""
     return _directives(
         spec,
         [
@@ -89,13 +90,14 @@ def array_directives(spec: SessionSpec, context: ArrayContext) -> list[tuple[str
 
 def resource_directives(spec: SessionSpec) -> list[tuple[str, str]]:
     """Just the resource requests (for ``sbatch --test-only`` and the scripts)."""
-    return _directives(spec, [])
+    return _directives(spec, [], preemption=False)
 
 
 def _directives(
-    spec: SessionSpec, head: list[tuple[str, str | int | None]]
+    spec: SessionSpec, head: list[tuple[str, str | int | None]], *, preemption: bool = True
 ) -> list[tuple[str, str]]:
     res = spec.resources
+    grace = warning_seconds(spec)
     pairs: list[tuple[str, str | int | None]] = [
         *head,
         ("nodes", res.nodes),
@@ -108,6 +110,13 @@ def _directives(
         ("qos", res.qos),
         ("constraint", res.constraint),
     ]
+    if preemption:
+        # USR2 (NCCL takes USR1) to the batch shell, which exec's the wrapper: it asks the
+        # training code for a snapshot and requeues the job (see nsml_hpc/job.py).
+        pairs += [
+            ("signal", f"B:USR2@{grace}" if grace > 0 else None),
+            ("requeue" if spec.preemption.requeue else "no-requeue", ""),
+        ]
     directives = [(key, str(value)) for key, value in pairs if value is not None]
     for key, value in directives:
         if _DIRECTIVE_UNSAFE.search(value):

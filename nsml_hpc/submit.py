@@ -10,8 +10,10 @@ import getpass
 import os
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nsml_hpc
 from nsml_hpc import __version__
@@ -57,6 +59,7 @@ class Prepared:
     spec: SessionSpec
     code: CodeManifest
     user: str
+    extra: dict[str, Any] = field(default_factory=dict)  # more session.json keys (a fork's)
 
 
 def current_user() -> str:
@@ -132,6 +135,7 @@ def _session_document(prepared: Prepared, name: str, number: int, now: float) ->
             "git_commit": prepared.code.git_commit,
             "git_dirty": prepared.code.git_dirty,
         },
+        **prepared.extra,
     }
 
 
@@ -181,7 +185,10 @@ def submit(
     backend: SlurmBackend,
     *,
     now: float | None = None,
+    before_sbatch: Callable[[int], None] | None = None,
 ) -> Submitted:
+    """Reserve, write the run directory, (call ``before_sbatch`` with the new session's id:
+    a fork records its lineage there), sbatch, mark submitted; undo everything on failure."""
     now = time.time() if now is None else now
     spec = prepared.spec
     base = project_dir(settings.run_root.resolve(), prepared.user, spec.project)
@@ -199,6 +206,8 @@ def submit(
     job_id: str | None = None
     try:
         script = build_run_dir(prepared, record.name, record.number, run_dir, now)
+        if before_sbatch is not None:
+            before_sbatch(record.id)
         job_id = backend.submit(run_dir / SCRIPT_FILE)
         write_job_id_marker(run_dir, job_id)
         mark_submitted(catalog, record.id, job_id=job_id, cluster=spec.cluster, now=now)

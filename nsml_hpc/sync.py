@@ -45,6 +45,7 @@ from nsml_hpc.scrape import parse_event_lines, parse_metric_lines
 from nsml_hpc.settings import Settings
 from nsml_hpc.slurm.records import JobRecord
 from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
+from nsml_hpc.snapshot_sync import sync_snapshots
 
 STALE_RESERVATION_SECONDS = 3600.0
 RECENTLY_ENDED_SECONDS = 120.0  # keep scraping a little after the end (slow shared FS)
@@ -65,6 +66,8 @@ class SyncReport:
     malformed_lines: int = 0
     sessions_scraped: int = 0
     warnings: list[str] = field(default_factory=list)
+    new_snapshots: int = 0
+    snapshot_problems: dict[str, str] = field(default_factory=dict)  # "session:tag" -> why
 
 
 def sync(
@@ -96,7 +99,18 @@ def sync(
             continue
         record_poll_result(catalog, cluster, None)
         report.state_changes += _apply_records(catalog, sessions, jobs, records, now)
-    _scrape(catalog, _sessions_to_scrape(catalog, live, now), backend_for, report, now)
+    targets = _sessions_to_scrape(catalog, live, now)
+    with_new_events = _scrape(catalog, targets, backend_for, report, now)
+    snapshots = sync_snapshots(
+        catalog,
+        [(target.session_id, target.cluster, target.run_dir) for target in targets],
+        lambda cluster: backend_for(cluster).files,
+        now,
+        sessions_with_new_events=sorted(with_new_events),
+        names={record.id: record.name for record in live if record.id is not None},
+    )
+    report.new_snapshots = snapshots.added
+    report.snapshot_problems = snapshots.problems
     return report
 
 
@@ -158,7 +172,11 @@ def query_ids(job_ids: Iterable[str]) -> list[str]:
 
 
 def _merge_queue_record(accounting: JobRecord, queued: JobRecord) -> JobRecord:
-    """Accounting times with slurmctld's fresher state and pending reason."""
+    """Accounting times with slurmctld's fresher state and pending reason. A job slurmctld
+    already has as ended keeps accounting's record until accounting has its exit code too
+    (squeue has none: taking its FAILED now would record exit 0)."""
+    if queued.state in TERMINAL_STATES:
+        return accounting
     return replace(
         accounting, state=queued.state, slurm_state=queued.slurm_state, reason=queued.reason
     )
@@ -267,7 +285,9 @@ def _scrape(
     backend_for: BackendFor,
     report: SyncReport,
     now: float,
-) -> None:
+) -> set[int]:
+    """Ingest new lines; returns the sessions that got new events (their job runs change)."""
+    with_new_events: set[int] = set()
     ids = [target.session_id for target in targets]
     cursors = load_cursors(catalog, ids)
     gpu = gpu_states(catalog, ids)
@@ -305,6 +325,8 @@ def _scrape(
                 store_event_batch(catalog, session_id, events, cursor, new_offset, now)
                 report.new_events += len(events.events)
                 report.malformed_lines += events.malformed
+                if events.events:
+                    with_new_events.add(session_id)
         _scrape_gpu(catalog, files, session_id, run_dir, cursors, gpu, now)
         captured = scrape_captured(
             catalog,
@@ -320,6 +342,7 @@ def _scrape(
         report.new_points += captured.points
         report.malformed_lines += captured.malformed
         report.warnings.extend(captured.warnings)
+    return with_new_events
 
 
 def _scrape_gpu(

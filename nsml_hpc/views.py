@@ -12,8 +12,10 @@ from nsml_hpc.catalog.gpu import gpu_states
 from nsml_hpc.catalog.metrics import METRICS_FILE, load_cursors, metric_sources
 from nsml_hpc.catalog.models import SessionRecord
 from nsml_hpc.catalog.sessions import events_of, get_session, jobs_of, list_sessions, state_history
+from nsml_hpc.catalog.snapshots import requeue_counts
 from nsml_hpc.idle import IdleState, idle_for
 from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
+from nsml_hpc.snapshot_views import snapshot_detail
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class SessionRow:
     created_at: float
     gpu_util: float | None = None  # mean utilisation of the last nvidia-smi sample
     gpu_idle_s: float = 0.0  # how long every GPU of the session has sat at 0 %
+    requeues: int = 0
 
     @property
     def state_text(self) -> str:
@@ -56,7 +59,11 @@ def elapsed(record: SessionRecord, now: float) -> float | None:
 
 
 def _row(
-    record: SessionRecord, job_ids: list[str], now: float, gpu: IdleState | None = None
+    record: SessionRecord,
+    job_ids: list[str],
+    now: float,
+    gpu: IdleState | None = None,
+    requeues: int = 0,
 ) -> SessionRow:
     live_gpu = gpu if gpu is not None and record.state == SessionState.RUNNING else None
     return SessionRow(
@@ -74,6 +81,7 @@ def _row(
         created_at=record.created_at,
         gpu_util=live_gpu.last_util if live_gpu else None,
         gpu_idle_s=idle_for(live_gpu, now) if live_gpu else 0.0,
+        requeues=requeues,
     )
 
 
@@ -85,12 +93,14 @@ def session_rows(
     ids = [record.id for record in records if record.id is not None]
     jobs = jobs_of(catalog, ids)
     gpu = gpu_states(catalog, ids)
+    requeues = requeue_counts(catalog, ids)
     return [
         _row(
             record,
             [job.job_id for job in jobs.get(record.id or -1, [])],
             now,
             gpu.get(record.id or -1),
+            requeues.get(record.id or -1, 0),
         )
         for record in records
     ]
@@ -102,10 +112,12 @@ def session_detail(catalog: Catalog, name: str) -> dict[str, Any]:
     assert record.id is not None
     jobs = jobs_of(catalog, [record.id])[record.id]
     gpu = gpu_states(catalog, [record.id]).get(record.id)
-    row = _row(record, [job.job_id for job in jobs], time.time(), gpu)
+    requeues = requeue_counts(catalog, [record.id]).get(record.id, 0)
+    row = _row(record, [job.job_id for job in jobs], time.time(), gpu, requeues)
     cursor = load_cursors(catalog, [record.id]).get((record.id, METRICS_FILE))
     return {
         **row.to_json(),
+        **snapshot_detail(catalog, record.id),
         "project": record.project,
         "user": record.user,
         "run_dir": record.run_dir,

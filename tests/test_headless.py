@@ -25,6 +25,18 @@ def test_importing_nsml_hpc_in_a_job_loads_nothing_heavy() -> None:
     assert not {name for name in loaded for heavy in HEAVY if name.split(".")[0] == heavy}
 
 
+def test_snapshot_api_loads_nothing_heavy() -> None:
+    loaded = _loaded_after(
+        "import nsml_hpc, tempfile, os\n"
+        "os.chdir(tempfile.mkdtemp())\n"
+        "nsml_hpc.save(lambda folder: (folder / 'w').write_bytes(b'1'), step=1)\n"
+        "nsml_hpc.load('latest'); nsml_hpc.should_checkpoint()"
+    )
+    assert not {
+        name for name in loaded for heavy in [*HEAVY, "torch"] if name.split(".")[0] == heavy
+    }
+
+
 def test_job_wrapper_loads_nothing_heavy() -> None:
     loaded = _loaded_after("import nsml_hpc.job")
     assert not {name for name in loaded for heavy in HEAVY if name.split(".")[0] == heavy}
@@ -40,6 +52,10 @@ def test_headless_core_never_imports_textual() -> None:
         "nsml_hpc.catalog",
         "nsml_hpc.backends",
         "nsml_hpc.render",
+        "nsml_hpc.gc",
+        "nsml_hpc.fork",
+        "nsml_hpc.snapshots",
+        "nsml_hpc.cli.snapshot_commands",
     ]
     loaded = _loaded_after("\n".join(f"import {module}" for module in modules))
     assert "nsml_hpc.sync" in loaded

@@ -80,7 +80,7 @@ class Catalog:
 
 # Modules that define tables: imported before create_all so every table exists. A feature
 # with tables of its own adds its module here (new tables need no migration).
-MODEL_MODULES = ("nsml_hpc.catalog.models",)
+MODEL_MODULES = ("nsml_hpc.catalog.models", "nsml_hpc.catalog.snapshot_models")
 
 
 def _ensure_schema(catalog: Catalog) -> None:

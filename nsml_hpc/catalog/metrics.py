@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import exists, func, insert
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
@@ -19,6 +19,7 @@ from nsml_hpc.catalog.models import (
     ScrapeCursor,
     SessionRecord,
 )
+from nsml_hpc.catalog.snapshot_models import JobRunRecord
 from nsml_hpc.scrape import POINT_COLUMNS, EventBatch, MetricBatch, MetricPointRow
 
 METRICS_FILE = "metrics.jsonl"
@@ -160,22 +161,48 @@ def metric_sources(catalog: Catalog, session_id: int) -> dict[str, str]:
     return {row.name: row.source for row in rows}
 
 
-def metric_rows(catalog: Catalog, session_id: int) -> list[MetricPoint]:
+def superseded(point: Any = MetricPoint) -> Any:
+    """SQL condition: the point belongs to the tail an earlier job run lost and a later run
+    (requeued, resumed from a snapshot) redid. Readers hide these; the file keeps them."""
+    run = JobRunRecord
+    return exists().where(
+        run.session_id == point.session_id,
+        col(run.supersede_from_step).is_not(None),
+        point.line >= 0,  # captured points (TensorBoard/CSV) have negative line numbers
+        point.line < run.first_line,
+        point.step >= run.supersede_from_step,
+    )
+
+
+def metric_rows(
+    catalog: Catalog, session_id: int, *, include_superseded: bool = False
+) -> list[MetricPoint]:
+    query = select(MetricPoint).where(MetricPoint.session_id == session_id)
+    if not include_superseded:
+        query = query.where(~superseded())
     with catalog.session() as db:
-        return list(
+        return list(db.exec(query.order_by(col(MetricPoint.line), col(MetricPoint.id))).all())
+
+
+def superseded_count(catalog: Catalog, session_id: int) -> int:
+    with catalog.session() as db:
+        return int(
             db.exec(
-                select(MetricPoint)
-                .where(MetricPoint.session_id == session_id)
-                .order_by(col(MetricPoint.line), col(MetricPoint.id))
-            ).all()
+                select(func.count())
+                .select_from(MetricPoint)
+                .where(MetricPoint.session_id == session_id, superseded())
+            ).one()
         )
 
 
-def metric_lines(catalog: Catalog, session_id: int) -> list[dict[str, Any]]:
+def metric_lines(
+    catalog: Catalog, session_id: int, *, include_superseded: bool = False
+) -> list[dict[str, Any]]:
     """The points reported through ``report()`` regrouped as the metrics.jsonl lines they came
-    from: ``{"step":…, "time":…, name: value}`` (captured points have negative line numbers)."""
+    from: ``{"step":…, "time":…, name: value}`` (captured points have negative line numbers).
+    Points a resumed job run redid are left out unless ``include_superseded``."""
     lines: dict[int, dict[str, Any]] = {}
-    for point in metric_rows(catalog, session_id):
+    for point in metric_rows(catalog, session_id, include_superseded=include_superseded):
         if point.line < 0:
             continue
         line = lines.setdefault(point.line, {"step": point.step, "time": point.time})

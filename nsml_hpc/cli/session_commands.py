@@ -11,16 +11,18 @@ from typing import Any
 from nsml_hpc.cli.common import (
     Commands,
     add_environment_flags,
+    add_preemption_flags,
     add_resource_flags,
     default_project,
     environment_steps,
     open_workspace,
     place_if_auto,
+    preemption_given,
     resources_from,
     sync_quietly,
 )
 from nsml_hpc.errors import SpecError
-from nsml_hpc.spec import SessionSpec
+from nsml_hpc.spec import Preemption, SessionSpec
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -39,6 +41,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         environment=environment_steps(args),
         memo=args.memo or "",
         cluster=args.cluster,
+        preemption=Preemption(**preemption_given(args)),
     )
     with open_workspace() as workspace:
         spec = place_if_auto(spec, workspace.backend_for(args.cluster))
@@ -114,7 +117,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
     body = [
         [
             row.name,
-            row.state_text,
+            row.state_text + (f" [requeued {row.requeues}x]" if row.requeues else ""),
             str(row.gpus),
             format_duration(row.elapsed_s),
             _gpu_cell(row, idle_after),
@@ -198,6 +201,7 @@ def render_detail(detail: dict[str, Any]) -> str:
         )
     if detail["memo"]:
         lines.append(f"memo        {detail['memo']}")
+    lines.extend(render_snapshot_lines(detail))
     lines.append("jobs")
     for job in detail["jobs"]:
         lines.append(
@@ -216,6 +220,54 @@ def render_detail(detail: dict[str, Any]) -> str:
             f"  {format_time(event['at'])}  {event['event']:<10} job {event['job_id']}  {details}"
         )
     return "\n".join(lines)
+
+
+def render_snapshot_lines(detail: dict[str, Any]) -> list[str]:
+    """Lineage, snapshots, requeues and job runs for ``show``."""
+    from nsml_hpc.formatting import format_metrics, format_time
+
+    lines: list[str] = []
+    parent = detail["lineage"]["parent"]
+    if parent is not None:
+        changed = " ".join(f"{k}={v}" for k, v in sorted(parent["overrides"].items()))
+        lines.append(
+            f"forked from {parent['session']}:{parent['snapshot']} (step {parent['step']})"
+            + (f", changed {changed}" if changed else "")
+        )
+    children = detail["lineage"]["children"]
+    if children:
+        shown = ", ".join(f"{c['session']} (from {c['snapshot']})" for c in children)
+        lines.append(f"forks       {shown}")
+    snaps = detail["snapshots"]
+    latest = snaps["latest"]
+    latest_text = (
+        f"; latest {latest['tag']} (step {latest['step']}) "
+        f"{format_metrics(latest['metrics'], 80)}".rstrip()
+        if latest
+        else ""
+    )
+    lines.append(
+        f"snapshots   {snaps['count']} ({snaps['bytes'] / 2**20:.1f} MiB, {snaps['pinned']} "
+        f"pinned, {snaps['damaged']} damaged){latest_text}"
+    )
+    if detail["requeues"] or len(detail["job_runs"]) > 1:
+        lines.append(
+            f"requeues    {detail['requeues']}; {detail['superseded_points']} metric point(s) "
+            "of lost tails superseded by resumed runs"
+        )
+        lines.append("job runs")
+        for run in detail["job_runs"]:
+            resume = (
+                f"  resumed from {run['resume_tag']} (step {run['resume_step']})"
+                if run["resume_tag"]
+                else ""
+            )
+            lines.append(
+                f"  {run['job_id']:<10} run {run['restart_count']}  "
+                f"{format_time(run['started_at'])}  {run['outcome'] or 'running'}"
+                f"  exit {run['exit_code']}{resume}"
+            )
+    return lines
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -259,6 +311,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
 def register(commands: Commands) -> None:
     submit = commands.add("submit", cmd_submit)
     add_resource_flags(submit)
+    add_preemption_flags(submit)
     add_environment_flags(submit)
     submit.add_argument("--project", help="project name (default: the code folder's name)")
     submit.add_argument("--memo", help="a note to remember this session by")
