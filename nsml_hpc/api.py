@@ -62,6 +62,13 @@ class SessionInfo:
         return parse_hyperparameters(self.args)
 
     @property
+    def resume_from(self) -> Path | None:
+        """The snapshot folder this session was forked from, if any."""
+        spec = self._document.get("spec") or {}
+        path = spec.get("resume_from")
+        return Path(path) if path else None
+
+    @property
     def job_id(self) -> str | None:
         return os.environ.get("SLURM_JOB_ID")
 

@@ -67,6 +67,8 @@ class SessionSpec:
     environment: list[EnvStep] = field(default_factory=list)
     memo: str = ""
     cluster: str = "local"
+    # A snapshot folder the job starts from (a fork); read by the job, never rendered.
+    resume_from: str | None = None
 
     @property
     def hyperparameters(self) -> dict[str, HParamValue]:
@@ -85,6 +87,7 @@ class SessionSpec:
             environment=[EnvStep(**step) for step in data.get("environment", [])],
             memo=data.get("memo", ""),
             cluster=data.get("cluster", "local"),
+            resume_from=data.get("resume_from"),
         )
 
 
@@ -226,4 +229,8 @@ def validate_spec(spec: SessionSpec) -> SessionSpec:
     validate_memo(spec.memo)
     if not spec.script or has_control_characters(spec.script) or spec.script.startswith("/"):
         raise SpecError(f"invalid script path {spec.script!r}")
+    if spec.resume_from is not None and (
+        not spec.resume_from.startswith("/") or has_control_characters(spec.resume_from)
+    ):
+        raise SpecError(f"invalid snapshot path {spec.resume_from!r}")
     return spec

@@ -13,6 +13,8 @@ from typing import Protocol
 
 from nsml_hpc.backends.files import RunFiles
 from nsml_hpc.slurm.records import JobRecord
+from nsml_hpc.slurm.sinfo import NodeGpus
+from nsml_hpc.slurm.user_queue import QueueJob
 
 
 @dataclass(frozen=True)
@@ -49,4 +51,12 @@ class SlurmBackend(Protocol):
 
     def cancel(self, job_ids: Sequence[str]) -> None:
         """Cancel ``job_ids`` (one scancel call)."""
+        ...
+
+    def cluster_gpus(self) -> list[NodeGpus]:
+        """GPUs (configured and in use) of every node in every partition (one sinfo call)."""
+        ...
+
+    def user_queue(self, user: str) -> list[QueueJob]:
+        """Every queued or running job of ``user`` (one squeue call)."""
         ...

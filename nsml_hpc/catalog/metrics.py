@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import EventRecord, MetricPoint, ScrapeCursor, SessionRecord
+from nsml_hpc.catalog.summaries import update_summaries
 from nsml_hpc.scrape import POINT_COLUMNS, EventBatch, MetricBatch, MetricPointRow
 
 METRICS_FILE = "metrics.jsonl"
@@ -76,6 +77,7 @@ def store_metric_batch(
     with catalog.session() as db:
         if batch.points:
             _insert_points(db, batch.points)
+            update_summaries(db, session_id, batch.points)
         _move_cursor(
             db,
             session_id,
