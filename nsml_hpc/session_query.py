@@ -394,6 +394,14 @@ __all__ = [
     "matching_names",
     "parse_filter",
     "project_counts",
+    "session_clusters",
     "session_page",
     "visible_offsets",
 ]
+
+
+def session_clusters(catalog: Catalog) -> list[str]:
+    """Clusters that sessions in the catalog ran on, sorted."""
+    statement = select(_S.cluster).where(_S.state != SessionState.PREPARING).distinct()
+    with catalog.session() as db:
+        return sorted(row[0] for row in db.execute(statement).all())

@@ -6,16 +6,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlmodel import Session, col
 
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import CatalogMeta, MetricPoint
-from nsml_hpc.catalog.summary_models import MetricSummary
+from nsml_hpc.catalog.summary_models import MetricBlock, MetricSummary
 from nsml_hpc.errors import CatalogError
 from nsml_hpc.scrape import MetricPointRow
 
 BACKFILL_KEY = "metric_summary_filled"
+BLOCK_SHIFT = 9
+BLOCK_LINES = 1 << BLOCK_SHIFT  # metrics.jsonl lines per stored block (512)
 
 
 @dataclass
@@ -59,18 +61,45 @@ class Summary:
             self.max_value, self.max_step = later.max_value, later.max_step
 
 
-def summarize_points(points: Iterable[MetricPointRow]) -> dict[str, Summary]:
-    """Summaries per metric name of a batch of ``POINT_COLUMNS`` tuples (pure)."""
-    found: dict[str, Summary] = {}
+def summarize_points(
+    points: Iterable[MetricPointRow],
+) -> tuple[dict[str, Summary], dict[tuple[str, int], Summary]]:
+    """Per metric and per (metric, block of ``BLOCK_LINES`` lines) summaries of a batch of
+    ``POINT_COLUMNS`` tuples, in one pass (pure; points in line order).
+
+    Each point is folded into its block only; a metric's total is the merge of its blocks.
+    """
+    blocks: dict[tuple[str, int], Summary] = {}
+    current: dict[str, tuple[int, Summary]] = {}
+    shift = BLOCK_SHIFT
     for _session, line, step, _time, name, value in points:
-        summary = found.get(name)
-        if summary is None:
-            summary = found[name] = Summary()
-        summary.fold(line, step, value)
-    return found
+        index = line >> shift
+        entry = current.get(name)
+        if entry is None or entry[0] != index:
+            key = (name, index)
+            block = blocks.get(key)
+            if block is None:
+                block = blocks[key] = Summary()
+            current[name] = (index, block)
+        else:
+            block = entry[1]
+        block.points += 1
+        block.last_line, block.last_step, block.last_value = line, step, value
+        if value is None:
+            continue
+        low = block.min_value
+        if low is None or value < low:
+            block.min_value, block.min_step = value, step
+        high = block.max_value
+        if high is None or value > high:
+            block.max_value, block.max_step = value, step
+    totals: dict[str, Summary] = {}
+    for (name, _index), block in sorted(blocks.items(), key=lambda item: item[1].last_line):
+        totals.setdefault(name, Summary()).merge(block)
+    return totals, blocks
 
 
-def _as_summary(row: MetricSummary) -> Summary:
+def _as_summary(row: MetricSummary | MetricBlock) -> Summary:
     return Summary(
         points=row.points,
         last_line=row.last_line,
@@ -84,20 +113,20 @@ def _as_summary(row: MetricSummary) -> Summary:
 
 
 def update_summaries(db: Session, session_id: int, points: Sequence[MetricPointRow]) -> None:
-    """Merge a batch into the stored summaries, inside the caller's transaction."""
-    batch = summarize_points(points)
-    if not batch:
+    """Merge a batch into the stored summaries and blocks, inside the caller's transaction."""
+    totals, blocks = summarize_points(points)
+    if not totals:
         return
     existing = {
         row.name: row
         for row in db.execute(
             select(MetricSummary).where(
                 col(MetricSummary.session_id) == session_id,
-                col(MetricSummary.name).in_(list(batch)),
+                col(MetricSummary.name).in_(list(totals)),
             )
         ).scalars()
     }
-    for name, later in batch.items():
+    for name, later in totals.items():
         row = existing.get(name)
         merged = _as_summary(row) if row is not None else Summary()
         merged.merge(later)
@@ -106,6 +135,33 @@ def update_summaries(db: Session, session_id: int, points: Sequence[MetricPointR
         for key, value in vars(merged).items():
             setattr(row, key, value)
         db.add(row)
+    # Lines only grow, so only the first block of each metric in a batch can already exist
+    # (the one the previous batch ended in).
+    first = min(index for _name, index in blocks)
+    stored = {
+        (row.name, row.block): row
+        for row in db.execute(
+            select(MetricBlock).where(
+                col(MetricBlock.session_id) == session_id,
+                col(MetricBlock.name).in_(list(totals)),
+                col(MetricBlock.block) >= first,
+            )
+        ).scalars()
+    }
+    fresh: list[dict[str, object]] = []
+    for (name, index), later in blocks.items():
+        block_row = stored.get((name, index))
+        if block_row is None:
+            fresh.append({"session_id": session_id, "name": name, "block": index, **vars(later)})
+            continue
+        merged = _as_summary(block_row)
+        merged.merge(later)
+        for key, value in vars(merged).items():
+            setattr(block_row, key, value)
+        db.add(block_row)
+    if fresh:
+        db.flush()
+        db.execute(insert(MetricBlock), fresh)
 
 
 def backfill_summaries(catalog: Catalog) -> None:
@@ -130,10 +186,9 @@ def backfill_summaries(catalog: Catalog) -> None:
                 .where(point.session_id == session_id)
                 .order_by(point.line, point.id)
             ).all()
-            fresh = summarize_points(tuple(row) for row in rows)
             db.execute(delete(MetricSummary).where(col(MetricSummary.session_id) == session_id))
-            for name, summary in fresh.items():
-                db.add(MetricSummary(session_id=session_id, name=name, **vars(summary)))
+            db.execute(delete(MetricBlock).where(col(MetricBlock.session_id) == session_id))
+            update_summaries(db, session_id, [tuple(row) for row in rows])
     try:
         with catalog.session() as db:
             if db.get(CatalogMeta, BACKFILL_KEY) is None:
@@ -165,3 +220,14 @@ def metric_names(catalog: Catalog, session_ids: Sequence[int] | None = None) -> 
         query = query.where(col(MetricSummary.session_id).in_(list(session_ids)))
     with catalog.session() as db:
         return sorted(row[0] for row in db.execute(query).all())
+
+
+def blocks_of(catalog: Catalog, session_id: int, name: str) -> list[Summary]:
+    """The stored blocks of one metric of one session, in line order."""
+    with catalog.session() as db:
+        rows = db.execute(
+            select(MetricBlock)
+            .where(col(MetricBlock.session_id) == session_id, col(MetricBlock.name) == name)
+            .order_by(col(MetricBlock.block))
+        ).scalars()
+        return [_as_summary(row) for row in rows]

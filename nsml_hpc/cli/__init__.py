@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from nsml_hpc import __version__
-from nsml_hpc.cli import session_commands
+from nsml_hpc.cli import edit_commands, session_commands, tui_command
 from nsml_hpc.cli.common import Commands, Parser
 from nsml_hpc.errors import (
     BackendError,
@@ -27,6 +27,8 @@ from nsml_hpc.errors import (
 
 COMMAND_MODULES = [
     session_commands,
+    edit_commands,
+    tui_command,
 ]
 
 EXIT_CODES: list[tuple[type[NsmlError], int]] = [
