@@ -47,6 +47,7 @@ def gpu_bar(partition: PartitionGpus, width: int = BAR_WIDTH) -> Text:
 
 class ClusterScreen(Screen[None]):
     CSS_PATH = "cluster.tcss"
+    TITLE = "cluster"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
         Binding("n", "next_cluster", "Next cluster", show=False),

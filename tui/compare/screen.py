@@ -30,6 +30,7 @@ from ..widgets.styling import metric_text
 
 class CompareScreen(Screen[None]):
     CSS_PATH = "compare.tcss"
+    TITLE = "compare"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back")]
 
     @dataclass

@@ -32,11 +32,18 @@ def binding_rows(active: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     for key, active_binding in active.items():
         binding: Binding = active_binding.binding
         node = active_binding.node
-        where = "app" if node is node.app else type(node).__name__
+        where = "everywhere" if node is node.app else _where(node)
         description = binding.description or binding.action
         merged.setdefault((where, description), []).append(KEY_NAMES.get(key, key))
     rows = [(where, ", ".join(keys), what) for (where, what), keys in merged.items()]
-    return sorted(rows, key=lambda row: (row[0] == "app", row[0]))
+    return sorted(rows, key=lambda row: (row[0] == "everywhere", row[0]))
+
+
+def _where(node: Any) -> str:
+    """``SessionsScreen`` -> ``sessions screen``, ``SessionTable`` -> ``session table``."""
+    name = type(node).__name__
+    words = "".join(f" {char.lower()}" if char.isupper() else char for char in name).strip()
+    return words.replace("data table", "table")
 
 
 class HelpScreen(ModalScreen[None]):

@@ -42,7 +42,9 @@ def title_line(detail: dict[str, Any]) -> Text:
         f"{detail['gpus']} GPU{'s' if detail['gpus'] != 1 else ''}",
         format_duration(detail["elapsed_s"]),
     ]
-    text.append("   " + " · ".join(parts), "dim")
+    for part in parts:
+        text.append("  ·  ", "dim")
+        text.append(part)
     if detail.get("memo"):
         text.append(f"  “{detail['memo']}”", "italic")
     return text

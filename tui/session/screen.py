@@ -45,6 +45,7 @@ TABS = ("overview", "metrics", "logs", "snapshots")
 
 class SessionScreen(Screen[None]):
     CSS_PATH = "session.tcss"
+    TITLE = "session"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
         Binding("1", "tab('overview')", "Overview", show=False),

@@ -98,8 +98,8 @@ class SessionTable(ScrollView, can_focus=True):
         scrollbar-gutter: stable;
     }
     SessionTable > .session-table--header { text-style: bold; background: $panel; }
-    SessionTable > .session-table--cursor { background: $accent 40%; }
-    SessionTable:focus > .session-table--cursor { background: $accent 70%; }
+    SessionTable > .session-table--cursor { background: $primary 25%; }
+    SessionTable:focus > .session-table--cursor { background: $primary 45%; text-style: bold; }
     SessionTable > .session-table--group { text-style: bold; color: $secondary; }
     SessionTable > .session-table--mark { color: $warning; text-style: bold; }
     SessionTable > .session-table--placeholder { color: $text-muted; }
