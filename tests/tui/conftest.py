@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -275,14 +276,14 @@ class TuiWorld:
         self.syncs += 1
         return self.sync_report
 
-    def app(self, **kwargs: object) -> NsmlApp:
+    def app(self, *, sync_interval: float = 3600.0, open_session: str | None = None) -> NsmlApp:
         return NsmlApp(
             self.workspace,
             clock=lambda: NOW,
             syncer=self.sync,
-            sync_interval=3600.0,
+            sync_interval=sync_interval,
             user="alice",
-            **kwargs,  # type: ignore[arg-type]
+            open_session=open_session,
         )
 
 
@@ -339,3 +340,26 @@ def world(tmp_path: Path) -> Iterator[TuiWorld]:
     workspace.use_backend("local", backend)  # type: ignore[arg-type]
     yield TuiWorld(workspace, backend, ids, run_root)
     workspace.close()
+
+
+async def settle(pilot: Any, timeout: float = 10.0) -> None:
+    """Wait until no worker but the endless sync loop is pending or running."""
+    from textual.worker import WorkerState
+
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while time.monotonic() < deadline and quiet < 3:
+        await pilot.pause(0.02)
+        busy = [
+            worker
+            for worker in pilot.app.workers
+            if worker.group != "sync" and worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
+        ]
+        quiet = 0 if busy else quiet + 1
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """HOME is the test's folder, so paths print as ~/runs/... in every run."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    return tmp_path

@@ -4,6 +4,7 @@ as Rich tables built from :func:`nsml_hpc.views.session_detail` (the data ``show
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -14,6 +15,14 @@ from nsml_hpc.formatting import format_metrics, format_time
 from nsml_hpc.slurm.timefmt import format_duration
 
 from ..widgets.styling import state_style
+
+
+def short_path(path: str) -> str:
+    """``/home/me/nsml-runs/x`` -> ``~/nsml-runs/x``."""
+    home = str(Path.home())
+    if home not in ("", "/") and (path == home or path.startswith(home + "/")):
+        return "~" + path[len(home) :]
+    return path
 
 
 def _table(title: str, *columns: str) -> Table:
@@ -59,7 +68,7 @@ def overview(detail: dict[str, Any]) -> RenderableType:
         ("command", f"{spec['script']} {' '.join(spec['args'])}".strip()),
         ("resources", ", ".join(f"{key}={value}" for key, value in res.items()) or "-"),
         ("user", detail["user"]),
-        ("run dir", detail["run_dir"]),
+        ("run dir", short_path(detail["run_dir"])),
         ("submitted", format_time(detail["submitted_at"])),
         ("started", format_time(detail["started_at"])),
         ("ended", format_time(detail["ended_at"])),
@@ -73,7 +82,7 @@ def overview(detail: dict[str, Any]) -> RenderableType:
         steps = [f"{step['kind']} {step['value']}" for step in spec["environment"]]
         rows.append(("environment", "; ".join(steps)))
     if spec.get("resume_from"):
-        rows.append(("resumes", spec["resume_from"]))
+        rows.append(("resumes", short_path(spec["resume_from"])))
     if detail.get("memo"):
         rows.append(("memo", detail["memo"]))
     for key, value in rows:

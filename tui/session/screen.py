@@ -171,6 +171,18 @@ class SessionScreen(Screen[None]):
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
 
+    @on(TabbedContent.TabActivated)
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        """The keys act on what the tab shows: focus its main widget."""
+        targets = {
+            "metrics": "#metric-picker",
+            "logs": "#log",
+            "snapshots": "#snapshot-table",
+        }
+        target = targets.get(event.pane.id or "")
+        if target:
+            self.query_one(target).focus()
+
     def action_follow(self) -> None:
         self.query_one(LogPane).toggle_follow()
 
