@@ -128,9 +128,9 @@ def test_summaries_agree_with_the_points(filled: Catalog) -> None:
     summary = summaries_of(filled, [session_id], ["val_loss"])[(session_id, "val_loss")]
     with filled.session() as db:
         low, high, count = db.execute(
-            select(
-                func.min(MetricPoint.value), func.max(MetricPoint.value), func.count()
-            ).where(MetricPoint.session_id == session_id, MetricPoint.name == "val_loss")
+            select(func.min(MetricPoint.value), func.max(MetricPoint.value), func.count()).where(
+                MetricPoint.session_id == session_id, MetricPoint.name == "val_loss"
+            )
         ).one()
     assert (summary.min_value, summary.max_value, summary.points) == (low, high, count)
     assert summary.last_step == 39

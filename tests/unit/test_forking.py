@@ -34,7 +34,18 @@ def test_bad_overrides_are_refused(text: str) -> None:
 def test_override_args_keeps_order_positionals_and_forms() -> None:
     args = ["data/", "--lr", "0.1", "--batch-size=64", "--amp", "--", "--lr", "9"]
     out = override_args(args, {"lr": "0.05", "batch_size": "128", "seed": "7"})
-    assert out == ["data/", "--lr", "0.05", "--batch-size=128", "--amp", "--", "--lr", "9", "--seed", "7"]
+    assert out == [
+        "data/",
+        "--lr",
+        "0.05",
+        "--batch-size=128",
+        "--amp",
+        "--",
+        "--lr",
+        "9",
+        "--seed",
+        "7",
+    ]
 
 
 def test_override_args_handles_switches_and_negative_values() -> None:
@@ -52,9 +63,15 @@ def test_fork_spec_changes_only_what_was_asked() -> None:
         resources=Resources(gpus=2, cpus_per_gpu=4, time="1:00:00"),
         memo="baseline",
     )
-    child = fork_spec(parent, changes={"lr": "0.2"}, gpus=4, resume_from="/runs/a/mnist/1/snapshots/x")
+    child = fork_spec(
+        parent, changes={"lr": "0.2"}, gpus=4, resume_from="/runs/a/mnist/1/snapshots/x"
+    )
     assert child.args == ["--lr", "0.2"]
-    assert (child.resources.gpus, child.resources.cpus_per_gpu, child.resources.time) == (4, 4, "1:00:00")
+    assert (child.resources.gpus, child.resources.cpus_per_gpu, child.resources.time) == (
+        4,
+        4,
+        "1:00:00",
+    )
     assert child.memo == "baseline" and child.resume_from == "/runs/a/mnist/1/snapshots/x"
     cpu_only = fork_spec(parent, gpus=0)
     assert cpu_only.resources.cpus_per_gpu is None

@@ -29,7 +29,12 @@ def test_captured_busy_node_has_three_of_four_gpus_allocated(
     nodes = parse_sinfo(data_text("sinfo_gpus_busy.txt"))
     assert len(nodes) == 1
     node = nodes[0]
-    assert (node.node, node.partition, node.is_default, node.state) == ("vm", "debug", True, "mixed")
+    assert (node.node, node.partition, node.is_default, node.state) == (
+        "vm",
+        "debug",
+        True,
+        "mixed",
+    )
     assert (node.gpus_total, node.gpus_used, node.cpus_allocated, node.cpus_total) == (4, 3, 2, 8)
     [debug] = partition_summary(nodes)
     assert (debug.gpus_total, debug.gpus_allocated, debug.gpus_idle) == (4, 3, 1)
