@@ -11,10 +11,11 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
+from nsml_hpc.tui.app import NsmlApp
 from sqlmodel import select
 
 from nsml_hpc.catalog.engine import Catalog, open_catalog
@@ -29,7 +30,6 @@ from nsml_hpc.slurm.sinfo import NodeGpus
 from nsml_hpc.slurm.user_queue import QueueJob
 from nsml_hpc.spec import Resources, SessionSpec
 from nsml_hpc.sync import SyncReport
-from nsml_hpc.tui.app import NsmlApp
 from nsml_hpc.workspace import Workspace
 
 T0 = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
@@ -42,7 +42,7 @@ class FakeFiles:
 
     def size(self, path: str) -> int | None:
         try:
-            return os.stat(path).st_size  # noqa: PTH116
+            return os.stat(path).st_size
         except OSError:
             return None
 

@@ -11,11 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import DataTable, Input, Log
-
-import nsml_hpc.actions
-from nsml_hpc.catalog.sessions import get_session, list_sessions
-from nsml_hpc.sync import SyncReport
 from nsml_hpc.tui.app import NsmlApp
 from nsml_hpc.tui.compare.screen import CompareScreen
 from nsml_hpc.tui.dialogs.confirm import ConfirmDialog
@@ -27,6 +22,11 @@ from nsml_hpc.tui.sessions import screen as sessions_module
 from nsml_hpc.tui.sessions.screen import SessionsScreen
 from nsml_hpc.tui.sessions.table import SessionTable
 from nsml_hpc.tui.widgets.status_line import StatusLine
+from textual.widgets import DataTable, Input, Log
+
+import nsml_hpc.actions
+from nsml_hpc.catalog.sessions import get_session, list_sessions
+from nsml_hpc.sync import SyncReport
 from tests.tui.conftest import TuiWorld, settle
 
 Script = Callable[[Any, NsmlApp], Awaitable[None]]

@@ -60,7 +60,7 @@ def test_lttb_keeps_the_requested_count_with_both_ends() -> None:
     rng = random.Random(1)
     xs = list(range(1000))
     ys = [rng.random() for _ in xs]
-    out_x, out_y = lttb(xs, ys, 50)
+    out_x, _out_y = lttb(xs, ys, 50)
     assert len(out_x) == 50
     assert (out_x[0], out_x[-1]) == (0, 999)
     assert out_x == sorted(out_x)
