@@ -128,6 +128,9 @@ class NsmlApp(App[None]):
         self.sync_rounds += 1
         if message.report is not None:
             self._sync_errors = unreachable_clusters(message.report, message.polls)
+            for cluster in message.report.queried:
+                if cluster not in message.report.errors:
+                    self._cluster_errors.pop(cluster, None)  # it answered again
         elif message.error:
             self._sync_errors = {"catalog": message.error}
         self._publish(synced_at=message.at, bump=True)

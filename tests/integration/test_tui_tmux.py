@@ -157,7 +157,7 @@ def test_a_session_submitted_elsewhere_appears_runs_reports_and_completes(
     assert name == "tmuxe2e/1", submitted.stdout
 
     tui.wait_for(lambda s: name in s, f"{name} in the table")
-    tui.wait_for(lambda s: "RUNNING" in _line_of(s, name), f"{name} RUNNING")
+    tui.wait_for(lambda s: "RUNNING" in _line_of(s, name), f"{name} RUNNING", 300)
 
     try:
         _write_conf(conf_path, broken)

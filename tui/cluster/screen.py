@@ -174,6 +174,10 @@ class ClusterScreen(Screen[None]):
             f"Your queue ({len(overview.queue)} job{'s' if len(overview.queue) != 1 else ''})"
         )
 
+    def on_unmount(self) -> None:
+        if self.cluster is not None:  # only this screen asks sinfo/squeue
+            nsml_app(self).report_cluster_health(self.cluster, None)
+
     def action_back(self) -> None:
         self.app.pop_screen()
 
