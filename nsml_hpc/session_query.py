@@ -115,10 +115,17 @@ class ListedSession:
     key_last: float | None = None
     key_best: float | None = None
     key_best_step: int | None = None
+    started_at: float | None = None
 
     @property
     def state_text(self) -> str:
         return format_state(self.state, self.reason, self.exit_code)
+
+    def elapsed_at(self, now: float) -> float | None:
+        """Elapsed time, still advancing with the clock while the session runs."""
+        if self.state == SessionState.RUNNING and self.started_at:
+            return max(self.elapsed_s or 0.0, now - self.started_at)
+        return self.elapsed_s
 
 
 _S = SessionRecord.__table__.c  # type: ignore[attr-defined]
@@ -304,6 +311,7 @@ def session_page(
                 key_last=last_value,
                 key_best=best_value,
                 key_best_step=best_step,
+                started_at=started_at,
             )
         )
     return listed

@@ -26,6 +26,7 @@ from textual.strip import Strip
 from textual.worker import get_current_worker
 
 from nsml_hpc.catalog.engine import Catalog
+from nsml_hpc.keymetric import metric_goal
 from nsml_hpc.session_query import (
     GroupLayout,
     ListedSession,
@@ -55,6 +56,7 @@ class Column:
 def layout_columns(width: int, key_metric: str | None) -> list[Column]:
     """Columns that fit ``width``: fixed ones first, the memo takes what is left."""
     metric = key_metric or "metric"
+    goal = metric_goal(metric)
     columns = [
         Column("mark", "", 2),
         Column("name", "NAME", 16, sort="name"),
@@ -63,7 +65,7 @@ def layout_columns(width: int, key_metric: str | None) -> list[Column]:
         Column("gpus", "GPUS", 4, "right", sort="gpus"),
         Column("elapsed", "ELAPSED", 10, "right", sort="elapsed"),
         Column("last", metric.upper(), 11, "right", sort="last"),
-        Column("best", "BEST", 10, "right", sort="best"),
+        Column("best", "BEST " + ("↓" if goal == "min" else "↑"), 10, "right", sort="best"),
     ]
     used = sum(column.width + 1 for column in columns)
     spare = width - used
@@ -287,6 +289,18 @@ class SessionTable(ScrollView, can_focus=True):
     def on_resize(self, _event: Resize) -> None:
         self._update_virtual_size()
 
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self._tick)
+
+    def _tick(self) -> None:
+        """Running sessions' elapsed time advances every second (only they are redrawn)."""
+        top = int(self.scroll_offset.y)
+        height = self.scrollable_content_region.height
+        for y in range(1, height):
+            row = self.row_at(top + y - 1)
+            if row is not None and row.state == "RUNNING":
+                self.refresh_line(top + y)
+
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
         self._request_missing()
@@ -458,7 +472,7 @@ class SessionTable(ScrollView, can_focus=True):
             elif column.key == "gpus":
                 text = str(row.gpus)
             elif column.key == "elapsed":
-                text = format_duration(row.elapsed_s)
+                text = format_duration(row.elapsed_at(self.clock()))
             elif column.key == "last":
                 text = metric_text(row.key_last)
             elif column.key == "best":
