@@ -1,4 +1,5 @@
-"""Things a user does to an existing session: stop it, remove it, read its logs.
+"""Things a user does to an existing session: stop it, remove it, read its logs, change its
+memo, fork it, pin or delete one of its snapshots.
 
 The CLI and the TUI call these same functions.
 """
@@ -10,13 +11,19 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from nsml_hpc.catalog.sessions import discard_session, get_session, jobs_of
-from nsml_hpc.errors import NsmlError, SpecError
-from nsml_hpc.rundir import SESSION_FILE, remove_run_dir
+from nsml_hpc.catalog.sessions import discard_session, get_session, jobs_of, update_memo
+from nsml_hpc.errors import NotFoundError, NsmlError, SpecError
+from nsml_hpc.rundir import CODE_DIR, SESSION_FILE, remove_run_dir
 from nsml_hpc.slurm.states import is_live
+from nsml_hpc.snapshot_files import SnapshotInfo, list_snapshots, remove_snapshot, set_pinned
+from nsml_hpc.spec import SessionSpec, validate_memo
 from nsml_hpc.sync import SyncReport, sync
 from nsml_hpc.workspace import Workspace
+
+if TYPE_CHECKING:
+    from nsml_hpc.submit import Submitted
 
 FOLLOW_CHUNK = 64 * 1024
 
@@ -152,3 +159,62 @@ def _new_bytes(path: Path, offsets: dict[Path, int]) -> Iterator[bytes]:
                 yield chunk
     except FileNotFoundError:
         return
+
+
+def set_memo(workspace: Workspace, name: str, memo: str) -> None:
+    """Replace the session's memo (one line, at most 1000 characters)."""
+    update_memo(workspace.catalog, name, validate_memo(memo.strip()), now=time.time())
+
+
+def session_snapshots(workspace: Workspace, name: str) -> list[SnapshotInfo]:
+    """The session's complete snapshots, read from its run directory."""
+    return list_snapshots(Path(get_session(workspace.catalog, name).run_dir))
+
+
+def pin_snapshot(workspace: Workspace, name: str, tag: str, *, pinned: bool = True) -> SnapshotInfo:
+    """Pin (keep from any cleanup) or unpin one snapshot of the session."""
+    return set_pinned(Path(get_session(workspace.catalog, name).run_dir), tag, pinned)
+
+
+def delete_snapshot(workspace: Workspace, name: str, tag: str) -> Path:
+    """Delete one unpinned snapshot of the session; returns the folder that was removed."""
+    return remove_snapshot(Path(get_session(workspace.catalog, name).run_dir), tag)
+
+
+@dataclass(frozen=True)
+class ForkRequest:
+    """What the fork form asks: a snapshot to start from, changed hyperparameters, GPUs."""
+
+    snapshot: str | None = None
+    changes: dict[str, str] | None = None
+    gpus: int | None = None
+    memo: str | None = None
+
+
+def fork_session(workspace: Workspace, name: str, request: ForkRequest) -> Submitted:
+    """Submit a new session from ``name``'s spec and code with the requested changes."""
+    from nsml_hpc.forking import fork_spec
+    from nsml_hpc.submit import prepare, submit
+
+    record = get_session(workspace.catalog, name)
+    run_dir = Path(record.run_dir)
+    code_root = run_dir / CODE_DIR
+    if not code_root.is_dir():
+        raise NotFoundError(f"the code snapshot of {name} is gone ({code_root})")
+    resume_from: str | None = None
+    if request.snapshot:
+        found = {info.tag: info for info in list_snapshots(run_dir)}
+        if request.snapshot not in found:
+            raise NotFoundError(f"{name} has no snapshot {request.snapshot!r}")
+        resume_from = str(found[request.snapshot].path.resolve())
+    parent = SessionSpec.from_dict(json.loads(record.spec_json))
+    memo = request.memo
+    if memo is None:
+        memo = f"fork of {name}" + (f" from {request.snapshot}" if request.snapshot else "")
+    spec = fork_spec(
+        parent, changes=request.changes, gpus=request.gpus, memo=memo, resume_from=resume_from
+    )
+    prepared = prepare(spec, workspace.settings, code_root)
+    return submit(
+        prepared, workspace.catalog, workspace.settings, workspace.backend_for(spec.cluster)
+    )

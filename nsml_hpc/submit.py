@@ -82,7 +82,13 @@ def prepare(spec: SessionSpec, settings: Settings, code_root: Path) -> Prepared:
         raise SpecError(f"script not found: {code_root / spec.script}")
     if script.suffix != ".py" and not os.access(script, os.X_OK):
         raise SpecError(f"{spec.script} is neither a .py file nor executable")
-    code = collect_code(code_root, settings.max_code_bytes, exclude=[settings.run_root])
+    run_root = settings.run_root.resolve()
+    # Keep run directories out of a snapshot of the user's folder, unless the code itself
+    # lives in one (a fork copies its parent's code/ folder).
+    inside_run_root = run_root == code_root.resolve() or run_root in code_root.resolve().parents
+    code = collect_code(
+        code_root, settings.max_code_bytes, exclude=[] if inside_run_root else [run_root]
+    )
     if spec.script not in {item.relative for item in code.files}:
         raise SpecError(
             f"{spec.script} is excluded from the code snapshot (.gitignore/.nsmlignore)"

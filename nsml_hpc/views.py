@@ -18,6 +18,15 @@ from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
 from nsml_hpc.snapshot_views import snapshot_detail
 
 
+def format_state(state: str, reason: str | None, exit_code: int | None) -> str:
+    """``PENDING (Resources)``, ``FAILED (exit 3)``, ``RUNNING``."""
+    if state == SessionState.FAILED and exit_code is not None:
+        return f"FAILED (exit {exit_code})"
+    if reason and state not in TERMINAL_STATES:
+        return f"{state} ({reason})"
+    return state
+
+
 @dataclass(frozen=True)
 class SessionRow:
     name: str
@@ -38,12 +47,7 @@ class SessionRow:
 
     @property
     def state_text(self) -> str:
-        """``PENDING (Resources)``, ``FAILED (exit 3)``, ``RUNNING``."""
-        if self.state == SessionState.FAILED and self.exit_code is not None:
-            return f"FAILED (exit {self.exit_code})"
-        if self.reason and self.state not in TERMINAL_STATES:
-            return f"{self.state} ({self.reason})"
-        return self.state
+        return format_state(self.state, self.reason, self.exit_code)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -106,14 +110,16 @@ def session_rows(
     ]
 
 
-def session_detail(catalog: Catalog, name: str) -> dict[str, Any]:
-    """Everything ``show`` prints, as JSON-ready data."""
+def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> dict[str, Any]:
+    """Everything ``show`` prints, as JSON-ready data (elapsed time as of ``now``)."""
     record = get_session(catalog, name)
     assert record.id is not None
     jobs = jobs_of(catalog, [record.id])[record.id]
     gpu = gpu_states(catalog, [record.id]).get(record.id)
     requeues = requeue_counts(catalog, [record.id]).get(record.id, 0)
-    row = _row(record, [job.job_id for job in jobs], time.time(), gpu, requeues)
+    row = _row(
+        record, [job.job_id for job in jobs], time.time() if now is None else now, gpu, requeues
+    )
     cursor = load_cursors(catalog, [record.id]).get((record.id, METRICS_FILE))
     return {
         **row.to_json(),

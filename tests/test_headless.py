@@ -56,7 +56,23 @@ def test_headless_core_never_imports_textual() -> None:
         "nsml_hpc.fork",
         "nsml_hpc.snapshots",
         "nsml_hpc.cli.snapshot_commands",
+        "nsml_hpc.session_query",
+        "nsml_hpc.compare",
+        "nsml_hpc.cluster_info",
+        "nsml_hpc.catalog.series",
+        "nsml_hpc.downsample",
+        "nsml_hpc.logtail",
+        "nsml_hpc.snapshot_files",
+        "nsml_hpc.forking",
+        "nsml_hpc.health",
+        "nsml_hpc.cli.tui_command",
     ]
     loaded = _loaded_after("\n".join(f"import {module}" for module in modules))
     assert "nsml_hpc.sync" in loaded
+    assert not any(name.split(".")[0] in ("textual", "textual_plotext") for name in loaded)
+    assert "nsml_hpc.tui" not in loaded
+
+
+def test_the_cli_loads_textual_only_for_the_tui_command() -> None:
+    loaded = _loaded_after("from nsml_hpc.cli import build_parser\nbuild_parser()")
     assert not any(name.split(".")[0] == "textual" for name in loaded)

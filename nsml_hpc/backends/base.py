@@ -14,6 +14,8 @@ from typing import Protocol
 from nsml_hpc.backends.files import RunFiles
 from nsml_hpc.slurm.placement import StartEstimate
 from nsml_hpc.slurm.records import JobRecord
+from nsml_hpc.slurm.sinfo import NodeGpus
+from nsml_hpc.slurm.user_queue import QueueJob
 
 
 @dataclass(frozen=True)
@@ -63,4 +65,12 @@ class SlurmBackend(Protocol):
 
     def max_array_size(self) -> int:
         """The cluster's MaxArraySize (one ``scontrol show config`` call)."""
+        ...
+
+    def cluster_gpus(self) -> list[NodeGpus]:
+        """GPUs (configured and in use) of every node in every partition (one sinfo call)."""
+        ...
+
+    def user_queue(self, user: str) -> list[QueueJob]:
+        """Every queued or running job of ``user`` (one squeue call)."""
         ...

@@ -17,7 +17,9 @@ from nsml_hpc.slurm.arrays import parse_max_array_size
 from nsml_hpc.slurm.placement import StartEstimate, parse_test_only
 from nsml_hpc.slurm.records import JobRecord
 from nsml_hpc.slurm.sacct import parse_sacct, sacct_command
+from nsml_hpc.slurm.sinfo import NodeGpus, parse_sinfo, sinfo_command
 from nsml_hpc.slurm.squeue import parse_squeue, squeue_command
+from nsml_hpc.slurm.user_queue import QueueJob, parse_user_queue, user_queue_command
 
 SUBMIT_TIMEOUT = 60.0
 QUERY_TIMEOUT = 60.0
@@ -108,3 +110,15 @@ class CliBackend:
         result = self.runner.run(["scancel", *job_ids], timeout=QUERY_TIMEOUT)
         if result.returncode != 0:
             raise BackendError(f"scancel failed on {self.cluster}: {slurm_error_line(result)}")
+
+    def cluster_gpus(self) -> list[NodeGpus]:
+        result = self.runner.run(sinfo_command(), timeout=QUERY_TIMEOUT)
+        if result.returncode != 0:
+            raise BackendError(f"sinfo failed on {self.cluster}: {slurm_error_line(result)}")
+        return parse_sinfo(result.stdout)
+
+    def user_queue(self, user: str) -> list[QueueJob]:
+        result = self.runner.run(user_queue_command(user), timeout=QUERY_TIMEOUT)
+        if result.returncode != 0:
+            raise BackendError(f"squeue failed on {self.cluster}: {slurm_error_line(result)}")
+        return parse_user_queue(result.stdout)

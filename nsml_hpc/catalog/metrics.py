@@ -20,6 +20,7 @@ from nsml_hpc.catalog.models import (
     SessionRecord,
 )
 from nsml_hpc.catalog.snapshot_models import JobRunRecord
+from nsml_hpc.catalog.summaries import update_summaries
 from nsml_hpc.scrape import POINT_COLUMNS, EventBatch, MetricBatch, MetricPointRow
 
 METRICS_FILE = "metrics.jsonl"
@@ -95,6 +96,7 @@ def store_metric_batch(
     with catalog.session() as db:
         if batch.points:
             _insert_points(db, batch.points)
+            update_summaries(db, session_id, batch.points)
         move_cursor(
             db,
             session_id,

@@ -163,6 +163,22 @@ def list_sessions(
         return list(db.exec(query).all())
 
 
+def update_memo(catalog: Catalog, name: str, memo: str, *, now: float) -> None:
+    """Replace the memo of session ``name``."""
+    project, number = split_session_name(name)
+    with catalog.session() as db:
+        record = db.exec(
+            select(SessionRecord).where(
+                SessionRecord.project == project, SessionRecord.number == number
+            )
+        ).first()
+        if record is None or record.state == SessionState.PREPARING:
+            raise NotFoundError(f"no session {name!r} in the catalog")
+        record.memo = memo
+        record.updated_at = now
+        db.add(record)
+
+
 def live_sessions(catalog: Catalog, now: float) -> list[SessionRecord]:
     """Sessions sync still has to ask Slurm about."""
     with catalog.session() as db:

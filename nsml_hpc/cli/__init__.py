@@ -14,7 +14,13 @@ import sys
 from collections.abc import Sequence
 
 from nsml_hpc import __version__
-from nsml_hpc.cli import experiment_commands, session_commands, snapshot_commands
+from nsml_hpc.cli import (
+    edit_commands,
+    experiment_commands,
+    session_commands,
+    snapshot_commands,
+    tui_command,
+)
 from nsml_hpc.cli.common import Commands, Parser
 from nsml_hpc.errors import (
     BackendError,
@@ -29,6 +35,8 @@ COMMAND_MODULES = [
     session_commands,
     snapshot_commands,
     experiment_commands,
+    edit_commands,
+    tui_command,
 ]
 
 EXIT_CODES: list[tuple[type[NsmlError], int]] = [
