@@ -125,9 +125,11 @@ def test_enter_opens_the_session_with_its_spec_jobs_and_log(world: TuiWorld) -> 
         assert screen.detail["hyperparameters"] == {"arch": "resnet18", "lr": 0.1}
         assert [job["job_id"] for job in screen.detail["jobs"]] == ["104"]
         await pilot.press("3")
-        await pilot.pause(0.2)
-        await settle(pilot)
         log = screen.query_one(Log)
+        for _ in range(100):  # the pane reads on its next poll tick
+            await pilot.pause(0.05)
+            if "epoch 39 val_loss" in "\n".join(log.lines):
+                break
         assert "epoch 39 val_loss" in "\n".join(log.lines)
         await pilot.press("escape")
         assert isinstance(app.screen, SessionsScreen)
