@@ -50,6 +50,7 @@ class ForkDialog(ModalScreen[ForkRequest | None]):
         self.preselected = snapshot
         self.parent_keys: list[str] = []
         self.snapshot_tags: list[str] = []
+        self.loaded = False
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -91,6 +92,7 @@ class ForkDialog(ModalScreen[ForkRequest | None]):
         if message.error:
             self.query_one("#error", Static).update(message.error)
             return
+        self.loaded = True
         self.parent_keys = list(message.hyperparameters)
         current = " ".join(f"{key}={value}" for key, value in message.hyperparameters.items())
         self.query_one("#current", Static).update(
@@ -117,6 +119,8 @@ class ForkDialog(ModalScreen[ForkRequest | None]):
     def request(self) -> ForkRequest:
         """The form as a request; :class:`SpecError` for bad values or no snapshot."""
         snapshot = self.query_one("#snapshot", Select).value
+        if not self.loaded:
+            raise SpecError("still reading the parent's snapshots")
         if not isinstance(snapshot, str) or snapshot not in self.snapshot_tags:
             raise SpecError(NO_SNAPSHOTS if not self.snapshot_tags else "pick a snapshot")
         changes = parse_changes(self.query_one("#changes", Input).value)
