@@ -1,7 +1,8 @@
 """Things a user does to an existing session: stop it, remove it, read its logs, change its
-memo, fork it, pin or delete one of its snapshots.
+memo, pin or delete one of its snapshots (forking is :func:`nsml_hpc.fork.fork_session`).
 
-The CLI and the TUI call these same functions.
+The CLI and the TUI call these same functions; the snapshot ones are those of
+:mod:`nsml_hpc.snapshots` (``nsml-hpc model ...``), which keep the catalog consistent.
 """
 
 from __future__ import annotations
@@ -11,19 +12,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from nsml_hpc.catalog.sessions import discard_session, get_session, jobs_of, update_memo
-from nsml_hpc.errors import NotFoundError, NsmlError, SpecError
-from nsml_hpc.rundir import CODE_DIR, SESSION_FILE, remove_run_dir
+from nsml_hpc.errors import NsmlError, SpecError
+from nsml_hpc.rundir import SESSION_FILE, remove_run_dir
 from nsml_hpc.slurm.states import is_live
-from nsml_hpc.snapshot_files import SnapshotInfo, list_snapshots, remove_snapshot, set_pinned
-from nsml_hpc.spec import SessionSpec, validate_memo
+from nsml_hpc.snapshots import SnapshotRow, list_models, pin_model, remove_model
+from nsml_hpc.spec import validate_memo
 from nsml_hpc.sync import SyncReport, sync
 from nsml_hpc.workspace import Workspace
-
-if TYPE_CHECKING:
-    from nsml_hpc.submit import Submitted
 
 FOLLOW_CHUNK = 64 * 1024
 
@@ -166,55 +163,18 @@ def set_memo(workspace: Workspace, name: str, memo: str) -> None:
     update_memo(workspace.catalog, name, validate_memo(memo.strip()), now=time.time())
 
 
-def session_snapshots(workspace: Workspace, name: str) -> list[SnapshotInfo]:
-    """The session's complete snapshots, read from its run directory."""
-    return list_snapshots(Path(get_session(workspace.catalog, name).run_dir))
+def session_snapshots(workspace: Workspace, name: str) -> list[SnapshotRow]:
+    """The session's snapshots, re-read from its run directory into the catalog (the same
+    listing as ``nsml-hpc model ls``), oldest first."""
+    return list_models(workspace, name).snapshots
 
 
-def pin_snapshot(workspace: Workspace, name: str, tag: str, *, pinned: bool = True) -> SnapshotInfo:
-    """Pin (keep from any cleanup) or unpin one snapshot of the session."""
-    return set_pinned(Path(get_session(workspace.catalog, name).run_dir), tag, pinned)
+def pin_snapshot(workspace: Workspace, name: str, tag: str, *, pinned: bool = True) -> None:
+    """Pin (keep from gc, retention and deletion) or unpin one snapshot of the session."""
+    pin_model(workspace, name, tag, pinned)
 
 
-def delete_snapshot(workspace: Workspace, name: str, tag: str) -> Path:
-    """Delete one unpinned snapshot of the session; returns the folder that was removed."""
-    return remove_snapshot(Path(get_session(workspace.catalog, name).run_dir), tag)
-
-
-@dataclass(frozen=True)
-class ForkRequest:
-    """What the fork form asks: a snapshot to start from, changed hyperparameters, GPUs."""
-
-    snapshot: str | None = None
-    changes: dict[str, str] | None = None
-    gpus: int | None = None
-    memo: str | None = None
-
-
-def fork_session(workspace: Workspace, name: str, request: ForkRequest) -> Submitted:
-    """Submit a new session from ``name``'s spec and code with the requested changes."""
-    from nsml_hpc.forking import fork_spec
-    from nsml_hpc.submit import prepare, submit
-
-    record = get_session(workspace.catalog, name)
-    run_dir = Path(record.run_dir)
-    code_root = run_dir / CODE_DIR
-    if not code_root.is_dir():
-        raise NotFoundError(f"the code snapshot of {name} is gone ({code_root})")
-    resume_from: str | None = None
-    if request.snapshot:
-        found = {info.tag: info for info in list_snapshots(run_dir)}
-        if request.snapshot not in found:
-            raise NotFoundError(f"{name} has no snapshot {request.snapshot!r}")
-        resume_from = str(found[request.snapshot].path.resolve())
-    parent = SessionSpec.from_dict(json.loads(record.spec_json))
-    memo = request.memo
-    if memo is None:
-        memo = f"fork of {name}" + (f" from {request.snapshot}" if request.snapshot else "")
-    spec = fork_spec(
-        parent, changes=request.changes, gpus=request.gpus, memo=memo, resume_from=resume_from
-    )
-    prepared = prepare(spec, workspace.settings, code_root)
-    return submit(
-        prepared, workspace.catalog, workspace.settings, workspace.backend_for(spec.cluster)
-    )
+def delete_snapshot(workspace: Workspace, name: str, tag: str) -> SnapshotRow:
+    """Delete one snapshot of the session, refusing protected ones (pinned, forked from, the
+    latest of a live session) with the reason; returns the row that was deleted."""
+    return remove_model(workspace, name, tag)

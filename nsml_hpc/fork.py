@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -146,6 +148,50 @@ def _replace(words: list[str], key: str, value: str) -> tuple[list[str], str | N
                     f"--{name} is a switch in the parent's command line; set it to true or false"
                 )
     return out, old
+
+
+def parse_changes(text: str) -> dict[str, str]:
+    """The TUI's fork form: ``lr=0.05 epochs=10`` or ``--lr 0.05 --epochs=10`` ->
+    ``{"lr": "0.05", "epochs": "10"}``; a bare ``--amp`` is ``amp=true``."""
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise SpecError(f"cannot read the changed hyperparameters: {exc}") from None
+    changes: dict[str, str] = {}
+    index = 0
+    while index < len(words):
+        word = words[index]
+        index += 1
+        if word.startswith("-"):
+            match = _FLAG.match(word)
+            if match is None:
+                raise SpecError(f"{word!r} is not a --name or --name=value flag")
+            name, value = match.group(2), match.group(3)
+            if value is None:
+                following = words[index] if index < len(words) else None
+                if following is not None and _is_value(following):
+                    value, index = following, index + 1
+                else:
+                    value = "true"
+        else:
+            name, sep, value = word.partition("=")
+            if not sep:
+                raise SpecError(f"write a change as name=value or --name value, got {word!r}")
+        if not KEY.fullmatch(name):
+            raise SpecError(f"{name!r} is not a hyperparameter name")
+        changes[name] = value
+    return changes
+
+
+def split_changes(
+    parent_keys: Iterable[str], changes: dict[str, str]
+) -> tuple[list[str], list[str]]:
+    """``changes`` as ``--set`` texts (names the parent has, ``-``/``_`` alike) and ``--add``
+    texts (new names), each ``KEY=VALUE``."""
+    known = {_norm(key) for key in parent_keys}
+    sets = [f"{key}={value}" for key, value in changes.items() if _norm(key) in known]
+    adds = [f"{key}={value}" for key, value in changes.items() if _norm(key) not in known]
+    return sets, adds
 
 
 @dataclass(frozen=True)

@@ -84,8 +84,6 @@ class SessionSpec:
     memo: str = ""
     cluster: str = "local"
     preemption: Preemption = field(default_factory=Preemption)
-    # A snapshot folder the job starts from (a fork); read by the job, never rendered.
-    resume_from: str | None = None
 
     @property
     def hyperparameters(self) -> dict[str, HParamValue]:
@@ -105,7 +103,6 @@ class SessionSpec:
             memo=data.get("memo", ""),
             cluster=data.get("cluster", "local"),
             preemption=Preemption(**data.get("preemption", {})),
-            resume_from=data.get("resume_from"),
         )
 
 
@@ -283,8 +280,4 @@ def validate_spec(spec: SessionSpec) -> SessionSpec:
     validate_preemption(spec)
     if not spec.script or has_control_characters(spec.script) or spec.script.startswith("/"):
         raise SpecError(f"invalid script path {spec.script!r}")
-    if spec.resume_from is not None and (
-        not spec.resume_from.startswith("/") or has_control_characters(spec.resume_from)
-    ):
-        raise SpecError(f"invalid snapshot path {spec.resume_from!r}")
     return spec

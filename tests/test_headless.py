@@ -62,8 +62,6 @@ def test_headless_core_never_imports_textual() -> None:
         "nsml_hpc.catalog.series",
         "nsml_hpc.downsample",
         "nsml_hpc.logtail",
-        "nsml_hpc.snapshot_files",
-        "nsml_hpc.forking",
         "nsml_hpc.health",
         "nsml_hpc.cli.tui_command",
     ]

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from nsml_hpc.actions import ForkRequest, fork_session
 from nsml_hpc.backends.cli import CliBackend
 from nsml_hpc.cluster_info import cluster_overview
 from nsml_hpc.errors import BackendError
+from nsml_hpc.fork import ForkRequest, fork_session
 from nsml_hpc.workspace import Workspace
 from tests.helpers import submit_script, wait_for_state, write_script
 
@@ -78,28 +78,30 @@ def test_a_fork_runs_with_the_changed_value_and_knows_its_snapshot(
         project_dir,
         "train.py",
         """
-        import json, os, nsml_hpc
+        import nsml_hpc
         lr = nsml_hpc.session.hyperparameters["lr"]
         resume = nsml_hpc.session.resume_from
         if resume is None:
-            folder = os.path.join(os.environ["NSML_HPC_RUN_DIR"], "snapshots", "ep1")
-            os.makedirs(folder)
-            with open(os.path.join(folder, "manifest.json"), "w") as out:
-                json.dump({"step": 1, "metrics": {"loss": 1.0}}, out)
-        nsml_hpc.report(step=1, loss=lr, resumed=1.0 if resume else 0.0)
+            nsml_hpc.report(step=1, loss=1.0)
+            with nsml_hpc.save(tag="ep1", step=1) as folder:
+                (folder / "weights.txt").write_text("1")
+        else:
+            assert (resume / "weights.txt").read_text() == "1"
+        nsml_hpc.report(step=2, loss=lr, resumed=1.0 if resume else 0.0)
         """,
     )
     parent = submit_script(workspace, project_dir, "train.py", ["--lr", "0.5"])
     assert wait_for_state(workspace, parent.name, {"COMPLETED", "FAILED"}).state == "COMPLETED"
     monkeypatch.chdir(project_dir.parent)
     shutil.rmtree(project_dir)  # the fork must use the parent's code snapshot, not the folder
-    child = fork_session(
-        workspace, parent.name, ForkRequest(snapshot="ep1", changes={"lr": "0.25"})
-    )
+    request = ForkRequest(parent=parent.name, snapshot="ep1", sets=["lr=0.25"])
+    forked = fork_session(workspace, request)
+    child = forked.submitted
+    assert child is not None and forked.tag == "ep1"
     record = wait_for_state(workspace, child.name, {"COMPLETED", "FAILED"})
     assert record.state == "COMPLETED"
     assert json.loads(record.last_metrics_json) == {"loss": 0.25, "resumed": 1.0}
     spec = json.loads(record.spec_json)
     assert spec["args"] == ["--lr", "0.25"]
-    assert record.memo == f"fork of {parent.name} from ep1"
+    assert record.memo == f"fork of {parent.name}:ep1"
     assert getpass.getuser() == record.user

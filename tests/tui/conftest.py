@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import pytest
 from nsml_hpc.tui.app import NsmlApp
 from sqlmodel import select
 
+from nsml_hpc.backends.files import LocalFiles
 from nsml_hpc.catalog.engine import Catalog, open_catalog
 from nsml_hpc.catalog.metrics import CursorState, store_event_batch, store_metric_batch
 from nsml_hpc.catalog.models import JobRecordRow, SessionRecord, StateChange
@@ -28,6 +28,9 @@ from nsml_hpc.settings import Settings
 from nsml_hpc.slurm.records import JobRecord
 from nsml_hpc.slurm.sinfo import NodeGpus
 from nsml_hpc.slurm.user_queue import QueueJob
+from nsml_hpc.snapshot_format import MANIFEST_FILE, SNAPSHOTS_DIR, Manifest
+from nsml_hpc.snapshot_store import collect_files
+from nsml_hpc.snapshots import pin_model
 from nsml_hpc.spec import Resources, SessionSpec
 from nsml_hpc.sync import SyncReport
 from nsml_hpc.workspace import Workspace
@@ -37,30 +40,11 @@ NOW = T0 + 3 * 3600.0
 
 
 @dataclass
-class FakeFiles:
-    """Run directories on the local disk (the real LocalFiles behaviour)."""
-
-    def size(self, path: str) -> int | None:
-        try:
-            return os.stat(path).st_size
-        except OSError:
-            return None
-
-    def read_new_lines(self, path: str, offset: int, limit: int = 1 << 20) -> tuple[bytes, int]:
-        raise NotImplementedError
-
-    def read_from(self, path: str, offset: int, limit: int) -> bytes:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            return handle.read(limit)
-
-
-@dataclass
 class FakeBackend:
     """Above the backend seam: records what the TUI asked the library to do."""
 
     cluster: str = "local"
-    files: FakeFiles = field(default_factory=FakeFiles)
+    files: LocalFiles = field(default_factory=LocalFiles)  # the run directories are local
     cancelled: list[str] = field(default_factory=list)
     submitted: list[Path] = field(default_factory=list)
     nodes: list[NodeGpus] = field(default_factory=list)
@@ -239,18 +223,24 @@ def build_catalog(catalog: Catalog, run_root: Path) -> dict[str, int]:
 
 
 def _snapshots(run_dir: Path) -> None:
-    for tag, step, pinned in (("ep10", 10, False), ("ep20", 20, True), ("best", 27, False)):
-        folder = run_dir / "snapshots" / tag
+    """mnist/1's snapshots as the snapshot feature writes them (its manifest schema, file list
+    by its writer's ``collect_files``), with fixed times; ``ep30``'s file is cut short after
+    the save, so the feature reads it as damaged."""
+    for tag, step in (("ep10", 10), ("ep20", 20), ("best", 27), ("ep30", 30)):
+        folder = run_dir / SNAPSHOTS_DIR / tag
         folder.mkdir(parents=True)
         (folder / "model.pt").write_bytes(b"\0" * (1000 * step))
-        manifest = {
-            "step": step,
-            "created_at": T0 + 600 + step * 60,
-            "metrics": {"val_loss": round(2.3 * math.exp(-step * 0.05) + 0.05, 4)},
-            "files": {"model.pt": 1000 * step},
-            "pinned": pinned,
-        }
-        (folder / "manifest.json").write_text(json.dumps(manifest))
+        manifest = Manifest(
+            tag=tag,
+            step=step,
+            metrics={"val_loss": round(2.3 * math.exp(-step * 0.05) + 0.05, 4)},
+            files=tuple(collect_files(folder)),
+            created=T0 + 600 + step * 60,
+            job_id="100",
+            session="mnist/1",
+        )
+        (folder / MANIFEST_FILE).write_text(json.dumps(manifest.to_json(), indent=2))
+    (run_dir / SNAPSHOTS_DIR / "ep30" / "model.pt").write_bytes(b"\0" * 100)
 
 
 @pytest.fixture(autouse=True)
@@ -338,6 +328,7 @@ def world(tmp_path: Path) -> Iterator[TuiWorld]:
         ],
     )
     workspace.use_backend("local", backend)  # type: ignore[arg-type]
+    pin_model(workspace, "mnist/1", "ep20", True)  # pins live in the catalog
     yield TuiWorld(workspace, backend, ids, run_root)
     workspace.close()
 

@@ -25,7 +25,9 @@ from nsml_hpc.tui.widgets.status_line import StatusLine
 from textual.widgets import DataTable, Input, Log
 
 import nsml_hpc.actions
+import nsml_hpc.fork
 from nsml_hpc.catalog.sessions import get_session, list_sessions
+from nsml_hpc.catalog.snapshots import lineage_of, snapshots_of
 from nsml_hpc.sync import SyncReport
 from tests.tui.conftest import TuiWorld, settle
 
@@ -123,9 +125,11 @@ def test_enter_opens_the_session_with_its_spec_jobs_and_log(world: TuiWorld) -> 
         assert screen.detail["hyperparameters"] == {"arch": "resnet18", "lr": 0.1}
         assert [job["job_id"] for job in screen.detail["jobs"]] == ["104"]
         await pilot.press("3")
-        await pilot.pause(0.2)
-        await settle(pilot)
         log = screen.query_one(Log)
+        for _ in range(100):  # the pane reads on its next poll tick
+            await pilot.pause(0.05)
+            if "epoch 39 val_loss" in "\n".join(log.lines):
+                break
         assert "epoch 39 val_loss" in "\n".join(log.lines)
         await pilot.press("escape")
         assert isinstance(app.screen, SessionsScreen)
@@ -169,7 +173,7 @@ def test_stopping_marked_sessions_reports_what_the_library_refused(world: TuiWor
 
 def test_the_tui_calls_the_same_action_functions_as_the_cli() -> None:
     assert sessions_module.stop_session is nsml_hpc.actions.stop_session
-    assert sessions_module.fork_session is nsml_hpc.actions.fork_session
+    assert sessions_module.fork_session is nsml_hpc.fork.fork_session
     assert sessions_module.set_memo is nsml_hpc.actions.set_memo
 
 
@@ -195,25 +199,66 @@ def test_fork_form_submits_a_child_from_a_snapshot_with_changed_values(world: Tu
         await settle(pilot)
         dialog = app.screen
         assert isinstance(dialog, ForkDialog)
-        await pilot.press(*"lr=0.3 epochs=5")
+        await pilot.press(*"lr=0.3 epochs=5 seed=7")
         dialog.query_one("#gpus", Input).value = "1"
         await pilot.press("enter")
         await settle(pilot)
         child = get_session(world.workspace.catalog, "mnist/5")
         spec = json.loads(child.spec_json)
-        assert spec["args"] == ["--lr", "0.3", "--epochs", "5"]
+        assert spec["args"] == ["--lr", "0.3", "--epochs", "5", "--seed", "7"]
         assert spec["resources"]["gpus"] == 1
-        assert spec["resume_from"].endswith("/mnist/1/snapshots/ep20")
-        assert child.memo == "fork of mnist/1 from ep20"
+        assert "resume_from" not in spec
+        assert child.memo == "fork of mnist/1:ep20"
         assert [path.name for path in world.backend.submitted] == ["job.sbatch"]
-        assert (Path(child.run_dir) / "code" / "train.py").is_file()
+        run_dir = Path(child.run_dir)
+        assert (run_dir / "code" / "train.py").is_file()
+        parent_dir = world.run_root / "alice" / "mnist" / "1"
+        entry = json.loads((run_dir / "session.json").read_text())["fork"]
+        assert (entry["session"], entry["snapshot"], entry["step"]) == ("mnist/1", "ep20", 20)
+        assert Path(entry["snapshot_path"]) == parent_dir / "snapshots" / "ep20"
+        assert entry["overrides"] == {"lr": "0.3", "epochs": "5", "seed": "7"}
+        assert child.id is not None
+        lineage = lineage_of(world.workspace.catalog, child.id)
+        assert lineage is not None
+        assert (lineage.parent_name, lineage.parent_tag) == ("mnist/1", "ep20")
+        parent_rows = snapshots_of(world.workspace.catalog, [world.ids["mnist/1"]])
+        assert {row.tag for row in parent_rows[world.ids["mnist/1"]] if row.forked_from} == {"ep20"}
+
+    drive(world.app(), script)
+
+
+def test_the_fork_form_starts_from_the_latest_snapshot_by_default(world: TuiWorld) -> None:
+    async def script(pilot: Any, app: NsmlApp) -> None:
+        await pilot.press("end", "f")  # mnist/1 from the sessions table
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, ForkDialog)
+        assert dialog.snapshot_tags == ["ep10", "ep20", "best"]  # the damaged ep30 is not offered
+        request = dialog.request()
+        assert (request.parent, request.snapshot) == ("mnist/1", "best")
+
+    drive(world.app(), script)
+
+
+def test_a_session_without_snapshots_has_nothing_to_fork_from(world: TuiWorld) -> None:
+    async def script(pilot: Any, app: NsmlApp) -> None:
+        await pilot.press("f")  # cifar/2: no snapshots
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, ForkDialog)
+        assert "no snapshot to fork from" in str(dialog.query_one("#error").render())
+        assert dialog.query_one("#fork").disabled
+        await pilot.press(*"lr=0.3", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ForkDialog)  # nothing submitted
+        assert world.backend.submitted == []
 
     drive(world.app(), script)
 
 
 def test_a_bad_fork_value_stays_in_the_form_with_its_error(world: TuiWorld) -> None:
     async def script(pilot: Any, app: NsmlApp) -> None:
-        await pilot.press("f")
+        await pilot.press("end", "f")
         await settle(pilot)
         await pilot.press(*"lr", "enter")
         await pilot.pause()
@@ -224,8 +269,16 @@ def test_a_bad_fork_value_stays_in_the_form_with_its_error(world: TuiWorld) -> N
     drive(world.app(), script)
 
 
-def test_pin_and_delete_of_a_snapshot_ask_first(world: TuiWorld) -> None:
+def test_pin_and_delete_of_a_snapshot_ask_first_and_go_through_the_catalog(
+    world: TuiWorld,
+) -> None:
     snapshots = world.run_root / "alice" / "mnist" / "1" / "snapshots"
+    session_id = world.ids["mnist/1"]
+
+    def rows() -> dict[str, Any]:
+        return {
+            row.tag: row for row in snapshots_of(world.workspace.catalog, [session_id])[session_id]
+        }
 
     async def script(pilot: Any, app: NsmlApp) -> None:
         await pilot.press("end", "enter", "4")
@@ -235,12 +288,14 @@ def test_pin_and_delete_of_a_snapshot_ask_first(world: TuiWorld) -> None:
         assert isinstance(app.screen, ConfirmDialog)
         await pilot.press("y")
         await settle(pilot)
-        assert json.loads((snapshots / "ep10" / "manifest.json").read_text())["pinned"] is True
+        assert rows()["ep10"].pinned
         await pilot.press("d")
         await pilot.pause()
         await pilot.press("y")
         await settle(pilot)
-        assert (snapshots / "ep10").is_dir()  # pinned: the library refused
+        assert (snapshots / "ep10").is_dir() and "ep10" in rows()  # pinned: refused
+        messages = [notification.message for notification in app._notifications]
+        assert any("ep10 is pinned" in message for message in messages)
         await pilot.press("down", "down", "d")  # best
         await pilot.pause()
         await pilot.press("n")
@@ -250,9 +305,9 @@ def test_pin_and_delete_of_a_snapshot_ask_first(world: TuiWorld) -> None:
         await pilot.pause()
         await pilot.press("y")
         await settle(pilot)
-        assert not (snapshots / "best").exists()
+        assert not (snapshots / "best").exists() and "best" not in rows()
         table = app.screen.query_one("#snapshot-table", DataTable)
-        assert table.row_count == 2
+        assert table.row_count == 3
 
     drive(world.app(), script)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from nsml_hpc.errors import SpecError
-from nsml_hpc.fork import apply_overrides, parse_assignment
+from nsml_hpc.fork import apply_overrides, parse_assignment, parse_changes, split_changes
 from nsml_hpc.hparams import parse_hyperparameters
 
 
@@ -78,3 +78,35 @@ def test_keys_that_do_not_fit_are_refused(
 def test_assignments_a_command_line_cannot_hold_are_refused(text: str) -> None:
     with pytest.raises(SpecError):
         parse_assignment("--set", text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("lr=0.05 epochs=20", {"lr": "0.05", "epochs": "20"}),
+        ("--lr 0.05 --epochs=20", {"lr": "0.05", "epochs": "20"}),
+        ("--amp", {"amp": "true"}),
+        ("--amp --lr 1", {"amp": "true", "lr": "1"}),
+        ("--shift -3", {"shift": "-3"}),
+        ('name="a b"', {"name": "a b"}),
+        ("", {}),
+    ],
+)
+def test_the_fork_forms_changes_are_read_as_names_and_values(
+    text: str, expected: dict[str, str]
+) -> None:
+    assert parse_changes(text) == expected
+
+
+@pytest.mark.parametrize("text", ["lr", "3=4", '"unclosed', "--=x", "a;b=1 c", "-3=1"])
+def test_fork_form_changes_that_are_not_name_value_are_refused(text: str) -> None:
+    with pytest.raises(SpecError):
+        parse_changes(text)
+
+
+def test_fork_form_changes_set_the_parents_names_and_add_new_ones() -> None:
+    sets, adds = split_changes(["lr", "batch_size"], {"lr": "0.3", "batch-size": "8", "seed": "1"})
+    assert sets == ["lr=0.3", "batch-size=8"]
+    assert adds == ["seed=1"]
+    words = _apply(["--lr", "0.1", "--batch-size=4"], sets, adds)
+    assert words == ["--lr", "0.3", "--batch-size=8", "--seed", "1"]

@@ -1,7 +1,10 @@
-"""The fork form: start from a snapshot (or from scratch), change hyperparameters, GPUs.
+"""The fork form: the snapshot to start from (the latest by default), changed
+hyperparameters, GPUs, memo.
 
-The parent's hyperparameters, GPUs and snapshots are read in a worker; the form returns a
-:class:`~nsml_hpc.actions.ForkRequest` that :func:`nsml_hpc.actions.fork_session` submits.
+A fork starts from one of the parent's snapshots, as NSML's did; a session without one has
+nothing to fork from, and the form says so. The parent's hyperparameters, GPUs and snapshots
+are read in a worker; the form returns a :class:`nsml_hpc.fork.ForkRequest` that
+:func:`nsml_hpc.fork.fork_session` submits (the same as ``nsml-hpc fork``).
 """
 
 from __future__ import annotations
@@ -18,16 +21,16 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Select, Static
 
-from nsml_hpc.actions import ForkRequest, session_snapshots
+from nsml_hpc.actions import session_snapshots
 from nsml_hpc.catalog.sessions import get_session
 from nsml_hpc.errors import NsmlError, SpecError
-from nsml_hpc.forking import parse_overrides
-from nsml_hpc.snapshot_files import SnapshotInfo
+from nsml_hpc.fork import ForkRequest, parse_changes, split_changes
+from nsml_hpc.snapshots import SnapshotRow
 from nsml_hpc.spec import parse_count
 
 from ..app import nsml_app
 
-NO_SNAPSHOT = "__none__"
+NO_SNAPSHOTS = "this session has no snapshot to fork from (a fork starts from a snapshot)"
 
 
 class ForkDialog(ModalScreen[ForkRequest | None]):
@@ -38,37 +41,36 @@ class ForkDialog(ModalScreen[ForkRequest | None]):
     class ParentLoaded(Message):
         hyperparameters: dict[str, Any]
         gpus: int
-        snapshots: list[SnapshotInfo]
+        snapshots: list[SnapshotRow]
         error: str | None = None
 
     def __init__(self, session: str, *, snapshot: str | None = None) -> None:
         super().__init__()
         self.session = session
         self.preselected = snapshot
+        self.parent_keys: list[str] = []
+        self.snapshot_tags: list[str] = []
+        self.loaded = False
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(f"Fork {self.session}", classes="dialog-title")
             yield Static("", id="current", classes="dialog-body")
             yield Static("start from snapshot", classes="field-label")
-            yield Select[str](
-                [("no snapshot (start fresh)", NO_SNAPSHOT)],
-                value=NO_SNAPSHOT,
-                allow_blank=False,
-                id="snapshot",
-            )
+            yield Select[str]([], prompt="loading snapshots…", id="snapshot")
             yield Static(
-                "changed hyperparameters (lr=0.05 epochs=20, or --lr 0.05)", classes="field-label"
+                "changed hyperparameters: lr=0.05 epochs=20 (new names are added)",
+                classes="field-label",
             )
             yield Input(placeholder="name=value …", id="changes")
             yield Static("GPUs", classes="field-label")
             yield Input(placeholder="as the parent", id="gpus", type="integer")
             yield Static("memo", classes="field-label")
-            yield Input(placeholder=f"fork of {self.session}", id="memo")
+            yield Input(placeholder=f"fork of {self.session}:<snapshot>", id="memo")
             yield Static("", classes="error", id="error")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
-                yield Button("Fork", id="fork", variant="primary")
+                yield Button("Fork", id="fork", variant="primary", disabled=True)
 
     def on_mount(self) -> None:
         self.query_one("#changes", Input).focus()
@@ -90,34 +92,48 @@ class ForkDialog(ModalScreen[ForkRequest | None]):
         if message.error:
             self.query_one("#error", Static).update(message.error)
             return
+        self.loaded = True
+        self.parent_keys = list(message.hyperparameters)
         current = " ".join(f"{key}={value}" for key, value in message.hyperparameters.items())
         self.query_one("#current", Static).update(
             f"parent: {current or 'no hyperparameters'} · {message.gpus} GPU(s)"
         )
         self.query_one("#gpus", Input).placeholder = f"{message.gpus} (as the parent)"
-        options = [("no snapshot (start fresh)", NO_SNAPSHOT)] + [
-            (f"{info.tag}  (step {info.step if info.step is not None else '?'})", info.tag)
-            for info in message.snapshots
-        ]
         select = self.query_one("#snapshot", Select)
-        select.set_options(options)
-        tags = {info.tag for info in message.snapshots}
-        select.value = self.preselected if self.preselected in tags else NO_SNAPSHOT
+        intact = [row for row in message.snapshots if row.problem is None]
+        self.snapshot_tags = [row.tag for row in intact]
+        if not intact:
+            select.prompt = "no snapshot"
+            select.set_options([])
+            select.disabled = True
+            self.query_one("#error", Static).update(NO_SNAPSHOTS)
+            return
+        select.set_options([(_label(row), row.tag) for row in reversed(intact)])
+        latest = next((row.tag for row in intact if row.latest), intact[-1].tag)
+        select.value = self.preselected if self.preselected in self.snapshot_tags else latest
+        self.query_one("#fork", Button).disabled = False
 
     def action_cancel(self) -> None:
         self.dismiss(None)
 
     def request(self) -> ForkRequest:
-        """The form as a request; :class:`SpecError` for bad values."""
-        changes = parse_overrides(self.query_one("#changes", Input).value)
-        gpus_text = self.query_one("#gpus", Input).value.strip()
-        gpus = parse_count("GPUs", gpus_text) if gpus_text else None
-        memo = self.query_one("#memo", Input).value.strip() or None
+        """The form as a request; :class:`SpecError` for bad values or no snapshot."""
         snapshot = self.query_one("#snapshot", Select).value
+        if not self.loaded:
+            raise SpecError("still reading the parent's snapshots")
+        if not isinstance(snapshot, str) or snapshot not in self.snapshot_tags:
+            raise SpecError(NO_SNAPSHOTS if not self.snapshot_tags else "pick a snapshot")
+        changes = parse_changes(self.query_one("#changes", Input).value)
+        sets, adds = split_changes(self.parent_keys, changes)
+        gpus_text = self.query_one("#gpus", Input).value.strip()
+        resources = {"gpus": parse_count("GPUs", gpus_text)} if gpus_text else {}
+        memo = self.query_one("#memo", Input).value.strip() or None
         return ForkRequest(
-            snapshot=None if snapshot in (NO_SNAPSHOT, Select.BLANK) else str(snapshot),
-            changes=changes,
-            gpus=gpus,
+            parent=self.session,
+            snapshot=snapshot,
+            sets=sets,
+            adds=adds,
+            resources=resources,
             memo=memo,
         )
 
@@ -139,3 +155,9 @@ class ForkDialog(ModalScreen[ForkRequest | None]):
             self._submit()
         else:
             self.dismiss(None)
+
+
+def _label(row: SnapshotRow) -> str:
+    step = row.step if row.step is not None else "?"
+    flags = f" · {row.flags}" if row.flags else ""
+    return f"{row.tag}  (step {step}){flags}"

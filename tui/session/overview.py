@@ -81,8 +81,14 @@ def overview(detail: dict[str, Any]) -> RenderableType:
     if spec.get("environment"):
         steps = [f"{step['kind']} {step['value']}" for step in spec["environment"]]
         rows.append(("environment", "; ".join(steps)))
-    if spec.get("resume_from"):
-        rows.append(("resumes", short_path(spec["resume_from"])))
+    lineage = detail.get("lineage") or {}
+    parent = lineage.get("parent")
+    if parent:
+        step = "?" if parent["step"] is None else parent["step"]
+        rows.append(("forked from", f"{parent['session']}:{parent['snapshot']} (step {step})"))
+    if lineage.get("children"):
+        forks = [f"{child['session']} (from {child['snapshot']})" for child in lineage["children"]]
+        rows.append(("forks", ", ".join(forks)))
     if detail.get("memo"):
         rows.append(("memo", detail["memo"]))
     for key, value in rows:

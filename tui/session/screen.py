@@ -15,18 +15,12 @@ from textual.screen import Screen
 from textual.widgets import Footer, SelectionList, Static, TabbedContent, TabPane
 from textual.widgets.selection_list import Selection
 
-from nsml_hpc.actions import (
-    ForkRequest,
-    delete_snapshot,
-    fork_session,
-    pin_snapshot,
-    set_memo,
-    stop_session,
-)
+from nsml_hpc.actions import delete_snapshot, pin_snapshot, set_memo, stop_session
 from nsml_hpc.catalog.series import Series, metric_series
 from nsml_hpc.catalog.sessions import get_session
 from nsml_hpc.catalog.summaries import metric_names
 from nsml_hpc.errors import NsmlError
+from nsml_hpc.fork import ForkRequest, fork_session
 from nsml_hpc.keymetric import pick_key_metric
 from nsml_hpc.views import session_detail
 
@@ -221,11 +215,14 @@ class SessionScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="session-fork", name="fork")
     def _run_fork(self, request: ForkRequest) -> None:
         try:
-            child = fork_session(nsml_app(self).workspace, self.session, request)
+            forked = fork_session(nsml_app(self).workspace, request)
         except NsmlError as exc:
             self.post_message(self.ActionDone("", [f"fork: {exc}"]))
             return
-        self.post_message(self.ActionDone(f"forked → {child.name} (job {child.job_id})", []))
+        child = forked.submitted
+        assert child is not None
+        text = f"forked {forked.tag} → {child.name} (job {child.job_id})"
+        self.post_message(self.ActionDone(text, []))
 
     def action_memo(self) -> None:
         memo = (self.detail or {}).get("memo", "")

@@ -15,9 +15,10 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
 
-from nsml_hpc.actions import ForkRequest, fork_session, set_memo, stop_session
+from nsml_hpc.actions import set_memo, stop_session
 from nsml_hpc.catalog.summaries import metric_names
 from nsml_hpc.errors import NsmlError
+from nsml_hpc.fork import ForkRequest, fork_session
 from nsml_hpc.keymetric import pick_key_metric
 from nsml_hpc.session_query import (
     SORT_COLUMNS,
@@ -305,11 +306,14 @@ class SessionsScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="sessions-fork", name="fork")
     def _fork(self, name: str, request: ForkRequest) -> None:
         try:
-            child = fork_session(nsml_app(self).workspace, name, request)
+            forked = fork_session(nsml_app(self).workspace, request)
         except NsmlError as exc:
             self.post_message(self.ActionDone("", [f"fork of {name}: {exc}"]))
             return
-        self.post_message(self.ActionDone(f"forked {name} → {child.name} (job {child.job_id})", []))
+        child = forked.submitted
+        assert child is not None
+        text = f"forked {name}:{forked.tag} → {child.name} (job {child.job_id})"
+        self.post_message(self.ActionDone(text, []))
 
     def action_memo(self) -> None:
         row = self.table.current
