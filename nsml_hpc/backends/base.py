@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from nsml_hpc.backends.files import RunFiles
+from nsml_hpc.slurm.demand import Demand
 from nsml_hpc.slurm.placement import StartEstimate
 from nsml_hpc.slurm.records import JobRecord
 from nsml_hpc.slurm.sinfo import NodeGpus
@@ -69,6 +70,10 @@ class SlurmBackend(Protocol):
 
     def cluster_gpus(self) -> list[NodeGpus]:
         """GPUs (configured and in use) of every node in every partition (one sinfo call)."""
+        ...
+
+    def pending_demand(self) -> dict[str, Demand]:
+        """Pending jobs and GPUs they ask for, per partition, all users (one squeue call)."""
         ...
 
     def user_queue(self, user: str) -> list[QueueJob]:

@@ -14,6 +14,7 @@ from nsml_hpc.backends.files import LocalFiles, RunFiles
 from nsml_hpc.backends.runner import LocalRunner
 from nsml_hpc.errors import BackendError, SubmitRefused
 from nsml_hpc.slurm.arrays import parse_max_array_size
+from nsml_hpc.slurm.demand import Demand, demand_command, parse_demand
 from nsml_hpc.slurm.placement import StartEstimate, parse_test_only
 from nsml_hpc.slurm.records import JobRecord
 from nsml_hpc.slurm.sacct import parse_sacct, sacct_command
@@ -116,6 +117,12 @@ class CliBackend:
         if result.returncode != 0:
             raise BackendError(f"sinfo failed on {self.cluster}: {slurm_error_line(result)}")
         return parse_sinfo(result.stdout)
+
+    def pending_demand(self) -> dict[str, Demand]:
+        result = self.runner.run(demand_command(), timeout=QUERY_TIMEOUT)
+        if result.returncode != 0:
+            raise BackendError(f"squeue failed on {self.cluster}: {slurm_error_line(result)}")
+        return parse_demand(result.stdout)
 
     def user_queue(self, user: str) -> list[QueueJob]:
         result = self.runner.run(user_queue_command(user), timeout=QUERY_TIMEOUT)

@@ -1,4 +1,4 @@
-"""Experiment commands: sweep and diff."""
+"""Experiment commands: sweep, compare, leaderboard, diff, plot, gpus."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from nsml_hpc.cli.common import (
     Commands,
@@ -20,6 +21,7 @@ from nsml_hpc.cli.common import (
     open_workspace,
     place_if_auto,
     resources_from,
+    sync_quietly,
 )
 from nsml_hpc.errors import SpecError
 from nsml_hpc.spec import SessionSpec, parse_count
@@ -112,6 +114,178 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+FORMATS = ("table", "csv", "json", "markdown")
+
+
+def _markdown(frame: Any) -> str:
+    header = [frame.index.name or "", *map(str, frame.columns)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for index, row in frame.iterrows():
+        cells = [str(index), *("" if value is None else str(value) for value in row.tolist())]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _print_frame(frame: Any, fmt: str) -> None:
+    if fmt == "csv":
+        sys.stdout.write(frame.to_csv())
+    elif fmt == "json":
+        print(frame.reset_index().to_json(orient="records", indent=2))
+    elif fmt == "markdown":
+        print(_markdown(frame))
+    else:
+        print(frame.to_string(na_rep="-", float_format=lambda v: f"{v:.4g}"))
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Compare sessions: hyperparameters that differ, state, runtime, and for each metric its
+    last value, best value and the step of the best."""
+    from nsml_hpc.experiments import comparison_frame, sessions_of
+
+    with open_workspace() as workspace:
+        if not args.no_sync:
+            sync_quietly(workspace)
+        names = sessions_of(workspace.catalog, args.sessions, args.project)
+        frame = comparison_frame(workspace.catalog, names, args.metric)
+    _print_frame(frame, args.format)
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    """Rank a project's sessions by the best value of one metric."""
+    from nsml_hpc.experiments import leaderboard
+    from nsml_hpc.formatting import format_number, table
+    from nsml_hpc.keymetric import metric_goal
+
+    goal = "max" if args.max else "min" if args.min else metric_goal(args.metric)
+    with open_workspace() as workspace:
+        if not args.no_sync:
+            sync_quietly(workspace)
+        standings = leaderboard(workspace.catalog, args.project, args.metric, goal, args.top)
+    if args.format == "json":
+        print(json.dumps([asdict(s) for s in standings], indent=2))
+        return 0
+    print(f"{args.project}: {args.metric} ({'higher' if goal == 'max' else 'lower'} is better)")
+    rows = [
+        [
+            str(s.rank),
+            s.session,
+            format_number(s.best),
+            str(s.best_step),
+            format_number(s.last),
+            s.state,
+            s.hyperparameters,
+        ]
+        for s in standings
+    ]
+    print(table(["#", "SESSION", "BEST", "AT STEP", "LAST", "STATE", "HYPERPARAMETERS"], rows))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """Plot a metric of one or more sessions in the terminal (or into a PNG file)."""
+    import shutil
+
+    from nsml_hpc.experiments import curves
+
+    width = args.width or shutil.get_terminal_size((100, 30)).columns
+    smoothing = parse_count("--smooth", args.smooth, minimum=1) or 1
+    with open_workspace() as workspace:
+        if not args.no_sync:
+            sync_quietly(workspace)
+        found = curves(
+            workspace.catalog,
+            args.sessions,
+            args.metric,
+            x=args.x,
+            buckets=max(width, 20),
+            smoothing=smoothing,
+        )
+    if args.png:
+        _plot_png(found, args.metric, args.x, Path(args.png))
+        print(f"wrote {args.png}")
+        return 0
+    import plotext
+
+    plotext.clear_figure()
+    plotext.plotsize(width, args.height)
+    for curve in found:
+        plotext.plot(curve.xs, curve.ys, label=curve.session)
+    plotext.title(args.metric)
+    plotext.xlabel("step" if args.x == "step" else "seconds since start")
+    plotext.show()
+    return 0
+
+
+def _plot_png(found: list[Any], metric: str, x: str, path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot
+    except ImportError:
+        raise SpecError("--png needs matplotlib: pip install 'nsml-hpc[plot]'") from None
+    figure, axes = pyplot.subplots(figsize=(9, 5), dpi=110)
+    for curve in found:
+        axes.plot(curve.xs, curve.ys, label=curve.session, linewidth=1.2)
+    axes.set_title(metric)
+    axes.set_xlabel("step" if x == "step" else "seconds since start")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+    pyplot.close(figure)
+
+
+def cmd_gpus(args: argparse.Namespace) -> int:
+    """GPUs per partition: types, total, allocated, idle, and pending demand
+    (one sinfo and one squeue call)."""
+    from nsml_hpc.formatting import table
+    from nsml_hpc.slurm.sinfo import partition_summary
+
+    with open_workspace() as workspace:
+        backend = workspace.backend_for(args.cluster)
+        partitions = partition_summary(backend.cluster_gpus())
+        demand = backend.pending_demand()
+    rows = []
+    for part in partitions:
+        pending = demand.get(part.name)
+        rows.append(
+            [
+                part.name + ("*" if part.is_default else ""),
+                ",".join(part.gpu_types) or "-",
+                str(part.gpus_total),
+                str(part.gpus_allocated),
+                str(part.gpus_idle),
+                str(part.gpus_unavailable),
+                f"{pending.gpus} GPUs / {pending.jobs} jobs" if pending else "-",
+            ]
+        )
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "partition": p.name,
+                        "default": p.is_default,
+                        "types": list(p.gpu_types),
+                        "total": p.gpus_total,
+                        "allocated": p.gpus_allocated,
+                        "idle": p.gpus_idle,
+                        "unavailable": p.gpus_unavailable,
+                        "pending_gpus": demand[p.name].gpus if p.name in demand else 0,
+                        "pending_jobs": demand[p.name].jobs if p.name in demand else 0,
+                    }
+                    for p in partitions
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    print(table(["PARTITION", "TYPES", "TOTAL", "ALLOCATED", "IDLE", "DOWN", "PENDING"], rows))
+    return 0
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     """Show how two sessions differ: spec, hyperparameters, and their code (unified diff)."""
     from nsml_hpc.session_diff import diff_sessions
@@ -176,6 +350,37 @@ def _add_sweep_options(sweep: argparse.ArgumentParser) -> None:
 
 
 def register(commands: Commands) -> None:
+    compare = commands.add("compare", cmd_compare)
+    compare.add_argument("sessions", nargs="*", help="PROJECT/N ...")
+    compare.add_argument("--project", help="every session of this project")
+    compare.add_argument("--metric", action="append", default=[], help="only these metrics")
+    compare.add_argument("--format", choices=FORMATS, default="table")
+    compare.add_argument("--no-sync", action="store_true")
+
+    board = commands.add("leaderboard", cmd_leaderboard)
+    board.add_argument("--project", required=True)
+    board.add_argument("--metric", required=True)
+    direction = board.add_mutually_exclusive_group()
+    direction.add_argument("--max", action="store_true", help="higher is better")
+    direction.add_argument("--min", action="store_true", help="lower is better")
+    board.add_argument("--top", type=int, help="only the first N")
+    board.add_argument("--format", choices=("table", "json"), default="table")
+    board.add_argument("--no-sync", action="store_true")
+
+    plot = commands.add("plot", cmd_plot)
+    plot.add_argument("sessions", nargs="+", help="PROJECT/N ...")
+    plot.add_argument("--metric", required=True)
+    plot.add_argument("--x", choices=("step", "time"), default="step")
+    plot.add_argument("--smooth", metavar="K", help="moving average over K points")
+    plot.add_argument("--png", metavar="FILE", help="write a PNG instead (needs matplotlib)")
+    plot.add_argument("--width", type=int, help="columns (default: the terminal's)")
+    plot.add_argument("--height", type=int, default=20)
+    plot.add_argument("--no-sync", action="store_true")
+
+    gpus = commands.add("gpus", cmd_gpus)
+    gpus.add_argument("--cluster", default="local", help=argparse.SUPPRESS)
+    gpus.add_argument("--json", action="store_true")
+
     diff = commands.add("diff", cmd_diff)
     diff.add_argument("left", help="PROJECT/N")
     diff.add_argument("right", help="PROJECT/N")
