@@ -27,15 +27,19 @@ from tests.helpers import submit_script, wait_for_state, write_script
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_sandbox")]
 
-# Saves every 5 steps; when warned it reports two more steps (work the requeue will lose),
-# then snapshots the last step it has state for, and waits to be stopped.
+# Saves every 5 steps. When warned it snapshots (once per warning) and waits up to --stall
+# seconds to be stopped; with --lose-tail it first reports two more steps (work the requeue
+# will lose). If the wrapper does not stop it (requeue capped), it trains on.
 TRAIN = """
     import argparse, json, time, nsml_hpc
     parser = argparse.ArgumentParser()
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--pause", type=float, default=0.2)
+    parser.add_argument("--stall", type=float, default=60.0)
+    parser.add_argument("--lose-tail", action="store_true")
     args = parser.parse_args()
+    warned = False
     session = nsml_hpc.session
     start, weight = 0, 0.0
     if session.resume_from is not None:
@@ -47,12 +51,14 @@ TRAIN = """
     while step < args.steps:
         weight += args.lr
         nsml_hpc.report(step=step, val_loss=abs(step - 12) + args.lr, weight=weight)
-        if nsml_hpc.should_checkpoint():
-            for lost in (step + 1, step + 2):
-                nsml_hpc.report(step=lost, val_loss=-1.0, weight=-1.0)
+        if nsml_hpc.should_checkpoint() and not warned:
+            warned = True
+            if args.lose_tail:
+                for lost in (step + 1, step + 2):
+                    nsml_hpc.report(step=lost, val_loss=-1.0, weight=-1.0)
             with nsml_hpc.save(step=step) as folder:
                 (folder / "state.json").write_text(json.dumps({"step": step, "weight": weight}))
-            time.sleep(60)
+            time.sleep(args.stall)
         if step % 5 == 4:
             with nsml_hpc.save(step=step) as folder:
                 (folder / "state.json").write_text(json.dumps({"step": step, "weight": weight}))
@@ -145,7 +151,9 @@ def test_preempted_session_checkpoints_requeues_resumes_and_completes_as_one_ses
     workspace: Workspace, project_dir: Path
 ) -> None:
     write_script(project_dir, "train.py", TRAIN)
-    done = submit_script(workspace, project_dir, "train.py", ["--steps", "40"], project="preempt")
+    done = submit_script(
+        workspace, project_dir, "train.py", ["--steps", "40", "--lose-tail"], project="preempt"
+    )
     wait_for_state(workspace, done.name, {"RUNNING"})
     while not (done.run_dir / "snapshots" / "step-9").exists():
         time.sleep(0.2)
@@ -282,7 +290,7 @@ def test_time_limit_warning_checkpoints_requeues_and_completes(
     spec = SessionSpec(
         project="timelimit",
         script="train.py",
-        args=["--steps", "160", "--pause", "0.25"],  # ~40 s of work: fits one run, not two
+        args=["--steps", "160", "--pause", "0.25", "--stall", "3"],  # ~40 s of work
         resources=Resources(time="1"),
     )
     spec = replace(spec, preemption=Preemption(grace_seconds=30, max_requeues=2))
