@@ -16,6 +16,7 @@ from nsml_hpc.scrape import MAX_READ_BYTES, MetricBatch
 
 DISCOVERY_FILE = "<discover>"
 DISCOVERY_INTERVAL = 30.0
+END_RESOLUTION_SECONDS = 2.0
 CAPTURED_LINE = -1  # metric_point.line of every captured point
 CAPTURE_PREFIX = "code/"
 
@@ -68,7 +69,9 @@ def scrape_captured(
     due = (
         last is None
         or now - last >= DISCOVERY_INTERVAL
-        or (ended_at is not None and last <= ended_at)
+        # sacct's End has whole seconds: a look a moment before the real end can carry a
+        # later time than the recorded end, so the final look allows for that.
+        or (ended_at is not None and last <= ended_at + END_RESOLUTION_SECONDS)
     )
     if isinstance(files, LocalFiles) and due:
         known.update(found.relative for found in discover(run_dir))
