@@ -99,9 +99,15 @@ def _wait_for_event(run_dir: Path, kind: str, timeout: float = 120.0) -> dict[st
 def _release_requeued(job_id: str, timeout: float = 120.0) -> None:
     """Start the requeued job now instead of after Slurm's 120 s credential hold."""
     deadline = time.monotonic() + timeout
+    held_since: float | None = None
     while time.monotonic() < deadline:
         state, reason = _squeue(job_id)
-        if state == "PENDING" and reason == "BeginTime":
+        held = state == "PENDING" and reason == "BeginTime"
+        held_since = (held_since or time.monotonic()) if held else None
+        # Slurm revokes the previous run's credential at the requeue; a new start in that
+        # same second is killed ("Job credential revoked", FAILED exit 1: seen here), which
+        # is why Slurm itself holds a requeued job for cred_expire. Release after 2 s.
+        if held_since is not None and time.monotonic() - held_since >= 2.0:
             subprocess.run(
                 ["scontrol", "update", f"JobId={job_id}", "StartTime=now"],
                 check=True,
@@ -120,9 +126,15 @@ def _finish_releasing_requeues(
 ) -> str:
     """Sync until the session ends, releasing every requeue hold on the way."""
     deadline = time.monotonic() + timeout
+    held_since: float | None = None
     while time.monotonic() < deadline:
         state, reason = _squeue(job_id)
-        if state == "PENDING" and reason == "BeginTime":
+        held = state == "PENDING" and reason == "BeginTime"
+        held_since = (held_since or time.monotonic()) if held else None
+        # Slurm revokes the previous run's credential at the requeue; a new start in that
+        # same second is killed ("Job credential revoked", FAILED exit 1: seen here), which
+        # is why Slurm itself holds a requeued job for cred_expire. Release after 2 s.
+        if held_since is not None and time.monotonic() - held_since >= 2.0:
             subprocess.run(
                 ["scontrol", "update", f"JobId={job_id}", "StartTime=now"],
                 timeout=30,
