@@ -6,19 +6,28 @@ run_root = "/shared/home/me/nsml-runs"
 poll_floor_seconds = 5        # never ask Slurm more often than this, whoever asks
 submit_grace_seconds = 60     # a fresh job missing from sacct is not lost before this
 max_code_mb = 100             # size guard for the code snapshot
+default_cluster = "local"     # the cluster of commands that name none (--cluster NAME)
 ```
+
+Cluster profiles live in ``clusters.toml`` beside this file (:mod:`nsml_hpc.cluster_store`);
+``local`` (Slurm's commands on this machine) exists without one. Environment overrides:
+``NSML_HPC_CATALOG``, ``NSML_HPC_RUN_ROOT``, ``NSML_HPC_POLL_FLOOR``, ``NSML_HPC_SUBMIT_GRACE``,
+``NSML_HPC_CLUSTER`` (default cluster), ``NSML_HPC_CLUSTERS`` (profiles file),
+``NSML_HPC_SSH_CONFIG`` (OpenSSH config file, default ``~/.ssh/config``).
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nsml_hpc import locations
-from nsml_hpc.errors import ConfigError
+from nsml_hpc.cluster_profile import LOCAL, ClusterProfile, implicit_local
+from nsml_hpc.cluster_store import load_profiles
+from nsml_hpc.errors import ConfigError, NotFoundError
 
 MIN_POLL_FLOOR = 0.5
 
@@ -30,6 +39,23 @@ class Settings:
     poll_floor_seconds: float = 5.0
     submit_grace_seconds: float = 60.0
     max_code_bytes: int = 100 * 1024 * 1024
+    clusters: dict[str, ClusterProfile] = field(default_factory=dict)
+    default_cluster: str = LOCAL
+
+    def cluster_names(self) -> list[str]:
+        """Every configured cluster, ``local`` included."""
+        return sorted({LOCAL, *self.clusters})
+
+    def profile(self, name: str) -> ClusterProfile:
+        """The profile of cluster ``name``; NotFoundError naming the configured ones."""
+        if name in self.clusters:
+            return self.clusters[name]
+        if name == LOCAL:
+            return implicit_local()
+        raise NotFoundError(
+            f"unknown cluster {name!r}; configured: {', '.join(self.cluster_names())} "
+            "(add one with: nsml-hpc cluster add NAME ...)"
+        )
 
 
 def _number(name: str, value: Any, minimum: float) -> float:
@@ -56,10 +82,19 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     floor = env.get("NSML_HPC_POLL_FLOOR") or data.get("poll_floor_seconds", 5.0)
     grace = env.get("NSML_HPC_SUBMIT_GRACE") or data.get("submit_grace_seconds", 60.0)
     max_code_mb = data.get("max_code_mb", 100)
+    clusters = load_profiles()
+    default_cluster = str(env.get("NSML_HPC_CLUSTER") or data.get("default_cluster") or LOCAL)
+    if default_cluster != LOCAL and default_cluster not in clusters:
+        raise ConfigError(
+            f"default cluster {default_cluster!r} has no profile; configured: "
+            + ", ".join(sorted({LOCAL, *clusters}))
+        )
     return Settings(
         catalog_url=str(catalog),
         run_root=Path(run_root).expanduser() if run_root else locations.default_run_root(),
         poll_floor_seconds=_number("poll_floor_seconds", floor, MIN_POLL_FLOOR),
         submit_grace_seconds=_number("submit_grace_seconds", grace, 0.0),
         max_code_bytes=int(_number("max_code_mb", max_code_mb, 0.001) * 1024 * 1024),
+        clusters=clusters,
+        default_cluster=default_cluster,
     )

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from sqlmodel import col, select
 
@@ -35,7 +34,7 @@ from nsml_hpc.catalog.sessions import (
     mark_submitted,
     stale_reservations,
 )
-from nsml_hpc.errors import NsmlError
+from nsml_hpc.errors import ConfigError, ConnectionFailed, NotFoundError, NsmlError
 from nsml_hpc.rundir import read_job_id_marker, remove_run_dir
 from nsml_hpc.scrape import parse_event_lines, parse_metric_lines
 from nsml_hpc.settings import Settings
@@ -45,6 +44,8 @@ from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
 STALE_RESERVATION_SECONDS = 3600.0
 RECENTLY_ENDED_SECONDS = 120.0  # keep scraping a little after the end (slow shared FS)
 SINCE_MARGIN_SECONDS = 300.0
+
+SCRAPED_FILES = (METRICS_FILE, EVENTS_FILE)
 
 BackendFor = Callable[[str], SlurmBackend]
 
@@ -67,12 +68,20 @@ def sync(
     backend_for: BackendFor,
     *,
     now: float | None = None,
+    clusters: Collection[str] | None = None,
 ) -> SyncReport:
-    """Bring the catalog up to date with Slurm and the run directories."""
+    """Bring the catalog up to date with Slurm and the run directories (of ``clusters`` only,
+    when given). A cluster that cannot be reached is reported in ``errors`` and skipped; the
+    others are synced as usual."""
     now = time.time() if now is None else now
     report = SyncReport()
-    _drop_stale_reservations(catalog, now)
-    live = live_sessions(catalog, now)
+    unreachable: set[str] = set()
+    wanted = set(clusters) if clusters is not None else None
+    live = [
+        record
+        for record in live_sessions(catalog, now)
+        if wanted is None or record.cluster in wanted
+    ]
     by_cluster: dict[str, list[SessionRecord]] = defaultdict(list)
     for record in live:
         by_cluster[record.cluster].append(record)
@@ -87,10 +96,14 @@ def sync(
         except NsmlError as exc:
             report.errors[cluster] = str(exc)
             record_poll_result(catalog, cluster, str(exc))
+            if isinstance(exc, ConnectionFailed | ConfigError | NotFoundError):
+                unreachable.add(cluster)
             continue
         record_poll_result(catalog, cluster, None)
         report.state_changes += _apply_records(catalog, sessions, jobs, records, now)
-    _scrape(catalog, _sessions_to_scrape(catalog, live, now), backend_for, report, now)
+    targets = _sessions_to_scrape(catalog, live, now, wanted)
+    _scrape(catalog, targets, backend_for, report, now, unreachable)
+    _drop_stale_reservations(catalog, backend_for, now, wanted, unreachable)
     return report
 
 
@@ -213,7 +226,7 @@ def _apply_records(
 
 
 def _sessions_to_scrape(
-    catalog: Catalog, live: list[SessionRecord], now: float
+    catalog: Catalog, live: list[SessionRecord], now: float, wanted: set[str] | None
 ) -> list[tuple[int, str, str]]:
     """(id, cluster, run_dir) of the live sessions (those that just ended included) and of
     sessions that ended recently, whose last lines a slow shared file system may show late."""
@@ -227,7 +240,7 @@ def _sessions_to_scrape(
             )
         ).all()
     for session_id, cluster, run_dir in recent:
-        if session_id is not None:
+        if session_id is not None and (wanted is None or cluster in wanted):
             targets[session_id] = (cluster, run_dir)
     return sorted((key, cluster, run_dir) for key, (cluster, run_dir) in targets.items())
 
@@ -238,45 +251,87 @@ def _scrape(
     backend_for: BackendFor,
     report: SyncReport,
     now: float,
+    unreachable: set[str],
 ) -> None:
+    """Ingest what the jobs appended, one cluster at a time: ONE sizes call for all its files,
+    then a read of only the new bytes of each file that grew. A cluster whose connection
+    fails is left for the next sync (its cursors did not move: nothing is lost or doubled)."""
     cursors = load_cursors(catalog, [session_id for session_id, _, _ in targets])
     empty = CursorState()
+    by_cluster: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for session_id, cluster, run_dir in targets:
+        by_cluster[cluster].append((session_id, run_dir))
+    for cluster, sessions in sorted(by_cluster.items()):
+        if cluster in unreachable:
+            continue
         try:
             files = backend_for(cluster).files
+            paths = [f"{run_dir}/{name}" for _, run_dir in sessions for name in SCRAPED_FILES]
+            sizes = files.sizes(paths)
         except NsmlError as exc:
             report.errors.setdefault(cluster, str(exc))
+            unreachable.add(cluster)
             continue
-        report.sessions_scraped += 1
-        for file in (METRICS_FILE, EVENTS_FILE):
-            cursor = cursors.get((session_id, file), empty)
-            path = f"{run_dir}/{file}"
-            size = files.size(path)
-            if size is None or size <= cursor.offset:
-                continue  # missing, unchanged (or truncated: its points are already in)
-            chunk, new_offset = files.read_new_lines(path, cursor.offset)
-            if not chunk:
-                continue
-            if file == METRICS_FILE:
-                batch = parse_metric_lines(chunk, cursor.lines, session_id)
-                store_metric_batch(catalog, session_id, batch, cursor, new_offset, now)
-                report.new_points += len(batch.points)
-                report.malformed_lines += batch.malformed
-            else:
-                events = parse_event_lines(chunk, session_id)
-                store_event_batch(catalog, session_id, events, cursor, new_offset, now)
-                report.new_events += len(events.events)
-                report.malformed_lines += events.malformed
+        report.sessions_scraped += len(sessions)
+        try:
+            for session_id, run_dir in sessions:
+                for file in SCRAPED_FILES:
+                    cursor = cursors.get((session_id, file), empty)
+                    path = f"{run_dir}/{file}"
+                    size = sizes.get(path)
+                    if size is None or size <= cursor.offset:
+                        continue  # missing, unchanged (or truncated: its points are in)
+                    chunk, new_offset = files.read_new_lines(path, cursor.offset)
+                    if chunk:
+                        _ingest(catalog, session_id, file, chunk, cursor, new_offset, report, now)
+        except NsmlError as exc:
+            report.errors.setdefault(cluster, str(exc))
+            unreachable.add(cluster)
 
 
-def _drop_stale_reservations(catalog: Catalog, now: float) -> None:
-    """Finish what a crashed ``submit`` left: adopt it if sbatch had answered, else undo it."""
+def _ingest(
+    catalog: Catalog,
+    session_id: int,
+    file: str,
+    chunk: bytes,
+    cursor: CursorState,
+    new_offset: int,
+    report: SyncReport,
+    now: float,
+) -> None:
+    if file == METRICS_FILE:
+        batch = parse_metric_lines(chunk, cursor.lines, session_id)
+        store_metric_batch(catalog, session_id, batch, cursor, new_offset, now)
+        report.new_points += len(batch.points)
+        report.malformed_lines += batch.malformed
+    else:
+        events = parse_event_lines(chunk, session_id)
+        store_event_batch(catalog, session_id, events, cursor, new_offset, now)
+        report.new_events += len(events.events)
+        report.malformed_lines += events.malformed
+
+
+def _drop_stale_reservations(
+    catalog: Catalog,
+    backend_for: BackendFor,
+    now: float,
+    wanted: set[str] | None,
+    unreachable: set[str],
+) -> None:
+    """Finish what a crashed ``submit`` left: adopt it if sbatch had answered, else undo it.
+    Clusters that cannot be reached now are left for a later sync."""
     for record in stale_reservations(catalog, now - STALE_RESERVATION_SECONDS):
-        if record.id is None:
+        if record.id is None or record.cluster in unreachable:
             continue
-        job_id = read_job_id_marker(Path(record.run_dir))
-        if job_id is not None:
-            mark_submitted(catalog, record.id, job_id=job_id, cluster=record.cluster, now=now)
-        else:
-            discard_session(catalog, record.id)
-            remove_run_dir(Path(record.run_dir))
+        if wanted is not None and record.cluster not in wanted:
+            continue
+        try:
+            files = backend_for(record.cluster).files
+            job_id = read_job_id_marker(files, record.run_dir)
+            if job_id is not None:
+                mark_submitted(catalog, record.id, job_id=job_id, cluster=record.cluster, now=now)
+            else:
+                discard_session(catalog, record.id)
+                remove_run_dir(files, record.run_dir)
+        except (ConnectionFailed, ConfigError, NotFoundError):
+            unreachable.add(record.cluster)

@@ -69,10 +69,14 @@ def _row(record: SessionRecord, job_ids: list[str], now: float) -> SessionRow:
 
 
 def session_rows(
-    catalog: Catalog, *, project: str | None = None, limit: int | None = None
+    catalog: Catalog,
+    *,
+    project: str | None = None,
+    cluster: str | None = None,
+    limit: int | None = None,
 ) -> list[SessionRow]:
     now = time.time()
-    records = list_sessions(catalog, project=project, limit=limit)
+    records = list_sessions(catalog, project=project, cluster=cluster, limit=limit)
     jobs = jobs_of(catalog, [record.id for record in records if record.id is not None])
     return [
         _row(record, [job.job_id for job in jobs.get(record.id or -1, [])], now)

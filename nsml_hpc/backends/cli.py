@@ -1,24 +1,42 @@
-"""The ``local`` backend: Slurm's own commands (sbatch, sacct, squeue, scancel).
+"""The ``local`` backend: Slurm's own commands (sbatch, sacct, squeue, scancel, sinfo).
 
 The commands run through a :class:`CommandRunner`, so the same parsing serves a local login
-node and, with another runner, a remote one.
+node and, with another runner and file access, a remote one (:mod:`nsml_hpc.backends.ssh`).
 """
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Sequence
-from pathlib import Path
 
-from nsml_hpc.backends.base import CommandResult, CommandRunner
+from nsml_hpc.backends.base import ClusterProbe, CommandResult, CommandRunner
 from nsml_hpc.backends.files import LocalFiles, RunFiles
 from nsml_hpc.backends.runner import LocalRunner
+from nsml_hpc.cluster_profile import LOCAL
 from nsml_hpc.errors import BackendError, SubmitRefused
 from nsml_hpc.slurm.records import JobRecord
 from nsml_hpc.slurm.sacct import parse_sacct, sacct_command
+from nsml_hpc.slurm.sinfo import (
+    SINFO_COMMAND,
+    VERSION_COMMAND,
+    parse_sinfo_nodes,
+    parse_slurm_version,
+    partitions_gpus,
+)
 from nsml_hpc.slurm.squeue import parse_squeue, squeue_command
 
 SUBMIT_TIMEOUT = 60.0
 QUERY_TIMEOUT = 60.0
+NOT_FOUND_EXIT = 127  # what POSIX shells return for a command they cannot find
+SACCT_PROBE = (
+    "sacct",
+    "--noheader",
+    "--parsable2",
+    "--allocations",
+    "--format=JobID",
+    "--starttime=now",
+    "--endtime=now",
+)
 
 
 def slurm_error_line(result: CommandResult) -> str:
@@ -50,21 +68,42 @@ def parse_job_id(stdout: str) -> str:
 class CliBackend:
     """Slurm reached through its command-line tools."""
 
-    def __init__(self, cluster: str = "local", runner: CommandRunner | None = None) -> None:
+    def __init__(
+        self,
+        cluster: str = LOCAL,
+        runner: CommandRunner | None = None,
+        files: RunFiles | None = None,
+    ) -> None:
         self.cluster = cluster
         self.runner: CommandRunner = runner or LocalRunner()
-        self.files: RunFiles = LocalFiles()
+        self.files: RunFiles = files or LocalFiles(cluster)
 
-    def submit(self, script_path: Path) -> str:
-        result = self.runner.run(["sbatch", "--parsable", str(script_path)], timeout=SUBMIT_TIMEOUT)
+    @property
+    def user(self) -> str:
+        return getpass.getuser()
+
+    def _run(self, argv: list[str], timeout: float) -> CommandResult:
+        result = self.runner.run(argv, timeout=timeout)
+        if result.returncode == NOT_FOUND_EXIT:
+            raise BackendError(
+                f"cluster {self.cluster}: {argv[0]} not found on the cluster's PATH "
+                f"({slurm_error_line(result)}); set remote_path in the cluster profile"
+            )
+        return result
+
+    def _where(self) -> str:
+        return "" if self.cluster == LOCAL else f" on cluster {self.cluster}"
+
+    def submit(self, script_path: str) -> str:
+        result = self._run(["sbatch", "--parsable", str(script_path)], SUBMIT_TIMEOUT)
         if result.returncode != 0:
-            raise SubmitRefused(f"Slurm refused the job: {slurm_error_line(result)}")
+            raise SubmitRefused(f"Slurm refused the job{self._where()}: {slurm_error_line(result)}")
         return parse_job_id(result.stdout)
 
     def query(self, job_ids: Sequence[str], since: float) -> list[JobRecord]:
         if not job_ids:
             return []
-        result = self.runner.run(sacct_command(list(job_ids), since), timeout=QUERY_TIMEOUT)
+        result = self._run(sacct_command(list(job_ids), since), QUERY_TIMEOUT)
         if result.returncode != 0:
             raise BackendError(f"sacct failed on {self.cluster}: {slurm_error_line(result)}")
         return parse_sacct(result.stdout)
@@ -72,7 +111,7 @@ class CliBackend:
     def queue(self, job_ids: Sequence[str]) -> list[JobRecord]:
         if not job_ids:
             return []
-        result = self.runner.run(squeue_command(list(job_ids)), timeout=QUERY_TIMEOUT)
+        result = self._run(squeue_command(list(job_ids)), QUERY_TIMEOUT)
         if result.returncode != 0:
             if "invalid job id" in result.stderr.lower():
                 return []  # none of them is known to slurmctld any more
@@ -82,6 +121,27 @@ class CliBackend:
     def cancel(self, job_ids: Sequence[str]) -> None:
         if not job_ids:
             return
-        result = self.runner.run(["scancel", *job_ids], timeout=QUERY_TIMEOUT)
+        result = self._run(["scancel", *job_ids], QUERY_TIMEOUT)
         if result.returncode != 0:
             raise BackendError(f"scancel failed on {self.cluster}: {slurm_error_line(result)}")
+
+    def probe(self) -> ClusterProbe:
+        """Three commands: ``sinfo --version``, an empty sacct query, one ``sinfo --Node``."""
+        version = self._run(list(VERSION_COMMAND), QUERY_TIMEOUT)
+        if version.returncode != 0:
+            raise BackendError(
+                f"sinfo --version failed on {self.cluster}: {slurm_error_line(version)}"
+            )
+        sacct = self._run(list(SACCT_PROBE), QUERY_TIMEOUT)
+        nodes = self._run(list(SINFO_COMMAND), QUERY_TIMEOUT)
+        return ClusterProbe(
+            slurm_version=parse_slurm_version(version.stdout),
+            sacct_error=None if sacct.returncode == 0 else slurm_error_line(sacct),
+            partitions=partitions_gpus(parse_sinfo_nodes(nodes.stdout))
+            if nodes.returncode == 0
+            else [],
+            sinfo_error=None if nodes.returncode == 0 else slurm_error_line(nodes),
+        )
+
+    def close(self) -> None:
+        """Nothing to release: every command is its own process."""

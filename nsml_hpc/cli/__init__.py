@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from nsml_hpc import __version__
-from nsml_hpc.cli import session_commands
+from nsml_hpc.cli import cluster_commands, session_commands
 from nsml_hpc.cli.common import Commands, Parser
 from nsml_hpc.errors import (
     BackendError,
@@ -27,6 +27,7 @@ from nsml_hpc.errors import (
 
 COMMAND_MODULES = [
     session_commands,
+    cluster_commands,
 ]
 
 EXIT_CODES: list[tuple[type[NsmlError], int]] = [
