@@ -386,11 +386,10 @@ class OpenSshFiles:
                     info.size, info.mtime, info.mode = item.size, item.mtime, item.mode
                     with (root / item.relative).open("rb") as handle:
                         tar.addfile(info, _Counting(handle, sent, total, progress))
-            process.stdin.close()
-        except (BrokenPipeError, OSError):
-            pass  # the remote side went away; its status below says why
+        except OSError:
+            pass  # the remote side went away (broken pipe); its exit status below says why
         try:
-            _, err = process.communicate(timeout=UPLOAD_TIMEOUT)
+            _, err = process.communicate(timeout=UPLOAD_TIMEOUT)  # closes stdin
         except subprocess.TimeoutExpired as exc:
             process.kill()
             raise ConnectionFailed(f"cluster {self.cluster}: the upload to {dest} stalled") from exc
