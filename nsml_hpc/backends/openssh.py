@@ -31,7 +31,7 @@ import platformdirs
 from nsml_hpc.backends.base import CommandResult
 from nsml_hpc.backends.cli import CliBackend
 from nsml_hpc.backends.files import DirEntry
-from nsml_hpc.backends.remote_shell import remote_command, sh_script
+from nsml_hpc.backends.remote_shell import COPY_LISTED_FILES, remote_command, sh_script
 from nsml_hpc.backends.upload import (
     LocalFile,
     Progress,
@@ -40,6 +40,7 @@ from nsml_hpc.backends.upload import (
     UploadStats,
     manifest_after,
     plan_upload,
+    seed_candidates,
 )
 from nsml_hpc.cluster_profile import ClusterProfile
 from nsml_hpc.errors import BackendError, ConfigError, ConnectionFailed
@@ -423,14 +424,16 @@ class OpenSshFiles:
         seed: Seed | None = None,
         progress: Progress | None = None,
     ) -> UploadStats:
-        seeded = False
-        if seed is not None:
-            status, _, _ = self.ssh.run(
-                remote_command(["cp", "-pR", "--", seed.code_dir, dest]), timeout=UPLOAD_TIMEOUT
+        recorded = seed.manifest if seed is not None else {}
+        names = seed_candidates(files, recorded)
+        if seed is not None and names:
+            # Unchanged files of the previous snapshot, copied on the cluster (no bytes sent).
+            self.ssh.run(
+                sh_script(COPY_LISTED_FILES, seed.code_dir, dest),
+                timeout=UPLOAD_TIMEOUT,
+                stdin=b"\0".join(name.encode("utf-8", "surrogateescape") for name in names) + b"\0",
             )
-            seeded = status == 0
-        recorded = seed.manifest if seed is not None and seeded else {}
-        present, folders = self._walk(dest) if seeded else ({}, set())
+        present, folders = self._walk(dest) if names else ({}, set())
         plan = plan_upload(files, present, folders, recorded)
         bytes_sent = self._tar_upload(root, plan.send, dest, progress)
         self._delete(dest, plan.remove, "rm")

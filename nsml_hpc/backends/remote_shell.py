@@ -17,6 +17,13 @@ def remote_command(argv: list[str], remote_path: str | None = None) -> str:
     return shlex.join(words)
 
 
+# Copy the files named on stdin (NUL-separated, relative to $1) into $2, keeping their
+# relative paths, mtimes and modes; a file that vanished from $1 is left out (tar warns).
+COPY_LISTED_FILES = (
+    'mkdir -p -- "$2" && cd -- "$1" && tar --null -T - -cf - | (cd -- "$2" && tar -xpf -)'
+)
+
+
 def sh_script(script: str, *args: str) -> str:
     """Run ``script`` under POSIX sh with ``args`` as ``$1``, ``$2``, ... (never interpolated)."""
     return shlex.join(["sh", "-c", script, "sh", *args])

@@ -21,7 +21,7 @@ from pathlib import Path
 import paramiko
 
 from nsml_hpc.backends.files import DirEntry
-from nsml_hpc.backends.remote_shell import remote_command
+from nsml_hpc.backends.remote_shell import COPY_LISTED_FILES, remote_command, sh_script
 from nsml_hpc.backends.ssh_connect import SshConnection
 from nsml_hpc.backends.upload import (
     LocalFile,
@@ -31,6 +31,7 @@ from nsml_hpc.backends.upload import (
     UploadStats,
     manifest_after,
     plan_upload,
+    seed_candidates,
 )
 from nsml_hpc.errors import BackendError
 from nsml_hpc.scrape import MAX_READ_BYTES, complete_lines
@@ -216,12 +217,14 @@ class SftpFiles:
                     files[name] = RemoteFile(name, entry.st_size or 0, int(entry.st_mtime or 0))
         return files, folders
 
-    def _copy_seed(self, seed: Seed, dest: str) -> bool:
-        """Copy the previous snapshot on the cluster itself (one ``cp``, no bytes sent)."""
-        status, _, _ = self.connection.exec(
-            remote_command(["cp", "-pR", "--", seed.code_dir, dest]), timeout=COPY_TIMEOUT
+    def _copy_seed(self, seed: Seed, dest: str, names: list[str]) -> None:
+        """Copy unchanged files of the previous snapshot on the cluster itself (one command,
+        no bytes sent); what could not be copied is simply sent afterwards."""
+        self.connection.exec(
+            sh_script(COPY_LISTED_FILES, seed.code_dir, dest),
+            timeout=COPY_TIMEOUT,
+            stdin=b"\0".join(name.encode("utf-8", "surrogateescape") for name in names) + b"\0",
         )
-        return status == 0
 
     def _send(
         self,
@@ -257,9 +260,12 @@ class SftpFiles:
         seed: Seed | None = None,
         progress: Progress | None = None,
     ) -> UploadStats:
-        seeded = seed is not None and self._copy_seed(seed, dest)
-        present, folders = self._walk(dest) if seeded else ({}, set())
-        plan = plan_upload(files, present, folders, seed.manifest if seed and seeded else {})
+        recorded = seed.manifest if seed is not None else {}
+        names = seed_candidates(files, recorded)
+        if seed is not None and names:
+            self._copy_seed(seed, dest, names)
+        present, folders = self._walk(dest) if names else ({}, set())
+        plan = plan_upload(files, present, folders, recorded)
         self.make_dirs(dest)
         sftp = self._sftp()
         total = plan.bytes_to_send
@@ -291,7 +297,7 @@ class SftpFiles:
             kept=len(plan.keep),
             removed=len(plan.remove),
             bytes_sent=sent[0],
-            manifest=manifest_after(plan, seed.manifest if seed and seeded else {}),
+            manifest=manifest_after(plan, recorded),
         )
 
 

@@ -1,12 +1,12 @@
 """Planning a code upload: which files to send, which to keep from a seed, which to delete.
 
-A submit to a remote cluster first copies the previous session's code snapshot (the *seed*)
-into the new, still temporary, run directory on the cluster, then sends only what differs.
-A seeded file is kept only when all three agree: its content hash recorded when the seed was
-made equals the local file's, its executable bits match, and its size and mtime on the cluster
-are still the recorded ones (nobody touched it since). Everything else is sent again; files
-that are no longer in the snapshot are deleted. The manifest of the new snapshot is written
-to ``.nsml/code.json`` so that the next submit can seed from it.
+A submit to a remote cluster first copies, on the cluster itself, the files of the previous
+session's code snapshot (the *seed*) whose recorded content hash and executable bits equal the
+local file's, into the new, still temporary, run directory; only those, so that whatever the
+previous job wrote into its own folder (outputs, checkpoints, caches) is never copied. A copied
+file is kept only if its size and mtime on the cluster are still the recorded ones (nobody
+touched it since the seed was made); everything else is sent. The manifest of the new
+snapshot is written to ``.nsml/code.json`` so that the next submit can seed from it.
 """
 
 from __future__ import annotations
@@ -114,6 +114,18 @@ def local_files(root: Path, files: Sequence[CodeFile]) -> list[LocalFile]:
 def _parents(relative: str) -> list[str]:
     parts = relative.split("/")[:-1]
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def seed_candidates(local: Sequence[LocalFile], recorded: dict[str, Recorded]) -> list[str]:
+    """The files worth copying from the seed: same content and executable bits as here."""
+    return [
+        item.relative
+        for item in local
+        if (record := recorded.get(item.relative)) is not None
+        and record.sha256 == item.sha256
+        and record.size == item.size
+        and (record.mode & 0o111) == (item.mode & 0o111)
+    ]
 
 
 def plan_upload(
