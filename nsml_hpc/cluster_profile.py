@@ -253,9 +253,10 @@ def validate_profile(profile: ClusterProfile) -> ClusterProfile:
     else:
         given = [key for key in SSH_ONLY if getattr(profile, key) is not None]
         if given:
+            verb = "applies" if len(given) == 1 else "apply"
             raise ConfigError(
-                f"cluster {name!r}: {', '.join(given)} only apply to the ssh backend "
-                f"(this profile's backend is {profile.backend})"
+                f"cluster {name!r}: {', '.join(given)} {verb} only to the ssh backend "
+                f"(this profile's backend is {profile.backend}; give a host for an ssh cluster)"
             )
     if profile.host is not None and not HOST.fullmatch(profile.host):
         raise ConfigError(f"cluster {name!r}: invalid host {profile.host!r}")

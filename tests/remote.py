@@ -31,7 +31,7 @@ class Sandbox:
     bob_key: Path
     known_hosts: Path
 
-    def profile(self, name: str, run_root: str, **overrides: object) -> ClusterProfile:
+    def profile(self, name: str, run_root: str, /, **overrides: object) -> ClusterProfile:
         values: dict[str, object] = {
             "backend": "ssh",
             "host": HOST,
@@ -46,7 +46,8 @@ class Sandbox:
         values.update(overrides)
         return ClusterProfile(name=name, **values)  # type: ignore[arg-type]
 
-    def add(self, name: str, run_root: str, **overrides: object) -> ClusterProfile:
+    def add(self, name: str, run_root: str, /, **overrides: object) -> ClusterProfile:
+        run_root = str(overrides.pop("run_root", run_root))
         profile = self.profile(name, run_root, **overrides)
         add_profile(profile, replace=True)
         return profile

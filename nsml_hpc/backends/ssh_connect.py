@@ -140,13 +140,18 @@ class SshConnection:
     # --- opening -------------------------------------------------------------------------
 
     def client(self) -> paramiko.SSHClient:
-        """The connected client, opening (or reopening) the connection when needed."""
+        """The connected client, opening the connection on first use.
+
+        A connection found dead is reported once (ConnectionFailed: whatever was under way
+        fails cleanly and moves no cursor) and opened again by the use after that, so the next
+        sync, or the next round of ``logs -f``, goes on over a new connection.
+        """
         with self._lock:
             if self._clients:
                 transport = self._clients[-1].get_transport()
                 if transport is not None and transport.is_active():
                     return self._clients[-1]
-                self.close()
+                raise self.lost("in use", EOFError("the connection had dropped"))
             self._clients = self._open()
             self.opened += 1
             return self._clients[-1]

@@ -12,6 +12,7 @@ Each test runs against the real sandbox Slurm through
 
 from __future__ import annotations
 
+import itertools
 import json
 import posixpath
 import time
@@ -202,7 +203,7 @@ def test_metrics_are_scraped_from_the_stored_offset_and_match_the_file(
     assert [line["step"] for line in in_file] == list(range(8))
     metric_reads = [(offset, new) for path, offset, new in reads if path.endswith("metrics.jsonl")]
     assert len(metric_reads) >= 2  # ingested in more than one sync ...
-    for (_, previous_end), (start, _) in zip(metric_reads, metric_reads[1:], strict=False):
+    for (_, previous_end), (start, _) in itertools.pairwise(metric_reads):
         assert start == previous_end  # ... each one reading on from where the last stopped
 
 
