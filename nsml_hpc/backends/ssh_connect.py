@@ -182,7 +182,8 @@ class SshConnection:
         for path in files:
             try:
                 paramiko.PKey.from_path(path)
-            except paramiko.PasswordRequiredException:
+            except (paramiko.PasswordRequiredException, TypeError):
+                # TypeError: cryptography's "Key is password-protected" for OpenSSH-format keys
                 if _agent_has_keys():
                     return None
                 self._passphrase = self._prompt(f"passphrase for {path}: ")
