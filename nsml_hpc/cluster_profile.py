@@ -190,12 +190,13 @@ def _defaults(name: str, data: Any) -> ProfileDefaults:
         raise ConfigError(f"cluster {name!r}: defaults.setup must be a list of lines")
     try:
         values = {
-            key: validate_slurm_name(f"defaults.{key}", _text(name, key, data[key]))
+            key: validate_slurm_name(f"defaults.{key}", _text(name, f"defaults.{key}", data[key]))
             for key in ("partition", "account", "qos")
             if key in data
         }
         lines = tuple(
-            validate_env_step(EnvStep("setup", _text(name, "setup", line))).value for line in setup
+            validate_env_step(EnvStep("setup", _text(name, "defaults.setup", line))).value
+            for line in setup
         )
     except SpecError as exc:
         raise ConfigError(f"cluster {name!r}: {exc}") from None

@@ -59,7 +59,8 @@ def installed_pyslurm_version() -> str | None:
 def version_problem(pyslurm_version: str | None, slurm_version: str | None) -> str | None:
     """Why this pyslurm cannot drive this Slurm, or None when the releases match (pure)."""
     if pyslurm_version is None:
-        return "pyslurm is not installed"
+        running = f"this cluster runs Slurm {slurm_version}" if slurm_version else "no Slurm found"
+        return f"pyslurm is not installed ({running})"
     if slurm_version is None:
         return f"pyslurm {pyslurm_version} is installed, but no running Slurm was found"
     if major_minor(pyslurm_version) != major_minor(slurm_version):
