@@ -246,21 +246,17 @@ def _build_run_dir(
             seed=seed,
             progress=progress,
         )
-        api_dir = posixpath.join(temp, PRIVATE_DIR, API_PATH_DIR)
-        for relative, data in in_job_files().items():
-            target = posixpath.join(api_dir, relative)
-            files.make_dirs(posixpath.dirname(target))
-            files.write_bytes(target, data)
-        files.write_bytes(
-            posixpath.join(temp, PRIVATE_DIR, CODE_MANIFEST),
-            json_bytes(manifest_document(stats.manifest)),
-        )
-        files.write_bytes(
-            posixpath.join(temp, SESSION_FILE),
-            json_bytes(_session_document(prepared, name, number, user, now)),
-        )
         script = render_script(prepared.spec, _context(name, final, prepared.profile))
-        files.write_bytes(posixpath.join(temp, SCRIPT_FILE), script.encode("utf-8"))
+        payload = {
+            posixpath.join(PRIVATE_DIR, API_PATH_DIR, relative): data
+            for relative, data in in_job_files().items()
+        }
+        payload[posixpath.join(PRIVATE_DIR, CODE_MANIFEST)] = json_bytes(
+            manifest_document(stats.manifest)
+        )
+        payload[SESSION_FILE] = json_bytes(_session_document(prepared, name, number, user, now))
+        payload[SCRIPT_FILE] = script.encode("utf-8")
+        files.write_files(temp, payload)
         files.rename(temp, final)  # fails if the folder appeared meanwhile: nothing is replaced
     except BaseException as exc:
         try:

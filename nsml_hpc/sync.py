@@ -36,7 +36,7 @@ from nsml_hpc.catalog.sessions import (
 )
 from nsml_hpc.errors import ConfigError, ConnectionFailed, NotFoundError, NsmlError
 from nsml_hpc.rundir import read_job_id_marker, remove_run_dir
-from nsml_hpc.scrape import parse_event_lines, parse_metric_lines
+from nsml_hpc.scrape import MAX_READ_BYTES, complete_lines, parse_event_lines, parse_metric_lines
 from nsml_hpc.settings import Settings
 from nsml_hpc.slurm.records import JobRecord
 from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
@@ -254,8 +254,9 @@ def _scrape(
     unreachable: set[str],
 ) -> None:
     """Ingest what the jobs appended, one cluster at a time: ONE sizes call for all its files,
-    then a read of only the new bytes of each file that grew. A cluster whose connection
-    fails is left for the next sync (its cursors did not move: nothing is lost or doubled)."""
+    then ONE read_many of only the new bytes of the files that grew (in batches of at most
+    MAX_READ_BYTES). A cluster whose connection fails is left for the next sync (cursors move
+    with their points, so nothing is lost or doubled)."""
     cursors = load_cursors(catalog, [session_id for session_id, _, _ in targets])
     empty = CursorState()
     by_cluster: dict[str, list[tuple[int, str]]] = defaultdict(list)
@@ -273,20 +274,48 @@ def _scrape(
             unreachable.add(cluster)
             continue
         report.sessions_scraped += len(sessions)
+        grown: list[tuple[int, str, CursorState, str, int]] = []
+        for session_id, run_dir in sessions:
+            for file in SCRAPED_FILES:
+                cursor = cursors.get((session_id, file), empty)
+                path = f"{run_dir}/{file}"
+                size = sizes.get(path)
+                if size is not None and size > cursor.offset:
+                    grown.append((session_id, file, cursor, path, size))
+                # else: missing, unchanged, or truncated (its points are already in)
         try:
-            for session_id, run_dir in sessions:
-                for file in SCRAPED_FILES:
-                    cursor = cursors.get((session_id, file), empty)
-                    path = f"{run_dir}/{file}"
-                    size = sizes.get(path)
-                    if size is None or size <= cursor.offset:
-                        continue  # missing, unchanged (or truncated: its points are in)
-                    chunk, new_offset = files.read_new_lines(path, cursor.offset)
+            for batch in _read_batches(grown):
+                chunks = files.read_many(
+                    [
+                        (path, cursor.offset, end - cursor.offset)
+                        for _, _, cursor, path, end in batch
+                    ]
+                )
+                for (session_id, file, cursor, _, _), raw in zip(batch, chunks, strict=True):
+                    chunk, new_offset = complete_lines(raw, cursor.offset)
                     if chunk:
                         _ingest(catalog, session_id, file, chunk, cursor, new_offset, report, now)
         except NsmlError as exc:
             report.errors.setdefault(cluster, str(exc))
             unreachable.add(cluster)
+
+
+def _read_batches(
+    grown: list[tuple[int, str, CursorState, str, int]],
+) -> list[list[tuple[int, str, CursorState, str, int]]]:
+    """Reads grouped so that one call fetches at most MAX_READ_BYTES (each file's share capped
+    at that too; what is left waits for the next sync). The last field becomes the offset to
+    read up to."""
+    batches: list[list[tuple[int, str, CursorState, str, int]]] = [[]]
+    total = 0
+    for session_id, file, cursor, path, size in grown:
+        want = min(MAX_READ_BYTES, size - cursor.offset)
+        if batches[-1] and total + want > MAX_READ_BYTES:
+            batches.append([])
+            total = 0
+        batches[-1].append((session_id, file, cursor, path, cursor.offset + want))
+        total += want
+    return [batch for batch in batches if batch]
 
 
 def _ingest(

@@ -16,7 +16,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -66,6 +66,11 @@ class RunFiles(Protocol):
         """Up to ``limit`` bytes after ``offset``; empty if the file does not exist."""
         ...
 
+    def read_many(self, requests: Sequence[tuple[str, int, int]]) -> list[bytes]:
+        """:meth:`read_from` for each ``(path, offset, limit)``, in one round trip where the
+        transport allows (sync reads every grown metrics file of a cluster this way)."""
+        ...
+
     def list_dir(self, path: str) -> list[DirEntry]:
         """The entries of a folder (none if it does not exist)."""
         ...
@@ -76,6 +81,12 @@ class RunFiles(Protocol):
 
     def write_bytes(self, path: str, data: bytes) -> None:
         """Write a file atomically: readers see the old one or the whole new one."""
+        ...
+
+    def write_files(self, root: str, files: Mapping[str, bytes]) -> None:
+        """Write new files (relative paths) under folder ``root``, making folders as needed,
+        in as few round trips as the transport allows: for a run directory that is still
+        being built under its temporary name (one by one they are not atomic)."""
         ...
 
     def rename(self, source: str, target: str) -> None:
@@ -148,6 +159,9 @@ class LocalFiles:
         except FileNotFoundError:
             return b""
 
+    def read_many(self, requests: Sequence[tuple[str, int, int]]) -> list[bytes]:
+        return [self.read_from(path, offset, limit) for path, offset, limit in requests]
+
     def list_dir(self, path: str) -> list[DirEntry]:
         try:
             with os.scandir(path) as entries:
@@ -186,6 +200,12 @@ class LocalFiles:
             if isinstance(exc, OSError):
                 raise self._fail("write", path, exc) from exc
             raise
+
+    def write_files(self, root: str, files: Mapping[str, bytes]) -> None:
+        for relative, data in files.items():
+            target = os.path.join(root, relative)  # noqa: PTH118 - string paths throughout
+            self.make_dirs(os.path.dirname(target))  # noqa: PTH120
+            self.write_bytes(target, data)
 
     def rename(self, source: str, target: str) -> None:
         if os.path.lexists(target):

@@ -22,7 +22,8 @@ import posixpath
 import subprocess
 import sys
 import tarfile
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -31,7 +32,15 @@ import platformdirs
 from nsml_hpc.backends.base import CommandResult
 from nsml_hpc.backends.cli import CliBackend
 from nsml_hpc.backends.files import DirEntry
-from nsml_hpc.backends.remote_shell import COPY_LISTED_FILES, remote_command, sh_script
+from nsml_hpc.backends.remote_shell import (
+    COPY_LISTED_FILES,
+    parse_sizes,
+    read_many_command,
+    remote_command,
+    sh_script,
+    sizes_command,
+    split_read_many,
+)
 from nsml_hpc.backends.upload import (
     LocalFile,
     Progress,
@@ -278,19 +287,13 @@ class OpenSshFiles:
         return self.sizes([path])[path]
 
     def sizes(self, paths: Sequence[str]) -> dict[str, int | None]:
-        """One command for every path: ``wc -c`` of each regular file (no read: wc uses the
-        size the file system reports), ``-`` for a missing one."""
+        """One GNU ``stat`` for every path (missing files are simply not in its output)."""
         if not paths:
             return {}
-        script = 'for f do if [ -f "$f" ]; then wc -c < "$f"; else echo -; fi; done'
-        status, out, err = self.ssh.run(sh_script(script, *paths), timeout=FILE_TIMEOUT)
-        lines = out.decode().split()
-        if status != 0 or len(lines) != len(paths):
+        status, out, err = self.ssh.run(sizes_command(paths), timeout=FILE_TIMEOUT)
+        if status != 0:
             raise self._fail("look at", paths[0], err)
-        return {
-            path: int(line) if line.isdigit() else None
-            for path, line in zip(paths, lines, strict=True)
-        }
+        return parse_sizes(out, paths)
 
     def read_from(self, path: str, offset: int, limit: int) -> bytes:
         script = f'[ -f "$1" ] || exit {MISSING}; tail -c +"$2" -- "$1" | head -c "$3"'
@@ -308,6 +311,18 @@ class OpenSshFiles:
         self, path: str, offset: int, limit: int = MAX_READ_BYTES
     ) -> tuple[bytes, int]:
         return complete_lines(self.read_from(path, offset, limit), offset)
+
+    def read_many(self, requests: Sequence[tuple[str, int, int]]) -> list[bytes]:
+        """ONE ssh call for all of them; if the answer does not line up (a file changed under
+        us), the files are read one by one instead."""
+        if len(requests) > 1:
+            command, token = read_many_command(requests)
+            status, out, _ = self.ssh.run(command, timeout=FILE_TIMEOUT)
+            chunks = split_read_many(out, token, requests) if status == 0 else None
+            if chunks is not None:
+                self.bytes_read += sum(len(chunk) for chunk in chunks)
+                return chunks
+        return [self.read_from(path, offset, limit) for path, offset, limit in requests]
 
     def list_dir(self, path: str) -> list[DirEntry]:
         script = '[ -d "$1" ] || exit 0; find "$1" -mindepth 1 -maxdepth 1 -printf "%y %T@ %f\\0"'
@@ -337,6 +352,22 @@ class OpenSshFiles:
         status, _, err = self.ssh.run(sh_script(script, path), timeout=FILE_TIMEOUT, stdin=data)
         if status != 0:
             raise self._fail("write", path, err)
+
+    def write_files(self, root: str, files: Mapping[str, bytes]) -> None:
+        """All of them in ONE tar stream (one ssh call)."""
+        stream = io.BytesIO()
+        with tarfile.open(fileobj=stream, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for relative, data in files.items():
+                info = tarfile.TarInfo(relative)
+                info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+                tar.addfile(info, io.BytesIO(data))
+        status, _, err = self.ssh.run(
+            sh_script('mkdir -p -- "$1" && tar -x -f - -C "$1"', root),
+            timeout=FILE_TIMEOUT,
+            stdin=stream.getvalue(),
+        )
+        if status != 0:
+            raise self._fail("write files in", root, err)
 
     def rename(self, source: str, target: str) -> None:
         script = 'if [ -e "$2" ]; then echo "already exists" >&2; exit 1; fi; mv -- "$1" "$2"'

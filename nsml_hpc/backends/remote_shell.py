@@ -8,7 +8,9 @@ nothing a user typed is ever interpreted. Scripts that need shell syntax run und
 
 from __future__ import annotations
 
+import secrets
 import shlex
+from collections.abc import Sequence
 
 
 def remote_command(argv: list[str], remote_path: str | None = None) -> str:
@@ -27,3 +29,46 @@ COPY_LISTED_FILES = (
 def sh_script(script: str, *args: str) -> str:
     """Run ``script`` under POSIX sh with ``args`` as ``$1``, ``$2``, ... (never interpolated)."""
     return shlex.join(["sh", "-c", script, "sh", *args])
+
+
+# Sizes of many files in one command (GNU stat; a missing file is just not in the output).
+SIZES = 'stat -L --printf "%s %n\\0" -- "$@" 2>/dev/null; exit 0'
+# The bytes of many files from their offsets (tail seeks: only the new bytes are read), each
+# followed by a random separator ($1) that the reader checks.
+READ_MANY = (
+    't=$1; shift; while [ "$#" -gt 0 ]; do '
+    'tail -c +"$2" -- "$1" 2>/dev/null | head -c "$3"; printf %s "$t"; shift 3; done'
+)
+
+
+def sizes_command(paths: Sequence[str]) -> str:
+    return sh_script(SIZES, *paths)
+
+
+def parse_sizes(out: bytes, paths: Sequence[str]) -> dict[str, int | None]:
+    found: dict[str, int | None] = dict.fromkeys(paths)
+    for record in out.split(b"\0"):
+        size, _, name = record.decode("utf-8", "surrogateescape").partition(" ")
+        if name in found and size.isdigit():
+            found[name] = int(size)
+    return found
+
+
+def read_many_command(requests: Sequence[tuple[str, int, int]]) -> tuple[str, bytes]:
+    """The command line and the separator it will use."""
+    token = secrets.token_hex(16)
+    args = [str(part) for path, offset, limit in requests for part in (path, offset + 1, limit)]
+    return sh_script(READ_MANY, token, *args), token.encode()
+
+
+def split_read_many(
+    out: bytes, token: bytes, requests: Sequence[tuple[str, int, int]]
+) -> list[bytes] | None:
+    """The chunks, or None when they do not line up (then read the files one by one)."""
+    chunks = out.split(token)
+    if len(chunks) != len(requests) + 1 or chunks[-1] != b"":
+        return None
+    result = chunks[:-1]
+    if any(len(chunk) > limit for chunk, (_, _, limit) in zip(result, requests, strict=True)):
+        return None
+    return result

@@ -15,13 +15,21 @@ import errno
 import posixpath
 import secrets
 import stat
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import paramiko
 
 from nsml_hpc.backends.files import DirEntry
-from nsml_hpc.backends.remote_shell import COPY_LISTED_FILES, remote_command, sh_script
+from nsml_hpc.backends.remote_shell import (
+    COPY_LISTED_FILES,
+    parse_sizes,
+    read_many_command,
+    remote_command,
+    sh_script,
+    sizes_command,
+    split_read_many,
+)
 from nsml_hpc.backends.ssh_connect import SshConnection
 from nsml_hpc.backends.upload import (
     LocalFile,
@@ -88,6 +96,12 @@ class SftpFiles:
             raise self.connection.failure("look at", path, exc) from exc
 
     def sizes(self, paths: Sequence[str]) -> dict[str, int | None]:
+        """One ``stat`` command over the connection (one round trip however many files);
+        per-file SFTP stats if the login node has no GNU stat (or allows no commands)."""
+        if len(paths) > 1:
+            status, out, _ = self.connection.exec(sizes_command(paths), timeout=COPY_TIMEOUT)
+            if status == 0:
+                return parse_sizes(out, paths)
         return {path: self.size(path) for path in paths}
 
     def read_from(self, path: str, offset: int, limit: int) -> bytes:
@@ -113,6 +127,18 @@ class SftpFiles:
         self, path: str, offset: int, limit: int = MAX_READ_BYTES
     ) -> tuple[bytes, int]:
         return complete_lines(self.read_from(path, offset, limit), offset)
+
+    def read_many(self, requests: Sequence[tuple[str, int, int]]) -> list[bytes]:
+        """One command over the connection (``tail`` from each offset: only new bytes are
+        read); SFTP open/seek/read per file when it does not line up or commands fail."""
+        if len(requests) > 1:
+            command, token = read_many_command(requests)
+            status, out, _ = self.connection.exec(command, timeout=COPY_TIMEOUT)
+            chunks = split_read_many(out, token, requests) if status == 0 else None
+            if chunks is not None:
+                self.bytes_read += sum(len(chunk) for chunk in chunks)
+                return chunks
+        return [self.read_from(path, offset, limit) for path, offset, limit in requests]
 
     def list_dir(self, path: str) -> list[DirEntry]:
         try:
@@ -161,6 +187,23 @@ class SftpFiles:
                 with contextlib.suppress(*SFTP_ERRORS):
                     sftp.remove(temp)
             raise error from exc
+
+    def write_files(self, root: str, files: Mapping[str, bytes]) -> None:
+        sftp = self._sftp()
+        made: set[str] = set()
+        target = root
+        try:
+            for relative, data in files.items():
+                target = posixpath.join(root, relative)
+                folder = posixpath.dirname(target)
+                if folder not in made:
+                    self.make_dirs(folder)
+                    made.add(folder)
+                with sftp.open(target, "wb") as out:
+                    out.set_pipelined(True)
+                    out.write(data)
+        except SFTP_ERRORS as exc:
+            raise self.connection.failure("write", target, exc) from exc
 
     def rename(self, source: str, target: str) -> None:
         if self.exists(target):

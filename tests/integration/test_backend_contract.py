@@ -29,6 +29,7 @@ from nsml_hpc.catalog.sessions import get_session, list_sessions, state_history
 from nsml_hpc.cluster_profile import ClusterProfile
 from nsml_hpc.cluster_store import add_profile
 from nsml_hpc.errors import SubmitRefused
+from nsml_hpc.scrape import complete_lines
 from nsml_hpc.settings import load_settings
 from nsml_hpc.views import session_detail, session_rows
 from nsml_hpc.workspace import Workspace
@@ -181,14 +182,15 @@ def test_metrics_are_scraped_from_the_stored_offset_and_match_the_file(
     done = submit_script(ws, project_dir, "metrics.py", cluster=contract.cluster)
     files = ws.backend_for(contract.cluster).files
     reads: list[tuple[str, int, int]] = []
-    original = files.read_new_lines
+    original = files.read_many
 
-    def logged(path: str, offset: int, *args: Any) -> tuple[bytes, int]:
-        chunk, new_offset = original(path, offset, *args)
-        reads.append((path, offset, new_offset))
-        return chunk, new_offset
+    def logged(requests: list[tuple[str, int, int]]) -> list[bytes]:
+        chunks = original(requests)
+        for (path, offset, _), raw in zip(requests, chunks, strict=True):
+            reads.append((path, offset, complete_lines(raw, offset)[1]))
+        return chunks
 
-    files.read_new_lines = logged  # type: ignore[method-assign]
+    files.read_many = logged  # type: ignore[method-assign]
     record = wait_for_state(ws, done.name, {"RUNNING"}, timeout=120)
     deadline = time.monotonic() + 60
     while record.metric_count < 6 and record.state == "RUNNING" and time.monotonic() < deadline:

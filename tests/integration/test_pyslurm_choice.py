@@ -44,7 +44,7 @@ def test_a_pyslurm_profile_that_cannot_work_here_is_one_error_naming_both_versio
     nsml_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     add_profile(ClusterProfile(name="api", backend="pyslurm"))
-    code, out, err = _run(["cluster", "test", "api"], capsys)
+    code, out, _err = _run(["cluster", "test", "api"], capsys)
     slurm = running_slurm_version()
     assert code == 4
     report = out.splitlines()

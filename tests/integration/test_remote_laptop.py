@@ -253,3 +253,41 @@ def test_a_resubmit_uploads_only_what_changed(
     assert os.access(code / "tool.sh", os.X_OK)
     assert (second.run_dir / f"slurm-{second.job_id}.out").read_text() == "changed\n"
     assert "checkpoint.bin" not in remote  # the first job's output was not copied over
+
+
+PHASES = """
+    import time, nsml_hpc
+    for step in range(30):
+        nsml_hpc.report(step=step, loss=1.0 / (step + 1), acc=step / 30)
+        time.sleep(0.1)
+"""
+
+
+@pytest.mark.parametrize("transport", ["paramiko", "openssh"])
+def test_syncs_read_each_byte_of_the_metric_files_once(
+    transport: str, request: pytest.FixtureRequest, project_dir: Path
+) -> None:
+    cluster = request.getfixturevalue(
+        "ssh_cluster" if transport == "paramiko" else "openssh_cluster"
+    )
+    write_script(project_dir, "phases.py", PHASES)
+    ws = Workspace.open(load_settings())
+    try:
+        done = submit_script(ws, project_dir, "phases.py", cluster=cluster)
+        files: Any = ws.backend_for(cluster).files
+        before = files.bytes_read
+        syncs = 0
+        record = wait_for_state(ws, done.name, {"RUNNING"}, timeout=120)
+        while record.state == "RUNNING":
+            record = wait_for_state(ws, done.name, {"RUNNING", "COMPLETED"})
+            syncs += 1
+        record = wait_for_state(ws, done.name, {"COMPLETED"})
+        for _ in range(2):
+            wait_for_state(ws, done.name, {"COMPLETED"})  # later syncs find nothing new
+        read = files.bytes_read - before
+    finally:
+        ws.close()
+    sizes = sum((done.run_dir / name).stat().st_size for name in ("metrics.jsonl", "events.jsonl"))
+    assert syncs >= 2
+    assert record.metric_count == 60
+    assert read == sizes  # every byte fetched exactly once over all those syncs

@@ -290,15 +290,15 @@ def test_a_connection_cut_during_a_sync_loses_and_doubles_no_metric_point(
     backend = ws.backend_for(ssh_cluster)
     assert isinstance(backend, SshBackend)
     files = backend.files
-    original = files.read_new_lines
+    original = files.read_many
     cuts: list[int] = []
 
-    def cut_then_read(path: str, offset: int, *args: Any) -> tuple[bytes, int]:
-        if path.endswith("metrics.jsonl") and not cuts:
+    def cut_then_read(requests: list[tuple[str, int, int]]) -> list[bytes]:
+        if any(path.endswith("metrics.jsonl") for path, _, _ in requests) and not cuts:
             cuts.extend(cut_connection(backend.connection.transport().sock.getsockname()[1]))
-        return original(path, offset, *args)
+        return original(requests)
 
-    files.read_new_lines = cut_then_read  # type: ignore[method-assign]
+    files.read_many = cut_then_read  # type: ignore[method-assign]
     before = get_session(ws.catalog, done.name).metric_count
     time.sleep(0.5)  # the job reports every 0.1 s: there is something new to read
     report = sync_now(ws)
@@ -306,7 +306,7 @@ def test_a_connection_cut_during_a_sync_loses_and_doubles_no_metric_point(
     assert "lost" in report.errors["sandbox"] and "cluster sandbox" in report.errors["sandbox"]
     assert get_session(ws.catalog, done.name).metric_count == before  # nothing half-stored
 
-    files.read_new_lines = original  # type: ignore[method-assign]
+    files.read_many = original  # type: ignore[method-assign]
     record = wait_for_state(ws, done.name, {"COMPLETED"}, timeout=120)
     assert record.id is not None
     in_file = [
@@ -316,3 +316,39 @@ def test_a_connection_cut_during_a_sync_loses_and_doubles_no_metric_point(
     assert stored == in_file
     assert [line["step"] for line in stored] == list(range(40))
     assert record.metric_count == 40
+
+
+def test_an_unreachable_cluster_does_not_stop_ps_from_showing_the_others(
+    nsml_env: Path,
+    sandbox: Sandbox,
+    remote_root: str,
+    project_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sandbox.add("sandbox", remote_root)
+    write_script(project_dir, "wait.py", "import time\ntime.sleep(3)\n")
+    ws = Workspace.open(load_settings())
+    try:
+        there = submit_script(ws, project_dir, "wait.py", cluster="sandbox")
+        here = submit_script(ws, project_dir, "wait.py", cluster="local")
+    finally:
+        ws.close()
+    sandbox.add("sandbox", remote_root, port=closed_port())  # the cluster goes away
+    ws = Workspace.open(load_settings())
+    try:
+        record = wait_for_state(ws, here.name, {"COMPLETED"}, timeout=120)
+        assert record.state == "COMPLETED"
+        assert get_session(ws.catalog, there.name).state == "SUBMITTED"  # cached, unchanged
+    finally:
+        ws.close()
+    code, out, err = _run(["ps"], capsys)
+    assert code == 0
+    assert "warning: cluster sandbox (alice@127.0.0.1:" in err and "showing cached data" in err
+    assert len(err.strip().splitlines()) == 1
+    assert {line.split()[0] for line in out.splitlines()[1:]} == {here.name, there.name}
+    sandbox.add("sandbox", remote_root)  # back: the session catches up
+    ws = Workspace.open(load_settings())
+    try:
+        assert wait_for_state(ws, there.name, {"COMPLETED"}, timeout=120).state == "COMPLETED"
+    finally:
+        ws.close()

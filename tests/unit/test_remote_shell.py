@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from nsml_hpc.backends.remote_shell import COPY_LISTED_FILES, remote_command, sh_script
+from nsml_hpc.backends.remote_shell import (
+    COPY_LISTED_FILES,
+    parse_sizes,
+    read_many_command,
+    remote_command,
+    sh_script,
+    sizes_command,
+    split_read_many,
+)
 
 HOSTILE = [
     "a'; echo PWNED; '",
@@ -60,3 +68,34 @@ def test_listed_files_are_copied_with_their_paths_and_others_are_not(tmp_path: P
     _sh(sh_script(COPY_LISTED_FILES, str(seed), str(dest)), names)
     copied = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
     assert copied == ["b.py", "pkg/a.py"]
+
+
+def test_sizes_of_many_files_in_one_command(tmp_path: Path):
+    (tmp_path / "a").write_bytes(b"12345")
+    (tmp_path / "b").write_bytes(b"")
+    paths = [str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "gone")]
+    done = _sh(sizes_command(paths))
+    assert done.returncode == 0
+    assert parse_sizes(done.stdout, paths) == {paths[0]: 5, paths[1]: 0, paths[2]: None}
+
+
+def test_many_files_are_read_from_their_offsets_in_one_command(tmp_path: Path):
+    (tmp_path / "m").write_bytes(b"line0\nline1\npart")
+    (tmp_path / "e").write_bytes(b"\x00binary\xff")
+    requests = [
+        (str(tmp_path / "m"), 6, 100),
+        (str(tmp_path / "e"), 1, 3),
+        (str(tmp_path / "gone"), 0, 10),
+        (str(tmp_path / "m"), 17, 10),
+    ]
+    command, token = read_many_command(requests)
+    done = _sh(command)
+    assert split_read_many(done.stdout, token, requests) == [b"line1\npart", b"bin", b"", b""]
+
+
+def test_an_answer_that_does_not_line_up_is_rejected():
+    requests = [("a", 0, 4), ("b", 0, 4)]
+    assert split_read_many(b"xxTOKyyTOK", b"TOK", requests) == [b"xx", b"yy"]
+    assert split_read_many(b"xxTOKyy", b"TOK", requests) is None  # cut short
+    assert split_read_many(b"xxxxxTOKyyTOK", b"TOK", requests) is None  # longer than asked
+    assert split_read_many(b"xxTOKyyTOKzz", b"TOK", requests) is None
