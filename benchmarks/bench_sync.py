@@ -34,6 +34,7 @@ from typing import Any
 
 from sqlalchemy import event
 
+from nsml_hpc.backends.files import LocalFiles
 from nsml_hpc.catalog import open_catalog
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import JobRecordRow, SessionRecord
@@ -54,6 +55,7 @@ class InstantBackend:
 
     def __init__(self, started_at: float, *, tick_elapsed: bool = False) -> None:
         self.cluster = CLUSTER
+        self.files = LocalFiles(CLUSTER)  # run directories on this machine, as on a login node
         self.started_at = started_at
         self.tick_elapsed = tick_elapsed
         self.queries = 0
