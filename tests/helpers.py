@@ -81,3 +81,33 @@ def max_job_id() -> int:
     )
     ids = [int(line.split("_")[0]) for line in done.stdout.split() if line.split("_")[0].isdigit()]
     return max(ids, default=0)
+
+
+def slurm_jobs_under(folder: Path) -> dict[str, tuple[str, str]]:
+    """Jobs (queue and accounting, all users) whose working directory is under ``folder``:
+    the jobs one test made, whatever else runs on the shared cluster. Job id -> (state,
+    node list as sacct prints it)."""
+    prefix = str(folder.resolve())
+    queue = subprocess.run(
+        ["squeue", "--noheader", "--states=all", "--format=%i|%T|%N|%Z"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    accounting = subprocess.run(
+        [
+            "sacct", "-a", "-X", "-n", "-P", "--starttime=now-1day",
+            "--format=JobIDRaw,State,NodeList,WorkDir",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout  # fmt: skip
+    found: dict[str, tuple[str, str]] = {}
+    for line in (queue + accounting).splitlines():
+        fields = line.split("|")
+        if len(fields) == 4 and fields[3].startswith(prefix):
+            found.setdefault(fields[0].strip(), (fields[1], fields[2]))
+    return found
