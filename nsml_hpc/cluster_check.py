@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import posixpath
 import secrets
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -65,8 +66,6 @@ class ClusterReport:
 
 
 def _check_python(backend: SlurmBackend, profile: ClusterProfile, report: ClusterReport) -> None:
-    import sys
-
     python = profile.python or sys.executable
     report.python = python
     runner = backend.runner if isinstance(backend, CliBackend) else LocalRunner()

@@ -12,7 +12,6 @@ snapshot is written to ``.nsml/code.json`` so that the next submit can seed from
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,13 +186,3 @@ def parse_manifest(data: Any) -> dict[str, Recorded]:
         ):
             manifest[name] = Recorded(entry[0], entry[1], entry[2], entry[3])
     return manifest
-
-
-def relative_parts_are_safe(relative: str) -> bool:
-    """A snapshot path that stays inside its folder (no absolute, '..' or empty parts)."""
-    parts = relative.split("/")
-    return not relative.startswith("/") and all(part not in ("", ".", "..") for part in parts)
-
-
-def local_mode(path: Path) -> int:
-    return os.stat(path).st_mode & 0o777  # noqa: PTH116 - mirrors local_files

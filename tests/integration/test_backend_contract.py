@@ -141,8 +141,10 @@ def test_pending_reason_is_shown_while_the_gpus_are_taken(
     write_script(project_dir, "hold.py", "import time\ntime.sleep(60)\n")
     write_script(project_dir, "quick.py", "print('ran')\n")
     ws = contract.workspace
+    # Both want every GPU of the node: the second cannot start (not even by backfill on a GPU
+    # another user's job left free) while the first runs or waits ahead of it.
     hold = submit_script(ws, project_dir, "hold.py", gpus=4, cluster=contract.cluster)
-    waiting = submit_script(ws, project_dir, "quick.py", gpus=1, cluster=contract.cluster)
+    waiting = submit_script(ws, project_dir, "quick.py", gpus=4, cluster=contract.cluster)
     record = wait_for_state(ws, waiting.name, {"PENDING"}, timeout=120)
     deadline = time.monotonic() + 60
     while record.reason is None and time.monotonic() < deadline:
