@@ -152,3 +152,29 @@ def test_help_of_every_command_is_printed(capsys: pytest.CaptureFixture[str]) ->
             main([*command, "--help"])
         assert done.value.code == 0
         assert capsys.readouterr().out.startswith("usage: nsml-hpc " + " ".join(command))
+
+
+def test_cluster_flag_on_a_session_command_checks_where_the_session_is(
+    nsml_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(ADD, capsys)[0] == 0
+    catalog = open_catalog(load_settings().catalog_url)
+    try:
+        record = reserve_session(
+            catalog,
+            spec=SessionSpec(project="p", script="t.py", cluster="hpc"),
+            user="me",
+            run_dir_for=lambda n: f"/scratch/me/runs/me/p/{n}",
+            is_free=lambda n: True,
+            now=time.time(),
+        )
+        assert record.id is not None
+        mark_submitted(catalog, record.id, job_id="9", cluster="hpc", now=time.time())
+    finally:
+        catalog.close()
+    code, out, _ = _run(["show", "p/1", "--no-sync", "--cluster", "hpc"], capsys)
+    assert code == 0 and out.startswith("session     p/1  (hpc, user me)")
+    code, _, err = _run(["show", "p/1", "--no-sync", "--cluster", "local"], capsys)
+    assert code == 3 and "session p/1 is on cluster hpc, not local" in err
+    code, _, err = _run(["stop", "p/1", "--cluster", "nope"], capsys)
+    assert code == 3 and "unknown cluster 'nope'" in err

@@ -142,6 +142,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from nsml_hpc.views import session_detail
 
     with open_workspace() as workspace:
+        check_session_cluster(workspace, args.session, args.cluster)
         if not args.no_sync:
             sync_quietly(workspace)
         detail = session_detail(workspace.catalog, args.session)
@@ -202,6 +203,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
     out = sys.stdout.buffer
     with open_workspace() as workspace:
+        check_session_cluster(workspace, args.session, args.cluster)
         chunks = (
             follow_logs(workspace, args.session)
             if args.follow
@@ -218,6 +220,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
     from nsml_hpc.actions import stop_session
 
     with open_workspace() as workspace:
+        check_session_cluster(workspace, args.session, args.cluster)
         job_ids = stop_session(workspace, args.session)
     print(f"cancel requested for {args.session} (job {', '.join(job_ids)})")
     return 0
@@ -228,10 +231,24 @@ def cmd_rm(args: argparse.Namespace) -> int:
     from nsml_hpc.actions import remove_session
 
     with open_workspace() as workspace:
+        check_session_cluster(workspace, args.session, args.cluster)
         removed = remove_session(workspace, args.session, purge=args.purge)
     suffix = f"; deleted {removed.run_dir}" if removed.purged else f"; kept {removed.run_dir}"
     print(f"removed {removed.name}{suffix}")
     return 0
+
+
+def check_session_cluster(workspace: Any, name: str, cluster: str | None) -> None:
+    """``--cluster`` on a session command: the session must be on that cluster."""
+    from nsml_hpc.catalog.sessions import get_session
+    from nsml_hpc.errors import NotFoundError
+
+    if cluster is None:
+        return
+    workspace.settings.profile(cluster)  # an unknown cluster is named as such
+    record = get_session(workspace.catalog, name)
+    if record.cluster != cluster:
+        raise NotFoundError(f"session {name} is on cluster {record.cluster}, not {cluster}")
 
 
 def register(commands: Commands) -> None:
@@ -266,16 +283,20 @@ def register(commands: Commands) -> None:
 
     show = commands.add("show", cmd_show)
     show.add_argument("session", help="PROJECT/N")
+    add_cluster_flag(show, "check that the session is on this cluster")
     show.add_argument("--json", action="store_true")
     show.add_argument("--no-sync", action="store_true")
 
     logs = commands.add("logs", cmd_logs)
     logs.add_argument("session", help="PROJECT/N")
+    add_cluster_flag(logs, "check that the session is on this cluster")
     logs.add_argument("-f", "--follow", action="store_true")
 
     stop = commands.add("stop", cmd_stop)
     stop.add_argument("session", help="PROJECT/N")
+    add_cluster_flag(stop, "check that the session is on this cluster")
 
     rm = commands.add("rm", cmd_rm)
     rm.add_argument("session", help="PROJECT/N")
+    add_cluster_flag(rm, "check that the session is on this cluster")
     rm.add_argument("--purge", action="store_true", help="also delete the run directory")
