@@ -7,15 +7,56 @@ but the standard library (no pandas, SQLAlchemy, Jinja or Textual)::
     for epoch in range(epochs):
         ...
         nsml_hpc.report(step=epoch, loss=loss, val_acc=acc)
+        with nsml_hpc.save(step=epoch) as folder:   # an atomic snapshot
+            ...
     nsml_hpc.session.hyperparameters["lr"]
+    nsml_hpc.session.resume_from                    # snapshot to resume from (requeue, fork)
 
 The front end (catalog, sync, CLI) lives in submodules that are imported only when used.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from nsml_hpc.api import SessionInfo, report, session
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from nsml_hpc.snapshot_api import (
+        SnapshotWarning,
+        load,
+        load_torch,
+        save,
+        save_torch,
+        should_checkpoint,
+    )
 
-__all__ = ["SessionInfo", "__version__", "report", "session"]
+__version__ = "0.1.0"
+_SNAPSHOT_API = frozenset(
+    {"SnapshotWarning", "load", "load_torch", "save", "save_torch", "should_checkpoint"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    """The snapshot API loads on first use, so ``import nsml_hpc`` stays as cheap as ``report``."""
+    if name in _SNAPSHOT_API:
+        from nsml_hpc import snapshot_api
+
+        value = getattr(snapshot_api, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nsml_hpc' has no attribute {name!r}")
+
+
+__all__ = [
+    "SessionInfo",
+    "SnapshotWarning",
+    "__version__",
+    "load",
+    "load_torch",
+    "report",
+    "save",
+    "save_torch",
+    "session",
+    "should_checkpoint",
+]

@@ -1,6 +1,8 @@
-"""Things a user does to an existing session: stop it, remove it, read its logs.
+"""Things a user does to an existing session: stop it, remove it, read its logs, change its
+memo, pin or delete one of its snapshots (forking is :func:`nsml_hpc.fork.fork_session`).
 
-The CLI and the TUI call these same functions.
+The CLI and the TUI call these same functions; the snapshot ones are those of
+:mod:`nsml_hpc.snapshots` (``nsml-hpc model ...``), which keep the catalog consistent.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nsml_hpc.backends.files import RunFiles
-from nsml_hpc.catalog.sessions import discard_session, get_session, jobs_of
+from nsml_hpc.catalog.sessions import discard_session, get_session, jobs_of, update_memo
 from nsml_hpc.errors import NsmlError, SpecError
 from nsml_hpc.rundir import SESSION_FILE, read_json, remove_run_dir
 from nsml_hpc.slurm.states import is_live
+from nsml_hpc.snapshots import SnapshotRow, list_models, pin_model, remove_model
+from nsml_hpc.spec import validate_memo
 from nsml_hpc.sync import SyncReport, sync
 from nsml_hpc.workspace import Workspace
 
@@ -39,6 +43,24 @@ def stop_session(workspace: Workspace, name: str) -> list[str]:
     return live
 
 
+def stop_idle_sessions(workspace: Workspace, min_idle_seconds: float) -> list[tuple[str, float]]:
+    """Cancel running sessions whose GPUs all sat at 0 % for ``min_idle_seconds`` or more:
+    one scancel per cluster. Returns (session, idle seconds) of those cancelled."""
+    from nsml_hpc.views import session_rows
+
+    idle = [
+        row
+        for row in session_rows(workspace.catalog)
+        if row.state == "RUNNING" and row.gpu_idle_s >= min_idle_seconds and row.job_ids
+    ]
+    by_cluster: dict[str, list[str]] = {}
+    for row in idle:
+        by_cluster.setdefault(row.cluster, []).append(row.job_ids[-1])
+    for cluster, job_ids in sorted(by_cluster.items()):
+        workspace.backend_for(cluster).cancel(job_ids)
+    return [(row.name, row.gpu_idle_s) for row in idle]
+
+
 @dataclass(frozen=True)
 class Removed:
     name: str
@@ -54,12 +76,26 @@ def remove_session(workspace: Workspace, name: str, *, purge: bool = False) -> R
         raise SpecError(f"session {name} is {record.state}; stop it first (nsml-hpc stop {name})")
     files = workspace.backend_for(record.cluster).files if purge else None
     exists = files is not None and files.exists(record.run_dir)
+    assert record.id is not None
     if files is not None and exists:
         _check_owned_run_dir(files, record.run_dir, name)
-    assert record.id is not None
+        _check_not_forked_from(workspace, record.id, name)
     discard_session(workspace.catalog, record.id)
     purged = bool(files is not None and exists and remove_run_dir(files, record.run_dir))
     return Removed(name=name, run_dir=Path(record.run_dir), purged=purged)
+
+
+def _check_not_forked_from(workspace: Workspace, session_id: int, name: str) -> None:
+    """``--purge`` deletes the snapshots too: never those another session was forked from."""
+    from nsml_hpc.catalog.snapshots import children_of
+
+    children = children_of(workspace.catalog, session_id)
+    if children:
+        shown = ", ".join(f"{child} (from {tag})" for child, tag in children)
+        raise SpecError(
+            f"sessions were forked from snapshots of {name}: {shown}; remove them first, "
+            "or remove without --purge (the run directory stays)"
+        )
 
 
 def _check_owned_run_dir(files: RunFiles, run_dir: str, name: str) -> None:
@@ -123,3 +159,25 @@ def _new_bytes(files: RunFiles, path: str, offsets: dict[str, int]) -> Iterator[
     while chunk := files.read_from(path, offsets.get(path, 0), FOLLOW_CHUNK):
         offsets[path] = offsets.get(path, 0) + len(chunk)
         yield chunk
+
+
+def set_memo(workspace: Workspace, name: str, memo: str) -> None:
+    """Replace the session's memo (one line, at most 1000 characters)."""
+    update_memo(workspace.catalog, name, validate_memo(memo.strip()), now=time.time())
+
+
+def session_snapshots(workspace: Workspace, name: str) -> list[SnapshotRow]:
+    """The session's snapshots, re-read from its run directory into the catalog (the same
+    listing as ``nsml-hpc model ls``), oldest first."""
+    return list_models(workspace, name).snapshots
+
+
+def pin_snapshot(workspace: Workspace, name: str, tag: str, *, pinned: bool = True) -> None:
+    """Pin (keep from gc, retention and deletion) or unpin one snapshot of the session."""
+    pin_model(workspace, name, tag, pinned)
+
+
+def delete_snapshot(workspace: Workspace, name: str, tag: str) -> SnapshotRow:
+    """Delete one snapshot of the session, refusing protected ones (pinned, forked from, the
+    latest of a live session) with the reason; returns the row that was deleted."""
+    return remove_model(workspace, name, tag)

@@ -21,6 +21,9 @@ from typing import Any
 from nsml_hpc.hparams import HParamValue, parse_hyperparameters
 
 RUN_DIR_ENV = "NSML_HPC_RUN_DIR"
+RESUME_FROM_ENV = "NSML_HPC_RESUME_FROM"  # set by the job wrapper: the snapshot to start from
+RESUME_STEP_ENV = "NSML_HPC_RESUME_STEP"
+RESTART_COUNT_ENV = "NSML_HPC_RESTART_COUNT"
 METRICS_FILE = "metrics.jsonl"
 SESSION_FILE = "session.json"
 _RESERVED = frozenset({"step", "time"})
@@ -65,6 +68,29 @@ class SessionInfo:
     def job_id(self) -> str | None:
         return os.environ.get("SLURM_JOB_ID")
 
+    @property
+    def resume_from(self) -> Path | None:
+        """The snapshot folder to start from: on a requeued job the latest snapshot of this
+        session, on a fork the parent's chosen one; ``None`` for a fresh start."""
+        path = os.environ.get(RESUME_FROM_ENV)
+        return Path(path) if path else None
+
+    @property
+    def resume_step(self) -> int | None:
+        """The step of :attr:`resume_from` (continue with ``resume_step + 1``)."""
+        return _int_env(RESUME_STEP_ENV)
+
+    @property
+    def restart_count(self) -> int:
+        """How often Slurm has requeued this job (0 on the first run)."""
+        return _int_env(RESTART_COUNT_ENV) or _int_env("SLURM_RESTART_COUNT") or 0
+
+    @property
+    def forked_from(self) -> dict[str, Any] | None:
+        """``{"session", "snapshot", "step", "overrides"}`` when this session is a fork."""
+        fork = self._document.get("fork")
+        return dict(fork) if isinstance(fork, dict) else None
+
     def __repr__(self) -> str:
         return f"SessionInfo(name={self.name!r}, run_dir={str(self.run_dir)!r})"
 
@@ -90,12 +116,19 @@ class _SessionProxy:
 session: Any = _SessionProxy()
 
 
+def _int_env(name: str) -> int | None:
+    text = os.environ.get(name, "").strip()
+    return int(text) if text.lstrip("-").isdigit() else None
+
+
 class _MetricWriter:
     def __init__(self) -> None:
         self.fd: int | None = None
         self.pid = -1
         self.checked = False
-        self.next_step = 0
+        resumed = _int_env(RESUME_STEP_ENV)
+        self.next_step = resumed + 1 if resumed is not None else 0
+        self.latest: dict[str, Any] = {}  # last value of each metric (for snapshot manifests)
 
     def open(self) -> int | None:
         if self.checked and self.pid == os.getpid():
@@ -114,6 +147,13 @@ class _MetricWriter:
 _writer = _MetricWriter()
 _NUMBER_TYPES = (int, float)
 _encode = json.JSONEncoder(separators=(",", ":")).encode  # built once: ~1 µs per call saved
+
+
+def latest_metrics() -> tuple[int | None, dict[str, float | None]]:
+    """The last reported step and the last value of every metric reported so far."""
+    values = {k: v for k, v in _writer.latest.items() if k not in _RESERVED}
+    step = _writer.latest.get("step")
+    return (step if isinstance(step, int) else None), values
 
 
 def report(step: int | None = None, **metrics: Any) -> None:
@@ -135,6 +175,7 @@ def report(step: int | None = None, **metrics: Any) -> None:
                 raise TypeError(f"metric {name}={value!r} is not a number") from None
         line[name] = value
     _writer.next_step = step + 1
+    _writer.latest.update(line)
     fd = _writer.open()
     if fd is None:
         return

@@ -21,7 +21,8 @@ from nsml_hpc.backends.runner import LocalRunner
 from nsml_hpc.cluster_profile import ClusterProfile
 from nsml_hpc.errors import NsmlError
 from nsml_hpc.rundir import run_root_for
-from nsml_hpc.slurm.sinfo import PartitionGpus, parse_slurm_version
+from nsml_hpc.slurm.sinfo import PartitionGpus
+from nsml_hpc.slurm.version import parse_slurm_version
 from nsml_hpc.workspace import Workspace
 
 MIN_JOB_PYTHON = (3, 10)  # the in-job modules use PEP 604 unions at run time
@@ -97,8 +98,9 @@ def _check_run_root(
         report.run_root = root
         files.make_dirs(root)
         probe = posixpath.join(root, f".nsml-hpc-probe-{secrets.token_hex(4)}")
-        files.write_bytes(probe, b"probe\n")
-        files.remove_tree(probe)
+        files.make_dirs(probe)
+        files.write_bytes(posixpath.join(probe, "probe"), b"probe\n")
+        files.remove_tree(probe, inside=root)
     except NsmlError as exc:
         report.run_root_error = str(exc)
 

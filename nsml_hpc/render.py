@@ -18,10 +18,11 @@ import jinja2
 
 from nsml_hpc import __version__
 from nsml_hpc.errors import SpecError
-from nsml_hpc.spec import EnvStep, SessionSpec
+from nsml_hpc.spec import EnvStep, SessionSpec, warning_seconds
 
 TEMPLATE_PACKAGE = "nsml_hpc.sbatch_templates"
 TEMPLATE_NAME = "job.sbatch.j2"
+ARRAY_TEMPLATE_NAME = "array.sbatch.j2"
 # Characters that may never reach a directive line: whitespace, control characters, quotes and
 # backslash. Paths are stricter: '%' (Slurm expands it in --output names) and '$' are refused too.
 _DIRECTIVE_UNSAFE = re.compile(r"[\s\x00-\x1f\x7f\"'\\]")
@@ -38,6 +39,18 @@ class ScriptContext:
     api_path: str  # folder put on the job's PYTHONPATH so ``import nsml_hpc`` works anywhere
 
 
+@dataclass(frozen=True)
+class ArrayContext:
+    """A sweep chunk: one array task per session, task i runs in ``run_dirs[i]``."""
+
+    sweep_name: str
+    sweep_dir: str
+    run_dirs: list[str]
+    session_names: list[str]
+    wrapper_python: str
+    array: str  # the --array value, e.g. 0-3%2
+
+
 def check_cluster_path(label: str, path: str) -> str:
     """Refuse paths Slurm's directive parser or file-name patterns would mangle."""
     if not path.startswith("/") or _PATH_UNSAFE.search(path):
@@ -49,13 +62,44 @@ def check_cluster_path(label: str, path: str) -> str:
 
 
 def sbatch_directives(spec: SessionSpec, context: ScriptContext) -> list[tuple[str, str]]:
-    """The ``#SBATCH --key=value`` pairs for ``spec``, in a stable order."""
+    """The ``#SBATCH --key=value`` pairs for ``spec``, in a stable order (an empty value is a
+    flag without one, such as ``--requeue``)."""
+    return _directives(
+        spec,
+        [
+            ("job-name", context.session_name),
+            ("output", f"{context.run_dir}/slurm-%j.out"),
+            ("chdir", context.run_dir),
+            ("open-mode", "append"),
+        ],
+    )
+
+
+def array_directives(spec: SessionSpec, context: ArrayContext) -> list[tuple[str, str]]:
+    return _directives(
+        spec,
+        [
+            ("job-name", context.sweep_name),
+            ("output", f"{context.sweep_dir}/slurm-%A_%a.out"),
+            ("chdir", context.sweep_dir),
+            ("open-mode", "append"),
+            ("array", context.array),
+        ],
+    )
+
+
+def resource_directives(spec: SessionSpec) -> list[tuple[str, str]]:
+    """Just the resource requests (for ``sbatch --test-only`` and the scripts)."""
+    return _directives(spec, [], preemption=False)
+
+
+def _directives(
+    spec: SessionSpec, head: list[tuple[str, str | int | None]], *, preemption: bool = True
+) -> list[tuple[str, str]]:
     res = spec.resources
+    grace = warning_seconds(spec)
     pairs: list[tuple[str, str | int | None]] = [
-        ("job-name", context.session_name),
-        ("output", f"{context.run_dir}/slurm-%j.out"),
-        ("chdir", context.run_dir),
-        ("open-mode", "append"),
+        *head,
         ("nodes", res.nodes),
         ("gres", f"gpu:{res.gpus}" if res.gpus else None),
         ("cpus-per-gpu", res.cpus_per_gpu),
@@ -66,6 +110,13 @@ def sbatch_directives(spec: SessionSpec, context: ScriptContext) -> list[tuple[s
         ("qos", res.qos),
         ("constraint", res.constraint),
     ]
+    if preemption:
+        # USR2 (NCCL takes USR1) to the batch shell, which exec's the wrapper: it asks the
+        # training code for a snapshot and requeues the job (see nsml_hpc/job.py).
+        pairs += [
+            ("signal", f"B:USR2@{grace}" if grace > 0 else None),
+            ("requeue" if spec.preemption.requeue else "no-requeue", ""),
+        ]
     directives = [(key, str(value)) for key, value in pairs if value is not None]
     for key, value in directives:
         if _DIRECTIVE_UNSAFE.search(value):
@@ -89,8 +140,8 @@ def environment_lines(steps: list[EnvStep]) -> list[str]:
 
 
 @cache
-def _template() -> jinja2.Template:
-    source = resources.files(TEMPLATE_PACKAGE).joinpath(TEMPLATE_NAME).read_text("utf-8")
+def _template(name: str = TEMPLATE_NAME) -> jinja2.Template:
+    source = resources.files(TEMPLATE_PACKAGE).joinpath(name).read_text("utf-8")
     env = jinja2.Environment(
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # noqa: S701 - shell text, not HTML; values are shlex-quoted
@@ -112,4 +163,21 @@ def render_script(spec: SessionSpec, context: ScriptContext) -> str:
         environment=environment_lines(spec.environment),
         wrapper_python=context.wrapper_python,
         api_path=context.api_path,
+    )
+
+
+def render_array_script(spec: SessionSpec, context: ArrayContext) -> str:
+    """The sbatch script of one sweep chunk: a job array whose task i is session i."""
+    check_cluster_path("sweep directory", context.sweep_dir)
+    for run_dir in context.run_dirs:
+        check_cluster_path("run directory", run_dir)
+    return _template(ARRAY_TEMPLATE_NAME).render(
+        sweep_name=context.sweep_name,
+        sweep_dir=context.sweep_dir,
+        version=__version__,
+        directives=array_directives(spec, context),
+        run_dirs=context.run_dirs,
+        session_names=context.session_names,
+        environment=environment_lines(spec.environment),
+        wrapper_python=context.wrapper_python,
     )

@@ -84,5 +84,5 @@ def remove_run_dir(files: RunFiles, path: str) -> bool:
     """Delete a run directory, refusing anything that is not shaped like one (or a link)."""
     if not looks_like_run_dir(path):
         return False
-    files.remove_tree(path)
+    files.remove_tree(path, inside=posixpath.dirname(path.rstrip("/")))
     return True

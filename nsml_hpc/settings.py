@@ -4,16 +4,20 @@
 catalog = "postgresql+psycopg://team@db/nsml"   # default: SQLite under the XDG data dir
 run_root = "/shared/home/me/nsml-runs"
 poll_floor_seconds = 5        # never ask Slurm more often than this, whoever asks
+sync_interval_seconds = 5     # how often an open TUI syncs (backing off while nothing changes)
+key_metric = "val_loss"       # the metric the TUI's session table shows (default: guessed)
 submit_grace_seconds = 60     # a fresh job missing from sacct is not lost before this
 max_code_mb = 100             # size guard for the code snapshot
 default_cluster = "local"     # the cluster of commands that name none (--cluster NAME)
+idle_gpu_minutes = 60         # ps flags sessions whose GPUs sat at 0 % this long
 ```
 
 Cluster profiles live in ``clusters.toml`` beside this file (:mod:`nsml_hpc.cluster_store`);
 ``local`` (Slurm's commands on this machine) exists without one. Environment overrides:
 ``NSML_HPC_CATALOG``, ``NSML_HPC_RUN_ROOT``, ``NSML_HPC_POLL_FLOOR``, ``NSML_HPC_SUBMIT_GRACE``,
 ``NSML_HPC_CLUSTER`` (default cluster), ``NSML_HPC_CLUSTERS`` (profiles file),
-``NSML_HPC_SSH_CONFIG`` (OpenSSH config file, default ``~/.ssh/config``).
+``NSML_HPC_SSH_CONFIG`` (OpenSSH config file, default ``~/.ssh/config``),
+``NSML_HPC_SYNC_INTERVAL``, ``NSML_HPC_KEY_METRIC``.
 """
 
 from __future__ import annotations
@@ -57,6 +61,10 @@ class Settings:
             "(add one with: nsml-hpc cluster add NAME ...)"
         )
 
+    idle_gpu_seconds: float = 3600.0  # flag sessions whose GPUs sat at 0 % this long
+    sync_interval_seconds: float = 5.0
+    key_metric: str | None = None
+
 
 def _number(name: str, value: Any, minimum: float) -> float:
     try:
@@ -89,6 +97,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             f"default cluster {default_cluster!r} has no profile; configured: "
             + ", ".join(sorted({LOCAL, *clusters}))
         )
+    idle_minutes = data.get("idle_gpu_minutes", 60)
+    interval = env.get("NSML_HPC_SYNC_INTERVAL") or data.get("sync_interval_seconds", 5.0)
+    key_metric = env.get("NSML_HPC_KEY_METRIC") or data.get("key_metric")
+    if key_metric is not None and (not isinstance(key_metric, str) or not key_metric.strip()):
+        raise ConfigError(f"key_metric must be a metric name, got {key_metric!r}")
     return Settings(
         catalog_url=str(catalog),
         run_root=Path(run_root).expanduser() if run_root else locations.default_run_root(),
@@ -97,4 +110,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         max_code_bytes=int(_number("max_code_mb", max_code_mb, 0.001) * 1024 * 1024),
         clusters=clusters,
         default_cluster=default_cluster,
+        idle_gpu_seconds=_number("idle_gpu_minutes", idle_minutes, 0.0) * 60,
+        sync_interval_seconds=_number("sync_interval_seconds", interval, MIN_POLL_FLOOR),
+        key_metric=key_metric.strip() if key_metric else None,
     )

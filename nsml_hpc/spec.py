@@ -56,6 +56,22 @@ class Resources:
     constraint: str | None = None
 
 
+DEFAULT_GRACE_SECONDS = 120
+DEFAULT_MAX_REQUEUES = 5
+MAX_GRACE_SECONDS = 65_535  # Slurm's --signal time field is 16 bits
+
+
+@dataclass(frozen=True)
+class Preemption:
+    """How a session survives preemption and its time limit: Slurm warns the job
+    ``grace_seconds`` before the end (``--signal=B:USR2@grace``), the job saves a snapshot,
+    and the wrapper requeues it (at most ``max_requeues`` times)."""
+
+    grace_seconds: int | None = None  # None: 120 s, or a quarter of --time when shorter; 0: off
+    requeue: bool = True
+    max_requeues: int = DEFAULT_MAX_REQUEUES
+
+
 @dataclass(frozen=True)
 class SessionSpec:
     """Everything needed to render and submit one session."""
@@ -67,6 +83,7 @@ class SessionSpec:
     environment: list[EnvStep] = field(default_factory=list)
     memo: str = ""
     cluster: str = "local"
+    preemption: Preemption = field(default_factory=Preemption)
 
     @property
     def hyperparameters(self) -> dict[str, HParamValue]:
@@ -85,6 +102,7 @@ class SessionSpec:
             environment=[EnvStep(**step) for step in data.get("environment", [])],
             memo=data.get("memo", ""),
             cluster=data.get("cluster", "local"),
+            preemption=Preemption(**data.get("preemption", {})),
         )
 
 
@@ -216,6 +234,41 @@ def validate_resources(resources: Resources) -> Resources:
     return resources
 
 
+def warning_seconds(spec: SessionSpec) -> int:
+    """Seconds before the end at which Slurm warns the job (0: no warning)."""
+    grace = spec.preemption.grace_seconds
+    if grace is not None:
+        return grace
+    if spec.resources.time is None:
+        return DEFAULT_GRACE_SECONDS
+    limit = time_limit_minutes(spec.resources.time) * 60
+    return int(min(DEFAULT_GRACE_SECONDS, max(limit / 4, 1)))
+
+
+def validate_preemption(spec: SessionSpec) -> Preemption:
+    policy = spec.preemption
+    for flag, value in (("--grace", policy.grace_seconds), ("--max-requeues", policy.max_requeues)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise SpecError(f"{flag} must be a whole number >= 0, got {value!r}")
+    if policy.grace_seconds is not None and policy.grace_seconds > MAX_GRACE_SECONDS:
+        raise SpecError(f"--grace must be at most {MAX_GRACE_SECONDS} seconds")
+    if policy.max_requeues > MAX_COUNT:
+        raise SpecError(f"--max-requeues must be at most {MAX_COUNT}")
+    if not isinstance(policy.requeue, bool):
+        raise SpecError("requeue must be true or false")
+    grace = warning_seconds(spec)
+    if spec.resources.time is not None and grace > 0:
+        limit = time_limit_minutes(spec.resources.time) * 60
+        if grace >= limit:
+            raise SpecError(
+                f"--grace {grace} s must be shorter than the time limit --time "
+                f"{spec.resources.time} ({limit:.0f} s)"
+            )
+    return policy
+
+
 def validate_spec(spec: SessionSpec) -> SessionSpec:
     """Raise :class:`SpecError` unless every field of ``spec`` is safe to render and submit."""
     validate_project(spec.project)
@@ -224,6 +277,7 @@ def validate_spec(spec: SessionSpec) -> SessionSpec:
         validate_env_step(step)
     validate_args(spec.args)
     validate_memo(spec.memo)
+    validate_preemption(spec)
     if not spec.script or has_control_characters(spec.script) or spec.script.startswith("/"):
         raise SpecError(f"invalid script path {spec.script!r}")
     return spec

@@ -18,8 +18,10 @@ import posixpath
 import secrets
 import sys
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from nsml_hpc import __version__
 from nsml_hpc.backends.base import SlurmBackend
@@ -86,6 +88,7 @@ class Prepared:
     code: CodeManifest
     profile: ClusterProfile
     user: str  # who submits, on this machine (the cluster account comes from the backend)
+    extra: dict[str, Any] = field(default_factory=dict)  # more session.json keys (a fork's)
 
 
 def current_user() -> str:
@@ -122,9 +125,13 @@ def prepare(spec: SessionSpec, settings: Settings, code_root: Path) -> Prepared:
         raise SpecError(f"script not found: {code_root / spec.script}")
     if script.suffix != ".py" and not os.access(script, os.X_OK):
         raise SpecError(f"{spec.script} is neither a .py file nor executable")
-    exclude = [settings.run_root]
+    # Keep run directories out of a snapshot of the user's folder, unless the code itself
+    # lives in one (a fork copies its parent's code/ folder).
+    roots = [settings.run_root.resolve()]
     if profile.run_root and not profile.remote:
-        exclude.append(Path(profile.run_root).expanduser())
+        roots.append(Path(profile.run_root).expanduser().resolve())
+    here = code_root.resolve()
+    exclude = [root for root in roots if root != here and root not in here.parents]
     code = collect_code(code_root, settings.max_code_bytes, exclude=exclude)
     if spec.script not in {item.relative for item in code.files}:
         raise SpecError(
@@ -150,7 +157,8 @@ def _context(name: str, run_dir: str, profile: ClusterProfile) -> ScriptContext:
     )
 
 
-def _project_base(prepared: Prepared, settings: Settings, backend: SlurmBackend) -> str:
+def project_base(prepared: Prepared, settings: Settings, backend: SlurmBackend) -> str:
+    """``<run root>/<cluster user>/<project>`` on the session's cluster."""
     run_root = run_root_for(prepared.profile, settings.run_root, backend.files)
     return project_dir(run_root, backend.user, prepared.spec.project)
 
@@ -159,7 +167,7 @@ def dry_run(prepared: Prepared, catalog: Catalog, settings: Settings, backend: S
     """The exact script a submit would render now (the number is the next free one)."""
     files = backend.files
     numbers = [s.number for s in list_sessions(catalog, project=prepared.spec.project)]
-    base = _project_base(prepared, settings, backend)
+    base = project_base(prepared, settings, backend)
     number = max(numbers, default=0) + 1
     while files.exists(f"{base}/{number}"):
         number += 1
@@ -190,6 +198,7 @@ def _session_document(
             "git_commit": prepared.code.git_commit,
             "git_dirty": prepared.code.git_dirty,
         },
+        **prepared.extra,
     }
 
 
@@ -209,12 +218,12 @@ def _seed(catalog: Catalog, files: RunFiles, spec: SessionSpec) -> Seed | None:
 def _clean_stale_temps(files: RunFiles, base: str, now: float) -> None:
     """Remove temp builds that dropped connections left behind (never a recent one, which
     may belong to a submit running right now)."""
-    for entry in files.list_dir(base):
+    for entry in files.list_dir(base) or []:
         if (
             entry.is_dir
             and entry.name.startswith(".")
             and TEMP_MARK in entry.name
-            and now - entry.mtime > STALE_TEMP_SECONDS
+            and now - entry.mtime_ns / 1e9 > STALE_TEMP_SECONDS
         ):
             try:
                 remove_run_dir(files, posixpath.join(base, entry.name))
@@ -222,19 +231,29 @@ def _clean_stale_temps(files: RunFiles, base: str, now: float) -> None:
                 continue
 
 
-def _build_run_dir(
+def build_run_dir(
     prepared: Prepared,
     files: RunFiles,
     name: str,
     number: int,
     final: str,
     user: str,
-    *,
-    seed: Seed | None,
-    progress: Progress | None,
     now: float,
+    *,
+    seed: Seed | None = None,
+    progress: Progress | None = None,
+    script: str | None = None,
+    extra: dict[str, object] | None = None,
+    extra_files: dict[str, str] | None = None,
 ) -> tuple[str, UploadStats]:
-    """Write the run directory under a temporary name, then rename it into place."""
+    """Write the run directory through the cluster's ``files`` under a temporary name, then
+    rename it into place (works the same on a local and a remote cluster).
+
+    ``script`` is the sbatch text to record (a sweep's array script); by default the
+    session's own script is rendered. ``extra`` goes into session.json, ``extra_files``
+    (name -> text) beside it. ``seed`` (an earlier snapshot on the cluster) lets an upload
+    send only what changed; ``progress(sent, total)`` follows the bytes.
+    """
     parent = posixpath.dirname(final)
     temp = posixpath.join(parent, f".{number}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(3)}")
     try:
@@ -246,7 +265,8 @@ def _build_run_dir(
             seed=seed,
             progress=progress,
         )
-        script = render_script(prepared.spec, _context(name, final, prepared.profile))
+        if script is None:
+            script = render_script(prepared.spec, _context(name, final, prepared.profile))
         payload = {
             posixpath.join(PRIVATE_DIR, API_PATH_DIR, relative): data
             for relative, data in in_job_files().items()
@@ -254,7 +274,10 @@ def _build_run_dir(
         payload[posixpath.join(PRIVATE_DIR, CODE_MANIFEST)] = json_bytes(
             manifest_document(stats.manifest)
         )
-        payload[SESSION_FILE] = json_bytes(_session_document(prepared, name, number, user, now))
+        document = {**_session_document(prepared, name, number, user, now), **(extra or {})}
+        payload[SESSION_FILE] = json_bytes(document)
+        for file_name, text in (extra_files or {}).items():
+            payload[file_name] = text.encode("utf-8")
         payload[SCRIPT_FILE] = script.encode("utf-8")
         files.write_files(temp, payload)
         files.rename(temp, final)  # fails if the folder appeared meanwhile: nothing is replaced
@@ -275,12 +298,15 @@ def submit(
     *,
     now: float | None = None,
     progress: Progress | None = None,
+    before_sbatch: Callable[[int], None] | None = None,
 ) -> Submitted:
+    """Reserve, write the run directory, (call ``before_sbatch`` with the new session's id:
+    a fork records its lineage there), sbatch, mark submitted; undo everything on failure."""
     now = time.time() if now is None else now
     spec = prepared.spec
     files = backend.files
     user = backend.user
-    base = _project_base(prepared, settings, backend)
+    base = project_base(prepared, settings, backend)
     files.make_dirs(base)
     _clean_stale_temps(files, base, now)
     seed = _seed(catalog, files, spec) if prepared.profile.remote else None
@@ -296,17 +322,19 @@ def submit(
     run_dir = record.run_dir
     job_id: str | None = None
     try:
-        script, stats = _build_run_dir(
+        script, stats = build_run_dir(
             prepared,
             files,
             record.name,
             record.number,
             run_dir,
             user,
+            now,
             seed=seed,
             progress=progress,
-            now=now,
         )
+        if before_sbatch is not None:
+            before_sbatch(record.id)
         job_id = backend.submit(posixpath.join(run_dir, SCRIPT_FILE))
         with contextlib.suppress(NsmlError):  # only a crash right here would need the marker
             write_job_id_marker(files, run_dir, job_id)

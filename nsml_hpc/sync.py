@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
 
 from sqlmodel import col, select
 
 from nsml_hpc.backends.base import SlurmBackend
+from nsml_hpc.capture.ingest import DISCOVERY_FILE, captured_files, scrape_captured
 from nsml_hpc.catalog.engine import Catalog
+from nsml_hpc.catalog.gpu import GPU_FILE, gpu_states, store_gpu_state
 from nsml_hpc.catalog.metrics import (
     EVENTS_FILE,
     METRICS_FILE,
@@ -35,17 +37,20 @@ from nsml_hpc.catalog.sessions import (
     stale_reservations,
 )
 from nsml_hpc.errors import ConfigError, ConnectionFailed, NotFoundError, NsmlError
+from nsml_hpc.idle import IdleState, advance
 from nsml_hpc.rundir import read_job_id_marker, remove_run_dir
 from nsml_hpc.scrape import MAX_READ_BYTES, complete_lines, parse_event_lines, parse_metric_lines
 from nsml_hpc.settings import Settings
 from nsml_hpc.slurm.records import JobRecord
 from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
+from nsml_hpc.snapshot_sync import sync_snapshots
 
 STALE_RESERVATION_SECONDS = 3600.0
 RECENTLY_ENDED_SECONDS = 120.0  # keep scraping a little after the end (slow shared FS)
 SINCE_MARGIN_SECONDS = 300.0
+REASONLESS_STATES = frozenset({SessionState.RUNNING, SessionState.COMPLETED})
 
-SCRAPED_FILES = (METRICS_FILE, EVENTS_FILE)
+SCRAPED_FILES = (METRICS_FILE, EVENTS_FILE, GPU_FILE)
 
 BackendFor = Callable[[str], SlurmBackend]
 
@@ -60,6 +65,9 @@ class SyncReport:
     new_events: int = 0
     malformed_lines: int = 0
     sessions_scraped: int = 0
+    warnings: list[str] = field(default_factory=list)
+    new_snapshots: int = 0
+    snapshot_problems: dict[str, str] = field(default_factory=dict)  # "session:tag" -> why
 
 
 def sync(
@@ -77,6 +85,7 @@ def sync(
     report = SyncReport()
     unreachable: set[str] = set()
     wanted = set(clusters) if clusters is not None else None
+    _drop_stale_reservations(catalog, backend_for, now, wanted, unreachable)
     live = [
         record
         for record in live_sessions(catalog, now)
@@ -102,8 +111,21 @@ def sync(
         record_poll_result(catalog, cluster, None)
         report.state_changes += _apply_records(catalog, sessions, jobs, records, now)
     targets = _sessions_to_scrape(catalog, live, now, wanted)
-    _scrape(catalog, targets, backend_for, report, now, unreachable)
-    _drop_stale_reservations(catalog, backend_for, now, wanted, unreachable)
+    with_new_events = _scrape(catalog, targets, backend_for, report, now, unreachable)
+    snapshots = sync_snapshots(
+        catalog,
+        [
+            (target.session_id, target.cluster, target.run_dir)
+            for target in targets
+            if target.cluster not in unreachable
+        ],
+        lambda cluster: backend_for(cluster).files,
+        now,
+        sessions_with_new_events=sorted(with_new_events),
+        names={record.id: record.name for record in live if record.id is not None},
+    )
+    report.new_snapshots = snapshots.added
+    report.snapshot_problems = snapshots.problems
     return report
 
 
@@ -129,7 +151,9 @@ def _ask_cluster(
     if not latest:
         return {}
     since = min(job.submitted_at or now for job in latest) - SINCE_MARGIN_SECONDS
-    found = {rec.job_id: rec for rec in backend.query([job.job_id for job in latest], since)}
+    found = {
+        rec.job_id: rec for rec in backend.query(query_ids(job.job_id for job in latest), since)
+    }
     overdue = [
         job.job_id
         for job in latest
@@ -156,8 +180,18 @@ def _ask_cluster(
     return found
 
 
+def query_ids(job_ids: Iterable[str]) -> list[str]:
+    """What to ask sacct for: array tasks (``392_4``) by their array's id (``392``), because
+    sacct answers for a task that has not started only as part of its array's range line."""
+    return sorted({job_id.split("_", 1)[0] for job_id in job_ids}, key=lambda j: (len(j), j))
+
+
 def _merge_queue_record(accounting: JobRecord, queued: JobRecord) -> JobRecord:
-    """Accounting times with slurmctld's fresher state and pending reason."""
+    """Accounting times with slurmctld's fresher state and pending reason. A job slurmctld
+    already has as ended keeps accounting's record until accounting has its exit code too
+    (squeue has none: taking its FAILED now would record exit 0)."""
+    if queued.state in TERMINAL_STATES:
+        return accounting
     return replace(
         accounting, state=queued.state, slurm_state=queued.slurm_state, reason=queued.reason
     )
@@ -188,6 +222,8 @@ def _apply_records(
         job = _latest_job(jobs, session)
         if job is not None and session.id is not None and job.job_id in records:
             rec = records[job.job_id]
+            if rec.state in REASONLESS_STATES and rec.reason is not None:
+                rec = replace(rec, reason=None)  # Slurm leaves stale pending reasons behind
             if _job_changed(job, rec):
                 changed[session.id] = (job, rec)
     if not changed:
@@ -225,49 +261,74 @@ def _apply_records(
     return changes
 
 
+@dataclass(frozen=True)
+class ScrapeTarget:
+    session_id: int
+    cluster: str
+    run_dir: str
+    ended_at: float | None
+
+
 def _sessions_to_scrape(
     catalog: Catalog, live: list[SessionRecord], now: float, wanted: set[str] | None
-) -> list[tuple[int, str, str]]:
-    """(id, cluster, run_dir) of the live sessions (those that just ended included) and of
-    sessions that ended recently, whose last lines a slow shared file system may show late."""
+) -> list[ScrapeTarget]:
+    """The live sessions (those that just ended included) and the sessions that ended
+    recently, whose last lines a slow shared file system may show late (of the ``wanted``
+    clusters only, when given)."""
     targets = {
-        record.id: (record.cluster, record.run_dir) for record in live if record.id is not None
+        record.id: ScrapeTarget(record.id, record.cluster, record.run_dir, None)
+        for record in live
+        if record.id is not None
     }
     with catalog.session() as db:
         recent = db.exec(
-            select(SessionRecord.id, SessionRecord.cluster, SessionRecord.run_dir).where(
-                col(SessionRecord.ended_at) >= now - RECENTLY_ENDED_SECONDS
-            )
+            select(
+                SessionRecord.id,
+                SessionRecord.cluster,
+                SessionRecord.run_dir,
+                SessionRecord.ended_at,
+            ).where(col(SessionRecord.ended_at) >= now - RECENTLY_ENDED_SECONDS)
         ).all()
-    for session_id, cluster, run_dir in recent:
+    for session_id, cluster, run_dir, ended_at in recent:
         if session_id is not None and (wanted is None or cluster in wanted):
-            targets[session_id] = (cluster, run_dir)
-    return sorted((key, cluster, run_dir) for key, (cluster, run_dir) in targets.items())
+            targets[session_id] = ScrapeTarget(session_id, cluster, run_dir, ended_at)
+    return [targets[key] for key in sorted(targets)]
 
 
 def _scrape(
     catalog: Catalog,
-    targets: list[tuple[int, str, str]],
+    targets: list[ScrapeTarget],
     backend_for: BackendFor,
     report: SyncReport,
     now: float,
     unreachable: set[str],
-) -> None:
-    """Ingest what the jobs appended, one cluster at a time: ONE sizes call for all its files,
-    then ONE read_many of only the new bytes of the files that grew (in batches of at most
-    MAX_READ_BYTES). A cluster whose connection fails is left for the next sync (cursors move
-    with their points, so nothing is lost or doubled)."""
-    cursors = load_cursors(catalog, [session_id for session_id, _, _ in targets])
+) -> set[int]:
+    """Ingest what the jobs appended, one cluster at a time: ONE sizes call for all its
+    metrics, events and gpu.jsonl files, then ONE read_many of only the new bytes of the files
+    that grew (in batches of at most MAX_READ_BYTES); then each session's captured logs. A
+    cluster whose connection fails is left for the next sync (cursors move with their points,
+    so nothing is lost or doubled). Returns the sessions that got new events (their job runs
+    change)."""
+    with_new_events: set[int] = set()
+    ids = [target.session_id for target in targets]
+    cursors = load_cursors(catalog, ids)
+    gpu = gpu_states(catalog, ids)
+    known_captured = captured_files(cursors)
+    discovered = {
+        session_id: state.updated_at
+        for (session_id, file), state in cursors.items()
+        if file == DISCOVERY_FILE
+    }
     empty = CursorState()
-    by_cluster: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for session_id, cluster, run_dir in targets:
-        by_cluster[cluster].append((session_id, run_dir))
+    by_cluster: dict[str, list[ScrapeTarget]] = defaultdict(list)
+    for target in targets:
+        by_cluster[target.cluster].append(target)
     for cluster, sessions in sorted(by_cluster.items()):
         if cluster in unreachable:
             continue
         try:
             files = backend_for(cluster).files
-            paths = [f"{run_dir}/{name}" for _, run_dir in sessions for name in SCRAPED_FILES]
+            paths = [f"{t.run_dir}/{name}" for t in sessions for name in SCRAPED_FILES]
             sizes = files.sizes(paths)
         except NsmlError as exc:
             report.errors.setdefault(cluster, str(exc))
@@ -275,13 +336,13 @@ def _scrape(
             continue
         report.sessions_scraped += len(sessions)
         grown: list[tuple[int, str, CursorState, str, int]] = []
-        for session_id, run_dir in sessions:
+        for target in sessions:
             for file in SCRAPED_FILES:
-                cursor = cursors.get((session_id, file), empty)
-                path = f"{run_dir}/{file}"
+                cursor = cursors.get((target.session_id, file), empty)
+                path = f"{target.run_dir}/{file}"
                 size = sizes.get(path)
                 if size is not None and size > cursor.offset:
-                    grown.append((session_id, file, cursor, path, size))
+                    grown.append((target.session_id, file, cursor, path, size))
                 # else: missing, unchanged, or truncated (its points are already in)
         try:
             for batch in _read_batches(grown):
@@ -293,11 +354,34 @@ def _scrape(
                 )
                 for (session_id, file, cursor, _, _), raw in zip(batch, chunks, strict=True):
                     chunk, new_offset = complete_lines(raw, cursor.offset)
-                    if chunk:
-                        _ingest(catalog, session_id, file, chunk, cursor, new_offset, report, now)
+                    if not chunk:
+                        continue
+                    if file == GPU_FILE:
+                        state = advance(gpu.get(session_id, IdleState()), chunk)
+                        store_gpu_state(
+                            catalog, session_id, state, cursor, new_offset, chunk.count(b"\n"), now
+                        )
+                    elif _ingest(catalog, session_id, file, chunk, cursor, new_offset, report, now):
+                        with_new_events.add(session_id)
+            for target in sessions:
+                captured = scrape_captured(
+                    catalog,
+                    files,
+                    target.session_id,
+                    target.run_dir,
+                    cursors,
+                    known_captured.get(target.session_id, []),
+                    discovered.get(target.session_id),
+                    now,
+                    ended_at=target.ended_at,
+                )
+                report.new_points += captured.points
+                report.malformed_lines += captured.malformed
+                report.warnings.extend(captured.warnings)
         except NsmlError as exc:
             report.errors.setdefault(cluster, str(exc))
             unreachable.add(cluster)
+    return with_new_events
 
 
 def _read_batches(
@@ -327,17 +411,19 @@ def _ingest(
     new_offset: int,
     report: SyncReport,
     now: float,
-) -> None:
+) -> bool:
+    """Store the new lines of metrics.jsonl or events.jsonl; True if there were new events."""
     if file == METRICS_FILE:
         batch = parse_metric_lines(chunk, cursor.lines, session_id)
         store_metric_batch(catalog, session_id, batch, cursor, new_offset, now)
         report.new_points += len(batch.points)
         report.malformed_lines += batch.malformed
-    else:
-        events = parse_event_lines(chunk, session_id)
-        store_event_batch(catalog, session_id, events, cursor, new_offset, now)
-        report.new_events += len(events.events)
-        report.malformed_lines += events.malformed
+        return False
+    events = parse_event_lines(chunk, session_id)
+    store_event_batch(catalog, session_id, events, cursor, new_offset, now)
+    report.new_events += len(events.events)
+    report.malformed_lines += events.malformed
+    return bool(events.events)
 
 
 def _drop_stale_reservations(

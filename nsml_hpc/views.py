@@ -8,10 +8,23 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from nsml_hpc.catalog.engine import Catalog
-from nsml_hpc.catalog.metrics import METRICS_FILE, load_cursors
+from nsml_hpc.catalog.gpu import gpu_states
+from nsml_hpc.catalog.metrics import METRICS_FILE, load_cursors, metric_sources
 from nsml_hpc.catalog.models import SessionRecord
 from nsml_hpc.catalog.sessions import events_of, get_session, jobs_of, list_sessions, state_history
+from nsml_hpc.catalog.snapshots import requeue_counts
+from nsml_hpc.idle import IdleState, idle_for
 from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
+from nsml_hpc.snapshot_views import snapshot_detail
+
+
+def format_state(state: str, reason: str | None, exit_code: int | None) -> str:
+    """``PENDING (Resources)``, ``FAILED (exit 3)``, ``RUNNING``."""
+    if state == SessionState.FAILED and exit_code is not None:
+        return f"FAILED (exit {exit_code})"
+    if reason and state not in TERMINAL_STATES:
+        return f"{state} ({reason})"
+    return state
 
 
 @dataclass(frozen=True)
@@ -28,15 +41,13 @@ class SessionRow:
     job_ids: list[str]
     memo: str
     created_at: float
+    gpu_util: float | None = None  # mean utilisation of the last nvidia-smi sample
+    gpu_idle_s: float = 0.0  # how long every GPU of the session has sat at 0 %
+    requeues: int = 0
 
     @property
     def state_text(self) -> str:
-        """``PENDING (Resources)``, ``FAILED (exit 3)``, ``RUNNING``."""
-        if self.state == SessionState.FAILED and self.exit_code is not None:
-            return f"FAILED (exit {self.exit_code})"
-        if self.reason and self.state not in TERMINAL_STATES:
-            return f"{self.state} ({self.reason})"
-        return self.state
+        return format_state(self.state, self.reason, self.exit_code)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -51,7 +62,14 @@ def elapsed(record: SessionRecord, now: float) -> float | None:
     return record.elapsed_s
 
 
-def _row(record: SessionRecord, job_ids: list[str], now: float) -> SessionRow:
+def _row(
+    record: SessionRecord,
+    job_ids: list[str],
+    now: float,
+    gpu: IdleState | None = None,
+    requeues: int = 0,
+) -> SessionRow:
+    live_gpu = gpu if gpu is not None and record.state == SessionState.RUNNING else None
     return SessionRow(
         name=record.name,
         cluster=record.cluster,
@@ -65,6 +83,9 @@ def _row(record: SessionRecord, job_ids: list[str], now: float) -> SessionRow:
         job_ids=job_ids,
         memo=record.memo,
         created_at=record.created_at,
+        gpu_util=live_gpu.last_util if live_gpu else None,
+        gpu_idle_s=idle_for(live_gpu, now) if live_gpu else 0.0,
+        requeues=requeues,
     )
 
 
@@ -77,22 +98,36 @@ def session_rows(
 ) -> list[SessionRow]:
     now = time.time()
     records = list_sessions(catalog, project=project, cluster=cluster, limit=limit)
-    jobs = jobs_of(catalog, [record.id for record in records if record.id is not None])
+    ids = [record.id for record in records if record.id is not None]
+    jobs = jobs_of(catalog, ids)
+    gpu = gpu_states(catalog, ids)
+    requeues = requeue_counts(catalog, ids)
     return [
-        _row(record, [job.job_id for job in jobs.get(record.id or -1, [])], now)
+        _row(
+            record,
+            [job.job_id for job in jobs.get(record.id or -1, [])],
+            now,
+            gpu.get(record.id or -1),
+            requeues.get(record.id or -1, 0),
+        )
         for record in records
     ]
 
 
-def session_detail(catalog: Catalog, name: str) -> dict[str, Any]:
-    """Everything ``show`` prints, as JSON-ready data."""
+def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> dict[str, Any]:
+    """Everything ``show`` prints, as JSON-ready data (elapsed time as of ``now``)."""
     record = get_session(catalog, name)
     assert record.id is not None
     jobs = jobs_of(catalog, [record.id])[record.id]
-    row = _row(record, [job.job_id for job in jobs], time.time())
+    gpu = gpu_states(catalog, [record.id]).get(record.id)
+    requeues = requeue_counts(catalog, [record.id]).get(record.id, 0)
+    row = _row(
+        record, [job.job_id for job in jobs], time.time() if now is None else now, gpu, requeues
+    )
     cursor = load_cursors(catalog, [record.id]).get((record.id, METRICS_FILE))
     return {
         **row.to_json(),
+        **snapshot_detail(catalog, record.id),
         "project": record.project,
         "user": record.user,
         "run_dir": record.run_dir,
@@ -102,6 +137,7 @@ def session_detail(catalog: Catalog, name: str) -> dict[str, Any]:
         "started_at": record.started_at,
         "ended_at": record.ended_at,
         "metric_points": record.metric_count,
+        "metric_sources": metric_sources(catalog, record.id),
         "malformed_metric_lines": cursor.malformed if cursor else 0,
         "jobs": [
             {

@@ -27,6 +27,11 @@ set -euo pipefail
 # ---------------------------------------------------------------------------------------------
 readonly CLUSTER=nsml
 readonly PARTITION=debug
+# A second partition on the same node that takes at most one CPU's worth of jobs: it is full
+# as soon as one job runs in it, which `sbatch --test-only` sees (tests of --partition auto).
+# It is listed first, so that on an empty cluster `auto` picks it and the tests can tell a
+# choice made for room from a tie.
+readonly SMALL_PARTITION=small
 readonly NODE_CPUS=8
 readonly NODE_MEMORY_MB=8000
 readonly NODE_GPUS=4
@@ -412,6 +417,7 @@ JobCompType=jobcomp/none
 # The node has 2 real cores; config_overrides makes slurmd report the configured 8 CPUs.
 SlurmdParameters=config_overrides
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$NODE_CPUS Boards=1 SocketsPerBoard=1 CoresPerSocket=$NODE_CPUS ThreadsPerCore=1 RealMemory=$NODE_MEMORY_MB Gres=gpu:$NODE_GPUS State=UNKNOWN
+PartitionName=$SMALL_PARTITION Nodes=ALL MaxCPUsPerNode=1 MaxTime=INFINITE State=UP
 PartitionName=$PARTITION Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
   write_file "$SLURM_ETC/gres.conf" 0644 root:root slurmctld slurmd <<EOF

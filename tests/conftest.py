@@ -63,15 +63,24 @@ def _docker_engine_answers() -> bool:
 
 @pytest.fixture(scope="session")
 def slurm_sandbox() -> Iterator[str]:
-    """A running Slurm: the compose cluster when a Docker engine answers (unverified here),
-    otherwise the local sandbox, started (idempotently) by the project's own script."""
-    if os.environ.get("NSML_HPC_SANDBOX") == "compose" and _docker_engine_answers():
+    """A running Slurm, chosen by ``NSML_HPC_SANDBOX`` (default ``auto``):
+
+    - ``local``: the local sandbox, started (idempotently) by sandbox/slurm-sandbox.sh;
+    - ``external``: a Slurm that is already up (sinfo must answer);
+    - ``compose``: docker-compose.slurm.yml through testcontainers (UNVERIFIED: our machines
+      have no Docker engine);
+    - ``auto``: compose when a Docker engine answers and this machine cannot run the local
+      sandbox (not root, or no apt-get), else local.
+    """
+    mode = os.environ.get("NSML_HPC_SANDBOX", "auto")
+    can_run_local = os.geteuid() == 0 and shutil.which("apt-get") is not None
+    if mode == "compose" or (mode == "auto" and not can_run_local and _docker_engine_answers()):
         from testcontainers.compose import DockerCompose
 
         with DockerCompose(str(REPO), compose_file_name="docker-compose.slurm.yml", wait=True):
             yield "compose"
         return
-    if os.environ.get("NSML_HPC_SANDBOX") == "external":
+    if mode == "external":
         # A Slurm someone else started (a real cluster's login node, or a sandbox already up).
         subprocess.run(["sinfo", "--noheader"], check=True, capture_output=True, timeout=30)
         yield "external"

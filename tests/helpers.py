@@ -44,52 +44,43 @@ def submit_script(
 
 
 def wait_for_state(
-    workspace: Workspace, name: str, states: set[str], timeout: float = 90.0
+    workspace: Workspace,
+    name: str,
+    states: set[str],
+    timeout: float = 90.0,
+    *,
+    reason: str | None = None,
 ) -> SessionRecord:
-    """Sync (honouring the poll floor) until the session is in one of ``states``."""
+    """Sync (honouring the poll floor) until the session is in one of ``states`` (and, if
+    given, pending for ``reason``: on a shared cluster a job can first wait for ``Priority``
+    behind a neighbour's job before it waits for ``Resources`` itself)."""
     deadline = time.monotonic() + timeout
     record = get_session(workspace.catalog, name)
     while time.monotonic() < deadline:
         sync_now(workspace)
         record = get_session(workspace.catalog, name)
-        if record.state in states:
+        if record.state in states and (reason is None or record.reason == reason):
             return record
         time.sleep(0.3)
     raise AssertionError(f"{name} stayed {record.state} ({record.reason}); wanted {states}")
 
 
-def slurm_job_ids() -> set[str]:
-    """Every job id slurmctld knows right now (to prove a refused submit made no job)."""
-    done = subprocess.run(
-        ["squeue", "--noheader", "--states=all", "--format=%i"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    return {line.strip() for line in done.stdout.splitlines() if line.strip()}
+def jobs_working_under(folder: Path) -> list[str]:
+    """Job ids whose working directory is inside ``folder`` that are queued, running, or ran
+    on a node (a refused submission must have made none). Other users' jobs on the shared
+    cluster do not count.
 
-
-def max_job_id() -> int:
-    """The highest job id slurmctld has handed out (sacct across all users, all time)."""
-    done = subprocess.run(
-        ["sacct", "-a", "-X", "-n", "-P", "--starttime=2020-01-01", "--format=JobIDRaw"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    ids = [int(line.split("_")[0]) for line in done.stdout.split() if line.split("_")[0].isdigit()]
-    return max(ids, default=0)
-
-
-def slurm_jobs_under(folder: Path) -> dict[str, tuple[str, str]]:
-    """Jobs (queue and accounting, all users) whose working directory is under ``folder``:
-    the jobs one test made, whatever else runs on the shared cluster. Job id -> (state,
-    node list as sacct prints it)."""
-    prefix = str(folder.resolve())
+    Slurm 22.05 keeps a bookkeeping record of some refused submissions (``--gres=gpu:5`` on a
+    4-GPU node: state FAILED, Reason=BadConstraints, no node, sbatch exit 1, no job id); such
+    a record never ran and is not counted.
+    """
     queue = subprocess.run(
-        ["squeue", "--noheader", "--states=all", "--format=%i|%T|%N|%Z"],
+        [
+            "squeue",
+            "--noheader",
+            "--states=PENDING,RUNNING,CONFIGURING,COMPLETING,SUSPENDED",
+            "--format=%i|%Z",
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -97,17 +88,27 @@ def slurm_jobs_under(folder: Path) -> dict[str, tuple[str, str]]:
     ).stdout
     accounting = subprocess.run(
         [
-            "sacct", "-a", "-X", "-n", "-P", "--starttime=now-1day",
-            "--format=JobIDRaw,State,NodeList,WorkDir",
+            "sacct",
+            "-a",
+            "-X",
+            "-n",
+            "-P",
+            "--starttime=now-1hours",
+            "--format=JobIDRaw,WorkDir,NodeList",
         ],
         capture_output=True,
         text=True,
         check=True,
         timeout=30,
-    ).stdout  # fmt: skip
-    found: dict[str, tuple[str, str]] = {}
-    for line in (queue + accounting).splitlines():
-        fields = line.split("|")
-        if len(fields) == 4 and fields[3].startswith(prefix):
-            found.setdefault(fields[0].strip(), (fields[1], fields[2]))
+    ).stdout
+    prefix = str(folder)
+    found = []
+    for line in queue.splitlines():
+        job_id, _, workdir = line.partition("|")
+        if workdir.startswith(prefix):
+            found.append(job_id)
+    for line in accounting.splitlines():
+        job_id, workdir, nodes = [*line.split("|"), "", ""][:3]
+        if workdir.startswith(prefix) and nodes and not nodes.startswith("None"):
+            found.append(job_id)
     return found

@@ -25,6 +25,18 @@ def test_importing_nsml_hpc_in_a_job_loads_nothing_heavy() -> None:
     assert not {name for name in loaded for heavy in HEAVY if name.split(".")[0] == heavy}
 
 
+def test_snapshot_api_loads_nothing_heavy() -> None:
+    loaded = _loaded_after(
+        "import nsml_hpc, tempfile, os\n"
+        "os.chdir(tempfile.mkdtemp())\n"
+        "nsml_hpc.save(lambda folder: (folder / 'w').write_bytes(b'1'), step=1)\n"
+        "nsml_hpc.load('latest'); nsml_hpc.should_checkpoint()"
+    )
+    assert not {
+        name for name in loaded for heavy in [*HEAVY, "torch"] if name.split(".")[0] == heavy
+    }
+
+
 def test_job_wrapper_loads_nothing_heavy() -> None:
     loaded = _loaded_after("import nsml_hpc.job")
     assert not {name for name in loaded for heavy in HEAVY if name.split(".")[0] == heavy}
@@ -40,7 +52,25 @@ def test_headless_core_never_imports_textual() -> None:
         "nsml_hpc.catalog",
         "nsml_hpc.backends",
         "nsml_hpc.render",
+        "nsml_hpc.gc",
+        "nsml_hpc.fork",
+        "nsml_hpc.snapshots",
+        "nsml_hpc.cli.snapshot_commands",
+        "nsml_hpc.session_query",
+        "nsml_hpc.compare",
+        "nsml_hpc.cluster_info",
+        "nsml_hpc.catalog.series",
+        "nsml_hpc.downsample",
+        "nsml_hpc.logtail",
+        "nsml_hpc.health",
+        "nsml_hpc.cli.tui_command",
     ]
     loaded = _loaded_after("\n".join(f"import {module}" for module in modules))
     assert "nsml_hpc.sync" in loaded
+    assert not any(name.split(".")[0] in ("textual", "textual_plotext") for name in loaded)
+    assert "nsml_hpc.tui" not in loaded
+
+
+def test_the_cli_loads_textual_only_for_the_tui_command() -> None:
+    loaded = _loaded_after("from nsml_hpc.cli import build_parser\nbuild_parser()")
     assert not any(name.split(".")[0] == "textual" for name in loaded)

@@ -37,6 +37,13 @@ def test_built_wheel_installs_into_a_fresh_venv_and_renders(tmp_path: Path) -> N
     names = zipfile.ZipFile(wheel).namelist()
     assert "nsml_hpc/sbatch_templates/job.sbatch.j2" in names
     assert "nsml_hpc/tui/__init__.py" in names
+    for feature in ("sessions", "session", "compare", "cluster"):
+        assert f"nsml_hpc/tui/{feature}/screen.py" in names
+        assert f"nsml_hpc/tui/{feature}/{feature}.tcss" in names
+    assert "nsml_hpc/tui/dialogs/confirm.py" in names
+    assert "nsml_hpc/tui/dialogs/dialogs.tcss" in names
+    assert "nsml_hpc/tui/app.tcss" in names
+    assert "nsml_hpc/tui/widgets/metric_plot.py" in names
 
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)

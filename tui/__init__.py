@@ -1,1 +1,19 @@
-"""The Textual TUI (issue 6). Nothing in the headless core imports this package."""
+"""The Textual TUI, shipped as ``nsml_hpc.tui`` (``nsml-hpc tui``). Nothing in the headless
+core imports this package; it calls the same library functions as the CLI."""
+
+from __future__ import annotations
+
+from .app import NsmlApp, nsml_app
+
+__all__ = ["NsmlApp", "nsml_app", "run_tui"]
+
+
+def run_tui(*, open_session: str | None = None) -> None:
+    """Open the workspace and run the TUI in this terminal until the user quits."""
+    from nsml_hpc.workspace import Workspace
+
+    workspace = Workspace.open()
+    try:
+        NsmlApp(workspace, open_session=open_session).run()
+    finally:
+        workspace.close()

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from nsml_hpc.backends.files import RunFiles
+from nsml_hpc.slurm.placement import StartEstimate
 from nsml_hpc.slurm.records import JobRecord
-from nsml_hpc.slurm.sinfo import PartitionGpus
+from nsml_hpc.slurm.sinfo import NodeGpus, PartitionGpus
+from nsml_hpc.slurm.user_queue import QueueJob
 
 # Asks the user for the passphrase of an encrypted key (CLI: getpass on a terminal). What it
 # returns is kept in memory for the connection only, never written anywhere.
@@ -73,6 +75,27 @@ class SlurmBackend(Protocol):
 
     def probe(self) -> ClusterProbe:
         """The Slurm version, whether accounting answers, and GPUs per partition."""
+        ...
+
+    def partitions(self) -> list[str]:
+        """Names of the cluster's partitions (one ``sinfo`` call)."""
+        ...
+
+    def estimate_start(self, resource_args: list[str], partition: str) -> StartEstimate:
+        """When a job with ``resource_args`` would start in ``partition``
+        (``sbatch --test-only``; nothing is submitted)."""
+        ...
+
+    def max_array_size(self) -> int:
+        """The cluster's MaxArraySize (one ``scontrol show config`` call)."""
+        ...
+
+    def cluster_gpus(self) -> list[NodeGpus]:
+        """GPUs (configured and in use) of every node in every partition (one sinfo call)."""
+        ...
+
+    def user_queue(self, user: str) -> list[QueueJob]:
+        """Every queued or running job of ``user`` (one squeue call)."""
         ...
 
     def close(self) -> None:

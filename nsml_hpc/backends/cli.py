@@ -14,16 +14,14 @@ from nsml_hpc.backends.files import LocalFiles, RunFiles
 from nsml_hpc.backends.runner import LocalRunner
 from nsml_hpc.cluster_profile import LOCAL
 from nsml_hpc.errors import BackendError, SubmitRefused
+from nsml_hpc.slurm.arrays import parse_max_array_size
+from nsml_hpc.slurm.placement import StartEstimate, parse_test_only
 from nsml_hpc.slurm.records import JobRecord
 from nsml_hpc.slurm.sacct import parse_sacct, sacct_command
-from nsml_hpc.slurm.sinfo import (
-    SINFO_COMMAND,
-    VERSION_COMMAND,
-    parse_sinfo_nodes,
-    parse_slurm_version,
-    partitions_gpus,
-)
+from nsml_hpc.slurm.sinfo import NodeGpus, parse_sinfo, partition_summary, sinfo_command
 from nsml_hpc.slurm.squeue import parse_squeue, squeue_command
+from nsml_hpc.slurm.user_queue import QueueJob, parse_user_queue, user_queue_command
+from nsml_hpc.slurm.version import VERSION_COMMAND, parse_slurm_version
 
 SUBMIT_TIMEOUT = 60.0
 QUERY_TIMEOUT = 60.0
@@ -118,6 +116,27 @@ class CliBackend:
             raise BackendError(f"squeue failed on {self.cluster}: {slurm_error_line(result)}")
         return parse_squeue(result.stdout)
 
+    def partitions(self) -> list[str]:
+        result = self._run(["sinfo", "--noheader", "--format=%R"], QUERY_TIMEOUT)
+        if result.returncode != 0:
+            raise BackendError(f"sinfo failed on {self.cluster}: {slurm_error_line(result)}")
+        return list(
+            dict.fromkeys(line.strip() for line in result.stdout.splitlines() if line.strip())
+        )
+
+    def estimate_start(self, resource_args: list[str], partition: str) -> StartEstimate:
+        argv = ["sbatch", "--test-only", f"--partition={partition}", *resource_args, "--wrap=true"]
+        result = self._run(argv, QUERY_TIMEOUT)
+        return parse_test_only(partition, result.stderr + result.stdout)
+
+    def max_array_size(self) -> int:
+        result = self._run(["scontrol", "show", "config"], QUERY_TIMEOUT)
+        if result.returncode != 0:
+            raise BackendError(
+                f"scontrol show config failed on {self.cluster}: {slurm_error_line(result)}"
+            )
+        return parse_max_array_size(result.stdout)
+
     def cancel(self, job_ids: Sequence[str]) -> None:
         if not job_ids:
             return
@@ -133,11 +152,11 @@ class CliBackend:
                 f"sinfo --version failed on {self.cluster}: {slurm_error_line(version)}"
             )
         sacct = self._run(list(SACCT_PROBE), QUERY_TIMEOUT)
-        nodes = self._run(list(SINFO_COMMAND), QUERY_TIMEOUT)
+        nodes = self._run(sinfo_command(), QUERY_TIMEOUT)
         return ClusterProbe(
             slurm_version=parse_slurm_version(version.stdout),
             sacct_error=None if sacct.returncode == 0 else slurm_error_line(sacct),
-            partitions=partitions_gpus(parse_sinfo_nodes(nodes.stdout))
+            partitions=partition_summary(parse_sinfo(nodes.stdout))
             if nodes.returncode == 0
             else [],
             sinfo_error=None if nodes.returncode == 0 else slurm_error_line(nodes),
@@ -145,3 +164,15 @@ class CliBackend:
 
     def close(self) -> None:
         """Nothing to release: every command is its own process."""
+
+    def cluster_gpus(self) -> list[NodeGpus]:
+        result = self._run(sinfo_command(), QUERY_TIMEOUT)
+        if result.returncode != 0:
+            raise BackendError(f"sinfo failed on {self.cluster}: {slurm_error_line(result)}")
+        return parse_sinfo(result.stdout)
+
+    def user_queue(self, user: str) -> list[QueueJob]:
+        result = self._run(user_queue_command(user), QUERY_TIMEOUT)
+        if result.returncode != 0:
+            raise BackendError(f"squeue failed on {self.cluster}: {slurm_error_line(result)}")
+        return parse_user_queue(result.stdout)

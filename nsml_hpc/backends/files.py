@@ -2,8 +2,15 @@
 
 Local backends read the paths directly (:class:`LocalFiles`); the SSH backend implements the
 same Protocol over SFTP (:mod:`nsml_hpc.backends.sftp_files`) or the system ``ssh`` binary
-(:mod:`nsml_hpc.backends.openssh`), so submit, sync and the CLI never care where a run
-directory is. Paths are POSIX path strings on the cluster.
+(:mod:`nsml_hpc.backends.openssh_files`), so submit, sync, snapshots and the CLI never care
+where a run directory is. Paths are POSIX path strings on the cluster.
+
+Reading: ``size``/``sizes``, ``read_new_lines``, ``read_from``, ``read_many`` (metrics and
+events, batched per cluster), ``stat``, ``list_dir``, ``read_bytes`` (snapshot folders and
+manifests). Writing: ``make_dirs``, ``write_bytes`` (atomic), ``write_files`` and
+``upload_tree`` (run directories built under a temporary name). Changing: ``rename`` (never
+replaces) and ``remove_tree`` (refuses links and anything not directly in ``inside``).
+Copying: ``copy_out`` (``model pull``).
 
 Errors: a path that cannot be written raises :class:`~nsml_hpc.errors.BackendError` naming
 the cluster, the path and the cause; a lost connection raises
@@ -13,6 +20,7 @@ the cluster, the path and the cause; a lost connection raises
 from __future__ import annotations
 
 import os
+import posixpath
 import shutil
 import stat
 import tempfile
@@ -34,10 +42,24 @@ from nsml_hpc.scrape import MAX_READ_BYTES, read_new_lines
 
 
 @dataclass(frozen=True)
+class FileStat:
+    size: int
+    mtime_ns: int
+    is_dir: bool
+
+
+@dataclass(frozen=True)
 class DirEntry:
     name: str
-    is_dir: bool
-    mtime: float
+    is_dir: bool  # a real folder (links are never folders here)
+    mtime_ns: int
+
+
+def removable(path: str, inside: str) -> bool:
+    """``path`` names an entry directly in ``inside`` (checked on the strings; the
+    implementations also check the real folders and refuse links)."""
+    parent, name = posixpath.split(path.rstrip("/"))
+    return name not in ("", ".", "..") and parent == inside.rstrip("/") and "/" in path
 
 
 class RunFiles(Protocol):
@@ -71,8 +93,17 @@ class RunFiles(Protocol):
         transport allows (sync reads every grown metrics file of a cluster this way)."""
         ...
 
-    def list_dir(self, path: str) -> list[DirEntry]:
-        """The entries of a folder (none if it does not exist)."""
+    def stat(self, path: str) -> FileStat | None:
+        """Size, mtime and kind of ``path`` (not following a final link); None if missing."""
+        ...
+
+    def list_dir(self, path: str) -> list[DirEntry] | None:
+        """The entries of folder ``path``; None if it does not exist."""
+        ...
+
+    def read_bytes(self, path: str, limit: int) -> bytes | None:
+        """The whole file if it is at most ``limit`` bytes (else the first ``limit + 1``);
+        None if it does not exist."""
         ...
 
     def make_dirs(self, path: str) -> None:
@@ -90,11 +121,17 @@ class RunFiles(Protocol):
         ...
 
     def rename(self, source: str, target: str) -> None:
-        """Rename; fails (BackendError) rather than replace an existing ``target``."""
+        """Rename ``source`` to ``target``; fails (BackendError) rather than replace an
+        existing ``target``."""
         ...
 
-    def remove_tree(self, path: str) -> None:
-        """Delete a file or folder tree (missing is fine; a symbolic link is refused)."""
+    def remove_tree(self, path: str, *, inside: str) -> None:
+        """Delete the folder ``path``, which must be a real folder (not a link) directly in
+        ``inside``; a ``path`` that is already gone is fine."""
+        ...
+
+    def copy_out(self, path: str, destination: Path) -> None:
+        """Copy the folder ``path`` to ``destination`` on this machine (must not exist)."""
         ...
 
     def upload_tree(
@@ -162,19 +199,35 @@ class LocalFiles:
     def read_many(self, requests: Sequence[tuple[str, int, int]]) -> list[bytes]:
         return [self.read_from(path, offset, limit) for path, offset, limit in requests]
 
-    def list_dir(self, path: str) -> list[DirEntry]:
+    def stat(self, path: str) -> FileStat | None:
+        try:
+            info = os.lstat(path)
+        except OSError:
+            return None
+        return FileStat(info.st_size, info.st_mtime_ns, stat.S_ISDIR(info.st_mode))
+
+    def list_dir(self, path: str) -> list[DirEntry] | None:
         try:
             with os.scandir(path) as entries:
                 return [
                     DirEntry(
                         entry.name,
                         entry.is_dir(follow_symlinks=False),
-                        entry.stat(follow_symlinks=False).st_mtime,
+                        entry.stat(follow_symlinks=False).st_mtime_ns,
                     )
                     for entry in entries
                 ]
         except (FileNotFoundError, NotADirectoryError):
-            return []
+            return None
+        except OSError as exc:
+            raise self._fail("list", path, exc) from exc
+
+    def read_bytes(self, path: str, limit: int) -> bytes | None:
+        try:
+            with Path(path).open("rb") as handle:
+                return handle.read(limit + 1)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
 
     def make_dirs(self, path: str) -> None:
         try:
@@ -215,20 +268,30 @@ class LocalFiles:
         except OSError as exc:
             raise self._fail("rename to", target, exc) from exc
 
-    def remove_tree(self, path: str) -> None:
-        try:
-            info = os.lstat(path)
-        except FileNotFoundError:
+    def remove_tree(self, path: str, *, inside: str) -> None:
+        target = Path(path)
+        if not os.path.lexists(target) and removable(path, inside):
             return
-        if stat.S_ISLNK(info.st_mode):
-            raise BackendError(f"cluster {self.cluster}: refusing to delete symbolic link {path}")
+        if (
+            not removable(path, inside)
+            or target.is_symlink()
+            or not target.is_dir()
+            or Path(inside).resolve() != target.resolve().parent
+        ):
+            raise BackendError(f"refusing to delete {path}: not a folder directly in {inside}")
         try:
-            if stat.S_ISDIR(info.st_mode):
-                shutil.rmtree(path)
-            else:
-                Path(path).unlink()
+            shutil.rmtree(target)
         except OSError as exc:
             raise self._fail("delete", path, exc) from exc
+
+    def copy_out(self, path: str, destination: Path) -> None:
+        source = Path(path)
+        if source.is_symlink() or not source.is_dir():
+            raise BackendError(f"{path} is not a folder")
+        try:
+            shutil.copytree(source, destination, symlinks=True)
+        except (OSError, shutil.Error) as exc:
+            raise BackendError(f"cannot copy {path} to {destination}: {exc}") from exc
 
     def upload_tree(
         self,

@@ -12,20 +12,24 @@ from __future__ import annotations
 
 import io
 import posixpath
+import shutil
 import subprocess
 import tarfile
 import time
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import IO
 
-from nsml_hpc.backends.files import DirEntry
+from nsml_hpc.backends.files import DirEntry, FileStat, removable
 from nsml_hpc.backends.openssh import OpenSsh, last_line
 from nsml_hpc.backends.remote_shell import (
     COPY_LISTED_FILES,
+    REFUSED,
     parse_sizes,
     read_many_command,
     remote_command,
+    remove_tree_command,
     sh_script,
     sizes_command,
     split_read_many,
@@ -137,9 +141,27 @@ class OpenSshFiles:
                 return chunks
         return [self.read_from(path, offset, limit) for path, offset, limit in requests]
 
-    def list_dir(self, path: str) -> list[DirEntry]:
-        script = '[ -d "$1" ] || exit 0; find "$1" -mindepth 1 -maxdepth 1 -printf "%y %T@ %f\\0"'
+    def stat(self, path: str) -> FileStat | None:
+        script = (
+            f'[ -e "$1" ] || [ -L "$1" ] || exit {MISSING}; '
+            'find "$1" -maxdepth 0 -printf "%y %s %T@"'
+        )
         status, out, err = self.ssh.run(sh_script(script, path), timeout=FILE_TIMEOUT)
+        if status == MISSING:
+            return None
+        fields = out.decode("ascii", "replace").split(" ")
+        if status != 0 or len(fields) != 3 or not fields[1].isdigit():
+            raise self._fail("look at", path, err)
+        return FileStat(int(fields[1]), _ns(fields[2]), fields[0] == "d")
+
+    def list_dir(self, path: str) -> list[DirEntry] | None:
+        script = (
+            f'[ -d "$1" ] || exit {MISSING}; '
+            'find "$1" -mindepth 1 -maxdepth 1 -printf "%y %T@ %f\\0"'
+        )
+        status, out, err = self.ssh.run(sh_script(script, path), timeout=FILE_TIMEOUT)
+        if status == MISSING:
+            return None
         if status != 0:
             raise self._fail("list", path, err)
         entries: list[DirEntry] = []
@@ -147,8 +169,20 @@ class OpenSshFiles:
             kind, _, rest = record.decode("utf-8", "surrogateescape").partition(" ")
             mtime, _, name = rest.partition(" ")
             if name:
-                entries.append(DirEntry(name, kind == "d", float(mtime)))
+                entries.append(DirEntry(name, kind == "d", _ns(mtime)))
         return entries
+
+    def read_bytes(self, path: str, limit: int) -> bytes | None:
+        script = f'[ -f "$1" ] || exit {MISSING}; head -c "$2" -- "$1"'
+        status, out, err = self.ssh.run(
+            sh_script(script, path, str(limit + 1)), timeout=FILE_TIMEOUT
+        )
+        if status == MISSING:
+            return None
+        if status != 0:
+            raise self._fail("read", path, err)
+        self.bytes_read += len(out)
+        return out
 
     def make_dirs(self, path: str) -> None:
         status, _, err = self.ssh.run(
@@ -188,14 +222,33 @@ class OpenSshFiles:
         if status != 0:
             raise self._fail(f"rename {source} to", target, err)
 
-    def remove_tree(self, path: str) -> None:
-        script = (
-            'if [ -L "$1" ]; then echo "refusing to delete a symbolic link" >&2; exit 2; fi; '
-            'rm -rf -- "$1"'
-        )
-        status, _, err = self.ssh.run(sh_script(script, path), timeout=FILE_TIMEOUT)
+    def remove_tree(self, path: str, *, inside: str) -> None:
+        """One ``ssh`` call; the guard (real folder, real parent is ``inside``) runs there."""
+        if not removable(path, inside):
+            raise BackendError(f"refusing to delete {path}: not a folder directly in {inside}")
+        status, _, err = self.ssh.run(remove_tree_command(path, inside), timeout=FILE_TIMEOUT)
+        if status == REFUSED:
+            raise BackendError(f"refusing to delete {path}: not a folder directly in {inside}")
         if status != 0:
             raise self._fail("delete", path, err)
+
+    def copy_out(self, path: str, destination: Path) -> None:
+        """ONE ``tar`` stream from the cluster, unpacked here (links stay links, none may
+        point outside the copy)."""
+        script = f'[ -d "$1" ] && [ ! -L "$1" ] || exit {MISSING}; tar -c -f - -C "$1" .'
+        status, out, err = self.ssh.run(sh_script(script, path), timeout=UPLOAD_TIMEOUT)
+        if status == MISSING:
+            raise BackendError(f"{path} is not a folder")
+        if status != 0:
+            raise self._fail("copy", path, err)
+        self.bytes_read += len(out)
+        try:
+            destination.mkdir(parents=True)
+            with tarfile.open(fileobj=io.BytesIO(out), mode="r") as tar:
+                tar.extractall(destination, filter="data")
+        except (OSError, tarfile.TarError) as exc:
+            shutil.rmtree(destination, ignore_errors=True)
+            raise BackendError(f"cannot copy {path} to {destination}: {exc}") from exc
 
     # --- upload ----------------------------------------------------------------------------
 
@@ -297,3 +350,11 @@ class OpenSshFiles:
             bytes_sent=bytes_sent,
             manifest=manifest_after(plan, recorded),
         )
+
+
+def _ns(seconds: str) -> int:
+    """``find -printf %T@`` (``1700000000.1234567890``) -> nanoseconds; 0 if unreadable."""
+    try:
+        return int(Decimal(seconds) * 10**9)
+    except ArithmeticError:
+        return 0

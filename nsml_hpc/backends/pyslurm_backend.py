@@ -25,9 +25,12 @@ from typing import Any
 from nsml_hpc.backends.base import ClusterProbe
 from nsml_hpc.backends.files import LocalFiles, RunFiles
 from nsml_hpc.errors import BackendError, ConfigError, SubmitRefused
+from nsml_hpc.slurm.placement import StartEstimate
 from nsml_hpc.slurm.records import JobRecord, clean_reason
-from nsml_hpc.slurm.sinfo import major_minor, parse_slurm_version
+from nsml_hpc.slurm.sinfo import NodeGpus, gpus_in_gres, partition_summary
 from nsml_hpc.slurm.states import session_state
+from nsml_hpc.slurm.user_queue import QueueJob, gpus_asked
+from nsml_hpc.slurm.version import major_minor, parse_slurm_version
 
 VERSION_TIMEOUT = 30.0
 
@@ -178,9 +181,35 @@ class PyslurmBackend:
             except self.pyslurm.RPCError as exc:
                 raise self._error(f"cancel of job {job_id}", exc) from exc
 
-    def probe(self) -> ClusterProbe:
-        from nsml_hpc.slurm.sinfo import NodeLine, gpu_count, partitions_gpus
+    def _nodes(self) -> list[NodeGpus]:
+        """Every node once per partition (``pyslurm.Nodes`` / ``pyslurm.Partitions``)."""
+        nodes = self.pyslurm.Nodes.load()
+        default = {
+            part.name
+            for part in self.pyslurm.Partitions.load().values()
+            if getattr(part, "is_default", False)
+        }
+        result: list[NodeGpus] = []
+        for node in nodes.values():
+            gpus, types = gpus_in_gres(_gres_text(getattr(node, "configured_gres", None)))
+            used, _ = gpus_in_gres(_gres_text(getattr(node, "allocated_gres", None)))
+            for partition in node.partitions or []:
+                result.append(
+                    NodeGpus(
+                        node=node.name,
+                        partition=partition,
+                        is_default=partition in default,
+                        state=str(node.state).lower(),
+                        cpus_allocated=int(getattr(node, "allocated_cpus", 0) or 0),
+                        cpus_total=int(getattr(node, "total_cpus", 0) or 0),
+                        gpus_total=gpus,
+                        gpus_used=min(used, gpus) if gpus else used,
+                        gpu_types=types,
+                    )
+                )
+        return result
 
+    def probe(self) -> ClusterProbe:
         version = running_slurm_version()
         sacct_error: str | None = None
         try:
@@ -188,32 +217,92 @@ class PyslurmBackend:
         except self.pyslurm.RPCError as exc:
             sacct_error = str(exc)
         try:
-            nodes = self.pyslurm.Nodes.load()
-            default = {
-                part.name
-                for part in self.pyslurm.Partitions.load().values()
-                if getattr(part, "is_default", False)
-            }
+            nodes = self._nodes()
         except self.pyslurm.RPCError as exc:
             return ClusterProbe(version, sacct_error, [], str(exc))
-        lines = [
-            NodeLine(
-                partition=partition,
-                default=partition in default,
-                node=node.name,
-                state=str(node.state).lower(),
-                responding=True,
-                gpus=gpu_count(
-                    ",".join(f"{k}:{v}" for k, v in (node.configured_gres or {}).items())
-                ),
-                gpus_used=gpu_count(
-                    ",".join(f"{k}:{v}" for k, v in (node.allocated_gres or {}).items())
-                ),
+        return ClusterProbe(version, sacct_error, partition_summary(nodes))
+
+    def partitions(self) -> list[str]:
+        try:
+            return [str(name) for name in self.pyslurm.Partitions.load()]
+        except self.pyslurm.RPCError as exc:
+            raise self._error("partition list", exc) from exc
+
+    def estimate_start(self, resource_args: list[str], partition: str) -> StartEstimate:
+        """pyslurm has no ``sbatch --test-only``: ``--partition auto`` needs another backend."""
+        raise BackendError(
+            f"cluster {self.cluster}: --partition auto needs sbatch --test-only, which pyslurm "
+            "does not offer; use the local or ssh backend, or name a partition"
+        )
+
+    def max_array_size(self) -> int:
+        try:
+            config = self.pyslurm.slurmctld.Config.load()
+        except AttributeError as exc:
+            raise BackendError(
+                f"cluster {self.cluster}: this pyslurm cannot read MaxArraySize "
+                "(no pyslurm.slurmctld.Config); sweeps need the local or ssh backend"
+            ) from exc
+        except self.pyslurm.RPCError as exc:
+            raise self._error("config query", exc) from exc
+        return int(config.max_array_size)
+
+    def cluster_gpus(self) -> list[NodeGpus]:
+        try:
+            return self._nodes()
+        except self.pyslurm.RPCError as exc:
+            raise self._error("node query", exc) from exc
+
+    def user_queue(self, user: str) -> list[QueueJob]:
+        try:
+            jobs = self.pyslurm.Jobs.load()
+        except self.pyslurm.RPCError as exc:
+            raise self._error("queue query", exc) from exc
+        mine = [job for job in jobs.values() if getattr(job, "user_name", None) == user]
+        mine.sort(key=lambda job: (str(job.state) != "RUNNING", -int(job.id)))
+        return [
+            QueueJob(
+                job_id=str(job.id),
+                state=str(job.state),
+                reason=clean_reason(str(job.state_reason or "")),
+                partition=str(getattr(job, "partition", "") or ""),
+                gpus=gpus_asked(_gres_text(getattr(job, "gres_per_node", None))),
+                time_used=_duration(getattr(job, "run_time", None)),
+                time_limit=_duration(_minutes(getattr(job, "time_limit", None))),
+                nodes=int(getattr(job, "num_nodes", 0) or 0),
+                submitted_at=_time(job.submit_time),
+                start_at=_time(job.start_time),
+                where=str(getattr(job, "nodelist", None) or job.state_reason or ""),
+                name=str(getattr(job, "name", "") or ""),
             )
-            for node in nodes.values()
-            for partition in node.partitions or []
+            for job in mine
         ]
-        return ClusterProbe(version, sacct_error, partitions_gpus(lines))
 
     def close(self) -> None:
         """pyslurm keeps no connection of ours."""
+
+
+def _gres_text(gres: Any) -> str:
+    """pyslurm gives GRES as a dict (``{"gpu:a100": 4}``) or a string."""
+    if isinstance(gres, dict):
+        return ",".join(f"{key}:{value}" for key, value in gres.items())
+    return str(gres or "")
+
+
+def _minutes(value: Any) -> int | None:
+    return int(value) * 60 if isinstance(value, int) and value > 0 else None
+
+
+def _duration(seconds: Any) -> str:
+    """Seconds as squeue prints them (``1-02:03:04``, ``2:03:04``, ``3:04``)."""
+    if not isinstance(seconds, int | float) or seconds < 0:
+        return ""
+    total = int(seconds)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}-{hours:02d}:{minutes:02d}:{secs:02d}"
+    if hours:
+        return f"{hours}:{minutes:02d}:{secs:02d}"
+    return f"{minutes}:{secs:02d}"

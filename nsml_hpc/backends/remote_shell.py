@@ -72,3 +72,19 @@ def split_read_many(
     if any(len(chunk) > limit for chunk, (_, _, limit) in zip(result, requests, strict=True)):
         return None
     return result
+
+
+# Delete folder $1 if it is a real folder (not a link) whose real parent is the real $2;
+# exit 0 when it is already gone, 2 (with a line on stderr) when it is refused.
+REMOVE_TREE = (
+    '[ -e "$1" ] || [ -L "$1" ] || exit 0; '
+    'if [ -L "$1" ] || [ ! -d "$1" ]; then echo "not a folder" >&2; exit 2; fi; '
+    'p="$(cd -P -- "$1/.." && pwd -P)" && i="$(cd -P -- "$2" && pwd -P)" || exit 1; '
+    'if [ "$p" != "$i" ]; then echo "not directly in $2" >&2; exit 2; fi; '
+    'rm -rf -- "$1"'
+)
+REFUSED = 2
+
+
+def remove_tree_command(path: str, inside: str) -> str:
+    return sh_script(REMOVE_TREE, path, inside)

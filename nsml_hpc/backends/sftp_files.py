@@ -20,12 +20,13 @@ from pathlib import Path
 
 import paramiko
 
-from nsml_hpc.backends.files import DirEntry
+from nsml_hpc.backends.files import DirEntry, FileStat, removable
 from nsml_hpc.backends.remote_shell import (
     COPY_LISTED_FILES,
+    REFUSED,
     parse_sizes,
     read_many_command,
-    remote_command,
+    remove_tree_command,
     sh_script,
     sizes_command,
     split_read_many,
@@ -140,17 +141,42 @@ class SftpFiles:
                 return chunks
         return [self.read_from(path, offset, limit) for path, offset, limit in requests]
 
-    def list_dir(self, path: str) -> list[DirEntry]:
+    def stat(self, path: str) -> FileStat | None:
+        """SFTP's lstat (mtimes in whole seconds: enough to notice a change)."""
+        try:
+            info = self._sftp().lstat(path)
+        except SFTP_ERRORS as exc:
+            if _missing(exc):
+                return None
+            raise self.connection.failure("look at", path, exc) from exc
+        return FileStat(
+            int(info.st_size or 0), int(info.st_mtime or 0) * 10**9, stat.S_ISDIR(info.st_mode or 0)
+        )
+
+    def list_dir(self, path: str) -> list[DirEntry] | None:
         try:
             entries = self._sftp().listdir_attr(path)
         except SFTP_ERRORS as exc:
             if _missing(exc):
-                return []
+                return None
             raise self.connection.failure("list", path, exc) from exc
         return [
-            DirEntry(entry.filename, stat.S_ISDIR(entry.st_mode or 0), float(entry.st_mtime or 0))
+            DirEntry(
+                entry.filename, stat.S_ISDIR(entry.st_mode or 0), int(entry.st_mtime or 0) * 10**9
+            )
             for entry in entries
         ]
+
+    def read_bytes(self, path: str, limit: int) -> bytes | None:
+        try:
+            with self._sftp().open(path, "rb") as handle:
+                data = handle.read(limit + 1)
+        except SFTP_ERRORS as exc:
+            if _missing(exc):
+                return None
+            raise self.connection.failure("read", path, exc) from exc
+        self.bytes_read += len(data)
+        return bytes(data)
 
     def make_dirs(self, path: str) -> None:
         sftp = self._sftp()
@@ -213,25 +239,53 @@ class SftpFiles:
         except SFTP_ERRORS as exc:
             raise self.connection.failure(f"rename {source} to", target, exc) from exc
 
-    def remove_tree(self, path: str) -> None:
-        try:
-            info = self._sftp().lstat(path)
-        except SFTP_ERRORS as exc:
-            if _missing(exc):
-                return
-            raise self.connection.failure("delete", path, exc) from exc
-        if stat.S_ISLNK(info.st_mode or 0):
-            raise BackendError(f"cluster {self.cluster}: refusing to delete symbolic link {path}")
-        # One command instead of one SFTP round trip per file of the tree.
+    def remove_tree(self, path: str, *, inside: str) -> None:
+        """One command (not one SFTP round trip per file); the guard runs on the cluster."""
+        if not removable(path, inside):
+            raise BackendError(f"refusing to delete {path}: not a folder directly in {inside}")
         status, _, err = self.connection.exec(
-            remote_command(["rm", "-rf", "--", path]), timeout=COPY_TIMEOUT
+            remove_tree_command(path, inside), timeout=COPY_TIMEOUT
         )
+        if status == REFUSED:
+            raise BackendError(f"refusing to delete {path}: not a folder directly in {inside}")
         if status != 0:
             message = err.decode("utf-8", "replace").strip().splitlines()
             raise BackendError(
                 f"cluster {self.cluster}: cannot delete {path}: "
                 + (message[-1] if message else f"rm exited with {status}")
             )
+
+    def copy_out(self, path: str, destination: Path) -> None:
+        """Walk the folder over SFTP and fetch every file (links are recreated as links)."""
+        sftp = self._sftp()
+        try:
+            info = sftp.lstat(path)
+        except SFTP_ERRORS as exc:
+            raise self.connection.failure("copy", path, exc) from exc
+        if not stat.S_ISDIR(info.st_mode or 0):
+            raise BackendError(f"{path} is not a folder")
+        pending = [(path, destination)]
+        current = path
+        try:
+            destination.mkdir(parents=True)
+            while pending:
+                folder, local = pending.pop()
+                for entry in sftp.listdir_attr(folder):
+                    current = posixpath.join(folder, entry.filename)
+                    target = local / entry.filename
+                    mode = entry.st_mode or 0
+                    if stat.S_ISDIR(mode):
+                        target.mkdir()
+                        pending.append((current, target))
+                    elif stat.S_ISLNK(mode):
+                        target.symlink_to(sftp.readlink(current) or "")
+                    elif stat.S_ISREG(mode):
+                        sftp.get(current, str(target))
+                        self.bytes_read += entry.st_size or 0
+        except SFTP_ERRORS as exc:
+            if isinstance(exc, OSError) and exc.filename is not None:
+                raise BackendError(f"cannot copy {path} to {destination}: {exc}") from exc
+            raise self.connection.failure("copy", current, exc) from exc
 
     # --- upload ----------------------------------------------------------------------------
 

@@ -79,13 +79,18 @@ class Catalog:
 
 
 # Modules that define tables: imported before create_all so every table exists. A feature
-# with tables of its own adds its module here (new tables need no migration).
-MODEL_MODULES = ("nsml_hpc.catalog.models",)
+# with tables of its own adds its module here (new tables need no migration). A module may
+# define ``after_create(catalog)``, called on every open to fill its new tables from old data.
+MODEL_MODULES = (
+    "nsml_hpc.catalog.models",
+    "nsml_hpc.catalog.snapshot_models",
+    "nsml_hpc.catalog.summary_models",
+    "nsml_hpc.catalog.cluster_models",
+)
 
 
 def _ensure_schema(catalog: Catalog) -> None:
-    for module in MODEL_MODULES:
-        importlib.import_module(module)
+    modules = [importlib.import_module(module) for module in MODEL_MODULES]
     SQLModel.metadata.create_all(catalog.engine)
     with catalog.session() as db:
         row = db.exec(select(CatalogMeta).where(CatalogMeta.key == "schema_version")).first()
@@ -97,6 +102,10 @@ def _ensure_schema(catalog: Catalog) -> None:
                 f"understands ({SCHEMA_VERSION}); upgrade nsml-hpc"
             )
         # Older versions are migrated here, one step at a time, when there are any.
+    for module in modules:
+        after_create = getattr(module, "after_create", None)
+        if after_create is not None:
+            after_create(catalog)
 
 
 def open_catalog(url: str) -> Catalog:

@@ -82,11 +82,34 @@ class MetricPoint(SQLModel, table=True):
     __table_args__ = (Index("ix_metric_point_session_name_step", "session_id", "name", "step"),)
     id: int | None = Field(default=None, primary_key=True)
     session_id: int = Field(foreign_key="session.id", ondelete="CASCADE")
-    line: int  # 0-based line number in metrics.jsonl: ties the point to its source
+    # 0-based line number in metrics.jsonl: ties the point to its source. Points captured from
+    # other files (TensorBoard, CSV logs) are numbered -1, -2, ... in the order they came in.
+    line: int
     step: int | None = None
     time: float | None = None
     name: str = Field(max_length=200)
     value: float | None = None  # None stands for NaN/inf written as such
+
+
+class MetricSource(SQLModel, table=True):
+    """Where a metric came from when it was not reported through ``report()``."""
+
+    __tablename__ = "metric_source"
+    session_id: int = Field(foreign_key="session.id", primary_key=True, ondelete="CASCADE")
+    name: str = Field(primary_key=True, max_length=200)
+    source: str = Field(sa_type=Text)  # "tensorboard:<file>" or "csv:<file>"
+
+
+class GpuUsage(SQLModel, table=True):
+    """Where a session's GPUs stand, from the job wrapper's nvidia-smi samples (gpu.jsonl)."""
+
+    __tablename__ = "gpu_usage"
+    session_id: int = Field(foreign_key="session.id", primary_key=True, ondelete="CASCADE")
+    idle_since: float | None = None
+    last_sample_at: float | None = None
+    last_util: float | None = None
+    samples: int = 0
+    warnings: int = 0
 
 
 class EventRecord(SQLModel, table=True):
@@ -134,8 +157,10 @@ __all__ = [
     "CatalogMeta",
     "ClusterPoll",
     "EventRecord",
+    "GpuUsage",
     "JobRecordRow",
     "MetricPoint",
+    "MetricSource",
     "ScrapeCursor",
     "SessionPublic",
     "SessionRecord",

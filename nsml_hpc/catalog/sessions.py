@@ -12,8 +12,10 @@ from sqlmodel import Session, col, select
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import (
     EventRecord,
+    GpuUsage,
     JobRecordRow,
     MetricPoint,
+    MetricSource,
     ScrapeCursor,
     SessionRecord,
     StateChange,
@@ -109,7 +111,15 @@ def mark_submitted(
 
 
 def _delete_rows(db: Session, session_id: int) -> None:
-    for table in (MetricPoint, EventRecord, ScrapeCursor, StateChange, JobRecordRow):
+    for table in (
+        MetricPoint,
+        MetricSource,
+        GpuUsage,
+        EventRecord,
+        ScrapeCursor,
+        StateChange,
+        JobRecordRow,
+    ):
         db.execute(delete(table).where(col(table.session_id) == session_id))
     db.execute(delete(SessionRecord).where(col(SessionRecord.id) == session_id))
 
@@ -151,6 +161,22 @@ def list_sessions(
         query = query.limit(limit)
     with catalog.session() as db:
         return list(db.exec(query).all())
+
+
+def update_memo(catalog: Catalog, name: str, memo: str, *, now: float) -> None:
+    """Replace the memo of session ``name``."""
+    project, number = split_session_name(name)
+    with catalog.session() as db:
+        record = db.exec(
+            select(SessionRecord).where(
+                SessionRecord.project == project, SessionRecord.number == number
+            )
+        ).first()
+        if record is None or record.state == SessionState.PREPARING:
+            raise NotFoundError(f"no session {name!r} in the catalog")
+        record.memo = memo
+        record.updated_at = now
+        db.add(record)
 
 
 def live_sessions(catalog: Catalog, now: float) -> list[SessionRecord]:

@@ -14,7 +14,14 @@ import sys
 from collections.abc import Sequence
 
 from nsml_hpc import __version__
-from nsml_hpc.cli import cluster_commands, session_commands
+from nsml_hpc.cli import (
+    cluster_commands,
+    edit_commands,
+    experiment_commands,
+    session_commands,
+    snapshot_commands,
+    tui_command,
+)
 from nsml_hpc.cli.common import Commands, Parser
 from nsml_hpc.errors import (
     BackendError,
@@ -28,6 +35,10 @@ from nsml_hpc.errors import (
 COMMAND_MODULES = [
     session_commands,
     cluster_commands,
+    snapshot_commands,
+    experiment_commands,
+    edit_commands,
+    tui_command,
 ]
 
 EXIT_CODES: list[tuple[type[NsmlError], int]] = [

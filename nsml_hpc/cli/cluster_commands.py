@@ -189,10 +189,10 @@ def render_report(report: Any) -> str:
     elif report.partitions:
         body = [
             [
-                part.name + (" *" if part.default else ""),
-                f"{part.usable_nodes}/{part.nodes}",
-                str(part.gpus),
-                str(part.free_gpus),
+                part.name + (" *" if part.is_default else ""),
+                f"{part.nodes_usable}/{part.nodes}",
+                str(part.gpus_total),
+                str(part.gpus_idle),
             ]
             for part in report.partitions
         ]

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from nsml_hpc.errors import SpecError
-from nsml_hpc.spec import EnvStep, Resources, parse_count, validate_memory
+from nsml_hpc.spec import EnvStep, Resources, SessionSpec, parse_count, validate_memory
 
 if TYPE_CHECKING:
+    from nsml_hpc.backends.base import SlurmBackend
     from nsml_hpc.workspace import Workspace
 
 Command = Callable[[argparse.Namespace], int]
@@ -69,17 +70,73 @@ class EnvAction(argparse.Action):
         namespace.environment = steps
 
 
-def add_resource_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("resources")
-    group.add_argument("--gpus", default="0", help="GPUs per node (--gres=gpu:N)")
-    group.add_argument("--nodes", default="1", help="number of nodes")
+def add_resource_flags(parser: argparse.ArgumentParser, *, inherit: bool = False) -> None:
+    """Resource flags; with ``inherit`` (fork) none has a default, so only given ones count."""
+    group = parser.add_argument_group("resources" + (" (default: the parent's)" if inherit else ""))
+    group.add_argument(
+        "--gpus", default=None if inherit else "0", help="GPUs per node (--gres=gpu:N)"
+    )
+    group.add_argument("--nodes", default=None if inherit else "1", help="number of nodes")
     group.add_argument("--cpus-per-gpu", help="CPU cores per GPU")
     group.add_argument("--mem", help="memory per node, e.g. 32G")
     group.add_argument("--time", help="time limit, e.g. 4:00:00 or 2-00:00")
-    group.add_argument("--partition", help="Slurm partition")
+    group.add_argument(
+        "--partition", help="Slurm partition, or 'auto': the one where the job starts first"
+    )
     group.add_argument("--account", help="Slurm account")
     group.add_argument("--qos", help="Slurm QOS")
     group.add_argument("--constraint", help="node features, e.g. a100|h100")
+
+
+def add_preemption_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("preemption and time limits")
+    group.add_argument(
+        "--grace",
+        metavar="SECONDS",
+        help="warn the job this long before its end to save a snapshot (default 120, or a "
+        "quarter of --time when shorter; 0: no warning)",
+    )
+    group.add_argument(
+        "--max-requeues",
+        metavar="N",
+        help="requeue after a warning at most N times (default 5; stops crash loops)",
+    )
+    group.add_argument(
+        "--no-requeue",
+        action="store_const",
+        const=False,
+        dest="requeue",
+        help="never requeue: the job still gets the warning, then ends",
+    )
+
+
+def preemption_given(args: argparse.Namespace) -> dict[str, Any]:
+    """The preemption settings given on the command line (parsed), by field name."""
+    given: dict[str, Any] = {}
+    if args.grace is not None:
+        given["grace_seconds"] = parse_count("--grace", args.grace)
+    if args.max_requeues is not None:
+        given["max_requeues"] = parse_count("--max-requeues", args.max_requeues)
+    if args.requeue is False:
+        given["requeue"] = False
+    return given
+
+
+def resources_given(args: argparse.Namespace) -> dict[str, Any]:
+    """The resource flags given on the command line (parsed), by field name."""
+    given: dict[str, Any] = {}
+    if args.gpus is not None:
+        given["gpus"] = parse_count("--gpus", args.gpus)
+    if args.nodes is not None:
+        given["nodes"] = parse_count("--nodes", args.nodes, minimum=1)
+    if args.cpus_per_gpu is not None:
+        given["cpus_per_gpu"] = parse_count("--cpus-per-gpu", args.cpus_per_gpu, minimum=1)
+    if args.mem is not None:
+        given["mem"] = validate_memory(args.mem)
+    for name in ("time", "partition", "account", "qos", "constraint"):
+        if getattr(args, name) is not None:
+            given[name] = getattr(args, name)
+    return given
 
 
 def add_environment_flags(parser: argparse.ArgumentParser) -> None:
@@ -164,6 +221,8 @@ def sync_quietly(workspace: Workspace, clusters: list[str] | None = None) -> Non
     report = sync_now(workspace, clusters)
     for cluster, error in report.errors.items():
         warn(f"{about_cluster(cluster, error)} — showing cached data")
+    for warning in report.warnings:
+        warn(warning)
     if report.malformed_lines:
         warn(f"skipped {report.malformed_lines} malformed metric/event line(s); see `show`")
 
@@ -171,6 +230,17 @@ def sync_quietly(workspace: Workspace, clusters: list[str] | None = None) -> Non
 def about_cluster(cluster: str, error: str) -> str:
     """An error line that names its cluster once."""
     return error if f"cluster {cluster}" in error else f"cluster {cluster}: {error}"
+
+
+def place_if_auto(spec: SessionSpec, backend: SlurmBackend) -> SessionSpec:
+    """Resolve ``--partition auto`` (one sinfo + one sbatch --test-only per partition)."""
+    from nsml_hpc.placement import AUTO, place
+
+    if spec.resources.partition != AUTO:
+        return spec
+    placement = place(spec, backend)
+    print(f"placement: {placement.explanation}", file=sys.stderr)
+    return placement.spec
 
 
 def warn(message: str) -> None:

@@ -13,15 +13,18 @@ from nsml_hpc.cli.common import (
     about_cluster,
     add_cluster_flag,
     add_environment_flags,
+    add_preemption_flags,
     add_resource_flags,
     default_project,
     environment_steps,
     open_workspace,
+    place_if_auto,
+    preemption_given,
     resources_from,
     sync_quietly,
 )
 from nsml_hpc.errors import SpecError
-from nsml_hpc.spec import SessionSpec
+from nsml_hpc.spec import Preemption, SessionSpec
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -42,9 +45,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
             environment=environment_steps(args),
             memo=args.memo or "",
             cluster=args.cluster or workspace.settings.default_cluster,
+            preemption=Preemption(**preemption_given(args)),
         )
-        prepared = prepare(spec, workspace.settings, code_root)
         backend = workspace.backend_for(spec.cluster)
+        spec = place_if_auto(spec, backend)
+        prepared = prepare(spec, workspace.settings, code_root)
         if args.dry_run:
             sys.stdout.write(dry_run(prepared, workspace.catalog, workspace.settings, backend))
             return 0
@@ -109,9 +114,12 @@ def cmd_ps(args: argparse.Namespace) -> int:
         cluster = workspace.settings.profile(args.cluster).name if args.cluster else None
         if not args.no_sync:
             sync_quietly(workspace, [cluster] if cluster else None)
+        if args.stop_idle is not None:
+            _stop_idle(workspace, args.stop_idle)
         rows = session_rows(
             workspace.catalog, project=args.project, cluster=cluster, limit=args.limit
         )
+        idle_after = workspace.settings.idle_gpu_seconds
     if args.json:
         print(json.dumps([row.to_json() for row in rows], indent=2, sort_keys=True))
         return 0
@@ -124,17 +132,38 @@ def cmd_ps(args: argparse.Namespace) -> int:
         [
             row.name,
             *([row.cluster] if many else []),
-            row.state_text,
+            row.state_text + (f" [requeued {row.requeues}x]" if row.requeues else ""),
             str(row.gpus),
             format_duration(row.elapsed_s),
+            _gpu_cell(row, idle_after),
             "-" if row.last_step is None else str(row.last_step),
             format_metrics(row.last_metrics) or "-",
         ]
         for row in rows
     ]
-    headers = ["NAME", *(["CLUSTER"] if many else []), "STATE", "GPUS", "ELAPSED", "STEP"]
-    print(table([*headers, "METRICS"], body))
+    headers = ["NAME", *(["CLUSTER"] if many else []), "STATE", "GPUS", "ELAPSED", "GPU%"]
+    print(table([*headers, "STEP", "METRICS"], body))
     return 0
+
+
+def _gpu_cell(row: Any, idle_after: float) -> str:
+    """Last utilisation, or the idle flag once the GPUs sat at 0 % past the threshold."""
+    from nsml_hpc.slurm.timefmt import format_duration
+
+    if row.gpu_util is None:
+        return "-"
+    if row.gpu_idle_s >= idle_after:
+        return f"IDLE {format_duration(row.gpu_idle_s)}"
+    return f"{row.gpu_util:.0f}"
+
+
+def _stop_idle(workspace: Any, text: str) -> None:
+    from nsml_hpc.actions import stop_idle_sessions
+    from nsml_hpc.slurm.timefmt import format_duration
+    from nsml_hpc.spec import time_limit_minutes
+
+    for name, idle_s in stop_idle_sessions(workspace, time_limit_minutes(text) * 60):
+        print(f"cancel requested for {name}: its GPUs sat idle for {format_duration(idle_s)}")
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -175,8 +204,21 @@ def render_detail(detail: dict[str, Any]) -> str:
         f"  ({detail['metric_points']} points,"
         f" {detail['malformed_metric_lines']} malformed lines)",
     ]
+    if detail["metric_sources"]:
+        captured = ", ".join(f"{k} ({v})" for k, v in sorted(detail["metric_sources"].items()))
+        lines.append(f"captured    {captured}")
+    if detail["gpu_util"] is not None:
+        lines.append(
+            f"gpu         {detail['gpu_util']:.0f} % last sample"
+            + (
+                f", idle for {format_duration(detail['gpu_idle_s'])}"
+                if detail["gpu_idle_s"]
+                else ""
+            )
+        )
     if detail["memo"]:
         lines.append(f"memo        {detail['memo']}")
+    lines.extend(render_snapshot_lines(detail))
     lines.append("jobs")
     for job in detail["jobs"]:
         lines.append(
@@ -195,6 +237,54 @@ def render_detail(detail: dict[str, Any]) -> str:
             f"  {format_time(event['at'])}  {event['event']:<10} job {event['job_id']}  {details}"
         )
     return "\n".join(lines)
+
+
+def render_snapshot_lines(detail: dict[str, Any]) -> list[str]:
+    """Lineage, snapshots, requeues and job runs for ``show``."""
+    from nsml_hpc.formatting import format_metrics, format_time
+
+    lines: list[str] = []
+    parent = detail["lineage"]["parent"]
+    if parent is not None:
+        changed = " ".join(f"{k}={v}" for k, v in sorted(parent["overrides"].items()))
+        lines.append(
+            f"forked from {parent['session']}:{parent['snapshot']} (step {parent['step']})"
+            + (f", changed {changed}" if changed else "")
+        )
+    children = detail["lineage"]["children"]
+    if children:
+        shown = ", ".join(f"{c['session']} (from {c['snapshot']})" for c in children)
+        lines.append(f"forks       {shown}")
+    snaps = detail["snapshots"]
+    latest = snaps["latest"]
+    latest_text = (
+        f"; latest {latest['tag']} (step {latest['step']}) "
+        f"{format_metrics(latest['metrics'], 80)}".rstrip()
+        if latest
+        else ""
+    )
+    lines.append(
+        f"snapshots   {snaps['count']} ({snaps['bytes'] / 2**20:.1f} MiB, {snaps['pinned']} "
+        f"pinned, {snaps['damaged']} damaged){latest_text}"
+    )
+    if detail["requeues"] or len(detail["job_runs"]) > 1:
+        lines.append(
+            f"requeues    {detail['requeues']}; {detail['superseded_points']} metric point(s) "
+            "of lost tails superseded by resumed runs"
+        )
+        lines.append("job runs")
+        for run in detail["job_runs"]:
+            resume = (
+                f"  resumed from {run['resume_tag']} (step {run['resume_step']})"
+                if run["resume_tag"]
+                else ""
+            )
+            lines.append(
+                f"  {run['job_id']:<10} run {run['restart_count']}  "
+                f"{format_time(run['started_at'])}  {run['outcome'] or 'running'}"
+                f"  exit {run['exit_code']}{resume}"
+            )
+    return lines
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -254,6 +344,7 @@ def check_session_cluster(workspace: Any, name: str, cluster: str | None) -> Non
 def register(commands: Commands) -> None:
     submit = commands.add("submit", cmd_submit)
     add_resource_flags(submit)
+    add_preemption_flags(submit)
     add_environment_flags(submit)
     submit.add_argument("--project", help="project name (default: the code folder's name)")
     submit.add_argument("--memo", help="a note to remember this session by")
@@ -280,6 +371,11 @@ def register(commands: Commands) -> None:
     ps.add_argument("--json", action="store_true")
     ps.add_argument("--no-sync", action="store_true", help="show the catalog without asking Slurm")
     add_cluster_flag(ps, "only this cluster's sessions (default: every cluster)")
+    ps.add_argument(
+        "--stop-idle",
+        metavar="DURATION",
+        help="cancel running sessions whose GPUs sat at 0%% this long (e.g. 60, 1:30:00)",
+    )
 
     show = commands.add("show", cmd_show)
     show.add_argument("session", help="PROJECT/N")

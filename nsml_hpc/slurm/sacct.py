@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from nsml_hpc.slurm.arrays import expand_task_ids
 from nsml_hpc.slurm.records import JobRecord, clean_reason, gpus_in_tres, parse_exit_code
-from nsml_hpc.slurm.states import session_state
+from nsml_hpc.slurm.states import SessionState, session_state
 from nsml_hpc.slurm.timefmt import parse_duration, parse_timestamp
 
 SACCT_FIELDS = (
@@ -56,20 +57,25 @@ def parse_sacct(text: str) -> list[JobRecord]:
         except ValueError:
             continue
         exit_code, signal = parse_exit_code(row["ExitCode"])
-        records.append(
-            JobRecord(
-                job_id=row["JobID"],
-                state=state,
-                slurm_state=row["State"],
-                reason=clean_reason(row["Reason"]),
-                exit_code=exit_code,
-                signal=signal,
-                submitted_at=parse_timestamp(row["Submit"]),
-                started_at=parse_timestamp(row["Start"]),
-                ended_at=parse_timestamp(row["End"]),
-                elapsed_s=parse_duration(row["Elapsed"]),
-                gpus=gpus_in_tres(row["AllocTRES"]),
-                node_list=_node_list(row["NodeList"]),
-            )
-        )
+        for job_id in expand_task_ids(row["JobID"]):  # pending array tasks share one line
+            records.append(_record(job_id, state, row, exit_code, signal))
     return records
+
+
+def _record(
+    job_id: str, state: SessionState, row: dict[str, str], exit_code: int | None, signal: int | None
+) -> JobRecord:
+    return JobRecord(
+        job_id=job_id,
+        state=state,
+        slurm_state=row["State"],
+        reason=clean_reason(row["Reason"]),
+        exit_code=exit_code,
+        signal=signal,
+        submitted_at=parse_timestamp(row["Submit"]),
+        started_at=parse_timestamp(row["Start"]),
+        ended_at=parse_timestamp(row["End"]),
+        elapsed_s=parse_duration(row["Elapsed"]),
+        gpus=gpus_in_tres(row["AllocTRES"]),
+        node_list=_node_list(row["NodeList"]),
+    )

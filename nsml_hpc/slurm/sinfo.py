@@ -1,76 +1,69 @@
-"""sinfo: the Slurm version and GPUs per partition, from ONE ``sinfo --Node`` call (pure parsers).
+"""GPUs per node and partition: the ONE sinfo call behind the cluster view, and its parser.
 
-``sinfo --noheader --Node --Format=Partition:|,NodeHost:|,StateLong:|,Gres:|,GresUsed:|`` prints
-one line per (node, partition), fields ended by ``|`` and never truncated (an empty width)::
-
-    debug*|vm|mixed|gpu:4|gpu:2|
-    gpu|n01|allocated|gpu:a100:4(S:0-1)|gpu:a100:4(IDX:0-3)|
-
-A ``*`` after the partition marks the default one. GRES lists are comma-separated, and the
-``(IDX:0,2-3)`` annotations may hold commas of their own.
+``sinfo --Node`` prints one line per (node, partition) with the node's configured GRES and the
+GRES in use, so a partition's totals are sums over its lines. The parser is pure and tested on
+output captured from the real sandbox (tests/data/sinfo_*.txt).
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-SINFO_FORMAT = "Partition:|,NodeHost:|,StateLong:|,Gres:|,GresUsed:|"
-SINFO_COMMAND = ("sinfo", "--noheader", "--Node", f"--Format={SINFO_FORMAT}")
-VERSION_COMMAND = ("sinfo", "--version")
-_FIELDS = 5
-_VERSION = re.compile(r"\b(\d+)\.(\d+)(?:\.(\d+))?\b")
-# Node states in which a node takes jobs (sinfo adds a suffix such as '*' when not responding).
-_USABLE_STATES = {"idle", "mixed", "allocated", "completing", "planned"}
-_STATE_FLAGS = "*~#!%$@^-+"
+# Each field ends with '|' (sinfo's suffix syntax, no width = as wide as needed), so a line
+# splits into len(SINFO_FIELDS) + 1 parts, the last one empty.
+SINFO_FIELDS = ("NodeHost", "Partition", "StateLong", "CPUsState", "Gres", "GresUsed")
+# Node states in which idle GPUs can actually be given to a job.
+USABLE_STATES = frozenset({"idle", "mixed", "allocated", "completing", "planned"})
 
 
 @dataclass(frozen=True)
-class NodeLine:
-    """One node in one partition, as sinfo reported it."""
+class NodeGpus:
+    """One node as one partition sees it."""
 
-    partition: str
-    default: bool
     node: str
-    state: str  # without sinfo's suffix flags
-    responding: bool  # sinfo appends '*' to the state of a node that does not respond
-    gpus: int
+    partition: str
+    is_default: bool
+    state: str
+    cpus_allocated: int
+    cpus_total: int
+    gpus_total: int
     gpus_used: int
+    gpu_types: tuple[str, ...] = ()
 
     @property
     def usable(self) -> bool:
-        """The node takes new jobs now."""
-        return self.responding and self.state in _USABLE_STATES
+        return node_state_usable(self.state)
 
 
 @dataclass(frozen=True)
 class PartitionGpus:
-    """GPUs of one partition: on all its nodes, and free on nodes that take jobs."""
+    """GPUs of one partition: total, allocated, idle (free on usable nodes), unavailable."""
 
     name: str
-    default: bool
+    is_default: bool
     nodes: int
-    usable_nodes: int
-    gpus: int
-    free_gpus: int
+    nodes_usable: int
+    gpus_total: int
+    gpus_allocated: int
+    gpus_idle: int
+    gpus_unavailable: int
+    cpus_total: int
+    cpus_allocated: int
+    gpu_types: tuple[str, ...] = ()
 
 
-def parse_slurm_version(text: str) -> str | None:
-    """``slurm-wlm 22.05.8`` / ``slurm 24.11.1`` -> ``22.05.8`` / ``24.11.1``; None if absent."""
-    match = _VERSION.search(text)
-    if match is None:
-        return None
-    return ".".join(part for part in match.groups() if part is not None)
+def sinfo_command() -> list[str]:
+    return [
+        "sinfo",
+        "--noheader",
+        "--Node",
+        f"--Format={','.join(f'{field}:|' for field in SINFO_FIELDS)}",
+    ]
 
 
-def major_minor(version: str) -> tuple[int, int] | None:
-    """``22.05.8`` -> ``(22, 5)``; pyslurm's ``25.11.2`` -> ``(25, 11)``."""
-    match = _VERSION.search(version)
-    return (int(match.group(1)), int(match.group(2))) if match else None
-
-
-def _split_gres(text: str) -> list[str]:
-    """Split a GRES list on the commas that are not inside parentheses."""
+def split_gres(text: str) -> list[str]:
+    """Split a GRES list on commas outside parentheses (``gpu:a100:3(IDX:0,2-3),mps:100``)."""
     items: list[str] = []
     depth = 0
     current: list[str] = []
@@ -78,7 +71,7 @@ def _split_gres(text: str) -> list[str]:
         if char == "(":
             depth += 1
         elif char == ")":
-            depth = max(0, depth - 1)
+            depth = max(depth - 1, 0)
         if char == "," and depth == 0:
             items.append("".join(current))
             current = []
@@ -88,67 +81,107 @@ def _split_gres(text: str) -> list[str]:
     return [item.strip() for item in items if item.strip()]
 
 
-def gpu_count(gres: str) -> int:
-    """GPUs in a GRES list: ``gpu:4`` -> 4, ``gpu:a100:2(IDX:0-1),gpu:v100:1`` -> 3,
-    ``(null)`` / ``N/A`` / ``shard:8`` -> 0."""
+def gpus_in_gres(text: str) -> tuple[int, tuple[str, ...]]:
+    """GPU count and types in a GRES string as sinfo prints it.
+
+    ``gpu:4`` -> (4, ()); ``gpu:a100:2(S:0-1),gpu:v100:2`` -> (4, ("a100", "v100"));
+    ``gpu:(null):2(IDX:0-1)`` -> (2, ()); a bare ``gpu`` -> (1, ()); ``(null)`` / ``N/A`` ->
+    (0, ()). Only ASCII digits count (``str.isdigit`` also accepts other scripts' digits).
+    """
     total = 0
-    for item in _split_gres(gres):
-        parts = item.split("(", 1)[0].split(":")
-        if parts[0] != "gpu":
-            continue
-        if len(parts) == 1:
+    types: list[str] = []
+    for item in split_gres(text):
+        base = item.replace(":(null)", "").split("(", 1)[0]
+        parts = base.split(":")
+        if parts == ["gpu"]:
             total += 1
-        elif parts[-1].isdigit() and parts[-1].isascii():
-            total += int(parts[-1])
-    return total
-
-
-def parse_sinfo_nodes(text: str) -> list[NodeLine]:
-    """Node lines of ``SINFO_COMMAND``'s output; lines of other shapes (warnings) are skipped."""
-    lines: list[NodeLine] = []
-    for raw in text.splitlines():
-        fields = raw.strip().split("|")
-        if fields and fields[-1] == "":
-            fields = fields[:-1]
-        if len(fields) != _FIELDS or not fields[0] or not fields[1]:
             continue
-        partition, node, state_text, gres, used = (field.strip() for field in fields)
-        state = state_text.lower().rstrip(_STATE_FLAGS)
-        lines.append(
-            NodeLine(
-                partition=partition.rstrip("*"),
-                default=partition.endswith("*"),
+        if parts[0] != "gpu" or len(parts) < 2:
+            continue
+        count_text = parts[-1]
+        if not (count_text.isdigit() and count_text.isascii()):
+            continue
+        total += int(count_text)
+        if len(parts) >= 3 and parts[1] and parts[1] not in types:
+            types.append(parts[1])
+    return total, tuple(types)
+
+
+def node_state_usable(state: str) -> bool:
+    """``idle``/``mixed``/``allocated`` are usable; flags (``*`` not responding, ``~`` powered
+    off, ``#`` powering up, ``!``/``%``/``@``) and drain/down/fail states are not."""
+    state = state.strip().lower()
+    if not state or state[-1] in "*~#!%@$^-":
+        return False
+    return state in USABLE_STATES
+
+
+def _cpus(text: str) -> tuple[int, int]:
+    """``A/I/O/T`` -> (allocated, total)."""
+    parts = text.strip().split("/")
+    if len(parts) != 4 or not all(part.isdigit() for part in parts):
+        return 0, 0
+    return int(parts[0]), int(parts[3])
+
+
+def parse_sinfo(text: str) -> list[NodeGpus]:
+    """Node lines from ``sinfo_command()`` output; lines of other shapes are skipped."""
+    nodes: list[NodeGpus] = []
+    for line in text.splitlines():
+        fields = line.split("|")
+        if len(fields) == len(SINFO_FIELDS) + 1 and not fields[-1].strip():
+            fields = fields[:-1]
+        if len(fields) != len(SINFO_FIELDS):
+            continue
+        node, partition, state, cpus, gres, gres_used = (field.strip() for field in fields)
+        if not node or not partition:
+            continue
+        total, types = gpus_in_gres(gres)
+        used, _ = gpus_in_gres(gres_used)
+        allocated_cpus, total_cpus = _cpus(cpus)
+        nodes.append(
+            NodeGpus(
                 node=node,
+                partition=partition.rstrip("*"),
+                is_default=partition.endswith("*"),
                 state=state,
-                responding="*" not in state_text[len(state) :],
-                gpus=gpu_count(gres),
-                gpus_used=gpu_count(used),
+                cpus_allocated=allocated_cpus,
+                cpus_total=total_cpus,
+                gpus_total=total,
+                gpus_used=min(used, total) if total else used,
+                gpu_types=types,
             )
         )
-    return lines
+    return nodes
 
 
-def partitions_gpus(lines: list[NodeLine]) -> list[PartitionGpus]:
-    """GPUs per partition, in the order sinfo listed the partitions."""
-    order: list[str] = []
-    groups: dict[str, list[NodeLine]] = {}
-    for line in lines:
-        if line.partition not in groups:
-            order.append(line.partition)
-            groups[line.partition] = []
-        groups[line.partition].append(line)
-    result: list[PartitionGpus] = []
-    for name in order:
-        nodes = groups[name]
-        usable = [node for node in nodes if node.usable]
-        result.append(
+def partition_summary(nodes: Iterable[NodeGpus]) -> list[PartitionGpus]:
+    """Per-partition GPU totals, the default partition first, then by name."""
+    grouped: dict[str, list[NodeGpus]] = {}
+    for node in nodes:
+        grouped.setdefault(node.partition, []).append(node)
+    summaries: list[PartitionGpus] = []
+    for name, members in grouped.items():
+        usable = [node for node in members if node.usable]
+        total = sum(node.gpus_total for node in members)
+        allocated = sum(node.gpus_used for node in members)
+        idle = sum(max(node.gpus_total - node.gpus_used, 0) for node in usable)
+        types: list[str] = []
+        for node in members:
+            types.extend(kind for kind in node.gpu_types if kind not in types)
+        summaries.append(
             PartitionGpus(
                 name=name,
-                default=any(node.default for node in nodes),
-                nodes=len(nodes),
-                usable_nodes=len(usable),
-                gpus=sum(node.gpus for node in nodes),
-                free_gpus=sum(max(0, node.gpus - node.gpus_used) for node in usable),
+                is_default=any(node.is_default for node in members),
+                nodes=len(members),
+                nodes_usable=len(usable),
+                gpus_total=total,
+                gpus_allocated=allocated,
+                gpus_idle=idle,
+                gpus_unavailable=max(total - allocated - idle, 0),
+                cpus_total=sum(node.cpus_total for node in members),
+                cpus_allocated=sum(node.cpus_allocated for node in members),
+                gpu_types=tuple(types),
             )
         )
-    return result
+    return sorted(summaries, key=lambda item: (not item.is_default, item.name))

@@ -14,6 +14,7 @@ def squeue_command(job_ids: list[str]) -> list[str]:
         "squeue",
         "--noheader",
         "--states=all",
+        "--array",  # one line per array task, not "8_[2-9%2]"
         f"--format={SQUEUE_FORMAT}",
         f"--jobs={','.join(job_ids)}",
     ]

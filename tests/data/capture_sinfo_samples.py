@@ -4,8 +4,9 @@ Run as a user that may submit to the sandbox (root there), from the repository r
 
     .venv/bin/python tests/data/capture_sinfo_samples.py
 
-It runs exactly the argv of ``nsml_hpc.slurm.sinfo.SINFO_COMMAND`` (and ``VERSION_COMMAND``)
-while one 2-GPU job of its own runs, writes their stdout to tests/data/, and scancels the job.
+It runs exactly the argv of ``nsml_hpc.slurm.sinfo.sinfo_command()`` (and
+``nsml_hpc.slurm.version.VERSION_COMMAND``) while one 2-GPU job of its own runs, writes their
+stdout to tests/data/, and scancels the job.
 Other users' jobs may hold GPUs at the same moment: the sample is whatever Slurm said.
 """
 
@@ -15,7 +16,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from nsml_hpc.slurm.sinfo import SINFO_COMMAND, VERSION_COMMAND
+from nsml_hpc.slurm.sinfo import sinfo_command
+from nsml_hpc.slurm.version import VERSION_COMMAND
 
 DATA = Path(__file__).resolve().parent
 
@@ -34,7 +36,7 @@ def main() -> None:
             if state == "RUNNING":
                 break
             time.sleep(0.3)
-        (DATA / "sinfo_nodes_gpus_in_use.txt").write_text(run(list(SINFO_COMMAND)))
+        (DATA / "sinfo_nodes_gpus_in_use.txt").write_text(run(sinfo_command()))
     finally:
         subprocess.run(["scancel", job_id], check=False, timeout=30)
 

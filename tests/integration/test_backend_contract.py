@@ -23,14 +23,20 @@ from typing import Any
 
 import pytest
 
-from nsml_hpc.actions import follow_logs, read_logs, stop_session
-from nsml_hpc.catalog.metrics import metric_lines
+from nsml_hpc.actions import follow_logs, read_logs, stop_session, sync_now
+from nsml_hpc.catalog.metrics import metric_lines, metric_rows
 from nsml_hpc.catalog.sessions import get_session, list_sessions, state_history
 from nsml_hpc.cluster_profile import ClusterProfile
 from nsml_hpc.cluster_store import add_profile
-from nsml_hpc.errors import SubmitRefused
+from nsml_hpc.errors import BackendError, SubmitRefused
+from nsml_hpc.fork import ForkRequest, fork_session
 from nsml_hpc.scrape import complete_lines
 from nsml_hpc.settings import load_settings
+from nsml_hpc.snapshots import list_models, pull_model, remove_model
+from nsml_hpc.spec import SessionSpec
+from nsml_hpc.submit import prepare
+from nsml_hpc.sweep import expand, parse_grid
+from nsml_hpc.sweep_submit import submit_sweep
 from nsml_hpc.views import session_detail, session_rows
 from nsml_hpc.workspace import Workspace
 from tests.helpers import submit_script, wait_for_state, write_script
@@ -242,7 +248,7 @@ def test_a_refused_submission_records_nothing_and_leaves_no_run_directory(
         submit_script(contract.workspace, project_dir, "train.py", gpus=5, cluster=contract.cluster)
     assert list_sessions(contract.workspace.catalog) == []
     backend = contract.workspace.backend_for(contract.cluster)
-    sessions = list(backend.files.list_dir(_project_folder(contract)))
+    sessions = backend.files.list_dir(_project_folder(contract)) or []
     assert [entry.name for entry in sessions] == []
 
 
@@ -253,3 +259,117 @@ def _project_folder(contract: Contract) -> str:
     settings = contract.workspace.settings
     root = run_root_for(settings.profile(contract.cluster), settings.run_root, backend.files)
     return project_dir(root, backend.user, "itest")
+
+
+def test_run_directory_files_read_list_copy_and_delete_through_every_backend(
+    contract: Contract, tmp_path: Path
+) -> None:
+    """The file methods snapshots, capture and gc use (stat, list_dir, read_bytes, copy_out,
+    remove_tree) behave the same on every transport."""
+    files = contract.workspace.backend_for(contract.cluster).files
+    base = posixpath.join(_project_folder(contract), "files-contract")
+    folder = posixpath.join(base, "snap")
+    files.make_dirs(posixpath.join(folder, "sub"))
+    files.write_files(folder, {"a.txt": b"alpha\n", "sub/b.bin": b"\0" * 10})
+    info = files.stat(posixpath.join(folder, "a.txt"))
+    assert info is not None and (info.size, info.is_dir) == (6, False)
+    assert files.stat(folder) is not None and files.stat(folder).is_dir  # type: ignore[union-attr]
+    assert files.stat(posixpath.join(folder, "gone")) is None
+    entries = files.list_dir(folder)
+    assert entries is not None
+    assert sorted((e.name, e.is_dir) for e in entries) == [("a.txt", False), ("sub", True)]
+    assert all(e.mtime_ns > 0 for e in entries)
+    assert files.list_dir(posixpath.join(folder, "gone")) is None
+    assert files.read_bytes(posixpath.join(folder, "a.txt"), 100) == b"alpha\n"
+    assert files.read_bytes(posixpath.join(folder, "a.txt"), 2) == b"alp"  # limit + 1: too big
+    assert files.read_bytes(posixpath.join(folder, "gone"), 100) is None
+    files.copy_out(folder, tmp_path / "copy")
+    assert (tmp_path / "copy" / "a.txt").read_bytes() == b"alpha\n"
+    assert (tmp_path / "copy" / "sub" / "b.bin").read_bytes() == b"\0" * 10
+    with pytest.raises(BackendError, match="refusing to delete"):
+        files.remove_tree(folder, inside=_project_folder(contract))  # not directly in there
+    with pytest.raises(BackendError, match="refusing to delete"):
+        files.remove_tree(posixpath.join(folder, "a.txt"), inside=folder)  # a file
+    files.remove_tree(folder, inside=base)
+    assert files.stat(folder) is None
+    files.remove_tree(folder, inside=base)  # already gone: fine
+    files.remove_tree(base, inside=_project_folder(contract))
+
+
+SWEEP = """
+    import nsml_hpc
+    nsml_hpc.report(step=0, lr=nsml_hpc.session.hyperparameters["lr"])
+"""
+
+
+def test_a_sweep_is_one_job_array_on_every_backend(contract: Contract, project_dir: Path) -> None:
+    ws = contract.workspace
+    write_script(project_dir, "sweep.py", SWEEP)
+    spec = SessionSpec(project="itest", script="sweep.py", cluster=contract.cluster)
+    done = submit_sweep(
+        prepare(spec, ws.settings, project_dir),
+        expand([parse_grid("lr=0.1,0.2")]),
+        ws.catalog,
+        ws.settings,
+        ws.backend_for(contract.cluster),
+    )
+    assert len(done.array_ids) == 1
+    seen = set()
+    for name in done.sessions:
+        record = wait_for_state(ws, name, {"COMPLETED", "FAILED"}, timeout=180)
+        assert (record.state, record.cluster) == ("COMPLETED", contract.cluster)
+        seen.add(json.loads(record.last_metrics_json)["lr"])
+        assert json.loads(contract.read(posixpath.join(record.run_dir, "sweep.json")))["name"]
+    assert seen == {0.1, 0.2}
+
+
+# Writes a CSV log of its own (zero-code capture) and two snapshots; a fork resumes from one.
+SNAPSHOTTING = """
+    import argparse, json, os, nsml_hpc
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lr", type=float, default=0.1)
+    args = parser.parse_args()
+    session = nsml_hpc.session
+    start = 0
+    if session.resume_from is not None:
+        start = json.loads((session.resume_from / "state.json").read_text())["step"] + 1
+    with open(session.run_dir / "seen.json", "w") as out:
+        json.dump({"lr": args.lr, "start": start}, out)
+    os.makedirs("logs", exist_ok=True)
+    with open("logs/metrics.csv", "w") as out:
+        out.write("step,train_loss\\n")
+        for step in range(start, start + 3):
+            out.write(f"{step},{1.0 / (step + 1)}\\n")
+    for step in range(start, start + 2):
+        with nsml_hpc.save(step=step) as folder:
+            (folder / "state.json").write_text(json.dumps({"step": step}))
+"""
+
+
+def test_capture_snapshots_and_forks_work_on_every_backend(
+    contract: Contract, project_dir: Path, tmp_path: Path
+) -> None:
+    ws = contract.workspace
+    write_script(project_dir, "snap.py", SNAPSHOTTING)
+    parent = submit_script(ws, project_dir, "snap.py", ["--lr", "0.5"], cluster=contract.cluster)
+    record = wait_for_state(ws, parent.name, {"COMPLETED", "FAILED"}, timeout=180)
+    assert record.state == "COMPLETED" and record.id is not None
+    sync_now(ws)  # the final look for captured logs
+    losses = sorted(
+        (p.step, p.value) for p in metric_rows(ws.catalog, record.id) if p.name == "train_loss"
+    )
+    assert losses == [(step, pytest.approx(1.0 / (step + 1))) for step in range(3)]
+    tags = [row.tag for row in list_models(ws, parent.name).snapshots]
+    assert tags == ["step-0", "step-1"]
+    pulled = pull_model(ws, parent.name, "step-1", tmp_path / "pulled")
+    assert json.loads((pulled / "state.json").read_text()) == {"step": 1}
+    forked = fork_session(ws, ForkRequest(parent=parent.name, snapshot="step-1", sets=["lr=0.01"]))
+    assert forked.submitted is not None
+    child = wait_for_state(ws, forked.submitted.name, {"COMPLETED", "FAILED"}, timeout=180)
+    assert (child.state, child.cluster) == ("COMPLETED", contract.cluster)
+    seen = json.loads(contract.read(posixpath.join(child.run_dir, "seen.json")))
+    assert seen == {"lr": 0.01, "start": 2}
+    remove_model(ws, parent.name, "step-0")  # not forked from: deleted through the backend
+    assert [row.tag for row in list_models(ws, parent.name).snapshots] == ["step-1"]
+    files = ws.backend_for(contract.cluster).files
+    assert files.stat(posixpath.join(record.run_dir, "snapshots", "step-0")) is None

@@ -18,6 +18,15 @@ from tests.helpers import submit_script, wait_for_state, write_script
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_sandbox")]
 
+# Holds its GPUs until the test creates the release file (at most two minutes), so the
+# pending check does not race the running jobs' end.
+HOLD_UNTIL_RELEASED = """
+    import os, sys, time
+    deadline = time.time() + 120
+    while not os.path.exists(sys.argv[1]) and time.time() < deadline:
+        time.sleep(0.2)
+"""
+
 DEVICE_SCRIPT = """
     import os, nsml_hpc
     ids = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d]
@@ -41,16 +50,19 @@ def test_two_gpu_session_sees_exactly_two_devices(workspace: Workspace, project_
 def test_third_two_gpu_session_pends_for_resources_then_runs(
     workspace: Workspace, project_dir: Path
 ) -> None:
-    write_script(project_dir, "hold.py", "import time\ntime.sleep(8)\n")
-    names = [submit_script(workspace, project_dir, "hold.py", gpus=2).name for _ in range(3)]
+    release = write_script(project_dir, "hold.py", HOLD_UNTIL_RELEASED).with_name("release")
+    names = [
+        submit_script(workspace, project_dir, "hold.py", [str(release)], gpus=2).name
+        for _ in range(3)
+    ]
     first, second, third = names
     wait_for_state(workspace, first, {"RUNNING"})
     wait_for_state(workspace, second, {"RUNNING"})
-    pending = wait_for_state(workspace, third, {"PENDING"})
-    # Resources; or Priority when other users' jobs (CI, other sessions) queue ahead of it.
-    assert pending.reason in ("Resources", "Priority")
+    pending = wait_for_state(workspace, third, {"PENDING"}, reason="Resources")
+    assert pending.reason == "Resources"
     rows = {row.name: row for row in session_rows(workspace.catalog)}
-    assert rows[third].state_text == f"PENDING ({pending.reason})"
+    assert rows[third].state_text == "PENDING (Resources)"
+    release.touch()
     for name in names:
         assert wait_for_state(workspace, name, {"COMPLETED"}, timeout=120).state == "COMPLETED"
 
@@ -58,14 +70,18 @@ def test_third_two_gpu_session_pends_for_resources_then_runs(
 def test_ps_shows_the_pending_reason(
     workspace: Workspace, project_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    write_script(project_dir, "hold.py", "import time\ntime.sleep(6)\n")
-    names = [submit_script(workspace, project_dir, "hold.py", gpus=2).name for _ in range(3)]
-    wait_for_state(workspace, names[2], {"PENDING"})
+    release = write_script(project_dir, "hold.py", HOLD_UNTIL_RELEASED).with_name("release")
+    names = [
+        submit_script(workspace, project_dir, "hold.py", [str(release)], gpus=2).name
+        for _ in range(3)
+    ]
     wait_for_state(workspace, names[0], {"RUNNING"})
+    wait_for_state(workspace, names[2], {"PENDING"}, reason="Resources")
     capsys.readouterr()
     assert main(["ps", "--json"]) == 0
     listed = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
-    assert listed[names[2]]["state_text"] in ("PENDING (Resources)", "PENDING (Priority)")
+    assert listed[names[2]]["state_text"] == "PENDING (Resources)"
+    release.touch()
     for name in names:
         wait_for_state(workspace, name, {"COMPLETED"}, timeout=120)
 

@@ -12,10 +12,22 @@ from pathlib import Path
 import pytest
 
 from nsml_hpc.injob import _imported_modules, in_job_files, in_job_modules
+from nsml_hpc.spec import SessionSpec
 
 
 def test_the_in_job_modules_are_the_api_and_the_wrapper_and_what_they_import():
-    assert in_job_modules() == ["__init__", "api", "hparams", "job"]
+    assert in_job_modules() == [
+        "__init__",
+        "api",
+        "errors",
+        "gpu_monitor",
+        "hparams",
+        "job",
+        "snapshot_api",
+        "snapshot_format",
+        "snapshot_store",
+        "spec",
+    ]
     assert set(in_job_files()) == {f"nsml_hpc/{name}.py" for name in in_job_modules()}
 
 
@@ -84,7 +96,7 @@ def test_the_copy_runs_a_job_on_a_bare_python(python: str, tmp_path: Path):
     document = {
         "name": "p/1",
         "project": "p",
-        "spec": {"script": "train.py", "args": ["--lr", "0.5"]},
+        "spec": SessionSpec(project="p", script="train.py", args=["--lr", "0.5"]).to_dict(),
         "hyperparameters": {"lr": 0.5},
         "interpreter": python,
     }

@@ -9,7 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from nsml_hpc.backends.pyslurm_backend import record_from_job, version_problem
+from nsml_hpc.backends.pyslurm_backend import PyslurmBackend, record_from_job, version_problem
+from nsml_hpc.errors import BackendError
 from nsml_hpc.slurm.states import SessionState
 
 
@@ -81,3 +82,75 @@ def test_a_pending_queue_job_keeps_its_reason_and_has_no_times():
         None,
         None,
     )
+
+
+class _RPCError(Exception):
+    pass
+
+
+def _fake_pyslurm() -> SimpleNamespace:
+    """pyslurm 25.11's object shapes (Nodes/Partitions/Jobs ``load()`` dicts) for the mapping."""
+    node = SimpleNamespace(
+        name="g01",
+        partitions=["gpu", "long"],
+        state="MIXED",
+        allocated_cpus=8,
+        total_cpus=64,
+        configured_gres={"gpu:a100": 4},
+        allocated_gres={"gpu:a100": 3},
+    )
+    partitions = {
+        "gpu": SimpleNamespace(name="gpu", is_default=True),
+        "long": SimpleNamespace(name="long", is_default=False),
+    }
+    jobs = {
+        5: SimpleNamespace(
+            id=5,
+            user_name="alice",
+            state="RUNNING",
+            state_reason="None",
+            partition="gpu",
+            gres_per_node={"gpu": 2},
+            run_time=3725,
+            time_limit=60,
+            num_nodes=1,
+            submit_time=1_700_000_000,
+            start_time=1_700_000_010,
+            nodelist="g01",
+            name="train",
+        ),
+        6: SimpleNamespace(id=6, user_name="bob", state="PENDING"),
+    }
+    return SimpleNamespace(
+        RPCError=_RPCError,
+        Nodes=SimpleNamespace(load=lambda: {"g01": node}),
+        Partitions=SimpleNamespace(load=lambda: partitions),
+        Jobs=SimpleNamespace(load=lambda: jobs),
+    )
+
+
+def test_pyslurm_nodes_partitions_and_queue_map_to_the_shared_records():
+    backend = PyslurmBackend("hpc", module=_fake_pyslurm())  # type: ignore[arg-type]
+    nodes = backend.cluster_gpus()
+    assert [(n.partition, n.is_default, n.gpus_total, n.gpus_used) for n in nodes] == [
+        ("gpu", True, 4, 3),
+        ("long", False, 4, 3),
+    ]
+    assert nodes[0].gpu_types == ("a100",)
+    assert backend.partitions() == ["gpu", "long"]
+    (job,) = backend.user_queue("alice")
+    assert (job.job_id, job.state, job.gpus, job.time_used, job.time_limit) == (
+        "5",
+        "RUNNING",
+        2,
+        "1:02:05",
+        "1:00:00",
+    )
+
+
+def test_pyslurm_cannot_estimate_a_start_and_says_which_backend_can():
+    backend = PyslurmBackend("hpc", module=_fake_pyslurm())  # type: ignore[arg-type]
+    with pytest.raises(BackendError, match="use the local or ssh backend"):
+        backend.estimate_start(["--gres=gpu:1"], "gpu")
+    with pytest.raises(BackendError, match="MaxArraySize"):
+        backend.max_array_size()  # this pyslurm has no slurmctld.Config

@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ import pytest
 import nsml_hpc
 from nsml_hpc.errors import SpecError
 from nsml_hpc.render import ScriptContext, check_cluster_path, render_script, sbatch_directives
-from nsml_hpc.spec import EnvStep, Resources, SessionSpec, validate_spec
+from nsml_hpc.spec import EnvStep, Preemption, Resources, SessionSpec, validate_spec
 
 from .conftest import GOLDEN_DIR
 
@@ -111,7 +112,50 @@ def test_script_arguments_never_appear_in_the_script():
 
 def test_directives_come_in_a_stable_order_without_unset_values():
     keys = [key for key, _ in sbatch_directives(GOLDEN_SPECS["cpu_only"], CONTEXT)]
-    assert keys == ["job-name", "output", "chdir", "open-mode", "nodes"]
+    assert keys == ["job-name", "output", "chdir", "open-mode", "nodes", "signal", "requeue"]
+
+
+def test_session_asks_for_a_usr2_warning_and_allows_requeue():
+    lines = _directive_lines(render_script(GOLDEN_SPECS["cpu_only"], CONTEXT))
+    assert "#SBATCH --signal=B:USR2@120" in lines
+    assert "#SBATCH --requeue" in lines
+
+
+def test_grace_defaults_to_a_quarter_of_a_short_time_limit():
+    spec = replace(GOLDEN_SPECS["cpu_only"], resources=Resources(time="2"))
+    assert "#SBATCH --signal=B:USR2@30" in _directive_lines(render_script(spec, CONTEXT))
+
+
+def test_requeue_off_and_grace_zero_render_no_requeue_and_no_signal():
+    spec = replace(GOLDEN_SPECS["cpu_only"], preemption=Preemption(grace_seconds=0, requeue=False))
+    lines = _directive_lines(render_script(spec, CONTEXT))
+    assert "#SBATCH --no-requeue" in lines
+    assert not any(line.startswith("#SBATCH --signal") for line in lines)
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        Preemption(grace_seconds=-1),
+        Preemption(max_requeues=-3),
+        Preemption(grace_seconds=70_000),
+        Preemption(grace_seconds=True),  # type: ignore[arg-type]
+    ],
+    ids=ascii,
+)
+def test_bad_preemption_settings_are_refused(policy):
+    with pytest.raises(SpecError):
+        validate_spec(replace(GOLDEN_SPECS["cpu_only"], preemption=policy))
+
+
+def test_grace_as_long_as_the_time_limit_is_refused():
+    spec = replace(
+        GOLDEN_SPECS["cpu_only"],
+        resources=Resources(time="1"),
+        preemption=Preemption(grace_seconds=60),
+    )
+    with pytest.raises(SpecError, match="shorter than the time limit"):
+        validate_spec(spec)
 
 
 # --- hostile corpus (after submitit's test fixture of nasty names) ---------------------------

@@ -23,6 +23,7 @@ def test_command_asks_once_for_all_jobs_in_every_state():
         "squeue",
         "--noheader",
         "--states=all",
+        "--array",
         "--format=%i|%T|%r|%b|%N",
         "--jobs=20,21,22",
     ]

@@ -1,0 +1,233 @@
+"""Metric summaries: folded from each ingested batch (same transaction as its points), filled
+once for older catalogs, and read by the session table, ``compare`` and the plots."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, insert, select
+from sqlmodel import Session, col
+
+from nsml_hpc.catalog.engine import Catalog
+from nsml_hpc.catalog.models import CatalogMeta, MetricPoint
+from nsml_hpc.catalog.summary_models import MetricBlock, MetricSummary
+from nsml_hpc.errors import CatalogError
+from nsml_hpc.scrape import MetricPointRow
+
+BACKFILL_KEY = "metric_summary_filled"
+BLOCK_SHIFT = 9
+BLOCK_LINES = 1 << BLOCK_SHIFT  # metrics.jsonl lines per stored block (512)
+
+
+@dataclass
+class Summary:
+    """What one session's points say about one metric (also the row, as plain data)."""
+
+    points: int = 0
+    last_line: int = -1
+    last_step: int | None = None
+    last_value: float | None = None
+    min_value: float | None = None
+    min_step: int | None = None
+    max_value: float | None = None
+    max_step: int | None = None
+
+    def fold(self, line: int, step: int | None, value: float | None) -> None:
+        """Add one point; points must come in line order."""
+        self.points += 1
+        if line >= self.last_line:
+            self.last_line, self.last_step, self.last_value = line, step, value
+        if value is None:
+            return
+        if self.min_value is None or value < self.min_value:
+            self.min_value, self.min_step = value, step
+        if self.max_value is None or value > self.max_value:
+            self.max_value, self.max_step = value, step
+
+    def merge(self, later: Summary) -> None:
+        """Fold in the summary of points that came after these."""
+        self.points += later.points
+        if later.last_line >= self.last_line:
+            self.last_line, self.last_step = later.last_line, later.last_step
+            self.last_value = later.last_value
+        if later.min_value is not None and (
+            self.min_value is None or later.min_value < self.min_value
+        ):
+            self.min_value, self.min_step = later.min_value, later.min_step
+        if later.max_value is not None and (
+            self.max_value is None or later.max_value > self.max_value
+        ):
+            self.max_value, self.max_step = later.max_value, later.max_step
+
+
+def summarize_points(
+    points: Iterable[MetricPointRow],
+) -> tuple[dict[str, Summary], dict[tuple[str, int], Summary]]:
+    """Per metric and per (metric, block of ``BLOCK_LINES`` lines) summaries of a batch of
+    ``POINT_COLUMNS`` tuples, in one pass (pure; points in line order).
+
+    Each point is folded into its block only; a metric's total is the merge of its blocks.
+    """
+    blocks: dict[tuple[str, int], Summary] = {}
+    current: dict[str, tuple[int, Summary]] = {}
+    shift = BLOCK_SHIFT
+    for _session, line, step, _time, name, value in points:
+        index = line >> shift
+        entry = current.get(name)
+        if entry is None or entry[0] != index:
+            key = (name, index)
+            block = blocks.get(key)
+            if block is None:
+                block = blocks[key] = Summary()
+            current[name] = (index, block)
+        else:
+            block = entry[1]
+        block.points += 1
+        block.last_line, block.last_step, block.last_value = line, step, value
+        if value is None:
+            continue
+        low = block.min_value
+        if low is None or value < low:
+            block.min_value, block.min_step = value, step
+        high = block.max_value
+        if high is None or value > high:
+            block.max_value, block.max_step = value, step
+    totals: dict[str, Summary] = {}
+    for (name, _index), block in sorted(blocks.items(), key=lambda item: item[1].last_line):
+        totals.setdefault(name, Summary()).merge(block)
+    return totals, blocks
+
+
+def _as_summary(row: MetricSummary | MetricBlock) -> Summary:
+    return Summary(
+        points=row.points,
+        last_line=row.last_line,
+        last_step=row.last_step,
+        last_value=row.last_value,
+        min_value=row.min_value,
+        min_step=row.min_step,
+        max_value=row.max_value,
+        max_step=row.max_step,
+    )
+
+
+def update_summaries(db: Session, session_id: int, points: Sequence[MetricPointRow]) -> None:
+    """Merge a batch into the stored summaries and blocks, inside the caller's transaction."""
+    totals, blocks = summarize_points(points)
+    if not totals:
+        return
+    existing = {
+        row.name: row
+        for row in db.execute(
+            select(MetricSummary).where(
+                col(MetricSummary.session_id) == session_id,
+                col(MetricSummary.name).in_(list(totals)),
+            )
+        ).scalars()
+    }
+    for name, later in totals.items():
+        row = existing.get(name)
+        merged = _as_summary(row) if row is not None else Summary()
+        merged.merge(later)
+        if row is None:
+            row = MetricSummary(session_id=session_id, name=name)
+        for key, value in vars(merged).items():
+            setattr(row, key, value)
+        db.add(row)
+    # Lines only grow, so only the first block of each metric in a batch can already exist
+    # (the one the previous batch ended in).
+    first = min(index for _name, index in blocks)
+    stored = {
+        (row.name, row.block): row
+        for row in db.execute(
+            select(MetricBlock).where(
+                col(MetricBlock.session_id) == session_id,
+                col(MetricBlock.name).in_(list(totals)),
+                col(MetricBlock.block) >= first,
+            )
+        ).scalars()
+    }
+    fresh: list[dict[str, object]] = []
+    for (name, index), later in blocks.items():
+        block_row = stored.get((name, index))
+        if block_row is None:
+            fresh.append({"session_id": session_id, "name": name, "block": index, **vars(later)})
+            continue
+        merged = _as_summary(block_row)
+        merged.merge(later)
+        for key, value in vars(merged).items():
+            setattr(block_row, key, value)
+        db.add(block_row)
+    if fresh:
+        db.flush()
+        db.execute(insert(MetricBlock), fresh)
+
+
+def backfill_summaries(catalog: Catalog) -> None:
+    """Summaries of points ingested before this table existed (once per catalog).
+
+    Each session's summaries are computed from all its points and written in the transaction
+    that read them, replacing whatever is there, so a sync running meanwhile cannot make a
+    point count twice.
+    """
+    with catalog.session() as db:
+        if db.get(CatalogMeta, BACKFILL_KEY) is not None:
+            return
+    point = MetricPoint.__table__.c  # type: ignore[attr-defined]
+    with catalog.session() as db:
+        session_ids = [row[0] for row in db.execute(select(point.session_id).distinct()).all()]
+    for session_id in session_ids:
+        with catalog.session() as db:
+            rows = db.execute(
+                select(
+                    point.session_id, point.line, point.step, point.time, point.name, point.value
+                )
+                .where(point.session_id == session_id)
+                .order_by(point.line, point.id)
+            ).all()
+            db.execute(delete(MetricSummary).where(col(MetricSummary.session_id) == session_id))
+            db.execute(delete(MetricBlock).where(col(MetricBlock.session_id) == session_id))
+            update_summaries(db, session_id, [tuple(row) for row in rows])
+    try:
+        with catalog.session() as db:
+            if db.get(CatalogMeta, BACKFILL_KEY) is None:
+                db.add(CatalogMeta(key=BACKFILL_KEY, value="1"))
+    except CatalogError:
+        pass  # another process marked it at the same moment
+
+
+def summaries_of(
+    catalog: Catalog, session_ids: Sequence[int], names: Sequence[str] | None = None
+) -> dict[tuple[int, str], Summary]:
+    """Summaries of ``session_ids`` (all metrics, or only ``names``) in one query."""
+    if not session_ids:
+        return {}
+    query = select(MetricSummary).where(col(MetricSummary.session_id).in_(list(session_ids)))
+    if names is not None:
+        query = query.where(col(MetricSummary.name).in_(list(names)))
+    with catalog.session() as db:
+        rows = db.execute(query).scalars().all()
+    return {(row.session_id, row.name): _as_summary(row) for row in rows}
+
+
+def metric_names(catalog: Catalog, session_ids: Sequence[int] | None = None) -> list[str]:
+    """Distinct metric names (of ``session_ids``, or of the whole catalog), sorted."""
+    query = select(col(MetricSummary.name)).distinct()
+    if session_ids is not None:
+        if not session_ids:
+            return []
+        query = query.where(col(MetricSummary.session_id).in_(list(session_ids)))
+    with catalog.session() as db:
+        return sorted(row[0] for row in db.execute(query).all())
+
+
+def blocks_of(catalog: Catalog, session_id: int, name: str) -> list[Summary]:
+    """The stored blocks of one metric of one session, in line order."""
+    with catalog.session() as db:
+        rows = db.execute(
+            select(MetricBlock)
+            .where(col(MetricBlock.session_id) == session_id, col(MetricBlock.name) == name)
+            .order_by(col(MetricBlock.block))
+        ).scalars()
+        return [_as_summary(row) for row in rows]

@@ -1,0 +1,347 @@
+"""Commands on snapshots: model ls/rm/pin/unpin/pull/du, fork, gc."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from nsml_hpc.cli.common import (
+    Commands,
+    add_preemption_flags,
+    add_resource_flags,
+    open_workspace,
+    preemption_given,
+    resources_given,
+    sync_quietly,
+    warn,
+)
+from nsml_hpc.errors import SpecError
+
+
+def _size(value: int) -> str:
+    amount = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if amount < 1024 or unit == "TiB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{value} B"
+
+
+def cmd_model_ls(args: argparse.Namespace) -> int:
+    """List a session's snapshots: tag, step, metrics at save time, size, created, flags."""
+    from nsml_hpc.formatting import format_metrics, format_time, table
+    from nsml_hpc.snapshots import list_models
+
+    with open_workspace() as workspace:
+        listing = list_models(workspace, args.session)
+    if args.json:
+        print(json.dumps([row.to_json() for row in listing.snapshots], indent=2, sort_keys=True))
+        return 0
+    if not listing.snapshots:
+        print(f"{args.session} has no snapshots (the script saves them with nsml_hpc.save)")
+        return 0
+    body = [
+        [
+            row.tag,
+            "-" if row.step is None else str(row.step),
+            format_metrics(row.metrics, 48) or "-",
+            _size(row.bytes),
+            format_time(row.created_at),
+            row.flags or "-",
+        ]
+        for row in listing.snapshots
+    ]
+    print(table(["TAG", "STEP", "METRICS", "SIZE", "CREATED", "FLAGS"], body))
+    for row in listing.snapshots:
+        if row.problem:
+            warn(f"snapshot {args.session}:{row.tag} is damaged ({row.problem})")
+    return 0
+
+
+def cmd_model_rm(args: argparse.Namespace) -> int:
+    """Delete one snapshot (never a pinned or forked-from one, nor a live session's latest)."""
+    from nsml_hpc.snapshots import remove_model
+
+    with open_workspace() as workspace:
+        row = remove_model(workspace, args.session, args.tag)
+    print(f"deleted {args.session}:{row.tag} ({_size(row.bytes)})")
+    return 0
+
+
+def cmd_model_pin(args: argparse.Namespace) -> int:
+    """Pin a snapshot: gc never deletes it, and model rm refuses to."""
+    from nsml_hpc.snapshots import pin_model
+
+    with open_workspace() as workspace:
+        pin_model(workspace, args.session, args.tag, True)
+    print(f"pinned {args.session}:{args.tag}")
+    return 0
+
+
+def cmd_model_unpin(args: argparse.Namespace) -> int:
+    """Unpin a snapshot: the retention policies apply to it again."""
+    from nsml_hpc.snapshots import pin_model
+
+    with open_workspace() as workspace:
+        pin_model(workspace, args.session, args.tag, False)
+    print(f"unpinned {args.session}:{args.tag}")
+    return 0
+
+
+def cmd_model_pull(args: argparse.Namespace) -> int:
+    """Copy a snapshot folder to DEST on this machine (through the backend, so over SSH too)."""
+    from nsml_hpc.snapshots import pull_model
+
+    with open_workspace() as workspace:
+        target = pull_model(workspace, args.session, args.tag, Path(args.dest))
+    print(f"pulled {args.session}:{args.tag} -> {target}")
+    return 0
+
+
+def cmd_model_du(args: argparse.Namespace) -> int:
+    """Disk used by snapshots, per session and per project."""
+    from nsml_hpc.formatting import table
+    from nsml_hpc.snapshots import disk_usage
+
+    with open_workspace() as workspace:
+        usage = disk_usage(workspace, project=args.project)
+    if args.json:
+        print(json.dumps([item.__dict__ for item in usage], indent=2, sort_keys=True))
+        return 0
+    usage = [item for item in usage if item.snapshots]
+    if not usage:
+        print("no snapshots")
+        return 0
+    body = [
+        [
+            item.session,
+            item.state,
+            str(item.snapshots),
+            _size(item.bytes),
+            _size(item.pinned_bytes),
+            _size(item.protected_bytes),
+        ]
+        for item in usage
+    ]
+    print(table(["SESSION", "STATE", "SNAPSHOTS", "SIZE", "PINNED", "PROTECTED"], body))
+    projects: dict[str, list[int]] = {}
+    for item in usage:
+        totals = projects.setdefault(item.project, [0, 0])
+        totals[0] += item.snapshots
+        totals[1] += item.bytes
+    print()
+    rows = [[name, str(count), _size(size)] for name, (count, size) in sorted(projects.items())]
+    rows.append(
+        [
+            "(all)",
+            str(sum(c for c, _ in projects.values())),
+            _size(sum(s for _, s in projects.values())),
+        ]
+    )
+    print(table(["PROJECT", "SNAPSHOTS", "SIZE"], rows))
+    return 0
+
+
+def cmd_fork(args: argparse.Namespace) -> int:
+    """Fork a session: new hyperparameters and resources, resuming from one of its snapshots.
+
+    The child reuses SESSION's code snapshot, changes hyperparameters with --set KEY=VALUE
+    (--add for a flag the parent did not have) and resources with the resource flags, and
+    starts from the chosen snapshot (nsml_hpc.session.resume_from)."""
+    from nsml_hpc.fork import ForkRequest, fork_session
+
+    request = ForkRequest(
+        parent=args.session,
+        snapshot=args.snapshot,
+        sets=list(args.set or []),
+        adds=list(args.add or []),
+        resources=resources_given(args),
+        preemption=preemption_given(args),
+        memo=args.memo,
+    )
+    with open_workspace() as workspace:
+        if not args.no_sync:
+            sync_quietly(workspace)
+        forked = fork_session(workspace, request, dry=args.dry_run)
+    if forked.placement:
+        print(f"placement: {forked.placement}", file=sys.stderr)
+    if forked.script is not None:
+        sys.stdout.write(forked.script)
+        return 0
+    assert forked.submitted is not None
+    done = forked.submitted
+    print(
+        f"forked {done.name} from {forked.parent}:{forked.tag} (step {forked.step}) "
+        f"(job {done.job_id}) -> {done.run_dir}"
+    )
+    for change in forked.changes:
+        before = "(new)" if change.old is None else change.old
+        print(f"  {change.key}: {before} -> {change.new}")
+    return 0
+
+
+class _CronLog:
+    """``gc --cron``: nothing on stdout; every line, with a time, appended to the log file."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle: TextIO = path.open("a", encoding="utf-8")
+
+    def __call__(self, line: str) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        self.handle.write(f"{stamp} {line}\n")
+        self.handle.flush()
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    """Delete stale snapshots by the retention policies of the config file.
+
+    Without --yes it only prints what it would delete and how much that frees (see
+    docs/snapshots.md for the policies). Pinned snapshots, snapshots a session was forked
+    from and the latest snapshot of a live session are never deleted."""
+    from nsml_hpc import locations
+    from nsml_hpc.cron import cron_line, install_cron
+    from nsml_hpc.gc import GcBusy, default_log_file, gc_lock, run_gc
+    from nsml_hpc.retention import load_policies
+
+    if args.install_cron is not None:
+        line = cron_line(args.install_cron)
+        if args.print:
+            print(line)
+            return 0
+        replaced = install_cron(line)
+        print(f"{'replaced' if replaced else 'installed'} crontab line: {line}")
+        return 0
+    if args.dry_run and (args.yes or args.cron):
+        raise SpecError("--dry-run cannot go with --yes or --cron")
+    apply = bool(args.yes or args.cron)
+    policies = load_policies(locations.config_file())
+    log_file = policies.log_file or default_log_file()
+    out: Any = _CronLog(log_file) if args.cron else print
+    try:
+        with open_workspace() as workspace:
+            try:
+                with gc_lock():
+                    if not args.no_sync:
+                        _sync_for_gc(workspace, out)
+                    result = run_gc(workspace, apply=apply, project=args.project, policies=policies)
+            except GcBusy as exc:
+                if args.cron:
+                    out(f"skipped: {exc}")
+                    return 0
+                raise
+        _print_result(result, out, apply, policies.configured)
+    finally:
+        if isinstance(out, _CronLog):
+            out.close()
+    if result.errors:
+        for error in result.errors:
+            print(f"nsml-hpc: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _sync_for_gc(workspace: Any, out: Any) -> None:
+    from nsml_hpc.actions import sync_now
+
+    report = sync_now(workspace)
+    for cluster, error in report.errors.items():
+        out(f"warning: cluster {cluster} unreachable; using the catalog's last states ({error})")
+
+
+def _print_result(result: Any, out: Any, apply: bool, configured: bool) -> None:
+    if not configured:
+        out("no retention policy configured ([gc] in the config file): nothing to delete")
+    names = result.names
+    for label in result.recovery.finished:
+        out(f"finished an interrupted deletion of {label}")
+    for label in result.recovery.released:
+        out(f"kept {label}: it was saved again after an interrupted deletion")
+    for label in result.recovery.cleaned:
+        out(f"cleaned up {label}")
+    for label, why in sorted(result.damaged.items()):
+        out(f"warning: snapshot {label} is damaged ({why}); kept")
+    verb = "deleted" if apply else "would delete"
+    deletions = result.plan.deletions
+    for decision in deletions:
+        snap = decision.snapshot
+        label = f"{names.get(snap.session_id, snap.session_id)}:{snap.tag}"
+        if apply and label not in result.deleted:
+            continue
+        out(f"{verb} {label}  {_size(snap.bytes)}  ({decision.reason})")
+    for skipped in result.skipped:
+        out(f"skipped {skipped}")
+    for note in result.plan.notes:
+        out(f"note: {note}")
+    kept = len(result.plan.decisions) - len(deletions)
+    protected = sum(1 for d in result.plan.decisions if d.protected)
+    if apply:
+        out(
+            f"deleted {len(result.deleted)} snapshot(s), freed {_size(result.freed_bytes)}; "
+            f"kept {len(result.plan.decisions) - len(result.deleted)} ({protected} protected)"
+        )
+    else:
+        out(
+            f"would delete {len(deletions)} snapshot(s), freeing {_size(result.plan.freed_bytes)}; "
+            f"would keep {kept} ({protected} protected). Run with --yes to delete."
+        )
+
+
+def register(commands: Commands) -> None:
+    model = commands.group("model", "Snapshots of a session: ls, rm, pin, unpin, pull, du.")
+    ls = model.add("ls", cmd_model_ls)
+    ls.add_argument("session", help="PROJECT/N")
+    ls.add_argument("--json", action="store_true")
+    rm = model.add("rm", cmd_model_rm)
+    rm.add_argument("session", help="PROJECT/N")
+    rm.add_argument("tag")
+    for name, func in (("pin", cmd_model_pin), ("unpin", cmd_model_unpin)):
+        sub = model.add(name, func)
+        sub.add_argument("session", help="PROJECT/N")
+        sub.add_argument("tag")
+    pull = model.add("pull", cmd_model_pull)
+    pull.add_argument("session", help="PROJECT/N")
+    pull.add_argument("tag")
+    pull.add_argument("dest", help="folder to create (or an existing folder to put TAG in)")
+    du = model.add("du", cmd_model_du)
+    du.add_argument("--project", help="only this project")
+    du.add_argument("--json", action="store_true")
+
+    fork = commands.add("fork", cmd_fork)
+    fork.add_argument("session", help="the parent session, PROJECT/N")
+    fork.add_argument(
+        "--snapshot",
+        default="latest",
+        help="latest (default), a tag, or best:METRIC[:min|max]",
+    )
+    fork.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="change a hyperparameter (repeatable)"
+    )
+    fork.add_argument(
+        "--add", action="append", metavar="KEY=VALUE", help="add a new flag (repeatable)"
+    )
+    fork.add_argument("--memo", help="a note (default: 'fork of PARENT:TAG')")
+    fork.add_argument("--dry-run", action="store_true", help="print the sbatch script only")
+    fork.add_argument("--no-sync", action="store_true", help=argparse.SUPPRESS)
+    add_resource_flags(fork, inherit=True)
+    add_preemption_flags(fork)
+
+    gc = commands.add("gc", cmd_gc)
+    gc.add_argument("--dry-run", action="store_true", help="only print (the default)")
+    gc.add_argument("--yes", action="store_true", help="delete")
+    gc.add_argument("--cron", action="store_true", help="delete, quietly; log to the gc log file")
+    gc.add_argument("--project", help="only this project")
+    gc.add_argument(
+        "--install-cron",
+        metavar="SCHEDULE",
+        help="install a crontab line running 'gc --cron' on SCHEDULE, e.g. '0 3 * * *'",
+    )
+    gc.add_argument("--print", action="store_true", help="with --install-cron: print the line only")
+    gc.add_argument("--no-sync", action="store_true", help="do not ask Slurm first")

@@ -1,0 +1,1 @@
+"""The compare screen: marked sessions as overlaid curves, differing hyperparameters, bests."""

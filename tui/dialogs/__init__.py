@@ -1,0 +1,1 @@
+"""Modal dialogs: confirm, memo, fork form, key help."""

@@ -1,0 +1,1 @@
+"""The session screen: spec, hyperparameters, jobs and events, live plots, logs, snapshots."""

@@ -1,0 +1,1 @@
+"""The sessions screen: the live, filterable, sortable, virtual table of every session."""

@@ -1,0 +1,1 @@
+"""Widgets shared by several screens: the status line, metric plots, state styling."""

@@ -1,0 +1,44 @@
+"""A metric plot: one or more downsampled curves over steps (textual-plotext).
+
+Curves arrive already reduced to about two points per braille column
+(:func:`nsml_hpc.catalog.series.metric_series`), so drawing never touches more than a few
+hundred points whatever the session logged.
+"""
+
+from __future__ import annotations
+
+from textual_plotext import PlotextPlot
+
+from nsml_hpc.catalog.series import Series
+
+COLORS = ("cyan", "orange", "green", "magenta", "yellow", "blue", "red", "white")
+
+
+class MetricPlot(PlotextPlot):
+    DEFAULT_CSS = """
+    MetricPlot {
+        height: 1fr;
+        min-height: 8;
+    }
+    """
+
+    def buckets(self) -> int:
+        """How many x slices the plot can show: two braille dots per cell column."""
+        width = self.size.width or 80
+        return max(2 * (width - 10), 20)
+
+    def show_curves(self, curves: list[tuple[str, Series]], *, title: str = "") -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        drawn = 0
+        for index, (label, series) in enumerate(curves):
+            if not series.xs:
+                continue
+            plt.plot(series.xs, series.ys, label=label, color=COLORS[index % len(COLORS)])
+            drawn += 1
+        plt.xlabel("step")
+        if not drawn:
+            title = f"{title} — no points yet" if title else "no points yet"
+        plt.title(title)
+        self.refresh()
