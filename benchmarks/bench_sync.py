@@ -55,7 +55,7 @@ class InstantBackend:
 
     def __init__(self, started_at: float, *, tick_elapsed: bool = False) -> None:
         self.cluster = CLUSTER
-        self.files = LocalFiles()  # the run directories are real files on this machine
+        self.files = LocalFiles(CLUSTER)  # run directories on this machine, as on a login node
         self.started_at = started_at
         self.tick_elapsed = tick_elapsed
         self.queries = 0

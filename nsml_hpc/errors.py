@@ -6,10 +6,12 @@
     ├── NotFoundError          unknown session, snapshot or cluster
     ├── CatalogError           the catalog database failed or is from a newer release
     └── BackendError           a Slurm command (or the connection to it) failed
-        └── SubmitRefused      Slurm refused the job (bad partition, account, too many GPUs)
+        ├── SubmitRefused      Slurm refused the job (bad partition, account, too many GPUs)
+        └── ConnectionFailed   the cluster cannot be reached, or the connection was lost
+                               (unreachable host, refused key, unknown or CHANGED host key)
 
-Lower-library errors (subprocess, SQLAlchemy, OSError) are mapped at the boundary with
-``raise ... from``; exit codes exist only in :mod:`nsml_hpc.cli`.
+Lower-library errors (subprocess, SQLAlchemy, OSError, paramiko, socket) are mapped at the
+boundary with ``raise ... from``; exit codes exist only in :mod:`nsml_hpc.cli`.
 """
 
 from __future__ import annotations
@@ -48,3 +50,7 @@ class BackendError(NsmlError):
 
 class SubmitRefused(BackendError):
     """Slurm answered, and refused the job."""
+
+
+class ConnectionFailed(BackendError):
+    """The cluster could not be reached, or the connection to it broke off."""

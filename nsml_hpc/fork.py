@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,7 @@ from nsml_hpc.codesnap import collect_code
 from nsml_hpc.errors import NotFoundError, NsmlError, SpecError
 from nsml_hpc.hparams import parse_hyperparameters
 from nsml_hpc.placement import AUTO, place
+from nsml_hpc.rundir import read_json
 from nsml_hpc.snapshot_format import Manifest, choose, parse_selector
 from nsml_hpc.snapshot_sync import refresh_session
 from nsml_hpc.spec import MAX_ARG_BYTES, Preemption, Resources, SessionSpec, validate_spec
@@ -276,69 +278,90 @@ def fork_session(workspace: Workspace, request: ForkRequest, *, dry: bool = Fals
     assert row.id is not None
     label = f"{parent.name}:{row.tag}"
     spec = _child_spec(parent_spec, request, args, label)
+    backend = workspace.backend_for(spec.cluster)
     placement: str | None = None
     if spec.resources.partition == AUTO:
-        placed = place(spec, workspace.backend_for(spec.cluster))
+        placed = place(spec, backend)
         spec, placement = placed.spec, placed.explanation
-    code_dir = Path(parent.run_dir) / "code"
-    if not code_dir.is_dir():
-        raise NotFoundError(f"the code snapshot of {parent.name} is gone ({code_dir})")
-    code = collect_code(code_dir, MAX_CODE_BYTES)
-    try:
-        document = json.loads((Path(parent.run_dir) / "session.json").read_text("utf-8"))
-        parent_code = document.get("code", {}) if isinstance(document, dict) else {}
-    except (OSError, ValueError):
-        parent_code = {}
-    code = replace(
-        code, git_commit=parent_code.get("git_commit"), git_dirty=parent_code.get("git_dirty")
-    )
-    snapshot_path = f"{parent.run_dir}/snapshots/{row.tag}"
-    overrides = {change.key: change.new for change in changes}
-    fork_info = {
-        "session": parent.name,
-        "snapshot": row.tag,
-        "snapshot_path": snapshot_path,
-        "step": row.step,
-        "created": row.created_at,
-        "overrides": overrides,
-    }
-    prepared = Prepared(spec=spec, code=code, user=current_user(), extra={"fork": fork_info})
-    if dry:
-        script = dry_run(prepared, workspace.catalog, workspace.settings)
-        return Forked(None, script, parent.name, row.tag, row.step, changes, placement)
     files = workspace.backend_for(parent.cluster).files
-
-    def record_lineage(child_id: int) -> None:
-        with workspace.catalog.session() as db:
-            if not protect_for_fork(db, row.id or 0):
-                raise NsmlError(f"{label} is being deleted; fork from another snapshot")
-            db.add(
-                LineageRecord(
-                    child_session_id=child_id,
-                    parent_session_id=parent.id,
-                    parent_name=parent.name,
-                    parent_tag=row.tag,
-                    parent_step=row.step,
-                    parent_snapshot_path=snapshot_path,
-                    overrides_json=json.dumps(overrides, sort_keys=True),
-                    created_at=time.time(),
-                )
-            )
-        if files.stat(f"{snapshot_path}/manifest.json") is None:
-            raise NotFoundError(f"{label} vanished from disk")
-
-    try:
-        done = submit(
-            prepared,
-            workspace.catalog,
-            workspace.settings,
-            workspace.backend_for(spec.cluster),
-            before_sbatch=record_lineage,
+    # A remote parent's code is on the cluster: it is copied here first (the child's upload
+    # then sends only what the cluster's earlier snapshot of the project lacks).
+    with tempfile.TemporaryDirectory(prefix="nsml-hpc-fork-") as scratch:
+        code_dir = _parent_code(workspace, parent.cluster, parent.run_dir, parent.name, scratch)
+        code = collect_code(code_dir, MAX_CODE_BYTES)
+        document = read_json(files, f"{parent.run_dir}/session.json")
+        parent_code = document.get("code", {}) if isinstance(document, dict) else {}
+        if not isinstance(parent_code, dict):
+            parent_code = {}
+        code = replace(
+            code, git_commit=parent_code.get("git_commit"), git_dirty=parent_code.get("git_dirty")
         )
-    except BaseException:
-        _unprotect_if_unused(workspace, row.id)
-        raise
+        snapshot_path = f"{parent.run_dir}/snapshots/{row.tag}"
+        overrides = {change.key: change.new for change in changes}
+        fork_info = {
+            "session": parent.name,
+            "snapshot": row.tag,
+            "snapshot_path": snapshot_path,
+            "step": row.step,
+            "created": row.created_at,
+            "overrides": overrides,
+        }
+        prepared = Prepared(
+            spec=spec,
+            code=code,
+            profile=workspace.settings.profile(spec.cluster),
+            user=current_user(),
+            extra={"fork": fork_info},
+        )
+        if dry:
+            script = dry_run(prepared, workspace.catalog, workspace.settings, backend)
+            return Forked(None, script, parent.name, row.tag, row.step, changes, placement)
+
+        def record_lineage(child_id: int) -> None:
+            with workspace.catalog.session() as db:
+                if not protect_for_fork(db, row.id or 0):
+                    raise NsmlError(f"{label} is being deleted; fork from another snapshot")
+                db.add(
+                    LineageRecord(
+                        child_session_id=child_id,
+                        parent_session_id=parent.id,
+                        parent_name=parent.name,
+                        parent_tag=row.tag,
+                        parent_step=row.step,
+                        parent_snapshot_path=snapshot_path,
+                        overrides_json=json.dumps(overrides, sort_keys=True),
+                        created_at=time.time(),
+                    )
+                )
+            if files.stat(f"{snapshot_path}/manifest.json") is None:
+                raise NotFoundError(f"{label} vanished from disk")
+
+        try:
+            done = submit(
+                prepared,
+                workspace.catalog,
+                workspace.settings,
+                backend,
+                before_sbatch=record_lineage,
+            )
+        except BaseException:
+            _unprotect_if_unused(workspace, row.id)
+            raise
     return Forked(done, None, parent.name, row.tag, row.step, changes, placement)
+
+
+def _parent_code(workspace: Workspace, cluster: str, run_dir: str, name: str, scratch: str) -> Path:
+    """The folder holding the parent's code snapshot, on this machine."""
+    code_dir = f"{run_dir}/code"
+    files = workspace.backend_for(cluster).files
+    info = files.stat(code_dir)
+    if info is None or not info.is_dir:
+        raise NotFoundError(f"the code snapshot of {name} is gone ({code_dir})")
+    if not workspace.settings.profile(cluster).remote:
+        return Path(code_dir)
+    local = Path(scratch) / "code"
+    files.copy_out(code_dir, local)
+    return local
 
 
 def _unprotect_if_unused(workspace: Workspace, snapshot_id: int) -> None:

@@ -28,3 +28,23 @@ def default_catalog_url() -> str:
 def default_run_root() -> Path:
     # The home directory is on the shared file system on practically every Slurm cluster.
     return Path.home() / "nsml-runs"
+
+
+def clusters_file() -> Path:
+    """The cluster profiles (``nsml-hpc cluster add`` writes it), beside the config file."""
+    override = os.environ.get("NSML_HPC_CLUSTERS")
+    if override:
+        return Path(override).expanduser()
+    return config_file().parent / "clusters.toml"
+
+
+def ssh_config_file() -> Path:
+    """OpenSSH's per-user config, which the SSH backend honours."""
+    override = os.environ.get("NSML_HPC_SSH_CONFIG")
+    if override:
+        return Path(override).expanduser()
+    return Path.home() / ".ssh" / "config"
+
+
+def known_hosts_file() -> Path:
+    return Path.home() / ".ssh" / "known_hosts"

@@ -53,6 +53,11 @@ def read_new_lines(path: Path, offset: int, limit: int = MAX_READ_BYTES) -> tupl
             chunk = handle.read(limit)
     except FileNotFoundError:
         return b"", offset
+    return complete_lines(chunk, offset)
+
+
+def complete_lines(chunk: bytes, offset: int) -> tuple[bytes, int]:
+    """The complete lines of ``chunk`` (read at ``offset``) and the offset after them."""
     end = chunk.rfind(b"\n")
     if end < 0:
         return b"", offset

@@ -9,8 +9,9 @@ MaxArraySize-sized chunk (one sbatch call each), all or nothing like a single su
 
 from __future__ import annotations
 
+import contextlib
 import json
-import shutil
+import posixpath
 import sys
 import time
 from collections.abc import Callable
@@ -18,15 +19,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nsml_hpc.backends.base import SlurmBackend
+from nsml_hpc.backends.files import RunFiles
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import SessionRecord
 from nsml_hpc.catalog.sessions import discard_session, mark_submitted, reserve_session
 from nsml_hpc.errors import NsmlError
 from nsml_hpc.render import ArrayContext, render_array_script
-from nsml_hpc.rundir import project_dir, remove_run_dir, write_job_id_marker, write_json_atomic
+from nsml_hpc.rundir import json_bytes, remove_run_dir, write_job_id_marker
 from nsml_hpc.settings import Settings
 from nsml_hpc.slurm.arrays import array_spec, split_counts
-from nsml_hpc.submit import Prepared, build_run_dir
+from nsml_hpc.submit import Prepared, build_run_dir, project_base
 from nsml_hpc.sweep import apply_to_args
 
 SWEEP_FILE = "sweep.json"
@@ -54,10 +56,10 @@ def _table(
     ]
 
 
-def remove_sweep_dir(path: Path) -> None:
-    """Delete a sweep directory, refusing anything not named like one."""
-    if path.name.startswith("sweep-") and path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
+def remove_sweep_dir(files: RunFiles, path: str) -> None:
+    """Delete a sweep directory, refusing anything not named like one (or a link)."""
+    if posixpath.basename(path.rstrip("/")).startswith("sweep-"):
+        files.remove_tree(path, inside=posixpath.dirname(path.rstrip("/")))
 
 
 def submit_sweep(
@@ -74,11 +76,13 @@ def submit_sweep(
     now = time.time() if now is None else now
     spec = prepared.spec
     chunk_sizes = split_counts(len(configurations), backend.max_array_size())
-    base = project_dir(settings.run_root.resolve(), prepared.user, spec.project)
-    base.mkdir(parents=True, exist_ok=True)
+    files = backend.files
+    user = backend.user
+    base = project_base(prepared, settings, backend)
+    files.make_dirs(base)
     records: list[SessionRecord] = []
     array_ids: list[str] = []
-    sweep_dir: Path | None = None
+    sweep_dir: str | None = None
     try:
         member_specs = [replace(spec, args=apply_to_args(spec.args, c)) for c in configurations]
         for session_spec in member_specs:
@@ -86,36 +90,40 @@ def submit_sweep(
                 reserve_session(
                     catalog,
                     spec=session_spec,
-                    user=prepared.user,
-                    run_dir_for=lambda number: str(base / str(number)),
-                    is_free=lambda number: not (base / str(number)).exists(),
+                    user=user,
+                    run_dir_for=lambda number: f"{base}/{number}",
+                    is_free=lambda number: not files.exists(f"{base}/{number}"),
                     now=now,
                 )
             )
         sweep_name = f"{spec.project}/sweep-{records[0].number}"
-        sweep_dir = base / f"sweep-{records[0].number}"
-        sweep_dir.mkdir()
+        if files.exists(f"{base}/sweep-{records[0].number}"):
+            raise NsmlError(f"{base}/sweep-{records[0].number} already exists; submit again")
+        sweep_dir = f"{base}/sweep-{records[0].number}"
+        files.make_dirs(sweep_dir)
         table = {"name": sweep_name, "sessions": _table(records, configurations)}
-        write_json_atomic(sweep_dir / SWEEP_FILE, table)
+        files.write_bytes(posixpath.join(sweep_dir, SWEEP_FILE), json_bytes(table))
         table_text = json.dumps(table, indent=2, sort_keys=True) + "\n"
         start = 0
         for chunk, size in enumerate(chunk_sizes):
             members = records[start : start + size]
             context = ArrayContext(
                 sweep_name=sweep_name,
-                sweep_dir=str(sweep_dir),
+                sweep_dir=sweep_dir,
                 run_dirs=[record.run_dir for record in members],
                 session_names=[record.name for record in members],
-                wrapper_python=sys.executable,
+                wrapper_python=prepared.profile.python or sys.executable,
                 array=array_spec(size, max_parallel),
             )
             script = render_array_script(spec, context)
             for index, record in enumerate(members, start):
                 build_run_dir(
                     replace(prepared, spec=member_specs[index]),
+                    files,
                     record.name,
                     record.number,
-                    Path(record.run_dir),
+                    record.run_dir,
+                    user,
                     now,
                     script=script,
                     extra={
@@ -129,13 +137,14 @@ def submit_sweep(
                     extra_files={SWEEP_FILE: table_text},
                 )
                 progress("preparing", index + 1, len(records))
-            script_path = sweep_dir / f"array-{chunk}.sbatch"
-            script_path.write_text(script, encoding="utf-8")
+            script_path = posixpath.join(sweep_dir, f"array-{chunk}.sbatch")
+            files.write_bytes(script_path, script.encode("utf-8"))
             array_id = backend.submit(script_path)
             array_ids.append(array_id)
             for task, record in enumerate(members):
                 job_id = f"{array_id}_{task}"
-                write_job_id_marker(Path(record.run_dir), job_id)
+                with contextlib.suppress(NsmlError):  # only a crash here would need it
+                    write_job_id_marker(files, record.run_dir, job_id)
                 assert record.id is not None
                 mark_submitted(catalog, record.id, job_id=job_id, cluster=spec.cluster, now=now)
             progress("submitting", chunk + 1, len(chunk_sizes))
@@ -147,7 +156,7 @@ def submit_sweep(
         name=sweep_name,
         sessions=[record.name for record in records],
         array_ids=array_ids,
-        sweep_dir=sweep_dir,
+        sweep_dir=Path(sweep_dir),
     )
 
 
@@ -156,9 +165,10 @@ def _undo(
     backend: SlurmBackend,
     records: list[SessionRecord],
     array_ids: list[str],
-    sweep_dir: Path | None,
+    sweep_dir: str | None,
     cause: BaseException,
 ) -> None:
+    files = backend.files
     if array_ids:
         try:
             backend.cancel(array_ids)
@@ -167,8 +177,12 @@ def _undo(
     for record in records:
         if record.id is not None:
             discard_session(catalog, record.id)
-        run_dir = Path(record.run_dir)
-        if run_dir.exists():
-            remove_run_dir(run_dir)
+        try:
+            remove_run_dir(files, record.run_dir)
+        except NsmlError as exc:
+            cause.add_note(f"{record.run_dir} could not be removed: {exc}")
     if sweep_dir is not None:
-        remove_sweep_dir(sweep_dir)
+        try:
+            remove_sweep_dir(files, sweep_dir)
+        except NsmlError as exc:
+            cause.add_note(f"{sweep_dir} could not be removed: {exc}")

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from sqlmodel import col, select
 
 from nsml_hpc.backends.base import SlurmBackend
-from nsml_hpc.backends.files import RunFiles
 from nsml_hpc.capture.ingest import DISCOVERY_FILE, captured_files, scrape_captured
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.gpu import GPU_FILE, gpu_states, store_gpu_state
@@ -38,10 +36,10 @@ from nsml_hpc.catalog.sessions import (
     mark_submitted,
     stale_reservations,
 )
-from nsml_hpc.errors import NsmlError
+from nsml_hpc.errors import ConfigError, ConnectionFailed, NotFoundError, NsmlError
 from nsml_hpc.idle import IdleState, advance
 from nsml_hpc.rundir import read_job_id_marker, remove_run_dir
-from nsml_hpc.scrape import parse_event_lines, parse_metric_lines
+from nsml_hpc.scrape import MAX_READ_BYTES, complete_lines, parse_event_lines, parse_metric_lines
 from nsml_hpc.settings import Settings
 from nsml_hpc.slurm.records import JobRecord
 from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
@@ -51,6 +49,8 @@ STALE_RESERVATION_SECONDS = 3600.0
 RECENTLY_ENDED_SECONDS = 120.0  # keep scraping a little after the end (slow shared FS)
 SINCE_MARGIN_SECONDS = 300.0
 REASONLESS_STATES = frozenset({SessionState.RUNNING, SessionState.COMPLETED})
+
+SCRAPED_FILES = (METRICS_FILE, EVENTS_FILE, GPU_FILE)
 
 BackendFor = Callable[[str], SlurmBackend]
 
@@ -76,12 +76,21 @@ def sync(
     backend_for: BackendFor,
     *,
     now: float | None = None,
+    clusters: Collection[str] | None = None,
 ) -> SyncReport:
-    """Bring the catalog up to date with Slurm and the run directories."""
+    """Bring the catalog up to date with Slurm and the run directories (of ``clusters`` only,
+    when given). A cluster that cannot be reached is reported in ``errors`` and skipped; the
+    others are synced as usual."""
     now = time.time() if now is None else now
     report = SyncReport()
-    _drop_stale_reservations(catalog, now)
-    live = live_sessions(catalog, now)
+    unreachable: set[str] = set()
+    wanted = set(clusters) if clusters is not None else None
+    _drop_stale_reservations(catalog, backend_for, now, wanted, unreachable)
+    live = [
+        record
+        for record in live_sessions(catalog, now)
+        if wanted is None or record.cluster in wanted
+    ]
     by_cluster: dict[str, list[SessionRecord]] = defaultdict(list)
     for record in live:
         by_cluster[record.cluster].append(record)
@@ -96,14 +105,20 @@ def sync(
         except NsmlError as exc:
             report.errors[cluster] = str(exc)
             record_poll_result(catalog, cluster, str(exc))
+            if isinstance(exc, ConnectionFailed | ConfigError | NotFoundError):
+                unreachable.add(cluster)
             continue
         record_poll_result(catalog, cluster, None)
         report.state_changes += _apply_records(catalog, sessions, jobs, records, now)
-    targets = _sessions_to_scrape(catalog, live, now)
-    with_new_events = _scrape(catalog, targets, backend_for, report, now)
+    targets = _sessions_to_scrape(catalog, live, now, wanted)
+    with_new_events = _scrape(catalog, targets, backend_for, report, now, unreachable)
     snapshots = sync_snapshots(
         catalog,
-        [(target.session_id, target.cluster, target.run_dir) for target in targets],
+        [
+            (target.session_id, target.cluster, target.run_dir)
+            for target in targets
+            if target.cluster not in unreachable
+        ],
         lambda cluster: backend_for(cluster).files,
         now,
         sessions_with_new_events=sorted(with_new_events),
@@ -255,10 +270,11 @@ class ScrapeTarget:
 
 
 def _sessions_to_scrape(
-    catalog: Catalog, live: list[SessionRecord], now: float
+    catalog: Catalog, live: list[SessionRecord], now: float, wanted: set[str] | None
 ) -> list[ScrapeTarget]:
     """The live sessions (those that just ended included) and the sessions that ended
-    recently, whose last lines a slow shared file system may show late."""
+    recently, whose last lines a slow shared file system may show late (of the ``wanted``
+    clusters only, when given)."""
     targets = {
         record.id: ScrapeTarget(record.id, record.cluster, record.run_dir, None)
         for record in live
@@ -274,7 +290,7 @@ def _sessions_to_scrape(
             ).where(col(SessionRecord.ended_at) >= now - RECENTLY_ENDED_SECONDS)
         ).all()
     for session_id, cluster, run_dir, ended_at in recent:
-        if session_id is not None:
+        if session_id is not None and (wanted is None or cluster in wanted):
             targets[session_id] = ScrapeTarget(session_id, cluster, run_dir, ended_at)
     return [targets[key] for key in sorted(targets)]
 
@@ -285,8 +301,14 @@ def _scrape(
     backend_for: BackendFor,
     report: SyncReport,
     now: float,
+    unreachable: set[str],
 ) -> set[int]:
-    """Ingest new lines; returns the sessions that got new events (their job runs change)."""
+    """Ingest what the jobs appended, one cluster at a time: ONE sizes call for all its
+    metrics, events and gpu.jsonl files, then ONE read_many of only the new bytes of the files
+    that grew (in batches of at most MAX_READ_BYTES); then each session's captured logs. A
+    cluster whose connection fails is left for the next sync (cursors move with their points,
+    so nothing is lost or doubled). Returns the sessions that got new events (their job runs
+    change)."""
     with_new_events: set[int] = set()
     ids = [target.session_id for target in targets]
     cursors = load_cursors(catalog, ids)
@@ -298,83 +320,133 @@ def _scrape(
         if file == DISCOVERY_FILE
     }
     empty = CursorState()
+    by_cluster: dict[str, list[ScrapeTarget]] = defaultdict(list)
     for target in targets:
-        session_id, cluster, run_dir = target.session_id, target.cluster, target.run_dir
+        by_cluster[target.cluster].append(target)
+    for cluster, sessions in sorted(by_cluster.items()):
+        if cluster in unreachable:
+            continue
         try:
             files = backend_for(cluster).files
+            paths = [f"{t.run_dir}/{name}" for t in sessions for name in SCRAPED_FILES]
+            sizes = files.sizes(paths)
         except NsmlError as exc:
             report.errors.setdefault(cluster, str(exc))
+            unreachable.add(cluster)
             continue
-        report.sessions_scraped += 1
-        for file in (METRICS_FILE, EVENTS_FILE):
-            cursor = cursors.get((session_id, file), empty)
-            path = f"{run_dir}/{file}"
-            size = files.size(path)
-            if size is None or size <= cursor.offset:
-                continue  # missing, unchanged (or truncated: its points are already in)
-            chunk, new_offset = files.read_new_lines(path, cursor.offset)
-            if not chunk:
-                continue
-            if file == METRICS_FILE:
-                batch = parse_metric_lines(chunk, cursor.lines, session_id)
-                store_metric_batch(catalog, session_id, batch, cursor, new_offset, now)
-                report.new_points += len(batch.points)
-                report.malformed_lines += batch.malformed
-            else:
-                events = parse_event_lines(chunk, session_id)
-                store_event_batch(catalog, session_id, events, cursor, new_offset, now)
-                report.new_events += len(events.events)
-                report.malformed_lines += events.malformed
-                if events.events:
-                    with_new_events.add(session_id)
-        _scrape_gpu(catalog, files, session_id, run_dir, cursors, gpu, now)
-        captured = scrape_captured(
-            catalog,
-            files,
-            session_id,
-            run_dir,
-            cursors,
-            known_captured.get(session_id, []),
-            discovered.get(session_id),
-            now,
-            ended_at=target.ended_at,
-        )
-        report.new_points += captured.points
-        report.malformed_lines += captured.malformed
-        report.warnings.extend(captured.warnings)
+        report.sessions_scraped += len(sessions)
+        grown: list[tuple[int, str, CursorState, str, int]] = []
+        for target in sessions:
+            for file in SCRAPED_FILES:
+                cursor = cursors.get((target.session_id, file), empty)
+                path = f"{target.run_dir}/{file}"
+                size = sizes.get(path)
+                if size is not None and size > cursor.offset:
+                    grown.append((target.session_id, file, cursor, path, size))
+                # else: missing, unchanged, or truncated (its points are already in)
+        try:
+            for batch in _read_batches(grown):
+                chunks = files.read_many(
+                    [
+                        (path, cursor.offset, end - cursor.offset)
+                        for _, _, cursor, path, end in batch
+                    ]
+                )
+                for (session_id, file, cursor, _, _), raw in zip(batch, chunks, strict=True):
+                    chunk, new_offset = complete_lines(raw, cursor.offset)
+                    if not chunk:
+                        continue
+                    if file == GPU_FILE:
+                        state = advance(gpu.get(session_id, IdleState()), chunk)
+                        store_gpu_state(
+                            catalog, session_id, state, cursor, new_offset, chunk.count(b"\n"), now
+                        )
+                    elif _ingest(catalog, session_id, file, chunk, cursor, new_offset, report, now):
+                        with_new_events.add(session_id)
+            for target in sessions:
+                captured = scrape_captured(
+                    catalog,
+                    files,
+                    target.session_id,
+                    target.run_dir,
+                    cursors,
+                    known_captured.get(target.session_id, []),
+                    discovered.get(target.session_id),
+                    now,
+                    ended_at=target.ended_at,
+                )
+                report.new_points += captured.points
+                report.malformed_lines += captured.malformed
+                report.warnings.extend(captured.warnings)
+        except NsmlError as exc:
+            report.errors.setdefault(cluster, str(exc))
+            unreachable.add(cluster)
     return with_new_events
 
 
-def _scrape_gpu(
+def _read_batches(
+    grown: list[tuple[int, str, CursorState, str, int]],
+) -> list[list[tuple[int, str, CursorState, str, int]]]:
+    """Reads grouped so that one call fetches at most MAX_READ_BYTES (each file's share capped
+    at that too; what is left waits for the next sync). The last field becomes the offset to
+    read up to."""
+    batches: list[list[tuple[int, str, CursorState, str, int]]] = [[]]
+    total = 0
+    for session_id, file, cursor, path, size in grown:
+        want = min(MAX_READ_BYTES, size - cursor.offset)
+        if batches[-1] and total + want > MAX_READ_BYTES:
+            batches.append([])
+            total = 0
+        batches[-1].append((session_id, file, cursor, path, cursor.offset + want))
+        total += want
+    return [batch for batch in batches if batch]
+
+
+def _ingest(
     catalog: Catalog,
-    files: RunFiles,
     session_id: int,
-    run_dir: str,
-    cursors: dict[tuple[int, str], CursorState],
-    gpu: dict[int, IdleState],
+    file: str,
+    chunk: bytes,
+    cursor: CursorState,
+    new_offset: int,
+    report: SyncReport,
     now: float,
+) -> bool:
+    """Store the new lines of metrics.jsonl or events.jsonl; True if there were new events."""
+    if file == METRICS_FILE:
+        batch = parse_metric_lines(chunk, cursor.lines, session_id)
+        store_metric_batch(catalog, session_id, batch, cursor, new_offset, now)
+        report.new_points += len(batch.points)
+        report.malformed_lines += batch.malformed
+        return False
+    events = parse_event_lines(chunk, session_id)
+    store_event_batch(catalog, session_id, events, cursor, new_offset, now)
+    report.new_events += len(events.events)
+    report.malformed_lines += events.malformed
+    return bool(events.events)
+
+
+def _drop_stale_reservations(
+    catalog: Catalog,
+    backend_for: BackendFor,
+    now: float,
+    wanted: set[str] | None,
+    unreachable: set[str],
 ) -> None:
-    """Advance the idle-GPU state with the new lines of gpu.jsonl (if the job samples GPUs)."""
-    cursor = cursors.get((session_id, GPU_FILE), CursorState())
-    path = f"{run_dir}/{GPU_FILE}"
-    size = files.size(path)
-    if size is None or size <= cursor.offset:
-        return
-    chunk, new_offset = files.read_new_lines(path, cursor.offset)
-    if not chunk:
-        return
-    state = advance(gpu.get(session_id, IdleState()), chunk)
-    store_gpu_state(catalog, session_id, state, cursor, new_offset, chunk.count(b"\n"), now)
-
-
-def _drop_stale_reservations(catalog: Catalog, now: float) -> None:
-    """Finish what a crashed ``submit`` left: adopt it if sbatch had answered, else undo it."""
+    """Finish what a crashed ``submit`` left: adopt it if sbatch had answered, else undo it.
+    Clusters that cannot be reached now are left for a later sync."""
     for record in stale_reservations(catalog, now - STALE_RESERVATION_SECONDS):
-        if record.id is None:
+        if record.id is None or record.cluster in unreachable:
             continue
-        job_id = read_job_id_marker(Path(record.run_dir))
-        if job_id is not None:
-            mark_submitted(catalog, record.id, job_id=job_id, cluster=record.cluster, now=now)
-        else:
-            discard_session(catalog, record.id)
-            remove_run_dir(Path(record.run_dir))
+        if wanted is not None and record.cluster not in wanted:
+            continue
+        try:
+            files = backend_for(record.cluster).files
+            job_id = read_job_id_marker(files, record.run_dir)
+            if job_id is not None:
+                mark_submitted(catalog, record.id, job_id=job_id, cluster=record.cluster, now=now)
+            else:
+                discard_session(catalog, record.id)
+                remove_run_dir(files, record.run_dir)
+        except (ConnectionFailed, ConfigError, NotFoundError):
+            unreachable.add(record.cluster)

@@ -90,10 +90,14 @@ def _row(
 
 
 def session_rows(
-    catalog: Catalog, *, project: str | None = None, limit: int | None = None
+    catalog: Catalog,
+    *,
+    project: str | None = None,
+    cluster: str | None = None,
+    limit: int | None = None,
 ) -> list[SessionRow]:
     now = time.time()
-    records = list_sessions(catalog, project=project, limit=limit)
+    records = list_sessions(catalog, project=project, cluster=cluster, limit=limit)
     ids = [record.id for record in records if record.id is not None]
     jobs = jobs_of(catalog, ids)
     gpu = gpu_states(catalog, ids)

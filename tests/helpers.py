@@ -29,6 +29,7 @@ def submit_script(
     args: Iterable[str] = (),
     *,
     project: str = "itest",
+    cluster: str = "local",
     **resources: object,
 ) -> Submitted:
     spec = SessionSpec(
@@ -36,9 +37,10 @@ def submit_script(
         script=script,
         args=list(args),
         resources=Resources(**resources),  # type: ignore[arg-type]
+        cluster=cluster,
     )
     prepared = prepare(spec, workspace.settings, code_root)
-    return submit(prepared, workspace.catalog, workspace.settings, workspace.backend_for("local"))
+    return submit(prepared, workspace.catalog, workspace.settings, workspace.backend_for(cluster))
 
 
 def wait_for_state(

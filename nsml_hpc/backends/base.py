@@ -1,22 +1,26 @@
 """The backend seam: what nsml-hpc needs from a Slurm cluster, and nothing more.
 
-Every method is ONE Slurm command for any number of jobs: the sync layer never calls a backend
-in a loop per job.
+Every method is ONE Slurm command (or RPC) for any number of jobs: the sync layer never calls
+a backend in a loop per job. A backend that holds a connection opens it on first use and keeps
+it for everything until :meth:`SlurmBackend.close` (one connection per command or sync).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from nsml_hpc.backends.files import RunFiles
 from nsml_hpc.slurm.demand import Demand
 from nsml_hpc.slurm.placement import StartEstimate
 from nsml_hpc.slurm.records import JobRecord
-from nsml_hpc.slurm.sinfo import NodeGpus
+from nsml_hpc.slurm.sinfo import NodeGpus, PartitionGpus
 from nsml_hpc.slurm.user_queue import QueueJob
+
+# Asks the user for the passphrase of an encrypted key (CLI: getpass on a terminal). What it
+# returns is kept in memory for the connection only, never written anywhere.
+PassphrasePrompt = Callable[[str], str | None]
 
 
 @dataclass(frozen=True)
@@ -33,13 +37,28 @@ class CommandRunner(Protocol):
     def run(self, argv: list[str], *, timeout: float) -> CommandResult: ...
 
 
+@dataclass(frozen=True)
+class ClusterProbe:
+    """What ``nsml-hpc cluster test`` reports about a cluster's Slurm."""
+
+    slurm_version: str | None
+    sacct_error: str | None  # None: sacct answers
+    partitions: list[PartitionGpus] = field(default_factory=list)
+    sinfo_error: str | None = None
+
+
 class SlurmBackend(Protocol):
     """One cluster, reached one way (local commands, SSH, pyslurm)."""
 
     cluster: str
     files: RunFiles  # the cluster's file system, where run directories live
 
-    def submit(self, script_path: Path) -> str:
+    @property
+    def user(self) -> str:
+        """The cluster account jobs run as (the ``<user>`` of run directory paths)."""
+        ...
+
+    def submit(self, script_path: str) -> str:
         """Submit the sbatch script at ``script_path`` (on the cluster); return the job id."""
         ...
 
@@ -53,6 +72,10 @@ class SlurmBackend(Protocol):
 
     def cancel(self, job_ids: Sequence[str]) -> None:
         """Cancel ``job_ids`` (one scancel call)."""
+        ...
+
+    def probe(self) -> ClusterProbe:
+        """The Slurm version, whether accounting answers, and GPUs per partition."""
         ...
 
     def partitions(self) -> list[str]:
@@ -78,4 +101,8 @@ class SlurmBackend(Protocol):
 
     def user_queue(self, user: str) -> list[QueueJob]:
         """Every queued or running job of ``user`` (one squeue call)."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection, if any (idempotent)."""
         ...

@@ -1,29 +1,41 @@
-"""The ``local`` backend: Slurm's own commands (sbatch, sacct, squeue, scancel).
+"""The ``local`` backend: Slurm's own commands (sbatch, sacct, squeue, scancel, sinfo).
 
 The commands run through a :class:`CommandRunner`, so the same parsing serves a local login
-node and, with another runner, a remote one.
+node and, with another runner and file access, a remote one (:mod:`nsml_hpc.backends.ssh`).
 """
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Sequence
-from pathlib import Path
 
-from nsml_hpc.backends.base import CommandResult, CommandRunner
+from nsml_hpc.backends.base import ClusterProbe, CommandResult, CommandRunner
 from nsml_hpc.backends.files import LocalFiles, RunFiles
 from nsml_hpc.backends.runner import LocalRunner
+from nsml_hpc.cluster_profile import LOCAL
 from nsml_hpc.errors import BackendError, SubmitRefused
 from nsml_hpc.slurm.arrays import parse_max_array_size
 from nsml_hpc.slurm.demand import Demand, demand_command, parse_demand
 from nsml_hpc.slurm.placement import StartEstimate, parse_test_only
 from nsml_hpc.slurm.records import JobRecord
 from nsml_hpc.slurm.sacct import parse_sacct, sacct_command
-from nsml_hpc.slurm.sinfo import NodeGpus, parse_sinfo, sinfo_command
+from nsml_hpc.slurm.sinfo import NodeGpus, parse_sinfo, partition_summary, sinfo_command
 from nsml_hpc.slurm.squeue import parse_squeue, squeue_command
 from nsml_hpc.slurm.user_queue import QueueJob, parse_user_queue, user_queue_command
+from nsml_hpc.slurm.version import VERSION_COMMAND, parse_slurm_version
 
 SUBMIT_TIMEOUT = 60.0
 QUERY_TIMEOUT = 60.0
+NOT_FOUND_EXIT = 127  # what POSIX shells return for a command they cannot find
+SACCT_PROBE = (
+    "sacct",
+    "--noheader",
+    "--parsable2",
+    "--allocations",
+    "--format=JobID",
+    "--starttime=now",
+    "--endtime=now",
+)
 
 
 def slurm_error_line(result: CommandResult) -> str:
@@ -55,21 +67,42 @@ def parse_job_id(stdout: str) -> str:
 class CliBackend:
     """Slurm reached through its command-line tools."""
 
-    def __init__(self, cluster: str = "local", runner: CommandRunner | None = None) -> None:
+    def __init__(
+        self,
+        cluster: str = LOCAL,
+        runner: CommandRunner | None = None,
+        files: RunFiles | None = None,
+    ) -> None:
         self.cluster = cluster
         self.runner: CommandRunner = runner or LocalRunner()
-        self.files: RunFiles = LocalFiles()
+        self.files: RunFiles = files or LocalFiles(cluster)
 
-    def submit(self, script_path: Path) -> str:
-        result = self.runner.run(["sbatch", "--parsable", str(script_path)], timeout=SUBMIT_TIMEOUT)
+    @property
+    def user(self) -> str:
+        return getpass.getuser()
+
+    def _run(self, argv: list[str], timeout: float) -> CommandResult:
+        result = self.runner.run(argv, timeout=timeout)
+        if result.returncode == NOT_FOUND_EXIT:
+            raise BackendError(
+                f"cluster {self.cluster}: {argv[0]} not found on the cluster's PATH "
+                f"({slurm_error_line(result)}); set remote_path in the cluster profile"
+            )
+        return result
+
+    def _where(self) -> str:
+        return "" if self.cluster == LOCAL else f" on cluster {self.cluster}"
+
+    def submit(self, script_path: str) -> str:
+        result = self._run(["sbatch", "--parsable", str(script_path)], SUBMIT_TIMEOUT)
         if result.returncode != 0:
-            raise SubmitRefused(f"Slurm refused the job: {slurm_error_line(result)}")
+            raise SubmitRefused(f"Slurm refused the job{self._where()}: {slurm_error_line(result)}")
         return parse_job_id(result.stdout)
 
     def query(self, job_ids: Sequence[str], since: float) -> list[JobRecord]:
         if not job_ids:
             return []
-        result = self.runner.run(sacct_command(list(job_ids), since), timeout=QUERY_TIMEOUT)
+        result = self._run(sacct_command(list(job_ids), since), QUERY_TIMEOUT)
         if result.returncode != 0:
             raise BackendError(f"sacct failed on {self.cluster}: {slurm_error_line(result)}")
         return parse_sacct(result.stdout)
@@ -77,7 +110,7 @@ class CliBackend:
     def queue(self, job_ids: Sequence[str]) -> list[JobRecord]:
         if not job_ids:
             return []
-        result = self.runner.run(squeue_command(list(job_ids)), timeout=QUERY_TIMEOUT)
+        result = self._run(squeue_command(list(job_ids)), QUERY_TIMEOUT)
         if result.returncode != 0:
             if "invalid job id" in result.stderr.lower():
                 return []  # none of them is known to slurmctld any more
@@ -85,7 +118,7 @@ class CliBackend:
         return parse_squeue(result.stdout)
 
     def partitions(self) -> list[str]:
-        result = self.runner.run(["sinfo", "--noheader", "--format=%R"], timeout=QUERY_TIMEOUT)
+        result = self._run(["sinfo", "--noheader", "--format=%R"], QUERY_TIMEOUT)
         if result.returncode != 0:
             raise BackendError(f"sinfo failed on {self.cluster}: {slurm_error_line(result)}")
         return list(
@@ -94,11 +127,11 @@ class CliBackend:
 
     def estimate_start(self, resource_args: list[str], partition: str) -> StartEstimate:
         argv = ["sbatch", "--test-only", f"--partition={partition}", *resource_args, "--wrap=true"]
-        result = self.runner.run(argv, timeout=QUERY_TIMEOUT)
+        result = self._run(argv, QUERY_TIMEOUT)
         return parse_test_only(partition, result.stderr + result.stdout)
 
     def max_array_size(self) -> int:
-        result = self.runner.run(["scontrol", "show", "config"], timeout=QUERY_TIMEOUT)
+        result = self._run(["scontrol", "show", "config"], QUERY_TIMEOUT)
         if result.returncode != 0:
             raise BackendError(
                 f"scontrol show config failed on {self.cluster}: {slurm_error_line(result)}"
@@ -108,12 +141,33 @@ class CliBackend:
     def cancel(self, job_ids: Sequence[str]) -> None:
         if not job_ids:
             return
-        result = self.runner.run(["scancel", *job_ids], timeout=QUERY_TIMEOUT)
+        result = self._run(["scancel", *job_ids], QUERY_TIMEOUT)
         if result.returncode != 0:
             raise BackendError(f"scancel failed on {self.cluster}: {slurm_error_line(result)}")
 
+    def probe(self) -> ClusterProbe:
+        """Three commands: ``sinfo --version``, an empty sacct query, one ``sinfo --Node``."""
+        version = self._run(list(VERSION_COMMAND), QUERY_TIMEOUT)
+        if version.returncode != 0:
+            raise BackendError(
+                f"sinfo --version failed on {self.cluster}: {slurm_error_line(version)}"
+            )
+        sacct = self._run(list(SACCT_PROBE), QUERY_TIMEOUT)
+        nodes = self._run(sinfo_command(), QUERY_TIMEOUT)
+        return ClusterProbe(
+            slurm_version=parse_slurm_version(version.stdout),
+            sacct_error=None if sacct.returncode == 0 else slurm_error_line(sacct),
+            partitions=partition_summary(parse_sinfo(nodes.stdout))
+            if nodes.returncode == 0
+            else [],
+            sinfo_error=None if nodes.returncode == 0 else slurm_error_line(nodes),
+        )
+
+    def close(self) -> None:
+        """Nothing to release: every command is its own process."""
+
     def cluster_gpus(self) -> list[NodeGpus]:
-        result = self.runner.run(sinfo_command(), timeout=QUERY_TIMEOUT)
+        result = self._run(sinfo_command(), QUERY_TIMEOUT)
         if result.returncode != 0:
             raise BackendError(f"sinfo failed on {self.cluster}: {slurm_error_line(result)}")
         return parse_sinfo(result.stdout)
@@ -125,7 +179,7 @@ class CliBackend:
         return parse_demand(result.stdout)
 
     def user_queue(self, user: str) -> list[QueueJob]:
-        result = self.runner.run(user_queue_command(user), timeout=QUERY_TIMEOUT)
+        result = self._run(user_queue_command(user), QUERY_TIMEOUT)
         if result.returncode != 0:
             raise BackendError(f"squeue failed on {self.cluster}: {slurm_error_line(result)}")
         return parse_user_queue(result.stdout)

@@ -1,23 +1,42 @@
 """File access on the cluster's shared file system, where run directories live.
 
-Local backends read the paths directly; a remote backend (SSH) implements the same small
-Protocol, so sync and the CLI never care where a run directory is.
+Local backends read the paths directly (:class:`LocalFiles`); the SSH backend implements the
+same Protocol over SFTP (:mod:`nsml_hpc.backends.sftp_files`) or the system ``ssh`` binary
+(:mod:`nsml_hpc.backends.openssh_files`), so submit, sync, snapshots and the CLI never care
+where a run directory is. Paths are POSIX path strings on the cluster.
 
-Reading: ``size``, ``read_new_lines``, ``read_from`` (metrics and events), ``stat``,
-``list_dir``, ``read_bytes`` (snapshot folders and manifests). Changing: ``rename`` and
-``remove_tree`` (snapshot deletion; callers guard the paths, and ``remove_tree`` refuses links
-and anything outside ``inside``). Copying: ``copy_out`` (``model pull``).
+Reading: ``size``/``sizes``, ``read_new_lines``, ``read_from``, ``read_many`` (metrics and
+events, batched per cluster), ``stat``, ``list_dir``, ``read_bytes`` (snapshot folders and
+manifests). Writing: ``make_dirs``, ``write_bytes`` (atomic), ``write_files`` and
+``upload_tree`` (run directories built under a temporary name). Changing: ``rename`` (never
+replaces) and ``remove_tree`` (refuses links and anything not directly in ``inside``).
+Copying: ``copy_out`` (``model pull``).
+
+Errors: a path that cannot be written raises :class:`~nsml_hpc.errors.BackendError` naming
+the cluster, the path and the cause; a lost connection raises
+:class:`~nsml_hpc.errors.ConnectionFailed`. Reads of missing files are not errors.
 """
 
 from __future__ import annotations
 
 import os
+import posixpath
 import shutil
 import stat
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from nsml_hpc.backends.upload import (
+    LocalFile,
+    Progress,
+    Seed,
+    UploadPlan,
+    UploadStats,
+    manifest_after,
+)
 from nsml_hpc.errors import BackendError
 from nsml_hpc.scrape import MAX_READ_BYTES, read_new_lines
 
@@ -36,19 +55,42 @@ class DirEntry:
     mtime_ns: int
 
 
+def removable(path: str, inside: str) -> bool:
+    """``path`` names an entry directly in ``inside`` (checked on the strings; the
+    implementations also check the real folders and refuse links)."""
+    parent, name = posixpath.split(path.rstrip("/"))
+    return name not in ("", ".", "..") and parent == inside.rstrip("/") and "/" in path
+
+
 class RunFiles(Protocol):
+    def home(self) -> str:
+        """The home directory of the cluster account (relative run roots live under it)."""
+        ...
+
+    def exists(self, path: str) -> bool: ...
+
     def size(self, path: str) -> int | None:
         """Size in bytes, or ``None`` if the file does not exist."""
+        ...
+
+    def sizes(self, paths: Sequence[str]) -> dict[str, int | None]:
+        """:meth:`size` of many files at once (one round trip where the transport allows)."""
         ...
 
     def read_new_lines(
         self, path: str, offset: int, limit: int = MAX_READ_BYTES
     ) -> tuple[bytes, int]:
-        """Complete lines after ``offset`` (see :func:`nsml_hpc.scrape.read_new_lines`)."""
+        """Complete lines after ``offset`` (see :func:`nsml_hpc.scrape.read_new_lines`),
+        reading only the bytes after ``offset``."""
         ...
 
     def read_from(self, path: str, offset: int, limit: int) -> bytes:
         """Up to ``limit`` bytes after ``offset``; empty if the file does not exist."""
+        ...
+
+    def read_many(self, requests: Sequence[tuple[str, int, int]]) -> list[bytes]:
+        """:meth:`read_from` for each ``(path, offset, limit)``, in one round trip where the
+        transport allows (sync reads every grown metrics file of a cluster this way)."""
         ...
 
     def stat(self, path: str) -> FileStat | None:
@@ -64,27 +106,82 @@ class RunFiles(Protocol):
         None if it does not exist."""
         ...
 
+    def make_dirs(self, path: str) -> None:
+        """Create ``path`` and its parents (fine if it exists)."""
+        ...
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Write a file atomically: readers see the old one or the whole new one."""
+        ...
+
+    def write_files(self, root: str, files: Mapping[str, bytes]) -> None:
+        """Write new files (relative paths) under folder ``root``, making folders as needed,
+        in as few round trips as the transport allows: for a run directory that is still
+        being built under its temporary name (one by one they are not atomic)."""
+        ...
+
     def rename(self, source: str, target: str) -> None:
-        """Rename ``source`` to ``target`` (same folder); fails if ``target`` exists."""
+        """Rename ``source`` to ``target``; fails (BackendError) rather than replace an
+        existing ``target``."""
         ...
 
     def remove_tree(self, path: str, *, inside: str) -> None:
-        """Delete the folder ``path``, which must be a real folder directly in ``inside``."""
+        """Delete the folder ``path``, which must be a real folder (not a link) directly in
+        ``inside``; a ``path`` that is already gone is fine."""
         ...
 
     def copy_out(self, path: str, destination: Path) -> None:
         """Copy the folder ``path`` to ``destination`` on this machine (must not exist)."""
         ...
 
+    def upload_tree(
+        self,
+        root: Path,
+        files: Sequence[LocalFile],
+        dest: str,
+        *,
+        seed: Seed | None = None,
+        progress: Progress | None = None,
+    ) -> UploadStats:
+        """Make folder ``dest`` hold exactly ``files`` (read under local ``root``).
+
+        With a ``seed`` the previous snapshot is copied first and only what differs is sent
+        (see :mod:`nsml_hpc.backends.upload`). ``progress(sent, total)`` follows the bytes.
+        """
+        ...
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
 
 class LocalFiles:
     """Run directories on a file system this process sees (the login node's)."""
+
+    def __init__(self, cluster: str = "local") -> None:
+        self.cluster = cluster
+
+    def _fail(self, action: str, path: str, exc: OSError) -> BackendError:
+        return BackendError(
+            f"cluster {self.cluster}: cannot {action} {path}: {exc.strerror or exc}"
+        )
+
+    def home(self) -> str:
+        return str(Path.home())
+
+    def exists(self, path: str) -> bool:
+        return os.path.lexists(path)
 
     def size(self, path: str) -> int | None:
         try:
             return os.stat(path).st_size  # noqa: PTH116 - per file per sync: pathlib costs 3x
         except OSError:
             return None
+
+    def sizes(self, paths: Sequence[str]) -> dict[str, int | None]:
+        return {path: self.size(path) for path in paths}
 
     def read_new_lines(
         self, path: str, offset: int, limit: int = MAX_READ_BYTES
@@ -98,6 +195,9 @@ class LocalFiles:
                 return handle.read(limit)
         except FileNotFoundError:
             return b""
+
+    def read_many(self, requests: Sequence[tuple[str, int, int]]) -> list[bytes]:
+        return [self.read_from(path, offset, limit) for path, offset, limit in requests]
 
     def stat(self, path: str) -> FileStat | None:
         try:
@@ -120,7 +220,7 @@ class LocalFiles:
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
-            raise BackendError(f"cannot list {path}: {exc.strerror or exc}") from exc
+            raise self._fail("list", path, exc) from exc
 
     def read_bytes(self, path: str, limit: int) -> bytes | None:
         try:
@@ -129,29 +229,60 @@ class LocalFiles:
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
 
+    def make_dirs(self, path: str) -> None:
+        try:
+            Path(path).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._fail("create", path, exc) from exc
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        target = Path(path)
+        try:
+            handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        except OSError as exc:
+            raise self._fail("write", path, exc) from exc
+        try:
+            os.fchmod(handle, 0o666 & ~_umask())  # mkstemp makes 0600; keep the usual mode
+            with os.fdopen(handle, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            Path(temp).replace(target)
+        except BaseException as exc:
+            Path(temp).unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise self._fail("write", path, exc) from exc
+            raise
+
+    def write_files(self, root: str, files: Mapping[str, bytes]) -> None:
+        for relative, data in files.items():
+            target = os.path.join(root, relative)  # noqa: PTH118 - string paths throughout
+            self.make_dirs(os.path.dirname(target))  # noqa: PTH120
+            self.write_bytes(target, data)
+
     def rename(self, source: str, target: str) -> None:
         if os.path.lexists(target):
-            raise BackendError(f"cannot rename {source}: {target} exists")
+            raise BackendError(f"cluster {self.cluster}: {target} already exists")
         try:
-            os.rename(source, target)  # noqa: PTH104
+            Path(source).rename(target)
         except OSError as exc:
-            raise BackendError(f"cannot rename {source}: {exc.strerror or exc}") from exc
+            raise self._fail("rename to", target, exc) from exc
 
     def remove_tree(self, path: str, *, inside: str) -> None:
         target = Path(path)
-        parent = Path(inside)
+        if not os.path.lexists(target) and removable(path, inside):
+            return
         if (
-            target.parent != parent
-            or target.name in ("", ".", "..")
+            not removable(path, inside)
             or target.is_symlink()
             or not target.is_dir()
-            or parent.resolve() != target.resolve().parent
+            or Path(inside).resolve() != target.resolve().parent
         ):
             raise BackendError(f"refusing to delete {path}: not a folder directly in {inside}")
         try:
             shutil.rmtree(target)
         except OSError as exc:
-            raise BackendError(f"cannot delete {path}: {exc.strerror or exc}") from exc
+            raise self._fail("delete", path, exc) from exc
 
     def copy_out(self, path: str, destination: Path) -> None:
         source = Path(path)
@@ -161,3 +292,30 @@ class LocalFiles:
             shutil.copytree(source, destination, symlinks=True)
         except (OSError, shutil.Error) as exc:
             raise BackendError(f"cannot copy {path} to {destination}: {exc}") from exc
+
+    def upload_tree(
+        self,
+        root: Path,
+        files: Sequence[LocalFile],
+        dest: str,
+        *,
+        seed: Seed | None = None,
+        progress: Progress | None = None,
+    ) -> UploadStats:
+        """A local copy: everything is copied (a seed would save nothing here)."""
+        plan = UploadPlan(send=list(files))
+        total = plan.bytes_to_send
+        stats = UploadStats(files=len(files))
+        try:
+            for item in files:
+                target = Path(dest, item.relative)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(root / item.relative, target)
+                stats.sent += 1
+                stats.bytes_sent += item.size
+                if progress is not None:
+                    progress(stats.bytes_sent, total)
+        except OSError as exc:
+            raise self._fail("copy the code to", dest, exc) from exc
+        stats.manifest = manifest_after(plan, {})
+        return stats

@@ -1,25 +1,58 @@
-"""Backend names and how each is built; an unknown name fails with the list of valid ones."""
+"""Backend names and how each is built from a cluster profile; an unknown name fails with the
+list of valid ones. Nothing connects here: a backend opens its connection on first use."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from nsml_hpc.backends.base import SlurmBackend
+from nsml_hpc.backends.base import PassphrasePrompt, SlurmBackend
 from nsml_hpc.backends.cli import CliBackend
+from nsml_hpc.cluster_profile import ClusterProfile
 from nsml_hpc.errors import ConfigError
 
-_FACTORIES: dict[str, Callable[[str], SlurmBackend]] = {
-    "local": lambda cluster: CliBackend(cluster),
+Factory = Callable[[ClusterProfile, PassphrasePrompt | None], SlurmBackend]
+
+
+def _local(profile: ClusterProfile, _prompt: PassphrasePrompt | None) -> SlurmBackend:
+    return CliBackend(profile.name)
+
+
+def _ssh(profile: ClusterProfile, prompt: PassphrasePrompt | None) -> SlurmBackend:
+    from nsml_hpc.backends.ssh import make_ssh_backend
+
+    return make_ssh_backend(profile, passphrase_prompt=prompt)
+
+
+def _pyslurm(profile: ClusterProfile, _prompt: PassphrasePrompt | None) -> SlurmBackend:
+    from nsml_hpc.backends.pyslurm_backend import PyslurmBackend
+
+    return PyslurmBackend(profile.name)
+
+
+def _auto(profile: ClusterProfile, prompt: PassphrasePrompt | None) -> SlurmBackend:
+    """pyslurm when one matching the running Slurm is installed, else Slurm's commands."""
+    from nsml_hpc.backends.pyslurm_backend import pyslurm_matches
+
+    return (_pyslurm if pyslurm_matches() else _local)(profile, prompt)
+
+
+_FACTORIES: dict[str, Factory] = {
+    "auto": _auto,
+    "local": _local,
+    "pyslurm": _pyslurm,
+    "ssh": _ssh,
 }
 BACKEND_NAMES = tuple(sorted(_FACTORIES))
 
 
-def make_backend(name: str, cluster: str) -> SlurmBackend:
+def make_backend(
+    profile: ClusterProfile, *, passphrase_prompt: PassphrasePrompt | None = None
+) -> SlurmBackend:
     try:
-        factory = _FACTORIES[name]
+        factory = _FACTORIES[profile.backend]
     except KeyError:
         raise ConfigError(
-            f"unknown backend {name!r} for cluster {cluster!r}; valid backends: "
+            f"unknown backend {profile.backend!r} for cluster {profile.name!r}; valid backends: "
             + ", ".join(BACKEND_NAMES)
         ) from None
-    return factory(cluster)
+    return factory(profile, passphrase_prompt)

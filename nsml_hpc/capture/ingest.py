@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nsml_hpc.backends.files import LocalFiles, RunFiles
+from nsml_hpc.backends.files import RunFiles
 from nsml_hpc.capture.csvlog import CsvCursor, read_csv_points
 from nsml_hpc.capture.discover import discover
 from nsml_hpc.capture.tfevents import TensorBoardUnavailable, read_event_points
@@ -73,8 +73,8 @@ def scrape_captured(
         # later time than the recorded end, so the final look allows for that.
         or (ended_at is not None and last <= ended_at + END_RESOLUTION_SECONDS)
     )
-    if isinstance(files, LocalFiles) and due:
-        known.update(found.relative for found in discover(run_dir))
+    if due:
+        known.update(found.relative for found in discover(run_dir, files=files))
         touch_cursor(catalog, session_id, DISCOVERY_FILE, now)
     for relative in sorted(known):
         cursor = cursors.get((session_id, relative), CursorState())

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from nsml_hpc import __version__
 from nsml_hpc.cli import (
+    cluster_commands,
     edit_commands,
     experiment_commands,
     session_commands,
@@ -33,6 +34,7 @@ from nsml_hpc.errors import (
 
 COMMAND_MODULES = [
     session_commands,
+    cluster_commands,
     snapshot_commands,
     experiment_commands,
     edit_commands,

@@ -190,28 +190,46 @@ def default_project(code_root: Path) -> str:
     return name[:64] or "default"
 
 
+def terminal_passphrase(prompt: str) -> str | None:
+    """Ask for a key's passphrase on the terminal (never echoed, never stored)."""
+    import getpass
+
+    return getpass.getpass(f"nsml-hpc: {prompt}")
+
+
 @contextmanager
 def open_workspace() -> Iterator[Workspace]:
+    """The command's workspace; its backends' connections close when the command ends."""
     from nsml_hpc.workspace import Workspace
 
-    workspace = Workspace.open()
+    prompt = terminal_passphrase if sys.stdin.isatty() else None
+    workspace = Workspace.open(passphrase_prompt=prompt)
     try:
         yield workspace
     finally:
         workspace.close()
 
 
-def sync_quietly(workspace: Workspace) -> None:
+def add_cluster_flag(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--cluster", metavar="NAME", help=help_text)
+
+
+def sync_quietly(workspace: Workspace, clusters: list[str] | None = None) -> None:
     """Sync before showing something; problems become warnings, cached data is still shown."""
     from nsml_hpc.actions import sync_now
 
-    report = sync_now(workspace)
+    report = sync_now(workspace, clusters)
     for cluster, error in report.errors.items():
-        warn(f"cluster {cluster} unreachable — showing cached data ({error})")
+        warn(f"{about_cluster(cluster, error)} — showing cached data")
     for warning in report.warnings:
         warn(warning)
     if report.malformed_lines:
         warn(f"skipped {report.malformed_lines} malformed metric/event line(s); see `show`")
+
+
+def about_cluster(cluster: str, error: str) -> str:
+    """An error line that names its cluster once."""
+    return error if f"cluster {cluster}" in error else f"cluster {cluster}: {error}"
 
 
 def place_if_auto(spec: SessionSpec, backend: SlurmBackend) -> SessionSpec:

@@ -14,6 +14,7 @@ from typing import Any
 from nsml_hpc.cli.common import (
     Commands,
     Parser,
+    add_cluster_flag,
     add_environment_flags,
     add_resource_flags,
     default_project,
@@ -78,17 +79,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not script.is_file():
         raise SpecError(f"script not found: {args.script}")
     code_root = code_root_for(script, Path.cwd())
-    spec = SessionSpec(
-        project=args.project or default_project(code_root),
-        script=script.resolve().relative_to(code_root).as_posix(),
-        args=list(args.script_args),
-        resources=resources_from(args),
-        environment=environment_steps(args),
-        memo=args.memo or "",
-        cluster=args.cluster,
-    )
     with open_workspace() as workspace:
-        spec = place_if_auto(spec, workspace.backend_for(args.cluster))
+        spec = SessionSpec(
+            project=args.project or default_project(code_root),
+            script=script.resolve().relative_to(code_root).as_posix(),
+            args=list(args.script_args),
+            resources=resources_from(args),
+            environment=environment_steps(args),
+            memo=args.memo or "",
+            cluster=args.cluster or workspace.settings.default_cluster,
+        )
+        backend = workspace.backend_for(spec.cluster)
+        spec = place_if_auto(spec, backend)
         prepared = prepare(spec, workspace.settings, code_root)
         if args.dry_run:
             for index, configuration in enumerate(configurations):
@@ -102,7 +104,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 configurations,
                 workspace.catalog,
                 workspace.settings,
-                workspace.backend_for(args.cluster),
+                backend,
                 max_parallel=max_parallel,
                 progress=progress,
             )
@@ -345,7 +347,7 @@ def _add_sweep_options(sweep: argparse.ArgumentParser) -> None:
     add_environment_flags(sweep)
     sweep.add_argument("--project", help="project name (default: the code folder's name)")
     sweep.add_argument("--memo", help="a note for every session of the sweep")
-    sweep.add_argument("--cluster", default="local", help=argparse.SUPPRESS)
+    add_cluster_flag(sweep, "cluster to submit to (default: default_cluster, else local)")
     sweep.add_argument("--dry-run", action="store_true", help="list the configurations only")
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 from nsml_hpc.cli.common import (
     Commands,
+    about_cluster,
+    add_cluster_flag,
     add_environment_flags,
     add_preemption_flags,
     add_resource_flags,
@@ -26,33 +28,38 @@ from nsml_hpc.spec import Preemption, SessionSpec
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    """Submit SCRIPT [ARGS...] as a new session."""
+    """Submit SCRIPT [ARGS...] as a new session (on --cluster NAME, default: local)."""
+    from nsml_hpc.cli.progress import UploadBar
     from nsml_hpc.submit import code_root_for, dry_run, prepare, submit
 
     script = Path(args.script)
     if not script.is_file():
         raise SpecError(f"script not found: {args.script}")
     code_root = code_root_for(script, Path.cwd())
-    spec = SessionSpec(
-        project=args.project or default_project(code_root),
-        script=script.resolve().relative_to(code_root).as_posix(),
-        args=list(args.script_args),
-        resources=resources_from(args),
-        environment=environment_steps(args),
-        memo=args.memo or "",
-        cluster=args.cluster,
-        preemption=Preemption(**preemption_given(args)),
-    )
     with open_workspace() as workspace:
-        spec = place_if_auto(spec, workspace.backend_for(args.cluster))
+        spec = SessionSpec(
+            project=args.project or default_project(code_root),
+            script=script.resolve().relative_to(code_root).as_posix(),
+            args=list(args.script_args),
+            resources=resources_from(args),
+            environment=environment_steps(args),
+            memo=args.memo or "",
+            cluster=args.cluster or workspace.settings.default_cluster,
+            preemption=Preemption(**preemption_given(args)),
+        )
+        backend = workspace.backend_for(spec.cluster)
+        spec = place_if_auto(spec, backend)
         prepared = prepare(spec, workspace.settings, code_root)
         if args.dry_run:
-            sys.stdout.write(dry_run(prepared, workspace.catalog, workspace.settings))
+            sys.stdout.write(dry_run(prepared, workspace.catalog, workspace.settings, backend))
             return 0
-        done = submit(
-            prepared, workspace.catalog, workspace.settings, workspace.backend_for(args.cluster)
-        )
-        print(f"submitted {done.name} (job {done.job_id}) -> {done.run_dir}")
+        bar = UploadBar()
+        try:
+            done = submit(prepared, workspace.catalog, workspace.settings, backend, progress=bar)
+        finally:
+            bar.finish()
+        where = "" if done.cluster == "local" else f" on {done.cluster}"
+        print(f"submitted {done.name} (job {done.job_id}){where} -> {done.run_dir}")
         return follow_to_the_end(workspace, done.name) if args.follow else 0
 
 
@@ -76,7 +83,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from nsml_hpc.actions import sync_now
 
     with open_workspace() as workspace:
-        report = sync_now(workspace)
+        clusters = [workspace.settings.profile(args.cluster).name] if args.cluster else None
+        report = sync_now(workspace, clusters)
     if args.json:
         print(json.dumps(report.__dict__, indent=2, sort_keys=True))
     else:
@@ -91,22 +99,26 @@ def cmd_sync(args: argparse.Namespace) -> int:
             f"{report.malformed_lines} malformed line(s)"
         )
     for cluster, error in report.errors.items():
-        print(f"nsml-hpc: error: cluster {cluster}: {error}", file=sys.stderr)
+        print(f"nsml-hpc: error: {about_cluster(cluster, error)}", file=sys.stderr)
     return 4 if report.errors else 0
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
-    """List sessions: name, state (with pending reason), GPUs, elapsed, last metrics."""
+    """List sessions of every cluster (or --cluster NAME): name, state (with pending reason),
+    GPUs, elapsed, last metrics. Syncs first: one sacct call per cluster."""
     from nsml_hpc.formatting import format_metrics, table
     from nsml_hpc.slurm.timefmt import format_duration
     from nsml_hpc.views import session_rows
 
     with open_workspace() as workspace:
+        cluster = workspace.settings.profile(args.cluster).name if args.cluster else None
         if not args.no_sync:
-            sync_quietly(workspace)
+            sync_quietly(workspace, [cluster] if cluster else None)
         if args.stop_idle is not None:
             _stop_idle(workspace, args.stop_idle)
-        rows = session_rows(workspace.catalog, project=args.project, limit=args.limit)
+        rows = session_rows(
+            workspace.catalog, project=args.project, cluster=cluster, limit=args.limit
+        )
         idle_after = workspace.settings.idle_gpu_seconds
     if args.json:
         print(json.dumps([row.to_json() for row in rows], indent=2, sort_keys=True))
@@ -114,9 +126,12 @@ def cmd_ps(args: argparse.Namespace) -> int:
     if not rows:
         print("no sessions yet: nsml-hpc submit SCRIPT")
         return 0
+    clusters = {row.cluster for row in rows}
+    many = len(clusters) > 1 or clusters != {"local"}
     body = [
         [
             row.name,
+            *([row.cluster] if many else []),
             row.state_text + (f" [requeued {row.requeues}x]" if row.requeues else ""),
             str(row.gpus),
             format_duration(row.elapsed_s),
@@ -126,7 +141,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
         ]
         for row in rows
     ]
-    print(table(["NAME", "STATE", "GPUS", "ELAPSED", "GPU%", "STEP", "METRICS"], body))
+    headers = ["NAME", *(["CLUSTER"] if many else []), "STATE", "GPUS", "ELAPSED", "GPU%"]
+    print(table([*headers, "STEP", "METRICS"], body))
     return 0
 
 
@@ -155,6 +171,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from nsml_hpc.views import session_detail
 
     with open_workspace() as workspace:
+        check_session_cluster(workspace, args.session, args.cluster)
         if not args.no_sync:
             sync_quietly(workspace)
         detail = session_detail(workspace.catalog, args.session)
@@ -276,6 +293,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
     out = sys.stdout.buffer
     with open_workspace() as workspace:
+        check_session_cluster(workspace, args.session, args.cluster)
         chunks = (
             follow_logs(workspace, args.session)
             if args.follow
@@ -292,6 +310,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
     from nsml_hpc.actions import stop_session
 
     with open_workspace() as workspace:
+        check_session_cluster(workspace, args.session, args.cluster)
         job_ids = stop_session(workspace, args.session)
     print(f"cancel requested for {args.session} (job {', '.join(job_ids)})")
     return 0
@@ -302,10 +321,24 @@ def cmd_rm(args: argparse.Namespace) -> int:
     from nsml_hpc.actions import remove_session
 
     with open_workspace() as workspace:
+        check_session_cluster(workspace, args.session, args.cluster)
         removed = remove_session(workspace, args.session, purge=args.purge)
     suffix = f"; deleted {removed.run_dir}" if removed.purged else f"; kept {removed.run_dir}"
     print(f"removed {removed.name}{suffix}")
     return 0
+
+
+def check_session_cluster(workspace: Any, name: str, cluster: str | None) -> None:
+    """``--cluster`` on a session command: the session must be on that cluster."""
+    from nsml_hpc.catalog.sessions import get_session
+    from nsml_hpc.errors import NotFoundError
+
+    if cluster is None:
+        return
+    workspace.settings.profile(cluster)  # an unknown cluster is named as such
+    record = get_session(workspace.catalog, name)
+    if record.cluster != cluster:
+        raise NotFoundError(f"session {name} is on cluster {record.cluster}, not {cluster}")
 
 
 def register(commands: Commands) -> None:
@@ -315,7 +348,7 @@ def register(commands: Commands) -> None:
     add_environment_flags(submit)
     submit.add_argument("--project", help="project name (default: the code folder's name)")
     submit.add_argument("--memo", help="a note to remember this session by")
-    submit.add_argument("--cluster", default="local", help=argparse.SUPPRESS)
+    add_cluster_flag(submit, "cluster to submit to (default: default_cluster, else local)")
     submit.add_argument("--dry-run", action="store_true", help="print the sbatch script only")
     submit.add_argument(
         "--follow",
@@ -330,12 +363,14 @@ def register(commands: Commands) -> None:
 
     sync_cmd = commands.add("sync", cmd_sync)
     sync_cmd.add_argument("--json", action="store_true")
+    add_cluster_flag(sync_cmd, "sync only this cluster (default: every cluster)")
 
     ps = commands.add("ps", cmd_ps)
     ps.add_argument("--project", help="only this project")
     ps.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     ps.add_argument("--json", action="store_true")
     ps.add_argument("--no-sync", action="store_true", help="show the catalog without asking Slurm")
+    add_cluster_flag(ps, "only this cluster's sessions (default: every cluster)")
     ps.add_argument(
         "--stop-idle",
         metavar="DURATION",
@@ -344,16 +379,20 @@ def register(commands: Commands) -> None:
 
     show = commands.add("show", cmd_show)
     show.add_argument("session", help="PROJECT/N")
+    add_cluster_flag(show, "check that the session is on this cluster")
     show.add_argument("--json", action="store_true")
     show.add_argument("--no-sync", action="store_true")
 
     logs = commands.add("logs", cmd_logs)
     logs.add_argument("session", help="PROJECT/N")
+    add_cluster_flag(logs, "check that the session is on this cluster")
     logs.add_argument("-f", "--follow", action="store_true")
 
     stop = commands.add("stop", cmd_stop)
     stop.add_argument("session", help="PROJECT/N")
+    add_cluster_flag(stop, "check that the session is on this cluster")
 
     rm = commands.add("rm", cmd_rm)
     rm.add_argument("session", help="PROJECT/N")
+    add_cluster_flag(rm, "check that the session is on this cluster")
     rm.add_argument("--purge", action="store_true", help="also delete the run directory")

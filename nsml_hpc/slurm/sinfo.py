@@ -85,17 +85,21 @@ def gpus_in_gres(text: str) -> tuple[int, tuple[str, ...]]:
     """GPU count and types in a GRES string as sinfo prints it.
 
     ``gpu:4`` -> (4, ()); ``gpu:a100:2(S:0-1),gpu:v100:2`` -> (4, ("a100", "v100"));
-    ``gpu:(null):2(IDX:0-1)`` -> (2, ()); ``(null)`` / ``N/A`` -> (0, ()).
+    ``gpu:(null):2(IDX:0-1)`` -> (2, ()); a bare ``gpu`` -> (1, ()); ``(null)`` / ``N/A`` ->
+    (0, ()). Only ASCII digits count (``str.isdigit`` also accepts other scripts' digits).
     """
     total = 0
     types: list[str] = []
     for item in split_gres(text):
         base = item.replace(":(null)", "").split("(", 1)[0]
         parts = base.split(":")
+        if parts == ["gpu"]:
+            total += 1
+            continue
         if parts[0] != "gpu" or len(parts) < 2:
             continue
         count_text = parts[-1]
-        if not count_text.isdigit():
+        if not (count_text.isdigit() and count_text.isascii()):
             continue
         total += int(count_text)
         if len(parts) >= 3 and parts[1] and parts[1] not in types:

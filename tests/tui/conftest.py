@@ -5,6 +5,7 @@ the real sandbox elsewhere, the TUI's included, in tests/integration/test_tui_tm
 
 from __future__ import annotations
 
+import getpass
 import json
 import math
 import time
@@ -22,7 +23,7 @@ from nsml_hpc.catalog.engine import Catalog, open_catalog
 from nsml_hpc.catalog.metrics import CursorState, store_event_batch, store_metric_batch
 from nsml_hpc.catalog.models import JobRecordRow, SessionRecord, StateChange
 from nsml_hpc.catalog.sessions import mark_submitted, reserve_session
-from nsml_hpc.rundir import write_json_atomic
+from nsml_hpc.rundir import json_bytes
 from nsml_hpc.scrape import parse_event_lines, parse_metric_lines
 from nsml_hpc.settings import Settings
 from nsml_hpc.slurm.records import JobRecord
@@ -46,12 +47,16 @@ class FakeBackend:
     cluster: str = "local"
     files: LocalFiles = field(default_factory=LocalFiles)  # the run directories are local
     cancelled: list[str] = field(default_factory=list)
-    submitted: list[Path] = field(default_factory=list)
+    submitted: list[str] = field(default_factory=list)
     nodes: list[NodeGpus] = field(default_factory=list)
     queue_jobs: list[QueueJob] = field(default_factory=list)
     fail_with: str | None = None
+    user: str = field(default_factory=getpass.getuser)
 
-    def submit(self, script_path: Path) -> str:
+    def close(self) -> None:
+        return None
+
+    def submit(self, script_path: str) -> str:
         self.submitted.append(script_path)
         return str(900 + len(self.submitted))
 
@@ -150,7 +155,10 @@ def build_catalog(catalog: Catalog, run_root: Path) -> dict[str, int]:
         run_dir = Path(record.run_dir)
         (run_dir / "code").mkdir(parents=True, exist_ok=True)
         (run_dir / "code" / "train.py").write_text("print('hi')\n")
-        write_json_atomic(run_dir / "session.json", {"name": record.name, "spec": spec.to_dict()})
+        LocalFiles().write_bytes(
+            str(run_dir / "session.json"),
+            json_bytes({"name": record.name, "spec": spec.to_dict()}),
+        )
         started = T0 + start * 60.0 if start is not None else None
         ended = T0 + end * 60.0 if end is not None else None
         with catalog.session() as db:

@@ -209,7 +209,7 @@ def test_fork_form_submits_a_child_from_a_snapshot_with_changed_values(world: Tu
         assert spec["resources"]["gpus"] == 1
         assert "resume_from" not in spec
         assert child.memo == "fork of mnist/1:ep20"
-        assert [path.name for path in world.backend.submitted] == ["job.sbatch"]
+        assert [Path(path).name for path in world.backend.submitted] == ["job.sbatch"]
         run_dir = Path(child.run_dir)
         assert (run_dir / "code" / "train.py").is_file()
         parent_dir = world.run_root / "alice" / "mnist" / "1"

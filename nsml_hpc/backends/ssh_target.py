@@ -1,0 +1,200 @@
+"""Where an SSH cluster really is: its profile, completed by ``~/.ssh/config``.
+
+What the profile says wins; ``~/.ssh/config`` (``Host`` blocks, read with paramiko's parser)
+fills in what it leaves out, as ``ssh`` itself would: ``HostName``, ``User``, ``Port``,
+``IdentityFile``, ``ProxyJump``, ``ProxyCommand`` and ``UserKnownHostsFile``. Reading files is
+all this module does; nothing connects.
+"""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paramiko
+
+from nsml_hpc import locations
+from nsml_hpc.cluster_profile import ClusterProfile, JumpHop, parse_jump_hosts
+from nsml_hpc.errors import ConfigError
+
+DEFAULT_PORT = 22
+GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
+MAX_JUMPS = 8
+
+
+@dataclass(frozen=True)
+class SshEndpoint:
+    """One SSH server to log in to (the cluster's login node, or a jump host)."""
+
+    alias: str  # the name the profile or ProxyJump used (a Host block's pattern)
+    hostname: str
+    port: int
+    user: str
+    identity_files: tuple[str, ...] = ()
+    proxy_command: str | None = None
+
+    @property
+    def known_hosts_name(self) -> str:
+        """How known_hosts names this server: ``host``, or ``[host]:port`` off port 22."""
+        return self.hostname if self.port == DEFAULT_PORT else f"[{self.hostname}]:{self.port}"
+
+    def text(self) -> str:
+        return f"{self.user}@{self.hostname}:{self.port}"
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    cluster: str
+    endpoint: SshEndpoint
+    jumps: tuple[SshEndpoint, ...]  # outermost first
+    known_hosts: tuple[str, ...]  # the first one is where `cluster trust` writes
+    connect_timeout: float
+
+    def text(self) -> str:
+        via = f" via {', '.join(jump.text() for jump in self.jumps)}" if self.jumps else ""
+        return f"{self.endpoint.text()}{via}"
+
+
+def _expand(path: str) -> str:
+    return str(Path(path).expanduser())
+
+
+def load_ssh_config(path: Path | None = None) -> paramiko.SSHConfig:
+    path = path or locations.ssh_config_file()
+    if not path.is_file():
+        return paramiko.SSHConfig()
+    try:
+        return paramiko.SSHConfig.from_path(str(path))
+    except (OSError, ValueError, paramiko.ssh_exception.ConfigParseError) as exc:
+        raise ConfigError(f"cannot read SSH config {path}: {exc}") from exc
+
+
+def _lookup(config: paramiko.SSHConfig, host: str) -> dict[str, Any]:
+    try:
+        return dict(config.lookup(host))
+    except Exception as exc:  # paramiko raises assorted errors for Match blocks it cannot run
+        raise ConfigError(f"cannot apply ~/.ssh/config to host {host!r}: {exc}") from exc
+
+
+def _none(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return None if not text or text.lower() == "none" else text
+
+
+def _endpoint(
+    config: paramiko.SSHConfig,
+    host: str,
+    *,
+    user: str | None,
+    port: int | None,
+    identity_file: str | None,
+    local_user: str,
+) -> tuple[SshEndpoint, str | None]:
+    """The endpoint of ``host`` and the ProxyJump its config block names, if any."""
+    options = _lookup(config, host)
+    try:
+        config_port = int(options.get("port", DEFAULT_PORT))
+    except ValueError:
+        raise ConfigError(f"~/.ssh/config gives host {host!r} an invalid Port") from None
+    identities = (
+        (identity_file,)
+        if identity_file
+        else tuple(str(entry) for entry in options.get("identityfile", []))
+    )
+    endpoint = SshEndpoint(
+        alias=host,
+        hostname=str(options.get("hostname", host)),
+        port=port or config_port,
+        user=user or _none(options.get("user")) or local_user,
+        identity_files=tuple(_expand(path) for path in identities),
+        proxy_command=_none(options.get("proxycommand")),
+    )
+    return endpoint, _none(options.get("proxyjump"))
+
+
+def _hop(config: paramiko.SSHConfig, hop: JumpHop, local_user: str) -> SshEndpoint:
+    endpoint, _ = _endpoint(
+        config, hop.host, user=hop.user, port=hop.port, identity_file=None, local_user=local_user
+    )
+    return endpoint
+
+
+def _chain(config: paramiko.SSHConfig, spec: str, local_user: str) -> list[SshEndpoint]:
+    """The hops of a jump spec, each completed by its own Host block; a first hop that has a
+    ProxyJump of its own is reached through that one first (as ssh -J does)."""
+    hops = [_hop(config, hop, local_user) for hop in parse_jump_hosts(spec)]
+    seen = {hops[0].alias}
+    while len(hops) <= MAX_JUMPS:
+        _, outer = _endpoint(
+            config,
+            hops[0].alias,
+            user=None,
+            port=None,
+            identity_file=None,
+            local_user=local_user,
+        )
+        if outer is None:
+            return hops
+        first = parse_jump_hosts(outer)
+        if first[-1].host in seen:
+            raise ConfigError(f"ProxyJump loop through {first[-1].host!r} in ~/.ssh/config")
+        seen.add(first[-1].host)
+        hops = [_hop(config, hop, local_user) for hop in first] + hops
+    raise ConfigError(f"more than {MAX_JUMPS} jump hosts for {spec!r}")
+
+
+def _known_hosts(profile: ClusterProfile, options: dict[str, Any]) -> tuple[str, ...]:
+    if profile.known_hosts:
+        return (_expand(profile.known_hosts),)
+    configured = _none(options.get("userknownhostsfile"))
+    files = (
+        [_expand(item) for item in configured.split()]
+        if configured
+        else [str(locations.known_hosts_file())]
+    )
+    if Path(GLOBAL_KNOWN_HOSTS).is_file():
+        files.append(GLOBAL_KNOWN_HOSTS)
+    return tuple(files)
+
+
+def resolve_target(
+    profile: ClusterProfile,
+    *,
+    config: paramiko.SSHConfig | None = None,
+    local_user: str | None = None,
+) -> SshTarget:
+    """The login node, jump hosts and known_hosts files of an ``ssh`` profile."""
+    if not profile.host:
+        raise ConfigError(f"cluster {profile.name!r} has no host")
+    config = config if config is not None else load_ssh_config()
+    local_user = local_user or getpass.getuser()
+    endpoint, config_jump = _endpoint(
+        config,
+        profile.host,
+        user=profile.user,
+        port=profile.port,
+        identity_file=profile.identity_file,
+        local_user=local_user,
+    )
+    jump_spec = profile.jump_host or config_jump
+    jumps = _chain(config, jump_spec, local_user) if jump_spec else []
+    if jumps:
+        endpoint = SshEndpoint(
+            endpoint.alias,
+            endpoint.hostname,
+            endpoint.port,
+            endpoint.user,
+            endpoint.identity_files,
+            None,  # ssh ignores ProxyCommand when ProxyJump is set, and so do we
+        )
+    return SshTarget(
+        cluster=profile.name,
+        endpoint=endpoint,
+        jumps=tuple(jumps),
+        known_hosts=_known_hosts(profile, _lookup(config, profile.host)),
+        connect_timeout=profile.connect_timeout,
+    )

@@ -1,0 +1,287 @@
+"""Commands on cluster profiles: cluster add, ls, rm, test, trust."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from nsml_hpc.cli.common import Commands, open_workspace
+from nsml_hpc.errors import ConfigError, SpecError
+
+PROFILE_FLAGS: list[tuple[str, str, dict[str, Any]]] = [
+    ("--host", "login node (an alias from ~/.ssh/config works)", {}),
+    ("--port", "SSH port (default: ~/.ssh/config's, else 22)", {"type": int}),
+    ("--user", "cluster account (default: ~/.ssh/config's, else yours)", {}),
+    ("--identity-file", "private key (the SSH agent is tried too)", {}),
+    ("--known-hosts", "known_hosts file (default: ~/.ssh/known_hosts)", {}),
+    ("--jump-host", "[user@]host[:port][,...] to hop through (like ssh -J)", {}),
+    ("--transport", "paramiko (default) or openssh (reuses a ControlMaster)", {}),
+    ("--control-path", "openssh: ControlPath of the master connection", {}),
+    ("--control-persist", "openssh: how long the master stays up (default 10m)", {}),
+    ("--run-root", "run directories on the cluster (relative: under the home)", {}),
+    ("--remote-python", "the cluster's Python for jobs (default python3)", {}),
+    ("--remote-path", "PATH for Slurm commands on the cluster", {}),
+    ("--connect-timeout", "seconds to wait for the connection (default 15)", {"type": float}),
+]
+
+
+def _profile_data(args: argparse.Namespace) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    backend = args.backend or ("ssh" if args.host else "local")
+    data["backend"] = backend
+    for flag, _, _ in PROFILE_FLAGS:
+        key = flag.removeprefix("--").replace("-", "_")
+        value = getattr(args, key)
+        if value is not None:
+            data[key] = value
+    defaults = {
+        key: getattr(args, key)
+        for key in ("partition", "account", "qos")
+        if getattr(args, key) is not None
+    }
+    if args.setup:
+        defaults["setup"] = list(args.setup)
+    if defaults:
+        data["defaults"] = defaults
+    return data
+
+
+def cmd_cluster_add(args: argparse.Namespace) -> int:
+    """Add a cluster profile (written to clusters.toml beside the config file).
+
+    Example: nsml-hpc cluster add hpc --host login.hpc.example.org --user me
+    --run-root /scratch/me/nsml-runs --partition gpu. Then trust its host key
+    (nsml-hpc cluster trust hpc) and check it (nsml-hpc cluster test hpc).
+    """
+    from nsml_hpc.cluster_profile import profile_from_dict
+    from nsml_hpc.cluster_store import add_profile
+
+    profile = profile_from_dict(args.name, _profile_data(args))
+    path = add_profile(profile, replace=args.replace)
+    print(f"cluster {profile.name}: {profile.backend}, {profile.target_text()} -> {path}")
+    if profile.remote:
+        print(
+            f"next: nsml-hpc cluster trust {profile.name}  (check the host key), then "
+            f"nsml-hpc cluster test {profile.name}"
+        )
+    return 0
+
+
+def _profile_rows() -> tuple[list[dict[str, Any]], str]:
+    from nsml_hpc.settings import load_settings
+
+    settings = load_settings()
+    rows = []
+    for name in settings.cluster_names():
+        profile = settings.profile(name)
+        rows.append(
+            {
+                "name": name,
+                "default": name == settings.default_cluster,
+                "backend": profile.backend,
+                "target": profile.target_text(),
+                "run_root": profile.run_root
+                or (str(settings.run_root) if not profile.remote else "~/nsml-runs"),
+                "defaults": profile.defaults.to_dict(),
+                "configured": name in settings.clusters,
+            }
+        )
+    return rows, settings.default_cluster
+
+
+def cmd_cluster_ls(args: argparse.Namespace) -> int:
+    """List the configured clusters (``local`` is always there); * marks the default."""
+    from nsml_hpc.formatting import table
+
+    rows, _ = _profile_rows()
+    if args.json:
+        print(json.dumps(rows, indent=2, sort_keys=True))
+        return 0
+    body = [
+        [
+            row["name"] + (" *" if row["default"] else ""),
+            row["backend"],
+            row["target"],
+            row["run_root"],
+            " ".join(
+                f"{key}={value}" if key != "setup" else f"setup={len(value)} line(s)"
+                for key, value in row["defaults"].items()
+            )
+            or "-",
+        ]
+        for row in rows
+    ]
+    print(table(["NAME", "BACKEND", "TARGET", "RUN ROOT", "DEFAULTS"], body))
+    return 0
+
+
+def cmd_cluster_rm(args: argparse.Namespace) -> int:
+    """Remove a cluster profile (refused while sessions on it are live, unless --force)."""
+    import time
+
+    from nsml_hpc.catalog.sessions import live_sessions
+    from nsml_hpc.cluster_store import remove_profile
+
+    with open_workspace() as workspace:
+        live = [
+            record.name
+            for record in live_sessions(workspace.catalog, time.time())
+            if record.cluster == args.name
+        ]
+    if live and not args.force:
+        raise SpecError(
+            f"cluster {args.name} has live sessions ({', '.join(live[:5])}); stop them, or pass "
+            "--force to remove the profile anyway (they could no longer be followed)"
+        )
+    path = remove_profile(args.name)
+    print(f"removed cluster {args.name} from {path}")
+    return 0
+
+
+def render_report(report: Any) -> str:
+    from nsml_hpc.formatting import table
+
+    def line(label: str, ok: bool, text: str) -> str:
+        return f"  {label:<11} {'ok  ' if ok else 'FAIL'} {text}"
+
+    lines = [f"cluster {report.name} ({report.backend}, {report.target})"]
+    if not report.connected:
+        lines.append(line("connection", False, report.error or "failed"))
+        return "\n".join(lines)
+    key = f"; host key {report.host_key}" if report.host_key else ""
+    lines.append(line("connection", True, f"first answer in {report.connect_seconds:.2f} s{key}"))
+    lines.append(
+        line(
+            "slurm",
+            report.slurm_version is not None,
+            report.slurm_version or report.slurm_error or "no version",
+        )
+    )
+    lines.append(
+        line(
+            "sacct",
+            report.sacct_error is None,
+            "answers" if report.sacct_error is None else report.sacct_error,
+        )
+    )
+    lines.append(
+        line(
+            "run root",
+            report.run_root_error is None,
+            f"{report.run_root} (writable)"
+            if report.run_root_error is None
+            else report.run_root_error,
+        )
+    )
+    lines.append(
+        line(
+            "python",
+            report.python_error is None,
+            f"{report.python} is Python {report.python_version}"
+            if report.python_error is None
+            else report.python_error,
+        )
+    )
+    if report.sinfo_error:
+        lines.append(line("partitions", False, report.sinfo_error))
+    elif report.partitions:
+        body = [
+            [
+                part.name + (" *" if part.is_default else ""),
+                f"{part.nodes_usable}/{part.nodes}",
+                str(part.gpus_total),
+                str(part.gpus_idle),
+            ]
+            for part in report.partitions
+        ]
+        lines.append("  partitions (* default; nodes that take jobs / all)")
+        rendered = table(["PARTITION", "NODES", "GPUS", "FREE GPUS"], body)
+        lines.extend("    " + row for row in rendered.splitlines())
+    return "\n".join(lines)
+
+
+def cmd_cluster_test(args: argparse.Namespace) -> int:
+    """Check a cluster: connectivity, Slurm version, whether sacct answers, GPUs per partition
+    (one sinfo call), the run root and the job interpreter. Exits 4 if anything fails."""
+    from nsml_hpc.cluster_check import check_cluster
+
+    with open_workspace() as workspace:
+        report = check_cluster(workspace, args.name)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2, sort_keys=True, default=str))
+    else:
+        print(render_report(report))
+    return 0 if report.ok else 4
+
+
+def _confirm_on_terminal(check: Any) -> bool:
+    if not sys.stdin.isatty():
+        raise ConfigError(
+            f"the host key of {check.name} ({check.key_type} {check.fingerprint}) is new; "
+            "compare the fingerprint with the one your cluster publishes, then rerun with --yes"
+        )
+    answer = input(f"trust it and add it to {check.known_hosts}? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def cmd_cluster_trust(args: argparse.Namespace) -> int:
+    """Show the host key fingerprint of each server on the way to the cluster and add new
+    ones to known_hosts once confirmed (--yes: without asking). A CHANGED key is refused."""
+    from nsml_hpc.hostkeys import HostKeyCheck, trust_cluster
+    from nsml_hpc.settings import load_settings
+
+    profile = load_settings().profile(args.name)
+
+    def confirm(check: HostKeyCheck) -> bool:
+        print(f"{check.name}: {check.key_type} key fingerprint {check.fingerprint}")
+        if args.yes:
+            return True
+        return _confirm_on_terminal(check)
+
+    for check in trust_cluster(profile, confirm):
+        if check.status == "trusted":
+            print(f"{check.name}: {check.key_type} {check.fingerprint} is already trusted")
+        else:
+            print(
+                f"{check.name}: added {check.key_type} {check.fingerprint} to {check.known_hosts}"
+            )
+    return 0
+
+
+def register(commands: Commands) -> None:
+    cluster = commands.group("cluster", "cluster profiles: add, ls, rm, test, trust")
+
+    add = cluster.add("add", cmd_cluster_add)
+    add.add_argument("name", help="the cluster's name in nsml-hpc (--cluster NAME)")
+    add.add_argument(
+        "--backend", help="ssh (default with --host), local (default otherwise), pyslurm, auto"
+    )
+    for flag, help_text, extra in PROFILE_FLAGS:
+        add.add_argument(flag, help=help_text, **extra)
+    defaults = add.add_argument_group("defaults for sessions that name none")
+    defaults.add_argument("--partition")
+    defaults.add_argument("--account")
+    defaults.add_argument("--qos")
+    defaults.add_argument(
+        "--setup", action="append", metavar="CMD", help="a shell line run in every job first"
+    )
+    add.add_argument("--replace", action="store_true", help="replace a profile of this name")
+
+    ls = cluster.add("ls", cmd_cluster_ls)
+    ls.add_argument("--json", action="store_true")
+
+    rm = cluster.add("rm", cmd_cluster_rm)
+    rm.add_argument("name")
+    rm.add_argument("--force", action="store_true", help="even with live sessions on it")
+
+    test = cluster.add("test", cmd_cluster_test)
+    test.add_argument("name")
+    test.add_argument("--json", action="store_true")
+
+    trust = cluster.add("trust", cmd_cluster_trust)
+    trust.add_argument("name")
+    trust.add_argument(
+        "--yes", action="store_true", help="add new host keys without asking (for scripts)"
+    )
