@@ -54,8 +54,9 @@ def last_line(text: str) -> str:
 class OpenSsh:
     """``ssh`` invocations for one cluster profile."""
 
-    def __init__(self, profile: ClusterProfile) -> None:
+    def __init__(self, profile: ClusterProfile, *, interactive: bool = False) -> None:
         self.profile = profile
+        self.interactive = interactive
         self._config: dict[str, str] | None = None
         self.calls = 0  # ssh processes run (tests count them)
 
@@ -67,8 +68,8 @@ class OpenSsh:
             "-o",
             f"ConnectTimeout={max(1, int(profile.connect_timeout))}",
         ]
-        if not sys.stdin.isatty():
-            argv += ["-o", "BatchMode=yes"]  # no prompt can be answered: fail instead
+        if not (self.interactive and sys.stdin.isatty()):
+            argv += ["-o", "BatchMode=yes"]  # nobody could answer a prompt: fail instead
         if profile.port:
             argv += ["-p", str(profile.port)]
         if profile.user:
@@ -207,10 +208,12 @@ class OpenSshRunner:
 class OpenSshBackend(CliBackend):
     """A cluster behind SSH, reached with the system ssh binary (ControlMaster reuse)."""
 
-    def __init__(self, profile: ClusterProfile) -> None:
+    def __init__(self, profile: ClusterProfile, *, interactive: bool = False) -> None:
+        """``interactive``: ssh may prompt on the terminal (a CLI command on one); otherwise
+        (the TUI, cron, tests) BatchMode makes a needed prompt an error instead."""
         from nsml_hpc.backends.openssh_files import OpenSshFiles
 
-        self.ssh = OpenSsh(profile)
+        self.ssh = OpenSsh(profile, interactive=interactive)
         super().__init__(profile.name, OpenSshRunner(self.ssh), OpenSshFiles(self.ssh))
         self.profile = profile
 

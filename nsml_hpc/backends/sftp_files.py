@@ -49,6 +49,7 @@ CHUNK = 256 * 1024
 PREFETCH_FROM = 1024 * 1024  # reads larger than this are pipelined
 DEFAULT_FILE_MODE = 0o644
 COPY_TIMEOUT = 600.0
+READ_TIMEOUT = 120.0
 SFTP_ERRORS = (OSError, EOFError, paramiko.SSHException)
 
 
@@ -100,7 +101,7 @@ class SftpFiles:
         """One ``stat`` command over the connection (one round trip however many files);
         per-file SFTP stats if the login node has no GNU stat (or allows no commands)."""
         if len(paths) > 1:
-            status, out, _ = self.connection.exec(sizes_command(paths), timeout=COPY_TIMEOUT)
+            status, out, _ = self.connection.exec(sizes_command(paths), timeout=READ_TIMEOUT)
             if status == 0:
                 return parse_sizes(out, paths)
         return {path: self.size(path) for path in paths}
@@ -134,7 +135,7 @@ class SftpFiles:
         read); SFTP open/seek/read per file when it does not line up or commands fail."""
         if len(requests) > 1:
             command, token = read_many_command(requests)
-            status, out, _ = self.connection.exec(command, timeout=COPY_TIMEOUT)
+            status, out, _ = self.connection.exec(command, timeout=READ_TIMEOUT)
             chunks = split_read_many(out, token, requests) if status == 0 else None
             if chunks is not None:
                 self.bytes_read += sum(len(chunk) for chunk in chunks)

@@ -65,6 +65,6 @@ def make_ssh_backend(
     if profile.transport == "openssh":
         from nsml_hpc.backends.openssh import OpenSshBackend
 
-        return OpenSshBackend(profile)
+        return OpenSshBackend(profile, interactive=passphrase_prompt is not None)
     connection = SshConnection(resolve_target(profile), passphrase_prompt=passphrase_prompt)
     return SshBackend(profile, connection)
