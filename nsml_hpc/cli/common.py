@@ -122,6 +122,28 @@ def preemption_given(args: argparse.Namespace) -> dict[str, Any]:
     return given
 
 
+def script_spec(args: argparse.Namespace, default_cluster: str) -> tuple[SessionSpec, Path]:
+    """The spec a `submit` or `sweep` command line describes, and the code folder to snapshot."""
+    from nsml_hpc.spec import Preemption
+    from nsml_hpc.submit import code_root_for
+
+    script = Path(args.script)
+    if not script.is_file():
+        raise SpecError(f"script not found: {args.script}")
+    code_root = code_root_for(script, Path.cwd())
+    spec = SessionSpec(
+        project=args.project or default_project(code_root),
+        script=script.resolve().relative_to(code_root).as_posix(),
+        args=list(args.script_args),
+        resources=resources_from(args),
+        environment=environment_steps(args),
+        memo=args.memo or "",
+        cluster=args.cluster or default_cluster,
+        preemption=Preemption(**preemption_given(args)),
+    )
+    return spec, code_root
+
+
 def resources_given(args: argparse.Namespace) -> dict[str, Any]:
     """The resource flags given on the command line (parsed), by field name."""
     given: dict[str, Any] = {}

@@ -16,16 +16,15 @@ from nsml_hpc.cli.common import (
     Parser,
     add_cluster_flag,
     add_environment_flags,
+    add_preemption_flags,
     add_resource_flags,
-    default_project,
-    environment_steps,
     open_workspace,
     place_if_auto,
-    resources_from,
+    script_spec,
     sync_quietly,
 )
 from nsml_hpc.errors import SpecError
-from nsml_hpc.spec import SessionSpec, parse_count
+from nsml_hpc.spec import parse_count
 from nsml_hpc.sweep import expand, parse_grid, parse_range
 from nsml_hpc.sweep_submit import Progress
 
@@ -56,7 +55,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     Script arguments shared by every configuration go after `--`:
       nsml-hpc sweep train.py --grid lr=0.1,0.01 --grid bs=32,64 --max-parallel 2 -- --epochs 5
     """
-    from nsml_hpc.submit import code_root_for, prepare
+    from nsml_hpc.submit import prepare
     from nsml_hpc.sweep_submit import submit_sweep
 
     # Options may also follow the script (as the usage reads); the script's own shared
@@ -75,20 +74,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         seed=parse_count("--seed", args.seed) or 0,
     )
     max_parallel = parse_count("--max-parallel", args.max_parallel, minimum=1)
-    script = Path(args.script)
-    if not script.is_file():
-        raise SpecError(f"script not found: {args.script}")
-    code_root = code_root_for(script, Path.cwd())
     with open_workspace() as workspace:
-        spec = SessionSpec(
-            project=args.project or default_project(code_root),
-            script=script.resolve().relative_to(code_root).as_posix(),
-            args=list(args.script_args),
-            resources=resources_from(args),
-            environment=environment_steps(args),
-            memo=args.memo or "",
-            cluster=args.cluster or workspace.settings.default_cluster,
-        )
+        spec, code_root = script_spec(args, workspace.settings.default_cluster)
         backend = workspace.backend_for(spec.cluster)
         spec = place_if_auto(spec, backend)
         prepared = prepare(spec, workspace.settings, code_root)
@@ -345,6 +332,7 @@ def _add_sweep_options(sweep: argparse.ArgumentParser) -> None:
     sweep.add_argument("--max-parallel", metavar="K", help="at most K sessions run at once")
     add_resource_flags(sweep)
     add_environment_flags(sweep)
+    add_preemption_flags(sweep)
     sweep.add_argument("--project", help="project name (default: the code folder's name)")
     sweep.add_argument("--memo", help="a note for every session of the sweep")
     add_cluster_flag(sweep, "cluster to submit to (default: default_cluster, else local)")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from nsml_hpc.cli.common import (
@@ -15,38 +14,20 @@ from nsml_hpc.cli.common import (
     add_environment_flags,
     add_preemption_flags,
     add_resource_flags,
-    default_project,
-    environment_steps,
     open_workspace,
     place_if_auto,
-    preemption_given,
-    resources_from,
+    script_spec,
     sync_quietly,
 )
-from nsml_hpc.errors import SpecError
-from nsml_hpc.spec import Preemption, SessionSpec
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
     """Submit SCRIPT [ARGS...] as a new session (on --cluster NAME, default: local)."""
     from nsml_hpc.cli.progress import UploadBar
-    from nsml_hpc.submit import code_root_for, dry_run, prepare, submit
+    from nsml_hpc.submit import dry_run, prepare, submit
 
-    script = Path(args.script)
-    if not script.is_file():
-        raise SpecError(f"script not found: {args.script}")
-    code_root = code_root_for(script, Path.cwd())
     with open_workspace() as workspace:
-        spec = SessionSpec(
-            project=args.project or default_project(code_root),
-            script=script.resolve().relative_to(code_root).as_posix(),
-            args=list(args.script_args),
-            resources=resources_from(args),
-            environment=environment_steps(args),
-            memo=args.memo or "",
-            cluster=args.cluster or workspace.settings.default_cluster,
-            preemption=Preemption(**preemption_given(args)),
-        )
+        spec, code_root = script_spec(args, workspace.settings.default_cluster)
         backend = workspace.backend_for(spec.cluster)
         spec = place_if_auto(spec, backend)
         prepared = prepare(spec, workspace.settings, code_root)
