@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.settings import load_settings
 from nsml_hpc.workspace import Workspace
 
@@ -116,3 +118,37 @@ def postgres_url() -> str:
     if done.returncode != 0:
         pytest.fail(f"PostgreSQL did not start:\n{done.stdout}\n{done.stderr}")
     return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty catalog URL: a SQLite file, or a schema of its own on the real
+    PostgreSQL server (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'catalog.db'}"
+        return
+    from sqlalchemy import text
+
+    from nsml_hpc.catalog.engine import open_catalog
+
+    base_url = request.getfixturevalue("postgres_url")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = open_catalog(base_url)
+    with admin.engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    admin.close()
+    yield f"{base_url}?options=-csearch_path%3D{schema}"
+    cleanup = open_catalog(base_url)
+    with cleanup.engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    cleanup.close()
+
+
+@pytest.fixture
+def catalog(catalog_url: str) -> Iterator[Catalog]:
+    """An open catalog on SQLite and on PostgreSQL (the test runs once with each)."""
+    from nsml_hpc.catalog.engine import open_catalog
+
+    opened = open_catalog(catalog_url)
+    yield opened
+    opened.close()

@@ -4,8 +4,6 @@ the shared poll floor, schema versioning."""
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,28 +28,6 @@ from nsml_hpc.catalog.sessions import (
 from nsml_hpc.errors import CatalogError, NotFoundError
 from nsml_hpc.scrape import parse_metric_lines
 from nsml_hpc.spec import SessionSpec
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
-    if request.param == "sqlite":
-        opened = open_catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
-        yield opened
-        opened.close()
-        return
-    base_url = request.getfixturevalue("postgres_url")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = open_catalog(base_url)
-    with admin.engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    admin.close()
-    opened = open_catalog(f"{base_url}?options=-csearch_path%3D{schema}")
-    yield opened
-    opened.close()
-    cleanup = open_catalog(base_url)
-    with cleanup.engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    cleanup.close()
 
 
 def _reserve(catalog: Catalog, project: str = "mnist", taken: set[int] | None = None) -> int:

@@ -5,15 +5,10 @@ of a requeued session (the lost tail superseded, nothing doubled)."""
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-from sqlalchemy import text
 from sqlmodel import select
 
-from nsml_hpc.catalog.engine import Catalog, open_catalog
+from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.metrics import (
     CursorState,
     metric_lines,
@@ -37,28 +32,6 @@ from nsml_hpc.catalog.snapshots import (
 from nsml_hpc.scrape import parse_event_lines, parse_metric_lines
 from nsml_hpc.snapshot_format import FileEntry, Manifest
 from nsml_hpc.spec import SessionSpec
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
-    if request.param == "sqlite":
-        opened = open_catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
-        yield opened
-        opened.close()
-        return
-    base_url = request.getfixturevalue("postgres_url")
-    schema = f"s_{uuid.uuid4().hex[:12]}"
-    admin = open_catalog(base_url)
-    with admin.engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    admin.close()
-    opened = open_catalog(f"{base_url}?options=-csearch_path%3D{schema}")
-    yield opened
-    opened.close()
-    cleanup = open_catalog(base_url)
-    with cleanup.engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    cleanup.close()
 
 
 def _session(catalog: Catalog, project: str = "snap") -> int:

@@ -4,13 +4,12 @@ downsampled series, compare, memo edits, and the cluster overview's shared floor
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select
 
 from nsml_hpc.catalog import series as series_module
 from nsml_hpc.catalog.engine import Catalog, open_catalog
@@ -33,24 +32,6 @@ from nsml_hpc.session_query import (
 from nsml_hpc.settings import Settings
 from nsml_hpc.workspace import Workspace
 from tests.tui.conftest import NOW, FakeBackend, build_catalog
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'catalog.db'}"
-        return
-    base_url = request.getfixturevalue("postgres_url")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = open_catalog(base_url)
-    with admin.engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    admin.close()
-    yield f"{base_url}?options=-csearch_path%3D{schema}"
-    cleanup = open_catalog(base_url)
-    with cleanup.engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    cleanup.close()
 
 
 @pytest.fixture
