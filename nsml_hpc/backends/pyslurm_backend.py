@@ -30,6 +30,7 @@ from nsml_hpc.slurm.placement import StartEstimate
 from nsml_hpc.slurm.records import JobRecord, clean_reason
 from nsml_hpc.slurm.sinfo import NodeGpus, gpus_in_gres, partition_summary
 from nsml_hpc.slurm.states import session_state
+from nsml_hpc.slurm.timefmt import format_duration
 from nsml_hpc.slurm.user_queue import QueueJob, gpus_asked
 from nsml_hpc.slurm.version import major_minor, parse_slurm_version
 
@@ -315,12 +316,4 @@ def _duration(seconds: Any) -> str:
     """Seconds as squeue prints them (``1-02:03:04``, ``2:03:04``, ``3:04``)."""
     if not isinstance(seconds, int | float) or seconds < 0:
         return ""
-    total = int(seconds)
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}-{hours:02d}:{minutes:02d}:{secs:02d}"
-    if hours:
-        return f"{hours}:{minutes:02d}:{secs:02d}"
-    return f"{minutes}:{secs:02d}"
+    return format_duration(seconds, pad_first=False)

@@ -116,20 +116,7 @@ def _ingest_events(
         report.warnings.append(f"{relative}: {result.corrupt}; the rest of the file is skipped")
         batch.malformed = 1
         new_offset = size
-    if new_offset == cursor.offset and not batch.points:
-        return
-    store_metric_batch(
-        catalog,
-        session_id,
-        batch,
-        cursor,
-        new_offset,
-        now,
-        file=relative,
-        sources={name: f"tensorboard:{relative}" for name in batch.last_metrics},
-    )
-    report.points += len(batch.points)
-    report.malformed += batch.malformed
+    _store(catalog, session_id, relative, "tensorboard", batch, cursor, new_offset, now, report)
 
 
 def _ingest_csv(
@@ -148,17 +135,32 @@ def _ingest_csv(
     batch = _batch(session_id, result.points)
     batch.lines = result.cursor.rows - cursor.lines  # the cursor counts data rows taken
     batch.malformed = result.malformed
-    if result.cursor.offset == cursor.offset and not batch.points:
+    _store(catalog, session_id, relative, "csv", batch, cursor, result.cursor.offset, now, report)
+
+
+def _store(
+    catalog: Catalog,
+    session_id: int,
+    relative: str,
+    kind: str,
+    batch: MetricBatch,
+    cursor: CursorState,
+    new_offset: int,
+    now: float,
+    report: CaptureReport,
+) -> None:
+    """Store one captured file's new points with its cursor and their source, and count them."""
+    if new_offset == cursor.offset and not batch.points:
         return
     store_metric_batch(
         catalog,
         session_id,
         batch,
         cursor,
-        result.cursor.offset,
+        new_offset,
         now,
         file=relative,
-        sources={name: f"csv:{relative}" for name in batch.last_metrics},
+        sources={name: f"{kind}:{relative}" for name in batch.last_metrics},
     )
     report.points += len(batch.points)
     report.malformed += batch.malformed

@@ -29,16 +29,19 @@ def parse_timestamp(text: str) -> float | None:
     return datetime.fromisoformat(text).timestamp()
 
 
-def format_duration(seconds: float | None) -> str:
-    """``1-02:03:04`` / ``02:03:04`` / ``03:04`` for tables; ``-`` when unknown."""
+def format_duration(seconds: float | None, *, pad_first: bool = True) -> str:
+    """``1-02:03:04`` / ``02:03:04`` / ``03:04`` for tables; ``-`` when unknown.
+
+    ``pad_first=False`` gives squeue's own form (``2:03:04``, ``3:04``)."""
     if seconds is None:
         return "-"
     total = int(seconds)
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
+    first = "02d" if pad_first else "d"
     if days:
         return f"{days}-{hours:02d}:{minutes:02d}:{secs:02d}"
     if hours:
-        return f"{hours:02d}:{minutes:02d}:{secs:02d}"
-    return f"{minutes:02d}:{secs:02d}"
+        return f"{hours:{first}}:{minutes:02d}:{secs:02d}"
+    return f"{minutes:{first}}:{secs:02d}"
