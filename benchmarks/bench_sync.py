@@ -1,6 +1,6 @@
 """Cost of one sync with 1,000 live sessions whose run-directory files did not change.
 
-The sacct call is EXCLUDED: the backend handed to ``nsml_hpc.sync.sync`` is an in-process
+The sacct call is EXCLUDED: the backend handed to ``nsml_hpc.sync.run.sync`` is an in-process
 object whose ``query`` returns a prebuilt RUNNING record for every job instantly. That is the
 backend seam (``nsml_hpc.backends.base.SlurmBackend``): what is measured is nsml-hpc's own code
 above it (catalog reads/writes, the poll floor, cursor checks, one stat per run-dir file), not
@@ -38,11 +38,11 @@ from nsml_hpc.backends.files import LocalFiles
 from nsml_hpc.catalog import open_catalog
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import JobRecordRow, SessionRecord
-from nsml_hpc.settings import MIN_POLL_FLOOR, Settings
+from nsml_hpc.config.settings import MIN_POLL_FLOOR, Settings
+from nsml_hpc.job.spec import SessionSpec
 from nsml_hpc.slurm.records import JobRecord
 from nsml_hpc.slurm.states import SessionState
-from nsml_hpc.spec import SessionSpec
-from nsml_hpc.sync import SyncReport, sync
+from nsml_hpc.sync.run import SyncReport, sync
 
 CLUSTER = "bench"
 PROJECT = "bench"

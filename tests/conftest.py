@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from nsml_hpc.catalog.engine import Catalog
-from nsml_hpc.settings import load_settings
+from nsml_hpc.config.settings import load_settings
 from nsml_hpc.workspace import Workspace
 
 REPO = Path(__file__).resolve().parent.parent

@@ -21,8 +21,8 @@ from nsml_hpc.catalog.models import (
     StateChange,
 )
 from nsml_hpc.errors import CatalogError, NotFoundError, SpecError
+from nsml_hpc.job.spec import SessionSpec
 from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState, is_live
-from nsml_hpc.spec import SessionSpec
 
 RESERVE_ATTEMPTS = 50
 

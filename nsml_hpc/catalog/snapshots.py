@@ -22,7 +22,7 @@ from nsml_hpc.catalog.snapshot_models import (
     SnapshotScan,
 )
 from nsml_hpc.errors import NotFoundError
-from nsml_hpc.snapshot_format import Manifest
+from nsml_hpc.job.snapshot_format import Manifest
 
 RUN_EVENTS = ("started", "ended", "requeued", "requeue_failed", "requeue_refused")
 

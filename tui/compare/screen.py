@@ -1,6 +1,6 @@
 """Compare marked sessions: one metric's curves overlaid (pick it on the left), the
 hyperparameters that differ between them, and each metric's best and last value per session
-(★ marks the best session). Data from :func:`nsml_hpc.compare.compare_sessions`."""
+(★ marks the best session). Data from :func:`nsml_hpc.experiments.compare.compare_sessions`."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from textual.widgets import DataTable, Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from nsml_hpc.catalog.series import Series, metric_series
-from nsml_hpc.compare import Comparison, compare_sessions
 from nsml_hpc.errors import NsmlError
-from nsml_hpc.keymetric import pick_key_metric
+from nsml_hpc.experiments.compare import Comparison, compare_sessions
+from nsml_hpc.experiments.keymetric import pick_key_metric
 
 from ..app import nsml_app
 from ..widgets.metric_plot import MetricPlot

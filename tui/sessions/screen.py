@@ -15,18 +15,18 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
 
-from nsml_hpc.actions import set_memo, stop_session
 from nsml_hpc.catalog.summaries import metric_names
 from nsml_hpc.errors import NsmlError
-from nsml_hpc.fork import ForkRequest, fork_session
-from nsml_hpc.keymetric import pick_key_metric
-from nsml_hpc.session_query import (
+from nsml_hpc.experiments.keymetric import pick_key_metric
+from nsml_hpc.sessions.actions import set_memo, stop_session
+from nsml_hpc.sessions.query import (
     SORT_COLUMNS,
     SessionQuery,
     SortColumn,
     default_descending,
     matching_names,
 )
+from nsml_hpc.snapshots.fork import ForkRequest, fork_session
 
 from ..app import nsml_app
 from ..dialogs.confirm import ConfirmDialog

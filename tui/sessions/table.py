@@ -1,6 +1,6 @@
 """The session table: a virtual (Line API) table that only ever holds the rows on screen.
 
-Rows come from :func:`nsml_hpc.session_query.session_page` in a worker: the table knows how
+Rows come from :func:`nsml_hpc.sessions.query.session_page` in a worker: the table knows how
 many lines it has (a COUNT, or per-project counts when grouped) and asks for the window
 around the viewport as it scrolls. Ten thousand sessions cost one COUNT and one page of
 ~100 rows, not ten thousand widgets.
@@ -26,8 +26,8 @@ from textual.strip import Strip
 from textual.worker import get_current_worker
 
 from nsml_hpc.catalog.engine import Catalog
-from nsml_hpc.keymetric import metric_goal
-from nsml_hpc.session_query import (
+from nsml_hpc.experiments.keymetric import metric_goal
+from nsml_hpc.sessions.query import (
     GroupLayout,
     ListedSession,
     SessionQuery,

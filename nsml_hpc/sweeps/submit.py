@@ -1,0 +1,188 @@
+"""Submit a sweep: one session per configuration, all of them backed by ONE job array per
+MaxArraySize-sized chunk (one sbatch call each), all or nothing like a single submit.
+
+    <run_root>/<user>/<project>/sweep-<first N>/   sweep.json (the parameter table),
+                                                  array-<k>.sbatch, early Slurm output
+    <run_root>/<user>/<project>/<N>/               one run directory per session, with
+                                                  session.json["sweep"] and sweep.json
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import posixpath
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from nsml_hpc.backends.base import SlurmBackend
+from nsml_hpc.backends.files import RunFiles
+from nsml_hpc.catalog.engine import Catalog
+from nsml_hpc.catalog.models import SessionRecord
+from nsml_hpc.catalog.sessions import discard_session, mark_submitted, reserve_session
+from nsml_hpc.config.settings import Settings
+from nsml_hpc.errors import NsmlError
+from nsml_hpc.slurm.arrays import array_spec, split_counts
+from nsml_hpc.submit.create import Prepared, build_run_dir, project_base
+from nsml_hpc.submit.render import ArrayContext, render_array_script
+from nsml_hpc.submit.rundir import json_bytes, remove_run_dir, write_job_id_marker
+from nsml_hpc.sweeps.grid import apply_to_args
+
+SWEEP_FILE = "sweep.json"
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+@dataclass(frozen=True)
+class SubmittedSweep:
+    name: str
+    sessions: list[str]
+    array_ids: list[str]
+    sweep_dir: Path
+
+
+def _no_progress(phase: str, done: int, total: int) -> None:
+    return None
+
+
+def _table(
+    records: list[SessionRecord], configurations: list[dict[str, str]]
+) -> list[dict[str, object]]:
+    return [
+        {"index": index, "session": record.name, "parameters": configuration}
+        for index, (record, configuration) in enumerate(zip(records, configurations, strict=True))
+    ]
+
+
+def remove_sweep_dir(files: RunFiles, path: str) -> None:
+    """Delete a sweep directory, refusing anything not named like one (or a link)."""
+    if posixpath.basename(path.rstrip("/")).startswith("sweep-"):
+        files.remove_tree(path, inside=posixpath.dirname(path.rstrip("/")))
+
+
+def submit_sweep(
+    prepared: Prepared,
+    configurations: list[dict[str, str]],
+    catalog: Catalog,
+    settings: Settings,
+    backend: SlurmBackend,
+    *,
+    max_parallel: int | None = None,
+    progress: Progress = _no_progress,
+    now: float | None = None,
+) -> SubmittedSweep:
+    now = time.time() if now is None else now
+    spec = prepared.spec
+    chunk_sizes = split_counts(len(configurations), backend.max_array_size())
+    files = backend.files
+    user = backend.user
+    base = project_base(prepared, settings, backend)
+    files.make_dirs(base)
+    records: list[SessionRecord] = []
+    array_ids: list[str] = []
+    sweep_dir: str | None = None
+    try:
+        member_specs = [replace(spec, args=apply_to_args(spec.args, c)) for c in configurations]
+        for session_spec in member_specs:
+            records.append(
+                reserve_session(
+                    catalog,
+                    spec=session_spec,
+                    user=user,
+                    run_dir_for=lambda number: f"{base}/{number}",
+                    is_free=lambda number: not files.exists(f"{base}/{number}"),
+                    now=now,
+                )
+            )
+        sweep_name = f"{spec.project}/sweep-{records[0].number}"
+        if files.exists(f"{base}/sweep-{records[0].number}"):
+            raise NsmlError(f"{base}/sweep-{records[0].number} already exists; submit again")
+        sweep_dir = f"{base}/sweep-{records[0].number}"
+        files.make_dirs(sweep_dir)
+        table = {"name": sweep_name, "sessions": _table(records, configurations)}
+        files.write_bytes(posixpath.join(sweep_dir, SWEEP_FILE), json_bytes(table))
+        table_text = json.dumps(table, indent=2, sort_keys=True) + "\n"
+        start = 0
+        for chunk, size in enumerate(chunk_sizes):
+            members = records[start : start + size]
+            context = ArrayContext(
+                sweep_name=sweep_name,
+                sweep_dir=sweep_dir,
+                run_dirs=[record.run_dir for record in members],
+                session_names=[record.name for record in members],
+                wrapper_python=prepared.profile.python or sys.executable,
+                array=array_spec(size, max_parallel),
+            )
+            script = render_array_script(spec, context)
+            for index, record in enumerate(members, start):
+                build_run_dir(
+                    replace(prepared, spec=member_specs[index]),
+                    files,
+                    record.name,
+                    record.number,
+                    record.run_dir,
+                    user,
+                    now,
+                    script=script,
+                    extra={
+                        "sweep": {
+                            "name": sweep_name,
+                            "index": index,
+                            "array_chunk": chunk,
+                            "parameters": configurations[index],
+                        }
+                    },
+                    extra_files={SWEEP_FILE: table_text},
+                )
+                progress("preparing", index + 1, len(records))
+            script_path = posixpath.join(sweep_dir, f"array-{chunk}.sbatch")
+            files.write_bytes(script_path, script.encode("utf-8"))
+            array_id = backend.submit(script_path)
+            array_ids.append(array_id)
+            for task, record in enumerate(members):
+                job_id = f"{array_id}_{task}"
+                with contextlib.suppress(NsmlError):  # only a crash here would need it
+                    write_job_id_marker(files, record.run_dir, job_id)
+                assert record.id is not None
+                mark_submitted(catalog, record.id, job_id=job_id, cluster=spec.cluster, now=now)
+            progress("submitting", chunk + 1, len(chunk_sizes))
+            start += size
+    except BaseException as exc:
+        _undo(catalog, backend, records, array_ids, sweep_dir, exc)
+        raise
+    return SubmittedSweep(
+        name=sweep_name,
+        sessions=[record.name for record in records],
+        array_ids=array_ids,
+        sweep_dir=Path(sweep_dir),
+    )
+
+
+def _undo(
+    catalog: Catalog,
+    backend: SlurmBackend,
+    records: list[SessionRecord],
+    array_ids: list[str],
+    sweep_dir: str | None,
+    cause: BaseException,
+) -> None:
+    files = backend.files
+    if array_ids:
+        try:
+            backend.cancel(array_ids)
+        except NsmlError as exc:
+            cause.add_note(f"arrays {', '.join(array_ids)} could not be cancelled: {exc}")
+    for record in records:
+        if record.id is not None:
+            discard_session(catalog, record.id)
+        try:
+            remove_run_dir(files, record.run_dir)
+        except NsmlError as exc:
+            cause.add_note(f"{record.run_dir} could not be removed: {exc}")
+    if sweep_dir is not None:
+        try:
+            remove_sweep_dir(files, sweep_dir)
+        except NsmlError as exc:
+            cause.add_note(f"{sweep_dir} could not be removed: {exc}")
