@@ -5,6 +5,8 @@
     ├── ConfigError            unreadable or invalid configuration
     ├── NotFoundError          unknown session, snapshot or cluster
     ├── CatalogError           the catalog database failed or is from a newer release
+    ├── PermissionRefused      not the caller's to change (another user's session), refused
+    │                          by nsml-hpc or by the catalog database itself
     └── BackendError           a Slurm command (or the connection to it) failed
         ├── SubmitRefused      Slurm refused the job (bad partition, account, too many GPUs)
         └── ConnectionFailed   the cluster cannot be reached, or the connection was lost
@@ -42,6 +44,10 @@ class NotFoundError(NsmlError):
 
 class CatalogError(NsmlError):
     """The catalog database cannot be used."""
+
+
+class PermissionRefused(NsmlError):
+    """The caller may not do this to that (another user's session); nothing was changed."""
 
 
 class BackendError(NsmlError):

@@ -21,6 +21,8 @@ from nsml_hpc.catalog.models import (
 )
 from nsml_hpc.catalog.snapshot_models import JobRunRecord
 from nsml_hpc.catalog.summaries import update_summaries
+from nsml_hpc.catalog.team_models import IngestProblem
+from nsml_hpc.job.text import printable
 from nsml_hpc.sync.scrape import POINT_COLUMNS, EventBatch, MetricBatch, MetricPointRow
 
 METRICS_FILE = "metrics.jsonl"
@@ -80,6 +82,28 @@ def _insert_points(db: Session, points: list[MetricPointRow]) -> None:
     connection.exec_driver_sql(statement, points)
 
 
+MAX_STORED_PROBLEMS = 20  # per session and file: enough to find the cause
+
+
+def store_problems(
+    db: Session, session_id: int, file: str, problems: Sequence[tuple[int, str]], now: float
+) -> None:
+    """Keep the first refused lines of ``file`` (line number, why) for ``show``."""
+    if not problems:
+        return
+    kept = db.exec(
+        select(func.count())
+        .select_from(IngestProblem)
+        .where(IngestProblem.session_id == session_id, IngestProblem.file == printable(file)[:200])
+    ).one()
+    for line, why in problems[: max(0, MAX_STORED_PROBLEMS - int(kept))]:
+        db.add(
+            IngestProblem(
+                session_id=session_id, file=printable(file)[:200], line=line, problem=why, at=now
+            )
+        )
+
+
 def store_metric_batch(
     catalog: Catalog,
     session_id: int,
@@ -97,6 +121,7 @@ def store_metric_batch(
         if batch.points:
             _insert_points(db, batch.points)
             update_summaries(db, session_id, batch.points)
+        store_problems(db, session_id, file, batch.problems, now)
         move_cursor(
             db,
             session_id,
@@ -137,6 +162,7 @@ def store_event_batch(
     with catalog.session() as db:
         if batch.events:
             db.execute(insert(EventRecord), batch.events)
+        store_problems(db, session_id, EVENTS_FILE, batch.problems, now)
         move_cursor(
             db,
             session_id,

@@ -5,7 +5,8 @@ Commands live in one module per feature, each with a ``register(commands)`` func
 in ``COMMAND_MODULES``.
 
 Exit codes: 0 ok, 1 other error, 2 bad input, 3 not found, 4 Slurm/backend, 5 config/catalog,
-130 interrupted. ``submit --follow`` exits with the job's own exit code.
+6 not yours (another user's session), 130 interrupted. ``submit --follow`` exits with the
+job's own exit code.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from nsml_hpc.errors import (
     ConfigError,
     NotFoundError,
     NsmlError,
+    PermissionRefused,
     SpecError,
 )
 
@@ -47,6 +49,7 @@ EXIT_CODES: list[tuple[type[NsmlError], int]] = [
     (BackendError, 4),
     (ConfigError, 5),
     (CatalogError, 5),
+    (PermissionRefused, 6),
     (NsmlError, 1),
 ]
 

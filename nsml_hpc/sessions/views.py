@@ -11,7 +11,15 @@ from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.gpu import gpu_states
 from nsml_hpc.catalog.metrics import METRICS_FILE, load_cursors, metric_sources
 from nsml_hpc.catalog.models import SessionRecord
-from nsml_hpc.catalog.sessions import events_of, get_session, jobs_of, list_sessions, state_history
+from nsml_hpc.catalog.sessions import (
+    SessionNamer,
+    events_of,
+    get_session,
+    jobs_of,
+    list_sessions,
+    session_namer,
+    state_history,
+)
 from nsml_hpc.catalog.snapshots import requeue_counts
 from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
 from nsml_hpc.snapshots.views import snapshot_detail
@@ -29,7 +37,7 @@ def format_state(state: str, reason: str | None, exit_code: int | None) -> str:
 
 @dataclass(frozen=True)
 class SessionRow:
-    name: str
+    name: str  # as this catalog shows it: project/N, or owner/project/N in a shared one
     cluster: str
     state: str
     reason: str | None
@@ -44,6 +52,7 @@ class SessionRow:
     gpu_util: float | None = None  # mean utilisation of the last nvidia-smi sample
     gpu_idle_s: float = 0.0  # how long every GPU of the session has sat at 0 %
     requeues: int = 0
+    owner: str = ""
 
     @property
     def state_text(self) -> str:
@@ -68,10 +77,12 @@ def _row(
     now: float,
     gpu: IdleState | None = None,
     requeues: int = 0,
+    namer: SessionNamer | None = None,
 ) -> SessionRow:
     live_gpu = gpu if gpu is not None and record.state == SessionState.RUNNING else None
     return SessionRow(
-        name=record.name,
+        owner=record.owner,
+        name=namer(record) if namer else record.name,
         cluster=record.cluster,
         state=record.state,
         reason=record.reason,
@@ -95,9 +106,12 @@ def session_rows(
     project: str | None = None,
     cluster: str | None = None,
     limit: int | None = None,
+    owner: str | None = None,
 ) -> list[SessionRow]:
+    """Rows of ``ps`` (of ``owner``'s sessions only, when given), newest first."""
     now = time.time()
-    records = list_sessions(catalog, project=project, cluster=cluster, limit=limit)
+    namer = session_namer(catalog)
+    records = list_sessions(catalog, project=project, cluster=cluster, limit=limit, owner=owner)
     ids = [record.id for record in records if record.id is not None]
     jobs = jobs_of(catalog, ids)
     gpu = gpu_states(catalog, ids)
@@ -109,9 +123,25 @@ def session_rows(
             now,
             gpu.get(record.id or -1),
             requeues.get(record.id or -1, 0),
+            namer,
         )
         for record in records
     ]
+
+
+def ingest_problems(catalog: Catalog, session_id: int) -> list[dict[str, Any]]:
+    """The lines ingestion refused (the first few per file), oldest first."""
+    from sqlmodel import col, select
+
+    from nsml_hpc.catalog.team_models import IngestProblem
+
+    with catalog.session() as db:
+        rows = db.exec(
+            select(IngestProblem)
+            .where(IngestProblem.session_id == session_id)
+            .order_by(col(IngestProblem.id))
+        ).all()
+    return [{"file": row.file, "line": row.line, "problem": row.problem} for row in rows]
 
 
 def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> dict[str, Any]:
@@ -122,7 +152,12 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
     gpu = gpu_states(catalog, [record.id]).get(record.id)
     requeues = requeue_counts(catalog, [record.id]).get(record.id, 0)
     row = _row(
-        record, [job.job_id for job in jobs], time.time() if now is None else now, gpu, requeues
+        record,
+        [job.job_id for job in jobs],
+        time.time() if now is None else now,
+        gpu,
+        requeues,
+        session_namer(catalog),
     )
     cursor = load_cursors(catalog, [record.id]).get((record.id, METRICS_FILE))
     return {
@@ -130,6 +165,8 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
         **snapshot_detail(catalog, record.id),
         "project": record.project,
         "user": record.user,
+        "owner": record.owner,
+        "ingest_problems": ingest_problems(catalog, record.id),
         "run_dir": record.run_dir,
         "spec": json.loads(record.spec_json),
         "hyperparameters": json.loads(record.hyperparameters_json),

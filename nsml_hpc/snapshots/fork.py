@@ -33,6 +33,7 @@ from nsml_hpc.errors import NotFoundError, NsmlError, SpecError
 from nsml_hpc.job.hparams import parse_hyperparameters
 from nsml_hpc.job.snapshot_format import Manifest, choose, parse_selector
 from nsml_hpc.job.spec import MAX_ARG_BYTES, Preemption, Resources, SessionSpec, validate_spec
+from nsml_hpc.sessions.ownership import check_owner
 from nsml_hpc.snapshots.sync import refresh_session
 from nsml_hpc.submit.codesnap import collect_code
 from nsml_hpc.submit.create import Prepared, Submitted, current_user, dry_run, submit
@@ -270,6 +271,9 @@ def _child_spec(
 def fork_session(workspace: Context, request: ForkRequest, *, dry: bool = False) -> Forked:
     parent = get_session(workspace.catalog, request.parent)
     assert parent.id is not None
+    # Forking protects the parent's snapshot from deletion (a change of the parent's rows),
+    # so it is the parent's owner's (nsml_hpc.sessions.ownership).
+    check_owner(workspace.catalog, parent, "fork from")
     sets = [parse_assignment("--set", text) for text in request.sets]
     adds = [parse_assignment("--add", text) for text in request.adds]
     parent_spec = SessionSpec.from_dict(json.loads(parent.spec_json))

@@ -4,6 +4,14 @@ state changes, and ingest what the jobs wrote to their run directories since the
 Kind to the cluster: the poll floor is shared through the catalog, so however many processes
 sync, a cluster is asked at most once per floor. A job missing from sacct right after
 submission waits out a grace period; only then is squeue asked (once, for all such jobs).
+
+On a shared catalog each sync is its caller's: it asks Slurm only about the caller's own
+sessions (``catalog.user``), and of those only the ones whose cluster account is the one this
+cluster's backend runs as (the profile's user over SSH, the login user locally). Under
+``PrivateData=jobs`` nobody's sacct sees anyone else's jobs, so another user's session is
+never asked about, never marked LOST and never written by this sync; its owner's syncs keep it
+current. A session an earlier version marked LOST that way (reason :data:`LEGACY_LOST_REASON`)
+is asked about again by its owner's next sync and takes whatever state Slurm reports.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
 
+from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
 from nsml_hpc.backends.base import SlurmBackend
@@ -56,6 +65,9 @@ SINCE_MARGIN_SECONDS = 300.0
 REASONLESS_STATES = frozenset({SessionState.RUNNING, SessionState.COMPLETED})
 
 SCRAPED_FILES = (METRICS_FILE, EVENTS_FILE, GPU_FILE)
+# What versions before per-user syncs wrote when ANY user's sacct missed a job: perhaps only
+# because it was someone else's. Such sessions are re-checked by their owner's sync.
+LEGACY_LOST_REASON = "Slurm no longer knows this job"
 
 BackendFor = Callable[[str], SlurmBackend]
 
@@ -93,7 +105,7 @@ def sync(
     _drop_stale_reservations(catalog, backend_for, now, wanted, unreachable)
     live = [
         record
-        for record in live_sessions(catalog, now)
+        for record in [*live_sessions(catalog, now, owner=catalog.user), *_wrongly_lost(catalog)]
         if wanted is None or record.cluster in wanted
     ]
     by_cluster: dict[str, list[SessionRecord]] = defaultdict(list)
@@ -106,7 +118,9 @@ def sync(
             continue
         report.queried.append(cluster)
         try:
-            records = _ask_cluster(backend_for(cluster), sessions, jobs, settings, now)
+            backend = backend_for(cluster)
+            sessions = _run_as(backend, sessions)
+            records = _ask_cluster(backend, sessions, jobs, settings, now, catalog.user)
         except NsmlError as exc:
             report.errors[cluster] = str(exc)
             record_poll_result(catalog, cluster, str(exc))
@@ -134,6 +148,34 @@ def sync(
     return report
 
 
+def lost_reason(owner: str) -> str:
+    """Why a session is LOST now: its owner's own sacct and squeue no longer know the job."""
+    return f"{LEGACY_LOST_REASON} (asked as its owner {owner})" if owner else LEGACY_LOST_REASON
+
+
+def _wrongly_lost(catalog: Catalog) -> list[SessionRecord]:
+    """The caller's sessions an earlier version marked LOST perhaps only because another
+    user's sacct could not see them: asked about again (once: Slurm's answer, or a LOST with
+    this version's reason, replaces the old one)."""
+    with catalog.session() as db:
+        return list(
+            db.exec(
+                select(SessionRecord).where(
+                    SessionRecord.owner == catalog.user,
+                    SessionRecord.state == SessionState.LOST,
+                    SessionRecord.reason == LEGACY_LOST_REASON,
+                )
+            ).all()
+        )
+
+
+def _run_as(backend: SlurmBackend, sessions: list[SessionRecord]) -> list[SessionRecord]:
+    """The sessions whose jobs run as the account this backend asks as: only those can its
+    sacct see (another account's are left as they are, never marked LOST)."""
+    account = backend.user
+    return [record for record in sessions if not account or record.user == account]
+
+
 def _latest_job(jobs: dict[int, list[JobRecordRow]], record: SessionRecord) -> JobRecordRow | None:
     history = jobs.get(record.id or -1, [])
     return history[-1] if history else None
@@ -145,6 +187,7 @@ def _ask_cluster(
     jobs: dict[int, list[JobRecordRow]],
     settings: Settings,
     now: float,
+    asked_as: str = "",
 ) -> dict[str, JobRecord]:
     """Records by job id: ONE sacct call, plus at most ONE squeue call.
 
@@ -180,7 +223,7 @@ def _ask_cluster(
                 job_id=job_id,
                 state=SessionState.LOST,
                 slurm_state="UNKNOWN",
-                reason="Slurm no longer knows this job",
+                reason=lost_reason(asked_as),
             )
     return found
 
@@ -272,31 +315,36 @@ class ScrapeTarget:
     cluster: str
     run_dir: str
     ended_at: float | None
+    name: str = ""
 
 
 def _sessions_to_scrape(
     catalog: Catalog, live: list[SessionRecord], now: float, wanted: set[str] | None
 ) -> list[ScrapeTarget]:
-    """The live sessions (those that just ended included) and the sessions that ended
-    recently, whose last lines a slow shared file system may show late (of the ``wanted``
-    clusters only, when given)."""
+    """The caller's live sessions (those that just ended included) and the caller's sessions
+    that ended recently, whose last lines a slow shared file system may show late (of the
+    ``wanted`` clusters only, when given). Other users' run directories are their syncs'."""
     targets = {
-        record.id: ScrapeTarget(record.id, record.cluster, record.run_dir, None)
+        record.id: ScrapeTarget(record.id, record.cluster, record.run_dir, None, record.name)
         for record in live
         if record.id is not None
     }
     with catalog.session() as db:
-        recent = db.exec(
-            select(
-                SessionRecord.id,
-                SessionRecord.cluster,
-                SessionRecord.run_dir,
-                SessionRecord.ended_at,
-            ).where(col(SessionRecord.ended_at) >= now - RECENTLY_ENDED_SECONDS)
+        recent = db.execute(
+            sa_select(
+                col(SessionRecord.id),
+                col(SessionRecord.cluster),
+                col(SessionRecord.run_dir),
+                col(SessionRecord.ended_at),
+                col(SessionRecord.name),
+            ).where(
+                col(SessionRecord.ended_at) >= now - RECENTLY_ENDED_SECONDS,
+                col(SessionRecord.owner) == catalog.user,
+            )
         ).all()
-    for session_id, cluster, run_dir, ended_at in recent:
+    for session_id, cluster, run_dir, ended_at, name in recent:
         if session_id is not None and (wanted is None or cluster in wanted):
-            targets[session_id] = ScrapeTarget(session_id, cluster, run_dir, ended_at)
+            targets[session_id] = ScrapeTarget(session_id, cluster, run_dir, ended_at, name)
     return [targets[key] for key in sorted(targets)]
 
 
@@ -316,6 +364,7 @@ def _scrape(
     change)."""
     with_new_events: set[int] = set()
     ids = [target.session_id for target in targets]
+    names = {target.session_id: target.name for target in targets}
     cursors = load_cursors(catalog, ids)
     gpu = gpu_states(catalog, ids)
     known_captured = captured_files(cursors)
@@ -366,7 +415,9 @@ def _scrape(
                         store_gpu_state(
                             catalog, session_id, state, cursor, new_offset, chunk.count(b"\n"), now
                         )
-                    elif _ingest(catalog, session_id, file, chunk, cursor, new_offset, report, now):
+                    elif _ingest(
+                        catalog, session_id, file, chunk, cursor, new_offset, report, now, names
+                    ):
                         with_new_events.add(session_id)
             for target in sessions:
                 captured = scrape_captured(
@@ -416,15 +467,20 @@ def _ingest(
     new_offset: int,
     report: SyncReport,
     now: float,
+    names: dict[int, str] | None = None,
 ) -> bool:
-    """Store the new lines of metrics.jsonl or events.jsonl; True if there were new events."""
+    """Store the new lines of metrics.jsonl or events.jsonl; True if there were new events.
+    Refused lines become warnings naming the session, the file and the line."""
+    label = (names or {}).get(session_id) or f"session {session_id}"
     if file == METRICS_FILE:
         batch = parse_metric_lines(chunk, cursor.lines, session_id)
         store_metric_batch(catalog, session_id, batch, cursor, new_offset, now)
         report.new_points += len(batch.points)
         report.malformed_lines += batch.malformed
+        report.warnings.extend(f"{label}: {file} line {n}: {why}" for n, why in batch.problems)
         return False
-    events = parse_event_lines(chunk, session_id)
+    events = parse_event_lines(chunk, session_id, cursor.lines)
+    report.warnings.extend(f"{label}: {file} line {n}: {why}" for n, why in events.problems)
     store_event_batch(catalog, session_id, events, cursor, new_offset, now)
     report.new_events += len(events.events)
     report.malformed_lines += events.malformed
