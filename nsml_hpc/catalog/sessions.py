@@ -71,7 +71,7 @@ def parse_session_ref(name: str) -> SessionRef:
         if owner is None or OWNER_NAME.fullmatch(owner):
             return SessionRef(owner, parts[-2], int(parts[-1]))
     raise SpecError(
-        f"a session is named PROJECT/N or USER/PROJECT/N (e.g. mnist/3, alice/mnist/3), "
+        f"a session is named PROJECT/NUMBER or USER/PROJECT/NUMBER (e.g. mnist/3, alice/mnist/3), "
         f"got {printable(name)!r}"
     )
 

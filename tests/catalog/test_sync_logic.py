@@ -23,6 +23,7 @@ SUBMITTED_AT = 10_000.0
 
 class RecordingBackend:
     cluster = "local"
+    user = "u"  # the account the sessions' jobs run as
 
     def __init__(self) -> None:
         self.files = LocalFiles()

@@ -28,6 +28,7 @@ def test_the_in_job_modules_are_the_job_package_and_what_it_imports():
         "job.snapshot_store",
         "job.snapshots",
         "job.spec",
+        "job.text",
         "job.wrapper",
     ]
     assert set(in_job_files()) == {
