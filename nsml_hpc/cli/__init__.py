@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from nsml_hpc import __version__
 from nsml_hpc.cli import (
+    catalog_commands,
     cluster_commands,
     edit_commands,
     experiment_commands,
@@ -41,6 +42,7 @@ COMMAND_MODULES = [
     experiment_commands,
     edit_commands,
     tui_command,
+    catalog_commands,
 ]
 
 EXIT_CODES: list[tuple[type[NsmlError], int]] = [

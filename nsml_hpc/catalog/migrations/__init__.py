@@ -32,6 +32,10 @@ SCHEMA_VERSION = 2  # catalog_meta's number, which nsml-hpc 0.1 (no migrations) 
 BASELINE = "0001_baseline"
 KNOWN = (BASELINE, HEAD)
 HERE = Path(__file__).resolve().parent
+VERSION_KEY = "schema_version"
+# catalog.summaries' mark that the summaries of older points are filled (none in a new one):
+# set here, so that team members, who may not write catalog_meta, never need to.
+SUMMARIES_KEY = "metric_summary_filled"
 ADVISORY_LOCK = 0x6E736D6C  # "nsml": serialises upgrades of one PostgreSQL database
 BUSY_TIMEOUT_S = 30.0
 
@@ -148,10 +152,11 @@ def upgrade(engine: Engine) -> list[str]:
             legacy = _legacy_version(conn)
             if legacy is None:  # a new catalog: today's tables at once, stamped as HEAD
                 target_metadata().create_all(conn)
-                conn.execute(
-                    text("INSERT INTO catalog_meta (key, value) VALUES ('schema_version', :v)"),
-                    {"v": str(SCHEMA_VERSION)},
-                )
+                for key, value in ((VERSION_KEY, str(SCHEMA_VERSION)), (SUMMARIES_KEY, "1")):
+                    conn.execute(
+                        text("INSERT INTO catalog_meta (key, value) VALUES (:k, :v)"),
+                        {"k": key, "v": value},
+                    )
                 command.stamp(_config(conn), HEAD)
                 return [HEAD]
             if legacy > 1:
