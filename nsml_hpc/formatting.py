@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
 from nsml_hpc.job.text import printable
 
@@ -46,4 +47,23 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["format_metrics", "format_number", "format_time", "printable", "table"]
+def printable_tree(value: Any) -> Any:
+    """``value`` (JSON-like data: dicts, lists, strings) with every string, keys included,
+    made printable: what a terminal may be shown of a session's details."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {printable_tree(key): printable_tree(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [printable_tree(item) for item in value]
+    return value
+
+
+__all__ = [
+    "format_metrics",
+    "format_number",
+    "format_time",
+    "printable",
+    "printable_tree",
+    "table",
+]

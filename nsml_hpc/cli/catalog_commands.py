@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from nsml_hpc.cli.common import Commands
 from nsml_hpc.errors import SpecError
@@ -72,7 +73,7 @@ def cmd_whoami(args: argparse.Namespace) -> int:
 
     with open_workspace() as workspace:
         catalog = workspace.catalog
-        info = {
+        info: dict[str, Any] = {
             "user": catalog.user,
             "row_security": catalog.row_security,
             "admins": catalog_admins(catalog),

@@ -19,6 +19,7 @@ from nsml_hpc.cli.common import (
     script_spec,
     sync_quietly,
 )
+from nsml_hpc.job.text import printable
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -85,22 +86,26 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
-    """List sessions of every cluster (or --cluster NAME): name, state (with pending reason),
-    GPUs, elapsed, last metrics. Syncs first: one sacct call per cluster."""
+    """List your sessions of every cluster (or --cluster NAME): name, state (with pending
+    reason), GPUs, elapsed, last metrics; --user NAME or --all-users for the team's on a
+    shared catalog (with a USER column). Syncs your sessions first: one sacct per cluster."""
+    from nsml_hpc.catalog.sessions import holds_other_users
     from nsml_hpc.formatting import format_metrics, table
     from nsml_hpc.sessions.views import session_rows
     from nsml_hpc.slurm.timefmt import format_duration
 
     with open_workspace() as workspace:
         cluster = workspace.settings.profile(args.cluster).name if args.cluster else None
+        owner = chosen_owner(workspace.catalog, args.user, args.all_users)
         if not args.no_sync:
             sync_quietly(workspace, [cluster] if cluster else None)
         if args.stop_idle is not None:
             _stop_idle(workspace, args.stop_idle)
         rows = session_rows(
-            workspace.catalog, project=args.project, cluster=cluster, limit=args.limit
+            workspace.catalog, project=args.project, cluster=cluster, limit=args.limit, owner=owner
         )
         idle_after = workspace.settings.idle_gpu_seconds
+        shared = holds_other_users(workspace.catalog)
     if args.json:
         print(json.dumps([row.to_json() for row in rows], indent=2, sort_keys=True))
         return 0
@@ -112,6 +117,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
     body = [
         [
             row.name,
+            *([row.owner] if shared else []),
             *([row.cluster] if many else []),
             row.state_text + (f" [requeued {row.requeues}x]" if row.requeues else ""),
             str(row.gpus),
@@ -122,9 +128,36 @@ def cmd_ps(args: argparse.Namespace) -> int:
         ]
         for row in rows
     ]
-    headers = ["NAME", *(["CLUSTER"] if many else []), "STATE", "GPUS", "ELAPSED", "GPU%"]
+    headers = [
+        "NAME",
+        *(["USER"] if shared else []),
+        *(["CLUSTER"] if many else []),
+        *["STATE", "GPUS", "ELAPSED", "GPU%"],
+    ]
     print(table([*headers, "STEP", "METRICS"], body))
     return 0
+
+
+def chosen_owner(catalog: Any, user: str | None, all_users: bool) -> str | None:
+    """Whose sessions a team view shows: ``--user NAME`` (who must have sessions here),
+    ``--all-users`` (None: everyone's), else the caller's own."""
+    from nsml_hpc.catalog.sessions import check_user_exists
+    from nsml_hpc.errors import SpecError
+
+    if user is not None and all_users:
+        raise SpecError("give --user NAME or --all-users, not both")
+    if all_users:
+        return None
+    if user is not None:
+        return check_user_exists(catalog, user)
+    return str(catalog.user)
+
+
+def add_user_flags(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--user", metavar="NAME", help=f"{what} of this user (shared catalogs)")
+    parser.add_argument(
+        "--all-users", action="store_true", help=f"{what} of every user (shared catalogs)"
+    )
 
 
 def _gpu_cell(row: Any, idle_after: float) -> str:
@@ -149,17 +182,20 @@ def _stop_idle(workspace: Any, text: str) -> None:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Show one session: spec, job ids, state history, events, latest metrics."""
-    from nsml_hpc.sessions.views import session_detail
+    from nsml_hpc.sessions.views import run_dir_note, session_detail
 
     with open_workspace() as workspace:
         check_session_cluster(workspace, args.session, args.cluster)
         if not args.no_sync:
             sync_quietly(workspace)
         detail = session_detail(workspace.catalog, args.session)
+        note = None if args.json else run_dir_note(workspace, args.session)
     if args.json:
         print(json.dumps(detail, indent=2, sort_keys=True, ensure_ascii=False))
     else:
-        print(render_detail(detail))
+        print(render_detail(printable_tree(detail)))
+        if note:
+            print(f"note        {printable(note)}")
     return 0
 
 
@@ -185,6 +221,9 @@ def render_detail(detail: dict[str, Any]) -> str:
         f"  ({detail['metric_points']} points,"
         f" {detail['malformed_metric_lines']} malformed lines)",
     ]
+    for problem in detail.get("ingest_problems", []):
+        where = f"line {problem['line']}" if problem["line"] else "file"
+        lines.append(f"refused     {problem['file']} {where}: {problem['problem']}")
     if detail["metric_sources"]:
         captured = ", ".join(f"{k} ({v})" for k, v in sorted(detail["metric_sources"].items()))
         lines.append(f"captured    {captured}")
@@ -351,6 +390,7 @@ def register(commands: Commands) -> None:
     ps.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     ps.add_argument("--json", action="store_true")
     ps.add_argument("--no-sync", action="store_true", help="show the catalog without asking Slurm")
+    add_user_flags(ps, "sessions (default: yours)")
     add_cluster_flag(ps, "only this cluster's sessions (default: every cluster)")
     ps.add_argument(
         "--stop-idle",

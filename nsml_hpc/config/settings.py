@@ -18,11 +18,15 @@ Cluster profiles live in ``clusters.toml`` beside this file (:mod:`nsml_hpc.clus
 ``NSML_HPC_CLUSTER`` (default cluster), ``NSML_HPC_CLUSTERS`` (profiles file),
 ``NSML_HPC_SSH_CONFIG`` (OpenSSH config file, default ``~/.ssh/config``),
 ``NSML_HPC_SYNC_INTERVAL``, ``NSML_HPC_KEY_METRIC``.
+
+A config file whose catalog URL holds a password must be readable by its owner only (as ssh
+insists for a private key): one readable by group or others is refused, naming the fix.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +80,25 @@ def _number(name: str, value: Any, minimum: float) -> float:
     return number
 
 
+def check_password_file(path: Path, url: str) -> None:
+    """Refuse a config file that holds a catalog password and that others may read."""
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        password = make_url(url).password
+    except (ArgumentError, ValueError):
+        return  # not a URL: opening the catalog reports it
+    if not password:
+        return
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigError(
+            f"{path} holds a catalog password and is readable by others (mode {mode:04o}); "
+            f"make it private: chmod 600 {path}"
+        )
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     path = locations.config_file()
@@ -85,6 +108,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             data = tomllib.loads(path.read_text("utf-8"))
         except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    if data.get("catalog"):
+        check_password_file(path, str(data["catalog"]))
     catalog = env.get("NSML_HPC_CATALOG") or data.get("catalog") or locations.default_catalog_url()
     run_root = env.get("NSML_HPC_RUN_ROOT") or data.get("run_root")
     floor = env.get("NSML_HPC_POLL_FLOOR") or data.get("poll_floor_seconds", 5.0)

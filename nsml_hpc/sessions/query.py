@@ -10,6 +10,7 @@ Filter syntax (all terms must match; case-insensitive):
     mnist           the text anywhere in name, memo, state, pending reason, cluster or user
     state:run,pend  state starting with any of the comma-separated values
     project:mnist   project (also ``cluster:``, ``user:``) starting with the value
+                    (``user:`` is the session's owner; ``user:alice`` is alice's only)
     name:3  memo:lr names / memos containing the value
     -state:completed  !memo:bad   a leading ``-`` or ``!`` negates a term
     "two words"     quotes keep words together
@@ -100,10 +101,10 @@ class ListedSession:
     """One row of the session table."""
 
     id: int
-    name: str
+    name: str  # project/N; owner/project/N once the catalog holds other users' sessions
     project: str
     cluster: str
-    user: str
+    user: str  # the owner
     state: str
     reason: str | None
     exit_code: int | None
@@ -150,11 +151,11 @@ def _term_condition(term: FilterTerm) -> ColumnElement[bool]:
         condition: ColumnElement[bool] = or_(
             *(
                 _contains(column, text)
-                for column in (_S.name, _S.memo, _S.state, _S.reason, _S.cluster, _S.user)
+                for column in (_S.name, _S.memo, _S.state, _S.reason, _S.cluster, _S.owner)
             )
         )
     else:
-        column = _S[term.field]
+        column = _S["owner" if term.field == "user" else term.field]
         match = _starts if term.field in _PREFIX_FIELDS else _contains
         condition = or_(*(match(column, value) for value in term.values))
     if term.negated:
@@ -243,7 +244,7 @@ def _page_statement(query: SessionQuery, now: float) -> Select[Any]:
             _S.name,
             _S.project,
             _S.cluster,
-            _S.user,
+            _S.owner,
             _S.state,
             _S.reason,
             _S.exit_code,
@@ -267,9 +268,12 @@ def session_page(
     catalog: Catalog, query: SessionQuery, offset: int, limit: int, *, now: float
 ) -> list[ListedSession]:
     """Rows ``offset`` .. ``offset + limit`` of the table in its current order."""
+    from nsml_hpc.catalog.sessions import holds_other_users
+
     statement = _page_statement(query, now).offset(max(offset, 0)).limit(max(limit, 0))
     with catalog.session() as db:
         rows = db.execute(statement).all()
+    shared = holds_other_users(catalog)
     listed: list[ListedSession] = []
     for row in rows:
         (
@@ -296,7 +300,7 @@ def session_page(
         listed.append(
             ListedSession(
                 id=session_id,
-                name=name,
+                name=f"{user}/{name}" if shared else name,
                 project=project,
                 cluster=cluster,
                 user=user,
@@ -318,10 +322,14 @@ def session_page(
 
 
 def matching_names(catalog: Catalog, query: SessionQuery) -> list[str]:
-    """Every session name the filter matches (for "select all")."""
-    statement = select(_S.name).where(*_where(query)).order_by(_S.created_at.desc())
+    """Every session name the filter matches (for "select all"), as the table shows them."""
+    from nsml_hpc.catalog.sessions import holds_other_users
+
+    statement = select(_S.owner, _S.name).where(*_where(query)).order_by(_S.created_at.desc())
     with catalog.session() as db:
-        return [row[0] for row in db.execute(statement).all()]
+        rows = db.execute(statement).all()
+    shared = holds_other_users(catalog)
+    return [f"{owner}/{name}" if shared else name for owner, name in rows]
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,27 @@ def session_rows(
     ]
 
 
+def run_dir_note(workspace: Any, name: str) -> str | None:
+    """For another user's session: a note when its run directory cannot be read by the
+    caller (logs, snapshot files), what the catalog holds being shown all the same."""
+    from nsml_hpc.errors import NsmlError
+    from nsml_hpc.submit.rundir import SESSION_FILE
+
+    record = get_session(workspace.catalog, name)
+    if record.owner == workspace.catalog.user:
+        return None
+    try:
+        workspace.backend_for(record.cluster).files.read_from(
+            f"{record.run_dir}/{SESSION_FILE}", 0, 1
+        )
+    except NsmlError as exc:
+        return (
+            f"{record.owner}'s run directory is not readable by you ({exc}); state and "
+            "metrics are the catalog's, kept current by its owner's syncs"
+        )
+    return None
+
+
 def ingest_problems(catalog: Catalog, session_id: int) -> list[dict[str, Any]]:
     """The lines ingestion refused (the first few per file), oldest first."""
     from sqlmodel import col, select

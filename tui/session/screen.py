@@ -20,6 +20,7 @@ from nsml_hpc.catalog.sessions import get_session
 from nsml_hpc.catalog.summaries import metric_names
 from nsml_hpc.errors import NsmlError
 from nsml_hpc.experiments.keymetric import pick_key_metric
+from nsml_hpc.formatting import printable_tree
 from nsml_hpc.sessions.actions import delete_snapshot, pin_snapshot, set_memo, stop_session
 from nsml_hpc.sessions.views import session_detail
 from nsml_hpc.snapshots.fork import ForkRequest, fork_session
@@ -118,8 +119,9 @@ class SessionScreen(Screen[None]):
             self.query_one("#overview-body", Static).update(message.error or "gone")
             return
         self.detail = message.detail
-        self.query_one("#title", Static).update(title_line(message.detail))
-        self.query_one("#overview-body", Static).update(overview(message.detail))
+        detail = printable_tree(message.detail)  # nothing a job wrote acts on the terminal
+        self.query_one("#title", Static).update(title_line(detail))
+        self.query_one("#overview-body", Static).update(overview(detail))
         picker: SelectionList[str] = self.query_one("#metric-picker", SelectionList)
         if message.metrics != self.metrics:
             self.metrics = message.metrics

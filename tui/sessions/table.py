@@ -27,6 +27,7 @@ from textual.worker import get_current_worker
 
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.experiments.keymetric import metric_goal
+from nsml_hpc.formatting import printable
 from nsml_hpc.sessions.query import (
     GroupLayout,
     ListedSession,
@@ -53,13 +54,15 @@ class Column:
     sort: SortColumn | None = None
 
 
-def layout_columns(width: int, key_metric: str | None) -> list[Column]:
-    """Columns that fit ``width``: fixed ones first, the memo takes what is left."""
+def layout_columns(width: int, key_metric: str | None, shared: bool = False) -> list[Column]:
+    """Columns that fit ``width``: fixed ones first, the memo takes what is left; USER on a
+    catalog that holds other users' sessions (``shared``)."""
     metric = key_metric or "metric"
     goal = metric_goal(metric)
     columns = [
         Column("mark", "", 2),
         Column("name", "NAME", 16, sort="name"),
+        *([Column("user", "USER", 8)] if shared else []),
         Column("cluster", "CLUSTER", 8, sort="cluster"),
         Column("state", "STATE", 22, sort="state"),
         Column("gpus", "GPUS", 4, "right", sort="gpus"),
@@ -79,6 +82,7 @@ def layout_columns(width: int, key_metric: str | None) -> list[Column]:
 
 
 def _cell(text: str, width: int, align: str) -> str:
+    text = printable(text)  # what a job wrote never reaches the terminal as a control
     if len(text) > width:
         text = text[: max(width - 1, 0)] + "…" if width > 1 else text[:width]
     return text.rjust(width) if align == "right" else text.ljust(width)
@@ -327,6 +331,11 @@ class SessionTable(ScrollView, can_focus=True):
         return self.rows.get(slot.offset) if slot and slot.kind == "session" else None
 
     @property
+    def shared(self) -> bool:
+        """The loaded rows are named ``owner/project/N``: the catalog holds other users'."""
+        return any(row.name.count("/") == 2 for row in self.rows.values())
+
+    @property
     def current(self) -> ListedSession | None:
         return self.row_at(self.cursor_line)
 
@@ -395,7 +404,7 @@ class SessionTable(ScrollView, can_focus=True):
         if offset.y == 0:
             x = 0
             for column in layout_columns(
-                self.scrollable_content_region.width, self.session_query.key_metric
+                self.scrollable_content_region.width, self.session_query.key_metric, self.shared
             ):
                 if x <= offset.x < x + column.width + 1 and column.sort is not None:
                     self.post_message(self.SortRequested(column.sort))
@@ -413,7 +422,7 @@ class SessionTable(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        columns = layout_columns(width, self.session_query.key_metric)
+        columns = layout_columns(width, self.session_query.key_metric, self.shared)
         if y == 0:
             return self._header(columns, width)
         line = int(self.scroll_offset.y) + y - 1
@@ -464,6 +473,8 @@ class SessionTable(ScrollView, can_focus=True):
                 style = base + self.get_component_rich_style("session-table--mark")
             elif column.key == "name":
                 text = row.name
+            elif column.key == "user":
+                text = row.user
             elif column.key == "cluster":
                 text = row.cluster
             elif column.key == "state":
