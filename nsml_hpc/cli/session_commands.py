@@ -19,7 +19,7 @@ from nsml_hpc.cli.common import (
     script_spec,
     sync_quietly,
 )
-from nsml_hpc.job.text import printable
+from nsml_hpc.formatting import printable, printable_tree
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
