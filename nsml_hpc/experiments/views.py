@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import col, select
 
+from nsml_hpc.catalog.downsample import finite_points, minmax
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import MetricPoint, SessionRecord
 from nsml_hpc.catalog.series import metric_series
@@ -22,7 +23,6 @@ from nsml_hpc.catalog.sessions import (
 from nsml_hpc.catalog.summaries import summaries_of
 from nsml_hpc.errors import NotFoundError, SpecError
 from nsml_hpc.experiments.compare import compare_sessions
-from nsml_hpc.experiments.downsample import finite_points, minmax
 from nsml_hpc.experiments.keymetric import Goal
 from nsml_hpc.sessions.views import elapsed
 
