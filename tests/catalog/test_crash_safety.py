@@ -37,6 +37,7 @@ class SlurmDown:
     # Slurm does not answer (the poll floor keeps it from being asked anyway); the run
     # directories are on the local file system as usual.
     cluster = "local"
+    user = "alice"
     files = LocalFiles()
     def query(self, job_ids, since):
         raise BackendError("slurmctld is down in this test")

@@ -36,7 +36,7 @@ from tests.tui.conftest import NOW, FakeBackend, build_catalog
 
 @pytest.fixture
 def filled(catalog_url: str, tmp_path: Path) -> Iterator[Catalog]:
-    catalog = open_catalog(catalog_url)
+    catalog = open_catalog(catalog_url, user="alice")  # alice's sessions (user: filters owners)
     build_catalog(catalog, tmp_path / "runs")
     yield catalog
     catalog.close()
