@@ -120,6 +120,25 @@ def postgres_url() -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    """URL of a PostgreSQL role that may create roles and databases (a team's admin), from
+    ``NSML_HPC_TEST_PG_ADMIN_URL`` or scripts/postgres.sh --admin."""
+    url = os.environ.get("NSML_HPC_TEST_PG_ADMIN_URL")
+    if url:
+        return url
+    done = subprocess.run(
+        ["bash", str(REPO / "scripts" / "postgres.sh"), "--admin"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"PostgreSQL did not start:\n{done.stdout}\n{done.stderr}")
+    return done.stdout.strip().splitlines()[-1]
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty catalog URL: a SQLite file, or a schema of its own on the real

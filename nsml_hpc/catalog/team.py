@@ -261,7 +261,10 @@ def _ensure_role(conn: Connection, name: str, *, login: bool, password: str | No
     if not exists:
         conn.exec_driver_sql(f"CREATE ROLE {role} {'LOGIN' if login else 'NOLOGIN'}")
     if password is not None:
-        conn.execute(text(f"ALTER ROLE {role} LOGIN PASSWORD :p"), {"p": password})
+        # utility statements take no parameters: a generated password (URL-safe letters only)
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", password):
+            raise CatalogError("refusing a password with characters beyond [A-Za-z0-9_-]")
+        conn.exec_driver_sql(f"ALTER ROLE {role} LOGIN PASSWORD '{password}'")
 
 
 def _first_line(exc: BaseException) -> str:
