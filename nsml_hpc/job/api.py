@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nsml_hpc.job.hparams import HParamValue, parse_hyperparameters
+from nsml_hpc.job.text import name_problem
 
 RUN_DIR_ENV = "NSML_HPC_RUN_DIR"
 RESUME_FROM_ENV = "NSML_HPC_RESUME_FROM"  # set by the job wrapper: the snapshot to start from
@@ -168,6 +169,9 @@ def report(step: int | None = None, **metrics: Any) -> None:
     for name, value in metrics.items():
         if name in _RESERVED:
             raise ValueError(f"{name!r} is reserved; pick another metric name")
+        problem = name_problem(name, "metric name")
+        if problem is not None:  # the front end would refuse it anyway (nsml_hpc.job.text)
+            raise ValueError(f"{problem}; pick another metric name")
         if type(value) not in _NUMBER_TYPES:
             try:
                 value = float(value)  # numpy scalars, 0-d tensors
