@@ -86,7 +86,7 @@ def _refused(done: object, *, code: int = 6) -> str:
 def pg_team(slurm_sandbox: str, postgres_admin_url: str) -> Iterator[tuple[dict[str, Member], str]]:
     """A team PostgreSQL catalog for alice and bob (peer authentication), their configs and a
     shared run root; the database and its member role are dropped afterwards."""
-    pass  # DEBUG _private_data_is_on()
+    _private_data_is_on()
     venv = team_venv()
     database = f"nsml_team_{uuid.uuid4().hex[:10]}"
     admin_url = make_url(postgres_admin_url).set(database=database).render_as_string(False)
