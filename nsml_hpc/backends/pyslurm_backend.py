@@ -14,7 +14,6 @@ backend contract tests run it wherever pyslurm imports.
 
 from __future__ import annotations
 
-import getpass
 import importlib
 import importlib.metadata
 import subprocess
@@ -24,6 +23,7 @@ from typing import Any
 
 from nsml_hpc.backends.base import ClusterProbe
 from nsml_hpc.backends.files import LocalFiles, RunFiles
+from nsml_hpc.config.identity import current_user
 from nsml_hpc.errors import BackendError, ConfigError, SubmitRefused
 from nsml_hpc.slurm.demand import Demand
 from nsml_hpc.slurm.placement import StartEstimate
@@ -138,7 +138,7 @@ class PyslurmBackend:
 
     @property
     def user(self) -> str:
-        return getpass.getuser()
+        return current_user()
 
     def _error(self, action: str, exc: Exception) -> BackendError:
         return BackendError(f"pyslurm {action} failed on {self.cluster}: {exc}")
