@@ -24,7 +24,8 @@ from nsml_hpc.catalog.metrics import CursorState, store_event_batch, store_metri
 from nsml_hpc.catalog.models import JobRecordRow, SessionRecord, StateChange
 from nsml_hpc.catalog.sessions import mark_submitted, reserve_session
 from nsml_hpc.config.settings import Settings
-from nsml_hpc.job.snapshot_format import MANIFEST_FILE, SNAPSHOTS_DIR, Manifest
+from nsml_hpc.job.layout import SNAPSHOTS_DIR
+from nsml_hpc.job.snapshot_format import MANIFEST_FILE, Manifest
 from nsml_hpc.job.snapshot_store import collect_files
 from nsml_hpc.job.spec import Resources, SessionSpec
 from nsml_hpc.slurm.records import JobRecord
