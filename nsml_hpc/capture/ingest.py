@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from nsml_hpc.backends.files import RunFiles
 from nsml_hpc.capture.csvlog import CsvCursor, read_csv_points
 from nsml_hpc.capture.discover import discover
-from nsml_hpc.capture.tfevents import TensorBoardUnavailable, read_event_points
+from nsml_hpc.capture.tfevents import read_event_points
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.metrics import CursorState, store_metric_batch, touch_cursor
+from nsml_hpc.errors import TensorBoardUnavailable
 from nsml_hpc.job.layout import CODE_DIR
 from nsml_hpc.sync.scrape import MAX_READ_BYTES, MetricBatch
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, overload
 
-from nsml_hpc.errors import NotFoundError, SpecError
+from nsml_hpc.errors import NotFoundError, SnapshotError, SpecError
 from nsml_hpc.job.api import SessionInfo, latest_metrics
 from nsml_hpc.job.layout import (
     CHECKPOINT_FLAG,
@@ -42,7 +42,7 @@ from nsml_hpc.job.layout import (
     SNAPSHOTS_DIR,
 )
 from nsml_hpc.job.snapshot_format import choose, default_tag, parse_selector
-from nsml_hpc.job.snapshot_store import PendingSnapshot, SnapshotError, list_snapshots
+from nsml_hpc.job.snapshot_store import PendingSnapshot, list_snapshots
 
 FLAG_CHECK_SECONDS = 1.0
 _SESSION_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 import nsml_hpc
-from nsml_hpc.errors import NotFoundError, SpecError
+from nsml_hpc.errors import NotFoundError, SnapshotError, SpecError
 from nsml_hpc.job import api
 from nsml_hpc.job import snapshots as snapshot_api
 from nsml_hpc.job.snapshot_format import parse_selector
-from nsml_hpc.job.snapshot_store import SnapshotError, hidden_entries, list_snapshots, recover
+from nsml_hpc.job.snapshot_store import hidden_entries, list_snapshots, recover
 
 
 @pytest.fixture
