@@ -23,6 +23,7 @@ def test_the_in_job_modules_are_the_job_package_and_what_it_imports():
         "job.__main__",
         "job.api",
         "job.direction",
+        "job.duration",
         "job.gpu_monitor",
         "job.hparams",
         "job.layout",
