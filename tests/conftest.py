@@ -129,7 +129,7 @@ def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
         return
     from sqlalchemy import text
 
-    from nsml_hpc.catalog.engine import open_catalog
+    from nsml_hpc.catalog.schema import open_catalog
 
     base_url = request.getfixturevalue("postgres_url")
     schema = f"t_{uuid.uuid4().hex[:12]}"
@@ -147,7 +147,7 @@ def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
 @pytest.fixture
 def catalog(catalog_url: str) -> Iterator[Catalog]:
     """An open catalog on SQLite and on PostgreSQL (the test runs once with each)."""
-    from nsml_hpc.catalog.engine import open_catalog
+    from nsml_hpc.catalog.schema import open_catalog
 
     opened = open_catalog(catalog_url)
     yield opened

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from nsml_hpc.backends.files import DirEntry, FileStat, removable
-from nsml_hpc.backends.openssh import OpenSsh, last_line
+from nsml_hpc.backends.openssh_client import OpenSsh, last_line
 from nsml_hpc.backends.remote_shell import (
     COPY_LISTED_FILES,
     REFUSED,

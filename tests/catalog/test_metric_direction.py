@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from nsml_hpc.catalog.engine import Catalog, open_catalog
+from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.metrics import CursorState, store_metric_batch
+from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.catalog.sessions import mark_submitted, reserve_session
 from nsml_hpc.errors import SpecError
 from nsml_hpc.experiments.compare import compare_sessions
