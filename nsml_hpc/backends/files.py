@@ -29,8 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from nsml_hpc.errors import BackendError
-from nsml_hpc.submit.upload import (
+from nsml_hpc.code.upload import (
     LocalFile,
     Progress,
     Seed,
@@ -38,6 +37,7 @@ from nsml_hpc.submit.upload import (
     UploadStats,
     manifest_after,
 )
+from nsml_hpc.errors import BackendError
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ class RunFiles(Protocol):
         """Make folder ``dest`` hold exactly ``files`` (read under local ``root``).
 
         With a ``seed`` the previous snapshot is copied first and only what differs is sent
-        (see :mod:`nsml_hpc.submit.upload`). ``progress(sent, total)`` follows the bytes.
+        (see :mod:`nsml_hpc.code.upload`). ``progress(sent, total)`` follows the bytes.
         """
         ...
 

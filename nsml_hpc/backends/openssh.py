@@ -21,7 +21,7 @@ from nsml_hpc.backends.cli import CliBackend
 from nsml_hpc.backends.openssh_client import OpenSsh
 from nsml_hpc.backends.openssh_files import OpenSshFiles
 from nsml_hpc.backends.remote_shell import remote_command
-from nsml_hpc.clusters.profile import ClusterProfile
+from nsml_hpc.config.cluster_profiles import ClusterProfile
 
 
 class OpenSshRunner:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import platformdirs
 
-from nsml_hpc.clusters.profile import ClusterProfile
+from nsml_hpc.config.cluster_profiles import ClusterProfile
 from nsml_hpc.errors import ConfigError, ConnectionFailed
 
 SSH_FAILED = 255  # ssh's own exit status for connection, login and host-key failures

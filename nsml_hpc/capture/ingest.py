@@ -14,7 +14,7 @@ from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.metrics import CursorState, store_metric_batch, touch_cursor
 from nsml_hpc.errors import TensorBoardUnavailable
 from nsml_hpc.job.layout import CODE_DIR
-from nsml_hpc.sync.scrape import MAX_READ_BYTES, MetricBatch
+from nsml_hpc.runfiles.scrape import MAX_READ_BYTES, MetricBatch
 
 DISCOVERY_FILE = "<discover>"
 DISCOVERY_INTERVAL = 30.0

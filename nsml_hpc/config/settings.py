@@ -20,7 +20,7 @@ Without an entry, a metric's direction follows the words of its name
 (:mod:`nsml_hpc.job.direction`: ``val_loss`` min, ``val_acc`` max); ``best:M:min|max`` and
 ``M:min|max`` override both where a metric is named.
 
-Cluster profiles live in ``clusters.toml`` beside this file (:mod:`nsml_hpc.clusters.store`);
+Cluster profiles live in ``clusters.toml`` beside this file (:mod:`nsml_hpc.config.clusters_file`);
 ``local`` (Slurm's commands on this machine) exists without one. Environment overrides:
 ``NSML_HPC_CATALOG``, ``NSML_HPC_RUN_ROOT``, ``NSML_HPC_POLL_FLOOR``, ``NSML_HPC_SUBMIT_GRACE``,
 ``NSML_HPC_CLUSTER`` (default cluster), ``NSML_HPC_CLUSTERS`` (profiles file),
@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nsml_hpc.clusters.profile import LOCAL, ClusterProfile, implicit_local
-from nsml_hpc.clusters.store import load_profiles
 from nsml_hpc.config import locations
+from nsml_hpc.config.cluster_profiles import LOCAL, ClusterProfile, implicit_local
+from nsml_hpc.config.clusters_file import load_profiles
 from nsml_hpc.errors import ConfigError, NotFoundError
 from nsml_hpc.job.direction import NO_OVERRIDES, Directions, Goal, parse_goal
 from nsml_hpc.job.layout import RUN_ROOT_ENV

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from nsml_hpc.backends.files import RunFiles
-from nsml_hpc.clusters.profile import DEFAULT_REMOTE_RUN_ROOT, ClusterProfile
+from nsml_hpc.config.cluster_profiles import DEFAULT_REMOTE_RUN_ROOT, ClusterProfile
 from nsml_hpc.job.layout import JOB_ID_MARKER, PRIVATE_DIR, TEMP_MARK
 from nsml_hpc.submit.render import check_cluster_path
 

@@ -21,9 +21,9 @@ from nsml_hpc.experiments.views import leaderboard, ranking_goal
 from nsml_hpc.job.direction import NO_OVERRIDES, Directions
 from nsml_hpc.job.snapshot_format import Manifest, choose, parse_selector
 from nsml_hpc.job.spec import SessionSpec
+from nsml_hpc.runfiles.scrape import parse_metric_lines
 from nsml_hpc.sessions.query import SessionQuery, default_descending, session_page
 from nsml_hpc.snapshots.retention import SnapshotFacts, best_of, policies_from
-from nsml_hpc.sync.scrape import parse_metric_lines
 
 METRIC = "val/fid"
 FIDS = {"gan/1": [40.0, 31.0], "gan/2": [25.0, 12.5, 14.0], "gan/3": [60.0, 55.0]}
