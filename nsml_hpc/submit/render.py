@@ -18,6 +18,7 @@ import jinja2
 
 from nsml_hpc import __version__
 from nsml_hpc.errors import SpecError
+from nsml_hpc.job import layout
 from nsml_hpc.job.spec import EnvStep, SessionSpec, warning_seconds
 
 TEMPLATE_PACKAGE = "nsml_hpc.sbatch_templates"
@@ -69,7 +70,7 @@ def sbatch_directives(spec: SessionSpec, context: ScriptContext) -> list[tuple[s
         spec,
         [
             ("job-name", context.session_name),
-            ("output", f"{context.run_dir}/slurm-%j.out"),
+            ("output", f"{context.run_dir}/{layout.SLURM_OUTPUT_PATTERN}"),
             ("chdir", context.run_dir),
             ("open-mode", "append"),
         ],
@@ -81,7 +82,7 @@ def array_directives(spec: SessionSpec, context: ArrayContext) -> list[tuple[str
         spec,
         [
             ("job-name", context.sweep_name),
-            ("output", f"{context.sweep_dir}/slurm-%A_%a.out"),
+            ("output", f"{context.sweep_dir}/{layout.ARRAY_OUTPUT_PATTERN}"),
             ("chdir", context.sweep_dir),
             ("open-mode", "append"),
             ("array", context.array),
@@ -164,6 +165,7 @@ def render_script(spec: SessionSpec, context: ScriptContext) -> str:
         environment=environment_lines(spec.environment),
         wrapper_python=context.wrapper_python,
         api_path=context.api_path,
+        layout=layout.template_names(),
     )
 
 
@@ -183,4 +185,5 @@ def render_array_script(spec: SessionSpec, context: ArrayContext) -> str:
         environment=environment_lines(spec.environment),
         wrapper_python=context.wrapper_python,
         api_path=context.api_path,
+        layout=layout.template_names(),
     )
