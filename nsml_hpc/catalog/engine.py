@@ -1,23 +1,21 @@
-"""Open a catalog: the engine (SQLite with WAL and a busy timeout, or any SQLAlchemy URL),
-the schema (upgraded by :mod:`nsml_hpc.catalog.migrations` when behind), and who the caller
-is in it (:attr:`Catalog.user`, the owner of the sessions it creates)."""
+"""The catalog handle: the engine (SQLite with WAL and a busy timeout, or any SQLAlchemy URL)
+and :class:`Catalog`, the unit of work every catalog module takes, with who the caller is in
+it (:attr:`Catalog.user`, the owner of the sessions it creates). Opening one (the schema,
+upgraded by :mod:`nsml_hpc.catalog.migrations` when behind) is :mod:`nsml_hpc.catalog.schema`."""
 
 from __future__ import annotations
 
 import getpass
-import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, make_url, text
+from sqlalchemy import event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import Session, create_engine
 
-from nsml_hpc.catalog import migrations
-from nsml_hpc.catalog.migrations import MODEL_MODULES, SCHEMA_VERSION
 from nsml_hpc.catalog.models import CatalogMeta
 from nsml_hpc.errors import CatalogError, NsmlError, PermissionRefused
 
@@ -33,7 +31,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _make_engine(url: str) -> Engine:
+def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -91,62 +89,8 @@ class Catalog:
             row = db.get(CatalogMeta, "schema_version")
             return int(row.value) if row else 0
 
-    @property
-    def dialect(self) -> str:
-        return self.engine.dialect.name
-
     def close(self) -> None:
         self.engine.dispose()
-
-
-def _after_open(catalog: Catalog) -> None:
-    """A table module may define ``after_create(catalog)``, called on every open to fill its
-    tables from older data (cheap when there is nothing to do)."""
-    for name in MODEL_MODULES:
-        after_create = getattr(importlib.import_module(name), "after_create", None)
-        if after_create is not None:
-            after_create(catalog)
-
-
-def _row_security(engine: Engine) -> tuple[bool, str | None]:
-    """(whether row-level security guards the session table, the database role)."""
-    if engine.dialect.name != "postgresql":
-        return False, None
-    with engine.connect() as conn:
-        row = conn.execute(
-            text(
-                "SELECT c.relrowsecurity, current_user FROM pg_class c "
-                "WHERE c.oid = to_regclass('session')"
-            )
-        ).first()
-    if row is None:
-        return False, None
-    return bool(row[0]), str(row[1])
-
-
-def open_catalog(url: str, *, user: str | None = None) -> Catalog:
-    """Open (and create, if new; upgrade, if older) the catalog at ``url``.
-
-    ``user`` is the caller's catalog user (default: the login name). On a catalog with
-    row-level security it is the database role, whatever ``user`` says.
-    """
-    engine = _make_engine(url)
-    try:
-        if migrations.needs_upgrade(engine):
-            try:
-                migrations.upgrade(engine)
-            except SQLAlchemyError as exc:
-                raise migrations.upgrade_error(exc, _shown(engine)) from exc
-        secured, role = _row_security(engine)
-        catalog = Catalog(engine, role if secured else user, row_security=secured)
-        _after_open(catalog)
-    except SQLAlchemyError as exc:
-        engine.dispose()
-        raise CatalogError(f"cannot open catalog {_shown(engine)}: {_first_line(exc)}") from exc
-    except BaseException:
-        engine.dispose()
-        raise
-    return catalog
 
 
 # What the databases say when a change is not the caller's to make (PostgreSQL row-level
@@ -156,25 +100,22 @@ _READ_ONLY = ("readonly database", "read-only", "unable to open database file")
 
 
 def catalog_error(exc: SQLAlchemyError, engine: Engine) -> NsmlError:
-    message = _first_line(exc)
+    message = first_line(exc)
     lowered = message.lower()
     if any(marker in lowered for marker in _REFUSED):
         return PermissionRefused(f"the catalog refused the change: {message}")
     if any(marker in lowered for marker in _READ_ONLY):
         return CatalogError(
-            f"cannot write the catalog {_shown(engine)}: {message} "
+            f"cannot write the catalog {shown_url(engine)}: {message} "
             "(check the file's and its folder's permissions)"
         )
     return CatalogError(f"catalog error: {exc.__class__.__name__}: {message}")
 
 
-def _shown(engine: Engine) -> str:
+def shown_url(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text_ = str(getattr(exc, "orig", None) or exc).strip()
     return text_.splitlines()[0] if text_ else exc.__class__.__name__
-
-
-__all__ = ["MODEL_MODULES", "SCHEMA_VERSION", "Catalog", "catalog_error", "open_catalog"]

@@ -245,7 +245,7 @@ def setup_postgres_team(
             setup.admins = sorted(
                 str(row[0]) for row in conn.execute(text("SELECT name FROM catalog_admin"))
             )
-        from nsml_hpc.catalog.engine import open_catalog
+        from nsml_hpc.catalog.schema import open_catalog
 
         open_catalog(admin_url).close()  # its after-open fills (summaries) run as the admin
     except SQLAlchemyError as exc:
@@ -301,7 +301,7 @@ def setup_sqlite_team(path: Path, group: str) -> str:
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{path}"
-    from nsml_hpc.catalog.engine import open_catalog
+    from nsml_hpc.catalog.schema import open_catalog
 
     open_catalog(url).close()
     try:

@@ -9,7 +9,7 @@ from typing import Any
 
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.gpu import gpu_states
-from nsml_hpc.catalog.metrics import METRICS_FILE, load_cursors, metric_sources
+from nsml_hpc.catalog.metrics import load_cursors, metric_sources
 from nsml_hpc.catalog.models import SessionRecord
 from nsml_hpc.catalog.sessions import (
     SessionNamer,
@@ -21,6 +21,7 @@ from nsml_hpc.catalog.sessions import (
     state_history,
 )
 from nsml_hpc.catalog.snapshots import requeue_counts
+from nsml_hpc.job.layout import METRICS_FILE
 from nsml_hpc.runfiles.idle import IdleState, idle_for
 from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
 from nsml_hpc.snapshots.views import snapshot_detail
@@ -133,7 +134,7 @@ def run_dir_note(workspace: Any, name: str) -> str | None:
     """For another user's session: a note when its run directory cannot be read by the
     caller (logs, snapshot files), what the catalog holds being shown all the same."""
     from nsml_hpc.errors import NsmlError
-    from nsml_hpc.submit.rundir import SESSION_FILE
+    from nsml_hpc.job.layout import SESSION_FILE
 
     record = get_session(workspace.catalog, name)
     if record.owner == workspace.catalog.user:

@@ -24,7 +24,7 @@ from nsml_hpc.catalog.snapshot_models import SnapshotRecord
 from nsml_hpc.catalog.snapshots import snapshot_metrics, snapshots_of
 from nsml_hpc.config import locations
 from nsml_hpc.context import Context
-from nsml_hpc.errors import NsmlError
+from nsml_hpc.errors import GcBusy, NsmlError
 from nsml_hpc.slurm.states import is_live
 from nsml_hpc.snapshots.delete import Recovery, delete_snapshot, finish_interrupted
 from nsml_hpc.snapshots.retention import (
@@ -39,10 +39,6 @@ from nsml_hpc.snapshots.sync import refresh_session
 
 LOCK_FILE = "gc.lock"
 LOG_FILE = "gc.log"
-
-
-class GcBusy(NsmlError):
-    """Another gc holds the lock."""
 
 
 def lock_path() -> Path:

@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from nsml_hpc.catalog import migrations
-from nsml_hpc.catalog.engine import SCHEMA_VERSION, open_catalog
+from nsml_hpc.catalog.schema import SCHEMA_VERSION, open_catalog
 from nsml_hpc.catalog.sessions import get_session, list_sessions
 from nsml_hpc.catalog.snapshots import lineage_of, snapshots_of
 from nsml_hpc.catalog.summaries import summaries_of

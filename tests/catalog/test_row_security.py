@@ -16,8 +16,8 @@ import psycopg
 import pytest
 from sqlalchemy import make_url, text
 
-from nsml_hpc.catalog.engine import open_catalog
 from nsml_hpc.catalog.metrics import CursorState, store_metric_batch
+from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.catalog.sessions import get_session, mark_submitted, reserve_session, update_memo
 from nsml_hpc.errors import CatalogError, PermissionRefused
 from nsml_hpc.job.spec import SessionSpec

@@ -17,8 +17,9 @@ import pytest
 from sqlalchemy import text, update
 
 from nsml_hpc.backends.files import LocalFiles
-from nsml_hpc.catalog.engine import Catalog, open_catalog
+from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import SessionRecord
+from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.catalog.sessions import (
     get_session,
     mark_submitted,

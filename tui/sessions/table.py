@@ -26,8 +26,8 @@ from textual.strip import Strip
 from textual.worker import get_current_worker
 
 from nsml_hpc.catalog.engine import Catalog
-from nsml_hpc.experiments.keymetric import metric_goal
 from nsml_hpc.formatting import printable
+from nsml_hpc.job.direction import NO_OVERRIDES, Directions
 from nsml_hpc.sessions.query import (
     GroupLayout,
     ListedSession,
@@ -54,11 +54,16 @@ class Column:
     sort: SortColumn | None = None
 
 
-def layout_columns(width: int, key_metric: str | None, shared: bool = False) -> list[Column]:
+def layout_columns(
+    width: int,
+    key_metric: str | None,
+    directions: Directions = NO_OVERRIDES,
+    shared: bool = False,
+) -> list[Column]:
     """Columns that fit ``width``: fixed ones first, the memo takes what is left; USER on a
     catalog that holds other users' sessions (``shared``)."""
     metric = key_metric or "metric"
-    goal = metric_goal(metric)
+    goal = directions.goal(metric)
     columns = [
         Column("mark", "", 2),
         Column("name", "NAME", 16, sort="name"),
@@ -403,9 +408,9 @@ class SessionTable(ScrollView, can_focus=True):
             return
         if offset.y == 0:
             x = 0
-            for column in layout_columns(
-                self.scrollable_content_region.width, self.session_query.key_metric, self.shared
-            ):
+            query = self.session_query
+            width = self.scrollable_content_region.width
+            for column in layout_columns(width, query.key_metric, query.directions, self.shared):
                 if x <= offset.x < x + column.width + 1 and column.sort is not None:
                     self.post_message(self.SortRequested(column.sort))
                     return
@@ -422,7 +427,8 @@ class SessionTable(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        columns = layout_columns(width, self.session_query.key_metric, self.shared)
+        query = self.session_query
+        columns = layout_columns(width, query.key_metric, query.directions, self.shared)
         if y == 0:
             return self._header(columns, width)
         line = int(self.scroll_offset.y) + y - 1

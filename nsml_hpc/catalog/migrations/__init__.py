@@ -14,7 +14,6 @@ until the revision exists.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +24,13 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import SQLModel, create_engine
 
+from nsml_hpc.catalog import (
+    cluster_models,
+    models,
+    snapshot_models,
+    summary_models,
+    team_models,
+)
 from nsml_hpc.errors import CatalogError
 
 HEAD = "0002_teams"
@@ -40,19 +46,11 @@ ADVISORY_LOCK = 0x6E736D6C  # "nsml": serialises upgrades of one PostgreSQL data
 BUSY_TIMEOUT_S = 30.0
 
 # Modules that define tables (the models the newest revision must match).
-MODEL_MODULES = (
-    "nsml_hpc.catalog.models",
-    "nsml_hpc.catalog.snapshot_models",
-    "nsml_hpc.catalog.summary_models",
-    "nsml_hpc.catalog.cluster_models",
-    "nsml_hpc.catalog.team_models",
-)
+MODEL_MODULES = (models, snapshot_models, summary_models, cluster_models, team_models)
 
 
 def target_metadata() -> MetaData:
     """Every table of the current models."""
-    for module in MODEL_MODULES:
-        importlib.import_module(module)
     return SQLModel.metadata
 
 
