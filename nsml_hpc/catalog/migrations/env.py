@@ -13,10 +13,9 @@ from sqlalchemy import create_engine
 
 from nsml_hpc.catalog.migrations import target_metadata
 
-config = context.config
-
 
 def run() -> None:
+    config = context.config
     connection = config.attributes.get("connection")
     if connection is not None:
         context.configure(
@@ -34,4 +33,5 @@ def run() -> None:
     engine.dispose()
 
 
-run()
+if hasattr(context, "config"):  # run by alembic (a plain import, e.g. by a test, runs nothing)
+    run()
