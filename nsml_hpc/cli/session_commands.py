@@ -191,7 +191,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         detail = session_detail(workspace.catalog, args.session)
         note = None if args.json else run_dir_note(workspace, args.session)
     if args.json:
-        print(json.dumps(detail, indent=2, sort_keys=True, ensure_ascii=False))
+        # exact, and ASCII: a bidi override or a C1 control stays escaped, never raw
+        print(json.dumps(detail, indent=2, sort_keys=True))
     else:
         print(render_detail(printable_tree(detail)))
         if note:

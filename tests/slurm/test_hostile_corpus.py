@@ -101,7 +101,9 @@ def test_hostile_names_are_refused_or_escaped_and_never_reach_stdout_raw(
 
     # refused at ingest, counted as malformed with their line numbers
     record = get_session(workspace.catalog, first.name)
-    detail = json.loads(_cli("show", first.name, "--json", "--no-sync").stdout)
+    shown_json = _cli("show", first.name, "--json", "--no-sync")
+    assert shown_json.returncode == 0, shown_json.stderr
+    detail = json.loads(shown_json.stdout)
     refused = {(p["file"], p["line"]) for p in detail["ingest_problems"]}
     assert {("metrics.jsonl", line) for line in range(4, 13)} <= refused
     assert any(f == "events.jsonl" for f, _ in refused)  # the hostile event name
