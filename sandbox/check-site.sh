@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2016  # many commands here are meant for an inner shell
 # check-site.sh — look at the running sandbox the way a user of a real site would, and print
 # what each check saw. Run as root after `slurm-sandbox.sh up`; exit 1 if a check failed.
 #
@@ -9,7 +10,6 @@
 # Jobs are tiny (sleep 1, hostname) and are submitted as root, alice and bob; files go to a
 # fresh directory under /tmp.
 set -uo pipefail
-# shellcheck disable=SC2016  # many commands here are meant for an inner shell
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 readonly HERE
@@ -231,7 +231,7 @@ check_dbd() {
   id=$(submit alice /etc/slurm/slurm.conf -o /dev/null --wrap 'sleep 1')
   say "  sbatch as alice while slurmdbd is down: job $id; scontrol ping: $(scontrol ping | tr -s ' \n' ' ')"
   sleep 5
-  say "  job $id in squeue: $(squeue -h -j "$id" -o %T 2>&1) (~$(( ($(date +%s%N) - t0) / 1000000000 )) s into the outage)"
+  say "  job $id in squeue -t all: $(squeue -h -t all -j "$id" -o %T 2>&1) (~$(( ($(date +%s%N) - t0) / 1000000000 )) s into the outage)"
   bash "$SANDBOX" dbd-start
   say "  sacct after dbd-start: $(wait_state nsml "$id")"
   check "the job run during the outage reached sacct" test "$(wait_state nsml "$id")" = COMPLETED

@@ -145,9 +145,10 @@ declare -A LOGFILE=(
   [duo-slurmd-duo2]=$DUO_LOG_DIR/slurmd-duo2.log
 )
 readonly COMM MATCH PIDFILE LOGFILE
-# Daemons whose times users see (job times, cron schedules): restarted once if running without
-# TZ=UTC in their environment (started before the script set it).
-readonly TZ_DAEMONS=(slurmdbd slurmctld slurmd cron duo-slurmctld duo-slurmd-duo1 duo-slurmd-duo2)
+# Daemons whose times users see (job times, cron schedules, ssh sessions, which inherit sshd's
+# TZ): restarted once if running without TZ=UTC in their environment (started by hand or by an
+# older version of this script).
+readonly TZ_DAEMONS=(slurmdbd slurmctld slurmd sshd cron duo-slurmctld duo-slurmd-duo1 duo-slurmd-duo2)
 
 # Filled in by detect_environment.
 NODE=""
