@@ -107,7 +107,10 @@ readonly NFS_MOUNT_DIR=/mnt/nsml-nfs
 # Daemons in start order. Each has a key (used in messages), the process name it runs under
 # (/proc/PID/comm), its pid file and its log file; stop order is the reverse. The duo cluster's
 # daemons run under the same names as nsml's: MATCH is a string their command line contains
-# (the nsml ones are those whose command line does not mention $DUO_ETC).
+# (the nsml ones are those whose command line does not mention $DUO_ETC). Other names are not an
+# option: started through a symlink named duo-slurmctld, slurmctld 22.05 segfaults right after
+# recovering its state (measured). So anything that finds daemons by `pgrep -x slurmctld` (the
+# copy of this script before the duo cluster, for one) also finds, and stops, duo's.
 readonly DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd sshd cron)
 readonly DUO_DAEMONS=(duo-slurmctld duo-slurmd-duo1 duo-slurmd-duo2)
 declare -A COMM=(
