@@ -15,7 +15,7 @@ from nsml_hpc.capture.csvlog import CsvCursor, read_csv_stream
 from nsml_hpc.capture.discover import discover
 from nsml_hpc.capture.tfevents import read_event_points
 from nsml_hpc.catalog.engine import Catalog
-from nsml_hpc.catalog.metrics import CursorState, store_metric_batch, store_problems, touch_cursor
+from nsml_hpc.catalog.metrics import CursorState, store_metric_batch, store_problems, touch_cursors
 from nsml_hpc.errors import TensorBoardUnavailable
 from nsml_hpc.job.layout import CODE_DIR
 from nsml_hpc.job.text import name_problem, printable
@@ -34,6 +34,7 @@ class CaptureReport:
     points: int = 0
     malformed: int = 0
     warnings: list[str] = field(default_factory=list)
+    looked: bool = False  # discovery ran: the caller records it (one statement for all sessions)
 
 
 def _batch(
@@ -78,7 +79,9 @@ def scrape_captured(
     ended_at: float | None = None,
 ) -> CaptureReport:
     """Ingest the session's captured logs; look for new ones when the last look is older than
-    DISCOVERY_INTERVAL, or older than the session's end (one final look)."""
+    DISCOVERY_INTERVAL, or older than the session's end (one final look). A look is reported
+    in ``looked``: the caller records it with :func:`~nsml_hpc.catalog.metrics.touch_cursors`
+    for all sessions at once (a look that is not recorded is only made again)."""
     report = CaptureReport()
     known = set(known_files)
     last = discovered_at
@@ -97,7 +100,7 @@ def scrape_captured(
             elif _marker(found.relative) not in refused_before(cursors, session_id):
                 report.warnings.append(f"{why}: not read")
                 _refuse_file(catalog, session_id, found.relative, why, now)
-        touch_cursor(catalog, session_id, DISCOVERY_FILE, now)
+        report.looked = True
     for relative in sorted(known):
         cursor = cursors.get((session_id, relative), CursorState())
         path = f"{run_dir}/{relative}"
@@ -132,7 +135,7 @@ def _refuse_file(catalog: Catalog, session_id: int, relative: str, why: str, now
     """Remember a refused file (a pseudo-cursor) and why, once."""
     with catalog.session() as db:
         store_problems(db, session_id, relative, [(0, f"{why}: not read")], now)
-    touch_cursor(catalog, session_id, _marker(relative), now)
+    touch_cursors(catalog, [session_id], _marker(relative), now)
 
 
 def _ingest_events(

@@ -20,6 +20,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
@@ -30,9 +31,11 @@ from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.gpu import gpu_states, store_gpu_state
 from nsml_hpc.catalog.metrics import (
     CursorState,
+    EventIngest,
+    MetricIngest,
     load_cursors,
-    store_event_batch,
-    store_metric_batch,
+    store_ingests,
+    touch_cursors,
 )
 from nsml_hpc.catalog.models import JobRecordRow, SessionRecord, StateChange
 from nsml_hpc.catalog.polls import claim_poll, record_poll_result
@@ -405,6 +408,8 @@ def _scrape(
                         for _, _, cursor, path, end in batch
                     ]
                 )
+                metric_items: list[MetricIngest] = []
+                event_items: list[EventIngest] = []
                 for (session_id, file, cursor, _, _), raw in zip(batch, chunks, strict=True):
                     chunk, new_offset = complete_lines(raw, cursor.offset)
                     if not chunk:
@@ -414,10 +419,27 @@ def _scrape(
                         store_gpu_state(
                             catalog, session_id, state, cursor, new_offset, chunk.count(b"\n"), now
                         )
-                    elif _ingest(
-                        catalog, session_id, file, chunk, cursor, new_offset, report, now, names
-                    ):
-                        with_new_events.add(session_id)
+                    elif file == METRICS_FILE:
+                        parsed = parse_metric_lines(chunk, cursor.lines, session_id)
+                        metric_items.append(MetricIngest(session_id, parsed, cursor, new_offset))
+                    else:
+                        events = parse_event_lines(chunk, session_id, cursor.lines)
+                        event_items.append(EventIngest(session_id, events, cursor, new_offset))
+                        if events.events:
+                            with_new_events.add(session_id)
+                # Every changed file of the batch in ONE transaction, offsets with their rows.
+                store_ingests(catalog, metric_items, event_items, now)
+                for item in metric_items:
+                    report.new_points += len(item.batch.points)
+                    report.malformed_lines += item.batch.malformed
+                    _warn_refused(report, names, item.session_id, METRICS_FILE, item.batch)
+                for event_item in event_items:
+                    report.new_events += len(event_item.batch.events)
+                    report.malformed_lines += event_item.batch.malformed
+                    _warn_refused(
+                        report, names, event_item.session_id, EVENTS_FILE, event_item.batch
+                    )
+            looked: list[int] = []
             for target in sessions:
                 captured = scrape_captured(
                     catalog,
@@ -433,6 +455,9 @@ def _scrape(
                 report.new_points += captured.points
                 report.malformed_lines += captured.malformed
                 report.warnings.extend(captured.warnings)
+                if captured.looked:
+                    looked.append(target.session_id)
+            touch_cursors(catalog, looked, DISCOVERY_FILE, now)
         except NsmlError as exc:
             report.errors.setdefault(cluster, str(exc))
             unreachable.add(cluster)
@@ -457,33 +482,12 @@ def _read_batches(
     return [batch for batch in batches if batch]
 
 
-def _ingest(
-    catalog: Catalog,
-    session_id: int,
-    file: str,
-    chunk: bytes,
-    cursor: CursorState,
-    new_offset: int,
-    report: SyncReport,
-    now: float,
-    names: dict[int, str] | None = None,
-) -> bool:
-    """Store the new lines of metrics.jsonl or events.jsonl; True if there were new events.
-    Refused lines become warnings naming the session, the file and the line."""
-    label = (names or {}).get(session_id) or f"session {session_id}"
-    if file == METRICS_FILE:
-        batch = parse_metric_lines(chunk, cursor.lines, session_id)
-        store_metric_batch(catalog, session_id, batch, cursor, new_offset, now)
-        report.new_points += len(batch.points)
-        report.malformed_lines += batch.malformed
-        report.warnings.extend(f"{label}: {file} line {n}: {why}" for n, why in batch.problems)
-        return False
-    events = parse_event_lines(chunk, session_id, cursor.lines)
-    report.warnings.extend(f"{label}: {file} line {n}: {why}" for n, why in events.problems)
-    store_event_batch(catalog, session_id, events, cursor, new_offset, now)
-    report.new_events += len(events.events)
-    report.malformed_lines += events.malformed
-    return bool(events.events)
+def _warn_refused(
+    report: SyncReport, names: dict[int, str], session_id: int, file: str, batch: Any
+) -> None:
+    """Refused lines as warnings naming the session, the file and the line."""
+    label = names.get(session_id) or f"session {session_id}"
+    report.warnings.extend(f"{label}: {file} line {n}: {why}" for n, why in batch.problems)
 
 
 def _drop_stale_reservations(
