@@ -22,6 +22,7 @@ from nsml_hpc.catalog.sessions import get_session, mark_submitted, reserve_sessi
 from nsml_hpc.errors import CatalogError, PermissionRefused
 from nsml_hpc.job.spec import SessionSpec
 from nsml_hpc.runfiles.scrape import parse_metric_lines
+from tests.helpers import drop_database
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -59,7 +60,7 @@ def team_db(postgres_admin_url: str) -> Iterator[tuple[str, dict[str, str]]]:
     with psycopg.connect(
         server.replace("postgresql+psycopg", "postgresql"), autocommit=True
     ) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        drop_database(conn, database)
         for role in (f"{tag}_alice", f"{tag}_bob", f"{database}_members"):
             conn.execute(f'DROP ROLE IF EXISTS "{role}"')
 

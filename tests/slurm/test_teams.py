@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from sqlalchemy import make_url
 
+from tests.helpers import drop_database
 from tests.slurm.team import (
     Member,
     ensure_team_group,
@@ -115,7 +116,7 @@ def pg_team(slurm_sandbox: str, postgres_admin_url: str) -> Iterator[tuple[dict[
     yield members, database
     server = make_url(postgres_admin_url).render_as_string(False).replace("+psycopg", "")
     with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        drop_database(conn, database)
         conn.execute(f'DROP ROLE IF EXISTS "{database}_members"')
     shutil.rmtree(base, ignore_errors=True)
 
