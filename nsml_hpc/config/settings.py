@@ -10,6 +10,8 @@ submit_grace_seconds = 60     # a fresh job missing from sacct is not lost befor
 max_code_mb = 100             # size guard for the code snapshot
 default_cluster = "local"     # the cluster of commands that name none (--cluster NAME)
 idle_gpu_minutes = 60         # ps flags sessions whose GPUs sat at 0 % this long
+run_dir_mode = "group"        # who may read your run directories: private | group | world
+                              # (default: your umask decides, as for any file you make)
 
 [metrics]                     # which way is better, where the name alone misleads
 fid = "min"                   # a word: val/fid, test_fid too ("min" or "max")
@@ -46,6 +48,7 @@ from nsml_hpc.config.clusters_file import load_profiles
 from nsml_hpc.errors import ConfigError, NotFoundError
 from nsml_hpc.job.direction import NO_OVERRIDES, Directions, Goal, parse_goal
 from nsml_hpc.job.layout import RUN_ROOT_ENV
+from nsml_hpc.job.permissions import RUN_DIR_MODES
 
 MIN_POLL_FLOOR = 0.5
 
@@ -78,6 +81,7 @@ class Settings:
     idle_gpu_seconds: float = 3600.0  # flag sessions whose GPUs sat at 0 % this long
     sync_interval_seconds: float = 5.0
     key_metric: str | None = None
+    run_dir_mode: str | None = None  # private | group | world; None: the umask decides
     metric_directions: Directions = NO_OVERRIDES
 
 
@@ -157,7 +161,13 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     key_metric = env.get("NSML_HPC_KEY_METRIC") or data.get("key_metric")
     if key_metric is not None and (not isinstance(key_metric, str) or not key_metric.strip()):
         raise ConfigError(f"key_metric must be a metric name, got {key_metric!r}")
+    run_dir_mode = env.get("NSML_HPC_RUN_DIR_MODE") or data.get("run_dir_mode")
+    if run_dir_mode is not None and run_dir_mode not in RUN_DIR_MODES:
+        raise ConfigError(
+            f"run_dir_mode must be one of {', '.join(RUN_DIR_MODES)}, got {run_dir_mode!r}"
+        )
     return Settings(
+        run_dir_mode=run_dir_mode,
         catalog_url=str(catalog),
         run_root=Path(run_root).expanduser() if run_root else locations.default_run_root(),
         poll_floor_seconds=_number("poll_floor_seconds", floor, MIN_POLL_FLOOR),

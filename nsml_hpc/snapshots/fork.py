@@ -38,7 +38,7 @@ from nsml_hpc.job.snapshot_format import Manifest, choose, parse_selector
 from nsml_hpc.job.spec import MAX_ARG_BYTES, Preemption, Resources, SessionSpec, validate_spec
 from nsml_hpc.sessions.ownership import check_owner
 from nsml_hpc.snapshots.sync import refresh_session
-from nsml_hpc.submit.create import Prepared, Submitted, dry_run, submit
+from nsml_hpc.submit.create import Prepared, Submitted, dry_run, run_dir_mode_document, submit
 from nsml_hpc.submit.placement import AUTO, place
 from nsml_hpc.submit.rundir import read_json
 
@@ -317,7 +317,11 @@ def fork_session(workspace: Context, request: ForkRequest, *, dry: bool = False)
             code=code,
             profile=workspace.settings.profile(spec.cluster),
             user=current_user(),
-            extra={"fork": fork_info, **workspace.settings.metric_directions.to_document()},
+            extra={
+                "fork": fork_info,
+                **workspace.settings.metric_directions.to_document(),
+                **run_dir_mode_document(workspace.settings),
+            },
         )
         if dry:
             script = dry_run(prepared, workspace.catalog, workspace.settings, backend)

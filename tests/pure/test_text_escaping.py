@@ -125,3 +125,12 @@ def test_session_names_say_whose(text: str, owner: str | None, project: str, num
 def test_malformed_session_names_are_one_clear_error(text: str) -> None:
     with pytest.raises(SpecError, match="PROJECT/NUMBER or USER/PROJECT/NUMBER"):
         parse_session_ref(text)
+
+
+def test_report_refuses_a_hostile_metric_name_in_the_job() -> None:
+    import nsml_hpc
+
+    with pytest.raises(ValueError, match="control characters"):
+        nsml_hpc.report(step=1, **{"\x1b]0;T\x07": 1.0})
+    with pytest.raises(ValueError, match="at most 200"):
+        nsml_hpc.report(step=1, **{"n" * 300: 1.0})

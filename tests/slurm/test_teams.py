@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 import subprocess
 import time
 import uuid
@@ -113,6 +114,8 @@ def pg_team(slurm_sandbox: str, postgres_admin_url: str) -> Iterator[tuple[dict[
     for member in members.values():  # each their own role
         config = member.home / "config.toml"
         config.write_text(config.read_text().replace("{user}", member.name))
+    with (members["alice"].home / "config.toml").open("a") as config:  # her runs: hers alone
+        config.write('run_dir_mode = "private"\n')
     yield members, database
     server = make_url(postgres_admin_url).render_as_string(False).replace("+psycopg", "")
     with psycopg.connect(server, autocommit=True) as conn:
@@ -223,11 +226,14 @@ def test_alice_and_bob_on_one_postgresql_catalog_under_private_data(
         and final["metric_points"] == _session(alice, "team/1")["metric_points"]
     )
 
-    # a run directory bob may not read: he still sees its state and metrics, with a note
-    (Path(str(final["run_dir"])).parent.parent).chmod(0o700)  # alice's <run_root>/alice
+    # alice chose private run directories: bob still sees its state and metrics, with a note
+    run_dir = Path(str(final["run_dir"]))
+    assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((run_dir / "metrics.jsonl").stat().st_mode) == 0o600
     shown = bob.nsml("show", "alice/team/1", check=True).stdout.decode()
     assert "COMPLETED" in shown and f"({2 * STEPS} points" in shown
     assert "not readable by you" in shown
+    _refused(bob.nsml("logs", "alice/team/1"), code=4)  # one line: permission denied
     assert bob.nsml("sync", check=True).returncode == 0
     # alice removes her own session, purging its run directory
     removed = alice.nsml("rm", "--purge", "team/1", check=True).stdout.decode()
