@@ -61,7 +61,7 @@ def follow_to_the_end(workspace: Any, name: str) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    """Ask Slurm about live sessions (one sacct per cluster) and ingest new metrics."""
+    """Ask Slurm about your live sessions (one sacct per cluster) and ingest new metrics."""
     from nsml_hpc.sessions.actions import sync_now
 
     with open_workspace() as workspace:
