@@ -5,6 +5,7 @@ keeps every row, and ends with exactly the schema of the current models."""
 
 from __future__ import annotations
 
+import getpass
 import sqlite3
 import threading
 import uuid
@@ -207,3 +208,23 @@ def test_two_processes_opening_a_v1_catalog_at_once_upgrade_it_once(v1_url: str)
     assert _counts(engine) == V1_COUNTS
     assert _schema_diff(engine) == []
     engine.dispose()
+
+
+def test_a_personal_v1_catalog_stays_its_users_when_the_cluster_account_differs(
+    tmp_path: Path,
+) -> None:
+    """A laptop user (login ``root`` here) whose cluster account is ``alice``: after the
+    upgrade the sessions are the login user's, so ps and sync still see them as theirs."""
+    path = tmp_path / "personal.db"
+    connection = sqlite3.connect(path)
+    connection.executescript((DATA / "catalog_v1.sqlite.sql").read_text())
+    connection.execute("PRAGMA foreign_keys=ON")  # bob's rows go with his session
+    connection.execute("DELETE FROM session WHERE \"user\" = 'bob'")
+    connection.commit()
+    connection.close()
+    catalog = open_catalog(f"sqlite:///{path}")
+    owners = {record.owner for record in list_sessions(catalog)}
+    assert owners == {getpass.getuser()}
+    assert {record.user for record in list_sessions(catalog)} == {"alice"}
+    assert get_session(catalog, "team/1").owner == catalog.user
+    catalog.close()

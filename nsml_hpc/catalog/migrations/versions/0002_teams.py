@@ -2,9 +2,12 @@
 catalog's admins; what ingestion refused.
 
 - ``session.owner``: the catalog user who owns the session, filled from ``session.user`` (the
-  cluster account) for sessions made before; ``project/N`` is unique per owner now
-  (``uq_session_owner_project_number`` replaces ``uq_session_project_number``) and ``name``
-  is no longer unique on its own.
+  cluster account) for sessions made before; except in a SQLite catalog whose sessions all ran
+  as ONE cluster account (a personal catalog, the default): those are the login user's who
+  opens it first, so a laptop user whose cluster account has another name keeps their
+  sessions (a shared SQLite catalog holds several accounts: each keeps its own).
+  ``project/N`` is unique per owner now (``uq_session_owner_project_number`` replaces
+  ``uq_session_project_number``) and ``name`` is no longer unique on its own.
 - ``cluster_poll`` is keyed by (cluster, user): each user's sync asks Slurm about that user's
   sessions, on its own floor (the old rows were a cache: dropped).
 - ``catalog_admin``: users allowed to act on everyone's sessions.
@@ -19,6 +22,8 @@ Create Date: 2026-12-01
 
 from __future__ import annotations
 
+import getpass
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -32,6 +37,11 @@ def upgrade() -> None:
     with op.batch_alter_table("session") as batch:
         batch.add_column(sa.Column("owner", sa.String(length=64), nullable=True))
     op.execute('UPDATE session SET owner = "user"')
+    bind = op.get_bind()
+    if bind.dialect.name == "sqlite":
+        accounts = bind.execute(sa.text('SELECT COUNT(DISTINCT "user") FROM session')).scalar()
+        if accounts == 1:
+            bind.execute(sa.text("UPDATE session SET owner = :me"), {"me": getpass.getuser()})
     with op.batch_alter_table("session") as batch:
         batch.alter_column("owner", existing_type=sa.String(length=64), nullable=False)
         batch.drop_constraint("uq_session_project_number", type_="unique")
