@@ -1,5 +1,6 @@
 """The Textual TUI, shipped as ``nsml_hpc.tui`` (``nsml-hpc tui``). Nothing in the headless
-core imports this package; it calls the same library functions as the CLI."""
+core imports this package; like the CLI, it reaches the library only through
+:class:`nsml_hpc.workspace.Workspace` (the rule is in that module's docstring)."""
 
 from __future__ import annotations
 
