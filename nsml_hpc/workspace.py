@@ -145,8 +145,7 @@ class Workspace(Context):
         return sync_now(self, clusters)
 
     def unreachable_clusters(self, report: SyncReport) -> dict[str, str]:
-        """Clusters whose last query failed, with the error (another process's too, when
-        the poll floor skipped ours)."""
+        """Clusters whose last query failed, with the error (another process's, if skipped)."""
         from nsml_hpc.catalog.polls import poll_status
         from nsml_hpc.clusters.health import unreachable_clusters
 

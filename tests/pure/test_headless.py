@@ -52,6 +52,7 @@ def test_job_wrapper_loads_nothing_heavy() -> None:
 def test_headless_core_never_imports_textual() -> None:
     modules = [
         "nsml_hpc.cli",
+        "nsml_hpc.workspace",
         "nsml_hpc.sync.run",
         "nsml_hpc.submit.create",
         "nsml_hpc.sessions.actions",
@@ -81,6 +82,21 @@ def test_headless_core_never_imports_textual() -> None:
 def test_the_cli_loads_textual_only_for_the_tui_command() -> None:
     loaded = _loaded_after("from nsml_hpc.cli import build_parser\nbuild_parser()")
     assert not any(name.split(".")[0] == "textual" for name in loaded)
+
+
+def test_the_workspace_face_loads_its_features_only_when_an_operation_runs() -> None:
+    loaded = _loaded_after("import nsml_hpc.workspace")
+    features = (
+        "nsml_hpc.sessions",
+        "nsml_hpc.snapshots",
+        "nsml_hpc.experiments",
+        "nsml_hpc.sweeps",
+        "nsml_hpc.submit.create",
+        "nsml_hpc.sync.run",
+        "nsml_hpc.clusters.info",
+    )
+    assert not [name for name in loaded if any(name.startswith(f) for f in features)]
+    assert not {name.split(".")[0] for name in loaded} & {"pandas", "jinja2", "paramiko", "textual"}
 
 
 # --- the front ends reach the library through the workspace -------------------------------
