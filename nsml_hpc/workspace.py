@@ -47,7 +47,8 @@ if TYPE_CHECKING:
     from nsml_hpc.clusters.check import ClusterReport
     from nsml_hpc.clusters.hostkeys import HostKeyCheck
     from nsml_hpc.clusters.info import ClusterOverview
-    from nsml_hpc.clusters.profile import ClusterProfile
+    from nsml_hpc.code.upload import Progress as UploadProgress
+    from nsml_hpc.config.cluster_profiles import ClusterProfile
     from nsml_hpc.config.settings import Settings
     from nsml_hpc.experiments.compare import Comparison
     from nsml_hpc.experiments.keymetric import Goal
@@ -66,7 +67,6 @@ if TYPE_CHECKING:
     from nsml_hpc.snapshots.retention import Policies
     from nsml_hpc.submit.create import Prepared, Submitted
     from nsml_hpc.submit.placement import Placement
-    from nsml_hpc.submit.upload import Progress as UploadProgress
     from nsml_hpc.sweeps.submit import Progress as SweepProgress
     from nsml_hpc.sweeps.submit import SubmittedSweep
     from nsml_hpc.sync.run import SyncReport
@@ -443,8 +443,8 @@ class Workspace(Context):
         name: str, data: dict[str, Any], *, replace: bool = False
     ) -> tuple[ClusterProfile, Path]:
         """Validate a profile and write it to clusters.toml; returns it and the file."""
-        from nsml_hpc.clusters.profile import profile_from_dict
-        from nsml_hpc.clusters.store import add_profile
+        from nsml_hpc.config.cluster_profiles import profile_from_dict
+        from nsml_hpc.config.clusters_file import add_profile
 
         profile = profile_from_dict(name, data)
         return profile, add_profile(profile, replace=replace)
@@ -452,7 +452,7 @@ class Workspace(Context):
     def remove_cluster(self, name: str, *, force: bool = False) -> Path:
         """Remove a profile, refused while sessions on it are live (unless ``force``)."""
         from nsml_hpc.catalog.sessions import live_sessions
-        from nsml_hpc.clusters.store import remove_profile
+        from nsml_hpc.config.clusters_file import remove_profile
         from nsml_hpc.errors import SpecError
 
         live = [r.name for r in live_sessions(self.catalog, time.time()) if r.cluster == name]
