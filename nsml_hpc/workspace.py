@@ -51,13 +51,13 @@ if TYPE_CHECKING:
     from nsml_hpc.config.cluster_profiles import ClusterProfile
     from nsml_hpc.config.settings import Settings
     from nsml_hpc.experiments.compare import Comparison
-    from nsml_hpc.experiments.keymetric import Goal
     from nsml_hpc.experiments.views import Curve, Standing
+    from nsml_hpc.job.direction import Goal
     from nsml_hpc.job.spec import SessionSpec
     from nsml_hpc.sessions.actions import Removed
     from nsml_hpc.sessions.diff import SessionDiff
     from nsml_hpc.sessions.logtail import LogTail
-    from nsml_hpc.sessions.query import SessionQuery, SortColumn
+    from nsml_hpc.sessions.query import SessionQuery
     from nsml_hpc.sessions.views import SessionRow
     from nsml_hpc.slurm.demand import Demand
     from nsml_hpc.slurm.sinfo import PartitionGpus
@@ -203,12 +203,6 @@ class Workspace(Context):
         from nsml_hpc.sessions.query import session_clusters
 
         return session_clusters(self.catalog)
-
-    def default_descending(self, column: SortColumn, key_metric: str | None) -> bool:
-        """A column's first sort direction: newest, longest, most GPUs, best first."""
-        from nsml_hpc.sessions.query import default_descending
-
-        return default_descending(column, key_metric)
 
     def show(self, name: str, *, now: float | None = None) -> dict[str, Any]:
         """Everything ``show`` prints about a session, as JSON-ready data."""
@@ -360,10 +354,14 @@ class Workspace(Context):
     # --- experiments ------------------------------------------------------------------------
 
     def metric_goal(self, metric: str) -> Goal:
-        """Which way ``metric`` is better: ``"min"`` or ``"max"``."""
-        from nsml_hpc.experiments.keymetric import metric_goal
+        """Which way ``metric`` is better: the direction rule with the config's ``[metrics]``."""
+        return self.settings.metric_directions.goal(metric)
 
-        return metric_goal(metric)
+    def ranking_goal(self, metric: str, flag: Goal | None = None) -> tuple[str, Goal]:
+        """The metric to rank by and which way: ``flag``, a ``NAME:min|max`` suffix, the rule."""
+        from nsml_hpc.experiments.views import ranking_goal
+
+        return ranking_goal(metric, flag, self.settings.metric_directions)
 
     def key_metric(self, names: Sequence[str]) -> str | None:
         """The metric tables key on: the configured one, else a preferred one of ``names``."""
@@ -396,7 +394,7 @@ class Workspace(Context):
         """Hyperparameters that differ and each metric's best and last per session."""
         from nsml_hpc.experiments.compare import compare_sessions
 
-        return compare_sessions(self.catalog, names)
+        return compare_sessions(self.catalog, names, self.settings.metric_directions)
 
     def comparison_table(
         self, names: Sequence[str], *, project: str | None = None, metrics: Sequence[str] = ()
@@ -404,16 +402,18 @@ class Workspace(Context):
         """``compare``: one row per session (named, or every one of ``project``)."""
         from nsml_hpc.experiments.views import comparison_frame, sessions_of
 
-        return comparison_frame(self.catalog, sessions_of(self.catalog, names, project), metrics)
+        chosen = sessions_of(self.catalog, names, project)
+        directions = self.settings.metric_directions
+        return comparison_frame(self.catalog, chosen, metrics, directions)
 
     def leaderboard(
         self, project: str, metric: str, goal: Goal | None = None, top: int | None = None
     ) -> list[Standing]:
-        """``project``'s sessions ranked by their best ``metric`` (``goal``: its own by default)."""
+        """``project``'s sessions ranked by their best ``metric`` (which way: ranking_goal)."""
         from nsml_hpc.experiments.views import leaderboard
 
-        chosen = goal or self.metric_goal(metric)
-        return leaderboard(self.catalog, project, metric, chosen, top)
+        name, chosen = self.ranking_goal(metric, goal)
+        return leaderboard(self.catalog, project, name, chosen, top)
 
     def curves(
         self,

@@ -200,7 +200,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
     Without --yes it only prints what it would delete and how much that frees (see
     docs/snapshots.md for the policies). Pinned snapshots, snapshots a session was forked
     from and the latest snapshot of a live session are never deleted."""
-    from nsml_hpc.snapshots.gc import GcBusy
+    from nsml_hpc.errors import GcBusy
     from nsml_hpc.workspace import Workspace
 
     if args.install_cron is not None:

@@ -120,7 +120,7 @@ class CompareScreen(Screen[None]):
             bests.add_column(session)
         for metric in sorted(comparison.metrics):
             winner = comparison.best_session(metric)
-            goal = comparison.goals.get(metric, "min")
+            goal = comparison.goals[metric]
             cells = [Text(f"{metric} ({'↓' if goal == 'min' else '↑'})")]
             for session in comparison.sessions:
                 stat = comparison.metrics[metric].get(session)

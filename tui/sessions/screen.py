@@ -104,7 +104,10 @@ class SessionsScreen(Screen[None]):
             self._started = True
             key = workspace.key_metric(message.names)
             sort: SortColumn = "created"
-            table.set_query(replace(table.session_query, key_metric=key, sort=sort))
+            directions = workspace.settings.metric_directions
+            table.set_query(
+                replace(table.session_query, key_metric=key, sort=sort, directions=directions)
+            )
         elif table.session_query.key_metric is None and message.names:
             table.set_query(
                 replace(table.session_query, key_metric=workspace.key_metric(message.names))
@@ -198,13 +201,7 @@ class SessionsScreen(Screen[None]):
     # --- sort, group, metric, marks ---------------------------------------------------------
 
     def _sort_by(self, column: SortColumn, *, toggle: bool = False) -> None:
-        table = self.table
-        query = table.session_query
-        if toggle and column == query.sort:
-            descending = not query.descending
-        else:
-            descending = nsml_app(self).workspace.default_descending(column, query.key_metric)
-        table.set_query(replace(query, sort=column, descending=descending))
+        self.table.set_query(self.table.session_query.sorted_by(column, toggle=toggle))
         self._update_title()
 
     def action_sort_next(self) -> None:

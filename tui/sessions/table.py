@@ -26,6 +26,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
 
+from nsml_hpc.job.direction import NO_OVERRIDES, Directions
 from nsml_hpc.sessions.query import SessionQuery, SortColumn
 from nsml_hpc.sessions.views import SessionRow
 from nsml_hpc.slurm.timefmt import format_duration
@@ -46,10 +47,12 @@ class Column:
     sort: SortColumn | None = None
 
 
-def layout_columns(width: int, key_metric: str | None, goal: str) -> list[Column]:
-    """Columns that fit ``width``: fixed ones first, the memo takes what is left; ``goal``
-    (``min``/``max``) of the key metric points the BEST arrow."""
+def layout_columns(
+    width: int, key_metric: str | None, directions: Directions = NO_OVERRIDES
+) -> list[Column]:
+    """Columns that fit ``width``: fixed ones first, the memo takes what is left."""
     metric = key_metric or "metric"
+    goal = directions.goal(metric)
     columns = [
         Column("mark", "", 2),
         Column("name", "NAME", 16, sort="name"),
@@ -387,7 +390,9 @@ class SessionTable(ScrollView, can_focus=True):
             return
         if offset.y == 0:
             x = 0
-            for column in self._columns(self.scrollable_content_region.width):
+            query = self.session_query
+            width = self.scrollable_content_region.width
+            for column in layout_columns(width, query.key_metric, query.directions):
                 if x <= offset.x < x + column.width + 1 and column.sort is not None:
                     self.post_message(self.SortRequested(column.sort))
                     return
@@ -402,13 +407,10 @@ class SessionTable(ScrollView, can_focus=True):
 
     # --- rendering --------------------------------------------------------------------------
 
-    def _columns(self, width: int) -> list[Column]:
-        key_metric = self.session_query.key_metric
-        return layout_columns(width, key_metric, self.workspace.metric_goal(key_metric or "metric"))
-
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        columns = self._columns(width)
+        query = self.session_query
+        columns = layout_columns(width, query.key_metric, query.directions)
         if y == 0:
             return self._header(columns, width)
         line = int(self.scroll_offset.y) + y - 1
