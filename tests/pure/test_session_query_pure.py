@@ -3,7 +3,7 @@ grouped layout of the table's lines is the TUI's: tests/tui/test_table_layout.py
 
 from __future__ import annotations
 
-from nsml_hpc.sessions.query import FilterTerm, default_descending, parse_filter
+from nsml_hpc.sessions.query import FilterTerm, SessionQuery, default_descending, parse_filter
 
 
 def test_filter_words_fields_negation_and_quotes() -> None:
@@ -29,3 +29,12 @@ def test_default_directions() -> None:
     assert not default_descending("name", None)
     assert not default_descending("best", "val_loss")  # lowest loss first
     assert default_descending("best", "val_acc")  # highest accuracy first
+
+
+def test_sorted_by_starts_a_column_its_natural_way_and_a_second_click_flips_it() -> None:
+    query = SessionQuery(key_metric="val_loss")
+    by_best = query.sorted_by("best")
+    assert (by_best.sort, by_best.descending) == ("best", False)  # lowest loss first
+    assert by_best.sorted_by("best", toggle=True).descending
+    assert not query.sorted_by("created", toggle=True).descending  # newest first, flipped
+    assert query.sorted_by("gpus", toggle=True).descending  # a new column: its own way
