@@ -8,7 +8,7 @@ opening a workspace, or printing ``--help``, loads nothing a command does not us
 operations a command needs before any catalog exists (cluster profiles, gc's cron line) are
 static methods.
 
-    with closing(Workspace.open()) as ws:
+    with Workspace.open() as ws:
         for row in ws.sessions(project="mnist"):
             print(row.name, row.state_text, row.elapsed_s)
 

@@ -13,8 +13,5 @@ def run_tui(*, open_session: str | None = None) -> None:
     """Open the workspace and run the TUI in this terminal until the user quits."""
     from nsml_hpc.workspace import Workspace
 
-    workspace = Workspace.open()
-    try:
+    with Workspace.open() as workspace:
         NsmlApp(workspace, open_session=open_session).run()
-    finally:
-        workspace.close()

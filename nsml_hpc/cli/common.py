@@ -224,11 +224,8 @@ def open_workspace() -> Iterator[Workspace]:
     from nsml_hpc.workspace import Workspace
 
     prompt = terminal_passphrase if sys.stdin.isatty() else None
-    workspace = Workspace.open(passphrase_prompt=prompt)
-    try:
+    with Workspace.open(passphrase_prompt=prompt) as workspace:
         yield workspace
-    finally:
-        workspace.close()
 
 
 def add_cluster_flag(parser: argparse.ArgumentParser, help_text: str) -> None:
