@@ -8,8 +8,11 @@ operation as ``ssh -o ControlMaster=auto -o ControlPath=... -o ControlPersist=..
 so a master the user opened (``ssh -M``, or their ``~/.ssh/config``'s ControlPath) is reused,
 and otherwise the first call becomes the master and keeps it for ``control_persist``.
 
-``~/.ssh/config`` is honoured by ssh itself; when it sets a ControlPath for the host, that one
-is used untouched. Host keys are always checked strictly (``StrictHostKeyChecking=yes``).
+``~/.ssh/config`` is honoured by ssh itself (``Include`` and ``Match`` too); the file
+nsml-hpc means is passed as ``ssh -F`` where ssh would read another one (``NSML_HPC_SSH_CONFIG``,
+or ``$HOME`` not the passwd home: :func:`~nsml_hpc.backends.sshconfig.configured_file`). When
+the config sets a ControlPath for the host, that one is used untouched. Host keys are always
+checked strictly (``StrictHostKeyChecking=yes``).
 File access is :mod:`nsml_hpc.backends.openssh_files`.
 """
 
@@ -24,6 +27,7 @@ import platformdirs
 from nsml_hpc.backends.base import CommandResult
 from nsml_hpc.backends.cli import CliBackend
 from nsml_hpc.backends.remote_shell import remote_command
+from nsml_hpc.backends.sshconfig import configured_file
 from nsml_hpc.clusters.profile import ClusterProfile
 from nsml_hpc.errors import ConfigError, ConnectionFailed
 
@@ -62,7 +66,9 @@ class OpenSsh:
 
     def options(self) -> list[str]:
         profile = self.profile
-        argv = [
+        config_file = configured_file()
+        argv = ["-F", str(config_file)] if config_file is not None else []
+        argv += [
             "-o",
             "StrictHostKeyChecking=yes",
             "-o",
