@@ -26,12 +26,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from nsml_hpc.catalog.engine import Catalog, open_catalog
+from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.metrics import CursorState, store_metric_batch
+from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.catalog.series import bucketed_series, metric_series
 from nsml_hpc.catalog.summaries import update_summaries
 from nsml_hpc.config.settings import Settings
-from nsml_hpc.sync.scrape import MetricBatch
+from nsml_hpc.runfiles.scrape import MetricBatch
 from nsml_hpc.workspace import Workspace
 
 BIG = "bench/1"

@@ -9,7 +9,6 @@ our own ``Include`` expansion. Reading configuration is all this module does; no
 
 from __future__ import annotations
 
-import getpass
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +18,9 @@ from nsml_hpc.backends.sshconfig import (
     SshConfigSource,
     ssh_config_source,
 )
-from nsml_hpc.clusters.profile import ClusterProfile, JumpHop, parse_jump_hosts
 from nsml_hpc.config import locations
+from nsml_hpc.config.cluster_profiles import ClusterProfile, JumpHop, parse_jump_hosts
+from nsml_hpc.config.identity import current_user
 from nsml_hpc.errors import ConfigError
 
 DEFAULT_PORT = 22
@@ -153,7 +153,7 @@ def resolve_target(
     if not profile.host:
         raise ConfigError(f"cluster {profile.name!r} has no host")
     config = config if config is not None else ssh_config_source()
-    local_user = local_user or getpass.getuser()
+    local_user = local_user or current_user()
     endpoint, config_jump = _endpoint(
         config,
         profile.host,

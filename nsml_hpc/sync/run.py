@@ -26,10 +26,8 @@ from sqlmodel import col, select
 from nsml_hpc.backends.base import SlurmBackend
 from nsml_hpc.capture.ingest import DISCOVERY_FILE, captured_files, scrape_captured
 from nsml_hpc.catalog.engine import Catalog
-from nsml_hpc.catalog.gpu import GPU_FILE, gpu_states, store_gpu_state
+from nsml_hpc.catalog.gpu import gpu_states, store_gpu_state
 from nsml_hpc.catalog.metrics import (
-    EVENTS_FILE,
-    METRICS_FILE,
     CursorState,
     load_cursors,
     store_event_batch,
@@ -52,17 +50,18 @@ from nsml_hpc.errors import (
     NotFoundError,
     NsmlError,
 )
-from nsml_hpc.slurm.records import JobRecord
-from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
-from nsml_hpc.snapshots.sync import sync_snapshots
-from nsml_hpc.submit.rundir import read_job_id_marker, remove_run_dir
-from nsml_hpc.sync.idle import IdleState, advance
-from nsml_hpc.sync.scrape import (
+from nsml_hpc.job.layout import EVENTS_FILE, GPU_FILE, METRICS_FILE
+from nsml_hpc.runfiles.idle import IdleState, advance
+from nsml_hpc.runfiles.scrape import (
     MAX_READ_BYTES,
     complete_lines,
     parse_event_lines,
     parse_metric_lines,
 )
+from nsml_hpc.slurm.records import JobRecord
+from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
+from nsml_hpc.snapshots.sync import sync_snapshots
+from nsml_hpc.submit.rundir import read_job_id_marker, remove_run_dir
 
 STALE_RESERVATION_SECONDS = 3600.0
 RECENTLY_ENDED_SECONDS = 120.0  # keep scraping a little after the end (slow shared FS)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from nsml_hpc.catalog.engine import SCHEMA_VERSION, Catalog, open_catalog
+from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.metrics import (
     CursorState,
     load_cursors,
@@ -17,6 +17,7 @@ from nsml_hpc.catalog.metrics import (
     store_metric_batch,
 )
 from nsml_hpc.catalog.polls import claim_poll
+from nsml_hpc.catalog.schema import SCHEMA_VERSION, open_catalog
 from nsml_hpc.catalog.sessions import (
     discard_session,
     get_session,
@@ -27,7 +28,7 @@ from nsml_hpc.catalog.sessions import (
 )
 from nsml_hpc.errors import CatalogError, NotFoundError
 from nsml_hpc.job.spec import SessionSpec
-from nsml_hpc.sync.scrape import parse_metric_lines
+from nsml_hpc.runfiles.scrape import parse_metric_lines
 
 
 def _reserve(catalog: Catalog, project: str = "mnist", taken: set[int] | None = None) -> int:

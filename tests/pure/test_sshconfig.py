@@ -25,7 +25,7 @@ from nsml_hpc.backends.sshconfig import (
     flatten,
     ssh_config_source,
 )
-from nsml_hpc.clusters.profile import profile_from_dict
+from nsml_hpc.config.cluster_profiles import profile_from_dict
 from nsml_hpc.errors import ConfigError
 
 HAVE_SSH = shutil.which("ssh") is not None

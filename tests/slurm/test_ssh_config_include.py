@@ -18,8 +18,8 @@ from nsml_hpc.backends import sshconfig
 from nsml_hpc.backends.openssh import OpenSshBackend
 from nsml_hpc.backends.ssh import SshBackend
 from nsml_hpc.clusters.check import check_cluster
-from nsml_hpc.clusters.profile import ClusterProfile
-from nsml_hpc.clusters.store import add_profile
+from nsml_hpc.config.cluster_profiles import ClusterProfile
+from nsml_hpc.config.clusters_file import add_profile
 from nsml_hpc.config.settings import load_settings
 from nsml_hpc.workspace import Workspace
 from tests.remote import HOST, PORT, Sandbox
