@@ -34,7 +34,12 @@ from nsml_hpc.sync.run import PROVISIONAL_REASON
 from nsml_hpc.workspace import Workspace
 from tests.helpers import submit_script, wait_for_state, write_script
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.usefixtures("slurm_sandbox")]
+pytestmark = [
+    pytest.mark.slurm,
+    pytest.mark.slow,
+    pytest.mark.timeout(600),
+    pytest.mark.usefixtures("slurm_sandbox"),
+]
 
 OUTAGE_SECONDS = 60.0
 
@@ -77,16 +82,19 @@ def test_a_60s_accounting_outage_with_running_sessions(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    write_script(project_dir, "long.py", "import time\ntime.sleep(150)\n")
-    write_script(project_dir, "ends_ok.py", "import time\ntime.sleep(20)\n")
-    write_script(project_dir, "ends_3.py", "import sys, time\ntime.sleep(25)\nsys.exit(3)\n")
+    # The jobs that end do so a little after the outage starts (the test creates GO then),
+    # however long they waited in the queue of the shared cluster.
+    go = project_dir / "GO"
+    wait_go = f"import os, time\nwhile not os.path.exists({str(go)!r}):\n    time.sleep(0.5)\n"
+    write_script(project_dir, "long.py", "import time\ntime.sleep(300)\n")
+    write_script(project_dir, "ends_ok.py", wait_go + "time.sleep(10)\n")
+    write_script(project_dir, "ends_3.py", wait_go + "time.sleep(15)\nraise SystemExit(3)\n")
     long = submit_script(workspace, project_dir, "long.py").name
     ok = submit_script(workspace, project_dir, "ends_ok.py").name
     three = submit_script(workspace, project_dir, "ends_3.py").name
     # Ends in the job script before the wrapper starts: no `ended` event, squeue alone knows.
-    spec = SessionSpec(
-        project="itest", script="long.py", environment=[EnvStep("setup", "sleep 30; exit 5")]
-    )
+    setup = f"while [ ! -e {go} ]; do sleep 0.5; done; sleep 20; exit 5"
+    spec = SessionSpec(project="itest", script="long.py", environment=[EnvStep("setup", setup)])
     bare = submit(
         prepare(spec, workspace.settings, project_dir),
         workspace.catalog,
@@ -95,7 +103,7 @@ def test_a_60s_accounting_outage_with_running_sessions(
     ).name
     names = [long, ok, three, bare]
     for name in names:
-        wait_for_state(workspace, name, {"RUNNING"}, timeout=120)
+        wait_for_state(workspace, name, {"RUNNING"}, timeout=240)
 
     calls: list[str] = []
     original = LocalRunner.run
@@ -106,6 +114,7 @@ def test_a_60s_accounting_outage_with_running_sessions(
 
     monkeypatch.setattr(LocalRunner, "run", counting)
     monkeypatch.setenv("SLURM_CONF", str(accounting_down_conf))
+    go.touch()
     seen: dict[str, list[str]] = {name: [] for name in names}
     syncs = 0
     start = time.monotonic()
