@@ -21,17 +21,17 @@ def cmd_setup_team(args: argparse.Namespace) -> int:
     row-level security lets each change only their own sessions. Prints each member's catalog
     URL. SQLite: --sqlite PATH --group GROUP shares the file with a Unix group.
     """
-    from nsml_hpc.catalog.team import setup_postgres_team, setup_sqlite_team
+    from nsml_hpc.workspace import Workspace
 
     if args.sqlite:
         if args.admin_url or not args.group:
             raise SpecError("--sqlite PATH goes with --group GROUP (and no --admin-url)")
-        url = setup_sqlite_team(Path(args.sqlite).expanduser().absolute(), args.group)
+        url = Workspace.share_sqlite_catalog(Path(args.sqlite).expanduser().absolute(), args.group)
         print(f"shared {args.sqlite} with group {args.group}; everyone's config: catalog = {url!r}")
         return 0
     if not args.admin_url:
         raise SpecError("give --admin-url URL (PostgreSQL) or --sqlite PATH --group GROUP")
-    setup = setup_postgres_team(
+    setup = Workspace.setup_team(
         args.admin_url, args.user, admins=args.admin, passwords=args.password
     )
     if args.json:
@@ -51,34 +51,26 @@ def cmd_setup_team(args: argparse.Namespace) -> int:
 def cmd_upgrade(args: argparse.Namespace) -> int:
     """Upgrade the catalog's schema to this release's (your own catalog upgrades by itself
     when opened; a team's PostgreSQL catalog is upgraded by its admin: --admin-url URL)."""
-    from nsml_hpc.catalog.migrations import HEAD
-    from nsml_hpc.catalog.team import upgrade_postgres_team
     from nsml_hpc.cli.common import open_workspace
+    from nsml_hpc.workspace import Workspace
 
     if args.admin_url:
-        applied = upgrade_postgres_team(args.admin_url)
+        applied = Workspace.upgrade_team_catalog(args.admin_url)
     else:
-        with open_workspace():
+        with open_workspace():  # opening one's own catalog upgrades it
             applied = []
-    print(f"catalog at {HEAD}" + (f" (applied {', '.join(applied)})" if applied else ""))
+    head = Workspace.schema_head()
+    print(f"catalog at {head}" + (f" (applied {', '.join(applied)})" if applied else ""))
     return 0
 
 
 def cmd_whoami(args: argparse.Namespace) -> int:
     """Who you are in the catalog, whether the database enforces ownership, the admins and
     the users with sessions."""
-    from nsml_hpc.catalog.sessions import catalog_users
     from nsml_hpc.cli.common import open_workspace
-    from nsml_hpc.sessions.ownership import catalog_admins
 
     with open_workspace() as workspace:
-        catalog = workspace.catalog
-        info: dict[str, Any] = {
-            "user": catalog.user,
-            "row_security": catalog.row_security,
-            "admins": catalog_admins(catalog),
-            "users": catalog_users(catalog),
-        }
+        info: dict[str, Any] = workspace.whoami()
     if args.json:
         print(json.dumps(info, indent=2, sort_keys=True))
         return 0
