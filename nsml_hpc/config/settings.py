@@ -161,7 +161,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     key_metric = env.get("NSML_HPC_KEY_METRIC") or data.get("key_metric")
     if key_metric is not None and (not isinstance(key_metric, str) or not key_metric.strip()):
         raise ConfigError(f"key_metric must be a metric name, got {key_metric!r}")
-    run_dir_mode = env.get("NSML_HPC_RUN_DIR_MODE") or data.get("run_dir_mode")
+    run_dir_mode = data.get("run_dir_mode")
     if run_dir_mode is not None and run_dir_mode not in RUN_DIR_MODES:
         raise ConfigError(
             f"run_dir_mode must be one of {', '.join(RUN_DIR_MODES)}, got {run_dir_mode!r}"
