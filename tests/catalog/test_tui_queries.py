@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, func, select
+from sqlmodel import col
 
 from nsml_hpc.backends.fake import FakeBackend
 from nsml_hpc.catalog import series as series_module
@@ -111,7 +112,7 @@ def test_summaries_agree_with_the_points(filled: Catalog) -> None:
     with filled.session() as db:
         low, high, count = db.execute(
             select(func.min(MetricPoint.value), func.max(MetricPoint.value), func.count()).where(
-                MetricPoint.session_id == session_id, MetricPoint.name == "val_loss"
+                col(MetricPoint.session_id) == session_id, col(MetricPoint.name) == "val_loss"
             )
         ).one()
     assert (summary.min_value, summary.max_value, summary.points) == (low, high, count)
@@ -125,7 +126,7 @@ def test_an_old_catalog_gets_its_summaries_filled_once(catalog_url: str, filled:
     with filled.session() as db:
         db.execute(delete(MetricSummary))
         db.execute(delete(MetricBlock))
-        db.execute(delete(CatalogMeta).where(CatalogMeta.key == BACKFILL_KEY))
+        db.execute(delete(CatalogMeta).where(col(CatalogMeta.key) == BACKFILL_KEY))
     reopened = open_catalog(catalog_url)
     try:
         after = {k: vars(v) for k, v in summaries_of(reopened, list(range(1, 10))).items()}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nsml_hpc.errors import SpecError
-from nsml_hpc.submit.codesnap import collect_code, copy_code
+from nsml_hpc.submit.codesnap import CodeManifest, collect_code, copy_code
 
 MiB = 2**20
 FILES = {
@@ -72,7 +72,7 @@ def plain_project(no_outer_repo):
     return root
 
 
-def _names(manifest) -> set[str]:
+def _names(manifest: CodeManifest) -> set[str]:
     return {item.relative for item in manifest.files}
 
 

@@ -11,11 +11,11 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from nsml_hpc.tui.app import NsmlApp
 from sqlmodel import select
 
 from nsml_hpc.backends.fake import FakeBackend, FakeJob
@@ -34,6 +34,7 @@ from nsml_hpc.submit.rundir import json_bytes
 from nsml_hpc.sync.run import SyncReport
 from nsml_hpc.sync.scrape import parse_event_lines, parse_metric_lines
 from nsml_hpc.workspace import Workspace
+from tests.tui.shipped import NsmlApp
 
 T0 = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
 NOW = T0 + 3 * 3600.0
@@ -81,6 +82,10 @@ def _curve(step: int, lr: float, offset: float) -> dict[str, float]:
     }
 
 
+def _numbered(folder: Path, number: int) -> str:
+    return str(folder / str(number))
+
+
 def build_catalog(catalog: Catalog, run_root: Path) -> dict[str, int]:
     """The fixed sessions; returns name -> session id."""
     ids: dict[str, int] = {}
@@ -104,7 +109,7 @@ def build_catalog(catalog: Catalog, run_root: Path) -> dict[str, int]:
             catalog,
             spec=spec,
             user="alice",
-            run_dir_for=lambda n, p=project: str(run_root / "alice" / p / str(n)),
+            run_dir_for=partial(_numbered, run_root / "alice" / project),
             is_free=lambda n: True,
             now=created,
         )
