@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from nsml_hpc.backends.base import ClusterProbe, CommandResult, CommandRunner
 from nsml_hpc.backends.files import LocalFiles, RunFiles
 from nsml_hpc.backends.runner import LocalRunner
-from nsml_hpc.clusters.profile import LOCAL
+from nsml_hpc.config.cluster_profiles import LOCAL
 from nsml_hpc.errors import BackendError, SubmitRefused
 from nsml_hpc.slurm.arrays import parse_max_array_size
 from nsml_hpc.slurm.demand import Demand, demand_command, parse_demand

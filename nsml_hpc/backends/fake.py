@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 from nsml_hpc.backends.base import ClusterProbe, SlurmBackend
 from nsml_hpc.backends.fake_files import MemoryFiles
 from nsml_hpc.backends.files import RunFiles
-from nsml_hpc.clusters.profile import LOCAL
+from nsml_hpc.config.cluster_profiles import LOCAL
 from nsml_hpc.errors import NsmlError, SubmitRefused
 from nsml_hpc.slurm.arrays import DEFAULT_MAX_ARRAY_SIZE
 from nsml_hpc.slurm.demand import Demand

@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nsml_hpc.backends.files import DirEntry, FileStat, removable
-from nsml_hpc.errors import BackendError, NsmlError
-from nsml_hpc.submit.upload import (
+from nsml_hpc.code.upload import (
     LocalFile,
     Progress,
     RemoteFile,
@@ -34,7 +33,8 @@ from nsml_hpc.submit.upload import (
     plan_upload,
     seed_candidates,
 )
-from nsml_hpc.sync.scrape import MAX_READ_BYTES, complete_lines
+from nsml_hpc.errors import BackendError, NsmlError
+from nsml_hpc.runfiles.scrape import MAX_READ_BYTES, complete_lines
 
 FILE_MODE = 0o644
 FOLDER_MODE = 0o755

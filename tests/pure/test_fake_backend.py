@@ -18,12 +18,12 @@ from nsml_hpc.backends.openssh_files import OpenSshFiles
 from nsml_hpc.backends.pyslurm_backend import PyslurmBackend
 from nsml_hpc.backends.sftp_files import SftpFiles
 from nsml_hpc.backends.ssh import SshBackend
+from nsml_hpc.code.selection import CodeFile
+from nsml_hpc.code.upload import Seed, local_files
 from nsml_hpc.errors import BackendError, SubmitRefused
 from nsml_hpc.slurm.demand import Demand
 from nsml_hpc.slurm.sinfo import NodeGpus
 from nsml_hpc.slurm.states import SessionState
-from nsml_hpc.submit.codesnap import CodeFile
-from nsml_hpc.submit.upload import Seed, local_files
 
 T0 = 1_800_000_000.0
 

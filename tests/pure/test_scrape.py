@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from nsml_hpc.sync import scrape
-from nsml_hpc.sync.scrape import (
+from nsml_hpc.runfiles import scrape
+from nsml_hpc.runfiles.scrape import (
     MetricBatch,
     parse_event_lines,
     parse_metric_lines,

@@ -9,7 +9,7 @@ import paramiko
 import pytest
 
 from nsml_hpc.backends.ssh_target import load_ssh_config, resolve_target
-from nsml_hpc.clusters.profile import ClusterProfile, profile_from_dict
+from nsml_hpc.config.cluster_profiles import ClusterProfile, profile_from_dict
 from nsml_hpc.errors import ConfigError
 
 CONFIG = """

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from nsml_hpc.catalog.summaries import BLOCK_LINES, Summary, summarize_points
-from nsml_hpc.sync.scrape import MetricPointRow
+from nsml_hpc.runfiles.scrape import MetricPointRow
 
 
 def _points(

@@ -28,11 +28,11 @@ from nsml_hpc.config.settings import Settings
 from nsml_hpc.job.snapshot_format import MANIFEST_FILE, SNAPSHOTS_DIR, Manifest
 from nsml_hpc.job.snapshot_store import collect_files
 from nsml_hpc.job.spec import Resources, SessionSpec
+from nsml_hpc.runfiles.scrape import parse_event_lines, parse_metric_lines
 from nsml_hpc.slurm.sinfo import NodeGpus
 from nsml_hpc.snapshots.actions import pin_model
 from nsml_hpc.submit.rundir import json_bytes
 from nsml_hpc.sync.run import SyncReport
-from nsml_hpc.sync.scrape import parse_event_lines, parse_metric_lines
 from nsml_hpc.workspace import Workspace
 from tests.tui.shipped import NsmlApp
 
