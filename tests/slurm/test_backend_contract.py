@@ -273,7 +273,8 @@ def test_run_directory_files_read_list_copy_and_delete_through_every_backend(
     files.write_files(folder, {"a.txt": b"alpha\n", "sub/b.bin": b"\0" * 10})
     info = files.stat(posixpath.join(folder, "a.txt"))
     assert info is not None and (info.size, info.is_dir) == (6, False)
-    assert files.stat(folder) is not None and files.stat(folder).is_dir  # type: ignore[union-attr]
+    folder_info = files.stat(folder)
+    assert folder_info is not None and folder_info.is_dir
     assert files.stat(posixpath.join(folder, "gone")) is None
     entries = files.list_dir(folder)
     assert entries is not None
