@@ -296,7 +296,8 @@ class FakeBackend:
     def _move(self, job: FakeJob, step: Step) -> None:
         now = self.clock()
         state = step.state
-        if state == SessionState.PENDING and job.started_at is not None:
+        back = state == SessionState.PENDING and job.started_at is not None
+        if back or (state not in _ENDED and job.ended_at is not None):  # a requeue
             job.restarts += 1
             job.started_at = job.ended_at = job.node_list = None
             job.exit_code = job.signal = 0

@@ -280,6 +280,11 @@ def test_a_requeued_job_keeps_its_id_and_starts_again() -> None:
     clock.now += 5
     backend.apply(job_id, Step("RUNNING"))
     assert backend.query([job_id], since=T0)[0].started_at == T0 + 105
+    backend.apply(job_id, Step("REQUEUED"))
+    clock.now += 5
+    backend.apply(job_id, Step("RUNNING"))  # straight back, as a requeue without a wait
+    again = backend.job(job_id)
+    assert (again.restarts, again.started_at, again.ended_at) == (2, T0 + 110, None)
 
 
 def test_a_forgotten_job_is_gone_from_both_views() -> None:
