@@ -31,7 +31,6 @@ default, or :class:`~nsml_hpc.backends.files.LocalFiles` for a test over a tempo
 
 from __future__ import annotations
 
-import getpass
 import posixpath
 import shlex
 import time
@@ -43,15 +42,18 @@ from nsml_hpc.backends.base import ClusterProbe, SlurmBackend
 from nsml_hpc.backends.fake_files import MemoryFiles
 from nsml_hpc.backends.files import RunFiles
 from nsml_hpc.config.cluster_profiles import LOCAL
+from nsml_hpc.config.identity import current_user
 from nsml_hpc.errors import NsmlError, SubmitRefused
+from nsml_hpc.job.duration import parse_duration
 from nsml_hpc.slurm.arrays import DEFAULT_MAX_ARRAY_SIZE
 from nsml_hpc.slurm.demand import Demand
+from nsml_hpc.slurm.gres import gpus_in_gres
 from nsml_hpc.slurm.placement import StartEstimate
 from nsml_hpc.slurm.records import JobRecord
 from nsml_hpc.slurm.sinfo import NodeGpus, partition_summary
 from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState, session_state
-from nsml_hpc.slurm.timefmt import format_duration, parse_duration
-from nsml_hpc.slurm.user_queue import QueueJob, gpus_asked
+from nsml_hpc.slurm.timefmt import format_duration
+from nsml_hpc.slurm.user_queue import QueueJob
 
 FIRST_JOB_ID = 1000
 MIN_JOB_AGE = 300.0  # seconds slurmctld keeps an ended job (the sandbox's MinJobAge)
@@ -185,7 +187,7 @@ class FakeBackend:
     ) -> None:
         self.cluster = cluster
         self.files = files if files is not None else MemoryFiles(cluster, clock=clock)
-        self.user = user or getpass.getuser()
+        self.user = user or current_user()
         self.nodes = list(nodes)
         self.clock = clock
         self.max_array = max_array_size
@@ -341,6 +343,10 @@ class FakeBackend:
         tasks = _array_tasks(options.get("array"), self.max_array)
         if tasks == []:
             raise self._refused("Invalid job array specification")
+        try:
+            time_limit = parse_duration(options.get("time", ""), fractions=False)
+        except ValueError:
+            raise self._refused("Invalid --time specification") from None
         job_id = str(self.next_job_id)
         self.next_job_id += 1
         nodes = options.get("nodes", "1").split("-")[0]
@@ -351,7 +357,7 @@ class FakeBackend:
             partition=partition,
             gpus=gpus,
             nodes=int(nodes) if nodes.isdigit() else 1,
-            time_limit=_time_limit(options.get("time")),
+            time_limit=time_limit,
             submitted_at=self.clock(),
             script_path=script_path,
         )
@@ -504,11 +510,10 @@ def sbatch_options(script: str) -> dict[str, str]:
 def _gpus(options: dict[str, str]) -> int:
     """GPUs per node asked with ``--gres=gpu[:type]:N`` or ``--gpus[-per-node]=[type:]N``."""
     if "gres" in options:
-        return gpus_asked(options["gres"])
+        return gpus_in_gres(options["gres"])
     for name in ("gpus-per-node", "gpus"):
         if name in options:
-            count = options[name].rsplit(":", 1)[-1]
-            return int(count) if count.isdigit() else 0
+            return gpus_in_gres(f"gpu:{options[name]}")
     return 0
 
 
@@ -524,15 +529,6 @@ def _array_tasks(spec: str | None, max_array: int) -> list[int] | None:
             return []
         indexes.extend(range(int(low), int(high or low) + 1))
     return sorted(set(indexes)) if indexes and max(indexes) < max_array else []
-
-
-def _time_limit(text: str | None) -> float | None:
-    """``--time``: ``D-HH:MM:SS``, ``HH:MM:SS``, ``MM:SS`` or plain minutes."""
-    if text is None or text.upper() in ("", "UNLIMITED", "INFINITE"):
-        return None
-    if text.isdigit():
-        return int(text) * 60.0
-    return parse_duration(text)
 
 
 def _groups(job: FakeJob) -> bool:

@@ -34,7 +34,6 @@ from nsml_hpc.code.upload import (
     seed_candidates,
 )
 from nsml_hpc.errors import BackendError, NsmlError
-from nsml_hpc.runfiles.scrape import MAX_READ_BYTES, complete_lines
 
 FILE_MODE = 0o644
 FOLDER_MODE = 0o755
@@ -115,12 +114,6 @@ class MemoryFiles:
     def sizes(self, paths: Sequence[str]) -> dict[str, int | None]:
         self._called("sizes")
         return {path: self._size(path) for path in paths}
-
-    def read_new_lines(
-        self, path: str, offset: int, limit: int = MAX_READ_BYTES
-    ) -> tuple[bytes, int]:
-        self._called("read_new_lines")
-        return complete_lines(self._read(path, offset, limit), offset)
 
     def read_from(self, path: str, offset: int, limit: int) -> bytes:
         self._called("read_from")

@@ -5,9 +5,9 @@ same Protocol over SFTP (:mod:`nsml_hpc.backends.sftp_files`) or the system ``ss
 (:mod:`nsml_hpc.backends.openssh_files`), so submit, sync, snapshots and the CLI never care
 where a run directory is. Paths are POSIX path strings on the cluster.
 
-Reading: ``size``/``sizes``, ``read_new_lines``, ``read_from``, ``read_many`` (metrics and
-events, batched per cluster), ``stat``, ``list_dir``, ``read_bytes`` (snapshot folders and
-manifests). Writing: ``make_dirs``, ``write_bytes`` (atomic), ``write_files`` and
+Reading: ``size``/``sizes``, ``read_from``, ``read_many`` (metrics and events, batched per
+cluster; sync keeps the complete lines), ``stat``, ``list_dir``, ``read_bytes`` (snapshot
+folders and manifests). Writing: ``make_dirs``, ``write_bytes`` (atomic), ``write_files`` and
 ``upload_tree`` (run directories built under a temporary name). Changing: ``rename`` (never
 replaces) and ``remove_tree`` (refuses links and anything not directly in ``inside``).
 Copying: ``copy_out`` (``model pull``).
@@ -38,7 +38,6 @@ from nsml_hpc.code.upload import (
     manifest_after,
 )
 from nsml_hpc.errors import BackendError
-from nsml_hpc.runfiles.scrape import MAX_READ_BYTES, read_new_lines
 
 
 @dataclass(frozen=True)
@@ -75,13 +74,6 @@ class RunFiles(Protocol):
 
     def sizes(self, paths: Sequence[str]) -> dict[str, int | None]:
         """:meth:`size` of many files at once (one round trip where the transport allows)."""
-        ...
-
-    def read_new_lines(
-        self, path: str, offset: int, limit: int = MAX_READ_BYTES
-    ) -> tuple[bytes, int]:
-        """Complete lines after ``offset`` (see :func:`nsml_hpc.runfiles.scrape.read_new_lines`),
-        reading only the bytes after ``offset``."""
         ...
 
     def read_from(self, path: str, offset: int, limit: int) -> bytes:
@@ -182,11 +174,6 @@ class LocalFiles:
 
     def sizes(self, paths: Sequence[str]) -> dict[str, int | None]:
         return {path: self.size(path) for path in paths}
-
-    def read_new_lines(
-        self, path: str, offset: int, limit: int = MAX_READ_BYTES
-    ) -> tuple[bytes, int]:
-        return read_new_lines(Path(path), offset, limit)
 
     def read_from(self, path: str, offset: int, limit: int) -> bytes:
         try:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from nsml_hpc.backends.files import DirEntry, FileStat, removable
-from nsml_hpc.backends.openssh import OpenSsh, last_line
+from nsml_hpc.backends.openssh_client import OpenSsh, last_line
 from nsml_hpc.backends.remote_shell import (
     COPY_LISTED_FILES,
     REFUSED,
@@ -45,7 +45,6 @@ from nsml_hpc.code.upload import (
     seed_candidates,
 )
 from nsml_hpc.errors import BackendError, ConnectionFailed
-from nsml_hpc.runfiles.scrape import MAX_READ_BYTES, complete_lines
 
 FILE_TIMEOUT = 120.0
 UPLOAD_TIMEOUT = 3600.0
@@ -123,11 +122,6 @@ class OpenSshFiles:
             raise self._fail("read", path, err)
         self.bytes_read += len(out)
         return out
-
-    def read_new_lines(
-        self, path: str, offset: int, limit: int = MAX_READ_BYTES
-    ) -> tuple[bytes, int]:
-        return complete_lines(self.read_from(path, offset, limit), offset)
 
     def read_many(self, requests: Sequence[tuple[str, int, int]]) -> list[bytes]:
         """ONE ssh call for all of them; if the answer does not line up (a file changed under

@@ -43,7 +43,6 @@ from nsml_hpc.code.upload import (
     seed_candidates,
 )
 from nsml_hpc.errors import BackendError
-from nsml_hpc.runfiles.scrape import MAX_READ_BYTES, complete_lines
 
 CHUNK = 256 * 1024
 PREFETCH_FROM = 1024 * 1024  # reads larger than this are pipelined
@@ -124,11 +123,6 @@ class SftpFiles:
             raise self.connection.failure("read", path, exc) from exc
         self.bytes_read += len(data)
         return bytes(data)
-
-    def read_new_lines(
-        self, path: str, offset: int, limit: int = MAX_READ_BYTES
-    ) -> tuple[bytes, int]:
-        return complete_lines(self.read_from(path, offset, limit), offset)
 
     def read_many(self, requests: Sequence[tuple[str, int, int]]) -> list[bytes]:
         """One command over the connection (``tail`` from each offset: only new bytes are

@@ -9,16 +9,18 @@ from dataclasses import dataclass, field
 from nsml_hpc.backends.files import RunFiles
 from nsml_hpc.capture.csvlog import CsvCursor, read_csv_points
 from nsml_hpc.capture.discover import discover
-from nsml_hpc.capture.tfevents import TensorBoardUnavailable, read_event_points
+from nsml_hpc.capture.tfevents import read_event_points
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.metrics import CursorState, store_metric_batch, touch_cursor
+from nsml_hpc.errors import TensorBoardUnavailable
+from nsml_hpc.job.layout import CODE_DIR
 from nsml_hpc.runfiles.scrape import MAX_READ_BYTES, MetricBatch
 
 DISCOVERY_FILE = "<discover>"
 DISCOVERY_INTERVAL = 30.0
 END_RESOLUTION_SECONDS = 2.0
 CAPTURED_LINE = -1  # metric_point.line of every captured point
-CAPTURE_PREFIX = "code/"
+CAPTURE_PREFIX = f"{CODE_DIR}/"  # captured files live in the code folder (cursor keys)
 
 
 @dataclass

@@ -14,15 +14,11 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from nsml_hpc.errors import NsmlError
+from nsml_hpc.errors import TensorBoardUnavailable
 
 HEADER = struct.Struct("<QI")  # length, masked crc32c of the length
 FOOTER_BYTES = 4
 MAX_RECORD_BYTES = 256 * 1024 * 1024
-
-
-class TensorBoardUnavailable(NsmlError):
-    """Event files were found but the optional ``tensorboard`` extra is not installed."""
 
 
 @dataclass

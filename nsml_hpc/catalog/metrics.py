@@ -21,10 +21,8 @@ from nsml_hpc.catalog.models import (
 )
 from nsml_hpc.catalog.snapshot_models import JobRunRecord
 from nsml_hpc.catalog.summaries import update_summaries
+from nsml_hpc.job.layout import EVENTS_FILE, METRICS_FILE
 from nsml_hpc.runfiles.scrape import POINT_COLUMNS, EventBatch, MetricBatch, MetricPointRow
-
-METRICS_FILE = "metrics.jsonl"
-EVENTS_FILE = "events.jsonl"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,15 @@ submit_grace_seconds = 60     # a fresh job missing from sacct is not lost befor
 max_code_mb = 100             # size guard for the code snapshot
 default_cluster = "local"     # the cluster of commands that name none (--cluster NAME)
 idle_gpu_minutes = 60         # ps flags sessions whose GPUs sat at 0 % this long
+
+[metrics]                     # which way is better, where the name alone misleads
+fid = "min"                   # a word: val/fid, test_fid too ("min" or "max")
+"val/score" = "min"           # an exact name (quote names with / or .)
 ```
+
+Without an entry, a metric's direction follows the words of its name
+(:mod:`nsml_hpc.job.direction`: ``val_loss`` min, ``val_acc`` max); ``best:M:min|max`` and
+``M:min|max`` override both where a metric is named.
 
 Cluster profiles live in ``clusters.toml`` beside this file (:mod:`nsml_hpc.config.clusters_file`);
 ``local`` (Slurm's commands on this machine) exists without one. Environment overrides:
@@ -32,6 +40,8 @@ from nsml_hpc.config import locations
 from nsml_hpc.config.cluster_profiles import LOCAL, ClusterProfile, implicit_local
 from nsml_hpc.config.clusters_file import load_profiles
 from nsml_hpc.errors import ConfigError, NotFoundError
+from nsml_hpc.job.direction import NO_OVERRIDES, Directions, Goal, parse_goal
+from nsml_hpc.job.layout import RUN_ROOT_ENV
 
 MIN_POLL_FLOOR = 0.5
 
@@ -64,6 +74,7 @@ class Settings:
     idle_gpu_seconds: float = 3600.0  # flag sessions whose GPUs sat at 0 % this long
     sync_interval_seconds: float = 5.0
     key_metric: str | None = None
+    metric_directions: Directions = NO_OVERRIDES
 
 
 def _number(name: str, value: Any, minimum: float) -> float:
@@ -76,6 +87,25 @@ def _number(name: str, value: Any, minimum: float) -> float:
     return number
 
 
+def metric_directions(data: dict[str, Any]) -> Directions:
+    """The ``[metrics]`` table of a config file: ``NAME = "min" | "max"``."""
+    table = data.get("metrics", {})
+    if not isinstance(table, dict):
+        raise ConfigError('[metrics] must be a table of NAME = "min" or "max"')
+    goals: dict[str, Goal] = {}
+    for name, value in table.items():
+        goal = parse_goal(value)
+        if goal is None:
+            hint = ' (quote a name with dots: "val.fid" = ...)' if isinstance(value, dict) else ""
+            raise ConfigError(
+                f'[metrics] {name}: the direction must be "min" or "max", got {value!r}{hint}'
+            )
+        if not name.strip():
+            raise ConfigError("[metrics]: a metric name must not be empty")
+        goals[name] = goal
+    return Directions.of(goals)
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     path = locations.config_file()
@@ -86,7 +116,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     catalog = env.get("NSML_HPC_CATALOG") or data.get("catalog") or locations.default_catalog_url()
-    run_root = env.get("NSML_HPC_RUN_ROOT") or data.get("run_root")
+    run_root = env.get(RUN_ROOT_ENV) or data.get("run_root")
     floor = env.get("NSML_HPC_POLL_FLOOR") or data.get("poll_floor_seconds", 5.0)
     grace = env.get("NSML_HPC_SUBMIT_GRACE") or data.get("submit_grace_seconds", 60.0)
     max_code_mb = data.get("max_code_mb", 100)
@@ -113,4 +143,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         idle_gpu_seconds=_number("idle_gpu_minutes", idle_minutes, 0.0) * 60,
         sync_interval_seconds=_number("sync_interval_seconds", interval, MIN_POLL_FLOOR),
         key_metric=key_metric.strip() if key_metric else None,
+        metric_directions=metric_directions(data),
     )

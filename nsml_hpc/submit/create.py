@@ -12,7 +12,6 @@ only after sbatch returned a job id.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
 import posixpath
 import secrets
@@ -44,12 +43,10 @@ from nsml_hpc.code.upload import (
     parse_manifest,
 )
 from nsml_hpc.config.cluster_profiles import ClusterProfile
+from nsml_hpc.config.identity import current_user
 from nsml_hpc.config.settings import Settings
 from nsml_hpc.errors import NsmlError, SpecError
-from nsml_hpc.job.spec import EnvStep, Resources, SessionSpec, validate_spec
-from nsml_hpc.submit.injob_copy import in_job_files
-from nsml_hpc.submit.render import ScriptContext, render_script
-from nsml_hpc.submit.rundir import (
+from nsml_hpc.job.layout import (
     API_PATH_DIR,
     CODE_DIR,
     CODE_MANIFEST,
@@ -57,6 +54,11 @@ from nsml_hpc.submit.rundir import (
     SCRIPT_FILE,
     SESSION_FILE,
     TEMP_MARK,
+)
+from nsml_hpc.job.spec import EnvStep, Resources, SessionSpec, validate_spec
+from nsml_hpc.submit.injob_copy import in_job_files
+from nsml_hpc.submit.render import ScriptContext, render_script
+from nsml_hpc.submit.rundir import (
     json_bytes,
     project_dir,
     read_json,
@@ -89,10 +91,6 @@ class Prepared:
     profile: ClusterProfile
     user: str  # who submits, on this machine (the cluster account comes from the backend)
     extra: dict[str, Any] = field(default_factory=dict)  # more session.json keys (a fork's)
-
-
-def current_user() -> str:
-    return getpass.getuser()
 
 
 def code_root_for(script: Path, cwd: Path) -> Path:
@@ -137,7 +135,13 @@ def prepare(spec: SessionSpec, settings: Settings, code_root: Path) -> Prepared:
         raise SpecError(
             f"{spec.script} is excluded from the code snapshot (.gitignore/.nsmlignore)"
         )
-    return Prepared(spec=spec, code=code, profile=profile, user=current_user())
+    return Prepared(
+        spec=spec,
+        code=code,
+        profile=profile,
+        user=current_user(),
+        extra=settings.metric_directions.to_document(),  # what load("best:M") follows in-job
+    )
 
 
 def training_interpreter(spec: SessionSpec, profile: ClusterProfile | None = None) -> str:

@@ -18,6 +18,7 @@ import jinja2
 
 from nsml_hpc import __version__
 from nsml_hpc.errors import SpecError
+from nsml_hpc.job import layout
 from nsml_hpc.job.spec import EnvStep, SessionSpec, warning_seconds
 
 TEMPLATE_PACKAGE = "nsml_hpc.sbatch_templates"
@@ -68,7 +69,7 @@ def sbatch_directives(spec: SessionSpec, context: ScriptContext) -> list[tuple[s
         spec,
         [
             ("job-name", context.session_name),
-            ("output", f"{context.run_dir}/slurm-%j.out"),
+            ("output", f"{context.run_dir}/{layout.SLURM_OUTPUT_PATTERN}"),
             ("chdir", context.run_dir),
             ("open-mode", "append"),
         ],
@@ -80,7 +81,7 @@ def array_directives(spec: SessionSpec, context: ArrayContext) -> list[tuple[str
         spec,
         [
             ("job-name", context.sweep_name),
-            ("output", f"{context.sweep_dir}/slurm-%A_%a.out"),
+            ("output", f"{context.sweep_dir}/{layout.ARRAY_OUTPUT_PATTERN}"),
             ("chdir", context.sweep_dir),
             ("open-mode", "append"),
             ("array", context.array),
@@ -163,6 +164,7 @@ def render_script(spec: SessionSpec, context: ScriptContext) -> str:
         environment=environment_lines(spec.environment),
         wrapper_python=context.wrapper_python,
         api_path=context.api_path,
+        layout=layout.template_names(),
     )
 
 
@@ -180,4 +182,5 @@ def render_array_script(spec: SessionSpec, context: ArrayContext) -> str:
         session_names=context.session_names,
         environment=environment_lines(spec.environment),
         wrapper_python=context.wrapper_python,
+        layout=layout.template_names(),
     )

@@ -25,13 +25,13 @@ from nsml_hpc.catalog.models import SessionRecord
 from nsml_hpc.catalog.sessions import discard_session, mark_submitted, reserve_session
 from nsml_hpc.config.settings import Settings
 from nsml_hpc.errors import NsmlError
+from nsml_hpc.job.layout import SWEEP_FILE
 from nsml_hpc.slurm.arrays import array_spec, split_counts
 from nsml_hpc.submit.create import Prepared, build_run_dir, project_base
 from nsml_hpc.submit.render import ArrayContext, render_array_script
 from nsml_hpc.submit.rundir import json_bytes, remove_run_dir, write_job_id_marker
 from nsml_hpc.sweeps.grid import apply_to_args
 
-SWEEP_FILE = "sweep.json"
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 

@@ -18,10 +18,8 @@ from sqlmodel import col, select
 from nsml_hpc.backends.base import SlurmBackend
 from nsml_hpc.capture.ingest import DISCOVERY_FILE, captured_files, scrape_captured
 from nsml_hpc.catalog.engine import Catalog
-from nsml_hpc.catalog.gpu import GPU_FILE, gpu_states, store_gpu_state
+from nsml_hpc.catalog.gpu import gpu_states, store_gpu_state
 from nsml_hpc.catalog.metrics import (
-    EVENTS_FILE,
-    METRICS_FILE,
     CursorState,
     load_cursors,
     store_event_batch,
@@ -38,6 +36,7 @@ from nsml_hpc.catalog.sessions import (
 )
 from nsml_hpc.config.settings import Settings
 from nsml_hpc.errors import ConfigError, ConnectionFailed, NotFoundError, NsmlError
+from nsml_hpc.job.layout import EVENTS_FILE, GPU_FILE, METRICS_FILE
 from nsml_hpc.runfiles.idle import IdleState, advance
 from nsml_hpc.runfiles.scrape import (
     MAX_READ_BYTES,

@@ -396,12 +396,12 @@ def test_memory_files_log_calls_append_and_fail() -> None:
     files = MemoryFiles("hpc", home="/home/alice")
     files.make_dirs("runs")
     files.append("runs/metrics.jsonl", b'{"step": 0}\n{"st')
-    assert files.read_new_lines("/home/alice/runs/metrics.jsonl", 0) == (b'{"step": 0}\n', 12)
+    assert files.read_from("/home/alice/runs/metrics.jsonl", 0, 100) == b'{"step": 0}\n{"st'
     assert files.sizes(["runs/metrics.jsonl", "runs/gone"]) == {
         "runs/metrics.jsonl": 16,
         "runs/gone": None,
     }
-    assert files.calls == ["make_dirs", "read_new_lines", "sizes"]
+    assert files.calls == ["make_dirs", "read_from", "sizes"]
     files.fail("read_many", error=BackendError("connection lost"))
     with pytest.raises(BackendError, match="connection lost"):
         files.read_many([("runs/metrics.jsonl", 0, 10)])

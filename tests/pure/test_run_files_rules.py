@@ -34,8 +34,7 @@ def test_written_files_read_back_and_missing_ones_are_not_errors(
     assert files.exists(path) and not files.exists(gone)
     assert files.sizes([path, gone]) == {path: 12, gone: None}
     assert files.size(gone) is None
-    assert files.read_new_lines(path, 4) == (b"two\n", 8)
-    assert files.read_new_lines(gone, 4) == (b"", 4)
+    assert files.read_from(path, 4, 4) == b"two\n"
     assert files.read_many([(path, 0, 3), (gone, 0, 3), (path, 8, 100)]) == [b"one", b"", b"part"]
     assert files.read_bytes(path, 3) == b"one\n"  # at most limit + 1: "too big" is visible
     assert files.read_bytes(gone, 3) is None
