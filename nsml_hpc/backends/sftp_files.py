@@ -16,6 +16,7 @@ import posixpath
 import secrets
 import stat
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import paramiko
@@ -225,6 +226,10 @@ class SftpFiles:
                     out.write(data)
         except SFTP_ERRORS as exc:
             raise self.connection.failure("write", target, exc) from exc
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Nothing to gather: remote writes are not flushed one by one here."""
+        return nullcontext()
 
     def rename(self, source: str, target: str) -> None:
         if self.exists(target):

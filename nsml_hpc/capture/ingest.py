@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nsml_hpc.backends.files import RunFiles
-from nsml_hpc.capture.csvlog import CsvCursor, read_csv_points
+from nsml_hpc.capture.csvlog import CsvCursor, read_csv_stream
 from nsml_hpc.capture.discover import discover
 from nsml_hpc.capture.tfevents import read_event_points
 from nsml_hpc.catalog.engine import Catalog
@@ -21,6 +21,7 @@ DISCOVERY_INTERVAL = 30.0
 END_RESOLUTION_SECONDS = 2.0
 CAPTURED_LINE = -1  # metric_point.line of every captured point
 CAPTURE_PREFIX = f"{CODE_DIR}/"  # captured files live in the code folder (cursor keys)
+CSV_CHUNK_BYTES = 4 * 1024 * 1024  # a CSV log is read in pieces of this size: bounded memory
 
 
 @dataclass
@@ -113,12 +114,12 @@ def _ingest_events(
     result = read_event_points(data, cursor.offset)
     batch = _batch(session_id, result.points)
     batch.lines = result.records
-    new_offset = result.new_offset
-    if result.corrupt:
-        report.warnings.append(f"{relative}: {result.corrupt}; the rest of the file is skipped")
-        batch.malformed = 1
-        new_offset = size
-    _store(catalog, session_id, relative, "tensorboard", batch, cursor, new_offset, now, report)
+    batch.malformed = result.malformed
+    for problem in result.problems:
+        report.warnings.append(f"{relative}: {problem}")
+    _store(
+        catalog, session_id, relative, "tensorboard", batch, cursor, result.new_offset, now, report
+    )
 
 
 def _ingest_csv(
@@ -132,8 +133,15 @@ def _ingest_csv(
     now: float,
     report: CaptureReport,
 ) -> None:
-    content = files.read_from(path, 0, min(size, MAX_READ_BYTES))
-    result = read_csv_points(content, CsvCursor(offset=cursor.offset, rows=cursor.lines))
+    chunks = (
+        files.read_from(path, start, min(CSV_CHUNK_BYTES, size - start))
+        for start in range(0, size, CSV_CHUNK_BYTES)
+    )
+    result = read_csv_stream(
+        chunks, CsvCursor(offset=cursor.offset, rows=cursor.lines), max_new_bytes=MAX_READ_BYTES
+    )
+    for problem in result.problems:
+        report.warnings.append(f"{relative}: {problem}")
     batch = _batch(session_id, result.points)
     batch.lines = result.cursor.rows - cursor.lines  # the cursor counts data rows taken
     batch.malformed = result.malformed

@@ -50,6 +50,7 @@ class ArrayContext:
     session_names: list[str]
     wrapper_python: str
     array: str  # the --array value, e.g. 0-3%2
+    api_path: str  # the sweep's ONE copy of the in-job package (``<sweep dir>/.nsml/python``)
 
 
 def check_cluster_path(label: str, path: str) -> str:
@@ -171,6 +172,7 @@ def render_script(spec: SessionSpec, context: ScriptContext) -> str:
 def render_array_script(spec: SessionSpec, context: ArrayContext) -> str:
     """The sbatch script of one sweep chunk: a job array whose task i is session i."""
     check_cluster_path("sweep directory", context.sweep_dir)
+    check_cluster_path("in-job package", context.api_path)
     for run_dir in context.run_dirs:
         check_cluster_path("run directory", run_dir)
     return _template(ARRAY_TEMPLATE_NAME).render(
@@ -182,5 +184,6 @@ def render_array_script(spec: SessionSpec, context: ArrayContext) -> str:
         session_names=context.session_names,
         environment=environment_lines(spec.environment),
         wrapper_python=context.wrapper_python,
+        api_path=context.api_path,
         layout=layout.template_names(),
     )
