@@ -19,6 +19,7 @@ from __future__ import annotations
 import posixpath
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,6 +165,11 @@ class MemoryFiles:
             target = posixpath.normpath(posixpath.join(base, relative))
             self._make_dirs(posixpath.dirname(target))
             self._write(target, data)
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Nothing to gather: a write in memory is complete and in place when it returns."""
+        self._called("batch")
+        return nullcontext()
 
     def rename(self, source: str, target: str) -> None:
         self._called("rename")

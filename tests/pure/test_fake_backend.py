@@ -47,6 +47,11 @@ def protocol_members(protocol: type) -> set[str]:
     return names
 
 
+def _signature(function: Any, returns: bool) -> inspect.Signature:
+    signature = inspect.signature(function)
+    return signature if returns else signature.replace(return_annotation=inspect.Signature.empty)
+
+
 def drift(protocol: type, implementation: type, instance: object | None = None) -> list[str]:
     """How ``implementation`` differs from ``protocol``: a member missing, or a method whose
     signature (names, kinds, defaults, annotations) is not the Protocol's."""
@@ -58,10 +63,12 @@ def drift(protocol: type, implementation: type, instance: object | None = None) 
         if callable(declared):
             if actual is None:
                 found.append(f"{name}: missing")
-            elif inspect.signature(declared) != inspect.signature(actual):
-                found.append(
-                    f"{name}{inspect.signature(actual)} is not {inspect.signature(declared)}"
-                )
+                continue
+            # a decorator (@contextmanager) makes what is returned: compare the parameters then
+            returns = not hasattr(actual, "__wrapped__")
+            want, have = _signature(declared, returns), _signature(actual, returns)
+            if have != want:
+                found.append(f"{name}{have} is not {want}")
             continue
         if isinstance(declared, property):
             wanted = inspect.signature(declared.fget).return_annotation if declared.fget else None

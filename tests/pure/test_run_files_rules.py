@@ -52,7 +52,9 @@ def test_written_files_read_back_and_missing_ones_are_not_errors(
 def test_write_bytes_replaces_a_file(seam: tuple[RunFiles, str]) -> None:
     files, root = seam
     files.write_bytes(f"{root}/session.json", b"old")
-    files.write_bytes(f"{root}/session.json", b"new")
+    with files.batch():  # each write is in place when its call returns, batch or not
+        files.write_bytes(f"{root}/session.json", b"new")
+        assert files.read_bytes(f"{root}/session.json", 100) == b"new"
     assert files.read_bytes(f"{root}/session.json", 100) == b"new"
     listed = files.list_dir(root)
     assert listed is not None and [entry.name for entry in listed] == ["session.json"]
