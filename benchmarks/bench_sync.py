@@ -345,7 +345,7 @@ def main() -> None:
             )
             print(
                 f"  last report      state_changes={last.state_changes} "
-                f"new_points={last.new_points} (every job and session row is rewritten)"
+                f"new_points={last.new_points} (a growing Elapsed alone writes nothing)"
             )
     finally:
         catalog.close()
