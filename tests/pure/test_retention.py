@@ -99,20 +99,20 @@ def _kept_by_counts(snap: SnapshotFacts, snaps: list[SnapshotFacts], policy: Pol
     )
     keep = policy.keep_last or 0
     newest = {s.id for s in by_recency[max(0, len(by_recency) - keep) :]} if keep else set()
-    scored = [s for s in ranked if s.metrics.get("val_loss") is not None]
+    scored = [(s, value) for s in ranked if (value := s.metrics.get("val_loss")) is not None]
     sign = 1 if policy.maximize else -1
     best_order = sorted(
         scored,
-        key=lambda s: (
-            sign * s.metrics["val_loss"],  # type: ignore[operator]
-            s.created,
-            s.step if s.step is not None else -1,
-            s.tag,
-            s.id,
+        key=lambda pair: (
+            sign * pair[1],
+            pair[0].created,
+            pair[0].step if pair[0].step is not None else -1,
+            pair[0].tag,
+            pair[0].id,
         ),
         reverse=True,
     )
-    best = {s.id for s in best_order[: policy.keep_best or 0]} if policy.best_metric else set()
+    best = {s.id for s, _ in best_order[: policy.keep_best or 0]} if policy.best_metric else set()
     return snap.id in newest or snap.id in best
 
 

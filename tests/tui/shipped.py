@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from tui.dialogs.help import HelpScreen
     from tui.dialogs.memo import MemoDialog
     from tui.session.screen import SessionScreen
-    from tui.sessions import screen as sessions_screen
+    from tui.sessions.layout import GroupLayout, RowSlot, visible_offsets
     from tui.sessions.screen import SessionsScreen
     from tui.sessions.table import SessionTable
     from tui.widgets.status_line import StatusLine
@@ -27,7 +27,7 @@ else:
     from nsml_hpc.tui.dialogs.help import HelpScreen
     from nsml_hpc.tui.dialogs.memo import MemoDialog
     from nsml_hpc.tui.session.screen import SessionScreen
-    from nsml_hpc.tui.sessions import screen as sessions_screen
+    from nsml_hpc.tui.sessions.layout import GroupLayout, RowSlot, visible_offsets
     from nsml_hpc.tui.sessions.screen import SessionsScreen
     from nsml_hpc.tui.sessions.table import SessionTable
     from nsml_hpc.tui.widgets.status_line import StatusLine
@@ -36,12 +36,14 @@ __all__ = [
     "CompareScreen",
     "ConfirmDialog",
     "ForkDialog",
+    "GroupLayout",
     "HelpScreen",
     "MemoDialog",
     "NsmlApp",
+    "RowSlot",
     "SessionScreen",
     "SessionTable",
     "SessionsScreen",
     "StatusLine",
-    "sessions_screen",
+    "visible_offsets",
 ]
