@@ -23,7 +23,7 @@ import platformdirs
 
 from nsml_hpc.backends.base import CommandResult
 from nsml_hpc.backends.cli import CliBackend
-from nsml_hpc.backends.remote_shell import remote_command
+from nsml_hpc.backends.remote_shell import EnvChanges, remote_command
 from nsml_hpc.clusters.profile import ClusterProfile
 from nsml_hpc.errors import ConfigError, ConnectionFailed
 
@@ -196,9 +196,13 @@ class OpenSshRunner:
     def __init__(self, ssh: OpenSsh) -> None:
         self.ssh = ssh
 
-    def run(self, argv: list[str], *, timeout: float) -> CommandResult:
+    def run(
+        self, argv: list[str], *, timeout: float, env: EnvChanges | None = None
+    ) -> CommandResult:
         status, out, err = self.ssh.run(
-            remote_command(argv, self.ssh.profile.remote_path), timeout=timeout, doing=argv[0]
+            remote_command(argv, self.ssh.profile.remote_path, env),
+            timeout=timeout,
+            doing=argv[0],
         )
         return CommandResult(
             argv, status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")

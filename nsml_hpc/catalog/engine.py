@@ -86,6 +86,7 @@ MODEL_MODULES = (
     "nsml_hpc.catalog.snapshot_models",
     "nsml_hpc.catalog.summary_models",
     "nsml_hpc.catalog.cluster_models",
+    "nsml_hpc.catalog.allocations",
 )
 
 

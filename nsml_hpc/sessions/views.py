@@ -7,6 +7,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from nsml_hpc.catalog.allocations import job_allocations
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.gpu import gpu_states
 from nsml_hpc.catalog.metrics import METRICS_FILE, load_cursors, metric_sources
@@ -125,6 +126,8 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
         record, [job.job_id for job in jobs], time.time() if now is None else now, gpu, requeues
     )
     cursor = load_cursors(catalog, [record.id]).get((record.id, METRICS_FILE))
+    allocations = job_allocations(catalog, jobs)
+    latest = allocations.get(jobs[-1].job_id) if jobs else None
     return {
         **row.to_json(),
         **snapshot_detail(catalog, record.id),
@@ -132,6 +135,8 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
         "user": record.user,
         "run_dir": record.run_dir,
         "spec": json.loads(record.spec_json),
+        # What Slurm gave the latest job (sacct), None before the first sync that saw it.
+        "allocation": latest.to_json() if latest else None,
         "hyperparameters": json.loads(record.hyperparameters_json),
         "submitted_at": record.submitted_at,
         "started_at": record.started_at,
@@ -150,6 +155,9 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
                 "started_at": job.started_at,
                 "ended_at": job.ended_at,
                 "node_list": job.node_list,
+                "allocation": allocations[job.job_id].to_json()
+                if job.job_id in allocations
+                else None,
             }
             for job in jobs
         ],

@@ -21,6 +21,12 @@ class JobRecord:
     elapsed_s: float | None = None
     gpus: int | None = None
     node_list: str | None = None
+    # What Slurm gave the job (read back, never what was asked): None when not reported.
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    time_limit: str | None = None  # as Slurm prints it: "01:00:00", "UNLIMITED"
+    nodes: int | None = None
 
 
 def parse_exit_code(text: str) -> tuple[int | None, int | None]:

@@ -17,6 +17,7 @@ from sqlmodel import col, select
 
 from nsml_hpc.backends.base import SlurmBackend
 from nsml_hpc.capture.ingest import DISCOVERY_FILE, captured_files, scrape_captured
+from nsml_hpc.catalog.allocations import Allocation, store_allocations
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.gpu import GPU_FILE, gpu_states, store_gpu_state
 from nsml_hpc.catalog.metrics import (
@@ -115,6 +116,7 @@ def sync(
             continue
         record_poll_result(catalog, cluster, None)
         report.state_changes += _apply_records(catalog, sessions, jobs, records, now)
+        _store_allocations(catalog, sessions, jobs, records)
     targets = _sessions_to_scrape(catalog, live, now, wanted)
     with_new_events = _scrape(catalog, targets, backend_for, report, now, unreachable)
     snapshots = sync_snapshots(
@@ -264,6 +266,26 @@ def _apply_records(
             row.updated_at = now
             db.add(row)
     return changes
+
+
+def _store_allocations(
+    catalog: Catalog,
+    sessions: list[SessionRecord],
+    jobs: dict[int, list[JobRecordRow]],
+    records: dict[str, JobRecord],
+) -> None:
+    """What Slurm says each latest job got (from the same sacct answer: no extra call)."""
+    found: dict[int, tuple[int, Allocation]] = {}
+    for session in sessions:
+        job = _latest_job(jobs, session)
+        if job is None or job.id is None or session.id is None or job.job_id not in records:
+            continue
+        rec = records[job.job_id]
+        found[job.id] = (
+            session.id,
+            Allocation(rec.partition, rec.account, rec.qos, rec.gpus, rec.time_limit, rec.nodes),
+        )
+    store_allocations(catalog, found, latest=set(found))
 
 
 @dataclass(frozen=True)

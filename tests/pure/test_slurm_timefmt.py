@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import time
 
 import pytest
 
-from nsml_hpc.slurm.timefmt import format_duration, parse_duration, parse_timestamp
+from nsml_hpc.slurm.timefmt import (
+    format_duration,
+    parse_duration,
+    parse_timestamp,
+    relative_start,
+)
 
 
 @pytest.mark.parametrize(
@@ -52,11 +57,32 @@ def test_printed_duration_reads_back_to_the_same_seconds(text):
     assert format_duration(parse_duration(text)) == text
 
 
-def test_timestamp_is_read_as_local_time():
-    expected = datetime(2026, 11, 27, 11, 25, 14).timestamp()
-    assert parse_timestamp("2026-11-27T11:25:14") == expected
+def test_timestamp_is_epoch_seconds_whatever_the_zone(monkeypatch):
+    for zone in ("Asia/Seoul", "America/Los_Angeles", "UTC"):
+        monkeypatch.setenv("TZ", zone)
+        time.tzset()
+        assert parse_timestamp("1796109362") == 1796109362.0
+    time.tzset()
 
 
-@pytest.mark.parametrize("text", ["", "Unknown", "None", "N/A", "  Unknown "])
+@pytest.mark.parametrize("text", ["2026-11-27T11:25:14", "11:25:14", "-5", "1e9"])
+def test_a_time_of_day_is_refused_because_its_zone_is_unknown(text):
+    with pytest.raises(ValueError, match="not epoch seconds"):
+        parse_timestamp(text)
+
+
+@pytest.mark.parametrize(
+    ("since", "now", "text"),
+    [
+        (100.0, 700.0, "now-600seconds"),
+        (100.0, 700.2, "now-601seconds"),
+        (800.0, 700.0, "now-0seconds"),
+    ],
+)
+def test_start_times_are_relative_to_the_clusters_clock(since, now, text):
+    assert relative_start(since, now) == text
+
+
+@pytest.mark.parametrize("text", ["", "Unknown", "None", "N/A", "  Unknown ", "0"])
 def test_missing_timestamps_are_none(text):
     assert parse_timestamp(text) is None
