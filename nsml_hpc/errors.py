@@ -3,6 +3,9 @@
     NsmlError                  base: a short message meant for the user
     ├── SpecError              bad input: flags, names, hyperparameters, resources
     ├── ConfigError            unreadable or invalid configuration
+    │   └── SettingsError      the config file, an NSML_HPC_* override or the catalog's file
+    │                          is wrong (missing, misspelt, wrong type, unreadable, read-only):
+    │                          bad input, exit 2, nothing written
     ├── NotFoundError          unknown session, snapshot or cluster
     ├── CatalogError           the catalog database failed or is from a newer release
     └── BackendError           a Slurm command (or the connection to it) failed
@@ -34,6 +37,10 @@ class SpecError(NsmlError):
 
 class ConfigError(NsmlError):
     """The configuration file or an environment override is invalid."""
+
+
+class SettingsError(ConfigError):
+    """The user's settings are wrong: one line naming the file and the problem."""
 
 
 class NotFoundError(NsmlError):

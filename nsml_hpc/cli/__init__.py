@@ -4,8 +4,9 @@ library functions, and prints; errors become one line on stderr and a non-zero e
 Commands live in one module per feature, each with a ``register(commands)`` function listed
 in ``COMMAND_MODULES``.
 
-Exit codes: 0 ok, 1 other error, 2 bad input, 3 not found, 4 Slurm/backend, 5 config/catalog,
-130 interrupted. ``submit --follow`` exits with the job's own exit code.
+Exit codes: 0 ok, 1 other error, 2 bad input (a wrong config file, setting or catalog file
+included), 3 not found, 4 Slurm/backend, 5 config/catalog, 130 interrupted.
+``submit --follow`` exits with the job's own exit code.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from nsml_hpc.errors import (
     ConfigError,
     NotFoundError,
     NsmlError,
+    SettingsError,
     SpecError,
 )
 
@@ -43,6 +45,7 @@ COMMAND_MODULES = [
 
 EXIT_CODES: list[tuple[type[NsmlError], int]] = [
     (SpecError, 2),
+    (SettingsError, 2),
     (NotFoundError, 3),
     (BackendError, 4),
     (ConfigError, 5),

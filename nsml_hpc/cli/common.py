@@ -226,6 +226,8 @@ def open_workspace() -> Iterator[Workspace]:
 
     prompt = terminal_passphrase if sys.stdin.isatty() else None
     workspace = Workspace.open(passphrase_prompt=prompt)
+    for note in workspace.catalog.notes:  # e.g. the journal mode of a catalog on NFS
+        print(f"nsml-hpc: note: {note}", file=sys.stderr)
     try:
         yield workspace
     finally:
