@@ -27,6 +27,9 @@ class JobRecord:
     qos: str | None = None
     time_limit: str | None = None  # as Slurm prints it: "01:00:00", "UNLIMITED"
     nodes: int | None = None
+    # False while accounting has the job without its partition (slurmdbd can report a job's
+    # end before its start record with the partition and time limit): asked again later.
+    allocation_complete: bool = True
 
 
 def parse_exit_code(text: str) -> tuple[int | None, int | None]:

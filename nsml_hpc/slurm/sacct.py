@@ -91,6 +91,7 @@ def _record(
         qos=_text(row["QOS"]),
         time_limit=_text(row["Timelimit"]),
         nodes=int(row["NNodes"]) if row["NNodes"].strip().isdigit() else None,
+        allocation_complete=_text(row["Partition"]) is not None,
     )
 
 

@@ -17,7 +17,7 @@ from sqlmodel import col, select
 
 from nsml_hpc.backends.base import SlurmBackend
 from nsml_hpc.capture.ingest import DISCOVERY_FILE, captured_files, scrape_captured
-from nsml_hpc.catalog.allocations import Allocation, store_allocations
+from nsml_hpc.catalog.allocations import Allocation, allocations_of, store_allocations
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.gpu import GPU_FILE, gpu_states, store_gpu_state
 from nsml_hpc.catalog.metrics import (
@@ -97,17 +97,20 @@ def sync(
         for record in live_sessions(catalog, now)
         if wanted is None or record.cluster in wanted
     ]
+    settling = _settling_sessions(catalog, now, wanted)
+    settling_ids = {record.id for record in settling}
     by_cluster: dict[str, list[SessionRecord]] = defaultdict(list)
-    for record in live:
+    for record in [*live, *settling]:
         by_cluster[record.cluster].append(record)
-    jobs = jobs_of(catalog, [record.id for record in live if record.id is not None])
-    for cluster, sessions in sorted(by_cluster.items()):
+    jobs = jobs_of(catalog, [record.id for record in [*live, *settling] if record.id is not None])
+    for cluster, asked in sorted(by_cluster.items()):
+        sessions = [record for record in asked if record.id not in settling_ids]
         if not claim_poll(catalog, cluster, now, settings.poll_floor_seconds):
             report.skipped_by_floor.append(cluster)
             continue
         report.queried.append(cluster)
         try:
-            records = _ask_cluster(backend_for(cluster), sessions, jobs, settings, now)
+            records = _ask_cluster(backend_for(cluster), asked, jobs, settings, now)
         except NsmlError as exc:
             report.errors[cluster] = str(exc)
             record_poll_result(catalog, cluster, str(exc))
@@ -116,7 +119,7 @@ def sync(
             continue
         record_poll_result(catalog, cluster, None)
         report.state_changes += _apply_records(catalog, sessions, jobs, records, now)
-        _store_allocations(catalog, sessions, jobs, records)
+        _store_allocations(catalog, asked, jobs, records)
     targets = _sessions_to_scrape(catalog, live, now, wanted)
     with_new_events = _scrape(catalog, targets, backend_for, report, now, unreachable)
     snapshots = sync_snapshots(
@@ -268,6 +271,42 @@ def _apply_records(
     return changes
 
 
+def _recently_ended(catalog: Catalog, since: float) -> list[SessionRecord]:
+    with catalog.session() as db:
+        return list(
+            db.exec(
+                select(SessionRecord).where(
+                    col(SessionRecord.state).in_(list(TERMINAL_STATES)),
+                    col(SessionRecord.ended_at) >= since,
+                )
+            ).all()
+        )
+
+
+def _settling_sessions(
+    catalog: Catalog, now: float, wanted: set[str] | None
+) -> list[SessionRecord]:
+    """Sessions that ended recently while accounting's record of their job was incomplete
+    (slurmdbd can report a finished job before it has the job's partition and time limit):
+    the same sacct call asks about them again, for their allocation only."""
+    recent = [
+        record
+        for record in _recently_ended(catalog, now - RECENTLY_ENDED_SECONDS)
+        if wanted is None or record.cluster in wanted
+    ]
+    jobs = jobs_of(catalog, [record.id for record in recent if record.id is not None])
+    latest = {record.id: _latest_job(jobs, record) for record in recent}
+    known = allocations_of(catalog, [job.id for job in latest.values() if job and job.id])
+    return [
+        record
+        for record in recent
+        if (job := latest[record.id]) is not None
+        and job.id is not None
+        and job.id in known
+        and not known[job.id][1]
+    ]
+
+
 def _store_allocations(
     catalog: Catalog,
     sessions: list[SessionRecord],
@@ -275,7 +314,7 @@ def _store_allocations(
     records: dict[str, JobRecord],
 ) -> None:
     """What Slurm says each latest job got (from the same sacct answer: no extra call)."""
-    found: dict[int, tuple[int, Allocation]] = {}
+    found: dict[int, tuple[int, Allocation, bool]] = {}
     for session in sessions:
         job = _latest_job(jobs, session)
         if job is None or job.id is None or session.id is None or job.job_id not in records:
@@ -284,6 +323,7 @@ def _store_allocations(
         found[job.id] = (
             session.id,
             Allocation(rec.partition, rec.account, rec.qos, rec.gpus, rec.time_limit, rec.nodes),
+            rec.allocation_complete,
         )
     store_allocations(catalog, found, latest=set(found))
 
