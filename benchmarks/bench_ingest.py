@@ -31,7 +31,7 @@ from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.metrics import CursorState, load_cursors, store_metric_batch
 from nsml_hpc.catalog.sessions import mark_submitted, reserve_session
 from nsml_hpc.job.spec import SessionSpec
-from nsml_hpc.sync.scrape import parse_metric_lines, read_new_lines
+from nsml_hpc.runfiles.scrape import parse_metric_lines, read_new_lines
 
 REPEATS = 3
 TARGET_RATIO = 0.80

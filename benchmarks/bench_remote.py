@@ -31,8 +31,8 @@ import uuid
 from pathlib import Path
 
 from nsml_hpc.catalog.sessions import mark_submitted, reserve_session
-from nsml_hpc.clusters.profile import ClusterProfile
-from nsml_hpc.clusters.store import add_profile
+from nsml_hpc.config.cluster_profiles import ClusterProfile
+from nsml_hpc.config.clusters_file import add_profile
 from nsml_hpc.config.settings import load_settings
 from nsml_hpc.job.spec import SessionSpec
 from nsml_hpc.submit.create import prepare, submit

@@ -14,7 +14,7 @@ from nsml_hpc.backends.files import LocalFiles, RunFiles
 from nsml_hpc.backends.remote_shell import EnvChanges
 from nsml_hpc.backends.runner import LocalRunner
 from nsml_hpc.backends.sbatch_env import variables_to_remove
-from nsml_hpc.clusters.profile import LOCAL
+from nsml_hpc.config.cluster_profiles import LOCAL
 from nsml_hpc.errors import BackendError, SubmitRefused
 from nsml_hpc.slurm.arrays import parse_max_array_size
 from nsml_hpc.slurm.demand import Demand, demand_command, parse_demand

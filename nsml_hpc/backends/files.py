@@ -29,8 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from nsml_hpc.errors import BackendError
-from nsml_hpc.submit.upload import (
+from nsml_hpc.code.upload import (
     LocalFile,
     Progress,
     Seed,
@@ -38,7 +37,8 @@ from nsml_hpc.submit.upload import (
     UploadStats,
     manifest_after,
 )
-from nsml_hpc.sync.scrape import MAX_READ_BYTES, read_new_lines
+from nsml_hpc.errors import BackendError
+from nsml_hpc.runfiles.scrape import MAX_READ_BYTES, read_new_lines
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class RunFiles(Protocol):
     def read_new_lines(
         self, path: str, offset: int, limit: int = MAX_READ_BYTES
     ) -> tuple[bytes, int]:
-        """Complete lines after ``offset`` (see :func:`nsml_hpc.sync.scrape.read_new_lines`),
+        """Complete lines after ``offset`` (see :func:`nsml_hpc.runfiles.scrape.read_new_lines`),
         reading only the bytes after ``offset``."""
         ...
 
@@ -146,7 +146,7 @@ class RunFiles(Protocol):
         """Make folder ``dest`` hold exactly ``files`` (read under local ``root``).
 
         With a ``seed`` the previous snapshot is copied first and only what differs is sent
-        (see :mod:`nsml_hpc.submit.upload`). ``progress(sent, total)`` follows the bytes.
+        (see :mod:`nsml_hpc.code.upload`). ``progress(sent, total)`` follows the bytes.
         """
         ...
 

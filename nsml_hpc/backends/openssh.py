@@ -24,7 +24,7 @@ import platformdirs
 from nsml_hpc.backends.base import CommandResult
 from nsml_hpc.backends.cli import CliBackend
 from nsml_hpc.backends.remote_shell import EnvChanges, remote_command
-from nsml_hpc.clusters.profile import ClusterProfile
+from nsml_hpc.config.cluster_profiles import ClusterProfile
 from nsml_hpc.errors import ConfigError, ConnectionFailed
 
 SSH_FAILED = 255  # ssh's own exit status for connection, login and host-key failures

@@ -34,8 +34,7 @@ from nsml_hpc.backends.remote_shell import (
     sizes_command,
     split_read_many,
 )
-from nsml_hpc.errors import BackendError, ConnectionFailed
-from nsml_hpc.submit.upload import (
+from nsml_hpc.code.upload import (
     LocalFile,
     Progress,
     RemoteFile,
@@ -45,7 +44,8 @@ from nsml_hpc.submit.upload import (
     plan_upload,
     seed_candidates,
 )
-from nsml_hpc.sync.scrape import MAX_READ_BYTES, complete_lines
+from nsml_hpc.errors import BackendError, ConnectionFailed
+from nsml_hpc.runfiles.scrape import MAX_READ_BYTES, complete_lines
 
 FILE_TIMEOUT = 120.0
 UPLOAD_TIMEOUT = 3600.0

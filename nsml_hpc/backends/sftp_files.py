@@ -5,7 +5,7 @@ Metric files are read from the stored offset only (``seek`` + ``read`` of the ne
 place. A code upload goes into the run directory while that directory still has its temporary
 name, so a connection that drops mid-upload leaves nothing that looks like a complete snapshot;
 files already on the cluster from the previous snapshot are kept (see
-:mod:`nsml_hpc.submit.upload`).
+:mod:`nsml_hpc.code.upload`).
 """
 
 from __future__ import annotations
@@ -32,8 +32,7 @@ from nsml_hpc.backends.remote_shell import (
     split_read_many,
 )
 from nsml_hpc.backends.ssh_connect import SshConnection
-from nsml_hpc.errors import BackendError
-from nsml_hpc.submit.upload import (
+from nsml_hpc.code.upload import (
     LocalFile,
     Progress,
     RemoteFile,
@@ -43,7 +42,8 @@ from nsml_hpc.submit.upload import (
     plan_upload,
     seed_candidates,
 )
-from nsml_hpc.sync.scrape import MAX_READ_BYTES, complete_lines
+from nsml_hpc.errors import BackendError
+from nsml_hpc.runfiles.scrape import MAX_READ_BYTES, complete_lines
 
 CHUNK = 256 * 1024
 PREFETCH_FROM = 1024 * 1024  # reads larger than this are pipelined

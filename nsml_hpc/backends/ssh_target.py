@@ -15,8 +15,8 @@ from typing import Any
 
 import paramiko
 
-from nsml_hpc.clusters.profile import ClusterProfile, JumpHop, parse_jump_hosts
 from nsml_hpc.config import locations
+from nsml_hpc.config.cluster_profiles import ClusterProfile, JumpHop, parse_jump_hosts
 from nsml_hpc.errors import ConfigError
 
 DEFAULT_PORT = 22

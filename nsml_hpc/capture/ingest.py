@@ -12,7 +12,7 @@ from nsml_hpc.capture.discover import discover
 from nsml_hpc.capture.tfevents import TensorBoardUnavailable, read_event_points
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.metrics import CursorState, store_metric_batch, touch_cursor
-from nsml_hpc.sync.scrape import MAX_READ_BYTES, MetricBatch
+from nsml_hpc.runfiles.scrape import MAX_READ_BYTES, MetricBatch
 
 DISCOVERY_FILE = "<discover>"
 DISCOVERY_INTERVAL = 30.0

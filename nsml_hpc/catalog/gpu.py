@@ -9,7 +9,7 @@ from sqlmodel import col, select
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.metrics import CursorState, move_cursor
 from nsml_hpc.catalog.models import GpuUsage
-from nsml_hpc.sync.idle import IdleState
+from nsml_hpc.runfiles.idle import IdleState
 
 GPU_FILE = "gpu.jsonl"
 

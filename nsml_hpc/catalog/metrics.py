@@ -21,7 +21,7 @@ from nsml_hpc.catalog.models import (
 )
 from nsml_hpc.catalog.snapshot_models import JobRunRecord
 from nsml_hpc.catalog.summaries import update_summaries
-from nsml_hpc.sync.scrape import POINT_COLUMNS, EventBatch, MetricBatch, MetricPointRow
+from nsml_hpc.runfiles.scrape import POINT_COLUMNS, EventBatch, MetricBatch, MetricPointRow
 
 METRICS_FILE = "metrics.jsonl"
 EVENTS_FILE = "events.jsonl"

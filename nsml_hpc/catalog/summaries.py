@@ -13,7 +13,7 @@ from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import CatalogMeta, MetricPoint
 from nsml_hpc.catalog.summary_models import MetricBlock, MetricSummary
 from nsml_hpc.errors import CatalogError
-from nsml_hpc.sync.scrape import MetricPointRow
+from nsml_hpc.runfiles.scrape import MetricPointRow
 
 BACKFILL_KEY = "metric_summary_filled"
 BLOCK_SHIFT = 9

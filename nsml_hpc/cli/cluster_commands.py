@@ -55,8 +55,8 @@ def cmd_cluster_add(args: argparse.Namespace) -> int:
     --run-root /scratch/me/nsml-runs --partition gpu. Then trust its host key
     (nsml-hpc cluster trust hpc) and check it (nsml-hpc cluster test hpc).
     """
-    from nsml_hpc.clusters.profile import profile_from_dict
-    from nsml_hpc.clusters.store import add_profile
+    from nsml_hpc.config.cluster_profiles import profile_from_dict
+    from nsml_hpc.config.clusters_file import add_profile
 
     profile = profile_from_dict(args.name, _profile_data(args))
     path = add_profile(profile, replace=args.replace)
@@ -122,7 +122,7 @@ def cmd_cluster_rm(args: argparse.Namespace) -> int:
     import time
 
     from nsml_hpc.catalog.sessions import live_sessions
-    from nsml_hpc.clusters.store import remove_profile
+    from nsml_hpc.config.clusters_file import remove_profile
 
     with open_workspace() as workspace:
         live = [

@@ -18,7 +18,7 @@ from typing import Any
 from nsml_hpc.backends.base import SlurmBackend
 from nsml_hpc.backends.cli import CliBackend
 from nsml_hpc.backends.runner import LocalRunner
-from nsml_hpc.clusters.profile import ClusterProfile
+from nsml_hpc.config.cluster_profiles import ClusterProfile
 from nsml_hpc.context import Context
 from nsml_hpc.errors import NsmlError
 from nsml_hpc.slurm.sinfo import PartitionGpus

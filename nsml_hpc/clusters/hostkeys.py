@@ -25,7 +25,7 @@ from nsml_hpc.backends.ssh_connect import (
     host_key_client,
 )
 from nsml_hpc.backends.ssh_target import SshEndpoint, SshTarget, resolve_target
-from nsml_hpc.clusters.profile import ClusterProfile
+from nsml_hpc.config.cluster_profiles import ClusterProfile
 from nsml_hpc.errors import ConfigError, ConnectionFailed, NsmlError
 
 

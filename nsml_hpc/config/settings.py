@@ -12,7 +12,7 @@ default_cluster = "local"     # the cluster of commands that name none (--cluste
 idle_gpu_minutes = 60         # ps flags sessions whose GPUs sat at 0 % this long
 ```
 
-Cluster profiles live in ``clusters.toml`` beside this file (:mod:`nsml_hpc.clusters.store`);
+Cluster profiles live in ``clusters.toml`` beside this file (:mod:`nsml_hpc.config.clusters_file`);
 ``local`` (Slurm's commands on this machine) exists without one. Environment overrides:
 ``NSML_HPC_CATALOG``, ``NSML_HPC_RUN_ROOT``, ``NSML_HPC_POLL_FLOOR``, ``NSML_HPC_SUBMIT_GRACE``,
 ``NSML_HPC_CLUSTER`` (default cluster), ``NSML_HPC_CLUSTERS`` (profiles file),
@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nsml_hpc.clusters.profile import LOCAL, ClusterProfile, implicit_local
-from nsml_hpc.clusters.store import load_profiles
 from nsml_hpc.config import locations
+from nsml_hpc.config.cluster_profiles import LOCAL, ClusterProfile, implicit_local
+from nsml_hpc.config.clusters_file import load_profiles
 from nsml_hpc.errors import NotFoundError, SettingsError
 
 MIN_POLL_FLOOR = 0.5

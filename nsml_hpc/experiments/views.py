@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import col, select
 
+from nsml_hpc.catalog.downsample import finite_points, minmax
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import MetricPoint, SessionRecord
 from nsml_hpc.catalog.series import metric_series
@@ -17,7 +18,6 @@ from nsml_hpc.catalog.sessions import get_session, list_sessions
 from nsml_hpc.catalog.summaries import summaries_of
 from nsml_hpc.errors import NotFoundError, SpecError
 from nsml_hpc.experiments.compare import compare_sessions
-from nsml_hpc.experiments.downsample import finite_points, minmax
 from nsml_hpc.experiments.keymetric import Goal
 from nsml_hpc.sessions.views import elapsed
 

@@ -14,9 +14,9 @@ from nsml_hpc.catalog.metrics import METRICS_FILE, load_cursors, metric_sources
 from nsml_hpc.catalog.models import SessionRecord
 from nsml_hpc.catalog.sessions import events_of, get_session, jobs_of, list_sessions, state_history
 from nsml_hpc.catalog.snapshots import requeue_counts
+from nsml_hpc.runfiles.idle import IdleState, idle_for
 from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
 from nsml_hpc.snapshots.views import snapshot_detail
-from nsml_hpc.sync.idle import IdleState, idle_for
 
 
 def format_state(state: str, reason: str | None, exit_code: int | None) -> str:

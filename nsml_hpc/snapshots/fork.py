@@ -28,13 +28,13 @@ from sqlmodel import col, select
 from nsml_hpc.catalog.sessions import get_session
 from nsml_hpc.catalog.snapshot_models import LineageRecord, SnapshotRecord
 from nsml_hpc.catalog.snapshots import protect_for_fork, snapshot_metrics, snapshots_of
+from nsml_hpc.code.selection import collect_code
 from nsml_hpc.context import Context
 from nsml_hpc.errors import NotFoundError, NsmlError, SpecError
 from nsml_hpc.job.hparams import parse_hyperparameters
 from nsml_hpc.job.snapshot_format import Manifest, choose, parse_selector
 from nsml_hpc.job.spec import MAX_ARG_BYTES, Preemption, Resources, SessionSpec, validate_spec
 from nsml_hpc.snapshots.sync import refresh_session
-from nsml_hpc.submit.codesnap import collect_code
 from nsml_hpc.submit.create import Prepared, Submitted, current_user, dry_run, submit
 from nsml_hpc.submit.placement import AUTO, place
 from nsml_hpc.submit.rundir import read_json

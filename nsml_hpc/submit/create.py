@@ -34,11 +34,19 @@ from nsml_hpc.catalog.sessions import (
     reserve_session,
     session_name,
 )
-from nsml_hpc.clusters.profile import ClusterProfile
+from nsml_hpc.code.selection import CodeManifest, collect_code
+from nsml_hpc.code.upload import (
+    Progress,
+    Seed,
+    UploadStats,
+    local_files,
+    manifest_document,
+    parse_manifest,
+)
+from nsml_hpc.config.cluster_profiles import ClusterProfile
 from nsml_hpc.config.settings import Settings
 from nsml_hpc.errors import NsmlError, SpecError
 from nsml_hpc.job.spec import EnvStep, Resources, SessionSpec, validate_spec
-from nsml_hpc.submit.codesnap import CodeManifest, collect_code
 from nsml_hpc.submit.injob_copy import in_job_files
 from nsml_hpc.submit.render import ScriptContext, render_script
 from nsml_hpc.submit.rundir import (
@@ -55,14 +63,6 @@ from nsml_hpc.submit.rundir import (
     remove_run_dir,
     run_root_for,
     write_job_id_marker,
-)
-from nsml_hpc.submit.upload import (
-    Progress,
-    Seed,
-    UploadStats,
-    local_files,
-    manifest_document,
-    parse_manifest,
 )
 
 STALE_TEMP_SECONDS = 3600.0  # a temp build this old was left by a dropped connection

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nsml_hpc.backends.files import RunFiles
-from nsml_hpc.clusters.profile import DEFAULT_REMOTE_RUN_ROOT, ClusterProfile
+from nsml_hpc.config.cluster_profiles import DEFAULT_REMOTE_RUN_ROOT, ClusterProfile
 from nsml_hpc.submit.render import check_cluster_path
 
 SESSION_FILE = "session.json"

@@ -39,17 +39,17 @@ from nsml_hpc.catalog.sessions import (
 )
 from nsml_hpc.config.settings import Settings
 from nsml_hpc.errors import ConfigError, ConnectionFailed, NotFoundError, NsmlError
-from nsml_hpc.slurm.records import JobRecord
-from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
-from nsml_hpc.snapshots.sync import sync_snapshots
-from nsml_hpc.submit.rundir import read_job_id_marker, remove_run_dir
-from nsml_hpc.sync.idle import IdleState, advance
-from nsml_hpc.sync.scrape import (
+from nsml_hpc.runfiles.idle import IdleState, advance
+from nsml_hpc.runfiles.scrape import (
     MAX_READ_BYTES,
     complete_lines,
     parse_event_lines,
     parse_metric_lines,
 )
+from nsml_hpc.slurm.records import JobRecord
+from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
+from nsml_hpc.snapshots.sync import sync_snapshots
+from nsml_hpc.submit.rundir import read_job_id_marker, remove_run_dir
 
 STALE_RESERVATION_SECONDS = 3600.0
 RECENTLY_ENDED_SECONDS = 120.0  # keep scraping a little after the end (slow shared FS)

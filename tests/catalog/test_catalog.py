@@ -27,7 +27,7 @@ from nsml_hpc.catalog.sessions import (
 )
 from nsml_hpc.errors import CatalogError, NotFoundError
 from nsml_hpc.job.spec import SessionSpec
-from nsml_hpc.sync.scrape import parse_metric_lines
+from nsml_hpc.runfiles.scrape import parse_metric_lines
 
 
 def _reserve(catalog: Catalog, project: str = "mnist", taken: set[int] | None = None) -> int:

@@ -92,7 +92,9 @@ def test_missing_script_is_one_error_line(
     _assert_nothing_created(nsml_env)
 
 
-def test_unknown_option_is_one_error_line(capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_option_is_one_error_line(
+    nsml_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = _run(["submit", "--gpu", "2", "train.py"], capsys)
     assert code == 2
     assert len(err.strip().splitlines()) == 1

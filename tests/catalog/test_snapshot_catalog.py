@@ -31,7 +31,7 @@ from nsml_hpc.catalog.snapshots import (
 )
 from nsml_hpc.job.snapshot_format import FileEntry, Manifest
 from nsml_hpc.job.spec import SessionSpec
-from nsml_hpc.sync.scrape import parse_event_lines, parse_metric_lines
+from nsml_hpc.runfiles.scrape import parse_event_lines, parse_metric_lines
 
 
 def _session(catalog: Catalog, project: str = "snap") -> int:

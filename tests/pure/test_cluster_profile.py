@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nsml_hpc.backends.registry import BACKEND_NAMES
-from nsml_hpc.clusters.profile import (
+from nsml_hpc.config.cluster_profiles import (
     BACKENDS,
     ClusterProfile,
     JumpHop,
@@ -16,7 +16,7 @@ from nsml_hpc.clusters.profile import (
     parse_jump_hosts,
     profile_from_dict,
 )
-from nsml_hpc.clusters.store import (
+from nsml_hpc.config.clusters_file import (
     add_profile,
     load_profiles,
     remove_profile,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from nsml_hpc.code.selection import collect_code, copy_code
 from nsml_hpc.errors import SpecError
-from nsml_hpc.submit.codesnap import collect_code, copy_code
 
 MiB = 2**20
 FILES = {

@@ -8,7 +8,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nsml_hpc.experiments.downsample import finite_points, lttb, minmax
+from nsml_hpc.catalog.downsample import finite_points, lttb, minmax
 
 
 def test_short_curves_are_returned_unchanged() -> None:

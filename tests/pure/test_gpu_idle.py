@@ -14,7 +14,7 @@ import pytest
 
 from nsml_hpc.job import gpu_monitor
 from nsml_hpc.job.gpu_monitor import GpuMonitor, parse_nvidia_smi, query_command, sample_once
-from nsml_hpc.sync.idle import IdleState, advance, idle_for, is_idle
+from nsml_hpc.runfiles.idle import IdleState, advance, idle_for, is_idle
 
 
 def stand_in_nvidia_smi(folder: Path, body: str) -> None:

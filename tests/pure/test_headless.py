@@ -60,7 +60,7 @@ def test_headless_core_never_imports_textual() -> None:
         "nsml_hpc.experiments.compare",
         "nsml_hpc.clusters.info",
         "nsml_hpc.catalog.series",
-        "nsml_hpc.experiments.downsample",
+        "nsml_hpc.catalog.downsample",
         "nsml_hpc.sessions.logtail",
         "nsml_hpc.clusters.health",
         "nsml_hpc.cli.tui_command",

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from nsml_hpc.backends.files import LocalFiles
+from nsml_hpc.code.selection import CodeFile
+from nsml_hpc.code.upload import local_files
 from nsml_hpc.errors import BackendError
-from nsml_hpc.submit.codesnap import CodeFile
 from nsml_hpc.submit.rundir import looks_like_run_dir, remove_run_dir
-from nsml_hpc.submit.upload import local_files
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from nsml_hpc.sync import scrape
-from nsml_hpc.sync.scrape import parse_event_lines, parse_metric_lines, read_new_lines
+from nsml_hpc.runfiles import scrape
+from nsml_hpc.runfiles.scrape import parse_event_lines, parse_metric_lines, read_new_lines
 
 POINT_KEYS = ("session_id", "line", "step", "time", "name", "value")
 

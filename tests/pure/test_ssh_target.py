@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from nsml_hpc.backends.ssh_target import load_ssh_config, resolve_target
-from nsml_hpc.clusters.profile import profile_from_dict
+from nsml_hpc.config.cluster_profiles import profile_from_dict
 from nsml_hpc.errors import ConfigError
 
 CONFIG = """

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nsml_hpc.submit.codesnap import CodeFile
-from nsml_hpc.submit.upload import (
+from nsml_hpc.code.selection import CodeFile
+from nsml_hpc.code.upload import (
     LocalFile,
     Recorded,
     RemoteFile,

@@ -25,11 +25,12 @@ import pytest
 
 from nsml_hpc.catalog.metrics import metric_lines, metric_rows
 from nsml_hpc.catalog.sessions import get_session, list_sessions, state_history
-from nsml_hpc.clusters.profile import ClusterProfile
-from nsml_hpc.clusters.store import add_profile
+from nsml_hpc.config.cluster_profiles import ClusterProfile
+from nsml_hpc.config.clusters_file import add_profile
 from nsml_hpc.config.settings import load_settings
 from nsml_hpc.errors import BackendError, SubmitRefused
 from nsml_hpc.job.spec import SessionSpec
+from nsml_hpc.runfiles.scrape import complete_lines
 from nsml_hpc.sessions.actions import follow_logs, read_logs, stop_session, sync_now
 from nsml_hpc.sessions.views import session_detail, session_rows
 from nsml_hpc.snapshots.actions import list_models, pull_model, remove_model
@@ -37,7 +38,6 @@ from nsml_hpc.snapshots.fork import ForkRequest, fork_session
 from nsml_hpc.submit.create import prepare
 from nsml_hpc.sweeps.grid import expand, parse_grid
 from nsml_hpc.sweeps.submit import submit_sweep
-from nsml_hpc.sync.scrape import complete_lines
 from nsml_hpc.workspace import Workspace
 from tests.helpers import submit_script, wait_for_state, write_script
 from tests.remote import Sandbox

@@ -16,8 +16,8 @@ from nsml_hpc.backends.pyslurm_backend import (
     running_slurm_version,
 )
 from nsml_hpc.cli import main
-from nsml_hpc.clusters.profile import ClusterProfile
-from nsml_hpc.clusters.store import add_profile
+from nsml_hpc.config.cluster_profiles import ClusterProfile
+from nsml_hpc.config.clusters_file import add_profile
 from nsml_hpc.config.settings import load_settings
 from nsml_hpc.workspace import Workspace
 

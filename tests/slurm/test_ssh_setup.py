@@ -16,8 +16,8 @@ import pytest
 
 from nsml_hpc.backends.ssh import SshBackend
 from nsml_hpc.clusters.check import check_cluster
-from nsml_hpc.clusters.profile import ClusterProfile
-from nsml_hpc.clusters.store import add_profile
+from nsml_hpc.config.cluster_profiles import ClusterProfile
+from nsml_hpc.config.clusters_file import add_profile
 from nsml_hpc.config.locations import clusters_file
 from nsml_hpc.config.settings import load_settings
 from nsml_hpc.workspace import Workspace

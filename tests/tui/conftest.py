@@ -27,13 +27,13 @@ from nsml_hpc.config.settings import Settings
 from nsml_hpc.job.snapshot_format import MANIFEST_FILE, SNAPSHOTS_DIR, Manifest
 from nsml_hpc.job.snapshot_store import collect_files
 from nsml_hpc.job.spec import Resources, SessionSpec
+from nsml_hpc.runfiles.scrape import parse_event_lines, parse_metric_lines
 from nsml_hpc.slurm.records import JobRecord
 from nsml_hpc.slurm.sinfo import NodeGpus
 from nsml_hpc.slurm.user_queue import QueueJob
 from nsml_hpc.snapshots.actions import pin_model
 from nsml_hpc.submit.rundir import json_bytes
 from nsml_hpc.sync.run import SyncReport
-from nsml_hpc.sync.scrape import parse_event_lines, parse_metric_lines
 from nsml_hpc.workspace import Workspace
 
 T0 = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC

@@ -24,8 +24,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from nsml_hpc.clusters.profile import ClusterProfile, profile_from_dict
 from nsml_hpc.config import locations
+from nsml_hpc.config.cluster_profiles import ClusterProfile, profile_from_dict
 from nsml_hpc.errors import ConfigError, NotFoundError
 
 HEADER = (

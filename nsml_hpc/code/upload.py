@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nsml_hpc.submit.codesnap import CodeFile
+from nsml_hpc.code.selection import CodeFile
 
 Progress = Callable[[int, int], None]  # (bytes sent so far, bytes to send in all)
 HASH_CHUNK = 1024 * 1024
