@@ -91,7 +91,7 @@ def journal_mode_for(path: Path) -> tuple[str, str | None]:
         return "DELETE", None
     return "DELETE", (
         f"catalog {path} is on {mount.fs_type} ({mount.mount_point}): using SQLite's rollback "
-        "journal, as WAL is unsafe on a network file system (docs/user-guide.md, Catalog)"
+        "journal, as WAL is unsafe on a network file system (user guide: The catalog on a cluster)"
     )
 
 
