@@ -26,8 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from nsml_hpc.catalog.engine import Catalog, open_catalog
+from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.metrics import CursorState, store_metric_batch
+from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.catalog.series import bucketed_series, metric_series
 from nsml_hpc.catalog.summaries import update_summaries
 from nsml_hpc.config.settings import Settings

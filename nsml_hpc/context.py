@@ -15,7 +15,8 @@ from typing import Self
 
 from nsml_hpc.backends.base import PassphrasePrompt, SlurmBackend
 from nsml_hpc.backends.registry import make_backend
-from nsml_hpc.catalog.engine import Catalog, open_catalog
+from nsml_hpc.catalog.engine import Catalog
+from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.config.settings import Settings, load_settings
 
 

@@ -159,7 +159,7 @@ def drop_postgres_schema(base_url: str, schema: str) -> None:
 @pytest.fixture
 def catalog(catalog_url: str) -> Iterator[Catalog]:
     """An open catalog on SQLite and on PostgreSQL (the test runs once with each)."""
-    from nsml_hpc.catalog.engine import open_catalog
+    from nsml_hpc.catalog.schema import open_catalog
 
     opened = open_catalog(catalog_url)
     yield opened

@@ -6,7 +6,6 @@ node and, with another runner and file access, a remote one (:mod:`nsml_hpc.back
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Sequence
 
 from nsml_hpc.backends.base import ClusterProbe, CommandResult, CommandRunner
@@ -15,6 +14,7 @@ from nsml_hpc.backends.remote_shell import EnvChanges
 from nsml_hpc.backends.runner import LocalRunner
 from nsml_hpc.backends.sbatch_env import variables_to_remove
 from nsml_hpc.config.cluster_profiles import LOCAL
+from nsml_hpc.config.identity import current_user
 from nsml_hpc.errors import BackendError, SubmitRefused
 from nsml_hpc.slurm.arrays import parse_max_array_size
 from nsml_hpc.slurm.demand import Demand, demand_command, parse_demand
@@ -83,7 +83,7 @@ class CliBackend:
 
     @property
     def user(self) -> str:
-        return getpass.getuser()
+        return current_user()
 
     def _run(self, argv: list[str], timeout: float, env: EnvChanges | None = None) -> CommandResult:
         """Run one Slurm command; times in its output are epoch seconds (TIME_FORMAT_ENV),

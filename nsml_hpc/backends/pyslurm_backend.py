@@ -14,7 +14,6 @@ backend contract tests run it wherever pyslurm imports.
 
 from __future__ import annotations
 
-import getpass
 import importlib
 import importlib.metadata
 import subprocess
@@ -24,14 +23,16 @@ from typing import Any
 
 from nsml_hpc.backends.base import ClusterProbe
 from nsml_hpc.backends.files import LocalFiles, RunFiles
+from nsml_hpc.config.identity import current_user
 from nsml_hpc.errors import BackendError, ConfigError, SubmitRefused
 from nsml_hpc.slurm.demand import Demand
+from nsml_hpc.slurm.gres import gpu_count, gpu_types, gpus_in_gres, gres_text, parse_gres
 from nsml_hpc.slurm.placement import StartEstimate
 from nsml_hpc.slurm.records import JobRecord, clean_reason
-from nsml_hpc.slurm.sinfo import NodeGpus, gpus_in_gres, partition_summary
+from nsml_hpc.slurm.sinfo import NodeGpus, partition_summary
 from nsml_hpc.slurm.states import session_state
 from nsml_hpc.slurm.timefmt import format_duration
-from nsml_hpc.slurm.user_queue import QueueJob, gpus_asked
+from nsml_hpc.slurm.user_queue import QueueJob
 from nsml_hpc.slurm.version import major_minor, parse_slurm_version
 
 VERSION_TIMEOUT = 30.0
@@ -138,7 +139,7 @@ class PyslurmBackend:
 
     @property
     def user(self) -> str:
-        return getpass.getuser()
+        return current_user()
 
     def _error(self, action: str, exc: Exception) -> BackendError:
         return BackendError(f"pyslurm {action} failed on {self.cluster}: {exc}")
@@ -193,8 +194,9 @@ class PyslurmBackend:
         }
         result: list[NodeGpus] = []
         for node in nodes.values():
-            gpus, types = gpus_in_gres(_gres_text(getattr(node, "configured_gres", None)))
-            used, _ = gpus_in_gres(_gres_text(getattr(node, "allocated_gres", None)))
+            configured = parse_gres(gres_text(getattr(node, "configured_gres", None)))
+            gpus, types = gpu_count(configured) or 0, gpu_types(configured)
+            used = gpus_in_gres(gres_text(getattr(node, "allocated_gres", None)))
             for partition in node.partitions or []:
                 result.append(
                     NodeGpus(
@@ -268,7 +270,7 @@ class PyslurmBackend:
                 state=str(job.state),
                 reason=clean_reason(str(job.state_reason or "")),
                 partition=str(getattr(job, "partition", "") or ""),
-                gpus=gpus_asked(_gres_text(getattr(job, "gres_per_node", None))),
+                gpus=gpus_in_gres(gres_text(getattr(job, "gres_per_node", None))),
                 time_used=_duration(getattr(job, "run_time", None)),
                 time_limit=_duration(_minutes(getattr(job, "time_limit", None))),
                 nodes=int(getattr(job, "num_nodes", 0) or 0),
@@ -289,7 +291,7 @@ class PyslurmBackend:
         for job in jobs.values():
             if str(job.state) != "PENDING":
                 continue
-            gpus = gpus_asked(_gres_text(getattr(job, "gres_per_node", None)))
+            gpus = gpus_in_gres(gres_text(getattr(job, "gres_per_node", None)))
             nodes = int(getattr(job, "num_nodes", 1) or 1)
             for partition in str(getattr(job, "partition", "") or "").split(","):
                 if partition:
@@ -299,13 +301,6 @@ class PyslurmBackend:
 
     def close(self) -> None:
         """pyslurm keeps no connection of ours."""
-
-
-def _gres_text(gres: Any) -> str:
-    """pyslurm gives GRES as a dict (``{"gpu:a100": 4}``) or a string."""
-    if isinstance(gres, dict):
-        return ",".join(f"{key}:{value}" for key, value in gres.items())
-    return str(gres or "")
 
 
 def _minutes(value: Any) -> int | None:

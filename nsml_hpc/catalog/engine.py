@@ -1,5 +1,6 @@
-"""Open a catalog: the engine (SQLite with a busy timeout, or any SQLAlchemy URL), the tables,
-and the schema version that later releases migrate from.
+"""The catalog handle: the engine (SQLite with a busy timeout, or any SQLAlchemy URL) and
+:class:`Catalog`, the unit of work every catalog module takes. Opening one (the tables, the
+schema version) is :mod:`nsml_hpc.catalog.schema`.
 
 A SQLite catalog uses WAL on a local disk and SQLite's rollback journal (``DELETE``) on a
 network file system (:mod:`nsml_hpc.catalog.filesystem`), where WAL is unsafe. Its file is
@@ -10,7 +11,6 @@ file, and nothing is written.
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,13 +20,12 @@ from typing import Any
 from sqlalchemy import URL, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import Session, create_engine
 
 from nsml_hpc.catalog.filesystem import mount_of_path
 from nsml_hpc.catalog.models import CatalogMeta
 from nsml_hpc.errors import CatalogError, NsmlError, SettingsError
 
-SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
 
 
@@ -109,7 +108,9 @@ def _make_sqlite_engine(parsed: URL) -> tuple[Engine, str | None]:
     return engine, note
 
 
-def _make_engine(url: str) -> tuple[Engine, str | None]:
+def make_engine_with_note(url: str) -> tuple[Engine, str | None]:
+    """The engine for ``url``, and a one-line note for the user when a journal mode was
+    newly decided for a SQLite file on a network file system."""
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -145,8 +146,8 @@ class Catalog:
 
     def error(self, exc: SQLAlchemyError) -> NsmlError:
         """One line naming the catalog; a read-only one is the user's setting to fix."""
-        where = _shown(self.engine.url.render_as_string(hide_password=True))
-        message = _first_line(exc)
+        where = shown_url(self.engine.url.render_as_string(hide_password=True))
+        message = first_line(exc)
         if "readonly database" in message or "read-only" in message:
             return SettingsError(f"catalog {where} is read-only ({message}); {FIX}")
         if "not a database" in message:
@@ -165,65 +166,24 @@ class Catalog:
         self.engine.dispose()
 
 
-# Modules that define tables: imported before create_all so every table exists. A feature
-# with tables of its own adds its module here (new tables need no migration). A module may
-# define ``after_create(catalog)``, called on every open to fill its new tables from old data.
-MODEL_MODULES = (
-    "nsml_hpc.catalog.models",
-    "nsml_hpc.catalog.snapshot_models",
-    "nsml_hpc.catalog.summary_models",
-    "nsml_hpc.catalog.cluster_models",
-    "nsml_hpc.catalog.allocations",
-)
+def make_engine(url: str) -> Engine:
+    return make_engine_with_note(url)[0]
 
 
-def _ensure_schema(catalog: Catalog) -> None:
-    modules = [importlib.import_module(module) for module in MODEL_MODULES]
-    SQLModel.metadata.create_all(catalog.engine)
-    with catalog.session() as db:
-        row = db.exec(select(CatalogMeta).where(CatalogMeta.key == "schema_version")).first()
-        if row is None:
-            db.add(CatalogMeta(key="schema_version", value=str(SCHEMA_VERSION)))
-        elif int(row.value) > SCHEMA_VERSION:
-            raise CatalogError(
-                f"the catalog has schema version {row.value}, newer than this nsml-hpc "
-                f"understands ({SCHEMA_VERSION}); upgrade nsml-hpc"
-            )
-        # Older versions are migrated here, one step at a time, when there are any.
-    for module in modules:
-        after_create = getattr(module, "after_create", None)
-        if after_create is not None:
-            after_create(catalog)
+def connect(url: str) -> Catalog:
+    """A catalog handle for ``url`` (its notes for the user attached); no tables made yet."""
+    engine, note = make_engine_with_note(url)
+    return Catalog(engine, [note] if note else [])
 
 
-def open_catalog(url: str) -> Catalog:
-    """Open (and create, if new) the catalog at ``url``."""
-    engine, note = _make_engine(url)
-    catalog = Catalog(engine, [note] if note else [])
-    try:
-        _ensure_schema(catalog)
-    except SQLAlchemyError as exc:
-        catalog.close()
-        error = catalog.error(exc)
-        raise (
-            error
-            if isinstance(error, SettingsError)
-            else CatalogError(f"cannot open catalog {_shown(url)}: {_first_line(exc)}")
-        ) from exc
-    except CatalogError:
-        catalog.close()
-        raise
-    return catalog
-
-
-def _shown(url: str) -> str:
+def shown_url(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return url
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     """SQLAlchemy's message without its statement, parameters and background link."""
     original = getattr(exc, "orig", None)
     text = str(original if original is not None else exc)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from nsml_hpc.errors import SpecError
+from nsml_hpc.errors import SpecError, UsageError
 from nsml_hpc.job.spec import EnvStep, Resources, SessionSpec, parse_count, validate_memory
 
 if TYPE_CHECKING:
@@ -19,10 +19,6 @@ if TYPE_CHECKING:
     from nsml_hpc.workspace import Workspace
 
 Command = Callable[[argparse.Namespace], int]
-
-
-class UsageError(SpecError):
-    """The command line itself is wrong (unknown flag, missing argument)."""
 
 
 class Parser(argparse.ArgumentParser):

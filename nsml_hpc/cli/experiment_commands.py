@@ -135,26 +135,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if not args.no_sync:
             sync_quietly(workspace)
         names = sessions_of(workspace.catalog, args.sessions, args.project)
-        frame = comparison_frame(workspace.catalog, names, args.metric)
+        directions = workspace.settings.metric_directions
+        frame = comparison_frame(workspace.catalog, names, args.metric, directions)
     _print_frame(frame, args.format)
     return 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Rank a project's sessions by the best value of one metric."""
-    from nsml_hpc.experiments.keymetric import metric_goal
-    from nsml_hpc.experiments.views import leaderboard
+    from nsml_hpc.experiments.views import leaderboard, ranking_goal
     from nsml_hpc.formatting import format_number, table
+    from nsml_hpc.job.direction import Goal
 
-    goal = "max" if args.max else "min" if args.min else metric_goal(args.metric)
+    flag: Goal | None = "max" if args.max else "min" if args.min else None
     with open_workspace() as workspace:
+        metric, goal = ranking_goal(args.metric, flag, workspace.settings.metric_directions)
         if not args.no_sync:
             sync_quietly(workspace)
-        standings = leaderboard(workspace.catalog, args.project, args.metric, goal, args.top)
+        standings = leaderboard(workspace.catalog, args.project, metric, goal, args.top)
     if args.format == "json":
         print(json.dumps([asdict(s) for s in standings], indent=2))
         return 0
-    print(f"{args.project}: {args.metric} ({'higher' if goal == 'max' else 'lower'} is better)")
+    print(f"{args.project}: {metric} ({'higher' if goal == 'max' else 'lower'} is better)")
     rows = [
         [
             str(s.rank),
@@ -349,7 +351,9 @@ def register(commands: Commands) -> None:
 
     board = commands.add("leaderboard", cmd_leaderboard)
     board.add_argument("--project", required=True)
-    board.add_argument("--metric", required=True)
+    board.add_argument(
+        "--metric", required=True, help="NAME or NAME:min|max (default: by its name, [metrics])"
+    )
     direction = board.add_mutually_exclusive_group()
     direction.add_argument("--max", action="store_true", help="higher is better")
     direction.add_argument("--min", action="store_true", help="lower is better")

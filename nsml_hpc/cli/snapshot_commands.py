@@ -207,8 +207,9 @@ def cmd_gc(args: argparse.Namespace) -> int:
     docs/snapshots.md for the policies). Pinned snapshots, snapshots a session was forked
     from and the latest snapshot of a live session are never deleted."""
     from nsml_hpc.config import locations
+    from nsml_hpc.errors import GcBusy
     from nsml_hpc.snapshots.cron import cron_line, install_cron
-    from nsml_hpc.snapshots.gc import GcBusy, default_log_file, gc_lock, run_gc
+    from nsml_hpc.snapshots.gc import default_log_file, gc_lock, run_gc
     from nsml_hpc.snapshots.retention import load_policies
 
     if args.install_cron is not None:

@@ -26,7 +26,7 @@ from nsml_hpc.backends.ssh_connect import (
 )
 from nsml_hpc.backends.ssh_target import SshEndpoint, SshTarget, resolve_target
 from nsml_hpc.config.cluster_profiles import ClusterProfile
-from nsml_hpc.errors import ConfigError, ConnectionFailed, NsmlError
+from nsml_hpc.errors import ConfigError, ConnectionFailed, HostKeyNotTrusted
 
 
 @dataclass(frozen=True)
@@ -38,10 +38,6 @@ class HostKeyCheck:
     fingerprint: str
     status: str  # "trusted" (already known), "unknown", "added"
     known_hosts: str  # the file a new key goes to
-
-
-class HostKeyNotTrusted(NsmlError):
-    """The user did not confirm a new host key."""
 
 
 Confirm = Callable[[HostKeyCheck], bool]

@@ -9,7 +9,6 @@ the error next to it ("cluster unreachable — showing cached data").
 
 from __future__ import annotations
 
-import getpass
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,6 +20,7 @@ from sqlmodel import Session, col
 
 from nsml_hpc.catalog.cluster_models import ClusterInfoCache
 from nsml_hpc.catalog.engine import Catalog
+from nsml_hpc.config.identity import current_user
 from nsml_hpc.context import Context
 from nsml_hpc.errors import NsmlError
 from nsml_hpc.slurm.sinfo import NodeGpus, PartitionGpus, partition_summary
@@ -95,7 +95,7 @@ def cluster_overview(
 ) -> ClusterOverview:
     """GPUs per node/partition and ``user``'s queue on ``cluster``, at most one query per floor."""
     now = time.time() if now is None else now
-    user = user or getpass.getuser()
+    user = user or current_user()
     floor = workspace.settings.poll_floor_seconds if floor is None else floor
     catalog = workspace.catalog
     asked = _claim(catalog, cluster, user, now, floor)

@@ -10,7 +10,15 @@ submit_grace_seconds = 60     # a fresh job missing from sacct is not lost befor
 max_code_mb = 100             # size guard for the code snapshot
 default_cluster = "local"     # the cluster of commands that name none (--cluster NAME)
 idle_gpu_minutes = 60         # ps flags sessions whose GPUs sat at 0 % this long
+
+[metrics]                     # which way is better, where the name alone misleads
+fid = "min"                   # a word: val/fid, test_fid too ("min" or "max")
+"val/score" = "min"           # an exact name (quote names with / or .)
 ```
+
+Without an entry, a metric's direction follows the words of its name
+(:mod:`nsml_hpc.job.direction`: ``val_loss`` min, ``val_acc`` max); ``best:M:min|max`` and
+``M:min|max`` override both where a metric is named.
 
 Cluster profiles live in ``clusters.toml`` beside this file (:mod:`nsml_hpc.config.clusters_file`);
 ``local`` (Slurm's commands on this machine) exists without one. Environment overrides:
@@ -38,6 +46,8 @@ from nsml_hpc.config import locations
 from nsml_hpc.config.cluster_profiles import LOCAL, ClusterProfile, implicit_local
 from nsml_hpc.config.clusters_file import load_profiles
 from nsml_hpc.errors import NotFoundError, SettingsError
+from nsml_hpc.job.direction import NO_OVERRIDES, Directions, Goal, parse_goal
+from nsml_hpc.job.layout import RUN_ROOT_ENV
 
 MIN_POLL_FLOOR = 0.5
 
@@ -70,10 +80,11 @@ class Settings:
     idle_gpu_seconds: float = 3600.0  # flag sessions whose GPUs sat at 0 % this long
     sync_interval_seconds: float = 5.0
     key_metric: str | None = None
+    metric_directions: Directions = NO_OVERRIDES
 
 
 # Every top-level key of config.toml and the kind of value it takes ("gc" is the retention
-# policy table, checked by nsml_hpc.snapshots.retention).
+# policy table, checked by nsml_hpc.snapshots.retention; "metrics" the metric directions).
 NUMBER = "a number"
 TEXT = "a string"
 TABLE = "a table"
@@ -88,10 +99,11 @@ KEYS: dict[str, str] = {
     "sync_interval_seconds": NUMBER,
     "key_metric": TEXT,
     "gc": TABLE,
+    "metrics": TABLE,
 }
 ENV_KEYS = {
     "NSML_HPC_CATALOG": "catalog",
-    "NSML_HPC_RUN_ROOT": "run_root",
+    RUN_ROOT_ENV: "run_root",
     "NSML_HPC_POLL_FLOOR": "poll_floor_seconds",
     "NSML_HPC_SUBMIT_GRACE": "submit_grace_seconds",
     "NSML_HPC_CLUSTER": "default_cluster",
@@ -158,6 +170,25 @@ def read_config(path: Path, *, named: bool) -> dict[str, Any]:
     return data
 
 
+def metric_directions(data: dict[str, Any]) -> Directions:
+    """The ``[metrics]`` table of a config file: ``NAME = "min" | "max"``."""
+    table = data.get("metrics", {})
+    if not isinstance(table, dict):
+        raise SettingsError('[metrics] must be a table of NAME = "min" or "max"')
+    goals: dict[str, Goal] = {}
+    for name, value in table.items():
+        goal = parse_goal(value)
+        if goal is None:
+            hint = ' (quote a name with dots: "val.fid" = ...)' if isinstance(value, dict) else ""
+            raise SettingsError(
+                f'[metrics] {name}: the direction must be "min" or "max", got {value!r}{hint}'
+            )
+        if not name.strip():
+            raise SettingsError("[metrics]: a metric name must not be empty")
+        goals[name] = goal
+    return Directions.of(goals)
+
+
 class _Source:
     """Where each value came from, for error lines: an environment variable or the file."""
 
@@ -180,6 +211,13 @@ class _Source:
         if number != number or number < minimum:  # NaN, or too small
             raise SettingsError(f"{where} must be at least {minimum}, got {value!r}")
         return number
+
+
+def _directions(path: Path, data: dict[str, Any]) -> Directions:
+    try:
+        return metric_directions(data)
+    except SettingsError as exc:
+        raise SettingsError(f"config file {path}: {exc}") from exc
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -211,4 +249,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         idle_gpu_seconds=source.number(data, "idle_gpu_minutes", 60, 0.0) * 60,
         sync_interval_seconds=source.number(data, "sync_interval_seconds", 5.0, MIN_POLL_FLOOR),
         key_metric=key_metric.strip() if key_metric else None,
+        metric_directions=_directions(path, data),
     )

@@ -15,7 +15,7 @@ from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.sessions import get_session
 from nsml_hpc.catalog.summaries import summaries_of
 from nsml_hpc.errors import SpecError
-from nsml_hpc.experiments.keymetric import Goal, metric_goal
+from nsml_hpc.job.direction import NO_OVERRIDES, Directions, Goal
 from nsml_hpc.job.hparams import HParamValue
 
 MISSING = None  # a hyperparameter a session does not set
@@ -36,11 +36,11 @@ class Comparison:
     differing: dict[str, dict[str, HParamValue | None]]  # name -> session -> value
     common: dict[str, HParamValue]  # the same in every session
     metrics: dict[str, dict[str, MetricStat]] = field(default_factory=dict)  # metric -> session
-    goals: dict[str, Goal] = field(default_factory=dict)
+    goals: dict[str, Goal] = field(default_factory=dict)  # every metric in ``metrics``
     session_ids: dict[str, int] = field(default_factory=dict)
 
     def best_session(self, metric: str) -> str | None:
-        """The session with the best value of ``metric`` (lowest for losses)."""
+        """The session with the best value of ``metric`` (by its goal: lowest for losses)."""
         stats = {
             name: stat.best
             for name, stat in self.metrics.get(metric, {}).items()
@@ -48,7 +48,7 @@ class Comparison:
         }
         if not stats:
             return None
-        pick = min if self.goals.get(metric, metric_goal(metric)) == "min" else max
+        pick = min if self.goals[metric] == "min" else max
         return pick(stats, key=lambda name: stats[name])
 
     def to_rows(self) -> list[dict[str, object]]:
@@ -84,8 +84,11 @@ def split_hyperparameters(
     return differing, common
 
 
-def compare_sessions(catalog: Catalog, names: Sequence[str]) -> Comparison:
-    """Hyperparameter differences and per-metric last/best values of ``names``."""
+def compare_sessions(
+    catalog: Catalog, names: Sequence[str], directions: Directions = NO_OVERRIDES
+) -> Comparison:
+    """Hyperparameter differences and per-metric last/best values of ``names`` (best by
+    ``directions``: the rule with the config's ``[metrics]``)."""
     unique = list(dict.fromkeys(names))
     if not unique:
         raise SpecError("name at least one session to compare")
@@ -98,7 +101,7 @@ def compare_sessions(catalog: Catalog, names: Sequence[str]) -> Comparison:
     metrics: dict[str, dict[str, MetricStat]] = {}
     goals: dict[str, Goal] = {}
     for (session_id, metric), summary in sorted(summaries.items(), key=lambda item: item[0][1]):
-        goal = goals.setdefault(metric, metric_goal(metric))
+        goal = goals.setdefault(metric, directions.goal(metric))
         best, best_step = (
             (summary.min_value, summary.min_step)
             if goal == "min"

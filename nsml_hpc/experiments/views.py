@@ -18,7 +18,7 @@ from nsml_hpc.catalog.sessions import get_session, list_sessions
 from nsml_hpc.catalog.summaries import summaries_of
 from nsml_hpc.errors import NotFoundError, SpecError
 from nsml_hpc.experiments.compare import compare_sessions
-from nsml_hpc.experiments.keymetric import Goal
+from nsml_hpc.job.direction import NO_OVERRIDES, Directions, Goal, split_goal
 from nsml_hpc.sessions.views import elapsed
 
 if TYPE_CHECKING:
@@ -39,13 +39,16 @@ def sessions_of(catalog: Catalog, names: Sequence[str], project: str | None) -> 
 
 
 def comparison_frame(
-    catalog: Catalog, names: Sequence[str], metrics: Sequence[str] = ()
+    catalog: Catalog,
+    names: Sequence[str],
+    metrics: Sequence[str] = (),
+    directions: Directions = NO_OVERRIDES,
 ) -> pandas.DataFrame:
     """One row per session: state, runtime, the hyperparameters that DIFFER, and for each
     metric its last value, best value and the step of the best."""
     import pandas
 
-    comparison = compare_sessions(catalog, names)
+    comparison = compare_sessions(catalog, names, directions)
     chosen = list(metrics) or sorted(comparison.metrics)
     unknown = [metric for metric in chosen if metric not in comparison.metrics]
     if unknown:
@@ -79,6 +82,15 @@ class Standing:
     last: float | None
     state: str
     hyperparameters: str
+
+
+def ranking_goal(metric: str, flag: Goal | None, directions: Directions) -> tuple[str, Goal]:
+    """The metric a leaderboard ranks by, and which way: ``--max``/``--min`` (``flag``), a
+    ``NAME:min|max`` suffix, else the direction rule with the ``[metrics]`` overrides."""
+    name, suffix = split_goal(metric)
+    if flag is not None and suffix is not None and flag != suffix:
+        raise SpecError(f"--{flag} contradicts {metric!r}: give the direction once")
+    return name, flag or suffix or directions.goal(name)
 
 
 def leaderboard(

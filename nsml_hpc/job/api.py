@@ -18,14 +18,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nsml_hpc.job.direction import Directions
 from nsml_hpc.job.hparams import HParamValue, parse_hyperparameters
+from nsml_hpc.job.layout import (
+    METRICS_FILE,
+    RESTART_COUNT_ENV,
+    RESUME_FROM_ENV,
+    RESUME_STEP_ENV,
+    RUN_DIR_ENV,
+    SESSION_FILE,
+)
 
-RUN_DIR_ENV = "NSML_HPC_RUN_DIR"
-RESUME_FROM_ENV = "NSML_HPC_RESUME_FROM"  # set by the job wrapper: the snapshot to start from
-RESUME_STEP_ENV = "NSML_HPC_RESUME_STEP"
-RESTART_COUNT_ENV = "NSML_HPC_RESTART_COUNT"
-METRICS_FILE = "metrics.jsonl"
-SESSION_FILE = "session.json"
 _RESERVED = frozenset({"step", "time"})
 
 
@@ -84,6 +87,12 @@ class SessionInfo:
     def restart_count(self) -> int:
         """How often Slurm has requeued this job (0 on the first run)."""
         return _int_env(RESTART_COUNT_ENV) or _int_env("SLURM_RESTART_COUNT") or 0
+
+    @property
+    def metric_directions(self) -> Directions:
+        """Which way is better per metric: the submitter's ``[metrics]`` config at submit
+        time (``load("best:M")`` inside the job follows it, as the front end does)."""
+        return Directions.from_document(self._document)
 
     @property
     def forked_from(self) -> dict[str, Any] | None:

@@ -16,7 +16,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-GPU_FILE = "gpu.jsonl"
+from nsml_hpc.job.layout import GPU_FILE, GPU_INTERVAL_ENV
+
 QUERY = "index,utilization.gpu,memory.used,memory.total"
 CALL_TIMEOUT = 10.0
 DEFAULT_INTERVAL = 60.0
@@ -80,7 +81,7 @@ class GpuMonitor:
     def start_if_available(cls, run_dir: Path) -> GpuMonitor | None:
         if shutil.which("nvidia-smi") is None:
             return None
-        interval = float(os.environ.get("NSML_HPC_GPU_INTERVAL", DEFAULT_INTERVAL))
+        interval = float(os.environ.get(GPU_INTERVAL_ENV, DEFAULT_INTERVAL))
         monitor = cls(run_dir, max(interval, 1.0), os.environ.get("CUDA_VISIBLE_DEVICES"))
         monitor.thread.start()
         return monitor

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nsml_hpc.errors import NotFoundError, SpecError
+from nsml_hpc.job.direction import NO_OVERRIDES, Directions
 
-SNAPSHOTS_DIR = "snapshots"
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = 1
 TMP_PREFIX = ".tmp-"
@@ -27,22 +27,6 @@ OLD_PREFIX = ".old-"
 DELETING_PREFIX = ".deleting-"
 TAG_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$")
 RESERVED_TAGS = frozenset({"latest"})
-# Metric names that are better when smaller, unless the selector says ``:max``.
-LOWER_IS_BETTER = (
-    "loss",
-    "error",
-    "err",
-    "mse",
-    "mae",
-    "rmse",
-    "nll",
-    "perplexity",
-    "ppl",
-    "wer",
-    "cer",
-    "regret",
-    "distance",
-)
 
 
 def validate_tag(tag: str) -> str:
@@ -201,13 +185,11 @@ class Selector:
         return f"best:{self.metric}:{'max' if self.maximize else 'min'}"
 
 
-def lower_is_better(metric: str) -> bool:
-    lowered = metric.lower()
-    return any(word in lowered for word in LOWER_IS_BETTER)
+def parse_selector(text: str, directions: Directions = NO_OVERRIDES) -> Selector:
+    """``latest`` | TAG | ``best:METRIC`` | ``best:METRIC:min`` | ``best:METRIC:max``.
 
-
-def parse_selector(text: str) -> Selector:
-    """``latest`` | TAG | ``best:METRIC`` | ``best:METRIC:min`` | ``best:METRIC:max``."""
+    Without ``:min``/``:max`` the direction is ``directions.goal(METRIC)`` (the one rule, with
+    the user's ``[metrics]`` overrides: :mod:`nsml_hpc.job.direction`)."""
     if not isinstance(text, str) or not text:
         raise SpecError("a snapshot is chosen by 'latest', a tag, or 'best:<metric>[:min|max]'")
     if text == "latest":
@@ -220,7 +202,7 @@ def parse_selector(text: str) -> Selector:
                 f"invalid selector {text!r}: use best:<metric>, best:<metric>:min "
                 "or best:<metric>:max"
             )
-        maximize = parts[2] == "max" if len(parts) == 3 else not lower_is_better(metric)
+        maximize = parts[2] == "max" if len(parts) == 3 else directions.maximize(metric)
         return Selector("best", metric=metric, maximize=maximize)
     if text in RESERVED_TAGS:
         return Selector("latest")

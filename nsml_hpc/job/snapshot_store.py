@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nsml_hpc.errors import NsmlError
+from nsml_hpc.errors import SnapshotError
 from nsml_hpc.job.snapshot_format import (
     DELETING_PREFIX,
     MANIFEST_FILE,
@@ -37,10 +37,6 @@ from nsml_hpc.job.snapshot_format import (
 
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 _counter = itertools.count()
-
-
-class SnapshotError(NsmlError):
-    """A snapshot cannot be written or read (names the snapshot)."""
 
 
 def fsync_dir(path: Path) -> None:

@@ -28,20 +28,22 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, overload
 
-from nsml_hpc.errors import NotFoundError, SpecError
-from nsml_hpc.job.api import (
+from nsml_hpc.errors import NotFoundError, SnapshotError, SpecError
+from nsml_hpc.job.api import SessionInfo, latest_metrics
+from nsml_hpc.job.layout import (
+    CHECKPOINT_FLAG,
+    LOCAL_SNAPSHOTS_DIR,
+    LOCAL_SNAPSHOTS_ENV,
     RESTART_COUNT_ENV,
     RUN_DIR_ENV,
+    RUN_ROOT_ENV,
+    SESSION_ENV,
     SESSION_FILE,
-    latest_metrics,
+    SNAPSHOTS_DIR,
 )
-from nsml_hpc.job.snapshot_format import SNAPSHOTS_DIR, choose, default_tag, parse_selector
-from nsml_hpc.job.snapshot_store import PendingSnapshot, SnapshotError, list_snapshots
+from nsml_hpc.job.snapshot_format import choose, default_tag, parse_selector
+from nsml_hpc.job.snapshot_store import PendingSnapshot, list_snapshots
 
-LOCAL_SNAPSHOTS_ENV = "NSML_HPC_LOCAL_SNAPSHOTS"
-LOCAL_SNAPSHOTS_DIR = "nsml-snapshots"
-RUN_ROOT_ENV = "NSML_HPC_RUN_ROOT"
-CHECKPOINT_FLAG = ".nsml/checkpoint-requested"  # written by the job wrapper on USR2/TERM
 FLAG_CHECK_SECONDS = 1.0
 _SESSION_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 
@@ -64,7 +66,7 @@ def snapshots_root() -> Path:
 
 
 def _session_name() -> str | None:
-    return os.environ.get("NSML_HPC_SESSION") or None
+    return os.environ.get(SESSION_ENV) or None
 
 
 class SnapshotWriter:
@@ -213,10 +215,10 @@ def resolve_run_dir(session: str) -> Path:
 
 def load(selector: str = "latest", session: str | None = None) -> Path:
     """The folder of a snapshot: ``"latest"``, a tag, or ``"best:<metric>[:min|max]"``
-    (``min`` by default for names like ``loss``/``error``, ``max`` otherwise), of this session
-    or of ``session``. Damaged snapshots (files missing) are skipped with a warning; naming a
-    damaged one by its tag is an error."""
-    choice = parse_selector(selector)
+    (without ``:min``/``:max`` the direction follows :mod:`nsml_hpc.job.direction` and this
+    session's ``[metrics]`` overrides), of this session or of ``session``. Damaged snapshots
+    (files missing) are skipped with a warning; naming a damaged one by its tag is an error."""
+    choice = parse_selector(selector, SessionInfo(_run_dir()).metric_directions)
     if session is None:
         root, where = snapshots_root(), _session_name() or str(snapshots_root())
     else:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from nsml_hpc.errors import SpecError
+from nsml_hpc.job.duration import parse_duration
 from nsml_hpc.job.hparams import HParamValue, parse_hyperparameters
 
 EnvKind = Literal["setup", "module", "venv", "conda"]
@@ -21,14 +22,6 @@ SLURM_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}(,[A-Za-z0-9_.-]{1,128})*$")
 CONSTRAINT = re.compile(r"^[A-Za-z0-9_.,&|()\[\]*:!-]{1,512}$")
 MODULE_NAME = re.compile(r"^[A-Za-z0-9_./+-]{1,256}$")
 MEMORY = re.compile(r"^([0-9]+)([KMGT]?)B?$", re.IGNORECASE)
-TIME_FORMS = (
-    re.compile(r"^(?P<m>[0-9]+)$"),
-    re.compile(r"^(?P<m>[0-9]+):(?P<s>[0-9]+)$"),
-    re.compile(r"^(?P<h>[0-9]+):(?P<m>[0-9]+):(?P<s>[0-9]+)$"),
-    re.compile(r"^(?P<d>[0-9]+)-(?P<h>[0-9]+)$"),
-    re.compile(r"^(?P<d>[0-9]+)-(?P<h>[0-9]+):(?P<m>[0-9]+)$"),
-    re.compile(r"^(?P<d>[0-9]+)-(?P<h>[0-9]+):(?P<m>[0-9]+):(?P<s>[0-9]+)$"),
-)
 MAX_ARG_BYTES = 100_000  # Linux refuses a single argv word over 128 KiB at exec time
 MAX_COUNT = 100_000
 
@@ -145,20 +138,17 @@ def validate_memory(text: str) -> str:
 
 
 def time_limit_minutes(text: str) -> float:
-    """Minutes in a Slurm time limit (``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``)."""
-    for form in TIME_FORMS:
-        match = form.fullmatch(text.strip())
-        if match:
-            parts = {key: int(value) for key, value in match.groupdict().items() if value}
-            return (
-                parts.get("d", 0) * 1440
-                + parts.get("h", 0) * 60
-                + parts.get("m", 0)
-                + parts.get("s", 0) / 60
-            )
-    raise SpecError(
-        f"--time must be a Slurm time limit such as 30, 4:00:00 or 2-12:00, got {text!r}"
-    )
+    """Minutes in a Slurm time limit (``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``:
+    :mod:`nsml_hpc.job.duration`, without fractions or ``UNLIMITED``)."""
+    try:
+        seconds = parse_duration(text, fractions=False)
+    except ValueError:
+        seconds = None
+    if seconds is None:
+        raise SpecError(
+            f"--time must be a Slurm time limit such as 30, 4:00:00 or 2-12:00, got {text!r}"
+        )
+    return seconds / 60
 
 
 def validate_time(text: str) -> str:

@@ -35,15 +35,22 @@ from types import FrameType
 from typing import Any
 
 from nsml_hpc.errors import NsmlError
-from nsml_hpc.job.api import RESTART_COUNT_ENV, RESUME_FROM_ENV, RESUME_STEP_ENV
 from nsml_hpc.job.gpu_monitor import GpuMonitor
-from nsml_hpc.job.snapshot_format import SNAPSHOTS_DIR, Manifest, ManifestError, recency_key
+from nsml_hpc.job.layout import (
+    CHECKPOINT_FLAG,
+    CODE_DIR,
+    EVENTS_FILE,
+    METRICS_FILE,
+    RESTART_COUNT_ENV,
+    RESUME_FROM_ENV,
+    RESUME_STEP_ENV,
+    SESSION_FILE,
+    SNAPSHOTS_DIR,
+)
+from nsml_hpc.job.snapshot_format import Manifest, ManifestError, recency_key
 from nsml_hpc.job.snapshot_store import check_files, list_snapshots, read_manifest, recover
-from nsml_hpc.job.snapshots import CHECKPOINT_FLAG
 from nsml_hpc.job.spec import SessionSpec, warning_seconds
 
-EVENTS_FILE = "events.jsonl"
-METRICS_FILE = "metrics.jsonl"
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGCONT)
 POLL_SECONDS = 0.25
 STOP_SECONDS = 10.0  # SIGTERM -> SIGKILL for the training process once the snapshot is in
@@ -131,7 +138,7 @@ class ResumePoint:
 class Wrapper:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
-        self.document: dict[str, Any] = json.loads((run_dir / "session.json").read_text("utf-8"))
+        self.document: dict[str, Any] = json.loads((run_dir / SESSION_FILE).read_text("utf-8"))
         self.spec = SessionSpec.from_dict(self.document["spec"])
         self.events = EventLog(run_dir)
         self.snapshots = run_dir / SNAPSHOTS_DIR
@@ -186,7 +193,7 @@ class Wrapper:
             self.flag.unlink(missing_ok=True)
             metrics_line = close_and_count_lines(self.run_dir / METRICS_FILE)
         except OSError as exc:
-            self.events.write("warning", message=f"cannot read metrics.jsonl: {exc}")
+            self.events.write("warning", message=f"cannot read {METRICS_FILE}: {exc}")
             metrics_line = 0
         resume = self._latest_own_snapshot() if self.restart > 0 else None
         if resume is None:
@@ -371,7 +378,7 @@ class Wrapper:
                 monitor.stop()
 
     def _supervise(self, resume: ResumePoint | None) -> int:
-        code_dir = self.run_dir / "code"
+        code_dir = self.run_dir / CODE_DIR
         try:
             child = subprocess.Popen(
                 command_for(self.document, code_dir), cwd=code_dir, env=self._child_env(resume)

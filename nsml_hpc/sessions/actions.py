@@ -17,10 +17,11 @@ from nsml_hpc.backends.files import RunFiles
 from nsml_hpc.catalog.sessions import discard_session, get_session, jobs_of, update_memo
 from nsml_hpc.context import Context
 from nsml_hpc.errors import NsmlError, SpecError
+from nsml_hpc.job.layout import SESSION_FILE, slurm_output
 from nsml_hpc.job.spec import validate_memo
 from nsml_hpc.slurm.states import is_live
 from nsml_hpc.snapshots.actions import SnapshotRow, list_models, pin_model, remove_model
-from nsml_hpc.submit.rundir import SESSION_FILE, read_json, remove_run_dir
+from nsml_hpc.submit.rundir import read_json, remove_run_dir
 from nsml_hpc.sync.run import SyncReport, sync
 
 FOLLOW_CHUNK = 64 * 1024
@@ -110,7 +111,7 @@ def log_paths(workspace: Context, name: str) -> list[str]:
     record = get_session(workspace.catalog, name)
     assert record.id is not None
     jobs = jobs_of(workspace.catalog, [record.id])[record.id]
-    return [posixpath.join(record.run_dir, f"slurm-{job.job_id}.out") for job in jobs]
+    return [posixpath.join(record.run_dir, slurm_output(job.job_id)) for job in jobs]
 
 
 def read_logs(workspace: Context, name: str) -> Iterator[bytes]:

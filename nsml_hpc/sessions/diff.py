@@ -13,7 +13,7 @@ from typing import Any
 
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.sessions import get_session
-from nsml_hpc.submit.rundir import CODE_DIR
+from nsml_hpc.job.layout import CODE_DIR
 
 MAX_DIFF_FILE_BYTES = 1024 * 1024
 

@@ -29,7 +29,7 @@ from sqlalchemy.sql import ColumnElement, Select
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import SessionRecord
 from nsml_hpc.catalog.summary_models import MetricSummary
-from nsml_hpc.experiments.keymetric import metric_goal
+from nsml_hpc.job.direction import NO_OVERRIDES, Directions
 from nsml_hpc.sessions.views import format_state
 from nsml_hpc.slurm.states import SessionState
 
@@ -86,12 +86,15 @@ class SessionQuery:
     descending: bool = True
     group_by_project: bool = False
     key_metric: str | None = None
+    directions: Directions = NO_OVERRIDES  # which way "best" is (the config's [metrics])
 
 
-def default_descending(column: SortColumn, key_metric: str | None) -> bool:
+def default_descending(
+    column: SortColumn, key_metric: str | None, directions: Directions = NO_OVERRIDES
+) -> bool:
     """The natural first direction of a column: newest, longest, most GPUs, best first."""
     if column in ("last", "best"):
-        return key_metric is not None and metric_goal(key_metric) == "max"
+        return key_metric is not None and directions.goal(key_metric) == "max"
     return column in ("created", "gpus", "elapsed")
 
 
@@ -169,16 +172,16 @@ def _where(query: SessionQuery) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def _best_column(key_metric: str | None) -> Any:
-    if key_metric is None:
+def _best_column(query: SessionQuery) -> Any:
+    if query.key_metric is None:
         return literal(None)
-    return _M.min_value if metric_goal(key_metric) == "min" else _M.max_value
+    return _M.min_value if query.directions.goal(query.key_metric) == "min" else _M.max_value
 
 
-def _best_step_column(key_metric: str | None) -> Any:
-    if key_metric is None:
+def _best_step_column(query: SessionQuery) -> Any:
+    if query.key_metric is None:
         return literal(None)
-    return _M.min_step if metric_goal(key_metric) == "min" else _M.max_step
+    return _M.min_step if query.directions.goal(query.key_metric) == "min" else _M.max_step
 
 
 def _order(query: SessionQuery, now: float) -> list[Any]:
@@ -200,7 +203,7 @@ def _order(query: SessionQuery, now: float) -> list[Any]:
         "gpus": [direction(_S.gpus), _S.created_at.desc()],
         "elapsed": [direction(elapsed).nulls_last(), _S.created_at.desc()],
         "last": [direction(_M.last_value).nulls_last(), _S.created_at.desc()],
-        "best": [direction(_best_column(query.key_metric)).nulls_last(), _S.created_at.desc()],
+        "best": [direction(_best_column(query)).nulls_last(), _S.created_at.desc()],
     }
     order = keys[query.sort]
     if query.group_by_project:
@@ -254,8 +257,8 @@ def _page_statement(query: SessionQuery, now: float) -> Select[Any]:
             _S.memo,
             _S.created_at,
             _M.last_value,
-            _best_column(query.key_metric),
-            _best_step_column(query.key_metric),
+            _best_column(query),
+            _best_step_column(query),
         )
         .select_from(_joined(query))
         .where(*_where(query))

@@ -10,10 +10,11 @@ from typing import Any
 from nsml_hpc.catalog.allocations import job_allocations
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.gpu import gpu_states
-from nsml_hpc.catalog.metrics import METRICS_FILE, load_cursors, metric_sources
+from nsml_hpc.catalog.metrics import load_cursors, metric_sources
 from nsml_hpc.catalog.models import SessionRecord
 from nsml_hpc.catalog.sessions import events_of, get_session, jobs_of, list_sessions, state_history
 from nsml_hpc.catalog.snapshots import requeue_counts
+from nsml_hpc.job.layout import METRICS_FILE
 from nsml_hpc.runfiles.idle import IdleState, idle_for
 from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
 from nsml_hpc.snapshots.views import snapshot_detail

@@ -1,4 +1,7 @@
-"""Slurm's time formats: elapsed durations, and timestamps exchanged without time zones.
+"""Slurm's time formats: timestamps exchanged without time zones, and durations printed the way
+Slurm prints them. Durations are READ by the one parser of Slurm's duration grammar,
+:func:`nsml_hpc.job.duration.parse_duration` (in-job code needs it too, and may import only
+the job package).
 
 A Slurm command prints and reads times of day in the *cluster's* local zone, which need not be
 the client's (a laptop in Seoul, a cluster in UTC). So nothing zoned ever crosses the seam:
@@ -11,23 +14,6 @@ catalog stores epoch seconds (UTC); only the front end's display turns them into
 from __future__ import annotations
 
 import math
-
-
-def parse_duration(text: str) -> float | None:
-    """Seconds in ``[D-]HH:MM:SS``, ``MM:SS`` or ``MM:SS.mmm``; ``None`` for empty/UNLIMITED."""
-    text = text.strip()
-    if not text or text.upper() in ("UNLIMITED", "INVALID", "PARTITION_LIMIT", "NONE"):
-        return None
-    days = 0
-    if "-" in text:
-        day_text, text = text.split("-", 1)
-        days = int(day_text)
-    parts = [float(part) for part in text.split(":")]
-    while len(parts) < 3:
-        parts.insert(0, 0.0)
-    hours, minutes, seconds = parts[-3:]
-    return days * 86400 + hours * 3600 + minutes * 60 + seconds
-
 
 # The environment every Slurm command runs with: times as epoch seconds, never zoned text.
 TIME_FORMAT_ENV = {"SLURM_TIME_FORMAT": "%s"}

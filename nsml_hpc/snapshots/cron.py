@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 from nsml_hpc.errors import NsmlError, SpecError
+from nsml_hpc.job.layout import RUN_ROOT_ENV
 
 MARKER = "# nsml-hpc gc"
 NICKNAMES = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually")
@@ -18,7 +19,7 @@ _FIELD = re.compile(r"^[0-9A-Za-z*/,-]{1,64}$")
 ENV_VARS = (
     "NSML_HPC_CONFIG",
     "NSML_HPC_CATALOG",
-    "NSML_HPC_RUN_ROOT",
+    RUN_ROOT_ENV,
     "XDG_CONFIG_HOME",
     "XDG_DATA_HOME",
     "PATH",

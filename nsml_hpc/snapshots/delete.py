@@ -33,7 +33,7 @@ from nsml_hpc.catalog.snapshots import (
     drop_snapshot_row,
     release_claim,
 )
-from nsml_hpc.errors import BackendError, NsmlError
+from nsml_hpc.errors import BackendError, NsmlError, UnsafePath
 from nsml_hpc.job.snapshot_format import (
     DELETING_PREFIX,
     OLD_PREFIX,
@@ -43,10 +43,6 @@ from nsml_hpc.job.snapshot_format import (
 from nsml_hpc.snapshots.sync import read_snapshot, snapshots_path
 
 _DELETING = re.compile(rf"^{re.escape(DELETING_PREFIX)}(?P<tag>.+)-(?P<id>[0-9]+)$")
-
-
-class UnsafePath(NsmlError):
-    """A delete path that does not stay inside a session's own snapshots folder."""
 
 
 def snapshot_folder(run_dir: str, name: str) -> str:

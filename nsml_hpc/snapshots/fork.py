@@ -29,13 +29,15 @@ from nsml_hpc.catalog.sessions import get_session
 from nsml_hpc.catalog.snapshot_models import LineageRecord, SnapshotRecord
 from nsml_hpc.catalog.snapshots import protect_for_fork, snapshot_metrics, snapshots_of
 from nsml_hpc.code.selection import collect_code
+from nsml_hpc.config.identity import current_user
 from nsml_hpc.context import Context
 from nsml_hpc.errors import NotFoundError, NsmlError, SpecError
 from nsml_hpc.job.hparams import parse_hyperparameters
+from nsml_hpc.job.layout import CODE_DIR, SESSION_FILE
 from nsml_hpc.job.snapshot_format import Manifest, choose, parse_selector
 from nsml_hpc.job.spec import MAX_ARG_BYTES, Preemption, Resources, SessionSpec, validate_spec
 from nsml_hpc.snapshots.sync import refresh_session
-from nsml_hpc.submit.create import Prepared, Submitted, current_user, dry_run, submit
+from nsml_hpc.submit.create import Prepared, Submitted, dry_run, submit
 from nsml_hpc.submit.placement import AUTO, place
 from nsml_hpc.submit.rundir import read_json
 
@@ -232,7 +234,7 @@ def choose_snapshot(workspace: Context, name: str, selector: str) -> SnapshotRec
     """The parent's snapshot ``selector`` names, re-read from disk; damaged ones never."""
     record = get_session(workspace.catalog, name)
     assert record.id is not None
-    choice = parse_selector(selector)
+    choice = parse_selector(selector, workspace.settings.metric_directions)
     files = workspace.backend_for(record.cluster).files
     damaged = refresh_session(
         workspace.catalog, files, record.id, name, record.run_dir, time.time()
@@ -289,7 +291,7 @@ def fork_session(workspace: Context, request: ForkRequest, *, dry: bool = False)
     with tempfile.TemporaryDirectory(prefix="nsml-hpc-fork-") as scratch:
         code_dir = _parent_code(workspace, parent.cluster, parent.run_dir, parent.name, scratch)
         code = collect_code(code_dir, MAX_CODE_BYTES)
-        document = read_json(files, f"{parent.run_dir}/session.json")
+        document = read_json(files, f"{parent.run_dir}/{SESSION_FILE}")
         parent_code = document.get("code", {}) if isinstance(document, dict) else {}
         if not isinstance(parent_code, dict):
             parent_code = {}
@@ -311,7 +313,7 @@ def fork_session(workspace: Context, request: ForkRequest, *, dry: bool = False)
             code=code,
             profile=workspace.settings.profile(spec.cluster),
             user=current_user(),
-            extra={"fork": fork_info},
+            extra={"fork": fork_info, **workspace.settings.metric_directions.to_document()},
         )
         if dry:
             script = dry_run(prepared, workspace.catalog, workspace.settings, backend)
@@ -359,7 +361,7 @@ def _parent_code(workspace: Context, cluster: str, run_dir: str, name: str, scra
         raise NotFoundError(f"the code snapshot of {name} is gone ({code_dir})")
     if not workspace.settings.profile(cluster).remote:
         return Path(code_dir)
-    local = Path(scratch) / "code"
+    local = Path(scratch) / CODE_DIR
     files.copy_out(code_dir, local)
     return local
 

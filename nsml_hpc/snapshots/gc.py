@@ -23,8 +23,9 @@ from nsml_hpc.catalog.sessions import list_sessions
 from nsml_hpc.catalog.snapshot_models import SnapshotRecord
 from nsml_hpc.catalog.snapshots import snapshot_metrics, snapshots_of
 from nsml_hpc.config import locations
+from nsml_hpc.config.identity import current_user
 from nsml_hpc.context import Context
-from nsml_hpc.errors import NsmlError
+from nsml_hpc.errors import GcBusy, NsmlError
 from nsml_hpc.slurm.states import is_live
 from nsml_hpc.snapshots.delete import Recovery, delete_snapshot, finish_interrupted
 from nsml_hpc.snapshots.retention import (
@@ -39,10 +40,6 @@ from nsml_hpc.snapshots.sync import refresh_session
 
 LOCK_FILE = "gc.lock"
 LOG_FILE = "gc.log"
-
-
-class GcBusy(NsmlError):
-    """Another gc holds the lock."""
 
 
 def lock_path() -> Path:
@@ -139,8 +136,6 @@ def run_gc(
 ) -> GcResult:
     """Plan (and with ``apply``, carry out) the deletions the policies ask for. The caller
     holds :func:`gc_lock`."""
-    from nsml_hpc.submit.create import current_user
-
     now = time.time() if now is None else now
     policies = policies or load_policies(locations.config_file())
     owner = user or current_user()

@@ -22,7 +22,7 @@ on random inputs):
 [gc]                      # every project
 keep_last = 3
 keep_best = 1
-best_metric = "val_loss"  # "val_acc:max"; min by default for loss/error-like names
+best_metric = "val_loss"  # "val_acc:max"; else the direction rule and [metrics] decide
 finished_days = 30
 disk_budget_gb = 500      # all sessions together
 
@@ -41,7 +41,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from nsml_hpc.config.settings import metric_directions
 from nsml_hpc.errors import ConfigError, SpecError
+from nsml_hpc.job.direction import NO_OVERRIDES, Directions
 from nsml_hpc.job.snapshot_format import parse_selector
 
 GIB = 1024**3
@@ -295,7 +297,9 @@ def _positive(where: str, key: str, value: Any, *, allow_zero: bool) -> float:
     return float(value)
 
 
-def _policy(where: str, table: dict[str, Any], base: Policy) -> Policy:
+def _policy(
+    where: str, table: dict[str, Any], base: Policy, directions: Directions = NO_OVERRIDES
+) -> Policy:
     unknown = sorted(set(table) - set(GC_KEYS))
     if unknown:
         raise ConfigError(
@@ -311,7 +315,7 @@ def _policy(where: str, table: dict[str, Any], base: Policy) -> Policy:
         if not isinstance(text, str):
             raise ConfigError(f"{where}: best_metric must be a metric name, got {text!r}")
         try:
-            selector = parse_selector(f"best:{text}")
+            selector = parse_selector(f"best:{text}", directions)
         except SpecError as exc:
             raise ConfigError(
                 f"{where}: best_metric {text!r}: use NAME, NAME:min or NAME:max"
@@ -329,20 +333,23 @@ def _policy(where: str, table: dict[str, Any], base: Policy) -> Policy:
 
 
 def policies_from(data: dict[str, Any]) -> Policies:
-    """The ``[gc]`` table of a config (see the module docstring)."""
+    """The ``[gc]`` table of a config (see the module docstring); ``best_metric`` without
+    ``:min``/``:max`` takes its direction from the rule and the config's ``[metrics]``."""
+    directions = metric_directions(data)
     table = data.get("gc", {})
     if not isinstance(table, dict):
         raise ConfigError("[gc] must be a table")
     projects_raw = table.get("project", {})
     if not isinstance(projects_raw, dict):
         raise ConfigError("[gc.project.NAME] must be tables")
-    default = _policy("[gc]", table, Policy())
+    default = _policy("[gc]", table, Policy(), directions)
     projects: dict[str, Policy] = {}
     for project, overrides in projects_raw.items():
         where = f"[gc.project.{project}]"
         if not isinstance(overrides, dict) or "project" in overrides or "log_file" in overrides:
             raise ConfigError(f"{where} must be a table of {', '.join(POLICY_KEYS)}")
-        projects[project] = _policy(where, overrides, replace(default, disk_budget_bytes=None))
+        base = replace(default, disk_budget_bytes=None)
+        projects[project] = _policy(where, overrides, base, directions)
     log_file = table.get("log_file")
     if log_file is not None and not isinstance(log_file, str):
         raise ConfigError(f"[gc]: log_file must be a path, got {log_file!r}")

@@ -26,9 +26,9 @@ from nsml_hpc.catalog.snapshots import (
     unresolved_run_sessions,
 )
 from nsml_hpc.errors import NsmlError
+from nsml_hpc.job.layout import SNAPSHOTS_DIR
 from nsml_hpc.job.snapshot_format import (
     MANIFEST_FILE,
-    SNAPSHOTS_DIR,
     Manifest,
     ManifestError,
     is_listed_name,

@@ -12,13 +12,12 @@ only after sbatch returned a job id.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
 import posixpath
 import secrets
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from nsml_hpc.catalog.sessions import (
 )
 from nsml_hpc.code.selection import CodeManifest, collect_code
 from nsml_hpc.code.upload import (
+    LocalFile,
     Progress,
     Seed,
     UploadStats,
@@ -44,12 +44,10 @@ from nsml_hpc.code.upload import (
     parse_manifest,
 )
 from nsml_hpc.config.cluster_profiles import ClusterProfile
+from nsml_hpc.config.identity import current_user
 from nsml_hpc.config.settings import Settings
 from nsml_hpc.errors import NsmlError, SpecError
-from nsml_hpc.job.spec import EnvStep, Resources, SessionSpec, validate_spec
-from nsml_hpc.submit.injob_copy import in_job_files
-from nsml_hpc.submit.render import ScriptContext, render_script
-from nsml_hpc.submit.rundir import (
+from nsml_hpc.job.layout import (
     API_PATH_DIR,
     CODE_DIR,
     CODE_MANIFEST,
@@ -57,6 +55,11 @@ from nsml_hpc.submit.rundir import (
     SCRIPT_FILE,
     SESSION_FILE,
     TEMP_MARK,
+)
+from nsml_hpc.job.spec import EnvStep, Resources, SessionSpec, validate_spec
+from nsml_hpc.submit.injob_copy import in_job_files
+from nsml_hpc.submit.render import ScriptContext, render_script
+from nsml_hpc.submit.rundir import (
     json_bytes,
     project_dir,
     read_json,
@@ -89,10 +92,6 @@ class Prepared:
     profile: ClusterProfile
     user: str  # who submits, on this machine (the cluster account comes from the backend)
     extra: dict[str, Any] = field(default_factory=dict)  # more session.json keys (a fork's)
-
-
-def current_user() -> str:
-    return getpass.getuser()
 
 
 def code_root_for(script: Path, cwd: Path) -> Path:
@@ -137,7 +136,13 @@ def prepare(spec: SessionSpec, settings: Settings, code_root: Path) -> Prepared:
         raise SpecError(
             f"{spec.script} is excluded from the code snapshot (.gitignore/.nsmlignore)"
         )
-    return Prepared(spec=spec, code=code, profile=profile, user=current_user())
+    return Prepared(
+        spec=spec,
+        code=code,
+        profile=profile,
+        user=current_user(),
+        extra=settings.metric_directions.to_document(),  # what load("best:M") follows in-job
+    )
 
 
 def training_interpreter(spec: SessionSpec, profile: ClusterProfile | None = None) -> str:
@@ -231,6 +236,14 @@ def _clean_stale_temps(files: RunFiles, base: str, now: float) -> None:
                 continue
 
 
+def in_job_payload() -> dict[str, bytes]:
+    """The in-job package as files under a run (or sweep) directory's ``.nsml/python``."""
+    return {
+        posixpath.join(PRIVATE_DIR, API_PATH_DIR, relative): data
+        for relative, data in in_job_files().items()
+    }
+
+
 def build_run_dir(
     prepared: Prepared,
     files: RunFiles,
@@ -245,6 +258,8 @@ def build_run_dir(
     script: str | None = None,
     extra: dict[str, object] | None = None,
     extra_files: dict[str, str] | None = None,
+    code_files: Sequence[LocalFile] | None = None,
+    in_job_copy: bool = True,
 ) -> tuple[str, UploadStats]:
     """Write the run directory through the cluster's ``files`` under a temporary name, then
     rename it into place (works the same on a local and a remote cluster).
@@ -252,7 +267,9 @@ def build_run_dir(
     ``script`` is the sbatch text to record (a sweep's array script); by default the
     session's own script is rendered. ``extra`` goes into session.json, ``extra_files``
     (name -> text) beside it. ``seed`` (an earlier snapshot on the cluster) lets an upload
-    send only what changed; ``progress(sent, total)`` follows the bytes.
+    send only what changed; ``progress(sent, total)`` follows the bytes. A sweep passes the
+    code's ``code_files`` (hashed once for all its sessions) and ``in_job_copy=False`` (its
+    array script puts the sweep's one copy of the in-job package on ``PYTHONPATH``).
     """
     parent = posixpath.dirname(final)
     temp = posixpath.join(parent, f".{number}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(3)}")
@@ -260,17 +277,16 @@ def build_run_dir(
         files.make_dirs(temp)
         stats = files.upload_tree(
             prepared.code.root,
-            local_files(prepared.code.root, prepared.code.files),
+            code_files
+            if code_files is not None
+            else local_files(prepared.code.root, prepared.code.files),
             posixpath.join(temp, CODE_DIR),
             seed=seed,
             progress=progress,
         )
         if script is None:
             script = render_script(prepared.spec, _context(name, final, prepared.profile))
-        payload = {
-            posixpath.join(PRIVATE_DIR, API_PATH_DIR, relative): data
-            for relative, data in in_job_files().items()
-        }
+        payload = in_job_payload() if in_job_copy else {}
         payload[posixpath.join(PRIVATE_DIR, CODE_MANIFEST)] = json_bytes(
             manifest_document(stats.manifest)
         )

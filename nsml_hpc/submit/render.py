@@ -18,6 +18,7 @@ import jinja2
 
 from nsml_hpc import __version__
 from nsml_hpc.errors import SpecError
+from nsml_hpc.job import layout
 from nsml_hpc.job.spec import EnvStep, SessionSpec, warning_seconds
 
 TEMPLATE_PACKAGE = "nsml_hpc.sbatch_templates"
@@ -49,6 +50,7 @@ class ArrayContext:
     session_names: list[str]
     wrapper_python: str
     array: str  # the --array value, e.g. 0-3%2
+    api_path: str  # the sweep's ONE copy of the in-job package (``<sweep dir>/.nsml/python``)
 
 
 def check_cluster_path(label: str, path: str) -> str:
@@ -68,7 +70,7 @@ def sbatch_directives(spec: SessionSpec, context: ScriptContext) -> list[tuple[s
         spec,
         [
             ("job-name", context.session_name),
-            ("output", f"{context.run_dir}/slurm-%j.out"),
+            ("output", f"{context.run_dir}/{layout.SLURM_OUTPUT_PATTERN}"),
             ("chdir", context.run_dir),
             ("open-mode", "append"),
         ],
@@ -80,7 +82,7 @@ def array_directives(spec: SessionSpec, context: ArrayContext) -> list[tuple[str
         spec,
         [
             ("job-name", context.sweep_name),
-            ("output", f"{context.sweep_dir}/slurm-%A_%a.out"),
+            ("output", f"{context.sweep_dir}/{layout.ARRAY_OUTPUT_PATTERN}"),
             ("chdir", context.sweep_dir),
             ("open-mode", "append"),
             ("array", context.array),
@@ -163,12 +165,14 @@ def render_script(spec: SessionSpec, context: ScriptContext) -> str:
         environment=environment_lines(spec.environment),
         wrapper_python=context.wrapper_python,
         api_path=context.api_path,
+        layout=layout.template_names(),
     )
 
 
 def render_array_script(spec: SessionSpec, context: ArrayContext) -> str:
     """The sbatch script of one sweep chunk: a job array whose task i is session i."""
     check_cluster_path("sweep directory", context.sweep_dir)
+    check_cluster_path("in-job package", context.api_path)
     for run_dir in context.run_dirs:
         check_cluster_path("run directory", run_dir)
     return _template(ARRAY_TEMPLATE_NAME).render(
@@ -180,4 +184,6 @@ def render_array_script(spec: SessionSpec, context: ArrayContext) -> str:
         session_names=context.session_names,
         environment=environment_lines(spec.environment),
         wrapper_python=context.wrapper_python,
+        api_path=context.api_path,
+        layout=layout.template_names(),
     )

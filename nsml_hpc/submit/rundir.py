@@ -1,12 +1,7 @@
-"""The run directory (the only contract between a job and the front end): its layout, where
-it lives, and the one guarded way to delete one. Paths are POSIX strings on the cluster and
-every access goes through the backend's :class:`~nsml_hpc.backends.files.RunFiles`.
-
-    <run_root>/<user>/<project>/<N>/
-      session.json  job.sbatch  code/  slurm-<jobid>.out  metrics.jsonl  events.jsonl
-      .nsml/job_id        written right after sbatch answered (lets sync adopt a crashed submit)
-      .nsml/code.json     the code snapshot's manifest (the next submit uploads only changes)
-      .nsml/python/       put on the job's PYTHONPATH: a copy of the in-job nsml_hpc modules
+"""The run directory on the cluster (the only contract between a job and the front end):
+where it lives, its small documents, and the one guarded way to delete one. Its names are in
+:mod:`nsml_hpc.job.layout`. Paths are POSIX strings on the cluster and every access goes
+through the backend's :class:`~nsml_hpc.backends.files.RunFiles`.
 """
 
 from __future__ import annotations
@@ -18,16 +13,8 @@ from typing import Any
 
 from nsml_hpc.backends.files import RunFiles
 from nsml_hpc.config.cluster_profiles import DEFAULT_REMOTE_RUN_ROOT, ClusterProfile
+from nsml_hpc.job.layout import JOB_ID_MARKER, PRIVATE_DIR, TEMP_MARK
 from nsml_hpc.submit.render import check_cluster_path
-
-SESSION_FILE = "session.json"
-SCRIPT_FILE = "job.sbatch"
-CODE_DIR = "code"
-PRIVATE_DIR = ".nsml"
-JOB_ID_MARKER = "job_id"
-CODE_MANIFEST = "code.json"
-API_PATH_DIR = "python"
-TEMP_MARK = ".tmp-"
 
 
 def project_dir(run_root: str, user: str, project: str) -> str:

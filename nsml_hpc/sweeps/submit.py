@@ -4,13 +4,13 @@ MaxArraySize-sized chunk (one sbatch call each), all or nothing like a single su
     <run_root>/<user>/<project>/sweep-<first N>/   sweep.json (the parameter table),
                                                   array-<k>.sbatch, early Slurm output
     <run_root>/<user>/<project>/<N>/               one run directory per session, with
-                                                  session.json["sweep"] and sweep.json
+                                                  session.json["sweep"] (name, folder, index,
+                                                  its parameters)
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import posixpath
 import sys
 import time
@@ -22,16 +22,17 @@ from nsml_hpc.backends.base import SlurmBackend
 from nsml_hpc.backends.files import RunFiles
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import SessionRecord
-from nsml_hpc.catalog.sessions import discard_session, mark_submitted, reserve_session
+from nsml_hpc.catalog.sessions import discard_session, mark_all_submitted, reserve_sessions
+from nsml_hpc.code.upload import local_files
 from nsml_hpc.config.settings import Settings
 from nsml_hpc.errors import NsmlError
+from nsml_hpc.job.layout import API_PATH_DIR, PRIVATE_DIR, SWEEP_FILE
 from nsml_hpc.slurm.arrays import array_spec, split_counts
-from nsml_hpc.submit.create import Prepared, build_run_dir, project_base
+from nsml_hpc.submit.create import Prepared, build_run_dir, in_job_payload, project_base
 from nsml_hpc.submit.render import ArrayContext, render_array_script
 from nsml_hpc.submit.rundir import json_bytes, remove_run_dir, write_job_id_marker
 from nsml_hpc.sweeps.grid import apply_to_args
 
-SWEEP_FILE = "sweep.json"
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
@@ -85,17 +86,16 @@ def submit_sweep(
     sweep_dir: str | None = None
     try:
         member_specs = [replace(spec, args=apply_to_args(spec.args, c)) for c in configurations]
-        for session_spec in member_specs:
-            records.append(
-                reserve_session(
-                    catalog,
-                    spec=session_spec,
-                    user=user,
-                    run_dir_for=lambda number: f"{base}/{number}",
-                    is_free=lambda number: not files.exists(f"{base}/{number}"),
-                    now=now,
-                )
+        records.extend(
+            reserve_sessions(
+                catalog,
+                specs=member_specs,
+                user=user,
+                run_dir_for=lambda number: f"{base}/{number}",
+                is_free=lambda number: not files.exists(f"{base}/{number}"),
+                now=now,
             )
+        )
         sweep_name = f"{spec.project}/sweep-{records[0].number}"
         if files.exists(f"{base}/sweep-{records[0].number}"):
             raise NsmlError(f"{base}/sweep-{records[0].number} already exists; submit again")
@@ -103,7 +103,8 @@ def submit_sweep(
         files.make_dirs(sweep_dir)
         table = {"name": sweep_name, "sessions": _table(records, configurations)}
         files.write_bytes(posixpath.join(sweep_dir, SWEEP_FILE), json_bytes(table))
-        table_text = json.dumps(table, indent=2, sort_keys=True) + "\n"
+        files.write_files(sweep_dir, in_job_payload())  # one copy for every task of the sweep
+        code_files = local_files(prepared.code.root, prepared.code.files)  # hashed once
         start = 0
         for chunk, size in enumerate(chunk_sizes):
             members = records[start : start + size]
@@ -114,39 +115,48 @@ def submit_sweep(
                 session_names=[record.name for record in members],
                 wrapper_python=prepared.profile.python or sys.executable,
                 array=array_spec(size, max_parallel),
+                api_path=posixpath.join(sweep_dir, PRIVATE_DIR, API_PATH_DIR),
             )
             script = render_array_script(spec, context)
-            for index, record in enumerate(members, start):
-                build_run_dir(
-                    replace(prepared, spec=member_specs[index]),
-                    files,
-                    record.name,
-                    record.number,
-                    record.run_dir,
-                    user,
-                    now,
-                    script=script,
-                    extra={
-                        "sweep": {
-                            "name": sweep_name,
-                            "index": index,
-                            "array_chunk": chunk,
-                            "parameters": configurations[index],
-                        }
-                    },
-                    extra_files={SWEEP_FILE: table_text},
-                )
-                progress("preparing", index + 1, len(records))
-            script_path = posixpath.join(sweep_dir, f"array-{chunk}.sbatch")
-            files.write_bytes(script_path, script.encode("utf-8"))
+            with files.batch():  # one flush for the chunk's run directories, before sbatch
+                for index, record in enumerate(members, start):
+                    build_run_dir(
+                        replace(prepared, spec=member_specs[index]),
+                        files,
+                        record.name,
+                        record.number,
+                        record.run_dir,
+                        user,
+                        now,
+                        script=script,
+                        extra={
+                            "sweep": {
+                                "name": sweep_name,
+                                "dir": sweep_dir,
+                                "index": index,
+                                "array_chunk": chunk,
+                                "parameters": configurations[index],
+                            }
+                        },
+                        code_files=code_files,
+                        in_job_copy=False,
+                    )
+                    progress("preparing", index + 1, len(records))
+                script_path = posixpath.join(sweep_dir, f"array-{chunk}.sbatch")
+                files.write_bytes(script_path, script.encode("utf-8"))
             array_id = backend.submit(script_path)
             array_ids.append(array_id)
-            for task, record in enumerate(members):
-                job_id = f"{array_id}_{task}"
-                with contextlib.suppress(NsmlError):  # only a crash here would need it
-                    write_job_id_marker(files, record.run_dir, job_id)
-                assert record.id is not None
-                mark_submitted(catalog, record.id, job_id=job_id, cluster=spec.cluster, now=now)
+            job_ids = {record.id: f"{array_id}_{task}" for task, record in enumerate(members)}
+            with files.batch():
+                for record in members:
+                    with contextlib.suppress(NsmlError):  # only a crash here would need it
+                        write_job_id_marker(files, record.run_dir, job_ids[record.id])
+            mark_all_submitted(
+                catalog,
+                {session_id: job_id for session_id, job_id in job_ids.items() if session_id},
+                cluster=spec.cluster,
+                now=now,
+            )
             progress("submitting", chunk + 1, len(chunk_sizes))
             start += size
     except BaseException as exc:

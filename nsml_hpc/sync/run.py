@@ -19,14 +19,14 @@ from nsml_hpc.backends.base import SlurmBackend
 from nsml_hpc.capture.ingest import DISCOVERY_FILE, captured_files, scrape_captured
 from nsml_hpc.catalog.allocations import Allocation, allocations_of, store_allocations
 from nsml_hpc.catalog.engine import Catalog
-from nsml_hpc.catalog.gpu import GPU_FILE, gpu_states, store_gpu_state
+from nsml_hpc.catalog.gpu import gpu_states, store_gpu_state
 from nsml_hpc.catalog.metrics import (
-    EVENTS_FILE,
-    METRICS_FILE,
     CursorState,
+    EventIngest,
+    MetricIngest,
     load_cursors,
-    store_event_batch,
-    store_metric_batch,
+    store_ingests,
+    touch_cursors,
 )
 from nsml_hpc.catalog.models import JobRecordRow, SessionRecord, StateChange
 from nsml_hpc.catalog.polls import claim_poll, record_poll_result
@@ -39,6 +39,7 @@ from nsml_hpc.catalog.sessions import (
 )
 from nsml_hpc.config.settings import Settings
 from nsml_hpc.errors import ConfigError, ConnectionFailed, NotFoundError, NsmlError
+from nsml_hpc.job.layout import EVENTS_FILE, GPU_FILE, METRICS_FILE
 from nsml_hpc.runfiles.idle import IdleState, advance
 from nsml_hpc.runfiles.scrape import (
     MAX_READ_BYTES,
@@ -419,6 +420,8 @@ def _scrape(
                         for _, _, cursor, path, end in batch
                     ]
                 )
+                metric_items: list[MetricIngest] = []
+                event_items: list[EventIngest] = []
                 for (session_id, file, cursor, _, _), raw in zip(batch, chunks, strict=True):
                     chunk, new_offset = complete_lines(raw, cursor.offset)
                     if not chunk:
@@ -428,8 +431,23 @@ def _scrape(
                         store_gpu_state(
                             catalog, session_id, state, cursor, new_offset, chunk.count(b"\n"), now
                         )
-                    elif _ingest(catalog, session_id, file, chunk, cursor, new_offset, report, now):
-                        with_new_events.add(session_id)
+                    elif file == METRICS_FILE:
+                        parsed = parse_metric_lines(chunk, cursor.lines, session_id)
+                        metric_items.append(MetricIngest(session_id, parsed, cursor, new_offset))
+                    else:
+                        events = parse_event_lines(chunk, session_id)
+                        event_items.append(EventIngest(session_id, events, cursor, new_offset))
+                        if events.events:
+                            with_new_events.add(session_id)
+                # Every changed file of the batch in ONE transaction, offsets with their rows.
+                store_ingests(catalog, metric_items, event_items, now)
+                for item in metric_items:
+                    report.new_points += len(item.batch.points)
+                    report.malformed_lines += item.batch.malformed
+                for event_item in event_items:
+                    report.new_events += len(event_item.batch.events)
+                    report.malformed_lines += event_item.batch.malformed
+            looked: list[int] = []
             for target in sessions:
                 captured = scrape_captured(
                     catalog,
@@ -445,6 +463,9 @@ def _scrape(
                 report.new_points += captured.points
                 report.malformed_lines += captured.malformed
                 report.warnings.extend(captured.warnings)
+                if captured.looked:
+                    looked.append(target.session_id)
+            touch_cursors(catalog, looked, DISCOVERY_FILE, now)
         except NsmlError as exc:
             report.errors.setdefault(cluster, str(exc))
             unreachable.add(cluster)
@@ -467,30 +488,6 @@ def _read_batches(
         batches[-1].append((session_id, file, cursor, path, cursor.offset + want))
         total += want
     return [batch for batch in batches if batch]
-
-
-def _ingest(
-    catalog: Catalog,
-    session_id: int,
-    file: str,
-    chunk: bytes,
-    cursor: CursorState,
-    new_offset: int,
-    report: SyncReport,
-    now: float,
-) -> bool:
-    """Store the new lines of metrics.jsonl or events.jsonl; True if there were new events."""
-    if file == METRICS_FILE:
-        batch = parse_metric_lines(chunk, cursor.lines, session_id)
-        store_metric_batch(catalog, session_id, batch, cursor, new_offset, now)
-        report.new_points += len(batch.points)
-        report.malformed_lines += batch.malformed
-        return False
-    events = parse_event_lines(chunk, session_id)
-    store_event_batch(catalog, session_id, events, cursor, new_offset, now)
-    report.new_events += len(events.events)
-    report.malformed_lines += events.malformed
-    return bool(events.events)
 
 
 def _drop_stale_reservations(

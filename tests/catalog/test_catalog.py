@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from nsml_hpc.catalog.engine import SCHEMA_VERSION, Catalog, open_catalog
+from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.metrics import (
     CursorState,
     load_cursors,
@@ -17,6 +17,7 @@ from nsml_hpc.catalog.metrics import (
     store_metric_batch,
 )
 from nsml_hpc.catalog.polls import claim_poll
+from nsml_hpc.catalog.schema import SCHEMA_VERSION, open_catalog
 from nsml_hpc.catalog.sessions import (
     discard_session,
     get_session,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nsml_hpc.catalog.engine import open_catalog
+from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.catalog.sessions import list_sessions
 from nsml_hpc.cli import main
 from nsml_hpc.config.settings import load_settings

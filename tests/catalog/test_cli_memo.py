@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nsml_hpc.catalog.engine import open_catalog
+from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.catalog.sessions import get_session
 from nsml_hpc.cli import build_parser, main
 from tests.tui.conftest import build_catalog

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nsml_hpc.catalog.engine import open_catalog
+from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.catalog.sessions import mark_submitted, reserve_session
 from nsml_hpc.cli import build_parser, main
 from nsml_hpc.config.locations import clusters_file

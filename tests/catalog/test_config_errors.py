@@ -148,7 +148,7 @@ def read_only_folder(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
 
 def _make_catalog(path: Path) -> bytes:
     """A real catalog file (schema made), in one file; its bytes."""
-    from nsml_hpc.catalog.engine import open_catalog
+    from nsml_hpc.catalog.schema import open_catalog
 
     catalog = open_catalog(f"sqlite:///{path}")
     with catalog.engine.begin() as conn:

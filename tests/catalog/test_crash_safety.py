@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from nsml_hpc.catalog.engine import open_catalog
 from nsml_hpc.catalog.metrics import metric_lines
+from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.catalog.sessions import mark_submitted, reserve_session
 from nsml_hpc.job.spec import SessionSpec
 from tests.conftest import create_postgres_schema

@@ -21,14 +21,14 @@ from nsml_hpc.catalog.models import SessionRecord
 from nsml_hpc.catalog.sessions import get_session, mark_submitted, reserve_session
 from nsml_hpc.catalog.snapshots import snapshots_of
 from nsml_hpc.cli import main
-from nsml_hpc.errors import BackendError
+from nsml_hpc.config.identity import current_user
+from nsml_hpc.errors import BackendError, UnsafePath
 from nsml_hpc.job.snapshot_format import is_listed_name
 from nsml_hpc.job.snapshot_store import PendingSnapshot, hidden_entries, list_snapshots
 from nsml_hpc.job.spec import SessionSpec
-from nsml_hpc.snapshots.delete import UnsafePath, snapshot_folder
+from nsml_hpc.snapshots.delete import snapshot_folder
 from nsml_hpc.snapshots.gc import gc_lock
 from nsml_hpc.snapshots.sync import refresh_session
-from nsml_hpc.submit.create import current_user
 from nsml_hpc.workspace import Workspace
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from nsml_hpc.backends.files import LocalFiles
-from nsml_hpc.catalog.engine import Catalog, open_catalog
+from nsml_hpc.catalog.engine import Catalog
+from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.catalog.sessions import get_session, mark_submitted, reserve_session
 from nsml_hpc.config.settings import Settings
 from nsml_hpc.job.spec import SessionSpec

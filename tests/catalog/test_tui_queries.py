@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from nsml_hpc.catalog import series as series_module
-from nsml_hpc.catalog.engine import Catalog, open_catalog
+from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import CatalogMeta, MetricPoint
+from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.catalog.series import bucketed_series, metric_series
 from nsml_hpc.catalog.sessions import get_session, update_memo
 from nsml_hpc.catalog.summaries import BACKFILL_KEY, metric_names, summaries_of

@@ -77,7 +77,7 @@ def test_sizes_and_reads_of_missing_files_are_not_errors(files: LocalFiles, tmp_
     (tmp_path / "m").write_bytes(b"one\ntwo\npart")
     paths = [str(tmp_path / "m"), str(tmp_path / "gone")]
     assert files.sizes(paths) == {paths[0]: 12, paths[1]: None}
-    assert files.read_new_lines(paths[0], 4) == (b"two\n", 8)
+    assert files.read_from(paths[0], 4, 100) == b"two\npart"
     assert files.read_from(paths[1], 0, 10) == b""
     assert files.list_dir(str(tmp_path / "gone")) is None
     assert files.stat(paths[1]) is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nsml_hpc.slurm.records import JobRecord, clean_reason, gpus_in_tres, parse_exit_code
+from nsml_hpc.slurm.records import JobRecord, clean_reason, parse_exit_code
 from nsml_hpc.slurm.states import SessionState
 
 
@@ -22,24 +22,6 @@ from nsml_hpc.slurm.states import SessionState
 )
 def test_exit_code_splits_into_code_and_signal(text, expected):
     assert parse_exit_code(text) == expected
-
-
-@pytest.mark.parametrize(
-    ("tres", "gpus"),
-    [
-        ("billing=1,cpu=1,gres/gpu=2,node=1", 2),
-        ("billing=1,cpu=1,node=1", None),
-        ("", None),
-        ("cpu=8,gres/gpu:a100=2,node=1", 2),
-        ("cpu=8,gres/gpu:a100=2,gres/gpu:v100=1", 3),
-        ("cpu=8,gres/gpu=4,gres/gpu:a100=4", 4),
-        ("gres/gpu:a100=4,gres/gpu=4", 4),
-        ("gres/gpumem=40G,gres/gpu=1", 1),
-        ("gres/gpu=", None),
-    ],
-)
-def test_gpu_count_is_read_from_tres(tres, gpus):
-    assert gpus_in_tres(tres) == gpus
 
 
 @pytest.mark.parametrize(

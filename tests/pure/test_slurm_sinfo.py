@@ -8,12 +8,10 @@ from collections.abc import Callable
 import pytest
 
 from nsml_hpc.slurm.sinfo import (
-    gpus_in_gres,
     node_state_usable,
     parse_sinfo,
     partition_summary,
     sinfo_command,
-    split_gres,
 )
 from nsml_hpc.slurm.version import major_minor, parse_slurm_version
 
@@ -66,33 +64,6 @@ def test_partitions_sum_typed_gpus_and_leave_out_drained_and_dead_nodes(
     assert long.gpu_types == ("a100", "v100", "t4")
     cpu = parts["cpu"]
     assert (cpu.gpus_total, cpu.gpus_idle, cpu.cpus_total) == (0, 0, 128)
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("gpu:4", (4, ())),
-        ("gpu:0", (0, ())),
-        ("gpu:(null):2(IDX:0-1)", (2, ())),
-        ("gpu:a100:3(IDX:0,2-3)", (3, ("a100",))),
-        ("gpu:a100:2(S:0-1),gpu:v100:2", (4, ("a100", "v100"))),
-        ("gpu:4,mps:100", (4, ())),
-        ("(null)", (0, ())),
-        ("N/A", (0, ())),
-        ("", (0, ())),
-        ("gpu:lots", (0, ())),
-        ("gpu", (1, ())),
-        ("shard:8,gpu:2", (2, ())),
-        ("gpu:v100:1(IDX:0,2),gpu:t4:0(IDX:N/A)", (1, ("v100", "t4"))),
-        ("gpu:\u0663", (0, ())),  # an Arabic-Indic three: isdigit() but not a Slurm count
-    ],
-)
-def test_gpus_in_gres_reads_every_shape(text: str, expected: tuple[int, tuple[str, ...]]) -> None:
-    assert gpus_in_gres(text) == expected
-
-
-def test_split_gres_keeps_commas_inside_parentheses() -> None:
-    assert split_gres("gpu:a100:3(IDX:0,2-3),mps:0") == ["gpu:a100:3(IDX:0,2-3)", "mps:0"]
 
 
 @pytest.mark.parametrize(

@@ -1,17 +1,16 @@
-"""Slurm's elapsed-time and timestamp formats."""
+"""Slurm's durations (the one parser, nsml_hpc.job.duration) and timestamps."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
-from nsml_hpc.slurm.timefmt import (
-    format_duration,
-    parse_duration,
-    parse_timestamp,
-    relative_start,
-)
+from nsml_hpc.job.duration import parse_duration
+from nsml_hpc.slurm.sacct import SACCT_FIELDS
+from nsml_hpc.slurm.timefmt import format_duration, parse_timestamp, relative_start
+from nsml_hpc.slurm.user_queue import QUEUE_FIELDS
 
 
 @pytest.mark.parametrize(
@@ -24,10 +23,51 @@ from nsml_hpc.slurm.timefmt import (
         ("12:34", 12 * 60 + 34.0),
         ("00:01.500", 1.5),
         (" 00:00:30\n", 30.0),
+        ("0:03", 3.0),  # squeue %M
+        ("365-00:00:00", 365 * 86400.0),
+        # the --time forms Slurm reads: a lone number is minutes; D-H, D-H:M
+        ("30", 1800.0),
+        ("30:30", 1830.0),
+        ("2-12", 2 * 86400 + 12 * 3600.0),
+        ("2-12:30", 2 * 86400 + 12 * 3600 + 1800.0),
     ],
 )
 def test_duration_forms_become_seconds(text, seconds):
     assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    "text", ["abc", "1h", "-5", "1-", "1:2:3:4", "30 min", "1:-2", "5.5", "2-12.5", "\u0663\u0660"]
+)
+def test_anything_else_is_not_a_duration(text):
+    with pytest.raises(ValueError, match="not a Slurm duration"):
+        parse_duration(text)
+
+
+def test_fractions_can_be_refused_as_slurm_refuses_them_in_time():
+    assert parse_duration("01:30.5") == 90.5
+    with pytest.raises(ValueError):
+        parse_duration("01:30.5", fractions=False)
+    assert parse_duration("01:30", fractions=False) == 90.0
+
+
+def test_every_captured_elapsed_time_and_time_limit_reads(data_text: Callable[[str], str]):
+    elapsed = SACCT_FIELDS.index("Elapsed")
+    seen = []
+    for name in ("sacct_mixed.txt", "sacct_running_pending.txt"):
+        for line in data_text(name).splitlines():
+            seen.append(parse_duration(line.split("|")[elapsed]))
+    assert 60.0 in seen and all(value is not None for value in seen)  # the TIMEOUT job's
+    limit_column = SACCT_FIELDS.index("Timelimit")
+    limits = {
+        parse_duration(line.split("|")[limit_column])
+        for line in data_text("sacct_mixed.txt").splitlines()
+    }
+    assert limits == {60.0, 300.0, 365 * 86400.0, None}  # None: UNLIMITED, Partition_Limit
+    used, limit = QUEUE_FIELDS.index("%M"), QUEUE_FIELDS.index("%l")
+    rows = [line.split("|") for line in data_text("squeue_user_queue.txt").splitlines()]
+    assert {parse_duration(row[used]) for row in rows} <= {0.0, 3.0}
+    assert [parse_duration(row[limit]) for row in rows] == [None, None, None]  # UNLIMITED
 
 
 @pytest.mark.parametrize(

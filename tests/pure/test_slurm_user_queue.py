@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from nsml_hpc.errors import SpecError
-from nsml_hpc.slurm.user_queue import gpus_asked, parse_user_queue, user_queue_command
+from nsml_hpc.slurm.user_queue import parse_user_queue, user_queue_command
 
 
 def test_command_asks_for_one_user_with_the_name_last() -> None:
@@ -30,14 +30,6 @@ def test_captured_queue_has_running_and_pending_jobs(data_text: Callable[[str], 
     assert (jobs["244"].state, jobs["244"].reason, jobs["244"].gpus) == ("PENDING", "Resources", 4)
     assert jobs["244"].start_at is not None and jobs["244"].submitted_at is not None
     assert jobs["244"].time_limit == "UNLIMITED"
-
-
-@pytest.mark.parametrize(
-    ("text", "count"),
-    [("gres:gpu:2", 2), ("gres/gpu:a100:2", 2), ("gpu:1", 1), ("N/A", 0), ("", 0)],
-)
-def test_gpus_asked(text: str, count: int) -> None:
-    assert gpus_asked(text) == count
 
 
 def test_short_lines_are_skipped() -> None:

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 import nsml_hpc
-from nsml_hpc.errors import NotFoundError, SpecError
+from nsml_hpc.errors import NotFoundError, SnapshotError, SpecError
 from nsml_hpc.job import api
 from nsml_hpc.job import snapshots as snapshot_api
 from nsml_hpc.job.snapshot_format import parse_selector
-from nsml_hpc.job.snapshot_store import SnapshotError, hidden_entries, list_snapshots, recover
+from nsml_hpc.job.snapshot_store import hidden_entries, list_snapshots, recover
 
 
 @pytest.fixture
@@ -277,6 +277,26 @@ def test_selector_directions() -> None:
     assert parse_selector("best:f1").maximize is True
     assert parse_selector("best:f1:min").maximize is False
     assert str(parse_selector("latest")) == "latest"
+
+
+def _fid_snapshots() -> None:
+    for step, fid in [(1, 30.0), (2, 12.5), (3, 20.0)]:
+        nsml_hpc.report(step=step, **{"val/fid": fid})
+        nsml_hpc.save(lambda folder: _write(folder), step=step)
+
+
+def test_best_fid_is_the_lowest_as_everywhere_else(run_dir: Path) -> None:
+    _fid_snapshots()
+    assert nsml_hpc.load("best:val/fid") == run_dir / "snapshots" / "step-2"
+
+
+def test_load_follows_the_metrics_overrides_of_its_session(run_dir: Path) -> None:
+    document = {"name": "mnist/3", "spec": {"args": []}, "metric_directions": {"fid": "max"}}
+    (run_dir / "session.json").write_text(json.dumps(document))
+    _fid_snapshots()
+    assert api.SessionInfo(run_dir).metric_directions.as_dict() == {"fid": "max"}
+    assert nsml_hpc.load("best:val/fid") == run_dir / "snapshots" / "step-1"
+    assert nsml_hpc.load("best:val/fid:min") == run_dir / "snapshots" / "step-2"
 
 
 SAVER = """

@@ -319,7 +319,9 @@ def test_a_sweep_is_one_job_array_on_every_backend(contract: Contract, project_d
         record = wait_for_state(ws, name, {"COMPLETED", "FAILED"}, timeout=180)
         assert (record.state, record.cluster) == ("COMPLETED", contract.cluster)
         seen.add(json.loads(record.last_metrics_json)["lr"])
-        assert json.loads(contract.read(posixpath.join(record.run_dir, "sweep.json")))["name"]
+        member = json.loads(contract.read(posixpath.join(record.run_dir, "session.json")))["sweep"]
+        table = json.loads(contract.read(posixpath.join(member["dir"], "sweep.json")))
+        assert table["sessions"][member["index"]]["session"] == name
     assert seen == {0.1, 0.2}
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from nsml_hpc.catalog.engine import open_catalog
+from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.cli import main
 from tests.remote import HOST, PORT, Sandbox
 

@@ -17,8 +17,8 @@ import pytest
 from nsml_hpc.backends.runner import LocalRunner
 from nsml_hpc.backends.ssh import ParamikoRunner
 from nsml_hpc.backends.ssh_connect import SshConnection
-from nsml_hpc.catalog.engine import open_catalog
 from nsml_hpc.catalog.metrics import metric_lines
+from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.catalog.sessions import list_sessions
 from nsml_hpc.cli import main
 from nsml_hpc.config.settings import load_settings

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import text
 
 from nsml_hpc.backends.ssh import SshBackend
-from nsml_hpc.catalog.engine import open_catalog
 from nsml_hpc.catalog.metrics import metric_lines
+from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.catalog.sessions import get_session, list_sessions
 from nsml_hpc.cli import main
 from nsml_hpc.config.settings import load_settings

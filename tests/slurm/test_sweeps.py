@@ -85,7 +85,9 @@ def test_a_two_by_two_grid_is_one_sbatch_call_and_four_sessions(
             "bs": metrics["bs"],
         }
         seen.add((metrics["lr"], metrics["bs"]))
-        assert (Path(record.run_dir) / "sweep.json").is_file()
+        member = json.loads((Path(record.run_dir) / "session.json").read_text())["sweep"]
+        table = json.loads((Path(member["dir"]) / "sweep.json").read_text())
+        assert table["sessions"][member["index"]]["session"] == row.name
         assert record.id is not None
         masters.add(jobs_of(workspace.catalog, [record.id])[record.id][0].job_id.split("_")[0])
     assert seen == {(0.1, 32), (0.1, 64), (0.01, 32), (0.01, 64)}

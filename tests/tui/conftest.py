@@ -19,12 +19,14 @@ from nsml_hpc.tui.app import NsmlApp
 from sqlmodel import select
 
 from nsml_hpc.backends.files import LocalFiles
-from nsml_hpc.catalog.engine import Catalog, open_catalog
+from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.metrics import CursorState, store_event_batch, store_metric_batch
 from nsml_hpc.catalog.models import JobRecordRow, SessionRecord, StateChange
+from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.catalog.sessions import mark_submitted, reserve_session
 from nsml_hpc.config.settings import Settings
-from nsml_hpc.job.snapshot_format import MANIFEST_FILE, SNAPSHOTS_DIR, Manifest
+from nsml_hpc.job.layout import SNAPSHOTS_DIR
+from nsml_hpc.job.snapshot_format import MANIFEST_FILE, Manifest
 from nsml_hpc.job.snapshot_store import collect_files
 from nsml_hpc.job.spec import Resources, SessionSpec
 from nsml_hpc.runfiles.scrape import parse_event_lines, parse_metric_lines

@@ -74,7 +74,9 @@ class CompareScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="compare", name="compare")
     def _compare(self) -> None:
         try:
-            comparison = compare_sessions(nsml_app(self).workspace.catalog, self.sessions)
+            workspace = nsml_app(self).workspace
+            directions = workspace.settings.metric_directions
+            comparison = compare_sessions(workspace.catalog, self.sessions, directions)
         except NsmlError as exc:
             self.post_message(self.Compared(None, str(exc)))
             return
@@ -122,7 +124,7 @@ class CompareScreen(Screen[None]):
             bests.add_column(session)
         for metric in sorted(comparison.metrics):
             winner = comparison.best_session(metric)
-            goal = comparison.goals.get(metric, "min")
+            goal = comparison.goals[metric]
             cells = [Text(f"{metric} ({'↓' if goal == 'min' else '↑'})")]
             for session in comparison.sessions:
                 stat = comparison.metrics[metric].get(session)
