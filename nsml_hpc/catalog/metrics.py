@@ -23,6 +23,7 @@ from nsml_hpc.catalog.snapshot_models import JobRunRecord
 from nsml_hpc.catalog.summaries import update_summaries_many
 from nsml_hpc.job.layout import EVENTS_FILE, METRICS_FILE
 from nsml_hpc.runfiles.scrape import POINT_COLUMNS, EventBatch, MetricBatch, MetricPointRow
+from nsml_hpc.runfiles.summary import Summary
 
 
 @dataclass(frozen=True)
@@ -140,9 +141,17 @@ def store_ingests(
         if points:
             _insert_points(db, points)
             by_session: dict[int, list[MetricPointRow]] = {}
+            folded: dict[int, dict[tuple[str, int], Summary]] = {}
+            unfolded: set[int] = set()
             for item in metrics:
                 by_session.setdefault(item.session_id, []).extend(item.batch.points)
-            update_summaries_many(db, by_session)
+                if item.batch.blocks is None:
+                    unfolded.add(item.session_id)
+                elif item.batch.points:
+                    _merge_blocks(folded.setdefault(item.session_id, {}), item.batch.blocks)
+            for session_id in unfolded:  # a session with a captured batch: summarize them all
+                folded.pop(session_id, None)
+            update_summaries_many(db, by_session, folded)
         rows = [event for item in events for event in item.batch.events]
         if rows:  # Core, not the ORM: one executemany, no per-row RETURNING
             db.connection().execute(insert(EventRecord.__table__), rows)  # type: ignore[attr-defined]
@@ -171,6 +180,17 @@ def store_ingests(
         )
         _add_sources(db, [item for item in metrics if item.sources])
         _update_sessions(db, metrics, now)
+
+
+def _merge_blocks(
+    into: dict[tuple[str, int], Summary], later: dict[tuple[str, int], Summary]
+) -> None:
+    """Fold the blocks of a later batch of the same session into ``into``."""
+    for key, block in later.items():
+        if key in into:
+            into[key].merge(block)
+        else:
+            into[key] = block
 
 
 def _move_cursors(db: Session, moves: Sequence[tuple[int, str, CursorState]], now: float) -> None:

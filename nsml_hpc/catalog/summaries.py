@@ -3,8 +3,7 @@ once for older catalogs, and read by the session table, ``compare`` and the plot
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, tuple_, update
@@ -15,92 +14,17 @@ from nsml_hpc.catalog.models import CatalogMeta, MetricPoint
 from nsml_hpc.catalog.summary_models import MetricBlock, MetricSummary
 from nsml_hpc.errors import CatalogError
 from nsml_hpc.runfiles.scrape import MetricPointRow
+from nsml_hpc.runfiles.summary import (
+    BLOCK_LINES,
+    BLOCK_SHIFT,
+    SUMMARY_FIELDS,
+    Summary,
+    summarize_points,
+    totals_of,
+)
 
 BACKFILL_KEY = "metric_summary_filled"
-BLOCK_SHIFT = 9
-BLOCK_LINES = 1 << BLOCK_SHIFT  # metrics.jsonl lines per stored block (512)
-
-
-@dataclass
-class Summary:
-    """What one session's points say about one metric (also the row, as plain data)."""
-
-    points: int = 0
-    last_line: int = -1
-    last_step: int | None = None
-    last_value: float | None = None
-    min_value: float | None = None
-    min_step: int | None = None
-    max_value: float | None = None
-    max_step: int | None = None
-
-    def fold(self, line: int, step: int | None, value: float | None) -> None:
-        """Add one point; points must come in line order."""
-        self.points += 1
-        if line >= self.last_line:
-            self.last_line, self.last_step, self.last_value = line, step, value
-        if value is None:
-            return
-        if self.min_value is None or value < self.min_value:
-            self.min_value, self.min_step = value, step
-        if self.max_value is None or value > self.max_value:
-            self.max_value, self.max_step = value, step
-
-    def merge(self, later: Summary) -> None:
-        """Fold in the summary of points that came after these."""
-        self.points += later.points
-        if later.last_line >= self.last_line:
-            self.last_line, self.last_step = later.last_line, later.last_step
-            self.last_value = later.last_value
-        if later.min_value is not None and (
-            self.min_value is None or later.min_value < self.min_value
-        ):
-            self.min_value, self.min_step = later.min_value, later.min_step
-        if later.max_value is not None and (
-            self.max_value is None or later.max_value > self.max_value
-        ):
-            self.max_value, self.max_step = later.max_value, later.max_step
-
-
-SUMMARY_FIELDS = tuple(field.name for field in fields(Summary))
-
-
-def summarize_points(
-    points: Iterable[MetricPointRow],
-) -> tuple[dict[str, Summary], dict[tuple[str, int], Summary]]:
-    """Per metric and per (metric, block of ``BLOCK_LINES`` lines) summaries of a batch of
-    ``POINT_COLUMNS`` tuples, in one pass (pure; points in line order).
-
-    Each point is folded into its block only; a metric's total is the merge of its blocks.
-    """
-    blocks: dict[tuple[str, int], Summary] = {}
-    current: dict[str, tuple[int, Summary]] = {}
-    shift = BLOCK_SHIFT
-    for _session, line, step, _time, name, value in points:
-        index = line >> shift
-        entry = current.get(name)
-        if entry is None or entry[0] != index:
-            key = (name, index)
-            block = blocks.get(key)
-            if block is None:
-                block = blocks[key] = Summary()
-            current[name] = (index, block)
-        else:
-            block = entry[1]
-        block.points += 1
-        block.last_line, block.last_step, block.last_value = line, step, value
-        if value is None:
-            continue
-        low = block.min_value
-        if low is None or value < low:
-            block.min_value, block.min_step = value, step
-        high = block.max_value
-        if high is None or value > high:
-            block.max_value, block.max_step = value, step
-    totals: dict[str, Summary] = {}
-    for (name, _index), block in sorted(blocks.items(), key=lambda item: item[1].last_line):
-        totals.setdefault(name, Summary()).merge(block)
-    return totals, blocks
+__all__ = ["BLOCK_LINES", "BLOCK_SHIFT", "Summary", "summarize_points"]
 
 
 def _as_summary(row: MetricSummary | MetricBlock) -> Summary:
@@ -133,14 +57,23 @@ def update_summaries(db: Session, session_id: int, points: Sequence[MetricPointR
     update_summaries_many(db, {session_id: points})
 
 
-def update_summaries_many(db: Session, batches: Mapping[int, Sequence[MetricPointRow]]) -> None:
+def update_summaries_many(
+    db: Session,
+    batches: Mapping[int, Sequence[MetricPointRow]],
+    folded: Mapping[int, dict[tuple[str, int], Summary]] | None = None,
+) -> None:
     """Merge the batches of many sessions into the stored summaries and blocks, inside the
     caller's transaction, with statements that do not grow with the number of sessions: one
-    read and at most one UPDATE executemany and one INSERT executemany per table."""
+    read and at most one UPDATE executemany and one INSERT executemany per table. ``folded``
+    holds block summaries the parser already folded (per session), for those batches."""
     totals: dict[tuple[int, str], Summary] = {}
     blocks: dict[tuple[int, str, int], Summary] = {}
     for session_id, points in batches.items():
-        session_totals, session_blocks = summarize_points(points)
+        if folded is not None and session_id in folded:  # folded while parsing
+            session_blocks = folded[session_id]
+            session_totals = totals_of(session_blocks)
+        else:
+            session_totals, session_blocks = summarize_points(points)
         for name, summary in session_totals.items():
             totals[(session_id, name)] = summary
         for (name, index), summary in session_blocks.items():
