@@ -14,10 +14,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from nsml_hpc.catalog import migrations
-from nsml_hpc.catalog.engine import Catalog, first_line, make_engine, shown_url
+from nsml_hpc.catalog.engine import Catalog, connect, first_line, shown_url
 from nsml_hpc.catalog.migrations import MODEL_MODULES, SCHEMA_VERSION
 from nsml_hpc.catalog.summaries import backfill_summaries
-from nsml_hpc.errors import CatalogError
+from nsml_hpc.errors import CatalogError, SettingsError
 
 
 def _fill_new_tables(catalog: Catalog) -> None:
@@ -47,21 +47,25 @@ def open_catalog(url: str, *, user: str | None = None) -> Catalog:
     ``user`` is the caller's catalog user (default: the login name). On a catalog with
     row-level security it is the database role, whatever ``user`` says.
     """
-    engine = make_engine(url)
+    catalog = connect(url)
+    engine = catalog.engine
     try:
         if migrations.needs_upgrade(engine):
             try:
                 migrations.upgrade(engine)
             except SQLAlchemyError as exc:
-                raise migrations.upgrade_error(exc, shown_url(engine)) from exc
+                raise migrations.upgrade_error(exc, shown_url(url)) from exc
         secured, role = _row_security(engine)
-        catalog = Catalog(engine, role if secured else user, row_security=secured)
+        catalog = Catalog(engine, catalog.notes, role if secured else user, row_security=secured)
         _fill_new_tables(catalog)
     except SQLAlchemyError as exc:
-        engine.dispose()
-        raise CatalogError(f"cannot open catalog {shown_url(engine)}: {first_line(exc)}") from exc
+        catalog.close()
+        error = catalog.error(exc)
+        if isinstance(error, SettingsError):  # read-only, not a database: one line, exit 2
+            raise error from exc
+        raise CatalogError(f"cannot open catalog {shown_url(url)}: {first_line(exc)}") from exc
     except BaseException:
-        engine.dispose()
+        catalog.close()
         raise
     return catalog
 

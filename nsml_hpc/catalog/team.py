@@ -46,8 +46,10 @@ ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 READ_ONLY = ("catalog_meta", "catalog_admin", "alembic_version")
 SHARED_CACHES = ("cluster_info_cache",)  # keyed by cluster account; a cache anyone refreshes
 PER_USER = {"cluster_poll": "user"}  # rows a user writes for themself
-# The column that ties a table's rows to their session (lineage: the forked child).
+# The column that ties a table's rows to their session (lineage: the forked child), and
+# tables whose rows belong to a session through one of its jobs.
 SESSION_COLUMN = {"lineage": "child_session_id"}
+JOB_COLUMN = {"job_allocation": "job_row_id"}
 FUNCTIONS_SQL = """
 CREATE OR REPLACE FUNCTION nsml_is_admin() RETURNS boolean
 LANGUAGE sql STABLE SET search_path FROM CURRENT AS $$
@@ -58,6 +60,13 @@ CREATE OR REPLACE FUNCTION nsml_owns(sid integer) RETURNS boolean
 LANGUAGE sql STABLE SET search_path FROM CURRENT AS $$
   SELECT NOT EXISTS (SELECT 1 FROM session s WHERE s.id = sid AND s.owner <> current_user)
     OR nsml_is_admin()
+$$;
+CREATE OR REPLACE FUNCTION nsml_owns_job(jid integer) RETURNS boolean
+LANGUAGE sql STABLE SET search_path FROM CURRENT AS $$
+  SELECT NOT EXISTS (
+    SELECT 1 FROM job j JOIN session s ON s.id = j.session_id
+    WHERE j.id = jid AND s.owner <> current_user
+  ) OR nsml_is_admin()
 $$;
 """
 
@@ -94,7 +103,7 @@ def _owned_tables(metadata_tables: list[str]) -> dict[str, str]:
         if name == "session":
             owned[name] = "id"
             continue
-        column = SESSION_COLUMN.get(name, "session_id")
+        column = JOB_COLUMN.get(name) or SESSION_COLUMN.get(name, "session_id")
         if column in tables[name].columns:
             owned[name] = column
     return owned
@@ -146,6 +155,8 @@ def _rule(table: str, key: str | None, row: str) -> str:
         return f"{row}{_quote(PER_USER[table])} = current_user OR nsml_is_admin()"
     if table == "session":
         return f"{row}owner = current_user OR nsml_is_admin()"
+    if key is not None and table in JOB_COLUMN:
+        return f"nsml_owns_job({row}{_quote(key)})"
     if key is not None:
         return f"nsml_owns({row}{_quote(key)})"
     raise CatalogError(f"table {table} has no owner rule; add one to nsml_hpc/catalog/team.py")

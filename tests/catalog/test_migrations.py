@@ -94,7 +94,7 @@ def test_a_v1_catalog_upgrades_in_place_and_keeps_every_row(v1_url: str) -> None
     assert _counts(catalog.engine) == V1_COUNTS
     assert _schema_diff(catalog.engine) == []
     with catalog.engine.connect() as conn:
-        owners = dict(
+        owners: dict[str, str] = dict(
             conn.execute(text('SELECT name, owner FROM session WHERE owner = "user"')).all()
         )
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == (

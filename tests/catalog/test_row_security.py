@@ -172,6 +172,6 @@ def test_setup_is_idempotent_and_a_member_cannot_upgrade_the_schema(
     with pytest.raises(CatalogError, match="the team's admin runs: nsml-hpc catalog upgrade"):
         open_catalog(urls["bob"])
     with psycopg.connect(_plain(admin_url)) as conn:
-        conn.execute("UPDATE alembic_version SET version_num = '0002_teams'")
+        conn.execute("UPDATE alembic_version SET version_num = '0003_job_allocation'")
     with psycopg.connect(_plain(urls["bob"])) as bob:
         assert bob.execute(text("SELECT 1").text).fetchone() == (1,)

@@ -10,12 +10,13 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text, update
 
+from nsml_hpc.backends.fake import FakeBackend, FakeJob
 from nsml_hpc.backends.files import LocalFiles
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import SessionRecord
@@ -32,7 +33,6 @@ from nsml_hpc.errors import BackendError, NotFoundError, PermissionRefused, Spec
 from nsml_hpc.job.snapshot_store import PendingSnapshot
 from nsml_hpc.job.spec import SessionSpec
 from nsml_hpc.sessions.actions import remove_session, set_memo, stop_session
-from nsml_hpc.slurm.records import JobRecord
 from nsml_hpc.slurm.states import SessionState
 from nsml_hpc.snapshots.actions import pin_model, remove_model
 from nsml_hpc.snapshots.fork import ForkRequest, fork_session
@@ -44,29 +44,17 @@ from nsml_hpc.workspace import Workspace
 T0 = 1_000_000.0
 
 
-class Slurm:
-    """What one user's sacct/squeue answer under PrivateData=jobs: only their own jobs."""
+def slurm_of(user: str, *jobs: FakeJob) -> FakeBackend:
+    """What one user's sacct/squeue answer under PrivateData=jobs: only their own jobs (the
+    shipped fake cluster, one per user, holding that user's jobs)."""
+    backend = FakeBackend(user=user, files=LocalFiles(), clock=lambda: T0 + 10_000)
+    backend.add(*jobs)
+    return backend
 
-    cluster = "local"
 
-    def __init__(self, user: str, jobs: dict[str, JobRecord]) -> None:
-        self.user = user
-        self.files = LocalFiles()
-        self.jobs = jobs  # job id -> record, for THIS user's jobs only
-        self.asked: list[list[str]] = []
-
-    def query(self, job_ids: Sequence[str], since: float) -> list[JobRecord]:
-        self.asked.append(list(job_ids))
-        return [self.jobs[j] for j in job_ids if j in self.jobs]
-
-    def queue(self, job_ids: Sequence[str]) -> list[JobRecord]:
-        return []
-
-    def cancel(self, job_ids: Sequence[str]) -> None:
-        raise AssertionError("no test here cancels")
-
-    def close(self) -> None:
-        pass
+def asked(backend: FakeBackend) -> list[list[str]]:
+    """The job ids of each sacct call."""
+    return [list(call.job_ids) for call in backend.calls_to("query")]
 
 
 @pytest.fixture
@@ -169,7 +157,7 @@ def test_each_ownership_refusal_is_one_line_and_changes_nothing(
     running = _session(alice, state=SessionState.RUNNING)
     done = _session(alice, snapshots=2)
     before = _snapshot(bob.catalog)
-    refusals = {
+    refusals: dict[str, Callable[[], object]] = {
         "stop": lambda: stop_session(bob, "alice/team/1"),
         "memo": lambda: set_memo(bob, "alice/team/2", "mine now"),
         "rm": lambda: remove_session(bob, "alice/team/2"),
@@ -222,9 +210,8 @@ class Failing:
 
 
 def _with_files(workspace: Workspace, files: object) -> None:
-    backend = Slurm(workspace.catalog.user, {})
-    backend.files = files  # type: ignore[assignment]
-    workspace.use_backend("local", backend)  # type: ignore[arg-type]
+    backend = FakeBackend(user=workspace.catalog.user, files=files)  # type: ignore[arg-type]
+    workspace.use_backend("local", backend)
 
 
 def test_purge_never_leaves_a_row_without_its_folder_or_a_folder_without_its_row(
@@ -249,14 +236,11 @@ def test_purge_never_leaves_a_row_without_its_folder_or_a_folder_without_its_row
 
     import nsml_hpc.sessions.actions as actions
 
-    original = actions.discard_session
-    actions.discard_session = fail  # type: ignore[assignment]
-    try:
-        alice.catalog = broken
+    alice.catalog = broken
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(actions, "discard_session", fail)
         with pytest.raises(PermissionRefused):
             remove_session(alice, "team/1", purge=True)
-    finally:
-        actions.discard_session = original
     assert run_dir.is_dir() and get_session(alice.catalog, "team/1").id == record.id
     assert [p.name for p in run_dir.parent.iterdir()] == ["1"]
     # 3. the delete fails after the rows went: what is left is a temporary folder, not a
@@ -282,12 +266,12 @@ def test_another_users_sync_never_marks_a_running_session_lost(
     hers = _session(alice, state=SessionState.RUNNING, job_id="501")
     _session(bob, state=SessionState.RUNNING, job_id="502")
     now = T0 + 3600  # long past the submit grace
-    running = JobRecord(job_id="502", state=SessionState.RUNNING, slurm_state="RUNNING")
-    bobs_slurm = Slurm("bob", {"502": running})  # PrivateData: bob's sacct sees only 502
+    running = FakeJob("502", "RUNNING", None, submitted_at=T0, started_at=T0 + 1)
+    bobs_slurm = slurm_of("bob", running)  # PrivateData: bob's sacct sees only 502
     for second in range(3):
-        report = sync(bob.catalog, bob.settings, lambda _: bobs_slurm, now=now + second)  # type: ignore[arg-type,return-value]
+        report = sync(bob.catalog, bob.settings, lambda _: bobs_slurm, now=now + second)
         assert report.errors == {}
-    assert bobs_slurm.asked and all(ids == ["502"] for ids in bobs_slurm.asked)
+    assert asked(bobs_slurm) and all(ids == ["502"] for ids in asked(bobs_slurm))
     mine = get_session(alice.catalog, "team/1")
     assert (mine.state, mine.reason, mine.updated_at) == (
         SessionState.RUNNING,
@@ -307,22 +291,14 @@ def test_a_session_wrongly_marked_lost_is_repaired_by_its_owners_sync(
             .where(SessionRecord.id == hers.id)  # type: ignore[arg-type]
             .values(reason=LEGACY_LOST_REASON)
         )
-    nobody = Slurm("bob", {})
-    sync(bob.catalog, bob.settings, lambda _: nobody, now=T0 + 100)  # type: ignore[arg-type,return-value]
-    assert nobody.asked == []  # bob's sync does not touch it
+    nobody = slurm_of("bob")
+    sync(bob.catalog, bob.settings, lambda _: nobody, now=T0 + 100)
+    assert asked(nobody) == []  # bob's sync does not touch it
     assert get_session(alice.catalog, "team/1").state == SessionState.LOST
-    done = JobRecord(
-        job_id="601",
-        state=SessionState.COMPLETED,
-        slurm_state="COMPLETED",
-        exit_code=0,
-        started_at=T0 + 1,
-        ended_at=T0 + 50,
-        elapsed_s=49.0,
-    )
-    alices_slurm = Slurm("alice", {"601": done})
-    report = sync(alice.catalog, alice.settings, lambda _: alices_slurm, now=T0 + 200)  # type: ignore[arg-type,return-value]
-    assert alices_slurm.asked == [["601"]] and report.state_changes == 1
+    done = FakeJob("601", "COMPLETED", None, submitted_at=T0, started_at=T0 + 1, ended_at=T0 + 50)
+    alices_slurm = slurm_of("alice", done)
+    report = sync(alice.catalog, alice.settings, lambda _: alices_slurm, now=T0 + 200)
+    assert asked(alices_slurm) == [["601"]] and report.state_changes == 1
     repaired = get_session(alice.catalog, "team/1")
     assert (repaired.state, repaired.reason, repaired.ended_at) == (
         SessionState.COMPLETED,
@@ -337,13 +313,13 @@ def test_a_session_wrongly_marked_lost_is_repaired_by_its_owners_sync(
             .where(SessionRecord.id == lost.id)  # type: ignore[arg-type]
             .values(reason=LEGACY_LOST_REASON)
         )
-    sync(alice.catalog, alice.settings, lambda _: alices_slurm, now=T0 + 300)  # type: ignore[arg-type,return-value]
+    sync(alice.catalog, alice.settings, lambda _: alices_slurm, now=T0 + 300)
     confirmed = get_session(alice.catalog, "team/2")
     assert confirmed.state == SessionState.LOST
     assert confirmed.reason == f"{LEGACY_LOST_REASON} (asked as its owner alice)"
-    asked = len(alices_slurm.asked)
-    sync(alice.catalog, alice.settings, lambda _: alices_slurm, now=T0 + 400)  # type: ignore[arg-type,return-value]
-    assert len(alices_slurm.asked) == asked  # not asked about again
+    count = len(asked(alices_slurm))
+    sync(alice.catalog, alice.settings, lambda _: alices_slurm, now=T0 + 400)
+    assert len(asked(alices_slurm)) == count  # not asked about again
 
 
 def test_a_config_holding_a_catalog_password_must_be_private(
@@ -368,7 +344,7 @@ def test_a_config_holding_a_catalog_password_must_be_private(
             timeout=120,
             check=False,
         )
-        assert done.returncode == 5, done.stderr
+        assert done.returncode == 2, done.stderr  # the user's setting to fix
         assert done.stderr.count("\n") == 1
         assert "holds a catalog password and is readable by others" in done.stderr
         assert f"chmod 600 {config}" in done.stderr

@@ -7,13 +7,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from nsml_hpc.tui.app import NsmlApp
-from nsml_hpc.tui.session.screen import SessionScreen
 from sqlalchemy import update
 
 from nsml_hpc.catalog.models import SessionRecord
 from nsml_hpc.catalog.sessions import get_session
 from tests.tui.conftest import TuiWorld, settle
+from tests.tui.shipped import NsmlApp, SessionScreen
 from tests.tui.test_tui_behaviour import drive, shown, table_of
 
 RAW = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")

@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import SQLModel, create_engine
 
 from nsml_hpc.catalog import (
+    allocations,
     cluster_models,
     models,
     snapshot_models,
@@ -33,10 +34,10 @@ from nsml_hpc.catalog import (
 )
 from nsml_hpc.errors import CatalogError
 
-HEAD = "0002_teams"
+HEAD = "0003_job_allocation"
 SCHEMA_VERSION = 2  # catalog_meta's number, which nsml-hpc 0.1 (no migrations) checks
 BASELINE = "0001_baseline"
-KNOWN = (BASELINE, HEAD)
+KNOWN = (BASELINE, "0002_teams", HEAD)
 HERE = Path(__file__).resolve().parent
 VERSION_KEY = "schema_version"
 # catalog.summaries' mark that the summaries of older points are filled (none in a new one):
@@ -46,7 +47,14 @@ ADVISORY_LOCK = 0x6E736D6C  # "nsml": serialises upgrades of one PostgreSQL data
 BUSY_TIMEOUT_S = 30.0
 
 # Modules that define tables (the models the newest revision must match).
-MODEL_MODULES = (models, snapshot_models, summary_models, cluster_models, team_models)
+MODEL_MODULES = (
+    models,
+    snapshot_models,
+    summary_models,
+    cluster_models,
+    team_models,
+    allocations,
+)
 
 
 def target_metadata() -> MetaData:
