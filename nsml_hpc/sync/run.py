@@ -144,7 +144,12 @@ def sync(
         ]
         if wanted is None or record.cluster in wanted
     ]
-    settling = _settling_sessions(catalog, now, wanted)
+    # A session already asked about for its state (a provisional end above all) is never
+    # settling too: that would ask twice and leave sacct's record of its end unapplied.
+    live_ids = {record.id for record in live}
+    settling = [
+        record for record in _settling_sessions(catalog, now, wanted) if record.id not in live_ids
+    ]
     settling_ids = {record.id for record in settling}
     by_cluster: dict[str, list[SessionRecord]] = defaultdict(list)
     for record in [*live, *settling]:
@@ -514,7 +519,8 @@ def _settling_sessions(
 ) -> list[SessionRecord]:
     """Sessions that ended recently while accounting's record of their job was incomplete
     (slurmdbd can report a finished job before it has the job's partition and time limit):
-    the same sacct call asks about them again, for their allocation only."""
+    the same sacct call asks about them again, for their allocation only (:func:`sync` leaves
+    out those it asks about for their state anyway, such as a provisional end)."""
     recent = [
         record
         for record in _recently_ended(catalog, now - RECENTLY_ENDED_SECONDS)
