@@ -17,8 +17,10 @@ from collections.abc import Sequence
 from nsml_hpc import __version__
 from nsml_hpc.cli import (
     cluster_commands,
+    dataset_commands,
     edit_commands,
     experiment_commands,
+    hparam_commands,
     session_commands,
     snapshot_commands,
     tui_command,
@@ -33,6 +35,8 @@ COMMAND_MODULES = [
     experiment_commands,
     edit_commands,
     tui_command,
+    hparam_commands,
+    dataset_commands,
 ]
 
 

@@ -8,6 +8,8 @@ sync_interval_seconds = 5     # how often an open TUI syncs (backing off while n
 key_metric = "val_loss"       # the metric the TUI's session table shows (default: guessed)
 submit_grace_seconds = 60     # a fresh job missing from sacct is not lost before this
 max_code_mb = 100             # size guard for the code snapshot
+max_dataset_gb = 100          # size guard for `dataset push`
+capture_stdout = false        # submit --capture-stdout by default (metrics printed to the output)
 default_cluster = "local"     # the cluster of commands that name none (--cluster NAME)
 idle_gpu_minutes = 60         # ps flags sessions whose GPUs sat at 0 % this long
 
@@ -25,7 +27,7 @@ Cluster profiles live in ``clusters.toml`` beside this file (:mod:`nsml_hpc.conf
 ``NSML_HPC_CATALOG``, ``NSML_HPC_RUN_ROOT``, ``NSML_HPC_POLL_FLOOR``, ``NSML_HPC_SUBMIT_GRACE``,
 ``NSML_HPC_CLUSTER`` (default cluster), ``NSML_HPC_CLUSTERS`` (profiles file),
 ``NSML_HPC_SSH_CONFIG`` (OpenSSH config file, default ``~/.ssh/config``),
-``NSML_HPC_SYNC_INTERVAL``, ``NSML_HPC_KEY_METRIC``.
+``NSML_HPC_SYNC_INTERVAL``, ``NSML_HPC_KEY_METRIC``, ``NSML_HPC_MAX_DATASET_GB``.
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ class Settings:
     sync_interval_seconds: float = 5.0
     key_metric: str | None = None
     metric_directions: Directions = NO_OVERRIDES
+    max_dataset_bytes: int = 100 * 1024**3
+    capture_stdout: bool = False  # the default of submit --capture-stdout
 
 
 def _number(name: str, value: Any, minimum: float) -> float:
@@ -129,6 +133,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         )
     idle_minutes = data.get("idle_gpu_minutes", 60)
     interval = env.get("NSML_HPC_SYNC_INTERVAL") or data.get("sync_interval_seconds", 5.0)
+    max_dataset_gb = env.get("NSML_HPC_MAX_DATASET_GB") or data.get("max_dataset_gb", 100)
+    capture_stdout = data.get("capture_stdout", False)
+    if not isinstance(capture_stdout, bool):
+        raise ConfigError(f"capture_stdout must be true or false, got {capture_stdout!r}")
     key_metric = env.get("NSML_HPC_KEY_METRIC") or data.get("key_metric")
     if key_metric is not None and (not isinstance(key_metric, str) or not key_metric.strip()):
         raise ConfigError(f"key_metric must be a metric name, got {key_metric!r}")
@@ -144,4 +152,6 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         sync_interval_seconds=_number("sync_interval_seconds", interval, MIN_POLL_FLOOR),
         key_metric=key_metric.strip() if key_metric else None,
         metric_directions=metric_directions(data),
+        max_dataset_bytes=int(_number("max_dataset_gb", max_dataset_gb, 0.0) * 1024**3),
+        capture_stdout=capture_stdout,
     )

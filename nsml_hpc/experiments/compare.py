@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from nsml_hpc.catalog.engine import Catalog
+from nsml_hpc.catalog.hparam_events import taken_changes, with_history
 from nsml_hpc.catalog.sessions import get_session
 from nsml_hpc.catalog.summaries import summaries_of
 from nsml_hpc.errors import SpecError
@@ -94,7 +95,13 @@ def compare_sessions(
         raise SpecError("name at least one session to compare")
     records = [get_session(catalog, name) for name in unique]
     ids = {record.name: record.id for record in records if record.id is not None}
-    hparams = {record.name: json.loads(record.hyperparameters_json) for record in records}
+    taken = taken_changes(catalog, list(ids.values()))
+    hparams = {  # a value changed while the session ran shows its history: 0.1 → 0.01@40
+        record.name: with_history(
+            json.loads(record.hyperparameters_json), taken.get(record.id or -1, [])
+        )
+        for record in records
+    }
     differing, common = split_hyperparameters(hparams)
     summaries = summaries_of(catalog, list(ids.values()))
     by_id = {session_id: name for name, session_id in ids.items()}

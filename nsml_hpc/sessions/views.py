@@ -7,8 +7,10 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from nsml_hpc.catalog.datasets import dataset_of, stdout_captures
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.gpu import gpu_states
+from nsml_hpc.catalog.hparam_events import taken_changes
 from nsml_hpc.catalog.metrics import load_cursors, metric_sources
 from nsml_hpc.catalog.models import SessionRecord
 from nsml_hpc.catalog.sessions import events_of, get_session, jobs_of, list_sessions, state_history
@@ -126,8 +128,29 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
         record, [job.job_id for job in jobs], time.time() if now is None else now, gpu, requeues
     )
     cursor = load_cursors(catalog, [record.id]).get((record.id, METRICS_FILE))
+    dataset = dataset_of(catalog, record.id)
+    captures = stdout_captures(catalog, [record.id])
     return {
         **row.to_json(),
+        "dataset": None
+        if dataset is None
+        else {
+            "name": dataset.name,
+            "version": dataset.version,
+            "path": dataset.path,
+            "staged": dataset.staged,
+        },
+        "stdout_capture": None if record.id not in captures else {"pattern": captures[record.id]},
+        "hyperparameter_changes": [
+            {
+                "at": change.at,
+                "step": change.step,
+                "version": change.version,
+                "changes": change.changes,
+                "previous": change.previous,
+            }
+            for change in taken_changes(catalog, [record.id])[record.id]
+        ],
         **snapshot_detail(catalog, record.id),
         "project": record.project,
         "user": record.user,
