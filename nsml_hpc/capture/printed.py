@@ -21,7 +21,7 @@ from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.metrics import CursorState, MetricIngest, owned_metric_names
 from nsml_hpc.catalog.sessions import jobs_of
 from nsml_hpc.job.layout import slurm_output
-from nsml_hpc.runfiles.scrape import MetricBatch
+from nsml_hpc.runfiles.scrape import MAX_READ_BYTES, MetricBatch
 
 PRINTED_LINE = -1  # metric_point.line of captured points
 SOURCE_PREFIX = "stdout:"
@@ -69,6 +69,20 @@ class PrintedOutputs:
         items: list[MetricIngest] = []
         for session_id, file, cursor, raw in outputs:
             chunk, new_offset = usable_chunk(raw, cursor.offset)
+            if new_offset == cursor.offset and len(raw) >= MAX_READ_BYTES:
+                # One line longer than a whole read, without a carriage return to skip to:
+                # skipped, so the file does not stall (the rest ends at its newline).
+                warnings.append(f"{file}: a line longer than {MAX_READ_BYTES:,} bytes skipped")
+                items.append(
+                    MetricIngest(
+                        session_id,
+                        MetricBatch(malformed=1),
+                        cursor,
+                        cursor.offset + len(raw),
+                        file=file,
+                    )
+                )
+                continue
             if new_offset == cursor.offset:
                 continue
             skip = set(self.owned(session_id))
