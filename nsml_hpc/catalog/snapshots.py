@@ -272,6 +272,7 @@ def store_found(
                     link.mtime_ns == item.mtime_ns
                     and row.bytes == item.size
                     and row.problem == item.problem
+                    and row.metrics_json == json.dumps(item.metrics, sort_keys=True)
                 )
                 if unchanged:
                     continue
