@@ -100,8 +100,6 @@ def _default_line(text: str) -> tuple[int | None, dict[str, float | None], list[
         return None
     x = step if step is not None else int(epoch or 0)
     metrics: dict[str, float | None] = {}
-    if step is not None and epoch is not None:
-        metrics["epoch"] = epoch
     refused: list[str] = []
     for match in _PAIR.finditer(text):
         name, value = match.group("name"), match.group("value")
@@ -113,6 +111,8 @@ def _default_line(text: str) -> tuple[int | None, dict[str, float | None], list[
                 refused.append(f"{name}={value}")
             continue
         metrics[name] = parsed if isinstance(parsed, float) else None
+    if step is not None and epoch is not None and (metrics or not refused):
+        metrics["epoch"] = epoch
     return x, metrics, refused
 
 
