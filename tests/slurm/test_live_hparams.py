@@ -6,6 +6,7 @@ line and writes nothing."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
@@ -75,9 +76,7 @@ def _wait_for_steps(workspace: Workspace, name: str, steps: int, timeout: float 
     raise AssertionError(f"{name} did not report {steps} steps")
 
 
-def _refusals(
-    name: str, run_dir: Path, capsys: pytest.CaptureFixture[str], cluster: str
-) -> None:
+def _refusals(name: str, run_dir: Path, capsys: pytest.CaptureFixture[str], cluster: str) -> None:
     """Bad changes of a running session: one line each, exit 2, nothing written."""
     before = (run_dir / HPARAMS_FILE).read_bytes() if (run_dir / HPARAMS_FILE).exists() else None
     for argv, words in (
@@ -123,7 +122,7 @@ def _change_and_fork(
     assert document["version"] == 1 and document["values"] == {"lr": 0.01}
 
     record = wait_for_state(workspace, name, {"COMPLETED", "FAILED"}, timeout=120)
-    assert record.state == "COMPLETED", (run_dir / f"slurm-{record.id}.out")
+    assert record.state == "COMPLETED", run_dir / f"slurm-{record.id}.out"
     sync_now(workspace)
     assert record.id is not None
     (change,) = taken_changes(workspace.catalog, [record.id])[record.id]
@@ -141,7 +140,7 @@ def _change_and_fork(
 
     # Within the documented delay: one interval plus the time between two looks.
     times = sorted(p.time for p in points if p.name == "lr" and p.time is not None)
-    gap = max(b - a for a, b in zip(times, times[1:], strict=False))
+    gap = max(b - a for a, b in itertools.pairwise(times))
     assert change.at is not None
     assert change.at - written_at <= interval + gap + 1.0, (change.at - written_at, gap)
 
