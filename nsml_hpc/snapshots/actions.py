@@ -92,7 +92,9 @@ def _files(workspace: Context, record: SessionRecord) -> RunFiles:
     return workspace.backend_for(record.cluster).files
 
 
-def refresh(workspace: Context, record: SessionRecord) -> dict[str, str]:
+def refresh(
+    workspace: Context, record: SessionRecord, *, checkpoints: bool = True
+) -> dict[str, str]:
     assert record.id is not None
     return refresh_session(
         workspace.catalog,
@@ -101,6 +103,7 @@ def refresh(workspace: Context, record: SessionRecord) -> dict[str, str]:
         record.name,
         record.run_dir,
         time.time(),
+        checkpoints=checkpoints,
     )
 
 
@@ -315,9 +318,12 @@ def disk_usage(workspace: Context, project: str | None = None) -> list[Usage]:
     """Snapshot disk use per session (re-read from disk), newest sessions first."""
     now = time.time()
     sessions = list_sessions(workspace.catalog, project=project)
+    ids = [s.id for s in sessions if s.id is not None]
+    with_found = {link.session_id for link in found_records(workspace.catalog, ids).values()}
     for record in sessions:
+        walk = is_live(record.state, record.ended_at, now) or record.id in with_found
         try:
-            refresh(workspace, record)
+            refresh(workspace, record, checkpoints=walk)
         except NsmlError:
             continue  # unreachable cluster: the catalog's last view
     rows = snapshots_of(workspace.catalog, [s.id for s in sessions if s.id is not None])

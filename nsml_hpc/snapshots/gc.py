@@ -159,6 +159,11 @@ def run_gc(
     )
     damaged: dict[int, set[str]] = {}
     result_damaged: dict[str, str] = {}
+    # Checkpoint files are walked for again where new ones may have come (a live session) or
+    # known ones may have gone; a finished session's last look was taken by sync at its end.
+    with_found = {
+        link.session_id for link in found_records(workspace.catalog, list(reachable)).values()
+    }
     for session_id, record in reachable.items():
         try:
             problems = refresh_session(
@@ -168,6 +173,7 @@ def run_gc(
                 record.name,
                 record.run_dir,
                 now,
+                checkpoints=session_id in live or session_id in with_found,
             )
         except NsmlError as exc:
             errors.append(f"{record.name}: {exc}")

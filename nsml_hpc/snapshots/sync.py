@@ -23,6 +23,7 @@ from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.snapshots import (
     ScanChanges,
     ScannedSnapshot,
+    found_records,
     refresh_job_runs,
     scan_states,
     snapshots_of,
@@ -134,10 +135,13 @@ def refresh_session(
     name: str,
     run_dir: str,
     now: float,
+    *,
+    checkpoints: bool = True,
 ) -> dict[str, str]:
-    """Re-read every snapshot of one session (``model ls``, ``model du``, gc), and walk its
-    code folder for checkpoint files again: catches hand edits the cheap sync gate cannot see.
-    Returns the damaged ones (and checkpoints still being written): tag -> why."""
+    """Re-read every snapshot of one session (``model ls``, ``model du``, gc), and (with
+    ``checkpoints``) walk its code folder for checkpoint files again: catches hand edits the
+    cheap sync gate cannot see. Returns the damaged ones (and checkpoints still being
+    written): tag -> why."""
     info = files.stat(snapshots_path(run_dir))
     _, scanned, _ = scan_session(
         catalog,
@@ -149,7 +153,8 @@ def refresh_session(
         reread_all=True,
     )
     problems = {item.tag: item.problem for item in scanned if item.problem}
-    problems.update(refresh_found(catalog, files, session_id, run_dir, now))
+    if checkpoints:
+        problems.update(refresh_found(catalog, files, session_id, run_dir, now))
     return problems
 
 
@@ -167,11 +172,18 @@ def sync_snapshots(
     ``found``: the checkpoint files each session's capture walk saw in this sync."""
     report = SnapshotSyncReport()
     states = scan_states(catalog, [session_id for session_id, _, _ in targets])
+    # A walk that saw no checkpoint changes nothing unless the session had some (one query).
+    had_found = (
+        {link.session_id for link in found_records(catalog, list(found)).values()}
+        if found
+        else set()
+    )
     for session_id, cluster, run_dir in targets:
         try:
             files = files_for(cluster)
-            if found is not None and session_id in found:
-                changes = scan_found(catalog, files, session_id, run_dir, found[session_id], now)
+            if found and (found.get(session_id) or session_id in had_found):
+                seen = found.get(session_id, [])
+                changes = scan_found(catalog, files, session_id, run_dir, seen, now)
                 report.added += len(changes.added)
                 report.vanished += len(changes.vanished)
             info = files.stat(snapshots_path(run_dir))
