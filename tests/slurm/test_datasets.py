@@ -221,3 +221,54 @@ def test_a_push_over_ssh_sends_only_what_changed_since_the_last_version(
     assert stat.S_IMODE((version / "data" / "shard-0.bin").stat().st_mode) & 0o222 == 0
     code, out, err = _run(["dataset", "ls", "--cluster", cluster, "--no-sync"], capsys)
     assert code == 0 and "mnist:1" in out and "mnist:2" in out
+
+
+MULTI_NODE = """
+    import json, subprocess, nsml_hpc
+    folder = str(nsml_hpc.session.dataset)
+    listing = subprocess.run(
+        ["srun", "--nodes=2", "--ntasks=2", "--ntasks-per-node=1", "sh", "-c",
+         'echo "$(hostname) $(cat "$1"/train.txt | wc -l) $(ls "$1"/images)"', "sh", folder],
+        capture_output=True, text=True, check=True,
+    ).stdout.split("\\n")
+    print(json.dumps({"dataset": folder, "nodes": sorted(line for line in listing if line)}))
+"""
+
+
+def test_a_staged_dataset_reaches_both_nodes_of_a_two_node_job_through_sbcast(
+    nsml_env: Path,
+    project_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On the sandbox's two-node cluster ``duo`` (reached with its SLURM_CONF): one srun makes
+    the folders on both nodes, sbcast sends each file, one srun removes them at the end. (duo's
+    nodes share this machine's /tmp, so what each node sees is also what the other wrote; the
+    job's own srun reads it on each node.)"""
+    monkeypatch.setenv("SLURM_CONF", "/etc/slurm-duo/slurm.conf")
+    data = _data(tmp_path / "mnist")
+    code, out, err = _run(["dataset", "push", "mnist", str(data)], capsys)
+    assert code == 0, err
+    write_script(project_dir, "multi.py", MULTI_NODE)
+    code, out, err = _run(
+        ["submit", "--nodes", "2", "--dataset", "mnist", "--stage", "multi.py"], capsys
+    )
+    assert code == 0, err
+    name = out.split()[1]
+    workspace = Workspace.open(load_settings())
+    try:
+        record = wait_for_state(workspace, name, {"COMPLETED", "FAILED"}, timeout=120)
+    finally:
+        workspace.close()
+    run_dir = Path(record.run_dir)
+    assert record.state == "COMPLETED", (run_dir / "events.jsonl").read_text()
+    seen = _output(run_dir)
+    staged = str(seen["dataset"])
+    assert "/nsml-hpc-data-" in staged and staged.endswith("/mnist-1")
+    assert seen["nodes"] == ["duo1 3 0.png", "duo2 3 0.png"]
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    (staging,) = [event for event in events if event["event"] == "dataset_staged"]
+    assert (staging["method"], staging["nodes"], staging["files"]) == ("sbcast", 2, 2)
+    assert any(event["event"] == "dataset_unstaged" for event in events)
+    assert not Path(staged).exists()
