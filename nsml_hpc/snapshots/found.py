@@ -25,6 +25,7 @@ from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.snapshots import ScanChanges, ScannedFound, metrics_at_steps, store_found
 from nsml_hpc.code.upload import parse_manifest
 from nsml_hpc.job.layout import CODE_DIR, CODE_MANIFEST, PRIVATE_DIR
+from nsml_hpc.job.spec import has_control_characters
 from nsml_hpc.submit.rundir import read_json
 
 SETTLE_SECONDS = 3.0
@@ -48,7 +49,11 @@ def scan_found(
     """Store the checkpoint files a walk saw (sizes in one call; the uploaded code left out)."""
     if candidates:
         code = uploaded_code(files, run_dir)
-        candidates = [item for item in candidates if item.relative not in code]
+        candidates = [  # (a name with a newline or an escape could not be shown or typed)
+            item
+            for item in candidates
+            if item.relative not in code and not has_control_characters(item.relative)
+        ]
     paths = {item.relative: posixpath.join(run_dir, item.relative) for item in candidates}
     sizes = files.sizes(list(paths.values())) if paths else {}
     named = {

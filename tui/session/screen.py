@@ -3,7 +3,7 @@ the followed Slurm output, and the snapshot list, with stop / fork / memo / pin 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from textual import on, work
@@ -59,6 +59,7 @@ class SessionScreen(Screen[None]):
     @dataclass
     class CurvesLoaded(Message):
         curves: list[tuple[str, PlotCurve]]
+        marks: list[float] = field(default_factory=list)  # steps of hyperparameter changes
 
     @dataclass
     class ActionDone(Message):
@@ -141,14 +142,15 @@ class SessionScreen(Screen[None]):
             curves: list[tuple[str, PlotCurve]] = [
                 (name, workspace.metric_series(self.session, name, buckets)) for name in names
             ]
+            marks = [step for step, _ in workspace.hyperparameter_marks([self.session])]
         except NsmlError:
             return
-        self.post_message(self.CurvesLoaded(curves))
+        self.post_message(self.CurvesLoaded(curves, marks))
 
     def on_session_screen_curves_loaded(self, message: CurvesLoaded) -> None:
         points = sum(series.points for _, series in message.curves)
         title = f"{self.session} · {points:,} points" if message.curves else "pick metrics ←"
-        self.query_one(MetricPlot).show_curves(message.curves, title=title)
+        self.query_one(MetricPlot).show_curves(message.curves, title=title, marks=message.marks)
 
     # --- keys -------------------------------------------------------------------------------
 
