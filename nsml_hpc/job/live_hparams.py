@@ -53,6 +53,7 @@ HPARAM_EVENT = "hparam"
 
 Callback = Callable[[dict[str, HParamValue]], object]
 _stat = os.stat
+_monotonic = time.monotonic
 
 
 def interval_from_env() -> float:
@@ -143,7 +144,7 @@ class LiveHyperparameters:
         self._start()
         if self.run_dir is None:
             return {}
-        now = time.monotonic()
+        now = _monotonic()
         if now < self.next_check:
             return {}
         self.next_check = now + self.interval

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from nsml_hpc.job import api, live_hparams, progress
+from nsml_hpc.job.hparams import HParamValue
 from nsml_hpc.job.layout import HPARAM_INTERVAL_ENV, HPARAMS_FILE, RUN_DIR_ENV, SESSION_FILE
 from nsml_hpc.job.live_hparams import LiveHyperparameters, interval_from_env, read_overlay
 
@@ -51,11 +52,14 @@ def test_a_change_is_taken_at_the_first_look_after_the_interval_with_its_step(
     run_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = Clock()
-    monkeypatch.setattr(live_hparams.time, "monotonic", clock)
+    monkeypatch.setattr(live_hparams, "_monotonic", clock)
     stats: list[str] = []
-    monkeypatch.setattr(
-        live_hparams, "_stat", lambda path: stats.append(str(path)) or os.stat(path)
-    )
+
+    def counting_stat(path: Path) -> os.stat_result:
+        stats.append(str(path))
+        return os.stat(path)
+
+    monkeypatch.setattr(live_hparams, "_stat", counting_stat)
     monkeypatch.setattr(progress, "next_step", lambda: 41)
     watcher = LiveHyperparameters()
     assert watcher.get("lr") == 0.1 and watcher.get("amp") is True
@@ -80,9 +84,9 @@ def test_callbacks_run_once_per_change_also_from_report(
     run_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = Clock()
-    monkeypatch.setattr(live_hparams.time, "monotonic", clock)
+    monkeypatch.setattr(live_hparams, "_monotonic", clock)
     watcher = LiveHyperparameters()
-    seen: list[dict[str, object]] = []
+    seen: list[dict[str, HParamValue]] = []
     watcher.subscribe(seen.append)
     assert progress.after_report is not None
     _write(run_dir, 1, {"lr": 0.01, "epochs": 3})  # epochs unchanged: not a change

@@ -60,7 +60,8 @@ def _refused(argv: list[str], capsys: pytest.CaptureFixture[str], words: str) ->
 
 def _output(run_dir: Path) -> dict[str, object]:
     (log,) = run_dir.glob("slurm-*.out")
-    return json.loads(log.read_text().splitlines()[0])
+    seen: dict[str, object] = json.loads(log.read_text().splitlines()[0])
+    return seen
 
 
 def test_a_dataset_read_by_two_sessions_one_staged_is_kept_while_one_runs_and_ranked(

@@ -8,13 +8,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nsml_hpc.tui.app import NsmlApp
-from nsml_hpc.tui.dialogs.hparams import HParamDialog
-from nsml_hpc.tui.session.screen import SessionScreen
 from textual.widgets import Input, Static, Switch
 
 from nsml_hpc.catalog.sessions import events_of, get_session
 from tests.tui.conftest import TuiWorld, settle
+from tests.tui.shipped import HParamDialog, NsmlApp, SessionScreen
 
 
 def _drive(app: NsmlApp, script: Any) -> None:
