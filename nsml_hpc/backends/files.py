@@ -352,6 +352,8 @@ class LocalFiles:
             raise self._fail("delete", path, exc) from exc
 
     def make_read_only(self, path: str) -> None:
+        if not os.path.isdir(path) or os.path.islink(path):  # noqa: PTH112, PTH114
+            raise BackendError(f"cluster {self.cluster}: cannot make {path} read-only: no folder")
         try:
             for directory, _, names in os.walk(path):
                 for name in names:
