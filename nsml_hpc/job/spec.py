@@ -14,6 +14,8 @@ from typing import Any, Literal
 from nsml_hpc.errors import SpecError
 from nsml_hpc.job.duration import parse_duration
 from nsml_hpc.job.hparams import HParamValue, parse_hyperparameters
+from nsml_hpc.job.text import has_control_characters as has_control_characters
+from nsml_hpc.job.text import printable
 
 EnvKind = Literal["setup", "module", "venv", "conda"]
 
@@ -131,10 +133,6 @@ class SessionSpec:
         )
 
 
-def has_control_characters(text: str) -> bool:
-    return any(ord(char) < 32 or ord(char) == 127 for char in text)
-
-
 def validate_project(name: str) -> str:
     if not PROJECT_NAME.fullmatch(name) or ".." in name:
         raise SpecError(
@@ -222,6 +220,17 @@ def validate_args(args: list[str]) -> list[str]:
                 f"the limit is {MAX_ARG_BYTES} bytes per argument (put long values in a file)"
             )
     return list(args)
+
+
+def validate_hyperparameters(args: list[str]) -> None:
+    """Hyperparameter values are shown in every table: none may hold control characters
+    (the script still gets its arguments byte for byte; see nsml_hpc.job.text)."""
+    for name, value in parse_hyperparameters(args).items():
+        if isinstance(value, str) and has_control_characters(value):
+            raise SpecError(
+                f"hyperparameter --{name} has control characters in its value "
+                f"({printable(value[:60])}); pass such values in a file"
+            )
 
 
 def validate_memo(text: str) -> str:
@@ -355,6 +364,7 @@ def validate_spec(spec: SessionSpec) -> SessionSpec:
     for step in spec.environment:
         validate_env_step(step)
     validate_args(spec.args)
+    validate_hyperparameters(spec.args)
     validate_memo(spec.memo)
     validate_preemption(spec)
     if not spec.script or has_control_characters(spec.script) or spec.script.startswith("/"):

@@ -34,6 +34,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from nsml_hpc.catalog.hparam_events import taken_changes
+from nsml_hpc.catalog.ownership import check_owner
 from nsml_hpc.catalog.sessions import get_session
 from nsml_hpc.catalog.snapshot_models import LineageRecord, SnapshotRecord
 from nsml_hpc.catalog.snapshots import (
@@ -53,7 +54,7 @@ from nsml_hpc.job.live_hparams import LIVE_KEY
 from nsml_hpc.job.snapshot_format import Manifest, choose, parse_selector
 from nsml_hpc.job.spec import MAX_ARG_BYTES, Preemption, Resources, SessionSpec, validate_spec
 from nsml_hpc.snapshots.sync import refresh_session
-from nsml_hpc.submit.create import Prepared, Submitted, dry_run, submit
+from nsml_hpc.submit.create import Prepared, Submitted, dry_run, run_dir_mode_document, submit
 from nsml_hpc.submit.placement import AUTO, place
 from nsml_hpc.submit.rundir import read_json
 
@@ -329,6 +330,9 @@ def _live_start(
 def fork_session(workspace: Context, request: ForkRequest, *, dry: bool = False) -> Forked:
     parent = get_session(workspace.catalog, request.parent)
     assert parent.id is not None
+    # Forking protects the parent's snapshot from deletion (a change of the parent's rows),
+    # so it is the parent's owner's (nsml_hpc.catalog.ownership).
+    check_owner(workspace.catalog, parent, "fork from")
     sets = [parse_assignment("--set", text) for text in request.sets]
     adds = [parse_assignment("--add", text) for text in request.adds]
     parent_spec = SessionSpec.from_dict(json.loads(parent.spec_json))
@@ -395,6 +399,7 @@ def fork_session(workspace: Context, request: ForkRequest, *, dry: bool = False)
         extra: dict[str, Any] = {
             "fork": fork_info,
             **workspace.settings.metric_directions.to_document(),
+            **run_dir_mode_document(workspace.settings),
         }
         if live:
             extra[LIVE_KEY] = live
