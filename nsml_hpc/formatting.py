@@ -28,6 +28,16 @@ def format_metrics(metrics: dict[str, float | None], width: int = 72) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def format_bytes(size: int) -> str:
+    """A size for people: ``512 B``, ``1.5 KiB`` ... ``2.0 TiB``."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
 def format_time(epoch: float | None) -> str:
     if epoch is None:
         return "-"

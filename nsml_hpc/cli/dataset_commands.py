@@ -9,15 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from nsml_hpc.cli.common import Commands, open_workspace, sync_quietly
-
-
-def _size(value: int) -> str:
-    amount = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if amount < 1024 or unit == "TiB":
-            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1024
-    return f"{value} B"
+from nsml_hpc.formatting import format_bytes
 
 
 def _cluster(workspace: Any, given: str | None) -> str:
@@ -51,7 +43,7 @@ def cmd_push(args: argparse.Namespace) -> int:
         sent = f"; sent {upload.sent} file(s), kept {upload.kept} from {args.name}'s last version"
     where = "" if cluster == "local" else f" on {cluster}"
     print(
-        f"pushed {version.label}{where}: {version.files} file(s), {_size(version.bytes)}"
+        f"pushed {version.label}{where}: {version.files} file(s), {format_bytes(version.bytes)}"
         f"{sent} -> {version.path}"
     )
     return 0
@@ -75,7 +67,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         [
             v.label,
             str(v.files),
-            _size(v.bytes),
+            format_bytes(v.bytes),
             format_time(v.created_at),
             v.created_by or "-",
             str(len(v.readers)),
@@ -100,7 +92,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     for v in versions:
         print(f"{v.label}  ({v.cluster})")
         print(f"  path      {v.data_path}")
-        print(f"  files     {v.files}, {_size(v.bytes)}  sha256 {v.digest[:16]}…")
+        print(f"  files     {v.files}, {format_bytes(v.bytes)}  sha256 {v.digest[:16]}…")
         print(f"  pushed    {format_time(v.created_at)} by {v.created_by or '-'} from {v.source}")
         shown = ", ".join(f"{session} ({state})" for session, state in v.readers) or "none"
         print(f"  sessions  {shown}")
@@ -116,7 +108,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
             _cluster(workspace, args.cluster), args.ref, all_versions=args.all
         )
     for version in removed:
-        print(f"deleted {version.label} ({_size(version.bytes)})")
+        print(f"deleted {version.label} ({format_bytes(version.bytes)})")
     return 0
 
 

@@ -20,19 +20,11 @@ from nsml_hpc.cli.common import (
     warn,
 )
 from nsml_hpc.errors import SpecError
+from nsml_hpc.formatting import format_bytes
 
 if TYPE_CHECKING:
     from nsml_hpc.snapshots.gc import GcResult
     from nsml_hpc.workspace import Workspace
-
-
-def _size(value: int) -> str:
-    amount = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if amount < 1024 or unit == "TiB":
-            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1024
-    return f"{value} B"
 
 
 def cmd_model_ls(args: argparse.Namespace) -> int:
@@ -52,7 +44,7 @@ def cmd_model_ls(args: argparse.Namespace) -> int:
             row.tag,
             "-" if row.step is None else str(row.step),
             format_metrics(row.metrics, 48) or "-",
-            _size(row.bytes),
+            format_bytes(row.bytes),
             format_time(row.created_at),
             row.flags or "-",
         ]
@@ -69,7 +61,7 @@ def cmd_model_rm(args: argparse.Namespace) -> int:
     """Delete one snapshot (never a pinned or forked-from one, nor a live session's latest)."""
     with open_workspace() as workspace:
         row = workspace.remove_snapshot(args.session, args.tag)
-    print(f"deleted {args.session}:{row.tag} ({_size(row.bytes)})")
+    print(f"deleted {args.session}:{row.tag} ({format_bytes(row.bytes)})")
     return 0
 
 
@@ -115,9 +107,9 @@ def cmd_model_du(args: argparse.Namespace) -> int:
             item.session,
             item.state,
             str(item.snapshots),
-            _size(item.bytes),
-            _size(item.pinned_bytes),
-            _size(item.protected_bytes),
+            format_bytes(item.bytes),
+            format_bytes(item.pinned_bytes),
+            format_bytes(item.protected_bytes),
         ]
         for item in usage
     ]
@@ -128,12 +120,14 @@ def cmd_model_du(args: argparse.Namespace) -> int:
         totals[0] += item.snapshots
         totals[1] += item.bytes
     print()
-    rows = [[name, str(count), _size(size)] for name, (count, size) in sorted(projects.items())]
+    rows = [
+        [name, str(count), format_bytes(size)] for name, (count, size) in sorted(projects.items())
+    ]
     rows.append(
         [
             "(all)",
             str(sum(c for c, _ in projects.values())),
-            _size(sum(s for _, s in projects.values())),
+            format_bytes(sum(s for _, s in projects.values())),
         ]
     )
     print(table(["PROJECT", "SNAPSHOTS", "SIZE"], rows))
@@ -265,7 +259,7 @@ def _print_result(result: GcResult, out: Any, apply: bool, configured: bool) -> 
         label = f"{names.get(snap.session_id, snap.session_id)}:{snap.tag}"
         if apply and label not in result.deleted:
             continue
-        out(f"{verb} {label}  {_size(snap.bytes)}  ({decision.reason})")
+        out(f"{verb} {label}  {format_bytes(snap.bytes)}  ({decision.reason})")
     for skipped in result.skipped:
         out(f"skipped {skipped}")
     for note in result.plan.notes:
@@ -274,12 +268,13 @@ def _print_result(result: GcResult, out: Any, apply: bool, configured: bool) -> 
     protected = sum(1 for d in result.plan.decisions if d.protected)
     if apply:
         out(
-            f"deleted {len(result.deleted)} snapshot(s), freed {_size(result.freed_bytes)}; "
+            f"deleted {len(result.deleted)} snapshot(s), freed {format_bytes(result.freed_bytes)}; "
             f"kept {len(result.plan.decisions) - len(result.deleted)} ({protected} protected)"
         )
     else:
         out(
-            f"would delete {len(deletions)} snapshot(s), freeing {_size(result.plan.freed_bytes)}; "
+            f"would delete {len(deletions)} snapshot(s), "
+            f"freeing {format_bytes(result.plan.freed_bytes)}; "
             f"would keep {kept} ({protected} protected). Run with --yes to delete."
         )
 
