@@ -55,12 +55,16 @@ def cmd_cluster_add(args: argparse.Namespace) -> int:
     --run-root /scratch/me/nsml-runs --partition gpu. Then trust its host key
     (nsml-hpc cluster trust hpc) and check it (nsml-hpc cluster test hpc).
     """
+    from nsml_hpc.backends.registry import backend_choice
     from nsml_hpc.cluster_profile import profile_from_dict
     from nsml_hpc.cluster_store import add_profile
 
     profile = profile_from_dict(args.name, _profile_data(args))
+    choice = backend_choice(profile)  # refuses a pyslurm that cannot drive this Slurm
     path = add_profile(profile, replace=args.replace)
     print(f"cluster {profile.name}: {profile.backend}, {profile.target_text()} -> {path}")
+    if choice:
+        print(choice)
     if profile.remote:
         print(
             f"next: nsml-hpc cluster trust {profile.name}  (check the host key), then "
