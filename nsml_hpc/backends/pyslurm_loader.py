@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 from types import ModuleType
 
 from nsml_hpc.errors import ConnectionFailed
@@ -30,8 +31,9 @@ _LOGGED = re.compile(r": (?:error|fatal): ")  # libslurm's log lines: "python: e
 _probed: dict[tuple[str, str], str | None] = {}
 
 
-def running_slurm_version() -> str | None:
-    """The Slurm release of this machine's tools (``sinfo --version``), or None."""
+def sinfo_version() -> tuple[str | None, str]:
+    """(the Slurm release of this machine's tools, what ``sinfo --version`` said when it
+    failed: it reads slurm.conf too, so a configuration libslurm rejects shows here first)."""
     try:
         done = subprocess.run(
             list(VERSION_COMMAND),
@@ -41,9 +43,18 @@ def running_slurm_version() -> str | None:
             check=False,
             stdin=subprocess.DEVNULL,
         )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return parse_slurm_version(done.stdout) if done.returncode == 0 else None
+    except FileNotFoundError:
+        return None, ""
+    except subprocess.TimeoutExpired:
+        return None, f"sinfo --version did not answer in {VERSION_TIMEOUT:.0f} s"
+    if done.returncode != 0:
+        return None, done.stderr
+    return parse_slurm_version(done.stdout), ""
+
+
+def running_slurm_version() -> str | None:
+    """The Slurm release of this machine's tools (``sinfo --version``), or None."""
+    return sinfo_version()[0]
 
 
 def installed_pyslurm_version() -> str | None:
@@ -84,6 +95,18 @@ def mismatch_fix(slurm_version: str | None) -> str:
     return f"install the pyslurm {release}.x built for Slurm {release} (scripts/setup.sh does)"
 
 
+def config_problem(stderr: str) -> str | None:
+    """libslurm's own complaint about slurm.conf in one line, or None (pure)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    said = [_LOGGED.split(line, 1)[-1] for line in lines if _LOGGED.search(line)]
+    if not said:
+        return None
+    return (
+        f"libslurm cannot start ({'; '.join(said[:2])}): correct the Slurm configuration "
+        f"({os.environ.get('SLURM_CONF') or '/etc/slurm/slurm.conf'}; sinfo shows the same)"
+    )
+
+
 def import_problem(pyslurm_version: str, stderr: str) -> str:
     """One line from what a failed ``import pyslurm`` printed (pure): a missing or broken
     libslurm names the library and its package; libslurm's own fatal error is quoted."""
@@ -99,13 +122,7 @@ def import_problem(pyslurm_version: str, stderr: str) -> str:
             f"pyslurm {pyslurm_version} cannot load {name} ({reason}): install Slurm's client "
             f"library (Debian: apt-get install {package})"
         )
-    said = [_LOGGED.split(line, 1)[-1] for line in lines if _LOGGED.search(line)]
-    if said:
-        return (
-            f"libslurm cannot start ({'; '.join(said[:2])}): correct the Slurm configuration "
-            f"({os.environ.get('SLURM_CONF') or '/etc/slurm/slurm.conf'}; sinfo shows the same)"
-        )
-    return f"import pyslurm failed ({lines[-1] if lines else 'no message'})"
+    return config_problem(stderr) or f"import pyslurm failed ({lines[-1] if lines else '?'})"
 
 
 def _probe_import(pyslurm_version: str) -> str | None:
@@ -133,7 +150,16 @@ def _probe_import(pyslurm_version: str) -> str | None:
 def load_pyslurm(cluster: str) -> tuple[ModuleType, str]:
     """pyslurm and its version, after checking it can drive the running Slurm."""
     pyslurm_version = installed_pyslurm_version()
-    slurm_version = running_slurm_version()
+    conf = os.environ.get("SLURM_CONF")
+    if conf and not Path(conf).exists():  # libslurm would retry for 60 s, then end us
+        raise ConnectionFailed(
+            f"pyslurm backend of cluster {cluster}: SLURM_CONF names {conf}, which does not "
+            "exist; correct SLURM_CONF or unset it"
+        )
+    slurm_version, sinfo_said = sinfo_version()
+    problem = config_problem(sinfo_said) if pyslurm_version else None
+    if problem is not None:
+        raise ConnectionFailed(f"pyslurm backend of cluster {cluster}: {problem}")
     problem = version_problem(pyslurm_version, slurm_version)
     if problem is not None:
         raise ConnectionFailed(
