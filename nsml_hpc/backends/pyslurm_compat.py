@@ -13,11 +13,12 @@ version:
 2. MaxArraySize: ``pyslurm.slurmctld.Config.load().max_array_size`` from 25.5 on; up to 24.5
    only the old dictionary API has it (``pyslurm.config().get()["max_array_sz"]``); 24.11 has
    neither (the backend then asks ``scontrol``).
-3. GPUs in use per node: 22.5's ``Nodes.load()`` asks slurmctld without ``SHOW_DETAIL``, so
-   ``Node.allocated_gres`` is always empty and a partly used node says ``ALLOCATED``;
-   25.11's ``Node.allocated_gres`` comes from ``allocated_tres`` and its state says
-   ``MIXED``. Without ``Node.allocated_tres`` the old ``pyslurm.node().get()`` is used (it
-   asks with ``SHOW_DETAIL``: ``gres_used`` like ``gpu:3``, and ``MIXED``).
+3. GPUs in use per node: before 23.11 ``Nodes.load()`` asks slurmctld without
+   ``SHOW_DETAIL``, so ``Node.allocated_gres`` is always empty and a partly used node says
+   ``ALLOCATED``; from 23.11 ``Node.allocated_gres`` comes from ``allocated_tres`` (and 25.11
+   says ``MIXED``). Without ``Node.allocated_tres`` the old ``pyslurm.node().get()`` is used
+   (it asks with ``SHOW_DETAIL``: ``gres_used`` like ``gpu:3``, and ``MIXED``); it is gone
+   from 25.5 on.
 
 Shared by both (so not switched on): ``submit()`` returns the job id as an int; a signal in a
 ``signal`` dict must be a number (25.11 does not convert names there, 22.5 does not accept

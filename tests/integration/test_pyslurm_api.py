@@ -13,6 +13,9 @@ import pytest
 
 from nsml_hpc.backends.cli import CliBackend
 from nsml_hpc.backends.pyslurm_backend import PyslurmBackend
+from nsml_hpc.placement import place
+from nsml_hpc.slurm.version import major_minor
+from nsml_hpc.spec import Resources, SessionSpec
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_sandbox")]
 
@@ -42,7 +45,7 @@ def test_the_time_limit_warning_signal_reaches_the_job(
     backend: PyslurmBackend, jobs: list[str], tmp_path: Path
 ) -> None:
     """pyslurm before 24.5 builds the job without its ``signal``; the backend applies it."""
-    assert backend.api.features.applies_signal is (backend.api.version >= "24.5")
+    assert backend.api.features.applies_signal is (major_minor(backend.api.version) >= (24, 5))
     marker = tmp_path / "warned"
     script = _script(
         tmp_path,
@@ -106,3 +109,14 @@ def test_an_arrays_waiting_tasks_are_each_known_to_accounting(
     assert {record.job_id for record in sacct} == wanted
     queued = {record.job_id for record in backend.queue(sorted(wanted))}
     assert queued <= wanted and queued  # slurmctld names them the same way
+
+
+def test_partition_auto_asks_slurms_test_only_submit(backend: PyslurmBackend) -> None:
+    """pyslurm has no ``sbatch --test-only``: the backend's estimate comes from the command,
+    over the partitions pyslurm lists (the same, in the same order, as sinfo's)."""
+    assert backend.partitions() == CliBackend("local").partitions()
+    spec = SessionSpec(project="p", script="t.py", resources=Resources(gpus=1, time="10"))
+    placement = place(spec, backend)
+    chosen = placement.spec.resources.partition
+    assert chosen in backend.partitions()
+    assert placement.explanation.startswith(f"partition {chosen}:")
