@@ -42,6 +42,7 @@ from nsml_hpc.slurm.demand import Demand
 from nsml_hpc.slurm.placement import StartEstimate
 from nsml_hpc.slurm.records import JobRecord, clean_reason
 from nsml_hpc.slurm.sinfo import NodeGpus, gpus_in_gres, partition_summary
+from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState, session_state
 from nsml_hpc.slurm.timefmt import format_duration
 from nsml_hpc.slurm.user_queue import QueueJob, gpus_asked
 
@@ -178,9 +179,11 @@ class PyslurmBackend:
         return self._call("node query", self._nodes)
 
     def user_queue(self, user: str) -> list[QueueJob]:
+        """What ``squeue --user`` lists: the user's jobs that have not ended (slurmctld keeps
+        ended ones for MinJobAge), suspended and running first, then by job id."""
         jobs = self._call("queue query", self.api.queue_jobs)
-        mine = [job for job in jobs if getattr(job, "user_name", None) == user]
-        mine.sort(key=lambda job: (str(job.state) != "RUNNING", -int(job.id)))
+        mine = [job for job in jobs if getattr(job, "user_name", None) == user and _not_ended(job)]
+        mine.sort(key=lambda job: (_STATE_RANK.get(str(job.state), 2), int(job.id)))
         return [_queue_job(job) for job in mine]
 
     def pending_demand(self) -> dict[str, Demand]:
@@ -203,24 +206,36 @@ class PyslurmBackend:
         """pyslurm keeps no connection of ours (each call opens and closes its own)."""
 
 
+# squeue --sort=-t: by job state, highest first (SUSPENDED 2, RUNNING 1, PENDING 0).
+_STATE_RANK = {"SUSPENDED": 0, "RUNNING": 1, "COMPLETING": 1, "CONFIGURING": 1}
+
+
+def _not_ended(job: Any) -> bool:
+    try:
+        state = session_state(str(job.state))
+    except ValueError:
+        return True
+    return state not in TERMINAL_STATES and state != SessionState.PREEMPTED
+
+
 def _queue_job(job: Any) -> QueueJob:
+    """One line of ``squeue --user`` (user_queue_command's fields) from a ``pyslurm.Job``."""
+    state = str(job.state)
+    reason = clean_reason(str(job.state_reason or ""))
+    limit = getattr(job, "time_limit", None)
+    nodes = getattr(job, "allocated_nodes", None)
     return QueueJob(
         job_id=display_id(job),
-        state=str(job.state),
-        reason=clean_reason(str(job.state_reason or "")),
+        state=state,
+        reason=reason,
         partition=str(getattr(job, "partition", "") or ""),
         gpus=gpus_asked(_gres_text(getattr(job, "gres_per_node", None))),
         time_used=_duration(getattr(job, "run_time", None)),
-        time_limit=_duration(_minutes(getattr(job, "time_limit", None))),
+        time_limit="UNLIMITED" if limit is None else _duration(_minutes(limit)),
         nodes=int(getattr(job, "num_nodes", 0) or 0),
         submitted_at=_time(job.submit_time),
         start_at=_time(job.start_time),
-        where=str(
-            getattr(job, "allocated_nodes", None)
-            or getattr(job, "nodelist", None)
-            or job.state_reason
-            or ""
-        ),
+        where=f"({reason or 'None'})" if state == "PENDING" or not nodes else str(nodes),
         name=str(getattr(job, "name", "") or ""),
     )
 

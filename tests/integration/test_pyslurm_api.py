@@ -120,3 +120,28 @@ def test_partition_auto_asks_slurms_test_only_submit(backend: PyslurmBackend) ->
     chosen = placement.spec.resources.partition
     assert chosen in backend.partitions()
     assert placement.explanation.startswith(f"partition {chosen}:")
+
+
+def test_the_users_queue_reads_as_squeue_prints_it(
+    backend: PyslurmBackend, jobs: list[str], tmp_path: Path
+) -> None:
+    """Held jobs (they stay PENDING): a plain one and a three-task array, as ``squeue --user``
+    lists them; jobs that ended (slurmctld keeps them a while) are not listed."""
+    script = _script(tmp_path, "true", f"output={tmp_path}/out-%j.txt", "time=5")
+    fields = {"script": script, "priority": 0, "working_directory": str(tmp_path)}
+    plain = str(backend.api.submit({**fields, "name": "held"}))
+    array = str(backend.api.submit({**fields, "name": "held-array", "array": "0-2"}))
+    ended = backend.submit(script)
+    jobs.extend([plain, array, ended])
+    ours = {plain, f"{array}_[0-2]", ended}
+    cli = CliBackend("local")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        theirs = [job for job in cli.user_queue(backend.user) if job.job_id in ours]
+        mine = [job for job in backend.user_queue(backend.user) if job.job_id in ours]
+        if len(theirs) == 2 and mine == theirs:  # `ended` has ended, at the same moment
+            break
+        time.sleep(0.5)
+    assert [job.job_id for job in mine] == [plain, f"{array}_[0-2]"]
+    assert mine == theirs
+    assert {job.reason for job in mine} == {"JobHeldUser"}
