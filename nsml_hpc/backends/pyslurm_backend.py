@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import getpass
 import logging
+import os
+import socket
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -36,7 +38,7 @@ from nsml_hpc.backends.pyslurm_loader import (
     version_problem,
 )
 from nsml_hpc.backends.pyslurm_records import display_id, job_ids, records_from_job, wanted_records
-from nsml_hpc.backends.pyslurm_submit import submit_fields
+from nsml_hpc.backends.pyslurm_submit import sbatch_environment, submit_fields
 from nsml_hpc.errors import BackendError
 from nsml_hpc.slurm.demand import Demand
 from nsml_hpc.slurm.placement import StartEstimate
@@ -98,6 +100,13 @@ class PyslurmBackend:
         except OSError as exc:
             raise BackendError(f"cannot read {script_path}: {exc.strerror}") from exc
         fields = submit_fields(str(script_path), script)
+        fields["environment"] = sbatch_environment(
+            os.environ,
+            fields.get("name"),
+            _submit_dir(),
+            socket.gethostname(),
+            os.getpriority(os.PRIO_PROCESS, 0),
+        )
         return str(self._call("submit", lambda: self.api.submit(fields), submitting=True))
 
     def query(self, job_ids: Sequence[str], since: float) -> list[JobRecord]:
@@ -238,6 +247,14 @@ def _queue_job(job: Any) -> QueueJob:
         where=f"({reason or 'None'})" if state == "PENDING" or not nodes else str(nodes),
         name=str(getattr(job, "name", "") or ""),
     )
+
+
+def _submit_dir() -> str:
+    """sbatch's SLURM_SUBMIT_DIR: the working directory (``/`` if it was removed)."""
+    try:
+        return str(Path.cwd())
+    except OSError:
+        return "/"
 
 
 def _time(value: Any) -> float | None:

@@ -11,7 +11,7 @@ one line rather than dropped: a job must not run without something its script as
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from nsml_hpc.errors import BackendError
@@ -89,7 +89,11 @@ FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
 
 
 def submit_fields(script_path: str, script: str) -> dict[str, Any]:
-    """Keyword arguments of ``JobSubmitDescription`` for the script at ``script_path``."""
+    """Keyword arguments of ``JobSubmitDescription`` for the script at ``script_path``.
+
+    pyslurm asks for ONE task when none is given, where sbatch leaves the count to Slurm
+    (one task per node): with ``--nodes=N`` the job gets N tasks, so ``SLURM_NTASKS`` and an
+    ``srun`` inside the job mean one task per node, as under sbatch."""
     fields: dict[str, Any] = {"script": script_path}
     for key, value in read_directives(script):
         if key not in FIELDS:
@@ -99,4 +103,24 @@ def submit_fields(script_path: str, script: str) -> dict[str, Any]:
             )
         field, convert = FIELDS[key]
         fields[field] = convert(value)
+    nodes = str(fields.get("nodes", "")).split("-", 1)[0]
+    if nodes.isdigit() and int(nodes) > 1:
+        fields["ntasks"] = int(nodes)
     return fields
+
+
+def sbatch_environment(
+    environ: Mapping[str, str], name: str | None, submit_dir: str, host: str, priority: int
+) -> dict[str, str]:
+    """The job's environment as sbatch sends it: everything of ``environ`` plus the variables
+    sbatch adds (pyslurm does not): SLURM_JOB_NAME (slurmd's ``%x`` in file names reads it),
+    SLURM_SUBMIT_DIR, SLURM_SUBMIT_HOST, SLURM_PRIO_PROCESS. Given as a dict, pyslurm sends
+    it as it is (a string would also make slurmd load the user's login environment)."""
+    added = {
+        "SLURM_SUBMIT_DIR": submit_dir,
+        "SLURM_SUBMIT_HOST": host,
+        "SLURM_PRIO_PROCESS": str(priority),
+    }
+    if name:
+        added["SLURM_JOB_NAME"] = name
+    return {**environ, **added}

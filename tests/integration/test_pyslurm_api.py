@@ -145,3 +145,39 @@ def test_the_users_queue_reads_as_squeue_prints_it(
     assert [job.job_id for job in mine] == [plain, f"{array}_[0-2]"]
     assert mine == theirs
     assert {job.reason for job in mine} == {"JobHeldUser"}
+
+
+PER_JOB = ("SLURM_JOB_ID=", "SLURM_JOBID=", "SLURM_TASK_PID=", "SLURM_JOB_START_TIME=")
+PER_JOB += ("SLURM_JOB_END_TIME=", "SLURM_CPU_BIND", "SLURM_JOB_GPUS=", "SLURM_STEP_GPUS=")
+PER_JOB += ("GPU_DEVICE_ORDINAL=", "CUDA_VISIBLE_DEVICES=", "SLURM_JOB_NAME=")
+
+
+def test_the_job_sees_the_environment_sbatch_gives_it(
+    backend: PyslurmBackend, jobs: list[str], tmp_path: Path
+) -> None:
+    """pyslurm sends the submitter's environment but not what sbatch adds to it (job name,
+    submit dir and host, priority): slurmd's ``%x`` would say ``(null)``. Both jobs write
+    their environment to ``<job name>.env``; only the task count differs (pyslurm always
+    asks for one task, sbatch leaves it to Slurm)."""
+    body = f"env | sort > {tmp_path}/$SLURM_JOB_NAME.env"
+    for name, submit in (("cli", CliBackend("local").submit), ("pyslurm", backend.submit)):
+        folder = tmp_path / name
+        folder.mkdir()
+        script = _script(folder, body, f"job-name={name}", f"output={tmp_path}/%x.out")
+        jobs.append(submit(script))
+    deadline = time.monotonic() + 60
+    files = [tmp_path / "cli.env", tmp_path / "pyslurm.env"]
+    while not all(path.exists() for path in files) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(0.5)  # the sort finishes writing
+    cli, ours = (
+        {
+            line
+            for line in path.read_text().splitlines()
+            if line.startswith("SLURM_") and not line.startswith(PER_JOB)
+        }
+        for path in files
+    )
+    assert ours - cli == {"SLURM_NTASKS=1", "SLURM_NPROCS=1"}
+    assert cli - ours == set()
+    assert (tmp_path / "pyslurm.out").exists()  # %x is the job name, not "(null)"

@@ -21,7 +21,12 @@ from nsml_hpc.backends.pyslurm_records import (
     waiting_tasks,
     wanted_records,
 )
-from nsml_hpc.backends.pyslurm_submit import read_directives, submit_fields, warn_signal
+from nsml_hpc.backends.pyslurm_submit import (
+    read_directives,
+    sbatch_environment,
+    submit_fields,
+    warn_signal,
+)
 from nsml_hpc.errors import BackendError, ConnectionFailed, SubmitRefused
 from nsml_hpc.slurm.states import SessionState
 from tests.unit.conftest import GOLDEN_DIR
@@ -298,3 +303,21 @@ def test_what_libslurm_writes_to_fd_2_is_caught_not_shown(capfd):
     os.write(2, b"after\n")
     assert logged.text == "python: error: something from C\n"
     assert capfd.readouterr().err == "after\n"
+
+
+def test_a_multi_node_job_gets_one_task_per_node_as_under_sbatch():
+    script = "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --gres=gpu:4\ntrue\n"
+    assert submit_fields("/x", script)["ntasks"] == 2
+    assert "ntasks" not in submit_fields("/x", "#!/bin/bash\n#SBATCH --nodes=1\ntrue\n")
+
+
+def test_the_job_environment_is_sbatchs_the_callers_plus_what_sbatch_adds():
+    env = sbatch_environment({"PATH": "/usr/bin", "A": "1"}, "mnist/7", "/home/me", "login1", 0)
+    assert env == {
+        "PATH": "/usr/bin",
+        "A": "1",
+        "SLURM_JOB_NAME": "mnist/7",
+        "SLURM_SUBMIT_DIR": "/home/me",
+        "SLURM_SUBMIT_HOST": "login1",
+        "SLURM_PRIO_PROCESS": "0",
+    }
