@@ -65,13 +65,19 @@ def backend_choice(profile: ClusterProfile) -> str | None:
     saved); for ``auto``, which backend it will use and why."""
     if profile.backend not in ("pyslurm", "auto"):
         return None
-    from nsml_hpc.backends.pyslurm_loader import load_pyslurm, running_slurm_version
+    from nsml_hpc.backends.pyslurm_loader import (
+        installed_pyslurm_version,
+        load_pyslurm,
+        running_slurm_version,
+        version_problem,
+    )
 
     try:
         _module, version = load_pyslurm(profile.name)
     except ConnectionFailed as exc:
         if profile.backend == "pyslurm":
             raise
-        return f"auto uses the local backend here: {exc}"
+        why = version_problem(installed_pyslurm_version(), running_slurm_version()) or str(exc)
+        return f"auto uses the local backend here: {why}"
     chosen = "auto uses pyslurm here" if profile.backend == "auto" else "pyslurm"
     return f"{chosen}: pyslurm {version} matches Slurm {running_slurm_version()}"
