@@ -4,7 +4,7 @@ What is timed (each repeated REPEATS times on a fresh catalog file; the best run
 
 * nsml-hpc: ``parse_metric_lines`` on a metrics.jsonl written like ``nsml_hpc.report`` writes
   it, then ``store_metric_batch`` into a fresh SQLite catalog opened with ``open_catalog`` --
-  the very calls ``nsml_hpc.sync._scrape`` makes for one changed file.
+  the very calls ``nsml_hpc.sync.run._scrape`` makes for one changed file.
 * raw SQLite: stdlib ``sqlite3`` ``executemany`` of the same rows, pre-built as tuples (no
   parsing), into an identical ``metric_point`` table (the schema is created by ``open_catalog``
   on a second file, so columns, indexes and foreign keys are the same) in one transaction with
@@ -30,8 +30,8 @@ from nsml_hpc.catalog import open_catalog
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.metrics import CursorState, load_cursors, store_metric_batch
 from nsml_hpc.catalog.sessions import mark_submitted, reserve_session
-from nsml_hpc.scrape import parse_metric_lines, read_new_lines
-from nsml_hpc.spec import SessionSpec
+from nsml_hpc.job.spec import SessionSpec
+from nsml_hpc.runfiles.scrape import parse_metric_lines, read_new_lines
 
 REPEATS = 3
 TARGET_RATIO = 0.80

@@ -14,7 +14,7 @@ the repository root:
    whole submit and the backend's part alone, median and p90 per session, and the ratio.
 2. sync: ``--sessions`` held jobs (submitted through pyslurm, untimed) and a fresh catalog
    with one PENDING session per job; then ``--syncs`` syncs per backend, alternating, each a
-   real ``nsml_hpc.sync.sync``: ONE accounting query (``sacct`` / ``db.Jobs.load``) for all
+   real ``nsml_hpc.sync.run.sync``: ONE accounting query (``sacct`` / ``db.Jobs.load``) for all
    1,000, and ONE queue query (``squeue`` / ``Jobs.load``) because accounting keeps no reason
    for a pending job. Shown: the whole sync and the backend's two calls, median and p90.
 
@@ -43,13 +43,13 @@ from nsml_hpc.backends.pyslurm_backend import PyslurmBackend
 from nsml_hpc.catalog import open_catalog
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import JobRecordRow, SessionRecord
-from nsml_hpc.cluster_profile import ClusterProfile
-from nsml_hpc.cluster_store import add_profile
-from nsml_hpc.settings import MIN_POLL_FLOOR, Settings, load_settings
+from nsml_hpc.config.cluster_profiles import ClusterProfile
+from nsml_hpc.config.clusters_file import add_profile
+from nsml_hpc.config.settings import MIN_POLL_FLOOR, Settings, load_settings
+from nsml_hpc.job.spec import SessionSpec
 from nsml_hpc.slurm.states import SessionState
-from nsml_hpc.spec import SessionSpec
-from nsml_hpc.submit import prepare, submit
-from nsml_hpc.sync import sync
+from nsml_hpc.submit.create import prepare, submit
+from nsml_hpc.sync.run import sync
 from nsml_hpc.workspace import Workspace
 
 ROUND = 10

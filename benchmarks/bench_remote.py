@@ -31,12 +31,12 @@ import uuid
 from pathlib import Path
 
 from nsml_hpc.catalog.sessions import mark_submitted, reserve_session
-from nsml_hpc.cluster_profile import ClusterProfile
-from nsml_hpc.cluster_store import add_profile
-from nsml_hpc.settings import load_settings
-from nsml_hpc.spec import SessionSpec
-from nsml_hpc.submit import prepare, submit
-from nsml_hpc.sync import sync
+from nsml_hpc.config.cluster_profiles import ClusterProfile
+from nsml_hpc.config.clusters_file import add_profile
+from nsml_hpc.config.settings import load_settings
+from nsml_hpc.job.spec import SessionSpec
+from nsml_hpc.submit.create import prepare, submit
+from nsml_hpc.sync.run import sync
 from nsml_hpc.workspace import Workspace
 
 SSH_DIR = Path("/var/lib/nsml-sandbox/ssh")

@@ -7,9 +7,10 @@
   ``--saves`` each, interleaved. Target: a save costs at most 3 fsync'd writes (ratio <= 3 x).
 * **sync**: ``--sessions`` live sessions with ``--snapshots`` snapshots each. The first sync
   reads every manifest; a steady sync (nothing changed) must only ``stat`` each session's
-  ``snapshots/`` folder. Timed: ``nsml_hpc.snapshot_sync.sync_snapshots`` (the snapshot part
+  ``snapshots/`` folder. Timed: ``nsml_hpc.snapshots.sync.sync_snapshots`` (the snapshot part
   of a sync) through the local files seam. Target: steady <= 20 ms for 1,000 sessions.
-* **gc plan**: :func:`nsml_hpc.retention.plan` over 100,000 snapshots (pure). Target <= 1 s.
+* **gc plan**: :func:`nsml_hpc.snapshots.retention.plan` over 100,000 snapshots (pure).
+  Target <= 1 s.
 
 Run: ``.venv/bin/python benchmarks/bench_snapshots.py``
 """
@@ -29,10 +30,10 @@ from pathlib import Path
 from nsml_hpc.backends.files import LocalFiles
 from nsml_hpc.catalog import open_catalog
 from nsml_hpc.catalog.models import SessionRecord
-from nsml_hpc.retention import GIB, Policies, Policy, SessionFacts, SnapshotFacts, plan
+from nsml_hpc.job.snapshot_store import PendingSnapshot
 from nsml_hpc.slurm.states import SessionState
-from nsml_hpc.snapshot_store import PendingSnapshot
-from nsml_hpc.snapshot_sync import sync_snapshots
+from nsml_hpc.snapshots.retention import GIB, Policies, Policy, SessionFacts, SnapshotFacts, plan
+from nsml_hpc.snapshots.sync import sync_snapshots
 
 PAYLOAD = os.urandom(64 * 1024)
 

@@ -26,12 +26,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from nsml_hpc.catalog.engine import Catalog, open_catalog
+from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.metrics import CursorState, store_metric_batch
+from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.catalog.series import bucketed_series, metric_series
 from nsml_hpc.catalog.summaries import update_summaries
-from nsml_hpc.scrape import MetricBatch
-from nsml_hpc.settings import Settings
+from nsml_hpc.config.settings import Settings
+from nsml_hpc.runfiles.scrape import MetricBatch
 from nsml_hpc.workspace import Workspace
 
 BIG = "bench/1"
@@ -108,7 +109,7 @@ async def first_paint(workspace: Workspace) -> float:
     from nsml_hpc.tui.app import NsmlApp
     from nsml_hpc.tui.sessions.table import SessionTable
 
-    from nsml_hpc.sync import SyncReport
+    from nsml_hpc.sync.run import SyncReport
 
     started = time.perf_counter()
     app = NsmlApp(workspace, syncer=lambda _ws: SyncReport(), sync_interval=3600)
@@ -127,7 +128,7 @@ async def stock_datatable_paint(workspace: Workspace) -> float:
     from textual.app import App, ComposeResult
     from textual.widgets import DataTable
 
-    from nsml_hpc.session_query import SessionQuery, count_sessions, session_page
+    from nsml_hpc.sessions.query import SessionQuery, count_sessions, session_page
 
     class Stock(App[None]):
         def compose(self) -> ComposeResult:
@@ -210,7 +211,15 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--idle-seconds", type=float, default=10.0)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--build-only", metavar="DB", help="only build the catalog at this SQLite file, then stop"
+    )
     args = parser.parse_args()
+    if args.build_only:
+        catalog = open_catalog(f"sqlite:///{args.build_only}")
+        build(catalog, args.sessions, 1000)
+        catalog.close()
+        return
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'catalog.db'}"
         catalog = open_catalog(url)

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from nsml_hpc.api import SessionInfo, report, session
+from nsml_hpc.job.api import SessionInfo, report, session
 
 if TYPE_CHECKING:
-    from nsml_hpc.snapshot_api import (
+    from nsml_hpc.job.snapshots import (
         SnapshotWarning,
         load,
         load_torch,
@@ -40,7 +40,7 @@ _SNAPSHOT_API = frozenset(
 def __getattr__(name: str) -> Any:
     """The snapshot API loads on first use, so ``import nsml_hpc`` stays as cheap as ``report``."""
     if name in _SNAPSHOT_API:
-        from nsml_hpc import snapshot_api
+        from nsml_hpc.job import snapshots as snapshot_api
 
         value = getattr(snapshot_api, name)
         globals()[name] = value

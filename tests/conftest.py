@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from nsml_hpc.catalog.engine import Catalog
-from nsml_hpc.settings import load_settings
+from nsml_hpc.config.settings import load_settings
 from nsml_hpc.workspace import Workspace
 
 REPO = Path(__file__).resolve().parent.parent
@@ -127,27 +127,38 @@ def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'catalog.db'}"
         return
-    from sqlalchemy import text
-
-    from nsml_hpc.catalog.engine import open_catalog
-
     base_url = request.getfixturevalue("postgres_url")
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = open_catalog(base_url)
-    with admin.engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    admin.close()
+    create_postgres_schema(base_url, schema)
     yield f"{base_url}?options=-csearch_path%3D{schema}"
-    cleanup = open_catalog(base_url)
-    with cleanup.engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    cleanup.close()
+    drop_postgres_schema(base_url, schema)
+
+
+def _admin_sql(base_url: str, statement: str) -> None:
+    """One statement on the server with a bare engine: never a catalog on the shared public
+    schema (another test run's catalog may be there, of any schema version)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(base_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+def create_postgres_schema(base_url: str, schema: str) -> None:
+    _admin_sql(base_url, f'CREATE SCHEMA "{schema}"')
+
+
+def drop_postgres_schema(base_url: str, schema: str) -> None:
+    _admin_sql(base_url, f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.fixture
 def catalog(catalog_url: str) -> Iterator[Catalog]:
     """An open catalog on SQLite and on PostgreSQL (the test runs once with each)."""
-    from nsml_hpc.catalog.engine import open_catalog
+    from nsml_hpc.catalog.schema import open_catalog
 
     opened = open_catalog(catalog_url)
     yield opened

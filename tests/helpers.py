@@ -8,11 +8,11 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from nsml_hpc.actions import sync_now
 from nsml_hpc.catalog.models import SessionRecord
 from nsml_hpc.catalog.sessions import get_session
-from nsml_hpc.spec import Resources, SessionSpec
-from nsml_hpc.submit import Submitted, prepare, submit
+from nsml_hpc.job.spec import Resources, SessionSpec
+from nsml_hpc.sessions.actions import sync_now
+from nsml_hpc.submit.create import Submitted, prepare, submit
 from nsml_hpc.workspace import Workspace
 
 

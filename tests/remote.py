@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from nsml_hpc.cluster_profile import ClusterProfile, ProfileDefaults
-from nsml_hpc.cluster_store import add_profile
+from nsml_hpc.config.cluster_profiles import ClusterProfile, ProfileDefaults
+from nsml_hpc.config.clusters_file import add_profile
 
 SSH_DIR = Path("/var/lib/nsml-sandbox/ssh")
 HOST = "127.0.0.1"

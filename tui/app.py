@@ -1,7 +1,7 @@
 """The nsml-hpc TUI: the app, its background sync, and the screens' shared handles.
 
 The app owns one :class:`~nsml_hpc.workspace.Workspace` (catalog + backends) and runs the
-sync in ONE background worker: :func:`nsml_hpc.actions.sync_now` every
+sync in ONE background worker: :func:`nsml_hpc.sessions.actions.sync_now` every
 ``sync_interval_seconds``, doubling the wait while nothing changes (up to a minute), and
 always through the catalog's shared poll floor, so ten open TUIs ask Slurm no more often
 than one. Screens never block: every catalog, Slurm or file call runs in a worker.
@@ -23,12 +23,12 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.worker import Worker, get_current_worker
 
-from nsml_hpc.actions import sync_now
 from nsml_hpc.catalog.models import ClusterPoll
 from nsml_hpc.catalog.polls import poll_status
+from nsml_hpc.clusters.health import Backoff, unreachable_clusters
 from nsml_hpc.errors import NsmlError
-from nsml_hpc.health import Backoff, unreachable_clusters
-from nsml_hpc.sync import SyncReport
+from nsml_hpc.sessions.actions import sync_now
+from nsml_hpc.sync.run import SyncReport
 from nsml_hpc.workspace import Workspace
 
 from .state import SyncStatus

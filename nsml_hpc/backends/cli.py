@@ -6,13 +6,13 @@ node and, with another runner and file access, a remote one (:mod:`nsml_hpc.back
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Sequence
 
 from nsml_hpc.backends.base import ClusterProbe, CommandResult, CommandRunner
 from nsml_hpc.backends.files import LocalFiles, RunFiles
 from nsml_hpc.backends.runner import LocalRunner
-from nsml_hpc.cluster_profile import LOCAL
+from nsml_hpc.config.cluster_profiles import LOCAL
+from nsml_hpc.config.identity import current_user
 from nsml_hpc.errors import BackendError, SubmitRefused
 from nsml_hpc.slurm.arrays import parse_max_array_size
 from nsml_hpc.slurm.demand import Demand, demand_command, parse_demand
@@ -79,7 +79,7 @@ class CliBackend:
 
     @property
     def user(self) -> str:
-        return getpass.getuser()
+        return current_user()
 
     def _run(self, argv: list[str], timeout: float) -> CommandResult:
         result = self.runner.run(argv, timeout=timeout)

@@ -5,12 +5,13 @@ same Protocol over SFTP (:mod:`nsml_hpc.backends.sftp_files`) or the system ``ss
 (:mod:`nsml_hpc.backends.openssh_files`), so submit, sync, snapshots and the CLI never care
 where a run directory is. Paths are POSIX path strings on the cluster.
 
-Reading: ``size``/``sizes``, ``read_new_lines``, ``read_from``, ``read_many`` (metrics and
-events, batched per cluster), ``stat``, ``list_dir``, ``read_bytes`` (snapshot folders and
-manifests). Writing: ``make_dirs``, ``write_bytes`` (atomic), ``write_files`` and
-``upload_tree`` (run directories built under a temporary name). Changing: ``rename`` (never
-replaces) and ``remove_tree`` (refuses links and anything not directly in ``inside``).
-Copying: ``copy_out`` (``model pull``).
+Reading: ``size``/``sizes``, ``read_from``, ``read_many`` (metrics and events, batched per
+cluster; sync keeps the complete lines), ``stat``, ``list_dir``, ``read_bytes`` (snapshot
+folders and manifests). Writing: ``make_dirs``, ``write_bytes`` (atomic), ``write_files`` and
+``upload_tree`` (run directories built under a temporary name); ``batch()`` lets many writes
+reach the disk with one flush at its end (a sweep's thousand run directories). Changing:
+``rename`` (never replaces) and ``remove_tree`` (refuses links and anything not directly in
+``inside``). Copying: ``copy_out`` (``model pull``).
 
 Errors: a path that cannot be written raises :class:`~nsml_hpc.errors.BackendError` naming
 the cluster, the path and the cause; a lost connection raises
@@ -24,12 +25,13 @@ import posixpath
 import shutil
 import stat
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from nsml_hpc.backends.upload import (
+from nsml_hpc.code.upload import (
     LocalFile,
     Progress,
     Seed,
@@ -38,7 +40,6 @@ from nsml_hpc.backends.upload import (
     manifest_after,
 )
 from nsml_hpc.errors import BackendError
-from nsml_hpc.scrape import MAX_READ_BYTES, read_new_lines
 
 
 @dataclass(frozen=True)
@@ -77,13 +78,6 @@ class RunFiles(Protocol):
         """:meth:`size` of many files at once (one round trip where the transport allows)."""
         ...
 
-    def read_new_lines(
-        self, path: str, offset: int, limit: int = MAX_READ_BYTES
-    ) -> tuple[bytes, int]:
-        """Complete lines after ``offset`` (see :func:`nsml_hpc.scrape.read_new_lines`),
-        reading only the bytes after ``offset``."""
-        ...
-
     def read_from(self, path: str, offset: int, limit: int) -> bytes:
         """Up to ``limit`` bytes after ``offset``; empty if the file does not exist."""
         ...
@@ -117,7 +111,13 @@ class RunFiles(Protocol):
     def write_files(self, root: str, files: Mapping[str, bytes]) -> None:
         """Write new files (relative paths) under folder ``root``, making folders as needed,
         in as few round trips as the transport allows: for a run directory that is still
-        being built under its temporary name (one by one they are not atomic)."""
+        being built under its temporary name (one by one they are not atomic). They are on
+        the disk when the call returns, or when the enclosing :meth:`batch` ends."""
+        ...
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Writes inside reach the disk together when the block ends (one flush instead of one
+        per file); each write is complete and in place as soon as its call returns."""
         ...
 
     def rename(self, source: str, target: str) -> None:
@@ -146,7 +146,7 @@ class RunFiles(Protocol):
         """Make folder ``dest`` hold exactly ``files`` (read under local ``root``).
 
         With a ``seed`` the previous snapshot is copied first and only what differs is sent
-        (see :mod:`nsml_hpc.backends.upload`). ``progress(sent, total)`` follows the bytes.
+        (see :mod:`nsml_hpc.code.upload`). ``progress(sent, total)`` follows the bytes.
         """
         ...
 
@@ -157,11 +157,60 @@ def _umask() -> int:
     return current
 
 
+def _flush_file_system(path: str) -> None:
+    """Put everything written on the file system of ``path`` on the disk: ``syncfs(2)``, one
+    call however many files (falls back to ``sync()`` where libc has no syncfs)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        if _syncfs is None or _syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    try:
+        import ctypes
+
+        function: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    return function
+
+
+_syncfs = _load_syncfs()
+
+
 class LocalFiles:
     """Run directories on a file system this process sees (the login node's)."""
 
     def __init__(self, cluster: str = "local") -> None:
         self.cluster = cluster
+        self._batch_depth = 0
+        self._to_flush: dict[int, str] = {}  # st_dev -> a folder on that file system
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        self._batch_depth += 1
+        try:
+            yield
+        finally:
+            self._batch_depth -= 1
+            if self._batch_depth == 0:
+                pending, self._to_flush = self._to_flush, {}
+                for folder in pending.values():
+                    _flush_file_system(folder)
+
+    def _written(self, folder: str) -> None:
+        """Flush now, or at the end of the batch (once per file system)."""
+        if self._batch_depth == 0:
+            _flush_file_system(folder)
+            return
+        with suppress(OSError):
+            self._to_flush.setdefault(os.stat(folder).st_dev, folder)  # noqa: PTH116
 
     def _fail(self, action: str, path: str, exc: OSError) -> BackendError:
         return BackendError(
@@ -182,11 +231,6 @@ class LocalFiles:
 
     def sizes(self, paths: Sequence[str]) -> dict[str, int | None]:
         return {path: self.size(path) for path in paths}
-
-    def read_new_lines(
-        self, path: str, offset: int, limit: int = MAX_READ_BYTES
-    ) -> tuple[bytes, int]:
-        return read_new_lines(Path(path), offset, limit)
 
     def read_from(self, path: str, offset: int, limit: int) -> bytes:
         try:
@@ -246,8 +290,11 @@ class LocalFiles:
             with os.fdopen(handle, "wb") as out:
                 out.write(data)
                 out.flush()
-                os.fsync(out.fileno())
+                if self._batch_depth == 0:
+                    os.fsync(out.fileno())
             Path(temp).replace(target)
+            if self._batch_depth:
+                self._written(str(target.parent))
         except BaseException as exc:
             Path(temp).unlink(missing_ok=True)
             if isinstance(exc, OSError):
@@ -255,10 +302,24 @@ class LocalFiles:
             raise
 
     def write_files(self, root: str, files: Mapping[str, bytes]) -> None:
-        for relative, data in files.items():
-            target = os.path.join(root, relative)  # noqa: PTH118 - string paths throughout
-            self.make_dirs(os.path.dirname(target))  # noqa: PTH120
-            self.write_bytes(target, data)
+        """Plain writes (the folder is renamed into place as a whole once complete), then one
+        flush of the file system, or one at the end of the batch: never one per file."""
+        made: set[str] = set()
+        mode = 0o666 & ~_umask()
+        target = root
+        try:
+            for relative, data in files.items():
+                target = os.path.join(root, relative)  # noqa: PTH118 - string paths throughout
+                folder = os.path.dirname(target)  # noqa: PTH120
+                if folder not in made:
+                    os.makedirs(folder, exist_ok=True)  # noqa: PTH103
+                    made.add(folder)
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+                with os.fdopen(fd, "wb") as out:
+                    out.write(data)
+        except OSError as exc:
+            raise self._fail("write", target, exc) from exc
+        self._written(root)
 
     def rename(self, source: str, target: str) -> None:
         if os.path.lexists(target):

@@ -17,12 +17,13 @@ import subprocess
 import tarfile
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from decimal import Decimal
 from pathlib import Path
 from typing import IO
 
 from nsml_hpc.backends.files import DirEntry, FileStat, removable
-from nsml_hpc.backends.openssh import OpenSsh, last_line
+from nsml_hpc.backends.openssh_client import OpenSsh, last_line
 from nsml_hpc.backends.remote_shell import (
     COPY_LISTED_FILES,
     REFUSED,
@@ -34,7 +35,7 @@ from nsml_hpc.backends.remote_shell import (
     sizes_command,
     split_read_many,
 )
-from nsml_hpc.backends.upload import (
+from nsml_hpc.code.upload import (
     LocalFile,
     Progress,
     RemoteFile,
@@ -45,7 +46,6 @@ from nsml_hpc.backends.upload import (
     seed_candidates,
 )
 from nsml_hpc.errors import BackendError, ConnectionFailed
-from nsml_hpc.scrape import MAX_READ_BYTES, complete_lines
 
 FILE_TIMEOUT = 120.0
 UPLOAD_TIMEOUT = 3600.0
@@ -123,11 +123,6 @@ class OpenSshFiles:
             raise self._fail("read", path, err)
         self.bytes_read += len(out)
         return out
-
-    def read_new_lines(
-        self, path: str, offset: int, limit: int = MAX_READ_BYTES
-    ) -> tuple[bytes, int]:
-        return complete_lines(self.read_from(path, offset, limit), offset)
 
     def read_many(self, requests: Sequence[tuple[str, int, int]]) -> list[bytes]:
         """ONE ssh call for all of them; if the answer does not line up (a file changed under
@@ -215,6 +210,10 @@ class OpenSshFiles:
         )
         if status != 0:
             raise self._fail("write files in", root, err)
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Nothing to gather: remote writes are not flushed one by one here."""
+        return nullcontext()
 
     def rename(self, source: str, target: str) -> None:
         script = 'if [ -e "$2" ]; then echo "already exists" >&2; exit 1; fi; mv -- "$1" "$2"'

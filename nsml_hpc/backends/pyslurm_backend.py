@@ -16,7 +16,6 @@ MaxArraySize.
 
 from __future__ import annotations
 
-import getpass
 import logging
 import os
 import socket
@@ -39,14 +38,16 @@ from nsml_hpc.backends.pyslurm_loader import (
 )
 from nsml_hpc.backends.pyslurm_records import display_id, job_ids, records_from_job, wanted_records
 from nsml_hpc.backends.pyslurm_submit import sbatch_environment, submit_fields
+from nsml_hpc.config.identity import current_user
 from nsml_hpc.errors import BackendError
 from nsml_hpc.slurm.demand import Demand
+from nsml_hpc.slurm.gres import gpu_count, gpu_types, gpus_in_gres, gres_text, parse_gres
 from nsml_hpc.slurm.placement import StartEstimate
 from nsml_hpc.slurm.records import JobRecord, clean_reason
-from nsml_hpc.slurm.sinfo import NodeGpus, gpus_in_gres, partition_summary
+from nsml_hpc.slurm.sinfo import NodeGpus, partition_summary
 from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState, session_state
 from nsml_hpc.slurm.timefmt import format_duration
-from nsml_hpc.slurm.user_queue import QueueJob, gpus_asked
+from nsml_hpc.slurm.user_queue import QueueJob
 
 __all__ = [
     "PyslurmBackend",
@@ -74,7 +75,7 @@ class PyslurmBackend:
 
     @property
     def user(self) -> str:
-        return getpass.getuser()
+        return current_user()
 
     def _call(self, action: str, call: Callable[[], T], *, submitting: bool = False) -> T:
         """One pyslurm call: serialized, libslurm's stderr caught, a failure as one line
@@ -142,8 +143,9 @@ class PyslurmBackend:
         default = {name for name, is_default in partitions if is_default}
         result: list[NodeGpus] = []
         for node in nodes:
-            gpus, types = gpus_in_gres(node.gres)
-            used, _ = gpus_in_gres(node.gres_used)
+            configured = parse_gres(node.gres)
+            gpus, types = gpu_count(configured) or 0, gpu_types(configured)
+            used = gpus_in_gres(node.gres_used)
             for partition in node.partitions:
                 result.append(
                     NodeGpus(
@@ -203,7 +205,7 @@ class PyslurmBackend:
             if str(job.state) != "PENDING":
                 continue
             count = len(job_ids(job))
-            gpus = gpus_asked(_gres_text(getattr(job, "gres_per_node", None)))
+            gpus = gpus_in_gres(gres_text(getattr(job, "gres_per_node", None)))
             nodes = int(getattr(job, "num_nodes", 1) or 1)
             for partition in str(getattr(job, "partition", "") or "").split(","):
                 if partition:
@@ -238,7 +240,7 @@ def _queue_job(job: Any) -> QueueJob:
         state=state,
         reason=reason,
         partition=str(getattr(job, "partition", "") or ""),
-        gpus=gpus_asked(_gres_text(getattr(job, "gres_per_node", None))),
+        gpus=gpus_in_gres(gres_text(getattr(job, "gres_per_node", None))),
         time_used=_duration(getattr(job, "run_time", None)),
         time_limit="UNLIMITED" if limit is None else _duration(_minutes(limit)),
         nodes=int(getattr(job, "num_nodes", 0) or 0),
@@ -259,13 +261,6 @@ def _submit_dir() -> str:
 
 def _time(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and value > 0 else None
-
-
-def _gres_text(gres: Any) -> str:
-    """pyslurm gives GRES as a dict (``{"gpu:a100": 4}``) or a string."""
-    if isinstance(gres, dict):
-        return ",".join(f"{key}:{value}" for key, value in gres.items())
-    return str(gres or "")
 
 
 def _minutes(value: Any) -> int | None:

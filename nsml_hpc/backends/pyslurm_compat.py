@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nsml_hpc.slurm.gres import gres_text
 from nsml_hpc.slurm.version import major_minor
 
 SIGNAL_APPLIED_SINCE = (24, 5)  # first pyslurm whose JobSubmitDescription applies ``signal``
@@ -84,20 +85,6 @@ def node_state(state: str, cpus_allocated: int, cpus_total: int) -> str:
     if text == "allocated" and 0 < cpus_allocated < cpus_total:
         return "mixed"
     return text
-
-
-def gres_text(gres: Any) -> str:
-    """pyslurm gives GRES as a dict (``{"gpu:a100": 4}``, or with ``IDX`` a dict with a
-    ``count``), a list of strings (old API) or a string; sinfo's comma-separated text."""
-    if isinstance(gres, dict):
-        items = []
-        for key, value in gres.items():
-            count = value.get("count") if isinstance(value, dict) else value
-            items.append(f"{key}:{count}")
-        return ",".join(items)
-    if isinstance(gres, list | tuple):
-        return ",".join(str(item) for item in gres)
-    return str(gres or "")
 
 
 def _int(value: Any) -> int:

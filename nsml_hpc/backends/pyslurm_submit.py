@@ -3,7 +3,7 @@
 pyslurm's own ``load_sbatch_options()`` cannot be used: in 22.5 and 25.11 alike it maps
 ``--partition`` to a ``partition`` attribute that does not exist (``AttributeError``), passes
 ``--time=5`` on as the string "5" (``TypeError: an integer is required``) and splits values at
-``=`` and ``#``. nsml-hpc renders a closed set of directives (``nsml_hpc.render``), always as
+``=`` and ``#``. nsml-hpc renders a closed set of directives (``nsml_hpc.submit.render``), always as
 ``--key=value`` or ``--flag``; each has its field here, and any other directive is refused in
 one line rather than dropped: a job must not run without something its script asked for.
 """

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from nsml_hpc.backends.base import PassphrasePrompt, SlurmBackend
 from nsml_hpc.backends.cli import CliBackend
-from nsml_hpc.cluster_profile import ClusterProfile
+from nsml_hpc.config.cluster_profiles import ClusterProfile
 from nsml_hpc.errors import ConfigError, ConnectionFailed
 
 Factory = Callable[[ClusterProfile, PassphrasePrompt | None], SlurmBackend]

@@ -5,7 +5,7 @@ Metric files are read from the stored offset only (``seek`` + ``read`` of the ne
 place. A code upload goes into the run directory while that directory still has its temporary
 name, so a connection that drops mid-upload leaves nothing that looks like a complete snapshot;
 files already on the cluster from the previous snapshot are kept (see
-:mod:`nsml_hpc.backends.upload`).
+:mod:`nsml_hpc.code.upload`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import posixpath
 import secrets
 import stat
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import paramiko
@@ -32,7 +33,7 @@ from nsml_hpc.backends.remote_shell import (
     split_read_many,
 )
 from nsml_hpc.backends.ssh_connect import SshConnection
-from nsml_hpc.backends.upload import (
+from nsml_hpc.code.upload import (
     LocalFile,
     Progress,
     RemoteFile,
@@ -43,7 +44,6 @@ from nsml_hpc.backends.upload import (
     seed_candidates,
 )
 from nsml_hpc.errors import BackendError
-from nsml_hpc.scrape import MAX_READ_BYTES, complete_lines
 
 CHUNK = 256 * 1024
 PREFETCH_FROM = 1024 * 1024  # reads larger than this are pipelined
@@ -124,11 +124,6 @@ class SftpFiles:
             raise self.connection.failure("read", path, exc) from exc
         self.bytes_read += len(data)
         return bytes(data)
-
-    def read_new_lines(
-        self, path: str, offset: int, limit: int = MAX_READ_BYTES
-    ) -> tuple[bytes, int]:
-        return complete_lines(self.read_from(path, offset, limit), offset)
 
     def read_many(self, requests: Sequence[tuple[str, int, int]]) -> list[bytes]:
         """One command over the connection (``tail`` from each offset: only new bytes are
@@ -231,6 +226,10 @@ class SftpFiles:
                     out.write(data)
         except SFTP_ERRORS as exc:
             raise self.connection.failure("write", target, exc) from exc
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Nothing to gather: remote writes are not flushed one by one here."""
+        return nullcontext()
 
     def rename(self, source: str, target: str) -> None:
         if self.exists(target):

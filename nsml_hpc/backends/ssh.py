@@ -19,7 +19,7 @@ from nsml_hpc.backends.remote_shell import remote_command
 from nsml_hpc.backends.sftp_files import SftpFiles
 from nsml_hpc.backends.ssh_connect import SshConnection
 from nsml_hpc.backends.ssh_target import resolve_target
-from nsml_hpc.cluster_profile import ClusterProfile
+from nsml_hpc.config.cluster_profiles import ClusterProfile
 
 
 class ParamikoRunner:

@@ -8,15 +8,15 @@ all this module does; nothing connects.
 
 from __future__ import annotations
 
-import getpass
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import paramiko
 
-from nsml_hpc import locations
-from nsml_hpc.cluster_profile import ClusterProfile, JumpHop, parse_jump_hosts
+from nsml_hpc.config import locations
+from nsml_hpc.config.cluster_profiles import ClusterProfile, JumpHop, parse_jump_hosts
+from nsml_hpc.config.identity import current_user
 from nsml_hpc.errors import ConfigError
 
 DEFAULT_PORT = 22
@@ -171,7 +171,7 @@ def resolve_target(
     if not profile.host:
         raise ConfigError(f"cluster {profile.name!r} has no host")
     config = config if config is not None else load_ssh_config()
-    local_user = local_user or getpass.getuser()
+    local_user = local_user or current_user()
     endpoint, config_jump = _endpoint(
         config,
         profile.host,

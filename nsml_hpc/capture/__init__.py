@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from nsml_hpc.capture.csvlog import CsvCursor, read_csv_points
 from nsml_hpc.capture.discover import CapturedFile, discover
-from nsml_hpc.capture.tfevents import TensorBoardUnavailable, read_event_points
+from nsml_hpc.capture.tfevents import read_event_points
 
 __all__ = [
     "CapturedFile",
     "CsvCursor",
-    "TensorBoardUnavailable",
     "discover",
     "read_csv_points",
     "read_event_points",

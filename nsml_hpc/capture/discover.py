@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from nsml_hpc.backends.files import LocalFiles, RunFiles
+from nsml_hpc.job.layout import CODE_DIR, SNAPSHOTS_DIR
 
 Kind = Literal["tensorboard", "csv"]
 MAX_DEPTH = 6
 MAX_FILES = 200
 MAX_DIRS = 200
-SKIPPED_DIRS = frozenset({".git", "__pycache__", ".venv", "venv", "node_modules", "snapshots"})
+SKIPPED_DIRS = frozenset({".git", "__pycache__", ".venv", "venv", "node_modules", SNAPSHOTS_DIR})
 CSV_NAMES = frozenset({"metrics.csv", "training.log", "history.csv", "log.csv"})
 
 
@@ -24,7 +25,9 @@ class CapturedFile:
     kind: Kind
 
 
-def discover(run_dir: str, root: str = "code", files: RunFiles | None = None) -> list[CapturedFile]:
+def discover(
+    run_dir: str, root: str = CODE_DIR, files: RunFiles | None = None
+) -> list[CapturedFile]:
     """Event files and CSV logs under ``run_dir/root`` (bounded depth, folder and file count),
     listed through ``files`` (this machine's file system by default; on a remote cluster one
     listing per folder, at most MAX_DIRS of them)."""

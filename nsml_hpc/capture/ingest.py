@@ -7,18 +7,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nsml_hpc.backends.files import RunFiles
-from nsml_hpc.capture.csvlog import CsvCursor, read_csv_points
+from nsml_hpc.capture.csvlog import CsvCursor, read_csv_stream
 from nsml_hpc.capture.discover import discover
-from nsml_hpc.capture.tfevents import TensorBoardUnavailable, read_event_points
+from nsml_hpc.capture.tfevents import read_event_points
 from nsml_hpc.catalog.engine import Catalog
-from nsml_hpc.catalog.metrics import CursorState, store_metric_batch, touch_cursor
-from nsml_hpc.scrape import MAX_READ_BYTES, MetricBatch
+from nsml_hpc.catalog.metrics import CursorState, store_metric_batch
+from nsml_hpc.errors import TensorBoardUnavailable
+from nsml_hpc.job.layout import CODE_DIR
+from nsml_hpc.runfiles.scrape import MAX_READ_BYTES, MetricBatch
 
 DISCOVERY_FILE = "<discover>"
 DISCOVERY_INTERVAL = 30.0
 END_RESOLUTION_SECONDS = 2.0
 CAPTURED_LINE = -1  # metric_point.line of every captured point
-CAPTURE_PREFIX = "code/"
+CAPTURE_PREFIX = f"{CODE_DIR}/"  # captured files live in the code folder (cursor keys)
+CSV_CHUNK_BYTES = 4 * 1024 * 1024  # a CSV log is read in pieces of this size: bounded memory
 
 
 @dataclass
@@ -26,6 +29,7 @@ class CaptureReport:
     points: int = 0
     malformed: int = 0
     warnings: list[str] = field(default_factory=list)
+    looked: bool = False  # discovery ran: the caller records it (one statement for all sessions)
 
 
 def _batch(
@@ -62,7 +66,9 @@ def scrape_captured(
     ended_at: float | None = None,
 ) -> CaptureReport:
     """Ingest the session's captured logs; look for new ones when the last look is older than
-    DISCOVERY_INTERVAL, or older than the session's end (one final look)."""
+    DISCOVERY_INTERVAL, or older than the session's end (one final look). A look is reported
+    in ``looked``: the caller records it with :func:`~nsml_hpc.catalog.metrics.touch_cursors`
+    for all sessions at once (a look that is not recorded is only made again)."""
     report = CaptureReport()
     known = set(known_files)
     last = discovered_at
@@ -75,7 +81,7 @@ def scrape_captured(
     )
     if due:
         known.update(found.relative for found in discover(run_dir, files=files))
-        touch_cursor(catalog, session_id, DISCOVERY_FILE, now)
+        report.looked = True
     for relative in sorted(known):
         cursor = cursors.get((session_id, relative), CursorState())
         path = f"{run_dir}/{relative}"
@@ -111,12 +117,12 @@ def _ingest_events(
     result = read_event_points(data, cursor.offset)
     batch = _batch(session_id, result.points)
     batch.lines = result.records
-    new_offset = result.new_offset
-    if result.corrupt:
-        report.warnings.append(f"{relative}: {result.corrupt}; the rest of the file is skipped")
-        batch.malformed = 1
-        new_offset = size
-    _store(catalog, session_id, relative, "tensorboard", batch, cursor, new_offset, now, report)
+    batch.malformed = result.malformed
+    for problem in result.problems:
+        report.warnings.append(f"{relative}: {problem}")
+    _store(
+        catalog, session_id, relative, "tensorboard", batch, cursor, result.new_offset, now, report
+    )
 
 
 def _ingest_csv(
@@ -130,8 +136,15 @@ def _ingest_csv(
     now: float,
     report: CaptureReport,
 ) -> None:
-    content = files.read_from(path, 0, min(size, MAX_READ_BYTES))
-    result = read_csv_points(content, CsvCursor(offset=cursor.offset, rows=cursor.lines))
+    chunks = (
+        files.read_from(path, start, min(CSV_CHUNK_BYTES, size - start))
+        for start in range(0, size, CSV_CHUNK_BYTES)
+    )
+    result = read_csv_stream(
+        chunks, CsvCursor(offset=cursor.offset, rows=cursor.lines), max_new_bytes=MAX_READ_BYTES
+    )
+    for problem in result.problems:
+        report.warnings.append(f"{relative}: {problem}")
     batch = _batch(session_id, result.points)
     batch.lines = result.cursor.rows - cursor.lines  # the cursor counts data rows taken
     batch.malformed = result.malformed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from nsml_hpc.catalog.engine import SCHEMA_VERSION, Catalog, open_catalog
+from nsml_hpc.catalog.engine import Catalog
+from nsml_hpc.catalog.schema import SCHEMA_VERSION, open_catalog
 
 __all__ = ["SCHEMA_VERSION", "Catalog", "open_catalog"]

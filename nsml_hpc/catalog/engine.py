@@ -1,9 +1,9 @@
-"""Open a catalog: the engine (SQLite with WAL and a busy timeout, or any SQLAlchemy URL),
-the tables, and the schema version that later releases migrate from."""
+"""The catalog handle: the engine (SQLite with WAL and a busy timeout, or any SQLAlchemy URL)
+and :class:`Catalog`, the unit of work every catalog module takes. Opening one (the tables,
+the schema version) is :mod:`nsml_hpc.catalog.schema`."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,12 +12,11 @@ from typing import Any
 from sqlalchemy import event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import Session, create_engine
 
 from nsml_hpc.catalog.models import CatalogMeta
 from nsml_hpc.errors import CatalogError
 
-SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
 
 
@@ -30,7 +29,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _make_engine(url: str) -> Engine:
+def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -76,44 +75,3 @@ class Catalog:
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-# Modules that define tables: imported before create_all so every table exists. A feature
-# with tables of its own adds its module here (new tables need no migration). A module may
-# define ``after_create(catalog)``, called on every open to fill its new tables from old data.
-MODEL_MODULES = (
-    "nsml_hpc.catalog.models",
-    "nsml_hpc.catalog.snapshot_models",
-    "nsml_hpc.catalog.summary_models",
-    "nsml_hpc.catalog.cluster_models",
-)
-
-
-def _ensure_schema(catalog: Catalog) -> None:
-    modules = [importlib.import_module(module) for module in MODEL_MODULES]
-    SQLModel.metadata.create_all(catalog.engine)
-    with catalog.session() as db:
-        row = db.exec(select(CatalogMeta).where(CatalogMeta.key == "schema_version")).first()
-        if row is None:
-            db.add(CatalogMeta(key="schema_version", value=str(SCHEMA_VERSION)))
-        elif int(row.value) > SCHEMA_VERSION:
-            raise CatalogError(
-                f"the catalog has schema version {row.value}, newer than this nsml-hpc "
-                f"understands ({SCHEMA_VERSION}); upgrade nsml-hpc"
-            )
-        # Older versions are migrated here, one step at a time, when there are any.
-    for module in modules:
-        after_create = getattr(module, "after_create", None)
-        if after_create is not None:
-            after_create(catalog)
-
-
-def open_catalog(url: str) -> Catalog:
-    """Open (and create, if new) the catalog at ``url``."""
-    catalog = Catalog(_make_engine(url))
-    try:
-        _ensure_schema(catalog)
-    except SQLAlchemyError as exc:
-        catalog.close()
-        raise CatalogError(f"cannot open catalog: {exc}") from exc
-    return catalog

@@ -9,9 +9,8 @@ from sqlmodel import col, select
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.metrics import CursorState, move_cursor
 from nsml_hpc.catalog.models import GpuUsage
-from nsml_hpc.idle import IdleState
-
-GPU_FILE = "gpu.jsonl"
+from nsml_hpc.job.layout import GPU_FILE
+from nsml_hpc.runfiles.idle import IdleState
 
 
 def gpu_states(catalog: Catalog, session_ids: Sequence[int]) -> dict[int, IdleState]:

@@ -1,10 +1,10 @@
 """Metric curves for plots, downsampled to a plot's width.
 
 A curve of up to ``RAW_LIMIT`` points is read whole and reduced in Python
-(:func:`nsml_hpc.downsample.minmax`). A longer one is drawn from its stored blocks (the min
-and max of every 512 lines, kept by ingestion): a million-point curve costs ~2,000 small rows,
-never a million Python objects. ``bucketed_series`` does the same reduction inside the
-database (one GROUP BY), for comparison in the benchmark.
+(:func:`nsml_hpc.catalog.downsample.minmax`). A longer one is drawn from its stored
+blocks (the min and max of every 512 lines, kept by ingestion): a million-point curve costs
+~2,000 small rows, never a million Python objects. ``bucketed_series`` does the same
+reduction inside the database (one GROUP BY), for comparison in the benchmark.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from nsml_hpc.catalog.downsample import finite_points, minmax
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import MetricPoint
 from nsml_hpc.catalog.summaries import blocks_of, summaries_of
-from nsml_hpc.downsample import finite_points, minmax
 
 RAW_LIMIT = 20_000
 

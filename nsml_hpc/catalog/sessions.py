@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -21,8 +21,8 @@ from nsml_hpc.catalog.models import (
     StateChange,
 )
 from nsml_hpc.errors import CatalogError, NotFoundError, SpecError
+from nsml_hpc.job.spec import SessionSpec
 from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState, is_live
-from nsml_hpc.spec import SessionSpec
 
 RESERVE_ATTEMPTS = 50
 
@@ -83,6 +83,105 @@ def reserve_session(
                 continue
             return record
     raise CatalogError(f"could not reserve a session number in project {spec.project!r}")
+
+
+def reserve_sessions(
+    catalog: Catalog,
+    *,
+    specs: Sequence[SessionSpec],
+    user: str,
+    run_dir_for: Callable[[int], str],
+    is_free: Callable[[int], bool],
+    now: float,
+) -> list[SessionRecord]:
+    """:func:`reserve_session` for many specs of ONE project in one transaction (a sweep):
+    consecutive free numbers, all rows or none."""
+    if not specs:
+        return []
+    project = specs[0].project
+    if any(spec.project != project for spec in specs):
+        raise SpecError("sessions reserved together must share one project")
+    for _ in range(RESERVE_ATTEMPTS):
+        with Session(catalog.engine, expire_on_commit=False) as db:
+            highest = db.exec(
+                select(func.max(SessionRecord.number)).where(SessionRecord.project == project)
+            ).one()
+            number = highest or 0
+            records: list[SessionRecord] = []
+            for spec in specs:
+                number += 1
+                while not is_free(number):
+                    number += 1
+                records.append(
+                    SessionRecord(
+                        name=session_name(project, number),
+                        project=project,
+                        number=number,
+                        user=user,
+                        cluster=spec.cluster,
+                        state=SessionState.PREPARING,
+                        run_dir=run_dir_for(number),
+                        spec_json=json.dumps(spec.to_dict(), sort_keys=True),
+                        hyperparameters_json=json.dumps(spec.hyperparameters, sort_keys=True),
+                        memo=spec.memo,
+                        gpus=spec.resources.gpus,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            db.add_all(records)
+            try:
+                db.commit()
+            except IntegrityError:
+                db.rollback()
+                continue
+            return records
+    raise CatalogError(f"could not reserve {len(specs)} session numbers in project {project!r}")
+
+
+def mark_all_submitted(
+    catalog: Catalog, job_ids: dict[int, str], *, cluster: str, now: float
+) -> None:
+    """:func:`mark_submitted` for many sessions in one transaction and three statements."""
+    if not job_ids:
+        return
+    with catalog.session() as db:
+        found = db.exec(
+            select(col(SessionRecord.id)).where(col(SessionRecord.id).in_(list(job_ids)))
+        ).all()
+        missing = set(job_ids) - set(found)
+        if missing:
+            raise NotFoundError(f"session ids {sorted(missing)} vanished while submitting")
+        db.execute(
+            update(SessionRecord)
+            .where(col(SessionRecord.id).in_(list(job_ids)))
+            .values(state=SessionState.SUBMITTED, submitted_at=now, updated_at=now)
+        )
+        db.execute(
+            insert(JobRecordRow),
+            [
+                {
+                    "session_id": session_id,
+                    "cluster": cluster,
+                    "job_id": job_id,
+                    "state": SessionState.SUBMITTED,
+                    "submitted_at": now,
+                }
+                for session_id, job_id in job_ids.items()
+            ],
+        )
+        db.execute(
+            insert(StateChange),
+            [
+                {
+                    "session_id": session_id,
+                    "at": now,
+                    "state": SessionState.SUBMITTED,
+                    "job_id": job_id,
+                }
+                for session_id, job_id in job_ids.items()
+            ],
+        )
 
 
 def mark_submitted(

@@ -6,6 +6,9 @@ the points (so they can never disagree with them):
   "best" without aggregating millions of points; ``compare`` reads best values in one query.
 * ``metric_block``: the same per block of 512 lines of ``metrics.jsonl``. A plot of a curve
   with a million points reads ~2,000 blocks (each its min and max) instead of the points.
+
+Kept by :mod:`nsml_hpc.catalog.summaries`; filled once for older catalogs when one is opened
+(:mod:`nsml_hpc.catalog.schema`).
 """
 
 from __future__ import annotations
@@ -42,13 +45,4 @@ class MetricBlock(SQLModel, table=True):
     max_step: int | None = None
 
 
-def after_create(catalog: object) -> None:
-    """Fill the table once for points ingested before it existed (see catalog.summaries)."""
-    from nsml_hpc.catalog.engine import Catalog
-    from nsml_hpc.catalog.summaries import backfill_summaries
-
-    assert isinstance(catalog, Catalog)
-    backfill_summaries(catalog)
-
-
-__all__ = ["MetricBlock", "MetricSummary", "after_create"]
+__all__ = ["MetricBlock", "MetricSummary"]

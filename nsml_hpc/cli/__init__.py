@@ -4,8 +4,9 @@ library functions, and prints; errors become one line on stderr and a non-zero e
 Commands live in one module per feature, each with a ``register(commands)`` function listed
 in ``COMMAND_MODULES``.
 
-Exit codes: 0 ok, 1 other error, 2 bad input, 3 not found, 4 Slurm/backend, 5 config/catalog,
-130 interrupted. ``submit --follow`` exits with the job's own exit code.
+Exit codes: each error's, from the table beside the error tree (:data:`nsml_hpc.errors.EXIT_CODES`:
+1 other, 2 bad input, 3 not found, 4 Slurm/backend, 5 config/catalog); 130 interrupted.
+``submit --follow`` exits with the job's own exit code.
 """
 
 from __future__ import annotations
@@ -23,14 +24,7 @@ from nsml_hpc.cli import (
     tui_command,
 )
 from nsml_hpc.cli.common import Commands, Parser
-from nsml_hpc.errors import (
-    BackendError,
-    CatalogError,
-    ConfigError,
-    NotFoundError,
-    NsmlError,
-    SpecError,
-)
+from nsml_hpc.errors import NsmlError, exit_code
 
 COMMAND_MODULES = [
     session_commands,
@@ -39,15 +33,6 @@ COMMAND_MODULES = [
     experiment_commands,
     edit_commands,
     tui_command,
-]
-
-EXIT_CODES: list[tuple[type[NsmlError], int]] = [
-    (SpecError, 2),
-    (NotFoundError, 3),
-    (BackendError, 4),
-    (ConfigError, 5),
-    (CatalogError, 5),
-    (NsmlError, 1),
 ]
 
 
@@ -60,20 +45,13 @@ def build_parser() -> Parser:
     return parser
 
 
-def exit_code_for(error: NsmlError) -> int:
-    for kind, code in EXIT_CODES:
-        if isinstance(error, kind):
-            return code
-    return 1
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args))
     except NsmlError as error:
         print(f"nsml-hpc: error: {error}", file=sys.stderr)
-        return exit_code_for(error)
+        return exit_code(error)
     except KeyboardInterrupt:
         print("nsml-hpc: interrupted", file=sys.stderr)
         return 130

@@ -56,8 +56,8 @@ def cmd_cluster_add(args: argparse.Namespace) -> int:
     (nsml-hpc cluster trust hpc) and check it (nsml-hpc cluster test hpc).
     """
     from nsml_hpc.backends.registry import backend_choice
-    from nsml_hpc.cluster_profile import profile_from_dict
-    from nsml_hpc.cluster_store import add_profile
+    from nsml_hpc.config.cluster_profiles import profile_from_dict
+    from nsml_hpc.config.clusters_file import add_profile
 
     profile = profile_from_dict(args.name, _profile_data(args))
     choice = backend_choice(profile)  # refuses a pyslurm that cannot drive this Slurm
@@ -74,7 +74,7 @@ def cmd_cluster_add(args: argparse.Namespace) -> int:
 
 
 def _profile_rows() -> tuple[list[dict[str, Any]], str]:
-    from nsml_hpc.settings import load_settings
+    from nsml_hpc.config.settings import load_settings
 
     settings = load_settings()
     rows = []
@@ -126,7 +126,7 @@ def cmd_cluster_rm(args: argparse.Namespace) -> int:
     import time
 
     from nsml_hpc.catalog.sessions import live_sessions
-    from nsml_hpc.cluster_store import remove_profile
+    from nsml_hpc.config.clusters_file import remove_profile
 
     with open_workspace() as workspace:
         live = [
@@ -209,7 +209,7 @@ def render_report(report: Any) -> str:
 def cmd_cluster_test(args: argparse.Namespace) -> int:
     """Check a cluster: connectivity, Slurm version, whether sacct answers, GPUs per partition
     (one sinfo call), the run root and the job interpreter. Exits 4 if anything fails."""
-    from nsml_hpc.cluster_check import check_cluster
+    from nsml_hpc.clusters.check import check_cluster
 
     with open_workspace() as workspace:
         report = check_cluster(workspace, args.name)
@@ -233,8 +233,8 @@ def _confirm_on_terminal(check: Any) -> bool:
 def cmd_cluster_trust(args: argparse.Namespace) -> int:
     """Show the host key fingerprint of each server on the way to the cluster and add new
     ones to known_hosts once confirmed (--yes: without asking). A CHANGED key is refused."""
-    from nsml_hpc.hostkeys import HostKeyCheck, trust_cluster
-    from nsml_hpc.settings import load_settings
+    from nsml_hpc.clusters.hostkeys import HostKeyCheck, trust_cluster
+    from nsml_hpc.config.settings import load_settings
 
     profile = load_settings().profile(args.name)
 

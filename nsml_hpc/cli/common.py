@@ -11,18 +11,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from nsml_hpc.errors import SpecError
-from nsml_hpc.spec import EnvStep, Resources, SessionSpec, parse_count, validate_memory
+from nsml_hpc.errors import SpecError, UsageError
+from nsml_hpc.job.spec import EnvStep, Resources, SessionSpec, parse_count, validate_memory
 
 if TYPE_CHECKING:
     from nsml_hpc.backends.base import SlurmBackend
     from nsml_hpc.workspace import Workspace
 
 Command = Callable[[argparse.Namespace], int]
-
-
-class UsageError(SpecError):
-    """The command line itself is wrong (unknown flag, missing argument)."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -124,8 +120,8 @@ def preemption_given(args: argparse.Namespace) -> dict[str, Any]:
 
 def script_spec(args: argparse.Namespace, default_cluster: str) -> tuple[SessionSpec, Path]:
     """The spec a `submit` or `sweep` command line describes, and the code folder to snapshot."""
-    from nsml_hpc.spec import Preemption
-    from nsml_hpc.submit import code_root_for
+    from nsml_hpc.job.spec import Preemption
+    from nsml_hpc.submit.create import code_root_for
 
     script = Path(args.script)
     if not script.is_file():
@@ -238,7 +234,7 @@ def add_cluster_flag(parser: argparse.ArgumentParser, help_text: str) -> None:
 
 def sync_quietly(workspace: Workspace, clusters: list[str] | None = None) -> None:
     """Sync before showing something; problems become warnings, cached data is still shown."""
-    from nsml_hpc.actions import sync_now
+    from nsml_hpc.sessions.actions import sync_now
 
     report = sync_now(workspace, clusters)
     for cluster, error in report.errors.items():
@@ -256,7 +252,7 @@ def about_cluster(cluster: str, error: str) -> str:
 
 def place_if_auto(spec: SessionSpec, backend: SlurmBackend) -> SessionSpec:
     """Resolve ``--partition auto`` (one sinfo + one sbatch --test-only per partition)."""
-    from nsml_hpc.placement import AUTO, place
+    from nsml_hpc.submit.placement import AUTO, place
 
     if spec.resources.partition != AUTO:
         return spec

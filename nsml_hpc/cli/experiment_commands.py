@@ -24,9 +24,9 @@ from nsml_hpc.cli.common import (
     sync_quietly,
 )
 from nsml_hpc.errors import SpecError
-from nsml_hpc.spec import parse_count
-from nsml_hpc.sweep import expand, parse_grid, parse_range
-from nsml_hpc.sweep_submit import Progress
+from nsml_hpc.job.spec import parse_count
+from nsml_hpc.sweeps.grid import expand, parse_grid, parse_range
+from nsml_hpc.sweeps.submit import Progress
 
 
 @contextmanager
@@ -55,8 +55,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     Script arguments shared by every configuration go after `--`:
       nsml-hpc sweep train.py --grid lr=0.1,0.01 --grid bs=32,64 --max-parallel 2 -- --epochs 5
     """
-    from nsml_hpc.submit import prepare
-    from nsml_hpc.sweep_submit import submit_sweep
+    from nsml_hpc.submit.create import prepare
+    from nsml_hpc.sweeps.submit import submit_sweep
 
     # Options may also follow the script (as the usage reads); the script's own shared
     # arguments come after `--`.
@@ -129,32 +129,34 @@ def _print_frame(frame: Any, fmt: str) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Compare sessions: hyperparameters that differ, state, runtime, and for each metric its
     last value, best value and the step of the best."""
-    from nsml_hpc.experiments import comparison_frame, sessions_of
+    from nsml_hpc.experiments.views import comparison_frame, sessions_of
 
     with open_workspace() as workspace:
         if not args.no_sync:
             sync_quietly(workspace)
         names = sessions_of(workspace.catalog, args.sessions, args.project)
-        frame = comparison_frame(workspace.catalog, names, args.metric)
+        directions = workspace.settings.metric_directions
+        frame = comparison_frame(workspace.catalog, names, args.metric, directions)
     _print_frame(frame, args.format)
     return 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Rank a project's sessions by the best value of one metric."""
-    from nsml_hpc.experiments import leaderboard
+    from nsml_hpc.experiments.views import leaderboard, ranking_goal
     from nsml_hpc.formatting import format_number, table
-    from nsml_hpc.keymetric import metric_goal
+    from nsml_hpc.job.direction import Goal
 
-    goal = "max" if args.max else "min" if args.min else metric_goal(args.metric)
+    flag: Goal | None = "max" if args.max else "min" if args.min else None
     with open_workspace() as workspace:
+        metric, goal = ranking_goal(args.metric, flag, workspace.settings.metric_directions)
         if not args.no_sync:
             sync_quietly(workspace)
-        standings = leaderboard(workspace.catalog, args.project, args.metric, goal, args.top)
+        standings = leaderboard(workspace.catalog, args.project, metric, goal, args.top)
     if args.format == "json":
         print(json.dumps([asdict(s) for s in standings], indent=2))
         return 0
-    print(f"{args.project}: {args.metric} ({'higher' if goal == 'max' else 'lower'} is better)")
+    print(f"{args.project}: {metric} ({'higher' if goal == 'max' else 'lower'} is better)")
     rows = [
         [
             str(s.rank),
@@ -175,7 +177,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     """Plot a metric of one or more sessions in the terminal (or into a PNG file)."""
     import shutil
 
-    from nsml_hpc.experiments import curves
+    from nsml_hpc.experiments.views import curves
 
     width = args.width or shutil.get_terminal_size((100, 30)).columns
     smoothing = parse_count("--smooth", args.smooth, minimum=1) or 1
@@ -277,7 +279,7 @@ def cmd_gpus(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     """Show how two sessions differ: spec, hyperparameters, and their code (unified diff)."""
-    from nsml_hpc.session_diff import diff_sessions
+    from nsml_hpc.sessions.diff import diff_sessions
 
     with open_workspace() as workspace:
         result = diff_sessions(workspace.catalog, args.left, args.right, code=not args.no_code)
@@ -349,7 +351,9 @@ def register(commands: Commands) -> None:
 
     board = commands.add("leaderboard", cmd_leaderboard)
     board.add_argument("--project", required=True)
-    board.add_argument("--metric", required=True)
+    board.add_argument(
+        "--metric", required=True, help="NAME or NAME:min|max (default: by its name, [metrics])"
+    )
     direction = board.add_mutually_exclusive_group()
     direction.add_argument("--max", action="store_true", help="higher is better")
     direction.add_argument("--min", action="store_true", help="lower is better")

@@ -24,7 +24,7 @@ from nsml_hpc.cli.common import (
 def cmd_submit(args: argparse.Namespace) -> int:
     """Submit SCRIPT [ARGS...] as a new session (on --cluster NAME, default: local)."""
     from nsml_hpc.cli.progress import UploadBar
-    from nsml_hpc.submit import dry_run, prepare, submit
+    from nsml_hpc.submit.create import dry_run, prepare, submit
 
     with open_workspace() as workspace:
         spec, code_root = script_spec(args, workspace.settings.default_cluster)
@@ -46,8 +46,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def follow_to_the_end(workspace: Any, name: str) -> int:
     """Stream the session's output until it ends; the exit code says how it ended."""
-    from nsml_hpc.actions import follow_logs
     from nsml_hpc.catalog.sessions import get_session
+    from nsml_hpc.sessions.actions import follow_logs
 
     out = sys.stdout.buffer
     for chunk in follow_logs(workspace, name):
@@ -61,7 +61,7 @@ def follow_to_the_end(workspace: Any, name: str) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Ask Slurm about live sessions (one sacct per cluster) and ingest new metrics."""
-    from nsml_hpc.actions import sync_now
+    from nsml_hpc.sessions.actions import sync_now
 
     with open_workspace() as workspace:
         clusters = [workspace.settings.profile(args.cluster).name] if args.cluster else None
@@ -88,8 +88,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
     """List sessions of every cluster (or --cluster NAME): name, state (with pending reason),
     GPUs, elapsed, last metrics. Syncs first: one sacct call per cluster."""
     from nsml_hpc.formatting import format_metrics, table
+    from nsml_hpc.sessions.views import session_rows
     from nsml_hpc.slurm.timefmt import format_duration
-    from nsml_hpc.views import session_rows
 
     with open_workspace() as workspace:
         cluster = workspace.settings.profile(args.cluster).name if args.cluster else None
@@ -139,9 +139,9 @@ def _gpu_cell(row: Any, idle_after: float) -> str:
 
 
 def _stop_idle(workspace: Any, text: str) -> None:
-    from nsml_hpc.actions import stop_idle_sessions
+    from nsml_hpc.job.spec import time_limit_minutes
+    from nsml_hpc.sessions.actions import stop_idle_sessions
     from nsml_hpc.slurm.timefmt import format_duration
-    from nsml_hpc.spec import time_limit_minutes
 
     for name, idle_s in stop_idle_sessions(workspace, time_limit_minutes(text) * 60):
         print(f"cancel requested for {name}: its GPUs sat idle for {format_duration(idle_s)}")
@@ -149,7 +149,7 @@ def _stop_idle(workspace: Any, text: str) -> None:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Show one session: spec, job ids, state history, events, latest metrics."""
-    from nsml_hpc.views import session_detail
+    from nsml_hpc.sessions.views import session_detail
 
     with open_workspace() as workspace:
         check_session_cluster(workspace, args.session, args.cluster)
@@ -270,7 +270,7 @@ def render_snapshot_lines(detail: dict[str, Any]) -> list[str]:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     """Print the session's Slurm output; -f follows it until the session ends."""
-    from nsml_hpc.actions import follow_logs, read_logs
+    from nsml_hpc.sessions.actions import follow_logs, read_logs
 
     out = sys.stdout.buffer
     with open_workspace() as workspace:
@@ -288,7 +288,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 def cmd_stop(args: argparse.Namespace) -> int:
     """Cancel a pending or running session."""
-    from nsml_hpc.actions import stop_session
+    from nsml_hpc.sessions.actions import stop_session
 
     with open_workspace() as workspace:
         check_session_cluster(workspace, args.session, args.cluster)
@@ -299,7 +299,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 def cmd_rm(args: argparse.Namespace) -> int:
     """Remove a finished session from the catalog; --purge also deletes its run directory."""
-    from nsml_hpc.actions import remove_session
+    from nsml_hpc.sessions.actions import remove_session
 
     with open_workspace() as workspace:
         check_session_cluster(workspace, args.session, args.cluster)

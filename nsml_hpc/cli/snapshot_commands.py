@@ -34,7 +34,7 @@ def _size(value: int) -> str:
 def cmd_model_ls(args: argparse.Namespace) -> int:
     """List a session's snapshots: tag, step, metrics at save time, size, created, flags."""
     from nsml_hpc.formatting import format_metrics, format_time, table
-    from nsml_hpc.snapshots import list_models
+    from nsml_hpc.snapshots.actions import list_models
 
     with open_workspace() as workspace:
         listing = list_models(workspace, args.session)
@@ -64,7 +64,7 @@ def cmd_model_ls(args: argparse.Namespace) -> int:
 
 def cmd_model_rm(args: argparse.Namespace) -> int:
     """Delete one snapshot (never a pinned or forked-from one, nor a live session's latest)."""
-    from nsml_hpc.snapshots import remove_model
+    from nsml_hpc.snapshots.actions import remove_model
 
     with open_workspace() as workspace:
         row = remove_model(workspace, args.session, args.tag)
@@ -74,7 +74,7 @@ def cmd_model_rm(args: argparse.Namespace) -> int:
 
 def cmd_model_pin(args: argparse.Namespace) -> int:
     """Pin a snapshot: gc never deletes it, and model rm refuses to."""
-    from nsml_hpc.snapshots import pin_model
+    from nsml_hpc.snapshots.actions import pin_model
 
     with open_workspace() as workspace:
         pin_model(workspace, args.session, args.tag, True)
@@ -84,7 +84,7 @@ def cmd_model_pin(args: argparse.Namespace) -> int:
 
 def cmd_model_unpin(args: argparse.Namespace) -> int:
     """Unpin a snapshot: the retention policies apply to it again."""
-    from nsml_hpc.snapshots import pin_model
+    from nsml_hpc.snapshots.actions import pin_model
 
     with open_workspace() as workspace:
         pin_model(workspace, args.session, args.tag, False)
@@ -94,7 +94,7 @@ def cmd_model_unpin(args: argparse.Namespace) -> int:
 
 def cmd_model_pull(args: argparse.Namespace) -> int:
     """Copy a snapshot folder to DEST on this machine (through the backend, so over SSH too)."""
-    from nsml_hpc.snapshots import pull_model
+    from nsml_hpc.snapshots.actions import pull_model
 
     with open_workspace() as workspace:
         target = pull_model(workspace, args.session, args.tag, Path(args.dest))
@@ -105,7 +105,7 @@ def cmd_model_pull(args: argparse.Namespace) -> int:
 def cmd_model_du(args: argparse.Namespace) -> int:
     """Disk used by snapshots, per session and per project."""
     from nsml_hpc.formatting import table
-    from nsml_hpc.snapshots import disk_usage
+    from nsml_hpc.snapshots.actions import disk_usage
 
     with open_workspace() as workspace:
         usage = disk_usage(workspace, project=args.project)
@@ -152,7 +152,7 @@ def cmd_fork(args: argparse.Namespace) -> int:
     The child reuses SESSION's code snapshot, changes hyperparameters with --set KEY=VALUE
     (--add for a flag the parent did not have) and resources with the resource flags, and
     starts from the chosen snapshot (nsml_hpc.session.resume_from)."""
-    from nsml_hpc.fork import ForkRequest, fork_session
+    from nsml_hpc.snapshots.fork import ForkRequest, fork_session
 
     request = ForkRequest(
         parent=args.session,
@@ -206,10 +206,11 @@ def cmd_gc(args: argparse.Namespace) -> int:
     Without --yes it only prints what it would delete and how much that frees (see
     docs/snapshots.md for the policies). Pinned snapshots, snapshots a session was forked
     from and the latest snapshot of a live session are never deleted."""
-    from nsml_hpc import locations
-    from nsml_hpc.cron import cron_line, install_cron
-    from nsml_hpc.gc import GcBusy, default_log_file, gc_lock, run_gc
-    from nsml_hpc.retention import load_policies
+    from nsml_hpc.config import locations
+    from nsml_hpc.errors import GcBusy
+    from nsml_hpc.snapshots.cron import cron_line, install_cron
+    from nsml_hpc.snapshots.gc import default_log_file, gc_lock, run_gc
+    from nsml_hpc.snapshots.retention import load_policies
 
     if args.install_cron is not None:
         line = cron_line(args.install_cron)
@@ -249,7 +250,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def _sync_for_gc(workspace: Any, out: Any) -> None:
-    from nsml_hpc.actions import sync_now
+    from nsml_hpc.sessions.actions import sync_now
 
     report = sync_now(workspace)
     for cluster, error in report.errors.items():

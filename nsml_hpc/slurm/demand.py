@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from nsml_hpc.slurm.gres import gpus_in_gres
+
 DEMAND_FORMAT = "%P|%b|%D"
 
 
@@ -18,16 +20,6 @@ class Demand:
     gpus: int = 0
 
 
-def _gpus_per_node(gres: str) -> int:
-    """``gres:gpu:2`` / ``gres/gpu:a100:2`` / ``gpu:2`` / ``N/A`` -> GPUs per node."""
-    total = 0
-    for item in gres.split(","):
-        parts = item.replace("/", ":").split(":")
-        if "gpu" in parts and parts[-1].isdigit():
-            total += int(parts[-1])
-    return total
-
-
 def parse_demand(text: str) -> dict[str, Demand]:
     """Pending jobs and the GPUs they ask for, per partition (a job pending in several
     partitions counts in each)."""
@@ -37,7 +29,7 @@ def parse_demand(text: str) -> dict[str, Demand]:
         if len(fields) != 3 or not fields[2].strip().isdigit():
             continue
         partitions, gres, nodes = fields
-        gpus = _gpus_per_node(gres) * int(nodes)
+        gpus = gpus_in_gres(gres) * int(nodes)  # %b is per node
         for partition in _split(partitions.split(",")):
             old = found.get(partition, Demand())
             found[partition] = Demand(old.jobs + 1, old.gpus + gpus)

@@ -32,24 +32,6 @@ def parse_exit_code(text: str) -> tuple[int | None, int | None]:
     return int(code), int(signal) if signal else None
 
 
-def gpus_in_tres(tres: str) -> int | None:
-    """GPU count in a TRES string such as ``billing=1,cpu=1,gres/gpu=2,node=1``.
-
-    The untyped ``gres/gpu`` total wins; with only typed entries (``gres/gpu:a100=2``) they add up.
-    """
-    untyped: int | None = None
-    typed: int | None = None
-    for item in tres.split(","):
-        key, _, value = item.partition("=")
-        if not value.isdigit():
-            continue
-        if key == "gres/gpu":
-            untyped = int(value)
-        elif key.startswith("gres/gpu:"):
-            typed = (typed or 0) + int(value)
-    return untyped if untyped is not None else typed
-
-
 def clean_reason(text: str) -> str | None:
     text = text.strip()
     return None if text in ("", "None", "(null)") else text

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from nsml_hpc.job.duration import parse_duration
 from nsml_hpc.slurm.arrays import expand_task_ids
-from nsml_hpc.slurm.records import JobRecord, clean_reason, gpus_in_tres, parse_exit_code
+from nsml_hpc.slurm.gres import gpus_in_tres
+from nsml_hpc.slurm.records import JobRecord, clean_reason, parse_exit_code
 from nsml_hpc.slurm.states import SessionState, session_state
-from nsml_hpc.slurm.timefmt import parse_duration, parse_timestamp
+from nsml_hpc.slurm.timefmt import parse_timestamp
 
 SACCT_FIELDS = (
     "JobID",

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from nsml_hpc.slurm.gres import gpu_count, gpu_types, gpus_in_gres, parse_gres
+
 # Each field ends with '|' (sinfo's suffix syntax, no width = as wide as needed), so a line
 # splits into len(SINFO_FIELDS) + 1 parts, the last one empty.
 SINFO_FIELDS = ("NodeHost", "Partition", "StateLong", "CPUsState", "Gres", "GresUsed")
@@ -62,51 +64,6 @@ def sinfo_command() -> list[str]:
     ]
 
 
-def split_gres(text: str) -> list[str]:
-    """Split a GRES list on commas outside parentheses (``gpu:a100:3(IDX:0,2-3),mps:100``)."""
-    items: list[str] = []
-    depth = 0
-    current: list[str] = []
-    for char in text:
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth = max(depth - 1, 0)
-        if char == "," and depth == 0:
-            items.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    items.append("".join(current))
-    return [item.strip() for item in items if item.strip()]
-
-
-def gpus_in_gres(text: str) -> tuple[int, tuple[str, ...]]:
-    """GPU count and types in a GRES string as sinfo prints it.
-
-    ``gpu:4`` -> (4, ()); ``gpu:a100:2(S:0-1),gpu:v100:2`` -> (4, ("a100", "v100"));
-    ``gpu:(null):2(IDX:0-1)`` -> (2, ()); a bare ``gpu`` -> (1, ()); ``(null)`` / ``N/A`` ->
-    (0, ()). Only ASCII digits count (``str.isdigit`` also accepts other scripts' digits).
-    """
-    total = 0
-    types: list[str] = []
-    for item in split_gres(text):
-        base = item.replace(":(null)", "").split("(", 1)[0]
-        parts = base.split(":")
-        if parts == ["gpu"]:
-            total += 1
-            continue
-        if parts[0] != "gpu" or len(parts) < 2:
-            continue
-        count_text = parts[-1]
-        if not (count_text.isdigit() and count_text.isascii()):
-            continue
-        total += int(count_text)
-        if len(parts) >= 3 and parts[1] and parts[1] not in types:
-            types.append(parts[1])
-    return total, tuple(types)
-
-
 def node_state_usable(state: str) -> bool:
     """``idle``/``mixed``/``allocated`` are usable; flags (``*`` not responding, ``~`` powered
     off, ``#`` powering up, ``!``/``%``/``@``) and drain/down/fail states are not."""
@@ -136,8 +93,9 @@ def parse_sinfo(text: str) -> list[NodeGpus]:
         node, partition, state, cpus, gres, gres_used = (field.strip() for field in fields)
         if not node or not partition:
             continue
-        total, types = gpus_in_gres(gres)
-        used, _ = gpus_in_gres(gres_used)
+        configured = parse_gres(gres)
+        total, types = gpu_count(configured) or 0, gpu_types(configured)
+        used = gpus_in_gres(gres_used)
         allocated_cpus, total_cpus = _cpus(cpus)
         nodes.append(
             NodeGpus(

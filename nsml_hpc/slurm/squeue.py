@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from nsml_hpc.slurm.gres import gpu_count, parse_gres
 from nsml_hpc.slurm.records import JobRecord, clean_reason
 from nsml_hpc.slurm.states import session_state
 
@@ -18,15 +19,6 @@ def squeue_command(job_ids: list[str]) -> list[str]:
         f"--format={SQUEUE_FORMAT}",
         f"--jobs={','.join(job_ids)}",
     ]
-
-
-def _gpus_in_gres(text: str) -> int | None:
-    # %b prints e.g. "gres:gpu:2", "gres/gpu:2" or "N/A"
-    for item in text.split(","):
-        parts = item.replace("/", ":").split(":")
-        if "gpu" in parts and parts[-1].isdigit():
-            return int(parts[-1])
-    return None
 
 
 def parse_squeue(text: str) -> list[JobRecord]:
@@ -46,7 +38,7 @@ def parse_squeue(text: str) -> list[JobRecord]:
                 state=state,
                 slurm_state=state_text,
                 reason=clean_reason(reason),
-                gpus=_gpus_in_gres(gres),
+                gpus=gpu_count(parse_gres(gres)),  # %b: gres:gpu:2, gres/gpu:2, N/A
                 node_list=nodes or None,
             )
         )

@@ -1,24 +1,11 @@
-"""Slurm's time formats: elapsed durations and timestamps as sacct prints them."""
+"""Slurm's time formats: timestamps as sacct prints them, and durations printed the way Slurm
+prints them. Durations are READ by the one parser of Slurm's duration grammar,
+:func:`nsml_hpc.job.duration.parse_duration` (in-job code needs it too, and may import only
+the job package)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-
-
-def parse_duration(text: str) -> float | None:
-    """Seconds in ``[D-]HH:MM:SS``, ``MM:SS`` or ``MM:SS.mmm``; ``None`` for empty/UNLIMITED."""
-    text = text.strip()
-    if not text or text.upper() in ("UNLIMITED", "INVALID", "PARTITION_LIMIT", "NONE"):
-        return None
-    days = 0
-    if "-" in text:
-        day_text, text = text.split("-", 1)
-        days = int(day_text)
-    parts = [float(part) for part in text.split(":")]
-    while len(parts) < 3:
-        parts.insert(0, 0.0)
-    hours, minutes, seconds = parts[-3:]
-    return days * 86400 + hours * 3600 + minutes * 60 + seconds
 
 
 def parse_timestamp(text: str) -> float | None:

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 from nsml_hpc.errors import SpecError
+from nsml_hpc.slurm.gres import gpus_in_gres
 from nsml_hpc.slurm.records import clean_reason
 from nsml_hpc.slurm.timefmt import parse_timestamp
 
@@ -47,16 +48,6 @@ def user_queue_command(user: str) -> list[str]:
     ]
 
 
-def gpus_asked(text: str) -> int:
-    """``gres:gpu:2`` / ``gres/gpu:a100:2`` / ``gpu:2`` -> 2; ``N/A`` -> 0."""
-    total = 0
-    for item in text.split(","):
-        parts = item.replace("/", ":").split(":")
-        if "gpu" in parts and parts[-1].isdigit():
-            total += int(parts[-1])
-    return total
-
-
 def _timestamp(text: str) -> float | None:
     try:
         return parse_timestamp(text)
@@ -81,7 +72,7 @@ def parse_user_queue(text: str) -> list[QueueJob]:
                 state=state.strip(),
                 reason=clean_reason(reason),
                 partition=partition.strip(),
-                gpus=gpus_asked(gres.strip()),
+                gpus=gpus_in_gres(gres),
                 time_used=used.strip(),
                 time_limit=limit.strip(),
                 nodes=int(nodes) if nodes.strip().isdigit() else 0,

@@ -1,7 +1,7 @@
 """A fixed catalog for the TUI tests: six sessions in two projects with fixed timestamps,
 metrics, events, logs and snapshots, a frozen clock, and a fake backend above the seam (the
 TUI tests check what the TUI does with the library, not Slurm; Slurm paths are tested against
-the real sandbox elsewhere, the TUI's included, in tests/integration/test_tui_tmux.py)."""
+the real sandbox elsewhere, the TUI's included, in tests/slurm/test_tui_tmux.py)."""
 
 from __future__ import annotations
 
@@ -19,21 +19,23 @@ from nsml_hpc.tui.app import NsmlApp
 from sqlmodel import select
 
 from nsml_hpc.backends.files import LocalFiles
-from nsml_hpc.catalog.engine import Catalog, open_catalog
+from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.metrics import CursorState, store_event_batch, store_metric_batch
 from nsml_hpc.catalog.models import JobRecordRow, SessionRecord, StateChange
+from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.catalog.sessions import mark_submitted, reserve_session
-from nsml_hpc.rundir import json_bytes
-from nsml_hpc.scrape import parse_event_lines, parse_metric_lines
-from nsml_hpc.settings import Settings
+from nsml_hpc.config.settings import Settings
+from nsml_hpc.job.layout import SNAPSHOTS_DIR
+from nsml_hpc.job.snapshot_format import MANIFEST_FILE, Manifest
+from nsml_hpc.job.snapshot_store import collect_files
+from nsml_hpc.job.spec import Resources, SessionSpec
+from nsml_hpc.runfiles.scrape import parse_event_lines, parse_metric_lines
 from nsml_hpc.slurm.records import JobRecord
 from nsml_hpc.slurm.sinfo import NodeGpus
 from nsml_hpc.slurm.user_queue import QueueJob
-from nsml_hpc.snapshot_format import MANIFEST_FILE, SNAPSHOTS_DIR, Manifest
-from nsml_hpc.snapshot_store import collect_files
-from nsml_hpc.snapshots import pin_model
-from nsml_hpc.spec import Resources, SessionSpec
-from nsml_hpc.sync import SyncReport
+from nsml_hpc.snapshots.actions import pin_model
+from nsml_hpc.submit.rundir import json_bytes
+from nsml_hpc.sync.run import SyncReport
 from nsml_hpc.workspace import Workspace
 
 T0 = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC

@@ -24,11 +24,11 @@ from nsml_hpc.tui.sessions.table import SessionTable
 from nsml_hpc.tui.widgets.status_line import StatusLine
 from textual.widgets import DataTable, Input, Log
 
-import nsml_hpc.actions
-import nsml_hpc.fork
+import nsml_hpc.sessions.actions
+import nsml_hpc.snapshots.fork
 from nsml_hpc.catalog.sessions import get_session, list_sessions
 from nsml_hpc.catalog.snapshots import lineage_of, snapshots_of
-from nsml_hpc.sync import SyncReport
+from nsml_hpc.sync.run import SyncReport
 from tests.tui.conftest import TuiWorld, settle
 
 Script = Callable[[Any, NsmlApp], Awaitable[None]]
@@ -172,9 +172,9 @@ def test_stopping_marked_sessions_reports_what_the_library_refused(world: TuiWor
 
 
 def test_the_tui_calls_the_same_action_functions_as_the_cli() -> None:
-    assert sessions_module.stop_session is nsml_hpc.actions.stop_session
-    assert sessions_module.fork_session is nsml_hpc.fork.fork_session
-    assert sessions_module.set_memo is nsml_hpc.actions.set_memo
+    assert sessions_module.stop_session is nsml_hpc.sessions.actions.stop_session
+    assert sessions_module.fork_session is nsml_hpc.snapshots.fork.fork_session
+    assert sessions_module.set_memo is nsml_hpc.sessions.actions.set_memo
 
 
 def test_memo_edit_is_saved_in_the_catalog(world: TuiWorld) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from nsml_hpc.sync import SyncReport
+from nsml_hpc.sync.run import SyncReport
 from tests.tui.conftest import TuiWorld, settle
 
 SIZE = (120, 34)

@@ -1,5 +1,5 @@
 """The cluster: GPUs per partition (total / allocated / idle, with a bar) and the user's own
-queue, from :func:`nsml_hpc.cluster_info.cluster_overview` (one sinfo + one squeue per
+queue, from :func:`nsml_hpc.clusters.info.cluster_overview` (one sinfo + one squeue per
 poll floor, shared by every open view through the catalog). Refreshed in a worker while the
 screen is open; a failed query keeps the last answer and says so in the status line."""
 
@@ -17,10 +17,10 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from nsml_hpc.cluster_info import ClusterOverview, cluster_overview
+from nsml_hpc.clusters.info import ClusterOverview, cluster_overview
 from nsml_hpc.errors import NsmlError
 from nsml_hpc.formatting import format_time
-from nsml_hpc.session_query import session_clusters
+from nsml_hpc.sessions.query import session_clusters
 from nsml_hpc.slurm.sinfo import PartitionGpus
 
 from ..app import nsml_app

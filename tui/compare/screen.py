@@ -1,6 +1,6 @@
 """Compare marked sessions: one metric's curves overlaid (pick it on the left), the
 hyperparameters that differ between them, and each metric's best and last value per session
-(★ marks the best session). Data from :func:`nsml_hpc.compare.compare_sessions`."""
+(★ marks the best session). Data from :func:`nsml_hpc.experiments.compare.compare_sessions`."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from textual.widgets import DataTable, Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from nsml_hpc.catalog.series import Series, metric_series
-from nsml_hpc.compare import Comparison, compare_sessions
 from nsml_hpc.errors import NsmlError
-from nsml_hpc.keymetric import pick_key_metric
+from nsml_hpc.experiments.compare import Comparison, compare_sessions
+from nsml_hpc.experiments.keymetric import pick_key_metric
 
 from ..app import nsml_app
 from ..widgets.metric_plot import MetricPlot
@@ -74,7 +74,9 @@ class CompareScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="compare", name="compare")
     def _compare(self) -> None:
         try:
-            comparison = compare_sessions(nsml_app(self).workspace.catalog, self.sessions)
+            workspace = nsml_app(self).workspace
+            directions = workspace.settings.metric_directions
+            comparison = compare_sessions(workspace.catalog, self.sessions, directions)
         except NsmlError as exc:
             self.post_message(self.Compared(None, str(exc)))
             return
@@ -122,7 +124,7 @@ class CompareScreen(Screen[None]):
             bests.add_column(session)
         for metric in sorted(comparison.metrics):
             winner = comparison.best_session(metric)
-            goal = comparison.goals.get(metric, "min")
+            goal = comparison.goals[metric]
             cells = [Text(f"{metric} ({'↓' if goal == 'min' else '↑'})")]
             for session in comparison.sessions:
                 stat = comparison.metrics[metric].get(session)

@@ -3,8 +3,8 @@ hyperparameters, GPUs, memo.
 
 A fork starts from one of the parent's snapshots, as NSML's did; a session without one has
 nothing to fork from, and the form says so. The parent's hyperparameters, GPUs and snapshots
-are read in a worker; the form returns a :class:`nsml_hpc.fork.ForkRequest` that
-:func:`nsml_hpc.fork.fork_session` submits (the same as ``nsml-hpc fork``).
+are read in a worker; the form returns a :class:`nsml_hpc.snapshots.fork.ForkRequest` that
+:func:`nsml_hpc.snapshots.fork.fork_session` submits (the same as ``nsml-hpc fork``).
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Select, Static
 
-from nsml_hpc.actions import session_snapshots
 from nsml_hpc.catalog.sessions import get_session
 from nsml_hpc.errors import NsmlError, SpecError
-from nsml_hpc.fork import ForkRequest, parse_changes, split_changes
-from nsml_hpc.snapshots import SnapshotRow
-from nsml_hpc.spec import parse_count
+from nsml_hpc.job.spec import parse_count
+from nsml_hpc.sessions.actions import session_snapshots
+from nsml_hpc.snapshots.actions import SnapshotRow
+from nsml_hpc.snapshots.fork import ForkRequest, parse_changes, split_changes
 
 from ..app import nsml_app
 

@@ -1,4 +1,4 @@
-"""Edit a session's memo (one line); saved through :func:`nsml_hpc.actions.set_memo`."""
+"""Edit a session's memo (one line); saved through :func:`nsml_hpc.sessions.actions.set_memo`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 from nsml_hpc.errors import SpecError
-from nsml_hpc.spec import validate_memo
+from nsml_hpc.job.spec import validate_memo
 
 
 class MemoDialog(ModalScreen[str | None]):

@@ -1,8 +1,8 @@
 """The log pane: follows the session's Slurm output files (all job ids, oldest first).
 
 While the pane is on screen, a worker reads what the files gained since the last look every
-second (:class:`nsml_hpc.logtail.LogTail`: byte offsets, never a re-read); off screen it does
-nothing.
+second (:class:`nsml_hpc.sessions.logtail.LogTail`: byte offsets, never a re-read); off
+screen it does nothing.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from textual.message import Message
 from textual.widgets import Log, Static
 from textual.worker import get_current_worker
 
-from nsml_hpc.actions import log_paths
 from nsml_hpc.catalog.sessions import get_session
 from nsml_hpc.errors import NsmlError
-from nsml_hpc.logtail import LogTail
+from nsml_hpc.sessions.actions import log_paths
+from nsml_hpc.sessions.logtail import LogTail
 
 from ..app import nsml_app
 

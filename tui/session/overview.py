@@ -1,5 +1,6 @@
 """The overview tab: the session's spec, hyperparameters, job ids, state history and events,
-as Rich tables built from :func:`nsml_hpc.views.session_detail` (the data ``show`` prints)."""
+as Rich tables built from :func:`nsml_hpc.sessions.views.session_detail` (the data ``show``
+prints)."""
 
 from __future__ import annotations
 

@@ -15,14 +15,14 @@ from textual.screen import Screen
 from textual.widgets import Footer, SelectionList, Static, TabbedContent, TabPane
 from textual.widgets.selection_list import Selection
 
-from nsml_hpc.actions import delete_snapshot, pin_snapshot, set_memo, stop_session
 from nsml_hpc.catalog.series import Series, metric_series
 from nsml_hpc.catalog.sessions import get_session
 from nsml_hpc.catalog.summaries import metric_names
 from nsml_hpc.errors import NsmlError
-from nsml_hpc.fork import ForkRequest, fork_session
-from nsml_hpc.keymetric import pick_key_metric
-from nsml_hpc.views import session_detail
+from nsml_hpc.experiments.keymetric import pick_key_metric
+from nsml_hpc.sessions.actions import delete_snapshot, pin_snapshot, set_memo, stop_session
+from nsml_hpc.sessions.views import session_detail
+from nsml_hpc.snapshots.fork import ForkRequest, fork_session
 
 from ..app import nsml_app
 from ..dialogs.confirm import ConfirmDialog

@@ -1,5 +1,5 @@
 """The snapshot list of a session: re-read from its run directory into the catalog in a
-worker (:func:`nsml_hpc.actions.session_snapshots`, the listing of ``nsml-hpc model ls``),
+worker (:func:`nsml_hpc.sessions.actions.session_snapshots`, the listing of ``nsml-hpc model ls``),
 with each snapshot's flags: latest, pinned, forked (a child starts from it), DAMAGED."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from textual import work
 from textual.message import Message
 from textual.widgets import DataTable
 
-from nsml_hpc.actions import session_snapshots
 from nsml_hpc.errors import NsmlError
 from nsml_hpc.formatting import format_metrics, format_time
-from nsml_hpc.snapshots import SnapshotRow
+from nsml_hpc.sessions.actions import session_snapshots
+from nsml_hpc.snapshots.actions import SnapshotRow
 
 from ..app import nsml_app
 from ..widgets.styling import size_text

@@ -15,18 +15,18 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
 
-from nsml_hpc.actions import set_memo, stop_session
 from nsml_hpc.catalog.summaries import metric_names
 from nsml_hpc.errors import NsmlError
-from nsml_hpc.fork import ForkRequest, fork_session
-from nsml_hpc.keymetric import pick_key_metric
-from nsml_hpc.session_query import (
+from nsml_hpc.experiments.keymetric import pick_key_metric
+from nsml_hpc.sessions.actions import set_memo, stop_session
+from nsml_hpc.sessions.query import (
     SORT_COLUMNS,
     SessionQuery,
     SortColumn,
     default_descending,
     matching_names,
 )
+from nsml_hpc.snapshots.fork import ForkRequest, fork_session
 
 from ..app import nsml_app
 from ..dialogs.confirm import ConfirmDialog
@@ -110,10 +110,13 @@ class SessionsScreen(Screen[None]):
         table = self.table
         if not self._started:
             self._started = True
-            configured = nsml_app(self).workspace.settings.key_metric
-            key = pick_key_metric(message.names, configured)
+            settings = nsml_app(self).workspace.settings
+            key = pick_key_metric(message.names, settings.key_metric)
             sort: SortColumn = "created"
-            table.set_query(replace(table.session_query, key_metric=key, sort=sort))
+            directions = settings.metric_directions
+            table.set_query(
+                replace(table.session_query, key_metric=key, sort=sort, directions=directions)
+            )
         elif table.session_query.key_metric is None and message.names:
             table.set_query(replace(table.session_query, key_metric=pick_key_metric(message.names)))
         self._update_title()
@@ -210,7 +213,7 @@ class SessionsScreen(Screen[None]):
         if toggle and column == query.sort:
             descending = not query.descending
         else:
-            descending = default_descending(column, query.key_metric)
+            descending = default_descending(column, query.key_metric, query.directions)
         table.set_query(replace(query, sort=column, descending=descending))
         self._update_title()
 

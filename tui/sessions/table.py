@@ -1,6 +1,6 @@
 """The session table: a virtual (Line API) table that only ever holds the rows on screen.
 
-Rows come from :func:`nsml_hpc.session_query.session_page` in a worker: the table knows how
+Rows come from :func:`nsml_hpc.sessions.query.session_page` in a worker: the table knows how
 many lines it has (a COUNT, or per-project counts when grouped) and asks for the window
 around the viewport as it scrolls. Ten thousand sessions cost one COUNT and one page of
 ~100 rows, not ten thousand widgets.
@@ -26,8 +26,8 @@ from textual.strip import Strip
 from textual.worker import get_current_worker
 
 from nsml_hpc.catalog.engine import Catalog
-from nsml_hpc.keymetric import metric_goal
-from nsml_hpc.session_query import (
+from nsml_hpc.job.direction import NO_OVERRIDES, Directions
+from nsml_hpc.sessions.query import (
     GroupLayout,
     ListedSession,
     SessionQuery,
@@ -53,10 +53,12 @@ class Column:
     sort: SortColumn | None = None
 
 
-def layout_columns(width: int, key_metric: str | None) -> list[Column]:
+def layout_columns(
+    width: int, key_metric: str | None, directions: Directions = NO_OVERRIDES
+) -> list[Column]:
     """Columns that fit ``width``: fixed ones first, the memo takes what is left."""
     metric = key_metric or "metric"
-    goal = metric_goal(metric)
+    goal = directions.goal(metric)
     columns = [
         Column("mark", "", 2),
         Column("name", "NAME", 16, sort="name"),
@@ -394,9 +396,9 @@ class SessionTable(ScrollView, can_focus=True):
             return
         if offset.y == 0:
             x = 0
-            for column in layout_columns(
-                self.scrollable_content_region.width, self.session_query.key_metric
-            ):
+            query = self.session_query
+            width = self.scrollable_content_region.width
+            for column in layout_columns(width, query.key_metric, query.directions):
                 if x <= offset.x < x + column.width + 1 and column.sort is not None:
                     self.post_message(self.SortRequested(column.sort))
                     return
@@ -413,7 +415,8 @@ class SessionTable(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        columns = layout_columns(width, self.session_query.key_metric)
+        query = self.session_query
+        columns = layout_columns(width, query.key_metric, query.directions)
         if y == 0:
             return self._header(columns, width)
         line = int(self.scroll_offset.y) + y - 1

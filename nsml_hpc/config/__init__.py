@@ -1,0 +1,1 @@
+"""Settings: the config file, environment overrides, and where files live by default."""

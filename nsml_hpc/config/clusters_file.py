@@ -1,0 +1,133 @@
+"""The cluster profiles file (``clusters.toml`` beside the config file): read, add, remove.
+
+```toml
+[clusters."hpc"]
+backend = "ssh"
+host = "login.hpc.example.org"
+user = "me"
+run_root = "/scratch/me/nsml-runs"
+
+[clusters."hpc".defaults]
+partition = "gpu"
+setup = ["module load cuda/12.2"]
+```
+
+The file holds no secrets (there is no password or passphrase field). ``cluster add`` and
+``cluster rm`` rewrite it whole, atomically (temp file + rename), keeping other profiles.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from nsml_hpc.config import locations
+from nsml_hpc.config.cluster_profiles import ClusterProfile, profile_from_dict
+from nsml_hpc.errors import ConfigError, NotFoundError
+
+HEADER = (
+    "# nsml-hpc cluster profiles. `nsml-hpc cluster add/rm` rewrite this file (comments are\n"
+    "# not kept); editing it by hand is fine. See docs/remote-clusters.md.\n"
+)
+
+
+def load_profiles(path: Path | None = None) -> dict[str, ClusterProfile]:
+    """Every profile in the file (none if it does not exist); ConfigError if it is invalid."""
+    path = path or locations.clusters_file()
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read cluster profiles {path}: {exc}") from exc
+    unknown = set(data) - {"clusters"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}")
+    tables = data.get("clusters", {})
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{path}: 'clusters' must be a table of [clusters.NAME] tables")
+    try:
+        return {name: profile_from_dict(name, table) for name, table in tables.items()}
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _escape(text: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    out = ['"']
+    for char in text:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    out.append('"')
+    return "".join(out)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return _escape(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_value(item) for item in value) + "]"
+    raise TypeError(f"cannot write {value!r} to TOML")
+
+
+def render_profiles(profiles: dict[str, ClusterProfile]) -> str:
+    """The file's text for ``profiles`` (sorted by name); ``load_profiles`` reads it back."""
+    parts = [HEADER]
+    for name in sorted(profiles):
+        data = profiles[name].to_dict()
+        defaults = data.pop("defaults", None)
+        parts.append(f"\n[clusters.{_escape(name)}]\n")
+        parts.extend(f"{key} = {_value(value)}\n" for key, value in data.items())
+        if defaults:
+            parts.append(f"\n[clusters.{_escape(name)}.defaults]\n")
+            parts.extend(f"{key} = {_value(value)}\n" for key, value in defaults.items())
+    return "".join(parts)
+
+
+def save_profiles(profiles: dict[str, ClusterProfile], path: Path | None = None) -> Path:
+    """Write the file atomically: readers see the old profiles or the new ones."""
+    path = path or locations.clusters_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(render_profiles(profiles))
+            out.flush()
+            os.fsync(out.fileno())
+        Path(temp).replace(path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def add_profile(
+    profile: ClusterProfile, *, replace: bool = False, path: Path | None = None
+) -> Path:
+    profiles = load_profiles(path)
+    if profile.name in profiles and not replace:
+        raise ConfigError(
+            f"cluster {profile.name!r} already exists; remove it first or pass --replace"
+        )
+    profiles[profile.name] = profile
+    return save_profiles(profiles, path)
+
+
+def remove_profile(name: str, *, path: Path | None = None) -> Path:
+    profiles = load_profiles(path)
+    if name not in profiles:
+        known = ", ".join(sorted(profiles)) or "none"
+        raise NotFoundError(f"no cluster profile {name!r} (configured: {known})")
+    del profiles[name]
+    return save_profiles(profiles, path)

@@ -1,0 +1,1 @@
+"""Comparing sessions: compare tables, leaderboards, metric curves, key metrics."""

@@ -1,0 +1,273 @@
+"""A session's validated specification: what to run, with which resources, where.
+
+Every value that will reach an ``#SBATCH`` line or the job's shell is checked here, before
+anything is created: bad input becomes one :class:`~nsml_hpc.errors.SpecError` and nothing else
+happens. Rendering (``render.py``) quotes what it places in the shell on top of this.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from nsml_hpc.errors import SpecError
+from nsml_hpc.job.duration import parse_duration
+from nsml_hpc.job.hparams import HParamValue, parse_hyperparameters
+
+EnvKind = Literal["setup", "module", "venv", "conda"]
+
+PROJECT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+SLURM_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}(,[A-Za-z0-9_.-]{1,128})*$")
+CONSTRAINT = re.compile(r"^[A-Za-z0-9_.,&|()\[\]*:!-]{1,512}$")
+MODULE_NAME = re.compile(r"^[A-Za-z0-9_./+-]{1,256}$")
+MEMORY = re.compile(r"^([0-9]+)([KMGT]?)B?$", re.IGNORECASE)
+MAX_ARG_BYTES = 100_000  # Linux refuses a single argv word over 128 KiB at exec time
+MAX_COUNT = 100_000
+
+
+@dataclass(frozen=True)
+class EnvStep:
+    """One environment preparation step in the job, before the training script runs."""
+
+    kind: EnvKind
+    value: str
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What Slurm is asked for. ``None`` leaves the cluster's default."""
+
+    gpus: int = 0
+    nodes: int = 1
+    cpus_per_gpu: int | None = None
+    mem: str | None = None
+    time: str | None = None
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+
+
+DEFAULT_GRACE_SECONDS = 120
+DEFAULT_MAX_REQUEUES = 5
+MAX_GRACE_SECONDS = 65_535  # Slurm's --signal time field is 16 bits
+
+
+@dataclass(frozen=True)
+class Preemption:
+    """How a session survives preemption and its time limit: Slurm warns the job
+    ``grace_seconds`` before the end (``--signal=B:USR2@grace``), the job saves a snapshot,
+    and the wrapper requeues it (at most ``max_requeues`` times)."""
+
+    grace_seconds: int | None = None  # None: 120 s, or a quarter of --time when shorter; 0: off
+    requeue: bool = True
+    max_requeues: int = DEFAULT_MAX_REQUEUES
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """Everything needed to render and submit one session."""
+
+    project: str
+    script: str  # path of the entry point, relative to the code snapshot
+    args: list[str] = field(default_factory=list)
+    resources: Resources = field(default_factory=Resources)
+    environment: list[EnvStep] = field(default_factory=list)
+    memo: str = ""
+    cluster: str = "local"
+    preemption: Preemption = field(default_factory=Preemption)
+
+    @property
+    def hyperparameters(self) -> dict[str, HParamValue]:
+        return parse_hyperparameters(self.args)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SessionSpec:
+        return cls(
+            project=data["project"],
+            script=data["script"],
+            args=list(data.get("args", [])),
+            resources=Resources(**data.get("resources", {})),
+            environment=[EnvStep(**step) for step in data.get("environment", [])],
+            memo=data.get("memo", ""),
+            cluster=data.get("cluster", "local"),
+            preemption=Preemption(**data.get("preemption", {})),
+        )
+
+
+def has_control_characters(text: str) -> bool:
+    return any(ord(char) < 32 or ord(char) == 127 for char in text)
+
+
+def validate_project(name: str) -> str:
+    if not PROJECT_NAME.fullmatch(name) or ".." in name:
+        raise SpecError(
+            f"invalid project name {name!r}: use letters, digits, '-', '_' and '.' "
+            "(at most 64, not starting with '.' or '-', no '..')"
+        )
+    return name
+
+
+def parse_count(flag: str, text: str | int | None, *, minimum: int = 0) -> int | None:
+    """A whole number >= ``minimum`` from a flag value; ``None`` stays ``None``."""
+    if text is None:
+        return None
+    if isinstance(text, bool):
+        raise SpecError(f"{flag} must be a whole number >= {minimum}, got {text!r}")
+    value = text if isinstance(text, int) else None
+    if value is None:
+        stripped = str(text).strip()
+        if not stripped.isdigit() or not stripped.isascii():
+            raise SpecError(f"{flag} must be a whole number >= {minimum}, got {text!r}")
+        value = int(stripped)
+    if value < minimum or value > MAX_COUNT:
+        raise SpecError(f"{flag} must be a whole number >= {minimum}, got {text!r}")
+    return value
+
+
+def validate_memory(text: str) -> str:
+    """Slurm's ``--mem`` form (``16G``, ``512M``, ``2000``), normalised without a trailing B."""
+    match = MEMORY.fullmatch(text.strip())
+    if not match or int(match.group(1)) <= 0:
+        raise SpecError(f"--mem must be a positive size such as 16G or 512M, got {text!r}")
+    return f"{int(match.group(1))}{match.group(2).upper()}"
+
+
+def time_limit_minutes(text: str) -> float:
+    """Minutes in a Slurm time limit (``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``:
+    :mod:`nsml_hpc.job.duration`, without fractions or ``UNLIMITED``)."""
+    try:
+        seconds = parse_duration(text, fractions=False)
+    except ValueError:
+        seconds = None
+    if seconds is None:
+        raise SpecError(
+            f"--time must be a Slurm time limit such as 30, 4:00:00 or 2-12:00, got {text!r}"
+        )
+    return seconds / 60
+
+
+def validate_time(text: str) -> str:
+    if time_limit_minutes(text) <= 0:
+        raise SpecError(f"--time must be longer than zero, got {text!r}")
+    return text.strip()
+
+
+def validate_slurm_name(flag: str, text: str) -> str:
+    if not SLURM_NAME.fullmatch(text):
+        raise SpecError(
+            f"{flag} {text!r} is not a valid name (letters, digits, '-', '_', '.', comma-separated)"
+        )
+    return text
+
+
+def validate_constraint(text: str) -> str:
+    if not CONSTRAINT.fullmatch(text):
+        raise SpecError(f"--constraint {text!r} has characters Slurm constraints cannot hold")
+    return text
+
+
+def validate_env_step(step: EnvStep) -> EnvStep:
+    flag = f"--{step.kind}"
+    if not step.value or has_control_characters(step.value):
+        raise SpecError(f"{flag} needs a one-line value without control characters")
+    if step.kind == "module" and not MODULE_NAME.fullmatch(step.value):
+        raise SpecError(f"--module {step.value!r} is not a module name")
+    return step
+
+
+def validate_args(args: list[str]) -> list[str]:
+    for word in args:
+        if "\x00" in word:
+            raise SpecError("script arguments cannot contain NUL bytes")
+        if len(word.encode("utf-8", "surrogateescape")) > MAX_ARG_BYTES:
+            raise SpecError(
+                f"a script argument is {len(word)} characters long; "
+                f"the limit is {MAX_ARG_BYTES} bytes per argument (put long values in a file)"
+            )
+    return list(args)
+
+
+def validate_memo(text: str) -> str:
+    if has_control_characters(text.replace("\t", " ")):
+        raise SpecError("--memo must be a single line without control characters")
+    if len(text) > 1000:
+        raise SpecError("--memo is limited to 1000 characters")
+    return text
+
+
+def validate_resources(resources: Resources) -> Resources:
+    """Re-check resources built in code (the CLI builds them through the parse_* helpers)."""
+    if resources.gpus < 0 or resources.nodes < 1:
+        raise SpecError("--gpus must be >= 0 and --nodes >= 1")
+    if resources.cpus_per_gpu is not None and resources.cpus_per_gpu < 1:
+        raise SpecError("--cpus-per-gpu must be >= 1")
+    if resources.cpus_per_gpu is not None and resources.gpus == 0:
+        raise SpecError("--cpus-per-gpu needs --gpus")
+    if resources.mem is not None:
+        validate_memory(resources.mem)
+    if resources.time is not None:
+        validate_time(resources.time)
+    for flag, value in (
+        ("--partition", resources.partition),
+        ("--account", resources.account),
+        ("--qos", resources.qos),
+    ):
+        if value is not None:
+            validate_slurm_name(flag, value)
+    if resources.constraint is not None:
+        validate_constraint(resources.constraint)
+    return resources
+
+
+def warning_seconds(spec: SessionSpec) -> int:
+    """Seconds before the end at which Slurm warns the job (0: no warning)."""
+    grace = spec.preemption.grace_seconds
+    if grace is not None:
+        return grace
+    if spec.resources.time is None:
+        return DEFAULT_GRACE_SECONDS
+    limit = time_limit_minutes(spec.resources.time) * 60
+    return int(min(DEFAULT_GRACE_SECONDS, max(limit / 4, 1)))
+
+
+def validate_preemption(spec: SessionSpec) -> Preemption:
+    policy = spec.preemption
+    for flag, value in (("--grace", policy.grace_seconds), ("--max-requeues", policy.max_requeues)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise SpecError(f"{flag} must be a whole number >= 0, got {value!r}")
+    if policy.grace_seconds is not None and policy.grace_seconds > MAX_GRACE_SECONDS:
+        raise SpecError(f"--grace must be at most {MAX_GRACE_SECONDS} seconds")
+    if policy.max_requeues > MAX_COUNT:
+        raise SpecError(f"--max-requeues must be at most {MAX_COUNT}")
+    if not isinstance(policy.requeue, bool):
+        raise SpecError("requeue must be true or false")
+    grace = warning_seconds(spec)
+    if spec.resources.time is not None and grace > 0:
+        limit = time_limit_minutes(spec.resources.time) * 60
+        if grace >= limit:
+            raise SpecError(
+                f"--grace {grace} s must be shorter than the time limit --time "
+                f"{spec.resources.time} ({limit:.0f} s)"
+            )
+    return policy
+
+
+def validate_spec(spec: SessionSpec) -> SessionSpec:
+    """Raise :class:`SpecError` unless every field of ``spec`` is safe to render and submit."""
+    validate_project(spec.project)
+    validate_resources(spec.resources)
+    for step in spec.environment:
+        validate_env_step(step)
+    validate_args(spec.args)
+    validate_memo(spec.memo)
+    validate_preemption(spec)
+    if not spec.script or has_control_characters(spec.script) or spec.script.startswith("/"):
+        raise SpecError(f"invalid script path {spec.script!r}")
+    return spec

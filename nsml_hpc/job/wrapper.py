@@ -1,0 +1,429 @@
+"""The job wrapper: runs on the compute node as ``python -m nsml_hpc.job RUN_DIR``.
+
+It records lifecycle events in ``events.jsonl``, starts the training script with its
+arguments exactly as submitted (read from ``session.json``, never through a shell), forwards
+signals to it, and exits with its exit code. Standard library only.
+
+Preemption and time limits: the batch script asks Slurm for ``USR2`` ``grace`` seconds before
+the end and ``exec``s this wrapper, so the wrapper gets it. It then writes
+``.nsml/checkpoint-requested`` (what :func:`nsml_hpc.should_checkpoint` reads), forwards USR2
+to the training process only if that process catches USR2 (its default action would kill
+it), waits up to the grace period for a new snapshot, stops the training process and requeues
+the job with ``scontrol requeue`` (at most ``max_requeues`` times, counted by Slurm's
+``SLURM_RESTART_COUNT``). On every start it finishes snapshot writes a crash interrupted,
+picks the snapshot to resume from (the latest of this session after a requeue, the parent's
+on a fork) and passes it to the script as ``NSML_HPC_RESUME_FROM``.
+
+Events: started (with restart_count, metrics_line = lines of metrics.jsonl written by earlier
+runs, resume_tag/resume_step), resumed, signal, checkpointed / checkpoint_missed, ended,
+requeued / requeue_refused / requeue_failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from nsml_hpc.errors import NsmlError
+from nsml_hpc.job.gpu_monitor import GpuMonitor
+from nsml_hpc.job.layout import (
+    CHECKPOINT_FLAG,
+    CODE_DIR,
+    EVENTS_FILE,
+    METRICS_FILE,
+    RESTART_COUNT_ENV,
+    RESUME_FROM_ENV,
+    RESUME_STEP_ENV,
+    SESSION_FILE,
+    SNAPSHOTS_DIR,
+)
+from nsml_hpc.job.snapshot_format import Manifest, ManifestError, recency_key
+from nsml_hpc.job.snapshot_store import check_files, list_snapshots, read_manifest, recover
+from nsml_hpc.job.spec import SessionSpec, warning_seconds
+
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGCONT)
+POLL_SECONDS = 0.25
+STOP_SECONDS = 10.0  # SIGTERM -> SIGKILL for the training process once the snapshot is in
+REQUEUE_TIMEOUT = 30.0
+EXIT_NO_START_SNAPSHOT = 66
+
+
+def job_id_from_env() -> str | None:
+    """The id sync knows the job by: ``<array>_<task>`` for an array task, else the job id."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"{array}_{task}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
+class EventLog:
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / EVENTS_FILE
+        self.job_id = job_id_from_env()
+
+    def write(self, event: str, **data: Any) -> None:
+        line = {"event": event, "time": time.time(), "job_id": self.job_id, **data}
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (json.dumps(line, sort_keys=True) + "\n").encode())
+        finally:
+            os.close(fd)
+
+
+def command_for(document: dict[str, Any], code_dir: Path) -> list[str]:
+    spec = document["spec"]
+    script = str(code_dir / spec["script"])
+    args = [str(arg) for arg in spec.get("args", [])]
+    if script.endswith(".py"):
+        return [document.get("interpreter") or sys.executable, script, *args]
+    return [script, *args]
+
+
+def restart_count() -> int:
+    text = os.environ.get("SLURM_RESTART_COUNT", "0").strip()
+    return int(text) if text.isdigit() else 0
+
+
+def close_and_count_lines(path: Path) -> int:
+    """Lines earlier runs wrote to ``path``; a partial last line (a run killed mid-write) is
+    terminated first, so this run's lines start on a line of their own."""
+    try:
+        handle = open(path, "rb+")  # noqa: SIM115 - closed by the with below
+    except FileNotFoundError:
+        return 0
+    with handle:
+        count = 0
+        last = b"\n"
+        while chunk := handle.read(1 << 20):
+            count += chunk.count(b"\n")
+            last = chunk[-1:]
+        if last != b"\n":
+            handle.write(b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+            count += 1
+    return count
+
+
+def catches(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` has a handler for (or ignores) ``signum`` (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+            fields = dict(line.split(":", 1) for line in status if ":" in line)
+    except OSError:
+        return False
+    bit = 1 << (signum - 1)
+    caught = int(fields.get("SigCgt", "0").strip() or "0", 16)
+    ignored = int(fields.get("SigIgn", "0").strip() or "0", 16)
+    return bool((caught | ignored) & bit)
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    path: Path
+    manifest: Manifest
+    source: str  # "requeue" | "fork"
+
+
+class Wrapper:
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.document: dict[str, Any] = json.loads((run_dir / SESSION_FILE).read_text("utf-8"))
+        self.spec = SessionSpec.from_dict(self.document["spec"])
+        self.events = EventLog(run_dir)
+        self.snapshots = run_dir / SNAPSHOTS_DIR
+        self.flag = run_dir / CHECKPOINT_FLAG
+        self.restart = restart_count()
+        self.grace = warning_seconds(self.spec)
+        self.child: subprocess.Popen[bytes] | None = None
+        self.warned_at: float | None = None  # USR2 received, not yet handled
+        self.warning_handled = False
+        self.requeued = False
+
+    # --- start ---------------------------------------------------------------------------
+
+    def _latest_own_snapshot(self) -> ResumePoint | None:
+        listing = list_snapshots(self.snapshots)
+        for name, why in sorted(listing.damaged.items()):
+            self.events.write("snapshot_damaged", snapshot=name, problem=why)
+        if not listing.intact:
+            return None
+        manifest, path = max(listing.intact, key=lambda item: recency_key(item[0]))
+        return ResumePoint(path, manifest, "requeue")
+
+    def _fork_snapshot(self) -> ResumePoint | None:
+        fork = self.document.get("fork")
+        if not isinstance(fork, dict) or not fork.get("snapshot_path"):
+            return None
+        path = Path(str(fork["snapshot_path"]))
+        try:
+            manifest = read_manifest(path)
+        except (ManifestError, OSError) as exc:
+            raise FileNotFoundError(
+                f"the snapshot to start from, {path}, is unusable: {exc}"
+            ) from exc
+        problem = check_files(manifest, path)
+        if problem is not None:
+            raise FileNotFoundError(f"the snapshot to start from, {path}, is damaged: {problem}")
+        if fork.get("created") is not None and manifest.created != fork.get("created"):
+            self.events.write(
+                "warning",
+                message=f"{fork.get('session')}:{manifest.tag} was replaced after the fork; "
+                "starting from its current content",
+            )
+        return ResumePoint(path, manifest, "fork")
+
+    def _prepare(self) -> tuple[ResumePoint | None, int, list[str]]:
+        try:
+            repairs = recover(self.snapshots, drop_temp=True)  # no process of ours is alive
+        except (NsmlError, OSError) as exc:
+            repairs = []
+            self.events.write("warning", message=f"cannot tidy {self.snapshots}: {exc}")
+        try:
+            self.flag.unlink(missing_ok=True)
+            metrics_line = close_and_count_lines(self.run_dir / METRICS_FILE)
+        except OSError as exc:
+            self.events.write("warning", message=f"cannot read {METRICS_FILE}: {exc}")
+            metrics_line = 0
+        resume = self._latest_own_snapshot() if self.restart > 0 else None
+        if resume is None:
+            resume = self._fork_snapshot()
+        return resume, metrics_line, repairs
+
+    def _child_env(self, resume: ResumePoint | None) -> dict[str, str]:
+        env = dict(os.environ)
+        env[RESTART_COUNT_ENV] = str(self.restart)
+        env.pop(RESUME_FROM_ENV, None)
+        env.pop(RESUME_STEP_ENV, None)
+        if resume is not None:
+            env[RESUME_FROM_ENV] = str(resume.path)
+            if resume.manifest.step is not None:
+                env[RESUME_STEP_ENV] = str(resume.manifest.step)
+        return env
+
+    # --- signals -------------------------------------------------------------------------
+
+    def _forward(self, signum: int, _frame: FrameType | None) -> None:
+        if self.requeued:
+            return  # Slurm is ending this run after our own requeue
+        self.events.write("signal", signal=signal.Signals(signum).name)
+        if signum == signal.SIGTERM:
+            self._write_flag(reason="SIGTERM")
+        if self.child is not None and self.child.poll() is None:
+            self.child.send_signal(signum)
+
+    def _on_warning(self, _signum: int, _frame: FrameType | None) -> None:
+        if self.warned_at is None:
+            self.warned_at = time.time()
+
+    def _write_flag(self, *, reason: str) -> None:
+        data = {"time": time.time(), "reason": reason, "restart_count": self.restart}
+        self.flag.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.flag.with_name(f".{self.flag.name}.{os.getpid()}")
+        temp.write_text(json.dumps(data), encoding="utf-8")
+        temp.replace(self.flag)
+
+    # --- the warning: checkpoint, stop, requeue ----------------------------------------------
+
+    def _entries(self) -> dict[str, int]:
+        try:
+            return {
+                entry.name: entry.stat().st_mtime_ns
+                for entry in os.scandir(self.snapshots)
+                if not entry.name.startswith(".")
+            }
+        except OSError:
+            return {}
+
+    def _new_snapshot(self, before: dict[str, int], since: float) -> Manifest | None:
+        for name, mtime in self._entries().items():
+            if before.get(name) == mtime:
+                continue
+            try:
+                manifest = read_manifest(self.snapshots / name)
+            except (ManifestError, OSError):
+                continue
+            if manifest.created >= since - 1.0:
+                return manifest
+        return None
+
+    def _handle_warning(self, child: subprocess.Popen[bytes]) -> int | None:
+        """Checkpoint, then stop and requeue; the training process's exit code if it was
+        stopped, None if it keeps running (requeue off or capped)."""
+        assert self.warned_at is not None
+        self.warning_handled = True
+        start = self.warned_at
+        before = self._entries()
+        self.events.write("signal", signal="USR2", grace=self.grace)
+        self._write_flag(reason="USR2")
+        if child.poll() is None and catches(child.pid, signal.SIGUSR2):
+            child.send_signal(signal.SIGUSR2)
+        deadline = start + max(self.grace - STOP_SECONDS, 1.0)
+        snapshot: Manifest | None = None
+        while time.time() < deadline:
+            snapshot = self._new_snapshot(before, start)
+            if snapshot is not None or child.poll() is not None:
+                break
+            time.sleep(POLL_SECONDS)
+        if snapshot is None:
+            snapshot = self._new_snapshot(before, start)
+        if snapshot is not None:
+            self.events.write(
+                "checkpointed",
+                snapshot=snapshot.tag,
+                step=snapshot.step,
+                seconds=round(time.time() - start, 3),
+            )
+        else:
+            reason = "the training process exited" if child.poll() is not None else "timeout"
+            self.events.write("checkpoint_missed", reason=reason)
+        policy = self.spec.preemption
+        if not policy.requeue:
+            self.events.write("requeue_refused", reason="requeue is off for this session")
+            return None
+        if self.restart >= policy.max_requeues:
+            self.events.write(
+                "requeue_refused",
+                reason=f"requeued {self.restart} times already (max_requeues "
+                f"{policy.max_requeues})",
+            )
+            return None
+        exit_code = self._stop(child)
+        self.events.write("ended", exit_code=exit_code, requeue=True)
+        self._requeue()
+        return exit_code if exit_code != 0 else 75  # EX_TEMPFAIL when the requeue failed
+
+    def _stop(self, child: subprocess.Popen[bytes]) -> int:
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        code = child.returncode
+        return code if code >= 0 else 128 - code
+
+    def _requeue(self) -> None:
+        job_id = os.environ.get("SLURM_JOB_ID")
+        scontrol = shutil.which("scontrol")
+        if not job_id or scontrol is None:
+            self.events.write("requeue_failed", error="not in a Slurm job (or no scontrol)")
+            return
+        self.requeued = True
+        try:
+            done = subprocess.run(
+                [scontrol, "requeue", job_id],
+                capture_output=True,
+                text=True,
+                timeout=REQUEUE_TIMEOUT,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            self.requeued = False
+            self.events.write("requeue_failed", error=str(exc))
+            return
+        if done.returncode != 0:
+            self.requeued = False
+            self.events.write("requeue_failed", error=(done.stderr or done.stdout).strip())
+            return
+        self.events.write("requeued", restart_count=self.restart + 1)
+
+    # --- main ----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        try:
+            resume, metrics_line, repairs = self._prepare()
+        except FileNotFoundError as exc:
+            self.events.write("started", host=socket.gethostname(), restart_count=self.restart)
+            self.events.write("ended", exit_code=EXIT_NO_START_SNAPSHOT, error=str(exc))
+            print(f"nsml-hpc: {exc}", file=sys.stderr)
+            return EXIT_NO_START_SNAPSHOT
+        self.events.write(
+            "started",
+            host=socket.gethostname(),
+            restart_count=self.restart,
+            cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+            pid=os.getpid(),
+            metrics_line=metrics_line,
+            resume_tag=resume.manifest.tag if resume else None,
+            resume_step=resume.manifest.step if resume else None,
+            resume_source=resume.source if resume else None,
+            repairs=repairs or None,
+        )
+        if resume is not None:
+            self.events.write(
+                "resumed",
+                snapshot=resume.manifest.tag,
+                step=resume.manifest.step,
+                source=resume.source,
+                restart_count=self.restart,
+            )
+        monitor = GpuMonitor.start_if_available(self.run_dir)
+        try:
+            return self._supervise(resume)
+        finally:
+            if monitor is not None:
+                monitor.stop()
+
+    def _supervise(self, resume: ResumePoint | None) -> int:
+        code_dir = self.run_dir / CODE_DIR
+        try:
+            child = subprocess.Popen(
+                command_for(self.document, code_dir), cwd=code_dir, env=self._child_env(resume)
+            )
+        except OSError as exc:
+            self.events.write("ended", exit_code=127, error=str(exc))
+            print(f"nsml-hpc: cannot start the training script: {exc}", file=sys.stderr)
+            return 127
+        self.child = child
+        for signum in FORWARDED_SIGNALS:
+            signal.signal(signum, self._forward)
+        signal.signal(signal.SIGUSR2, self._on_warning)
+        while True:
+            try:
+                returncode = child.wait(timeout=POLL_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if self.warned_at is not None and not self.warning_handled:
+                stopped = self._handle_warning(child)
+                if stopped is not None:
+                    return 0 if self.requeued else stopped
+        if self.warned_at is not None and not self.warning_handled:
+            # The warning came as the script ended by itself: it finished, nothing to requeue.
+            self.events.write("signal", signal="USR2", note="after the training script ended")
+        exit_code = returncode if returncode >= 0 else 128 - returncode
+        self.events.write(
+            "ended",
+            exit_code=exit_code,
+            signal=signal.Signals(-returncode).name if returncode < 0 else None,
+        )
+        return exit_code
+
+
+def run(run_dir: Path) -> int:
+    return Wrapper(run_dir).run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m nsml_hpc.job RUN_DIR", file=sys.stderr)
+        return 2
+    return run(Path(args[0]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

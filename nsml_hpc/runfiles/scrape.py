@@ -1,0 +1,189 @@
+"""Incremental reading of the run directory's JSON-lines files (pure: bytes in, rows out).
+
+Only complete lines are taken: a line the job is still writing stays for the next sync, and
+the returned offset points just past the last newline consumed. A line that is not a JSON
+object is counted as malformed and skipped, never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from nsml_hpc.runfiles.summary import BLOCK_SHIFT, Summary
+
+MAX_READ_BYTES = 64 * 1024 * 1024  # per file per sync; the rest waits for the next one
+
+
+# Column order of the tuples in ``MetricBatch.points`` (the metric_point insert uses it).
+POINT_COLUMNS = ("session_id", "line", "step", "time", "name", "value")
+MetricPointRow = tuple[int, int, int | None, float | None, str, float | None]
+
+
+@dataclass
+class MetricBatch:
+    """Metric points parsed from a run of complete lines, as ``POINT_COLUMNS`` tuples."""
+
+    points: list[MetricPointRow] = field(default_factory=list)
+    lines: int = 0
+    malformed: int = 0
+    last_step: int | None = None
+    last_metrics: dict[str, float | None] = field(default_factory=dict)
+    # per (metric, block of lines) summaries, folded while parsing; None: not folded (a
+    # captured batch), the store summarizes the points itself
+    blocks: dict[tuple[str, int], Summary] | None = None
+
+
+@dataclass
+class EventBatch:
+    events: list[dict[str, Any]] = field(default_factory=list)
+    lines: int = 0
+    malformed: int = 0
+
+
+def read_new_lines(path: Path, offset: int, limit: int = MAX_READ_BYTES) -> tuple[bytes, int]:
+    """The complete lines of ``path`` after byte ``offset``, and the offset after them.
+
+    A file that shrank below ``offset`` (truncated or replaced) yields nothing: its points
+    were already ingested and re-reading would double them.
+    """
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            chunk = handle.read(limit)
+    except FileNotFoundError:
+        return b"", offset
+    return complete_lines(chunk, offset)
+
+
+def complete_lines(chunk: bytes, offset: int) -> tuple[bytes, int]:
+    """The complete lines of ``chunk`` (read at ``offset``) and the offset after them."""
+    end = chunk.rfind(b"\n")
+    if end < 0:
+        return b"", offset
+    return chunk[: end + 1], offset + end + 1
+
+
+def _load(raw: bytes) -> Any:
+    """orjson for speed; the stdlib for what only it reads (``NaN``/``Infinity`` literals,
+    which ``json.dumps`` writes for non-finite floats)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+
+
+def _finite_or_none(value: Any) -> float | None:
+    """A JSON number as a finite float; ``None`` for anything else (bools, huge ints, NaN)."""
+    kind = type(value)
+    if kind is not int and kind is not float:
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def parse_metric_lines(chunk: bytes, first_line: int, session_id: int) -> MetricBatch:
+    """Rows for ``metric_point`` from complete ``metrics.jsonl`` lines.
+
+    Numbers become points (NaN/inf as ``None``: a gap, not a dropped point); text and bool
+    fields are not metrics and are skipped; a line that is not a JSON object is malformed.
+    """
+    batch = MetricBatch(blocks={})
+    add_point = batch.points.append  # bound once: this loop runs per point
+    last_metrics = batch.last_metrics
+    blocks = batch.blocks
+    assert blocks is not None
+    current: dict[str, tuple[int, Summary]] = {}  # each metric's block being filled
+    last_step: int | None = None
+    malformed = 0
+    isfinite = math.isfinite
+    fast_loads, decode_error = orjson.loads, orjson.JSONDecodeError
+    lines = chunk.splitlines()
+    for line_no, raw in enumerate(lines, first_line):
+        try:
+            try:
+                record = fast_loads(raw)
+            except decode_error:
+                record = json.loads(raw)  # NaN/Infinity literals that only the stdlib reads
+        except ValueError:
+            malformed += 1
+            continue
+        if type(record) is not dict:
+            malformed += 1
+            continue
+        step = record.pop("step", None)
+        if type(step) is not int:
+            step = None
+        else:
+            last_step = step
+        when = _finite_or_none(record.pop("time", None))
+        index = line_no >> BLOCK_SHIFT
+        for name, value in record.items():
+            kind = type(value)
+            if kind is float:
+                number = value if isfinite(value) else None
+            elif kind is int:
+                number = _finite_or_none(value)
+            else:
+                continue  # text (a phase label), bool, lists: not metric values
+            add_point((session_id, line_no, step, when, name, number))
+            last_metrics[name] = number
+            # The summary fold (summarize_points' loop, inlined: it runs per point).
+            entry = current.get(name)
+            if entry is None or entry[0] != index:
+                block = blocks.get((name, index))
+                if block is None:
+                    block = blocks[(name, index)] = Summary()
+                current[name] = (index, block)
+            else:
+                block = entry[1]
+            block.points += 1
+            block.last_line, block.last_step, block.last_value = line_no, step, number
+            if number is None:
+                continue
+            low = block.min_value
+            if low is None or number < low:
+                block.min_value, block.min_step = number, step
+            high = block.max_value
+            if high is None or number > high:
+                block.max_value, block.max_step = number, step
+    batch.lines = len(lines)
+    batch.malformed = malformed
+    batch.last_step = last_step
+    return batch
+
+
+def parse_event_lines(chunk: bytes, session_id: int) -> EventBatch:
+    """Rows for ``event`` from complete ``events.jsonl`` lines."""
+    batch = EventBatch()
+    for raw in chunk.splitlines():
+        batch.lines += 1
+        try:
+            record = _load(raw)
+        except ValueError:
+            batch.malformed += 1
+            continue
+        if not isinstance(record, dict) or not isinstance(record.get("event"), str):
+            batch.malformed += 1
+            continue
+        at = record.get("time")
+        job_id = record.get("job_id")
+        data = {key: value for key, value in record.items() if key not in ("event", "time")}
+        batch.events.append(
+            {
+                "session_id": session_id,
+                "at": _finite_or_none(at),
+                "kind": record["event"][:64],
+                "job_id": str(job_id)[:64] if job_id is not None else None,
+                "data_json": json.dumps(data, sort_keys=True),
+            }
+        )
+    return batch

@@ -1,0 +1,184 @@
+"""Things a user does to an existing session: stop it, remove it, read its logs, change its
+memo, pin or delete one of its snapshots (forking is :func:`nsml_hpc.snapshots.fork.fork_session`).
+
+The CLI and the TUI call these same functions; the snapshot ones are those of
+:mod:`nsml_hpc.snapshots.actions` (``nsml-hpc model ...``), which keep the catalog consistent.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import time
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from nsml_hpc.backends.files import RunFiles
+from nsml_hpc.catalog.sessions import discard_session, get_session, jobs_of, update_memo
+from nsml_hpc.context import Context
+from nsml_hpc.errors import NsmlError, SpecError
+from nsml_hpc.job.layout import SESSION_FILE, slurm_output
+from nsml_hpc.job.spec import validate_memo
+from nsml_hpc.slurm.states import is_live
+from nsml_hpc.snapshots.actions import SnapshotRow, list_models, pin_model, remove_model
+from nsml_hpc.submit.rundir import read_json, remove_run_dir
+from nsml_hpc.sync.run import SyncReport, sync
+
+FOLLOW_CHUNK = 64 * 1024
+
+
+def sync_now(workspace: Context, clusters: Collection[str] | None = None) -> SyncReport:
+    """One sync of every cluster with live sessions (or of ``clusters``)."""
+    return sync(workspace.catalog, workspace.settings, workspace.backend_for, clusters=clusters)
+
+
+def stop_session(workspace: Context, name: str) -> list[str]:
+    """Ask Slurm to cancel the session's live job (one scancel call); returns the job ids."""
+    record = get_session(workspace.catalog, name)
+    if not is_live(record.state, record.ended_at, time.time()):
+        raise SpecError(f"session {name} is already {record.state}")
+    assert record.id is not None
+    job_ids = [job.job_id for job in jobs_of(workspace.catalog, [record.id])[record.id]]
+    live = job_ids[-1:]
+    workspace.backend_for(record.cluster).cancel(live)
+    return live
+
+
+def stop_idle_sessions(workspace: Context, min_idle_seconds: float) -> list[tuple[str, float]]:
+    """Cancel running sessions whose GPUs all sat at 0 % for ``min_idle_seconds`` or more:
+    one scancel per cluster. Returns (session, idle seconds) of those cancelled."""
+    from nsml_hpc.sessions.views import session_rows
+
+    idle = [
+        row
+        for row in session_rows(workspace.catalog)
+        if row.state == "RUNNING" and row.gpu_idle_s >= min_idle_seconds and row.job_ids
+    ]
+    by_cluster: dict[str, list[str]] = {}
+    for row in idle:
+        by_cluster.setdefault(row.cluster, []).append(row.job_ids[-1])
+    for cluster, job_ids in sorted(by_cluster.items()):
+        workspace.backend_for(cluster).cancel(job_ids)
+    return [(row.name, row.gpu_idle_s) for row in idle]
+
+
+@dataclass(frozen=True)
+class Removed:
+    name: str
+    run_dir: Path  # on the session's cluster
+    purged: bool
+
+
+def remove_session(workspace: Context, name: str, *, purge: bool = False) -> Removed:
+    """Forget a finished session; with ``purge`` also delete its run directory (on its
+    cluster, through the cluster's backend)."""
+    record = get_session(workspace.catalog, name)
+    if is_live(record.state, record.ended_at, time.time()):
+        raise SpecError(f"session {name} is {record.state}; stop it first (nsml-hpc stop {name})")
+    files = workspace.backend_for(record.cluster).files if purge else None
+    exists = files is not None and files.exists(record.run_dir)
+    assert record.id is not None
+    if files is not None and exists:
+        _check_owned_run_dir(files, record.run_dir, name)
+        _check_not_forked_from(workspace, record.id, name)
+    discard_session(workspace.catalog, record.id)
+    purged = bool(files is not None and exists and remove_run_dir(files, record.run_dir))
+    return Removed(name=name, run_dir=Path(record.run_dir), purged=purged)
+
+
+def _check_not_forked_from(workspace: Context, session_id: int, name: str) -> None:
+    """``--purge`` deletes the snapshots too: never those another session was forked from."""
+    from nsml_hpc.catalog.snapshots import children_of
+
+    children = children_of(workspace.catalog, session_id)
+    if children:
+        shown = ", ".join(f"{child} (from {tag})" for child, tag in children)
+        raise SpecError(
+            f"sessions were forked from snapshots of {name}: {shown}; remove them first, "
+            "or remove without --purge (the run directory stays)"
+        )
+
+
+def _check_owned_run_dir(files: RunFiles, run_dir: str, name: str) -> None:
+    """Refuse to delete a folder that is not this session's run directory."""
+    document = read_json(files, posixpath.join(run_dir, SESSION_FILE))
+    if not isinstance(document, dict) or document.get("name") != name:
+        raise NsmlError(f"{run_dir} does not hold session {name}; not deleting it")
+
+
+def log_paths(workspace: Context, name: str) -> list[str]:
+    """The Slurm output files of the session (on its cluster), one per job id, oldest first."""
+    record = get_session(workspace.catalog, name)
+    assert record.id is not None
+    jobs = jobs_of(workspace.catalog, [record.id])[record.id]
+    return [posixpath.join(record.run_dir, slurm_output(job.job_id)) for job in jobs]
+
+
+def read_logs(workspace: Context, name: str) -> Iterator[bytes]:
+    record = get_session(workspace.catalog, name)
+    files = workspace.backend_for(record.cluster).files
+    offsets: dict[str, int] = {}
+    for path in log_paths(workspace, name):
+        yield from _new_bytes(files, path, offsets)
+
+
+def follow_logs(
+    workspace: Context,
+    name: str,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    interval: float = 1.0,
+) -> Iterator[bytes]:
+    """Everything the session printed, then new output as it comes, until it has ended.
+
+    The state is refreshed by :func:`sync_now` for the session's cluster only, which honours
+    the shared poll floor, so a follower never asks Slurm more often than any other client
+    would. On a remote cluster only the new bytes of the log are read each time; a dropped
+    connection is opened again at the next round.
+    """
+    cluster = get_session(workspace.catalog, name).cluster
+    offsets: dict[str, int] = {}
+    while True:
+        failed = False
+        try:
+            sync_now(workspace, clusters=[cluster])
+        except NsmlError:
+            failed = True
+        record = get_session(workspace.catalog, name)
+        try:
+            files = workspace.backend_for(cluster).files
+            for path in log_paths(workspace, name):
+                yield from _new_bytes(files, path, offsets)
+        except NsmlError:
+            failed = True
+        if not failed and not is_live(record.state, record.ended_at, time.time()):
+            return
+        sleep(max(interval, 0.2))
+
+
+def _new_bytes(files: RunFiles, path: str, offsets: dict[str, int]) -> Iterator[bytes]:
+    while chunk := files.read_from(path, offsets.get(path, 0), FOLLOW_CHUNK):
+        offsets[path] = offsets.get(path, 0) + len(chunk)
+        yield chunk
+
+
+def set_memo(workspace: Context, name: str, memo: str) -> None:
+    """Replace the session's memo (one line, at most 1000 characters)."""
+    update_memo(workspace.catalog, name, validate_memo(memo.strip()), now=time.time())
+
+
+def session_snapshots(workspace: Context, name: str) -> list[SnapshotRow]:
+    """The session's snapshots, re-read from its run directory into the catalog (the same
+    listing as ``nsml-hpc model ls``), oldest first."""
+    return list_models(workspace, name).snapshots
+
+
+def pin_snapshot(workspace: Context, name: str, tag: str, *, pinned: bool = True) -> None:
+    """Pin (keep from gc, retention and deletion) or unpin one snapshot of the session."""
+    pin_model(workspace, name, tag, pinned)
+
+
+def delete_snapshot(workspace: Context, name: str, tag: str) -> SnapshotRow:
+    """Delete one snapshot of the session, refusing protected ones (pinned, forked from, the
+    latest of a live session) with the reason; returns the row that was deleted."""
+    return remove_model(workspace, name, tag)

@@ -1,0 +1,1 @@
+"""Snapshots in the front end: list, pin, pull, delete, fork from one, retention and gc."""

@@ -1,0 +1,386 @@
+"""``nsml-hpc fork``: a new session from a parent's code snapshot and one of its snapshots,
+with changed hyperparameters and resources.
+
+The child's arguments are the parent's with each ``--set KEY=VALUE`` replacing that flag's
+value where it stands (``--lr 0.1`` -> ``--lr 0.01``, ``--lr=0.1`` -> ``--lr=0.01``; a switch
+``--amp`` takes ``true``/``false``); ``--add KEY=VALUE`` appends a flag the parent did not have.
+The child's ``session.json`` names the snapshot (``fork``), and its job wrapper hands it to the
+script as ``nsml_hpc.session.resume_from``. The lineage row and the snapshot's protection from
+gc are written in one transaction before sbatch, so a gc running at that moment can never
+delete the snapshot the child will start from.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from nsml_hpc.catalog.sessions import get_session
+from nsml_hpc.catalog.snapshot_models import LineageRecord, SnapshotRecord
+from nsml_hpc.catalog.snapshots import protect_for_fork, snapshot_metrics, snapshots_of
+from nsml_hpc.code.selection import collect_code
+from nsml_hpc.config.identity import current_user
+from nsml_hpc.context import Context
+from nsml_hpc.errors import NotFoundError, NsmlError, SpecError
+from nsml_hpc.job.hparams import parse_hyperparameters
+from nsml_hpc.job.layout import CODE_DIR, SESSION_FILE
+from nsml_hpc.job.snapshot_format import Manifest, choose, parse_selector
+from nsml_hpc.job.spec import MAX_ARG_BYTES, Preemption, Resources, SessionSpec, validate_spec
+from nsml_hpc.snapshots.sync import refresh_session
+from nsml_hpc.submit.create import Prepared, Submitted, dry_run, submit
+from nsml_hpc.submit.placement import AUTO, place
+from nsml_hpc.submit.rundir import read_json
+
+KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
+_FLAG = re.compile(r"^(--?)([A-Za-z_][A-Za-z0-9_.-]*)(?:=(.*))?$", re.DOTALL)
+_NUMBER_LIKE = re.compile(r"^-?([0-9]|\.[0-9])")
+RESOURCE_KEYS = frozenset(
+    {"gpus", "nodes", "cpus_per_gpu", "mem", "time", "partition", "account", "qos", "constraint"}
+)
+MAX_CODE_BYTES = 1 << 40  # the parent's code passed the size guard when it was submitted
+
+
+@dataclass(frozen=True)
+class Change:
+    key: str
+    old: str | None  # None: the flag is new
+    new: str
+
+
+def parse_assignment(flag: str, text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` -> (key, value), refusing keys a command line cannot hold."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep:
+        raise SpecError(f"{flag} takes KEY=VALUE, got {text!r}")
+    if not KEY.fullmatch(key):
+        raise SpecError(
+            f"{flag} {text!r}: {key!r} is not a hyperparameter name (letters, digits, '_', "
+            "'.', '-'; not starting with a digit or '-')"
+        )
+    if "\x00" in value or len(value.encode("utf-8", "surrogateescape")) > MAX_ARG_BYTES:
+        raise SpecError(f"{flag} {key}: the value holds a NUL byte or is too long")
+    return key, value
+
+
+def _norm(key: str) -> str:
+    return key.replace("-", "_")
+
+
+def _is_value(word: str) -> bool:
+    return not word.startswith("-") or bool(_NUMBER_LIKE.match(word))
+
+
+def apply_overrides(
+    args: list[str], sets: list[tuple[str, str]], adds: list[tuple[str, str]]
+) -> tuple[list[str], list[Change]]:
+    """The parent's argument list with ``sets`` replaced in place and ``adds`` appended
+    (before a ``--``). Pure; raises :class:`SpecError` for keys that do not fit."""
+    seen: set[str] = set()
+    for key, _ in [*sets, *adds]:
+        if _norm(key) in seen:
+            raise SpecError(f"{key} is given twice")
+        seen.add(_norm(key))
+    words = list(args)
+    changes: list[Change] = []
+    known = parse_hyperparameters(words)
+    for key, value in sets:
+        if _norm(key) not in known:
+            listed = ", ".join(sorted(known)) or "none"
+            hint = (
+                "use fork --" + key.replace("_", "-")
+                if _norm(key) in RESOURCE_KEYS
+                else (f"use --add {key}=VALUE to add it")
+            )
+            raise SpecError(f"the parent has no hyperparameter {key!r} (it has: {listed}); {hint}")
+        words, old = _replace(words, _norm(key), value)
+        changes.append(Change(key, old, value))
+    for key, value in adds:
+        if _norm(key) in known:
+            raise SpecError(f"the parent already has {key!r}; use --set {key}=VALUE")
+        if _norm(key) in RESOURCE_KEYS:
+            raise SpecError(f"{key!r} is a resource; use fork --{key.replace('_', '-')}")
+        end = words.index("--") if "--" in words else len(words)
+        flag = [f"--{key}={value}"] if not _is_value(value) else [f"--{key}", value]
+        words[end:end] = flag
+        changes.append(Change(key, None, value))
+    return words, changes
+
+
+def _replace(words: list[str], key: str, value: str) -> tuple[list[str], str | None]:
+    end = words.index("--") if "--" in words else len(words)
+    out = list(words)
+    old: str | None = None
+    index = 0
+    while index < end:
+        match = _FLAG.match(out[index])
+        if match is None or _norm(match.group(2)) != key:
+            index += 1
+            continue
+        dashes, name, inline = match.groups()
+        if inline is not None:
+            old, out[index] = inline, f"{dashes}{name}={value}"
+            index += 1
+        elif index + 1 < end and _is_value(out[index + 1]):
+            old = out[index + 1]
+            if _is_value(value):
+                out[index + 1] = value
+            else:
+                out[index : index + 2] = [f"{dashes}{name}={value}"]
+                end -= 1
+            index += 1 if not _is_value(value) else 2
+        else:
+            old = "true"
+            lowered = value.lower()
+            if lowered == "false":
+                del out[index]
+                end -= 1
+            elif lowered == "true":
+                index += 1
+            else:
+                raise SpecError(
+                    f"--{name} is a switch in the parent's command line; set it to true or false"
+                )
+    return out, old
+
+
+def parse_changes(text: str) -> dict[str, str]:
+    """The TUI's fork form: ``lr=0.05 epochs=10`` or ``--lr 0.05 --epochs=10`` ->
+    ``{"lr": "0.05", "epochs": "10"}``; a bare ``--amp`` is ``amp=true``."""
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise SpecError(f"cannot read the changed hyperparameters: {exc}") from None
+    changes: dict[str, str] = {}
+    index = 0
+    while index < len(words):
+        word = words[index]
+        index += 1
+        if word.startswith("-"):
+            match = _FLAG.match(word)
+            if match is None:
+                raise SpecError(f"{word!r} is not a --name or --name=value flag")
+            name, value = match.group(2), match.group(3)
+            if value is None:
+                following = words[index] if index < len(words) else None
+                if following is not None and _is_value(following):
+                    value, index = following, index + 1
+                else:
+                    value = "true"
+        else:
+            name, sep, value = word.partition("=")
+            if not sep:
+                raise SpecError(f"write a change as name=value or --name value, got {word!r}")
+        if not KEY.fullmatch(name):
+            raise SpecError(f"{name!r} is not a hyperparameter name")
+        changes[name] = value
+    return changes
+
+
+def split_changes(
+    parent_keys: Iterable[str], changes: dict[str, str]
+) -> tuple[list[str], list[str]]:
+    """``changes`` as ``--set`` texts (names the parent has, ``-``/``_`` alike) and ``--add``
+    texts (new names), each ``KEY=VALUE``."""
+    known = {_norm(key) for key in parent_keys}
+    sets = [f"{key}={value}" for key, value in changes.items() if _norm(key) in known]
+    adds = [f"{key}={value}" for key, value in changes.items() if _norm(key) not in known]
+    return sets, adds
+
+
+@dataclass(frozen=True)
+class ForkRequest:
+    parent: str
+    snapshot: str = "latest"
+    sets: list[str] = field(default_factory=list)
+    adds: list[str] = field(default_factory=list)
+    resources: dict[str, Any] = field(default_factory=dict)  # only the fields given
+    preemption: dict[str, Any] = field(default_factory=dict)
+    memo: str | None = None
+
+
+@dataclass(frozen=True)
+class Forked:
+    submitted: Submitted | None
+    script: str | None  # the rendered script of a dry run
+    parent: str
+    tag: str
+    step: int | None
+    changes: list[Change]
+    placement: str | None = None  # how --partition auto chose
+
+
+def _manifest_of(row: SnapshotRecord) -> Manifest:
+    return Manifest(
+        tag=row.tag,
+        step=row.step,
+        metrics=snapshot_metrics(row),
+        files=(),
+        created=row.created_at,
+    )
+
+
+def choose_snapshot(workspace: Context, name: str, selector: str) -> SnapshotRecord:
+    """The parent's snapshot ``selector`` names, re-read from disk; damaged ones never."""
+    record = get_session(workspace.catalog, name)
+    assert record.id is not None
+    choice = parse_selector(selector, workspace.settings.metric_directions)
+    files = workspace.backend_for(record.cluster).files
+    damaged = refresh_session(
+        workspace.catalog, files, record.id, name, record.run_dir, time.time()
+    )
+    if choice.kind == "tag" and choice.tag in damaged:
+        raise NsmlError(f"snapshot {name}:{choice.tag} is damaged ({damaged[choice.tag]})")
+    rows = [
+        row
+        for row in snapshots_of(workspace.catalog, [record.id])[record.id]
+        if row.problem is None
+    ]
+    chosen = choose([_manifest_of(row) for row in rows], choice, name)
+    return next(row for row in rows if row.tag == chosen.tag)
+
+
+def _child_spec(
+    parent: SessionSpec, request: ForkRequest, args: list[str], label: str
+) -> SessionSpec:
+    try:
+        resources = replace(parent.resources, **request.resources)
+        preemption = replace(parent.preemption, **request.preemption)
+    except TypeError as exc:
+        raise SpecError(f"unknown resource: {exc}") from exc
+    return validate_spec(
+        replace(
+            parent,
+            args=args,
+            resources=resources if isinstance(resources, Resources) else parent.resources,
+            preemption=preemption if isinstance(preemption, Preemption) else parent.preemption,
+            memo=request.memo if request.memo is not None else f"fork of {label}",
+        )
+    )
+
+
+def fork_session(workspace: Context, request: ForkRequest, *, dry: bool = False) -> Forked:
+    parent = get_session(workspace.catalog, request.parent)
+    assert parent.id is not None
+    sets = [parse_assignment("--set", text) for text in request.sets]
+    adds = [parse_assignment("--add", text) for text in request.adds]
+    parent_spec = SessionSpec.from_dict(json.loads(parent.spec_json))
+    args, changes = apply_overrides(parent_spec.args, sets, adds)
+    row = choose_snapshot(workspace, request.parent, request.snapshot)
+    assert row.id is not None
+    label = f"{parent.name}:{row.tag}"
+    spec = _child_spec(parent_spec, request, args, label)
+    backend = workspace.backend_for(spec.cluster)
+    placement: str | None = None
+    if spec.resources.partition == AUTO:
+        placed = place(spec, backend)
+        spec, placement = placed.spec, placed.explanation
+    files = workspace.backend_for(parent.cluster).files
+    # A remote parent's code is on the cluster: it is copied here first (the child's upload
+    # then sends only what the cluster's earlier snapshot of the project lacks).
+    with tempfile.TemporaryDirectory(prefix="nsml-hpc-fork-") as scratch:
+        code_dir = _parent_code(workspace, parent.cluster, parent.run_dir, parent.name, scratch)
+        code = collect_code(code_dir, MAX_CODE_BYTES)
+        document = read_json(files, f"{parent.run_dir}/{SESSION_FILE}")
+        parent_code = document.get("code", {}) if isinstance(document, dict) else {}
+        if not isinstance(parent_code, dict):
+            parent_code = {}
+        code = replace(
+            code, git_commit=parent_code.get("git_commit"), git_dirty=parent_code.get("git_dirty")
+        )
+        snapshot_path = f"{parent.run_dir}/snapshots/{row.tag}"
+        overrides = {change.key: change.new for change in changes}
+        fork_info = {
+            "session": parent.name,
+            "snapshot": row.tag,
+            "snapshot_path": snapshot_path,
+            "step": row.step,
+            "created": row.created_at,
+            "overrides": overrides,
+        }
+        prepared = Prepared(
+            spec=spec,
+            code=code,
+            profile=workspace.settings.profile(spec.cluster),
+            user=current_user(),
+            extra={"fork": fork_info, **workspace.settings.metric_directions.to_document()},
+        )
+        if dry:
+            script = dry_run(prepared, workspace.catalog, workspace.settings, backend)
+            return Forked(None, script, parent.name, row.tag, row.step, changes, placement)
+
+        def record_lineage(child_id: int) -> None:
+            with workspace.catalog.session() as db:
+                if not protect_for_fork(db, row.id or 0):
+                    raise NsmlError(f"{label} is being deleted; fork from another snapshot")
+                db.add(
+                    LineageRecord(
+                        child_session_id=child_id,
+                        parent_session_id=parent.id,
+                        parent_name=parent.name,
+                        parent_tag=row.tag,
+                        parent_step=row.step,
+                        parent_snapshot_path=snapshot_path,
+                        overrides_json=json.dumps(overrides, sort_keys=True),
+                        created_at=time.time(),
+                    )
+                )
+            if files.stat(f"{snapshot_path}/manifest.json") is None:
+                raise NotFoundError(f"{label} vanished from disk")
+
+        try:
+            done = submit(
+                prepared,
+                workspace.catalog,
+                workspace.settings,
+                backend,
+                before_sbatch=record_lineage,
+            )
+        except BaseException:
+            _unprotect_if_unused(workspace, row.id)
+            raise
+    return Forked(done, None, parent.name, row.tag, row.step, changes, placement)
+
+
+def _parent_code(workspace: Context, cluster: str, run_dir: str, name: str, scratch: str) -> Path:
+    """The folder holding the parent's code snapshot, on this machine."""
+    code_dir = f"{run_dir}/code"
+    files = workspace.backend_for(cluster).files
+    info = files.stat(code_dir)
+    if info is None or not info.is_dir:
+        raise NotFoundError(f"the code snapshot of {name} is gone ({code_dir})")
+    if not workspace.settings.profile(cluster).remote:
+        return Path(code_dir)
+    local = Path(scratch) / CODE_DIR
+    files.copy_out(code_dir, local)
+    return local
+
+
+def _unprotect_if_unused(workspace: Context, snapshot_id: int) -> None:
+    """A fork that failed leaves no protection behind (unless another fork uses it)."""
+    with workspace.catalog.session() as db:
+        row = db.get(SnapshotRecord, snapshot_id)
+        if row is None:
+            return
+        used = db.exec(
+            select(LineageRecord).where(
+                LineageRecord.parent_session_id == row.session_id,
+                LineageRecord.parent_tag == row.tag,
+            )
+        ).first()
+        if used is None:
+            db.execute(
+                update(SnapshotRecord)
+                .where(col(SnapshotRecord.id) == snapshot_id)
+                .values(forked_from=False)
+            )

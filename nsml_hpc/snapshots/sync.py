@@ -1,0 +1,193 @@
+"""Bring the catalog's snapshot rows and job runs up to date with the run directories.
+
+Everything goes through the backend's :class:`~nsml_hpc.backends.files.RunFiles` seam, so it
+works wherever a run directory is. It is cheap when nothing changed: one ``stat`` of
+``snapshots/`` per session per sync, compared with the mtime stored at the last scan; only a
+changed folder is listed, and only a snapshot folder whose own mtime changed has its
+manifest read again. An mtime within ``RACY_SECONDS`` of now is not trusted (a second change
+in the same tick of a coarse clock would go unseen), so such a folder is read again next time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from nsml_hpc.backends.files import RunFiles
+from nsml_hpc.catalog.engine import Catalog
+from nsml_hpc.catalog.snapshots import (
+    ScanChanges,
+    ScannedSnapshot,
+    refresh_job_runs,
+    scan_states,
+    snapshots_of,
+    store_scan,
+    unresolved_run_sessions,
+)
+from nsml_hpc.errors import NsmlError
+from nsml_hpc.job.layout import SNAPSHOTS_DIR
+from nsml_hpc.job.snapshot_format import (
+    MANIFEST_FILE,
+    Manifest,
+    ManifestError,
+    is_listed_name,
+    parse_manifest,
+)
+from nsml_hpc.job.snapshot_store import MAX_MANIFEST_BYTES
+
+RACY_SECONDS = 2.0
+FilesFor = Callable[[str], RunFiles]
+
+
+@dataclass
+class SnapshotSyncReport:
+    sessions_listed: int = 0
+    manifests_read: int = 0
+    added: int = 0
+    vanished: int = 0
+    problems: dict[str, str] = field(default_factory=dict)  # "session:tag" -> why
+
+
+def snapshots_path(run_dir: str) -> str:
+    return f"{run_dir}/{SNAPSHOTS_DIR}"
+
+
+def verify_files(files: RunFiles, folder: str, manifest: Manifest) -> str | None:
+    """Why a snapshot folder no longer matches its manifest, or None (one stat per file)."""
+    missing: list[str] = []
+    resized: list[str] = []
+    for entry in manifest.files:
+        info = files.stat(f"{folder}/{entry.path}")
+        if info is None or info.is_dir:
+            missing.append(entry.path)
+        elif info.size != entry.size:
+            resized.append(entry.path)
+    parts = []
+    if missing:
+        parts.append("missing " + ", ".join(missing[:5]) + (" …" if len(missing) > 5 else ""))
+    if resized:
+        parts.append("size changed " + ", ".join(resized[:5]) + (" …" if len(resized) > 5 else ""))
+    return "; ".join(parts) or None
+
+
+def read_snapshot(files: RunFiles, folder: str, tag: str, mtime_ns: int) -> ScannedSnapshot:
+    raw = files.read_bytes(f"{folder}/{MANIFEST_FILE}", MAX_MANIFEST_BYTES)
+    if raw is None:
+        return ScannedSnapshot(tag, mtime_ns, None, "manifest.json is missing")
+    if len(raw) > MAX_MANIFEST_BYTES:
+        return ScannedSnapshot(tag, mtime_ns, None, "manifest.json is too large")
+    try:
+        manifest = parse_manifest(json.loads(raw), tag)
+    except ValueError as exc:  # ManifestError and JSON errors
+        message = str(exc) if isinstance(exc, ManifestError) else "manifest.json is not JSON"
+        return ScannedSnapshot(tag, mtime_ns, None, message)
+    return ScannedSnapshot(tag, mtime_ns, manifest, verify_files(files, folder, manifest))
+
+
+def scan_session(
+    catalog: Catalog,
+    files: RunFiles,
+    session_id: int,
+    run_dir: str,
+    now: float,
+    *,
+    dir_mtime_ns: int,
+    reread_all: bool = False,
+) -> tuple[ScanChanges, list[ScannedSnapshot], int]:
+    """List one session's snapshot folder and store what changed; returns the changes, the
+    snapshots read (with their problems) and how many manifests were read."""
+    root = snapshots_path(run_dir)
+    entries = files.list_dir(root) or []
+    known = {row.tag: row for row in snapshots_of(catalog, [session_id])[session_id]}
+    racy_ns = int((now - RACY_SECONDS) * 1e9)
+    present: set[str] = set()
+    changed: list[ScannedSnapshot] = []
+    for entry in entries:
+        if not entry.is_dir or not is_listed_name(entry.name):
+            continue
+        present.add(entry.name)
+        row = known.get(entry.name)
+        unchanged = (
+            row is not None and row.dir_mtime_ns == entry.mtime_ns and entry.mtime_ns < racy_ns
+        )
+        if unchanged and not reread_all:
+            continue
+        scanned = read_snapshot(files, f"{root}/{entry.name}", entry.name, entry.mtime_ns)
+        if entry.mtime_ns >= racy_ns:
+            scanned = ScannedSnapshot(scanned.tag, 0, scanned.manifest, scanned.problem)
+        changed.append(scanned)
+    trusted_dir_mtime = dir_mtime_ns if dir_mtime_ns < racy_ns else 0
+    changes = store_scan(catalog, session_id, changed, present, trusted_dir_mtime, now)
+    return changes, changed, len(changed)
+
+
+def refresh_session(
+    catalog: Catalog,
+    files: RunFiles,
+    session_id: int,
+    name: str,
+    run_dir: str,
+    now: float,
+) -> dict[str, str]:
+    """Re-read every snapshot of one session (``model ls``, ``model du``, gc): catches hand
+    edits the cheap sync gate cannot see. Returns the damaged ones: tag -> why."""
+    info = files.stat(snapshots_path(run_dir))
+    _, scanned, _ = scan_session(
+        catalog,
+        files,
+        session_id,
+        run_dir,
+        now,
+        dir_mtime_ns=info.mtime_ns if info else 0,
+        reread_all=True,
+    )
+    return {item.tag: item.problem for item in scanned if item.problem}
+
+
+def sync_snapshots(
+    catalog: Catalog,
+    targets: Sequence[tuple[int, str, str]],
+    files_for: FilesFor,
+    now: float,
+    *,
+    sessions_with_new_events: Sequence[int] = (),
+    names: dict[int, str] | None = None,
+) -> SnapshotSyncReport:
+    """The snapshot and job-run part of a sync, for ``targets`` (id, cluster, run_dir)."""
+    report = SnapshotSyncReport()
+    states = scan_states(catalog, [session_id for session_id, _, _ in targets])
+    for session_id, cluster, run_dir in targets:
+        try:
+            files = files_for(cluster)
+            info = files.stat(snapshots_path(run_dir))
+        except NsmlError:
+            continue  # the cluster's error is already in the sync report
+        if info is None or not info.is_dir:
+            if session_id in states and states[session_id] != 0:
+                changes, _, _ = scan_session(
+                    catalog, files, session_id, run_dir, now, dir_mtime_ns=0
+                )
+                report.vanished += len(changes.vanished)
+            continue
+        if states.get(session_id) == info.mtime_ns and info.mtime_ns != 0:
+            continue
+        try:
+            changes, scanned, read = scan_session(
+                catalog, files, session_id, run_dir, now, dir_mtime_ns=info.mtime_ns
+            )
+        except NsmlError as exc:
+            report.problems[str(session_id)] = str(exc)
+            continue
+        report.sessions_listed += 1
+        report.manifests_read += read
+        report.added += len(changes.added)
+        report.vanished += len(changes.vanished)
+        label = (names or {}).get(session_id, str(session_id))
+        for item in scanned:
+            if item.problem:
+                report.problems[f"{label}:{item.tag}"] = item.problem
+    target_ids = [session_id for session_id, _, _ in targets]
+    pending = set(sessions_with_new_events) | set(unresolved_run_sessions(catalog, target_ids))
+    refresh_job_runs(catalog, sorted(pending))
+    return report

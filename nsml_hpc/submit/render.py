@@ -1,0 +1,189 @@
+"""Render a session into the text of an sbatch script (Jinja, ``sbatch_templates/``).
+
+Directive values were validated by :mod:`nsml_hpc.job.spec`; this module checks once more that
+nothing with whitespace or control characters reaches an ``#SBATCH`` line, and ``shlex.quote``s
+every value placed in the shell. The script's arguments never appear in the script at all: the
+job wrapper reads them from ``session.json`` and passes them to ``execve`` untouched.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+import jinja2
+
+from nsml_hpc import __version__
+from nsml_hpc.errors import SpecError
+from nsml_hpc.job import layout
+from nsml_hpc.job.spec import EnvStep, SessionSpec, warning_seconds
+
+TEMPLATE_PACKAGE = "nsml_hpc.sbatch_templates"
+TEMPLATE_NAME = "job.sbatch.j2"
+ARRAY_TEMPLATE_NAME = "array.sbatch.j2"
+# Characters that may never reach a directive line: whitespace, control characters, quotes and
+# backslash. Paths are stricter: '%' (Slurm expands it in --output names) and '$' are refused too.
+_DIRECTIVE_UNSAFE = re.compile(r"[\s\x00-\x1f\x7f\"'\\]")
+_PATH_UNSAFE = re.compile(r"[\s\x00-\x1f\x7f\"'\\%$`]")
+
+
+@dataclass(frozen=True)
+class ScriptContext:
+    """What the template needs besides the spec, decided at submit time."""
+
+    session_name: str
+    run_dir: str  # absolute, as the compute nodes see it
+    wrapper_python: str  # interpreter that runs ``nsml_hpc.job`` on the compute node
+    api_path: str  # folder put on the job's PYTHONPATH so ``import nsml_hpc`` works anywhere
+
+
+@dataclass(frozen=True)
+class ArrayContext:
+    """A sweep chunk: one array task per session, task i runs in ``run_dirs[i]``."""
+
+    sweep_name: str
+    sweep_dir: str
+    run_dirs: list[str]
+    session_names: list[str]
+    wrapper_python: str
+    array: str  # the --array value, e.g. 0-3%2
+    api_path: str  # the sweep's ONE copy of the in-job package (``<sweep dir>/.nsml/python``)
+
+
+def check_cluster_path(label: str, path: str) -> str:
+    """Refuse paths Slurm's directive parser or file-name patterns would mangle."""
+    if not path.startswith("/") or _PATH_UNSAFE.search(path):
+        raise SpecError(
+            f"{label} {path!r} must be an absolute path without spaces, quotes, '%', '$' "
+            "or control characters"
+        )
+    return path
+
+
+def sbatch_directives(spec: SessionSpec, context: ScriptContext) -> list[tuple[str, str]]:
+    """The ``#SBATCH --key=value`` pairs for ``spec``, in a stable order (an empty value is a
+    flag without one, such as ``--requeue``)."""
+    return _directives(
+        spec,
+        [
+            ("job-name", context.session_name),
+            ("output", f"{context.run_dir}/{layout.SLURM_OUTPUT_PATTERN}"),
+            ("chdir", context.run_dir),
+            ("open-mode", "append"),
+        ],
+    )
+
+
+def array_directives(spec: SessionSpec, context: ArrayContext) -> list[tuple[str, str]]:
+    return _directives(
+        spec,
+        [
+            ("job-name", context.sweep_name),
+            ("output", f"{context.sweep_dir}/{layout.ARRAY_OUTPUT_PATTERN}"),
+            ("chdir", context.sweep_dir),
+            ("open-mode", "append"),
+            ("array", context.array),
+        ],
+    )
+
+
+def resource_directives(spec: SessionSpec) -> list[tuple[str, str]]:
+    """Just the resource requests (for ``sbatch --test-only`` and the scripts)."""
+    return _directives(spec, [], preemption=False)
+
+
+def _directives(
+    spec: SessionSpec, head: list[tuple[str, str | int | None]], *, preemption: bool = True
+) -> list[tuple[str, str]]:
+    res = spec.resources
+    grace = warning_seconds(spec)
+    pairs: list[tuple[str, str | int | None]] = [
+        *head,
+        ("nodes", res.nodes),
+        ("gres", f"gpu:{res.gpus}" if res.gpus else None),
+        ("cpus-per-gpu", res.cpus_per_gpu),
+        ("mem", res.mem),
+        ("time", res.time),
+        ("partition", res.partition),
+        ("account", res.account),
+        ("qos", res.qos),
+        ("constraint", res.constraint),
+    ]
+    if preemption:
+        # USR2 (NCCL takes USR1) to the batch shell, which exec's the wrapper: it asks the
+        # training code for a snapshot and requeues the job (see nsml_hpc/job/wrapper.py).
+        pairs += [
+            ("signal", f"B:USR2@{grace}" if grace > 0 else None),
+            ("requeue" if spec.preemption.requeue else "no-requeue", ""),
+        ]
+    directives = [(key, str(value)) for key, value in pairs if value is not None]
+    for key, value in directives:
+        if _DIRECTIVE_UNSAFE.search(value):
+            raise SpecError(f"refusing to render --{key}={value!r}: unsafe characters")
+    return directives
+
+
+def environment_lines(steps: list[EnvStep]) -> list[str]:
+    lines: list[str] = []
+    for step in steps:
+        if step.kind == "setup":
+            lines.append(step.value)  # the user's own job code, on purpose
+        elif step.kind == "module":
+            lines.append(f"module load {shlex.quote(step.value)}")
+        elif step.kind == "venv":
+            lines.append(f"source {shlex.quote(step.value)}/bin/activate")
+        elif step.kind == "conda":
+            lines.append('eval "$(conda shell.bash hook)"')
+            lines.append(f"conda activate {shlex.quote(step.value)}")
+    return lines
+
+
+@cache
+def _template(name: str = TEMPLATE_NAME) -> jinja2.Template:
+    source = resources.files(TEMPLATE_PACKAGE).joinpath(name).read_text("utf-8")
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # noqa: S701 - shell text, not HTML; values are shlex-quoted
+        keep_trailing_newline=True,
+        trim_blocks=True,
+    )
+    env.filters["q"] = lambda value: shlex.quote(str(value))
+    return env.from_string(source)
+
+
+def render_script(spec: SessionSpec, context: ScriptContext) -> str:
+    """The sbatch script text for ``spec``; deterministic for the same inputs."""
+    check_cluster_path("run directory", context.run_dir)
+    return _template().render(
+        session_name=context.session_name,
+        version=__version__,
+        run_dir=context.run_dir,
+        directives=sbatch_directives(spec, context),
+        environment=environment_lines(spec.environment),
+        wrapper_python=context.wrapper_python,
+        api_path=context.api_path,
+        layout=layout.template_names(),
+    )
+
+
+def render_array_script(spec: SessionSpec, context: ArrayContext) -> str:
+    """The sbatch script of one sweep chunk: a job array whose task i is session i."""
+    check_cluster_path("sweep directory", context.sweep_dir)
+    check_cluster_path("in-job package", context.api_path)
+    for run_dir in context.run_dirs:
+        check_cluster_path("run directory", run_dir)
+    return _template(ARRAY_TEMPLATE_NAME).render(
+        sweep_name=context.sweep_name,
+        sweep_dir=context.sweep_dir,
+        version=__version__,
+        directives=array_directives(spec, context),
+        run_dirs=context.run_dirs,
+        session_names=context.session_names,
+        environment=environment_lines(spec.environment),
+        wrapper_python=context.wrapper_python,
+        api_path=context.api_path,
+        layout=layout.template_names(),
+    )

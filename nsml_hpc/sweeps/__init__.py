@@ -1,0 +1,1 @@
+"""Hyperparameter sweeps: expand a grid or random search, submit it as ONE job array."""

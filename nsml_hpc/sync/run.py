@@ -1,0 +1,454 @@
+"""One sync: ask each cluster about its live sessions (ONE sacct call per cluster), apply the
+state changes, and ingest what the jobs wrote to their run directories since the last sync.
+
+Kind to the cluster: the poll floor is shared through the catalog, so however many processes
+sync, a cluster is asked at most once per floor. A job missing from sacct right after
+submission waits out a grace period; only then is squeue asked (once, for all such jobs).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field, replace
+
+from sqlmodel import col, select
+
+from nsml_hpc.backends.base import SlurmBackend
+from nsml_hpc.capture.ingest import DISCOVERY_FILE, captured_files, scrape_captured
+from nsml_hpc.catalog.engine import Catalog
+from nsml_hpc.catalog.gpu import gpu_states, store_gpu_state
+from nsml_hpc.catalog.metrics import (
+    CursorState,
+    EventIngest,
+    MetricIngest,
+    load_cursors,
+    store_ingests,
+    touch_cursors,
+)
+from nsml_hpc.catalog.models import JobRecordRow, SessionRecord, StateChange
+from nsml_hpc.catalog.polls import claim_poll, record_poll_result
+from nsml_hpc.catalog.sessions import (
+    discard_session,
+    jobs_of,
+    live_sessions,
+    mark_submitted,
+    stale_reservations,
+)
+from nsml_hpc.config.settings import Settings
+from nsml_hpc.errors import ConfigError, ConnectionFailed, NotFoundError, NsmlError
+from nsml_hpc.job.layout import EVENTS_FILE, GPU_FILE, METRICS_FILE
+from nsml_hpc.runfiles.idle import IdleState, advance
+from nsml_hpc.runfiles.scrape import (
+    MAX_READ_BYTES,
+    complete_lines,
+    parse_event_lines,
+    parse_metric_lines,
+)
+from nsml_hpc.slurm.records import JobRecord
+from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
+from nsml_hpc.snapshots.sync import sync_snapshots
+from nsml_hpc.submit.rundir import read_job_id_marker, remove_run_dir
+
+STALE_RESERVATION_SECONDS = 3600.0
+RECENTLY_ENDED_SECONDS = 120.0  # keep scraping a little after the end (slow shared FS)
+SINCE_MARGIN_SECONDS = 300.0
+REASONLESS_STATES = frozenset({SessionState.RUNNING, SessionState.COMPLETED})
+
+SCRAPED_FILES = (METRICS_FILE, EVENTS_FILE, GPU_FILE)
+
+BackendFor = Callable[[str], SlurmBackend]
+
+
+@dataclass
+class SyncReport:
+    queried: list[str] = field(default_factory=list)
+    skipped_by_floor: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    state_changes: int = 0
+    new_points: int = 0
+    new_events: int = 0
+    malformed_lines: int = 0
+    sessions_scraped: int = 0
+    warnings: list[str] = field(default_factory=list)
+    new_snapshots: int = 0
+    snapshot_problems: dict[str, str] = field(default_factory=dict)  # "session:tag" -> why
+
+
+def sync(
+    catalog: Catalog,
+    settings: Settings,
+    backend_for: BackendFor,
+    *,
+    now: float | None = None,
+    clusters: Collection[str] | None = None,
+) -> SyncReport:
+    """Bring the catalog up to date with Slurm and the run directories (of ``clusters`` only,
+    when given). A cluster that cannot be reached is reported in ``errors`` and skipped; the
+    others are synced as usual."""
+    now = time.time() if now is None else now
+    report = SyncReport()
+    unreachable: set[str] = set()
+    wanted = set(clusters) if clusters is not None else None
+    _drop_stale_reservations(catalog, backend_for, now, wanted, unreachable)
+    live = [
+        record
+        for record in live_sessions(catalog, now)
+        if wanted is None or record.cluster in wanted
+    ]
+    by_cluster: dict[str, list[SessionRecord]] = defaultdict(list)
+    for record in live:
+        by_cluster[record.cluster].append(record)
+    jobs = jobs_of(catalog, [record.id for record in live if record.id is not None])
+    for cluster, sessions in sorted(by_cluster.items()):
+        if not claim_poll(catalog, cluster, now, settings.poll_floor_seconds):
+            report.skipped_by_floor.append(cluster)
+            continue
+        report.queried.append(cluster)
+        try:
+            records = _ask_cluster(backend_for(cluster), sessions, jobs, settings, now)
+        except NsmlError as exc:
+            report.errors[cluster] = str(exc)
+            record_poll_result(catalog, cluster, str(exc))
+            if isinstance(exc, ConnectionFailed | ConfigError | NotFoundError):
+                unreachable.add(cluster)
+            continue
+        record_poll_result(catalog, cluster, None)
+        report.state_changes += _apply_records(catalog, sessions, jobs, records, now)
+    targets = _sessions_to_scrape(catalog, live, now, wanted)
+    with_new_events = _scrape(catalog, targets, backend_for, report, now, unreachable)
+    snapshots = sync_snapshots(
+        catalog,
+        [
+            (target.session_id, target.cluster, target.run_dir)
+            for target in targets
+            if target.cluster not in unreachable
+        ],
+        lambda cluster: backend_for(cluster).files,
+        now,
+        sessions_with_new_events=sorted(with_new_events),
+        names={record.id: record.name for record in live if record.id is not None},
+    )
+    report.new_snapshots = snapshots.added
+    report.snapshot_problems = snapshots.problems
+    return report
+
+
+def _latest_job(jobs: dict[int, list[JobRecordRow]], record: SessionRecord) -> JobRecordRow | None:
+    history = jobs.get(record.id or -1, [])
+    return history[-1] if history else None
+
+
+def _ask_cluster(
+    backend: SlurmBackend,
+    sessions: list[SessionRecord],
+    jobs: dict[int, list[JobRecordRow]],
+    settings: Settings,
+    now: float,
+) -> dict[str, JobRecord]:
+    """Records by job id: ONE sacct call, plus at most ONE squeue call.
+
+    squeue is asked only when it knows something sacct cannot tell: why a job is pending
+    (slurmdbd keeps the reason of a pending job at "None"), and whether a job that sacct
+    still does not show after the grace period is queued or lost.
+    """
+    latest = [job for job in (_latest_job(jobs, record) for record in sessions) if job]
+    if not latest:
+        return {}
+    since = min(job.submitted_at or now for job in latest) - SINCE_MARGIN_SECONDS
+    found = {
+        rec.job_id: rec for rec in backend.query(query_ids(job.job_id for job in latest), since)
+    }
+    overdue = [
+        job.job_id
+        for job in latest
+        if job.job_id not in found
+        and now - (job.submitted_at or now) > settings.submit_grace_seconds
+    ]
+    reasonless = [
+        job_id
+        for job_id, rec in found.items()
+        if rec.state == SessionState.PENDING and rec.reason is None
+    ]
+    if overdue or reasonless:
+        queued = {rec.job_id: rec for rec in backend.queue(overdue + reasonless)}
+        for job_id in reasonless:
+            if job_id in queued:
+                found[job_id] = _merge_queue_record(found[job_id], queued[job_id])
+        for job_id in overdue:
+            found[job_id] = queued.get(job_id) or JobRecord(
+                job_id=job_id,
+                state=SessionState.LOST,
+                slurm_state="UNKNOWN",
+                reason="Slurm no longer knows this job",
+            )
+    return found
+
+
+def query_ids(job_ids: Iterable[str]) -> list[str]:
+    """What to ask sacct for: array tasks (``392_4``) by their array's id (``392``), because
+    sacct answers for a task that has not started only as part of its array's range line."""
+    return sorted({job_id.split("_", 1)[0] for job_id in job_ids}, key=lambda j: (len(j), j))
+
+
+def _merge_queue_record(accounting: JobRecord, queued: JobRecord) -> JobRecord:
+    """Accounting times with slurmctld's fresher state and pending reason. A job slurmctld
+    already has as ended keeps accounting's record until accounting has its exit code too
+    (squeue has none: taking its FAILED now would record exit 0)."""
+    if queued.state in TERMINAL_STATES:
+        return accounting
+    return replace(
+        accounting, state=queued.state, slurm_state=queued.slurm_state, reason=queued.reason
+    )
+
+
+def _job_changed(job: JobRecordRow, rec: JobRecord) -> bool:
+    """A state, reason, exit code or time that matters changed. A running job's growing
+    Elapsed alone is not a change (readers compute it from the start time), so a steady
+    sync of many running jobs writes nothing."""
+    return (job.state, job.reason, job.exit_code, job.ended_at) != (
+        rec.state,
+        rec.reason,
+        rec.exit_code,
+        rec.ended_at,
+    ) or (rec.started_at is not None and job.started_at != rec.started_at)
+
+
+def _apply_records(
+    catalog: Catalog,
+    sessions: list[SessionRecord],
+    jobs: dict[int, list[JobRecordRow]],
+    records: dict[str, JobRecord],
+    now: float,
+) -> int:
+    """Write what changed, in one transaction; returns the number of state changes."""
+    changed: dict[int, tuple[JobRecordRow, JobRecord]] = {}
+    for session in sessions:
+        job = _latest_job(jobs, session)
+        if job is not None and session.id is not None and job.job_id in records:
+            rec = records[job.job_id]
+            if rec.state in REASONLESS_STATES and rec.reason is not None:
+                rec = replace(rec, reason=None)  # Slurm leaves stale pending reasons behind
+            if _job_changed(job, rec):
+                changed[session.id] = (job, rec)
+    if not changed:
+        return 0
+    changes = 0
+    with catalog.session() as db:
+        rows = db.exec(select(SessionRecord).where(col(SessionRecord.id).in_(list(changed))))
+        for row in rows:
+            job, rec = changed[row.id or 0]
+            job.state, job.reason, job.exit_code = rec.state, rec.reason, rec.exit_code
+            job.started_at = rec.started_at or job.started_at
+            job.ended_at, job.elapsed_s = rec.ended_at, rec.elapsed_s
+            job.node_list = rec.node_list or job.node_list
+            db.add(job)
+            if (row.state, row.reason) != (rec.state, rec.reason):
+                changes += 1
+                db.add(
+                    StateChange(
+                        session_id=row.id or 0,
+                        at=now,
+                        state=rec.state,
+                        reason=rec.reason,
+                        job_id=rec.job_id,
+                    )
+                )
+            row.state, row.reason, row.exit_code = rec.state, rec.reason, rec.exit_code
+            row.started_at = row.started_at or rec.started_at
+            if rec.state in TERMINAL_STATES:
+                row.ended_at = rec.ended_at or now
+            else:
+                row.ended_at = rec.ended_at if rec.state == SessionState.PREEMPTED else None
+            row.elapsed_s = rec.elapsed_s
+            row.updated_at = now
+            db.add(row)
+    return changes
+
+
+@dataclass(frozen=True)
+class ScrapeTarget:
+    session_id: int
+    cluster: str
+    run_dir: str
+    ended_at: float | None
+
+
+def _sessions_to_scrape(
+    catalog: Catalog, live: list[SessionRecord], now: float, wanted: set[str] | None
+) -> list[ScrapeTarget]:
+    """The live sessions (those that just ended included) and the sessions that ended
+    recently, whose last lines a slow shared file system may show late (of the ``wanted``
+    clusters only, when given)."""
+    targets = {
+        record.id: ScrapeTarget(record.id, record.cluster, record.run_dir, None)
+        for record in live
+        if record.id is not None
+    }
+    with catalog.session() as db:
+        recent = db.exec(
+            select(
+                SessionRecord.id,
+                SessionRecord.cluster,
+                SessionRecord.run_dir,
+                SessionRecord.ended_at,
+            ).where(col(SessionRecord.ended_at) >= now - RECENTLY_ENDED_SECONDS)
+        ).all()
+    for session_id, cluster, run_dir, ended_at in recent:
+        if session_id is not None and (wanted is None or cluster in wanted):
+            targets[session_id] = ScrapeTarget(session_id, cluster, run_dir, ended_at)
+    return [targets[key] for key in sorted(targets)]
+
+
+def _scrape(
+    catalog: Catalog,
+    targets: list[ScrapeTarget],
+    backend_for: BackendFor,
+    report: SyncReport,
+    now: float,
+    unreachable: set[str],
+) -> set[int]:
+    """Ingest what the jobs appended, one cluster at a time: ONE sizes call for all its
+    metrics, events and gpu.jsonl files, then ONE read_many of only the new bytes of the files
+    that grew (in batches of at most MAX_READ_BYTES); then each session's captured logs. A
+    cluster whose connection fails is left for the next sync (cursors move with their points,
+    so nothing is lost or doubled). Returns the sessions that got new events (their job runs
+    change)."""
+    with_new_events: set[int] = set()
+    ids = [target.session_id for target in targets]
+    cursors = load_cursors(catalog, ids)
+    gpu = gpu_states(catalog, ids)
+    known_captured = captured_files(cursors)
+    discovered = {
+        session_id: state.updated_at
+        for (session_id, file), state in cursors.items()
+        if file == DISCOVERY_FILE
+    }
+    empty = CursorState()
+    by_cluster: dict[str, list[ScrapeTarget]] = defaultdict(list)
+    for target in targets:
+        by_cluster[target.cluster].append(target)
+    for cluster, sessions in sorted(by_cluster.items()):
+        if cluster in unreachable:
+            continue
+        try:
+            files = backend_for(cluster).files
+            paths = [f"{t.run_dir}/{name}" for t in sessions for name in SCRAPED_FILES]
+            sizes = files.sizes(paths)
+        except NsmlError as exc:
+            report.errors.setdefault(cluster, str(exc))
+            unreachable.add(cluster)
+            continue
+        report.sessions_scraped += len(sessions)
+        grown: list[tuple[int, str, CursorState, str, int]] = []
+        for target in sessions:
+            for file in SCRAPED_FILES:
+                cursor = cursors.get((target.session_id, file), empty)
+                path = f"{target.run_dir}/{file}"
+                size = sizes.get(path)
+                if size is not None and size > cursor.offset:
+                    grown.append((target.session_id, file, cursor, path, size))
+                # else: missing, unchanged, or truncated (its points are already in)
+        try:
+            for batch in _read_batches(grown):
+                chunks = files.read_many(
+                    [
+                        (path, cursor.offset, end - cursor.offset)
+                        for _, _, cursor, path, end in batch
+                    ]
+                )
+                metric_items: list[MetricIngest] = []
+                event_items: list[EventIngest] = []
+                for (session_id, file, cursor, _, _), raw in zip(batch, chunks, strict=True):
+                    chunk, new_offset = complete_lines(raw, cursor.offset)
+                    if not chunk:
+                        continue
+                    if file == GPU_FILE:
+                        state = advance(gpu.get(session_id, IdleState()), chunk)
+                        store_gpu_state(
+                            catalog, session_id, state, cursor, new_offset, chunk.count(b"\n"), now
+                        )
+                    elif file == METRICS_FILE:
+                        parsed = parse_metric_lines(chunk, cursor.lines, session_id)
+                        metric_items.append(MetricIngest(session_id, parsed, cursor, new_offset))
+                    else:
+                        events = parse_event_lines(chunk, session_id)
+                        event_items.append(EventIngest(session_id, events, cursor, new_offset))
+                        if events.events:
+                            with_new_events.add(session_id)
+                # Every changed file of the batch in ONE transaction, offsets with their rows.
+                store_ingests(catalog, metric_items, event_items, now)
+                for item in metric_items:
+                    report.new_points += len(item.batch.points)
+                    report.malformed_lines += item.batch.malformed
+                for event_item in event_items:
+                    report.new_events += len(event_item.batch.events)
+                    report.malformed_lines += event_item.batch.malformed
+            looked: list[int] = []
+            for target in sessions:
+                captured = scrape_captured(
+                    catalog,
+                    files,
+                    target.session_id,
+                    target.run_dir,
+                    cursors,
+                    known_captured.get(target.session_id, []),
+                    discovered.get(target.session_id),
+                    now,
+                    ended_at=target.ended_at,
+                )
+                report.new_points += captured.points
+                report.malformed_lines += captured.malformed
+                report.warnings.extend(captured.warnings)
+                if captured.looked:
+                    looked.append(target.session_id)
+            touch_cursors(catalog, looked, DISCOVERY_FILE, now)
+        except NsmlError as exc:
+            report.errors.setdefault(cluster, str(exc))
+            unreachable.add(cluster)
+    return with_new_events
+
+
+def _read_batches(
+    grown: list[tuple[int, str, CursorState, str, int]],
+) -> list[list[tuple[int, str, CursorState, str, int]]]:
+    """Reads grouped so that one call fetches at most MAX_READ_BYTES (each file's share capped
+    at that too; what is left waits for the next sync). The last field becomes the offset to
+    read up to."""
+    batches: list[list[tuple[int, str, CursorState, str, int]]] = [[]]
+    total = 0
+    for session_id, file, cursor, path, size in grown:
+        want = min(MAX_READ_BYTES, size - cursor.offset)
+        if batches[-1] and total + want > MAX_READ_BYTES:
+            batches.append([])
+            total = 0
+        batches[-1].append((session_id, file, cursor, path, cursor.offset + want))
+        total += want
+    return [batch for batch in batches if batch]
+
+
+def _drop_stale_reservations(
+    catalog: Catalog,
+    backend_for: BackendFor,
+    now: float,
+    wanted: set[str] | None,
+    unreachable: set[str],
+) -> None:
+    """Finish what a crashed ``submit`` left: adopt it if sbatch had answered, else undo it.
+    Clusters that cannot be reached now are left for a later sync."""
+    for record in stale_reservations(catalog, now - STALE_RESERVATION_SECONDS):
+        if record.id is None or record.cluster in unreachable:
+            continue
+        if wanted is not None and record.cluster not in wanted:
+            continue
+        try:
+            files = backend_for(record.cluster).files
+            job_id = read_job_id_marker(files, record.run_dir)
+            if job_id is not None:
+                mark_submitted(catalog, record.id, job_id=job_id, cluster=record.cluster, now=now)
+            else:
+                discard_session(catalog, record.id)
+                remove_run_dir(files, record.run_dir)
+        except (ConnectionFailed, ConfigError, NotFoundError):
+            unreachable.add(record.cluster)
