@@ -12,10 +12,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from nsml_hpc.errors import SpecError, UsageError
-from nsml_hpc.job.spec import EnvStep, Resources, SessionSpec, parse_count, validate_memory
+from nsml_hpc.job.spec import (
+    EnvStep,
+    Preemption,
+    Resources,
+    SessionSpec,
+    parse_count,
+    validate_memory,
+)
 
 if TYPE_CHECKING:
-    from nsml_hpc.backends.base import SlurmBackend
     from nsml_hpc.workspace import Workspace
 
 Command = Callable[[argparse.Namespace], int]
@@ -118,15 +124,12 @@ def preemption_given(args: argparse.Namespace) -> dict[str, Any]:
     return given
 
 
-def script_spec(args: argparse.Namespace, default_cluster: str) -> tuple[SessionSpec, Path]:
+def script_spec(args: argparse.Namespace, workspace: Workspace) -> tuple[SessionSpec, Path]:
     """The spec a `submit` or `sweep` command line describes, and the code folder to snapshot."""
-    from nsml_hpc.job.spec import Preemption
-    from nsml_hpc.submit.create import code_root_for
-
     script = Path(args.script)
     if not script.is_file():
         raise SpecError(f"script not found: {args.script}")
-    code_root = code_root_for(script, Path.cwd())
+    code_root = workspace.code_root_for(script, Path.cwd())
     spec = SessionSpec(
         project=args.project or default_project(code_root),
         script=script.resolve().relative_to(code_root).as_posix(),
@@ -134,7 +137,7 @@ def script_spec(args: argparse.Namespace, default_cluster: str) -> tuple[Session
         resources=resources_from(args),
         environment=environment_steps(args),
         memo=args.memo or "",
-        cluster=args.cluster or default_cluster,
+        cluster=args.cluster or workspace.settings.default_cluster,
         preemption=Preemption(**preemption_given(args)),
     )
     return spec, code_root
@@ -221,11 +224,8 @@ def open_workspace() -> Iterator[Workspace]:
     from nsml_hpc.workspace import Workspace
 
     prompt = terminal_passphrase if sys.stdin.isatty() else None
-    workspace = Workspace.open(passphrase_prompt=prompt)
-    try:
+    with Workspace.open(passphrase_prompt=prompt) as workspace:
         yield workspace
-    finally:
-        workspace.close()
 
 
 def add_cluster_flag(parser: argparse.ArgumentParser, help_text: str) -> None:
@@ -234,9 +234,7 @@ def add_cluster_flag(parser: argparse.ArgumentParser, help_text: str) -> None:
 
 def sync_quietly(workspace: Workspace, clusters: list[str] | None = None) -> None:
     """Sync before showing something; problems become warnings, cached data is still shown."""
-    from nsml_hpc.sessions.actions import sync_now
-
-    report = sync_now(workspace, clusters)
+    report = workspace.sync(clusters)
     for cluster, error in report.errors.items():
         warn(f"{about_cluster(cluster, error)} — showing cached data")
     for warning in report.warnings:
@@ -250,13 +248,13 @@ def about_cluster(cluster: str, error: str) -> str:
     return error if f"cluster {cluster}" in error else f"cluster {cluster}: {error}"
 
 
-def place_if_auto(spec: SessionSpec, backend: SlurmBackend) -> SessionSpec:
+def place_if_auto(spec: SessionSpec, workspace: Workspace) -> SessionSpec:
     """Resolve ``--partition auto`` (one sinfo + one sbatch --test-only per partition)."""
-    from nsml_hpc.submit.placement import AUTO, place
+    from nsml_hpc.submit.placement import AUTO
 
     if spec.resources.partition != AUTO:
         return spec
-    placement = place(spec, backend)
+    placement = workspace.place(spec)
     print(f"placement: {placement.explanation}", file=sys.stderr)
     return placement.spec
 

@@ -17,7 +17,7 @@ import orjson
 
 from nsml_hpc.runfiles.summary import BLOCK_SHIFT, Summary
 
-MAX_READ_BYTES = 64 * 1024 * 1024  # per file per sync; the rest waits for the next one
+MAX_READ_BYTES = 16 * 1024 * 1024  # per file and per batch of a sync: bounds memory (~100 MB)
 
 
 # Column order of the tuples in ``MetricBatch.points`` (the metric_point insert uses it).

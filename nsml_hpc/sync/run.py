@@ -42,6 +42,8 @@ from nsml_hpc.job.layout import EVENTS_FILE, GPU_FILE, METRICS_FILE
 from nsml_hpc.runfiles.idle import IdleState, advance
 from nsml_hpc.runfiles.scrape import (
     MAX_READ_BYTES,
+    EventBatch,
+    MetricBatch,
     complete_lines,
     parse_event_lines,
     parse_metric_lines,
@@ -360,8 +362,25 @@ def _scrape(
                 )
                 metric_items: list[MetricIngest] = []
                 event_items: list[EventIngest] = []
-                for (session_id, file, cursor, _, _), raw in zip(batch, chunks, strict=True):
+                for (session_id, file, cursor, path, _), raw in zip(batch, chunks, strict=True):
                     chunk, new_offset = complete_lines(raw, cursor.offset)
+                    if not chunk and len(raw) >= MAX_READ_BYTES and file != GPU_FILE:
+                        # One line longer than a whole read can never complete within one:
+                        # skip what was read; the rest of that line ends at its newline and is
+                        # counted there as one malformed line.
+                        report.warnings.append(
+                            f"{path}: a line longer than {MAX_READ_BYTES:,} bytes at byte "
+                            f"{cursor.offset} skipped"
+                        )
+                        new_offset = cursor.offset + len(raw)
+                        if file == METRICS_FILE:
+                            skipped = MetricIngest(session_id, MetricBatch(), cursor, new_offset)
+                            metric_items.append(skipped)
+                        else:
+                            event_items.append(
+                                EventIngest(session_id, EventBatch(), cursor, new_offset)
+                            )
+                        continue
                     if not chunk:
                         continue
                     if file == GPU_FILE:
