@@ -225,6 +225,11 @@ def populate(catalog: Catalog, run_root: Path, job_ids: list[str], t0: float) ->
         )
 
 
+def _always(backend: SlurmBackend) -> Callable[[str], SlurmBackend]:
+    """sync's backend_for: this one backend for every cluster."""
+    return lambda _cluster: backend
+
+
 def bench_sync(workdir: Path, sessions: int, syncs: int, submitted: list[str]) -> None:
     backends: dict[str, Any] = {"cli": CliBackend("bench"), "pyslurm": PyslurmBackend("bench")}
     t0 = time.time() - 5
@@ -254,7 +259,7 @@ def bench_sync(workdir: Path, sessions: int, syncs: int, submitted: list[str]) -
         for _ in range(syncs):
             for name in BACKENDS:
                 now += 1.0  # past the poll floor
-                backend: Callable[[str], SlurmBackend] = lambda _c, b=backends[name]: b  # noqa: E731
+                backend = _always(backends[name])
                 start = time.perf_counter()
                 report = sync(catalog, settings, backend, now=now)
                 whole[name].append(time.perf_counter() - start)

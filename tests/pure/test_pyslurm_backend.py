@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -84,7 +85,7 @@ def test_libslurms_fatal_configuration_error_is_quoted_in_one_line():
 # --- records ------------------------------------------------------------------------------
 
 
-def _job(**values):
+def _job(**values: Any) -> SimpleNamespace:
     defaults = dict(
         id=42,
         state="COMPLETED",

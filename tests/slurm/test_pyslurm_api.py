@@ -45,7 +45,9 @@ def test_the_time_limit_warning_signal_reaches_the_job(
     backend: PyslurmBackend, jobs: list[str], tmp_path: Path
 ) -> None:
     """pyslurm before 24.5 builds the job without its ``signal``; the backend applies it."""
-    assert backend.api.features.applies_signal is (major_minor(backend.api.version) >= (24, 5))
+    release = major_minor(backend.api.version)
+    assert release is not None
+    assert backend.api.features.applies_signal is (release >= (24, 5))
     marker = tmp_path / "warned"
     script = _script(
         tmp_path,
@@ -147,9 +149,11 @@ def test_the_users_queue_reads_as_squeue_prints_it(
     assert {job.reason for job in mine} == {"JobHeldUser"}
 
 
-PER_JOB = ("SLURM_JOB_ID=", "SLURM_JOBID=", "SLURM_TASK_PID=", "SLURM_JOB_START_TIME=")
-PER_JOB += ("SLURM_JOB_END_TIME=", "SLURM_CPU_BIND", "SLURM_JOB_GPUS=", "SLURM_STEP_GPUS=")
-PER_JOB += ("GPU_DEVICE_ORDINAL=", "CUDA_VISIBLE_DEVICES=", "SLURM_JOB_NAME=")
+PER_JOB = (
+    *("SLURM_JOB_ID=", "SLURM_JOBID=", "SLURM_TASK_PID=", "SLURM_JOB_START_TIME="),
+    *("SLURM_JOB_END_TIME=", "SLURM_CPU_BIND", "SLURM_JOB_GPUS=", "SLURM_STEP_GPUS="),
+    *("GPU_DEVICE_ORDINAL=", "CUDA_VISIBLE_DEVICES=", "SLURM_JOB_NAME="),
+)
 
 
 def test_the_job_sees_the_environment_sbatch_gives_it(
