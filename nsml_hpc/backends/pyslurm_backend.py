@@ -118,7 +118,7 @@ class PyslurmBackend:
         jobs = self._call("accounting query", lambda: self.api.accounting_jobs(ids, int(since)))
         found: dict[str, JobRecord] = {}
         for job in jobs:
-            for record in records_from_job(job):
+            for record in records_from_job(job, accounting=True):
                 found[record.job_id] = record
         return list(found.values())
 

@@ -95,7 +95,9 @@ def pyslurm_error(
             f"correct SlurmctldHost/SlurmctldPort in {slurm_conf()}"
         )
     if any(word in lowered for word in _DBD_WORDS):
-        return ConnectionFailed(
+        # A BackendError, not ConnectionFailed: slurmctld still answers, so sync goes on
+        # degraded (states from the queue, as when sacct fails), it does not skip the cluster.
+        return BackendError(
             f"cluster {cluster}: slurmdbd refused the connection ({detail}); start slurmdbd, "
             f"or correct AccountingStorageHost/AccountingStoragePort in {slurm_conf()}"
         )

@@ -22,6 +22,7 @@ from typing import Any
 
 from nsml_hpc.slurm.records import JobRecord, clean_reason
 from nsml_hpc.slurm.states import session_state
+from nsml_hpc.slurm.timefmt import format_time_limit
 
 
 def waiting_tasks(text: str) -> list[int]:
@@ -66,15 +67,51 @@ def _time(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and value > 0 else None
 
 
-def records_from_job(job: Any) -> list[JobRecord]:
+def _text(value: Any) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    return None if text in ("", "(null)", "None") else text
+
+
+def time_limit_text(limit: Any) -> str | None:
+    """``db.Job.time_limit`` as sacct's ``Timelimit`` prints it: minutes (an int), None for
+    INFINITE (``UNLIMITED``), ``"PartitionLimit"`` for none set (sacct: ``Partition_Limit``)."""
+    if limit is None or isinstance(limit, int):
+        return format_time_limit(limit)
+    text = str(limit).strip()
+    return "Partition_Limit" if text == "PartitionLimit" else text or None
+
+
+def allocation(job: Any) -> dict[str, Any]:
+    """What accounting says a ``pyslurm.db.Job`` got, as sacct's read-back fills a
+    :class:`JobRecord` (``nsml_hpc.slurm.sacct``): partition, account, QOS, time limit (as
+    sacct prints it), node count; incomplete while the record has no partition yet. Not
+    reported (None), where sacct has a value: the GPU count (pyslurm 22.5's ``db.Job`` has no
+    TRES: its ``tres_alloc_str`` holds numeric TRES ids and is not exposed) and the node count
+    of a job that has not started (``num_nodes`` is 0 there; sacct shows the nodes asked for)."""
+    partition = _text(getattr(job, "partition", None))
+    nodes = getattr(job, "num_nodes", None)
+    return {
+        "partition": partition,
+        "account": _text(getattr(job, "account", None)),
+        "qos": _text(getattr(job, "qos", None)),
+        "time_limit": time_limit_text(getattr(job, "time_limit", None)),
+        "nodes": nodes if isinstance(nodes, int) and nodes > 0 else None,
+        "allocation_complete": partition is not None,
+    }
+
+
+def records_from_job(job: Any, *, accounting: bool = False) -> list[JobRecord]:
     """One :class:`JobRecord` per id of ``job`` (see :func:`job_ids`); none for a state
-    nsml-hpc does not know. Sync needs no GPU count from here (the session knows its own)."""
+    nsml-hpc does not know. Sync needs no GPU count from here (the session knows its own).
+    ``accounting``: a ``db.Job``, whose :func:`allocation` is read back as sacct's is (the
+    queue's records carry none, as squeue's do not)."""
     state_text = str(job.state)
     try:
         state = session_state(state_text)
     except ValueError:
         return []
     nodes = getattr(job, "nodelist", None) or getattr(job, "allocated_nodes", None)
+    given = allocation(job) if accounting else {}
     return [
         JobRecord(
             job_id=job_id,
@@ -88,6 +125,7 @@ def records_from_job(job: Any) -> list[JobRecord]:
             ended_at=_time(job.end_time),
             elapsed_s=_time(getattr(job, "elapsed_time", None)),
             node_list=str(nodes) if nodes and not str(nodes).startswith("None") else None,
+            **given,
         )
         for job_id in job_ids(job)
     ]

@@ -118,6 +118,58 @@ def test_a_finished_accounting_job_maps_to_a_record():
     )
 
 
+def test_an_accounting_job_reads_back_what_slurm_gave_it_as_sacct_does():
+    """Values as pyslurm 22.5.3's db.Job gave them for sandbox jobs whose sacct line read
+    ``debug|root|normal|365-00:00:00|1`` and ``...|UNLIMITED|1``."""
+    job = _job(partition="debug", account="root", qos="normal", time_limit=525600, num_nodes=1)
+    (record,) = records_from_job(job, accounting=True)
+    assert (record.partition, record.account, record.qos, record.time_limit, record.nodes) == (
+        "debug",
+        "root",
+        "normal",
+        "365-00:00:00",
+        1,
+    )
+    assert record.allocation_complete and record.gpus is None  # db.Job has no TRES in 22.5
+    (unlimited,) = records_from_job(
+        _job(partition="debug", account="root", qos="normal", time_limit=None, num_nodes=1),
+        accounting=True,
+    )
+    assert unlimited.time_limit == "UNLIMITED"
+
+
+def test_a_pending_accounting_job_reads_as_sacct_prints_it_but_for_its_node_count():
+    """pyslurm 22.5.3 on a held job whose sacct line read ``debug|1|...|Partition_Limit``:
+    ``num_nodes`` 0 (not started) and ``time_limit`` "PartitionLimit"."""
+    job = _job(
+        state="PENDING",
+        partition="debug",
+        account="root",
+        qos="normal",
+        time_limit="PartitionLimit",
+        num_nodes=0,
+    )
+    (pending,) = records_from_job(job, accounting=True)
+    assert (pending.partition, pending.time_limit, pending.allocation_complete) == (
+        "debug",
+        "Partition_Limit",
+        True,
+    )
+    assert pending.nodes is None  # sacct: 1 (asked for); pyslurm 22.5 gives 0 until it starts
+
+
+def test_an_accounting_record_without_its_partition_is_incomplete_and_the_queue_gives_none():
+    (early,) = records_from_job(
+        _job(partition=None, account="root", qos=None, time_limit="PartitionLimit", num_nodes=0),
+        accounting=True,
+    )
+    assert (early.partition, early.nodes) == (None, None)
+    assert not early.allocation_complete  # asked again later, as with sacct
+    queued = _job(partition="debug", account="root", qos="normal", time_limit=60, num_nodes=1)
+    (record,) = records_from_job(queued)
+    assert (record.partition, record.time_limit, record.allocation_complete) == (None, None, True)
+
+
 def test_a_pending_queue_job_keeps_its_reason_and_has_no_times():
     job = _job(
         id=7,
@@ -273,7 +325,8 @@ def test_a_refusing_slurmdbd_is_named_with_what_libslurm_logged(monkeypatch):
     )
     exc = _RPCError(-1, "Failed to get Jobs from slurmdbd")
     error = pyslurm_error("hpc", "accounting query", exc, logged)
-    assert isinstance(error, ConnectionFailed)
+    # slurmctld still answers: a BackendError (sync goes on degraded), not ConnectionFailed.
+    assert type(error) is BackendError
     text = str(error)
     assert text.startswith("cluster hpc: slurmdbd refused the connection (Failed to get Jobs")
     assert "failed to open persistent connection to host:localhost:1: Connection refused" in text

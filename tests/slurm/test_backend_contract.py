@@ -28,6 +28,7 @@ import pytest
 
 from nsml_hpc.backends.cli import CliBackend
 from nsml_hpc.backends.pyslurm_backend import PyslurmBackend
+from nsml_hpc.backends.remote_shell import EnvChanges
 from nsml_hpc.catalog.metrics import metric_lines, metric_rows
 from nsml_hpc.catalog.sessions import get_session, list_sessions, state_history
 from nsml_hpc.catalog.snapshots import job_runs_of
@@ -388,10 +389,10 @@ def _count_accounting_queries(contract: Contract, monkeypatch: pytest.MonkeyPatc
     runner = backend.runner
     real_run = runner.run
 
-    def run(argv: list[str], *, timeout: float) -> Any:
+    def run(argv: list[str], *, timeout: float, env: EnvChanges | None = None) -> Any:
         if argv[0] == "sacct":
             calls.append(1)
-        return real_run(argv, timeout=timeout)
+        return real_run(argv, timeout=timeout, env=env)
 
     monkeypatch.setattr(runner, "run", run)
     return calls
