@@ -94,7 +94,11 @@ def allocation(job: Any) -> dict[str, Any]:
         "partition": partition,
         "account": _text(getattr(job, "account", None)),
         "qos": _text(getattr(job, "qos", None)),
-        "time_limit": time_limit_text(getattr(job, "time_limit", None)),
+        # sacct prints no Timelimit in a record without its partition (slurmdbd has the job's
+        # end before its start record); pyslurm would say PartitionLimit there.
+        "time_limit": (
+            time_limit_text(getattr(job, "time_limit", None)) if partition is not None else None
+        ),
         "nodes": nodes if isinstance(nodes, int) and nodes > 0 else None,
         "allocation_complete": partition is not None,
     }

@@ -163,7 +163,7 @@ def test_an_accounting_record_without_its_partition_is_incomplete_and_the_queue_
         _job(partition=None, account="root", qos=None, time_limit="PartitionLimit", num_nodes=0),
         accounting=True,
     )
-    assert (early.partition, early.nodes) == (None, None)
+    assert (early.partition, early.time_limit, early.nodes) == (None, None, None)
     assert not early.allocation_complete  # asked again later, as with sacct
     queued = _job(partition="debug", account="root", qos="normal", time_limit=60, num_nodes=1)
     (record,) = records_from_job(queued)
