@@ -110,6 +110,7 @@ def nsml_home(workdir: Path) -> Iterator[None]:
         "XDG_CONFIG_HOME": str(workdir / "xdg-config"),
         "SBATCH_HOLD": "1",
     }
+    (workdir / "config.toml").write_text("")  # a named config file must exist
     old = {key: os.environ.get(key) for key in values}
     os.environ.update(values)
     try:
@@ -202,6 +203,7 @@ def populate(catalog: Catalog, run_root: Path, job_ids: list[str], t0: float) ->
                     project="bench",
                     number=number,
                     user="root",
+                    owner=catalog.user,  # sync asks about its own user's sessions only
                     cluster="bench",
                     state=SessionState.PENDING,
                     run_dir=str(run_dir),

@@ -121,9 +121,10 @@ def test_accounting_reads_back_what_slurm_gave_the_job_as_sacct_does(
     count is not in pyslurm 22.5's accounting record, so it stays unreported (None) where
     sacct says 1. (A job not started yet: see the pure tests, pyslurm gives no node count.)"""
     since = time.time() - 5
-    limited = backend.submit(_script(tmp_path, "true", "time=7", "gres=gpu:1"))
+    output = f"output={tmp_path}/out-%j.txt"
+    limited = backend.submit(_script(tmp_path, "true", "time=7", "gres=gpu:1", output))
     jobs.append(limited)
-    unlimited = backend.submit(_script(tmp_path, "true"))
+    unlimited = backend.submit(_script(tmp_path, "true", output))
     jobs.append(unlimited)
     wanted = [limited, unlimited]
     fields = ("partition", "account", "qos", "time_limit", "nodes", "allocation_complete")
