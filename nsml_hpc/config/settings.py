@@ -8,6 +8,8 @@ sync_interval_seconds = 5     # how often an open TUI syncs (backing off while n
 key_metric = "val_loss"       # the metric the TUI's session table shows (default: guessed)
 submit_grace_seconds = 60     # a fresh job missing from sacct is not lost before this
 max_code_mb = 100             # size guard for the code snapshot
+max_dataset_gb = 100          # size guard for `dataset push`
+capture_stdout = false        # submit --capture-stdout by default (metrics printed to the output)
 default_cluster = "local"     # the cluster of commands that name none (--cluster NAME)
 idle_gpu_minutes = 60         # ps flags sessions whose GPUs sat at 0 % this long
 run_dir_mode = "group"        # who may read your run directories: private | group | world
@@ -27,7 +29,7 @@ Cluster profiles live in ``clusters.toml`` beside this file (:mod:`nsml_hpc.conf
 ``NSML_HPC_CATALOG``, ``NSML_HPC_RUN_ROOT``, ``NSML_HPC_POLL_FLOOR``, ``NSML_HPC_SUBMIT_GRACE``,
 ``NSML_HPC_CLUSTER`` (default cluster), ``NSML_HPC_CLUSTERS`` (profiles file),
 ``NSML_HPC_SSH_CONFIG`` (OpenSSH config file, default ``~/.ssh/config``),
-``NSML_HPC_SYNC_INTERVAL``, ``NSML_HPC_KEY_METRIC``.
+``NSML_HPC_SYNC_INTERVAL``, ``NSML_HPC_KEY_METRIC``, ``NSML_HPC_MAX_DATASET_GB``.
 
 A config file whose catalog URL holds a password must be readable by its owner only (as ssh
 insists for a private key): one readable by group or others is refused, naming the fix.
@@ -89,6 +91,8 @@ class Settings:
     key_metric: str | None = None
     metric_directions: Directions = NO_OVERRIDES
     run_dir_mode: str | None = None  # private | group | world; None: the umask decides
+    max_dataset_bytes: int = 100 * 1024**3
+    capture_stdout: bool = False  # the default of submit --capture-stdout
 
 
 # Every top-level key of config.toml and the kind of value it takes ("gc" is the retention
@@ -107,6 +111,8 @@ KEYS: dict[str, str] = {
     "sync_interval_seconds": NUMBER,
     "key_metric": TEXT,
     "run_dir_mode": TEXT,
+    "max_dataset_gb": NUMBER,
+    "capture_stdout": "a boolean",
     "gc": TABLE,
     "metrics": TABLE,
 }
@@ -118,6 +124,7 @@ ENV_KEYS = {
     "NSML_HPC_CLUSTER": "default_cluster",
     "NSML_HPC_SYNC_INTERVAL": "sync_interval_seconds",
     "NSML_HPC_KEY_METRIC": "key_metric",
+    "NSML_HPC_MAX_DATASET_GB": "max_dataset_gb",
 }
 
 
@@ -286,4 +293,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         key_metric=key_metric.strip() if key_metric else None,
         metric_directions=_directions(path, data),
         run_dir_mode=run_dir_mode,
+        max_dataset_bytes=int(source.number(data, "max_dataset_gb", 100, 0.0) * 1024**3),
+        capture_stdout=bool(data.get("capture_stdout", False)),
     )
