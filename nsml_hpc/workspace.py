@@ -536,13 +536,17 @@ class Workspace(Context):
     @staticmethod
     def add_cluster(
         name: str, data: dict[str, Any], *, replace: bool = False
-    ) -> tuple[ClusterProfile, Path]:
-        """Validate a profile and write it to clusters.toml; returns it and the file."""
+    ) -> tuple[ClusterProfile, Path, str | None]:
+        """Validate a profile and write it to clusters.toml; returns it, the file and, for the
+        ``pyslurm``/``auto`` backends, which backend runs here and why. A ``pyslurm`` that
+        cannot drive this machine's Slurm is refused before anything is written."""
+        from nsml_hpc.backends.registry import backend_choice
         from nsml_hpc.config.cluster_profiles import profile_from_dict
         from nsml_hpc.config.clusters_file import add_profile
 
         profile = profile_from_dict(name, data)
-        return profile, add_profile(profile, replace=replace)
+        choice = backend_choice(profile)
+        return profile, add_profile(profile, replace=replace), choice
 
     def remove_cluster(self, name: str, *, force: bool = False) -> Path:
         """Remove a profile, refused while sessions on it are live (unless ``force``)."""

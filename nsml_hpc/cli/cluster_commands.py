@@ -61,8 +61,11 @@ def cmd_cluster_add(args: argparse.Namespace) -> int:
     """
     from nsml_hpc.workspace import Workspace
 
-    profile, path = Workspace.add_cluster(args.name, _profile_data(args), replace=args.replace)
+    data = _profile_data(args)
+    profile, path, choice = Workspace.add_cluster(args.name, data, replace=args.replace)
     print(f"cluster {profile.name}: {profile.backend}, {profile.target_text()} -> {path}")
+    if choice:
+        print(choice)
     if profile.remote:
         print(
             f"next: nsml-hpc cluster trust {profile.name}  (check the host key), then "
