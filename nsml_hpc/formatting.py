@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 
 def format_number(value: float | None) -> str:
@@ -33,3 +33,17 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     for row in rows:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     return "\n".join(lines)
+
+
+def session_sort_key(name: str) -> tuple[str, int, str]:
+    """Sessions in the order people count them: ``proj/2`` before ``proj/10`` (by project,
+    then number); a name that is not ``PROJECT/N`` sorts after its project's numbers."""
+    project, _, number = name.rpartition("/")
+    if number.isdigit():
+        return (project, int(number), "")
+    return (project or name, 1 << 62, name)
+
+
+def sorted_sessions(names: Iterable[str]) -> list[str]:
+    """``names`` sorted by :func:`session_sort_key`."""
+    return sorted(names, key=session_sort_key)

@@ -95,10 +95,21 @@ class Workspace(Context):
         return place(spec, self.backend_for(spec.cluster))
 
     def prepare(self, spec: SessionSpec, code_root: Path) -> Prepared:
-        """Validate ``spec`` (with its cluster's defaults) and snapshot ``code_root``."""
-        from nsml_hpc.submit.create import prepare
+        """Validate ``spec`` (with its cluster's defaults) and snapshot ``code_root``; on a
+        remote cluster whose profile names no ``remote_python``, find the Python its jobs
+        run with (asked once a day: :mod:`nsml_hpc.submit.interpreter`)."""
+        from dataclasses import replace
 
-        return prepare(spec, self.settings, code_root)
+        from nsml_hpc.submit.create import prepare
+        from nsml_hpc.submit.interpreter import job_profile
+
+        prepared = prepare(spec, self.settings, code_root)
+        if prepared.profile.remote and not prepared.profile.remote_python:
+            backend = self.backend_for(prepared.spec.cluster)
+            prepared = replace(
+                prepared, profile=job_profile(prepared.profile, self.catalog, backend)
+            )
+        return prepared
 
     def dry_run(self, prepared: Prepared) -> str:
         """The sbatch script ``submit`` would send; nothing is written or submitted."""
@@ -281,11 +292,12 @@ class Workspace(Context):
 
         return remove_model(self, name, tag)
 
-    def pin_snapshot(self, name: str, tag: str, *, pinned: bool = True) -> None:
-        """Pin (keep from gc and deletion) or unpin one snapshot."""
+    def pin_snapshot(self, name: str, tag: str, *, pinned: bool = True) -> str:
+        """Pin (keep from gc and deletion) or unpin one snapshot (a tag, ``latest`` or
+        ``best:M``); returns its tag."""
         from nsml_hpc.snapshots.actions import pin_model
 
-        pin_model(self, name, tag, pinned)
+        return pin_model(self, name, tag, pinned).tag
 
     def pull_snapshot(self, name: str, tag: str, destination: Path) -> Path:
         """Copy a snapshot folder to ``destination`` on this machine; returns the folder."""
@@ -322,12 +334,12 @@ class Workspace(Context):
 
         return policies.log_file or default_log_file()
 
-    @staticmethod
-    def gc_lock() -> AbstractContextManager[None]:
-        """Hold the gc lock (:class:`~nsml_hpc.snapshots.gc.GcBusy` if another gc runs)."""
-        from nsml_hpc.snapshots.gc import gc_lock
+    def gc_lock(self) -> AbstractContextManager[None]:
+        """Hold the gc lock, next to the catalog file (:class:`~nsml_hpc.errors.GcBusy` if
+        another gc runs)."""
+        from nsml_hpc.snapshots.gc import gc_lock, gc_lock_path
 
-        return gc_lock()
+        return gc_lock(gc_lock_path(self.settings.catalog_url))
 
     def gc(
         self, *, apply: bool = False, project: str | None = None, policies: Policies | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 
@@ -11,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import (
+    CatalogMeta,
     EventRecord,
     GpuUsage,
     JobRecordRow,
@@ -38,6 +40,31 @@ def split_session_name(name: str) -> tuple[str, int]:
     return project, int(number)
 
 
+def _retired_key(project: str) -> str:
+    """The catalog_meta key of the highest number a removed session of ``project`` had (a
+    digest of the name where the name would not fit the 64-character key)."""
+    key = f"retired:{project}"
+    if len(key) <= 64:
+        return key
+    return "retired#" + hashlib.sha256(project.encode("utf-8")).hexdigest()[:40]
+
+
+def _highest_number(db: Session, project: str) -> int:
+    """The highest number ``project`` has used: its sessions' and those of removed ones, so
+    ``rm`` (with or without ``--purge``) never frees a name for a new session."""
+    highest = db.exec(
+        select(func.max(SessionRecord.number)).where(SessionRecord.project == project)
+    ).one()
+    retired = db.get(CatalogMeta, _retired_key(project))
+    return max(highest or 0, int(retired.value) if retired is not None else 0)
+
+
+def next_number(catalog: Catalog, project: str) -> int:
+    """The number the next session of ``project`` gets (before any run directory check)."""
+    with catalog.session() as db:
+        return _highest_number(db, project) + 1
+
+
 def reserve_session(
     catalog: Catalog,
     *,
@@ -54,10 +81,7 @@ def reserve_session(
     """
     for _ in range(RESERVE_ATTEMPTS):
         with Session(catalog.engine, expire_on_commit=False) as db:
-            highest = db.exec(
-                select(func.max(SessionRecord.number)).where(SessionRecord.project == spec.project)
-            ).one()
-            number = (highest or 0) + 1
+            number = _highest_number(db, spec.project) + 1
             while not is_free(number):
                 number += 1
             record = SessionRecord(
@@ -103,10 +127,7 @@ def reserve_sessions(
         raise SpecError("sessions reserved together must share one project")
     for _ in range(RESERVE_ATTEMPTS):
         with Session(catalog.engine, expire_on_commit=False) as db:
-            highest = db.exec(
-                select(func.max(SessionRecord.number)).where(SessionRecord.project == project)
-            ).one()
-            number = highest or 0
+            number = _highest_number(db, project)
             records: list[SessionRecord] = []
             for spec in specs:
                 number += 1
@@ -223,9 +244,20 @@ def _delete_rows(db: Session, session_id: int) -> None:
     db.execute(delete(SessionRecord).where(col(SessionRecord.id) == session_id))
 
 
-def discard_session(catalog: Catalog, session_id: int) -> None:
-    """Remove every row of a session (a failed submission, or ``rm``)."""
+def discard_session(catalog: Catalog, session_id: int, *, retire: bool = False) -> None:
+    """Remove every row of a session (a failed submission, or ``rm``). With ``retire``
+    (``rm``), its number is remembered so that no later session of its project reuses it."""
     with catalog.session() as db:
+        if retire:
+            record = db.get(SessionRecord, session_id)
+            if record is not None:
+                key = _retired_key(record.project)
+                retired = db.get(CatalogMeta, key)
+                if retired is None:
+                    db.add(CatalogMeta(key=key, value=str(record.number)))
+                elif int(retired.value) < record.number:
+                    retired.value = str(record.number)
+                    db.add(retired)
         _delete_rows(db, session_id)
 
 

@@ -25,7 +25,7 @@ PROFILE_FLAGS: list[tuple[str, str, dict[str, Any]]] = [
     ("--control-path", "openssh: ControlPath of the master connection", {}),
     ("--control-persist", "openssh: how long the master stays up (default 10m)", {}),
     ("--run-root", "run directories on the cluster (relative: under the home)", {}),
-    ("--remote-python", "the cluster's Python for jobs (default python3)", {}),
+    ("--remote-python", "the cluster's Python for jobs (default: its newest python3.X)", {}),
     ("--remote-path", "PATH for Slurm commands on the cluster", {}),
     ("--connect-timeout", "seconds to wait for the connection (default 15)", {"type": float}),
 ]
@@ -171,6 +171,8 @@ def render_report(report: ClusterReport) -> str:
             else report.python_error,
         )
     )
+    if report.python_note:
+        lines.append(f"  {'':<11} note {report.python_note}")
     if report.sinfo_error:
         lines.append(line("partitions", False, report.sinfo_error))
     elif report.partitions:

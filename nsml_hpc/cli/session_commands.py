@@ -175,7 +175,8 @@ def render_detail(detail: dict[str, Any]) -> str:
         f"metrics     step {detail['last_step']}: "
         f"{format_metrics(detail['last_metrics'], 200) or '-'}"
         f"  ({detail['metric_points']} points,"
-        f" {detail['malformed_metric_lines']} malformed lines)",
+        f" {detail['malformed_metric_lines']} malformed lines"
+        f"{_non_finite_note(detail)})",
     ]
     if detail["metric_sources"]:
         captured = ", ".join(f"{k} ({v})" for k, v in sorted(detail["metric_sources"].items()))
@@ -192,11 +193,12 @@ def render_detail(detail: dict[str, Any]) -> str:
     if detail["memo"]:
         lines.append(f"memo        {detail['memo']}")
     lines.extend(render_snapshot_lines(detail))
-    lines.append("jobs")
-    for job in detail["jobs"]:
+    lines.append("jobs (one line per run: a requeued job id runs again)")
+    for job in detail["runs"]:
         lines.append(
-            f"  {job['job_id']:<10} {job['state']:<14} exit {job['exit_code']}  "
-            f"nodes {job['node_list'] or '-'}"
+            f"  {job['job_id']:<10} run {job['run']}  {job['state']:<19} "
+            f"exit {'-' if job['exit_code'] is None else job['exit_code']}  "
+            f"nodes {job['node_list'] or '-'}  started {format_time(job['started_at'])}"
         )
     lines.append("state history")
     for change in detail["state_history"]:
@@ -210,6 +212,11 @@ def render_detail(detail: dict[str, Any]) -> str:
             f"  {format_time(event['at'])}  {event['event']:<10} job {event['job_id']}  {details}"
         )
     return "\n".join(lines)
+
+
+def _non_finite_note(detail: dict[str, Any]) -> str:
+    count = detail.get("non_finite_values") or 0
+    return f", {count} NaN/inf value(s) kept as gaps" if count else ""
 
 
 def render_snapshot_lines(detail: dict[str, Any]) -> list[str]:

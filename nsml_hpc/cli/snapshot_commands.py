@@ -76,16 +76,16 @@ def cmd_model_rm(args: argparse.Namespace) -> int:
 def cmd_model_pin(args: argparse.Namespace) -> int:
     """Pin a snapshot: gc never deletes it, and model rm refuses to."""
     with open_workspace() as workspace:
-        workspace.pin_snapshot(args.session, args.tag, pinned=True)
-    print(f"pinned {args.session}:{args.tag}")
+        tag = workspace.pin_snapshot(args.session, args.tag, pinned=True)
+    print(f"pinned {args.session}:{tag}")
     return 0
 
 
 def cmd_model_unpin(args: argparse.Namespace) -> int:
     """Unpin a snapshot: the retention policies apply to it again."""
     with open_workspace() as workspace:
-        workspace.pin_snapshot(args.session, args.tag, pinned=False)
-    print(f"unpinned {args.session}:{args.tag}")
+        tag = workspace.pin_snapshot(args.session, args.tag, pinned=False)
+    print(f"unpinned {args.session}:{tag}")
     return 0
 
 
@@ -284,6 +284,9 @@ def _print_result(result: GcResult, out: Any, apply: bool, configured: bool) -> 
         )
 
 
+TAG_HELP = "a tag, latest, or best:METRIC[:min|max] (as fork --snapshot and load() take)"
+
+
 def register(commands: Commands) -> None:
     model = commands.group("model", "Snapshots of a session: ls, rm, pin, unpin, pull, du.")
     ls = model.add("ls", cmd_model_ls)
@@ -291,14 +294,14 @@ def register(commands: Commands) -> None:
     ls.add_argument("--json", action="store_true")
     rm = model.add("rm", cmd_model_rm)
     rm.add_argument("session", help="PROJECT/N")
-    rm.add_argument("tag")
+    rm.add_argument("tag", help=TAG_HELP)
     for name, func in (("pin", cmd_model_pin), ("unpin", cmd_model_unpin)):
         sub = model.add(name, func)
         sub.add_argument("session", help="PROJECT/N")
-        sub.add_argument("tag")
+        sub.add_argument("tag", help=TAG_HELP)
     pull = model.add("pull", cmd_model_pull)
     pull.add_argument("session", help="PROJECT/N")
-    pull.add_argument("tag")
+    pull.add_argument("tag", help=TAG_HELP)
     pull.add_argument("dest", help="folder to create (or an existing folder to put TAG in)")
     du = model.add("du", cmd_model_du)
     du.add_argument("--project", help="only this project")

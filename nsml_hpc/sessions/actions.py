@@ -80,7 +80,7 @@ def remove_session(workspace: Context, name: str, *, purge: bool = False) -> Rem
     if files is not None and exists:
         _check_owned_run_dir(files, record.run_dir, name)
         _check_not_forked_from(workspace, record.id, name)
-    discard_session(workspace.catalog, record.id)
+    discard_session(workspace.catalog, record.id, retire=True)
     purged = bool(files is not None and exists and remove_run_dir(files, record.run_dir))
     return Removed(name=name, run_dir=Path(record.run_dir), purged=purged)
 

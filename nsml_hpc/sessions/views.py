@@ -2,10 +2,12 @@
 of a listed session (``ps``, ``ps --json``, the TUI's session table, the head of ``show``), and
 :func:`session_detail`, everything ``show`` prints.
 
-Elapsed time has one rule, :func:`elapsed_seconds`: Slurm's recorded elapsed time, advanced by
-the wall clock while the session runs. Every row is built by :func:`session_row` with it, a row
-advances with :meth:`SessionRow.elapsed_at`, and the table's ELAPSED sort uses its SQL form,
-:func:`elapsed_expression`.
+Elapsed time has one rule, :func:`elapsed_seconds`: the wall-clock time since the session's
+first start, up to now while it is still going (running, or held for a requeue) and up to its
+end once it ended (sync records ``max(Slurm's Elapsed, end - first start)``, so a requeued
+session shows the same time just before and just after it ends). Every row is built by
+:func:`session_row` with it, a row advances with :meth:`SessionRow.elapsed_at`, and the
+table's ELAPSED sort uses its SQL form, :func:`elapsed_expression`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from sqlalchemy.sql import ColumnElement
 
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.gpu import gpu_states
-from nsml_hpc.catalog.metrics import load_cursors, metric_sources
+from nsml_hpc.catalog.metrics import load_cursors, metric_sources, non_finite_count
 from nsml_hpc.catalog.sessions import events_of, get_session, jobs_of, list_sessions, state_history
 from nsml_hpc.catalog.snapshots import requeue_counts
 from nsml_hpc.job.layout import METRICS_FILE
@@ -39,11 +41,21 @@ def format_state(state: str, reason: str | None, exit_code: int | None) -> str:
     return state
 
 
+# States in which a session that has started is still going: its elapsed time advances.
+ADVANCING_STATES = (
+    SessionState.RUNNING,
+    SessionState.PENDING,  # held for a requeue (a session that never started has no start)
+    SessionState.REQUEUED,
+    SessionState.SUSPENDED,
+)
+
+
 def elapsed_seconds(
     state: str, recorded: float | None, started_at: float | None, now: float
 ) -> float | None:
-    """Slurm's elapsed time (``recorded``), advanced by the wall clock while the job runs."""
-    if state == SessionState.RUNNING and started_at:
+    """Wall-clock time since the first start (``started_at``) while the session is still
+    going; the recorded time (Slurm's, or end - first start, whichever is larger) after."""
+    if state in ADVANCING_STATES and started_at:
         return max(recorded or 0.0, now - started_at)
     return recorded
 
@@ -55,7 +67,7 @@ def elapsed(record: RecordFields, now: float) -> float | None:
 
 def elapsed_expression(state: Any, recorded: Any, started_at: Any, now: float) -> Any:
     """:func:`elapsed_seconds` over table columns, for sorting in SQL (SQLite and PostgreSQL)."""
-    running = and_(state == SessionState.RUNNING, started_at.is_not(None), started_at != 0)
+    running = and_(state.in_(ADVANCING_STATES), started_at.is_not(None), started_at != 0)
     recorded_or_zero = func.coalesce(recorded, 0.0)
     since_start = literal(now) - started_at
     advanced: ColumnElement[Any] = case(
@@ -257,9 +269,25 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
         requeues=requeue_counts(catalog, [record.id]).get(record.id, 0),
     )
     cursor = load_cursors(catalog, [record.id]).get((record.id, METRICS_FILE))
+    snapshots = snapshot_detail(catalog, record.id)
+    job_rows = [
+        {
+            "job_id": job.job_id,
+            "cluster": job.cluster,
+            "state": job.state,
+            "reason": job.reason,
+            "exit_code": job.exit_code,
+            "submitted_at": job.submitted_at,
+            "started_at": job.started_at,
+            "ended_at": job.ended_at,
+            "node_list": job.node_list,
+        }
+        for job in jobs
+    ]
     return {
         **row.to_json(),
-        **snapshot_detail(catalog, record.id),
+        **snapshots,
+        "runs": run_rows(job_rows, snapshots["job_runs"]),
         "project": record.project,
         "user": record.user,
         "run_dir": record.run_dir,
@@ -271,20 +299,8 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
         "metric_points": record.metric_count,
         "metric_sources": metric_sources(catalog, record.id),
         "malformed_metric_lines": cursor.malformed if cursor else 0,
-        "jobs": [
-            {
-                "job_id": job.job_id,
-                "cluster": job.cluster,
-                "state": job.state,
-                "reason": job.reason,
-                "exit_code": job.exit_code,
-                "submitted_at": job.submitted_at,
-                "started_at": job.started_at,
-                "ended_at": job.ended_at,
-                "node_list": job.node_list,
-            }
-            for job in jobs
-        ],
+        "non_finite_values": non_finite_count(catalog, record.id),
+        "jobs": job_rows,
         "state_history": [
             {
                 "at": change.at,
@@ -304,3 +320,39 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
             for event in events_of(catalog, record.id)
         ],
     }
+
+
+def run_rows(jobs: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``show``'s job table: one row per RUN of each Slurm job (a requeued job id runs again
+    with a new restart count), with the job's fields; a job that has not started yet (or
+    whose wrapper wrote no events) is one row. The last run of the last job carries the
+    job's current Slurm state; earlier runs say how they ended (``requeued``, ...)."""
+    rows: list[dict[str, Any]] = []
+    for index, job in enumerate(jobs):
+        mine = sorted(
+            (run for run in runs if run["job_id"] == job["job_id"]),
+            key=lambda run: run["restart_count"],
+        )
+        if not mine:
+            rows.append({**job, "run": 0})
+            continue
+        for position, run in enumerate(mine):
+            current = position == len(mine) - 1 and index == len(jobs) - 1
+            rows.append(
+                {
+                    **job,
+                    "run": run["restart_count"],
+                    "state": job["state"] if current else (run["outcome"] or "ended"),
+                    "reason": job["reason"] if current else None,
+                    "exit_code": job["exit_code"]
+                    if current and job["exit_code"] is not None
+                    else run["exit_code"],
+                    "submitted_at": job["submitted_at"] if position == 0 else None,
+                    "started_at": run["started_at"],
+                    "ended_at": (run["ended_at"] or job["ended_at"])
+                    if current
+                    else run["ended_at"],
+                    "node_list": run["host"] or job["node_list"],
+                }
+            )
+    return rows

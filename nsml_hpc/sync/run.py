@@ -263,10 +263,21 @@ def _apply_records(
                 row.ended_at = rec.ended_at or now
             else:
                 row.ended_at = rec.ended_at if rec.state == SessionState.PREEMPTED else None
-            row.elapsed_s = rec.elapsed_s
+            row.elapsed_s = recorded_elapsed(row.started_at, row.ended_at, rec.elapsed_s)
             row.updated_at = now
             db.add(row)
     return changes
+
+
+def recorded_elapsed(
+    first_start: float | None, ended_at: float | None, slurm_elapsed: float | None
+) -> float | None:
+    """The elapsed time a session keeps: Slurm's Elapsed counts only the last run of a
+    requeued job, so an ended session keeps ``end - first start`` when that is larger (the
+    time it showed while running: :func:`nsml_hpc.sessions.views.elapsed_seconds`)."""
+    if first_start and ended_at and ended_at > first_start:
+        return max(slurm_elapsed or 0.0, ended_at - first_start)
+    return slurm_elapsed
 
 
 @dataclass(frozen=True)

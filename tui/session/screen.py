@@ -56,6 +56,7 @@ class SessionScreen(Screen[None]):
 
     @dataclass
     class CurvesLoaded(Message):
+        names: list[str]  # the metrics asked for (a result for an older pick is dropped)
         curves: list[tuple[str, PlotCurve]]
 
     @dataclass
@@ -141,9 +142,14 @@ class SessionScreen(Screen[None]):
             ]
         except NsmlError:
             return
-        self.post_message(self.CurvesLoaded(curves))
+        self.post_message(self.CurvesLoaded(names, curves))
 
     def on_session_screen_curves_loaded(self, message: CurvesLoaded) -> None:
+        # Workers of one group are exclusive, but a thread cannot be stopped: a slow load for
+        # an earlier pick may finish after the load for the ticks on screen now. Only the
+        # curves of the current pick are drawn.
+        if message.names != sorted(self._picked or ()):
+            return
         points = sum(series.points for _, series in message.curves)
         title = f"{self.session} · {points:,} points" if message.curves else "pick metrics ←"
         self.query_one(MetricPlot).show_curves(message.curves, title=title)
