@@ -237,6 +237,8 @@ def sync_quietly(workspace: Workspace, clusters: list[str] | None = None) -> Non
     report = workspace.sync(clusters)
     for cluster, error in report.errors.items():
         warn(f"{about_cluster(cluster, error)} — showing cached data")
+    for cluster, why in report.degraded.items():
+        warn(about_cluster(cluster, why))
     for warning in report.warnings:
         warn(warning)
     if report.malformed_lines:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from nsml_hpc.slurm.sacct import parse_sacct, sacct_command
@@ -55,7 +56,12 @@ def states(job_ids: list[str], since: float) -> dict[str, str]:
     return {record.job_id: record.slurm_state for record in parse_sacct(done.stdout)}
 
 
-def wait_for(job_ids: list[str], since: float, predicate, timeout: float) -> None:
+def wait_for(
+    job_ids: list[str],
+    since: float,
+    predicate: Callable[[dict[str, str]], bool],
+    timeout: float,
+) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if predicate(states(job_ids, since)):

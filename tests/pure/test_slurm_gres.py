@@ -50,7 +50,9 @@ from nsml_hpc.slurm.user_queue import QUEUE_FIELDS
         ("mps:100", 0, ()),
     ],
 )
-def test_gpus_and_types_in_every_gres_spelling(text: str, gpus: int, types: tuple[str, ...]):
+def test_gpus_and_types_in_every_gres_spelling(
+    text: str, gpus: int, types: tuple[str, ...]
+) -> None:
     items = parse_gres(text)
     assert gpus_in_gres(text) == gpus
     assert gpu_types(items) == types

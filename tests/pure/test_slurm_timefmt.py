@@ -51,7 +51,7 @@ def test_fractions_can_be_refused_as_slurm_refuses_them_in_time():
     assert parse_duration("01:30", fractions=False) == 90.0
 
 
-def test_every_captured_elapsed_time_and_time_limit_reads(data_text: Callable[[str], str]):
+def test_every_captured_elapsed_time_and_time_limit_reads(data_text: Callable[[str], str]) -> None:
     elapsed = SACCT_FIELDS.index("Elapsed")
     seen = []
     for name in ("sacct_mixed.txt", "sacct_running_pending.txt"):
