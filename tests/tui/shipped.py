@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tui.app import NsmlApp
+    from tui.cluster.screen import ClusterScreen
     from tui.compare.screen import CompareScreen
     from tui.dialogs.confirm import ConfirmDialog
     from tui.dialogs.fork import ForkDialog
@@ -18,9 +19,11 @@ if TYPE_CHECKING:
     from tui.sessions.layout import GroupLayout, RowSlot, visible_offsets
     from tui.sessions.screen import SessionsScreen
     from tui.sessions.table import SessionTable
+    from tui.widgets.metric_plot import MetricPlot
     from tui.widgets.status_line import StatusLine
 else:
     from nsml_hpc.tui.app import NsmlApp
+    from nsml_hpc.tui.cluster.screen import ClusterScreen
     from nsml_hpc.tui.compare.screen import CompareScreen
     from nsml_hpc.tui.dialogs.confirm import ConfirmDialog
     from nsml_hpc.tui.dialogs.fork import ForkDialog
@@ -30,15 +33,18 @@ else:
     from nsml_hpc.tui.sessions.layout import GroupLayout, RowSlot, visible_offsets
     from nsml_hpc.tui.sessions.screen import SessionsScreen
     from nsml_hpc.tui.sessions.table import SessionTable
+    from nsml_hpc.tui.widgets.metric_plot import MetricPlot
     from nsml_hpc.tui.widgets.status_line import StatusLine
 
 __all__ = [
+    "ClusterScreen",
     "CompareScreen",
     "ConfirmDialog",
     "ForkDialog",
     "GroupLayout",
     "HelpScreen",
     "MemoDialog",
+    "MetricPlot",
     "NsmlApp",
     "RowSlot",
     "SessionScreen",

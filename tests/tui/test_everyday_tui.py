@@ -9,14 +9,10 @@ import asyncio
 import threading
 from typing import Any
 
-from nsml_hpc.tui.app import NsmlApp
-from nsml_hpc.tui.cluster.screen import ClusterScreen
-from nsml_hpc.tui.session.screen import SessionScreen
-from nsml_hpc.tui.sessions.table import SessionTable
-from nsml_hpc.tui.widgets.metric_plot import MetricPlot
 from textual.widgets import SelectionList
 
 from tests.tui.conftest import NOW, TuiWorld, settle
+from tests.tui.shipped import ClusterScreen, MetricPlot, NsmlApp, SessionScreen, SessionTable
 
 
 def test_the_metrics_tab_draws_every_ticked_metric_even_when_an_older_load_ends_last(
