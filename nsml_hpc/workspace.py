@@ -50,11 +50,12 @@ if TYPE_CHECKING:
     from nsml_hpc.code.upload import Progress as UploadProgress
     from nsml_hpc.config.cluster_profiles import ClusterProfile
     from nsml_hpc.config.settings import Settings
+    from nsml_hpc.config_report import Entry as SettingEntry
     from nsml_hpc.experiments.compare import Comparison
     from nsml_hpc.experiments.views import Curve, Standing
     from nsml_hpc.job.direction import Goal
     from nsml_hpc.job.spec import SessionSpec
-    from nsml_hpc.sessions.actions import Removed
+    from nsml_hpc.sessions.actions import Removed, StateNote
     from nsml_hpc.sessions.diff import SessionDiff
     from nsml_hpc.sessions.logtail import LogTail
     from nsml_hpc.sessions.query import SessionQuery
@@ -147,6 +148,26 @@ class Workspace(Context):
             progress=progress,
         )
 
+    def sweep_dry_run(
+        self,
+        prepared: Prepared,
+        configurations: list[dict[str, str]],
+        *,
+        max_parallel: int | None = None,
+    ) -> str:
+        """The array script ``sweep`` would submit; nothing is written or submitted."""
+        from nsml_hpc.sweeps.submit import dry_run_sweep
+
+        backend = self.backend_for(prepared.spec.cluster)
+        return dry_run_sweep(
+            prepared,
+            configurations,
+            self.catalog,
+            self.settings,
+            backend,
+            max_parallel=max_parallel,
+        )
+
     # --- sync and health --------------------------------------------------------------------
 
     def sync(self, clusters: Collection[str] | None = None) -> SyncReport:
@@ -171,11 +192,27 @@ class Workspace(Context):
         project: str | None = None,
         cluster: str | None = None,
         limit: int | None = None,
+        sweep: str | None = None,
     ) -> list[SessionRow]:
-        """``ps``: submitted sessions, newest first, with job ids, GPU use and requeues."""
+        """``ps``: submitted sessions, newest first, with job ids, GPU use, requeues and
+        hyperparameters (of ``project``, ``cluster``, ``sweep`` ``PROJECT/sweep-N``)."""
         from nsml_hpc.sessions.views import session_rows
 
-        return session_rows(self.catalog, project=project, cluster=cluster, limit=limit)
+        return session_rows(
+            self.catalog, project=project, cluster=cluster, limit=limit, sweep=sweep
+        )
+
+    def session_names(self, prefix: str = "", limit: int = 1000) -> list[str]:
+        """Names of sessions starting with ``prefix``, newest first (shell completion)."""
+        from nsml_hpc.catalog.sessions import session_names
+
+        return session_names(self.catalog, prefix, limit)
+
+    def sweep_names(self, project: str | None = None) -> list[str]:
+        """Sweeps in the catalog, ``PROJECT/sweep-N`` (of ``project`` if given)."""
+        from nsml_hpc.catalog.sessions import sweep_names
+
+        return sweep_names(self.catalog, project)
 
     def session(self, name: str) -> SessionRow:
         """One session's row (:class:`~nsml_hpc.errors.NotFoundError` if there is none)."""
@@ -270,6 +307,13 @@ class Workspace(Context):
         from nsml_hpc.sessions.actions import follow_logs
 
         return follow_logs(self, name)
+
+    def follow(self, name: str) -> Iterator[bytes | StateNote]:
+        """The session's output as it comes, with a state note first and whenever its state
+        or pending reason changes, until the session ends (``logs -f``, ``submit --follow``)."""
+        from nsml_hpc.sessions.actions import follow_session
+
+        return follow_session(self, name)
 
     def log_tail(self, name: str) -> LogTail:
         """A reader of what the session's log files gain (byte offsets, on its cluster)."""
@@ -449,6 +493,14 @@ class Workspace(Context):
         from nsml_hpc.config.settings import load_settings
 
         return load_settings()
+
+    @staticmethod
+    def explain_settings() -> list[SettingEntry]:
+        """``nsml-hpc config``: each effective setting, where it comes from, and the files."""
+        from nsml_hpc.config.settings import load_settings
+        from nsml_hpc.config_report import explain
+
+        return explain(load_settings())
 
     @staticmethod
     def add_cluster(

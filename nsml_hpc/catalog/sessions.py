@@ -246,8 +246,35 @@ def get_session(catalog: Catalog, name: str) -> SessionRecord:
             )
         ).first()
     if record is None or record.state == SessionState.PREPARING:
-        raise NotFoundError(f"no session {name!r} in the catalog")
+        raise NotFoundError(f"no session {name!r} in the catalog{_suggestion(catalog, name)}")
     return record
+
+
+SUGGEST_LIMIT = 20_000  # names read to suggest from, newest first (only after a miss)
+
+
+def _suggestion(catalog: Catalog, name: str) -> str:
+    """`` (did you mean 'mnist/3'?)`` for a session name that is not in the catalog."""
+    from nsml_hpc.suggest import did_you_mean
+
+    with catalog.session() as db:
+        names = db.exec(
+            select(SessionRecord.name)
+            .where(SessionRecord.state != SessionState.PREPARING)
+            .order_by(col(SessionRecord.id).desc())
+            .limit(SUGGEST_LIMIT)
+        ).all()
+    return did_you_mean(name, names)
+
+
+def session_names(catalog: Catalog, prefix: str = "", limit: int = 1000) -> list[str]:
+    """Names of submitted sessions starting with ``prefix``, newest first (completion)."""
+    query = select(SessionRecord.name).where(SessionRecord.state != SessionState.PREPARING)
+    if prefix:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(col(SessionRecord.name).like(f"{escaped}%", escape="\\"))
+    with catalog.session() as db:
+        return list(db.exec(query.order_by(col(SessionRecord.id).desc()).limit(limit)).all())
 
 
 def list_sessions(
@@ -280,7 +307,7 @@ def update_memo(catalog: Catalog, name: str, memo: str, *, now: float) -> None:
             )
         ).first()
         if record is None or record.state == SessionState.PREPARING:
-            raise NotFoundError(f"no session {name!r} in the catalog")
+            raise NotFoundError(f"no session {name!r} in the catalog{_suggestion(catalog, name)}")
         record.memo = memo
         record.updated_at = now
         db.add(record)
@@ -346,3 +373,66 @@ def stale_reservations(catalog: Catalog, older_than: float) -> list[SessionRecor
                 )
             ).all()
         )
+
+
+def _sweep_first(project: str, text: str) -> int | None:
+    word = text.removeprefix("sweep-")
+    return int(word) if word.isdigit() else None
+
+
+def sweep_members(catalog: Catalog, sweep: str) -> list[SessionRecord]:
+    """The sessions of sweep ``PROJECT/sweep-N`` (as ``sweep`` prints it), newest first: the
+    sessions a sweep reserves share its project and one creation time, and its first is
+    ``PROJECT/N``. NotFoundError (with the closest sweep names) if there is no such sweep."""
+    project, _, tail = sweep.rpartition("/")
+    first = _sweep_first(project, tail)
+    if not project or first is None:
+        raise SpecError(f"a sweep is named PROJECT/sweep-N (as `sweep` prints it), got {sweep!r}")
+    with catalog.session() as db:
+        head = db.exec(
+            select(SessionRecord).where(
+                SessionRecord.project == project, SessionRecord.number == first
+            )
+        ).first()
+        members: list[SessionRecord] = []
+        if head is not None:
+            members = list(
+                db.exec(
+                    select(SessionRecord)
+                    .where(
+                        SessionRecord.project == project,
+                        SessionRecord.created_at == head.created_at,
+                        SessionRecord.state != SessionState.PREPARING,
+                    )
+                    .order_by(col(SessionRecord.number).desc())
+                ).all()
+            )
+    if len(members) < 2 and not (members and _is_array_member(catalog, members[0])):
+        raise NotFoundError(f"no sweep {sweep!r} in the catalog{_sweep_suggestion(catalog, sweep)}")
+    return members
+
+
+def _is_array_member(catalog: Catalog, record: SessionRecord) -> bool:
+    jobs = jobs_of(catalog, [record.id or -1]).get(record.id or -1, [])
+    return bool(jobs) and "_" in jobs[0].job_id
+
+
+def sweep_names(catalog: Catalog, project: str | None = None) -> list[str]:
+    """Names of the sweeps in the catalog (``PROJECT/sweep-N``), of ``project`` if given."""
+    query = (
+        select(SessionRecord.project, func.min(SessionRecord.number))
+        .join(JobRecordRow, col(JobRecordRow.session_id) == col(SessionRecord.id))
+        .where(col(JobRecordRow.job_id).like("%\\_%", escape="\\"))
+        .group_by(col(SessionRecord.project), col(SessionRecord.created_at))
+    )
+    if project is not None:
+        query = query.where(SessionRecord.project == project)
+    with catalog.session() as db:
+        rows = db.exec(query).all()
+    return sorted(f"{name}/sweep-{number}" for name, number in rows)
+
+
+def _sweep_suggestion(catalog: Catalog, sweep: str) -> str:
+    from nsml_hpc.suggest import did_you_mean
+
+    return did_you_mean(sweep, sweep_names(catalog))

@@ -17,14 +17,16 @@ from collections.abc import Sequence
 from nsml_hpc import __version__
 from nsml_hpc.cli import (
     cluster_commands,
+    config_command,
     edit_commands,
     experiment_commands,
     session_commands,
     snapshot_commands,
     tui_command,
 )
-from nsml_hpc.cli.common import Commands, Parser
+from nsml_hpc.cli.common import Commands, Parser, add_verbose_flag
 from nsml_hpc.errors import NsmlError, exit_code
+from nsml_hpc.logs import configure as configure_logging
 
 COMMAND_MODULES = [
     session_commands,
@@ -32,6 +34,7 @@ COMMAND_MODULES = [
     snapshot_commands,
     experiment_commands,
     edit_commands,
+    config_command,
     tui_command,
 ]
 
@@ -39,6 +42,7 @@ COMMAND_MODULES = [
 def build_parser() -> Parser:
     parser = Parser(prog="nsml-hpc", description="NSML for Slurm: train, follow, compare.")
     parser.add_argument("--version", action="version", version=f"nsml-hpc {__version__}")
+    add_verbose_flag(parser)
     commands = Commands(parser.add_subparsers(dest="command", required=True, parser_class=Parser))
     for module in COMMAND_MODULES:
         module.register(commands)
@@ -48,6 +52,7 @@ def build_parser() -> Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        configure_logging(getattr(args, "verbose", 0))
         return int(args.func(args))
     except NsmlError as error:
         print(f"nsml-hpc: error: {error}", file=sys.stderr)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from nsml_hpc.cli.common import Commands, open_workspace
+from nsml_hpc.cli.common import Commands, add_json_flag, open_workspace, print_json
 from nsml_hpc.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -62,6 +61,16 @@ def cmd_cluster_add(args: argparse.Namespace) -> int:
     from nsml_hpc.workspace import Workspace
 
     profile, path = Workspace.add_cluster(args.name, _profile_data(args), replace=args.replace)
+    if args.json:
+        print_json(
+            {
+                "name": profile.name,
+                "backend": profile.backend,
+                "target": profile.target_text(),
+                "file": str(path),
+            }
+        )
+        return 0
     print(f"cluster {profile.name}: {profile.backend}, {profile.target_text()} -> {path}")
     if profile.remote:
         print(
@@ -99,7 +108,7 @@ def cmd_cluster_ls(args: argparse.Namespace) -> int:
 
     rows, _ = _profile_rows()
     if args.json:
-        print(json.dumps(rows, indent=2, sort_keys=True))
+        print_json(rows)
         return 0
     body = [
         [
@@ -197,7 +206,7 @@ def cmd_cluster_test(args: argparse.Namespace) -> int:
     with open_workspace() as workspace:
         report = workspace.test_cluster(args.name)
     if args.json:
-        print(json.dumps(report.to_json(), indent=2, sort_keys=True, default=str))
+        print_json(report.to_json())
     else:
         print(render_report(report))
     return 0 if report.ok else 4
@@ -224,7 +233,11 @@ def cmd_cluster_trust(args: argparse.Namespace) -> int:
             return True
         return _confirm_on_terminal(check)
 
-    for check in Workspace.trust_cluster(args.name, confirm):
+    checks = Workspace.trust_cluster(args.name, confirm)
+    if args.json:
+        print_json([check.__dict__ for check in checks])
+        return 0
+    for check in checks:
         if check.status == "trusted":
             print(f"{check.name}: {check.key_type} {check.fingerprint} is already trusted")
         else:
@@ -235,7 +248,7 @@ def cmd_cluster_trust(args: argparse.Namespace) -> int:
 
 
 def register(commands: Commands) -> None:
-    cluster = commands.group("cluster", "cluster profiles: add, ls, rm, test, trust")
+    cluster = commands.group("cluster", "Cluster profiles: add, ls, rm, test, trust.")
 
     add = cluster.add("add", cmd_cluster_add)
     add.add_argument("name", help="the cluster's name in nsml-hpc (--cluster NAME)")
@@ -252,9 +265,10 @@ def register(commands: Commands) -> None:
         "--setup", action="append", metavar="CMD", help="a shell line run in every job first"
     )
     add.add_argument("--replace", action="store_true", help="replace a profile of this name")
+    add_json_flag(add)
 
     ls = cluster.add("ls", cmd_cluster_ls)
-    ls.add_argument("--json", action="store_true")
+    add_json_flag(ls)
 
     rm = cluster.add("rm", cmd_cluster_rm)
     rm.add_argument("name")
@@ -262,10 +276,11 @@ def register(commands: Commands) -> None:
 
     test = cluster.add("test", cmd_cluster_test)
     test.add_argument("name")
-    test.add_argument("--json", action="store_true")
+    add_json_flag(test)
 
     trust = cluster.add("trust", cmd_cluster_trust)
     trust.add_argument("name")
     trust.add_argument(
         "--yes", action="store_true", help="add new host keys without asking (for scripts)"
     )
+    add_json_flag(trust)

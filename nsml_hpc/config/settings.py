@@ -66,9 +66,11 @@ class Settings:
             return self.clusters[name]
         if name == LOCAL:
             return implicit_local()
+        from nsml_hpc.suggest import did_you_mean
+
         raise NotFoundError(
-            f"unknown cluster {name!r}; configured: {', '.join(self.cluster_names())} "
-            "(add one with: nsml-hpc cluster add NAME ...)"
+            f"unknown cluster {name!r}{did_you_mean(name, self.cluster_names())}; configured: "
+            f"{', '.join(self.cluster_names())} (add one with: nsml-hpc cluster add NAME ...)"
         )
 
     idle_gpu_seconds: float = 3600.0  # flag sessions whose GPUs sat at 0 % this long

@@ -15,11 +15,12 @@ from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import MetricPoint, SessionRecord
 from nsml_hpc.catalog.series import metric_series
 from nsml_hpc.catalog.sessions import get_session, list_sessions
-from nsml_hpc.catalog.summaries import summaries_of
+from nsml_hpc.catalog.summaries import metric_names, summaries_of
 from nsml_hpc.errors import NotFoundError, SpecError
 from nsml_hpc.experiments.compare import compare_sessions
 from nsml_hpc.job.direction import NO_OVERRIDES, Directions, Goal, split_goal
 from nsml_hpc.sessions.views import elapsed
+from nsml_hpc.suggest import did_you_mean
 
 if TYPE_CHECKING:
     import pandas
@@ -52,7 +53,8 @@ def comparison_frame(
     chosen = list(metrics) or sorted(comparison.metrics)
     unknown = [metric for metric in chosen if metric not in comparison.metrics]
     if unknown:
-        raise NotFoundError(f"no session here reported {', '.join(unknown)}")
+        hints = "".join(did_you_mean(metric, comparison.metrics) for metric in unknown)
+        raise NotFoundError(f"no session here reported {', '.join(unknown)}{hints}")
     now = time.time()
     rows: list[dict[str, Any]] = []
     for name in comparison.sessions:
@@ -112,7 +114,10 @@ def leaderboard(
         if best is not None:
             entries.append((best, step, summary.last_value, ids[session_id]))
     if not entries:
-        raise NotFoundError(f"no session of project {project!r} reported {metric!r}")
+        known = metric_names(catalog, list(ids))
+        raise NotFoundError(
+            f"no session of project {project!r} reported {metric!r}{did_you_mean(metric, known)}"
+        )
     entries.sort(key=lambda entry: entry[0], reverse=goal == "max")
     return [
         Standing(
@@ -178,9 +183,11 @@ def curves(
     if x not in ("step", "time"):
         raise SpecError("--x is step or time")
     found: list[Curve] = []
+    ids: list[int] = []
     for name in names:
         record = get_session(catalog, name)
         assert record.id is not None
+        ids.append(record.id)
         if x == "step":
             series = metric_series(catalog, record.id, metric, buckets)
             curve = Curve(name, series.xs, series.ys, series.points)
@@ -189,5 +196,6 @@ def curves(
         if curve.xs:
             found.append(Curve(name, curve.xs, smooth(curve.ys, smoothing), curve.points))
     if not found:
-        raise NotFoundError(f"no session here reported {metric!r}")
+        known = metric_names(catalog, ids)
+        raise NotFoundError(f"no session here reported {metric!r}{did_you_mean(metric, known)}")
     return found

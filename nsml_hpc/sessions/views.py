@@ -24,7 +24,15 @@ from sqlalchemy.sql import ColumnElement
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.gpu import gpu_states
 from nsml_hpc.catalog.metrics import load_cursors, metric_sources, non_finite_count
-from nsml_hpc.catalog.sessions import events_of, get_session, jobs_of, list_sessions, state_history
+from nsml_hpc.catalog.models import SessionRecord
+from nsml_hpc.catalog.sessions import (
+    events_of,
+    get_session,
+    jobs_of,
+    list_sessions,
+    state_history,
+    sweep_members,
+)
 from nsml_hpc.catalog.snapshots import requeue_counts
 from nsml_hpc.job.layout import METRICS_FILE
 from nsml_hpc.runfiles.idle import IdleState, idle_for
@@ -112,6 +120,8 @@ class RecordFields(Protocol):
     def created_at(self) -> float: ...
 
 
+ROW_COLUMNS = ("memo", "user", "project", "cluster")  # ps --column names that are not hparams
+
 JSON_FIELDS = (
     "name",
     "cluster",
@@ -162,6 +172,7 @@ class SessionRow:
     key_last: float | None = None
     key_best: float | None = None
     key_best_step: int | None = None
+    hyperparameters: dict[str, Any] = field(default_factory=dict)  # filled for ps and show
 
     @property
     def state_text(self) -> str:
@@ -177,7 +188,15 @@ class SessionRow:
         data["last_metrics"] = dict(self.last_metrics)
         data["job_ids"] = list(self.job_ids)
         data["state_text"] = self.state_text
+        data["hyperparameters"] = dict(self.hyperparameters)
         return data
+
+    def column(self, name: str) -> Any:
+        """A ``ps --column`` value: ``memo``, ``user``, ``project``, ``cluster`` or a
+        hyperparameter (None where the session has none)."""
+        if name in ROW_COLUMNS:
+            return getattr(self, name)
+        return self.hyperparameters.get(name)
 
 
 def session_row(
@@ -190,6 +209,7 @@ def session_row(
     key_last: float | None = None,
     key_best: float | None = None,
     key_best_step: int | None = None,
+    hyperparameters: dict[str, Any] | None = None,
 ) -> SessionRow:
     """The row of one session as of ``now`` (GPU figures only while it runs)."""
     assert fields.id is not None
@@ -217,11 +237,13 @@ def session_row(
         key_last=key_last,
         key_best=key_best,
         key_best_step=key_best_step,
+        hyperparameters=hyperparameters or {},
     )
 
 
-def _rows(catalog: Catalog, records: Sequence[RecordFields], now: float) -> list[SessionRow]:
-    """Rows with job ids, GPU state and requeues: three queries for all of ``records``."""
+def _rows(catalog: Catalog, records: Sequence[SessionRecord], now: float) -> list[SessionRow]:
+    """Rows with job ids, GPU state, requeues and hyperparameters: three queries for all of
+    ``records``."""
     ids = [record.id for record in records if record.id is not None]
     jobs = jobs_of(catalog, ids)
     gpu = gpu_states(catalog, ids)
@@ -233,6 +255,7 @@ def _rows(catalog: Catalog, records: Sequence[RecordFields], now: float) -> list
             job_ids=[job.job_id for job in jobs.get(record.id or -1, [])],
             gpu=gpu.get(record.id or -1),
             requeues=requeues.get(record.id or -1, 0),
+            hyperparameters=json.loads(record.hyperparameters_json or "{}"),
         )
         for record in records
     ]
@@ -245,9 +268,17 @@ def session_rows(
     cluster: str | None = None,
     limit: int | None = None,
     now: float | None = None,
+    sweep: str | None = None,
 ) -> list[SessionRow]:
-    """``ps``: submitted sessions, newest first (of ``project``, ``cluster``; ``limit`` rows)."""
-    records = list_sessions(catalog, project=project, cluster=cluster, limit=limit)
+    """``ps``: submitted sessions, newest first (of ``project``, ``cluster``, ``sweep``;
+    ``limit`` rows)."""
+    if sweep is not None:
+        records = sweep_members(catalog, sweep)
+        if cluster is not None:
+            records = [record for record in records if record.cluster == cluster]
+        records = records[:limit] if limit is not None else records
+    else:
+        records = list_sessions(catalog, project=project, cluster=cluster, limit=limit)
     return _rows(catalog, records, time.time() if now is None else now)
 
 
