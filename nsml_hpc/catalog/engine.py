@@ -4,6 +4,7 @@ the schema version) is :mod:`nsml_hpc.catalog.schema`."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +35,7 @@ def make_engine(url: str) -> Engine:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise CatalogError(f"invalid catalog URL {url!r}: {exc}") from exc
+    logging.getLogger(__name__).info("catalog %s", parsed.render_as_string(hide_password=True))
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)

@@ -407,7 +407,11 @@ def sweep_members(catalog: Catalog, sweep: str) -> list[SessionRecord]:
                     .order_by(col(SessionRecord.number).desc())
                 ).all()
             )
-    if len(members) < 2 and not (members and _is_array_member(catalog, members[0])):
+    if (
+        not members
+        or min(record.number for record in members) != first
+        or (len(members) < 2 and not _is_array_member(catalog, members[0]))
+    ):
         raise NotFoundError(f"no sweep {sweep!r} in the catalog{_sweep_suggestion(catalog, sweep)}")
     return members
 

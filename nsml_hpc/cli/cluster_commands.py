@@ -132,6 +132,9 @@ def cmd_cluster_rm(args: argparse.Namespace) -> int:
     """Remove a cluster profile (refused while sessions on it are live, unless --force)."""
     with open_workspace() as workspace:
         path = workspace.remove_cluster(args.name, force=args.force)
+    if args.json:
+        print_json({"removed": args.name, "file": str(path)})
+        return 0
     print(f"removed cluster {args.name} from {path}")
     return 0
 
@@ -273,6 +276,7 @@ def register(commands: Commands) -> None:
     rm = cluster.add("rm", cmd_cluster_rm)
     rm.add_argument("name")
     rm.add_argument("--force", action="store_true", help="even with live sessions on it")
+    add_json_flag(rm)
 
     test = cluster.add("test", cmd_cluster_test)
     test.add_argument("name")

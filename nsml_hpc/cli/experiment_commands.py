@@ -232,6 +232,7 @@ def render_terminal_plot(
     import plotext
 
     plotext.clear_figure()
+    plotext.main()  # subplots() splits the ACTIVE plot: start from the whole figure
     columns = 1 if len(panels) == 1 else 2
     rows = (len(panels) + columns - 1) // columns
     plotext.subplots(rows, columns)

@@ -16,6 +16,7 @@ the next sync that sacct answers asks about it again and takes the accounting tr
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
@@ -77,6 +78,9 @@ PROVISIONAL_REASON = "provisional: accounting (sacct) unavailable"
 SCRAPED_FILES = (METRICS_FILE, EVENTS_FILE, GPU_FILE)
 
 BackendFor = Callable[[str], SlurmBackend]
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -170,6 +174,20 @@ def sync(
     )
     report.new_snapshots = snapshots.added
     report.snapshot_problems = snapshots.problems
+    log.info(
+        "sync: %d live session(s); asked %s%s; %d state change(s), %d new point(s), "
+        "%d event(s), %d malformed line(s)%s",
+        len(live),
+        ", ".join(report.queried) or "no cluster",
+        f" (poll floor skipped {', '.join(report.skipped_by_floor)})"
+        if report.skipped_by_floor
+        else "",
+        report.state_changes,
+        report.new_points,
+        report.new_events,
+        report.malformed_lines,
+        f"; errors: {report.errors}" if report.errors else "",
+    )
     return report
 
 
