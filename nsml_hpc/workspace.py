@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from nsml_hpc.context import Context
 
@@ -445,6 +445,33 @@ class Workspace(Context):
         session_id = get_session(self.catalog, name).id
         assert session_id is not None
         return session_id
+
+    def metric_history(
+        self, names: Sequence[str], metrics: Sequence[str] = ()
+    ) -> dict[str, list[Any]]:
+        """Every point of ``names`` (of ``metrics`` only, if given) as columns session, step,
+        time, metric, value; points a resumed run redid are left out."""
+        from nsml_hpc.experiments.history import history_columns
+
+        return history_columns(self.catalog, names, metrics)
+
+    def export(
+        self,
+        names: Sequence[str],
+        fmt: str,
+        destination: Path | None,
+        *,
+        metrics: Sequence[str] = (),
+        force: bool = False,
+        stdout: BinaryIO | None = None,
+    ) -> int:
+        """``export``: stream the points of ``names`` as csv, jsonl or parquet into
+        ``destination`` (refused if it exists, unless ``force``) or ``stdout``."""
+        from nsml_hpc.experiments.history import export_points
+
+        return export_points(
+            self.catalog, names, fmt, destination, metrics=metrics, force=force, stdout=stdout
+        )
 
     def compare(self, names: Sequence[str]) -> Comparison:
         """Hyperparameters that differ and each metric's best and last per session."""
