@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import subprocess
 import time
 
 from nsml_hpc.backends.base import CommandResult
+from nsml_hpc.backends.remote_shell import EnvChanges
 from nsml_hpc.errors import BackendError
 
 log = logging.getLogger(__name__)
@@ -16,11 +18,14 @@ log = logging.getLogger(__name__)
 class LocalRunner:
     """Runs commands on this machine (the login node)."""
 
-    def run(self, argv: list[str], *, timeout: float) -> CommandResult:
+    def run(
+        self, argv: list[str], *, timeout: float, env: EnvChanges | None = None
+    ) -> CommandResult:
         start = time.monotonic()
         try:
             completed = subprocess.run(
                 argv,
+                env=changed_environment(env),
                 capture_output=True,
                 text=True,
                 timeout=timeout,
@@ -42,3 +47,16 @@ class LocalRunner:
             time.monotonic() - start,
         )
         return CommandResult(argv, completed.returncode, completed.stdout, completed.stderr)
+
+
+def changed_environment(env: EnvChanges | None) -> dict[str, str] | None:
+    """This process's environment with ``env`` applied (None: inherit it unchanged)."""
+    if not env:
+        return None
+    result = dict(os.environ)
+    for name, value in env.items():
+        if value is None:
+            result.pop(name, None)
+        else:
+            result[name] = value
+    return result

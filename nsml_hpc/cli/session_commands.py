@@ -209,13 +209,12 @@ def render_detail(detail: dict[str, Any]) -> str:
     from nsml_hpc.slurm.timefmt import format_duration
 
     spec = detail["spec"]
-    res = {key: value for key, value in spec["resources"].items() if value not in (None, 0)}
     lines = [
         f"session     {detail['name']}  ({detail['cluster']}, user {detail['user']})",
         f"state       {detail['state_text']}",
         f"command     {spec['script']} {' '.join(spec['args'])}".rstrip(),
         f"hyperparams {json.dumps(detail['hyperparameters'], ensure_ascii=False)}",
-        f"resources   {', '.join(f'{k}={v}' for k, v in res.items())}",
+        resources_line(spec["resources"], detail["allocation"]),
         f"run dir     {detail['run_dir']}",
         f"submitted   {format_time(detail['submitted_at'])}"
         f"   started {format_time(detail['started_at'])}"
@@ -266,6 +265,17 @@ def render_detail(detail: dict[str, Any]) -> str:
 def _non_finite_note(detail: dict[str, Any]) -> str:
     count = detail.get("non_finite_values") or 0
     return f", {count} NaN/inf value(s) kept as gaps" if count else ""
+
+
+def resources_line(asked: dict[str, Any], allocation: dict[str, Any] | None) -> str:
+    """What Slurm gave the job (read back by sync); what was asked only until Slurm said."""
+    if allocation is None:
+        shown = {key: value for key, value in asked.items() if value not in (None, 0)}
+        return f"resources   {', '.join(f'{k}={v}' for k, v in shown.items())}  (as asked)"
+    names = ("partition", "account", "qos", "gpus", "time_limit", "nodes")
+    return "resources   " + ", ".join(
+        f"{name}={allocation[name]}" for name in names if allocation.get(name) is not None
+    )
 
 
 def render_snapshot_lines(detail: dict[str, Any]) -> list[str]:

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from sqlalchemy import and_, case, func, literal
 from sqlalchemy.sql import ColumnElement
 
+from nsml_hpc.catalog.allocations import job_allocations
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.gpu import gpu_states
 from nsml_hpc.catalog.metrics import load_cursors, metric_sources, non_finite_count
@@ -300,6 +301,8 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
         requeues=requeue_counts(catalog, [record.id]).get(record.id, 0),
     )
     cursor = load_cursors(catalog, [record.id]).get((record.id, METRICS_FILE))
+    allocations = job_allocations(catalog, jobs)
+    latest = allocations.get(jobs[-1].job_id) if jobs else None
     snapshots = snapshot_detail(catalog, record.id)
     job_rows = [
         {
@@ -312,6 +315,7 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
             "started_at": job.started_at,
             "ended_at": job.ended_at,
             "node_list": job.node_list,
+            "allocation": allocations[job.job_id].to_json() if job.job_id in allocations else None,
         }
         for job in jobs
     ]
@@ -323,6 +327,8 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
         "user": record.user,
         "run_dir": record.run_dir,
         "spec": json.loads(record.spec_json),
+        # What Slurm gave the latest job (sacct), None before the first sync that saw it.
+        "allocation": latest.to_json() if latest else None,
         "hyperparameters": json.loads(record.hyperparameters_json),
         "submitted_at": record.submitted_at,
         "started_at": record.started_at,

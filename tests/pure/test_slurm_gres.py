@@ -129,7 +129,7 @@ def _column(text: str, fields: tuple[str, ...], field: str) -> list[str]:
 
 def test_captured_squeue_gres_requests(data_text: Callable[[str], str]) -> None:
     asked = _column(data_text("squeue_user_queue.txt"), QUEUE_FIELDS, "%b")
-    assert [gpus_in_gres(text) for text in asked] == [1, 2, 4, 2]
+    assert [gpus_in_gres(text) for text in asked] == [1, 2, 4]
     pending = [line.split("|")[3] for line in data_text("squeue_pending.txt").splitlines()]
     assert [gpus_in_gres(text) for text in pending] == [2, 2, 2]
     finished = [line.split("|")[3] for line in data_text("squeue_finished.txt").splitlines()]
