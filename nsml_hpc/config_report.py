@@ -16,22 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from nsml_hpc.config import locations
-from nsml_hpc.config.settings import Settings
-from nsml_hpc.job.layout import RUN_ROOT_ENV
+from nsml_hpc.config.settings import ENV_KEYS, Settings
+from nsml_hpc.config.settings import KEYS as CONFIG_KEYS
 
-# config.toml key -> (environment variable or None, how the loaded Settings shows it)
+# config.toml key -> its NSML_HPC_* environment override (the settings module's tables: one
+# list of keys, also behind its "unknown key ... (did you mean ...)" errors)
 KEYS: dict[str, str | None] = {
-    "catalog": "NSML_HPC_CATALOG",
-    "run_root": RUN_ROOT_ENV,
-    "default_cluster": "NSML_HPC_CLUSTER",
-    "poll_floor_seconds": "NSML_HPC_POLL_FLOOR",
-    "submit_grace_seconds": "NSML_HPC_SUBMIT_GRACE",
-    "sync_interval_seconds": "NSML_HPC_SYNC_INTERVAL",
-    "key_metric": "NSML_HPC_KEY_METRIC",
-    "max_code_mb": None,
-    "idle_gpu_minutes": None,
-    "metrics": None,
-    "gc": None,
+    key: next((env for env, name in ENV_KEYS.items() if name == key), None) for key in CONFIG_KEYS
 }
 
 

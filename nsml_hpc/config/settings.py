@@ -34,7 +34,6 @@ TOML, an unknown key (with the closest known one), a value of the wrong kind.
 
 from __future__ import annotations
 
-import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -130,7 +129,9 @@ def _kind_of(value: Any) -> str:
 
 def unknown_key_message(key: str) -> str:
     """``unknown key 'run_rot' (did you mean 'run_root'?)``."""
-    close = difflib.get_close_matches(key, list(KEYS), n=1, cutoff=0.6)
+    from nsml_hpc.suggest import close_matches  # the one "did you mean" helper
+
+    close = close_matches(key, KEYS, n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(KEYS))}"
     return f"unknown key {key!r} ({hint})"
 
