@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from nsml_hpc import __version__
 from nsml_hpc.cli import (
     cluster_commands,
+    completion,
     config_command,
     edit_commands,
     experiment_commands,
@@ -37,6 +38,7 @@ COMMAND_MODULES = [
     export_command,
     edit_commands,
     config_command,
+    completion,
     tui_command,
 ]
 
@@ -52,6 +54,9 @@ def build_parser() -> Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["__complete"]:  # the shells' completion scripts: silent, always 0
+        return completion.run_complete(words[1:])
     try:
         args = build_parser().parse_args(argv)
         configure_logging(getattr(args, "verbose", 0))
