@@ -22,6 +22,7 @@ from nsml_hpc.cli import (
     edit_commands,
     experiment_commands,
     export_command,
+    serve_command,
     session_commands,
     snapshot_commands,
     tui_command,
@@ -40,6 +41,7 @@ COMMAND_MODULES = [
     config_command,
     completion,
     tui_command,
+    serve_command,
 ]
 
 
