@@ -6,7 +6,8 @@ login node) and talks to it over a websocket; nothing else runs. The server list
 the token: ``/?token=...`` once (the answer sets an HttpOnly, SameSite=Strict cookie and
 drops the token from the address), the cookie afterwards. A missing or wrong token gets 403;
 so does a websocket opened from another origin. Addresses in the page are built from the
-request's own host, so a tunnel on any local port works.
+request's own host, so a tunnel on any local port works; behind a reverse proxy that serves
+the app under a path (Open OnDemand's ``/rnode/HOST/PORT/``), ``url_prefix`` is that path.
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ class TokenServer(Server):
         title: str = "nsml-hpc",
         announce: Callable[[], None] | None = None,
         verbose: bool = False,
+        url_prefix: str = "",
     ) -> None:
         super().__init__(command, host=host, port=port, title=title)
         self.token = token
+        self.url_prefix = url_prefix.rstrip("/")
         self.announce = announce
         self.verbose = verbose
 
@@ -55,8 +58,34 @@ class TokenServer(Server):
         )
 
     async def on_startup(self, app: web.Application) -> None:
-        if self.announce is not None:
-            self.announce()
+        """No banner: :meth:`serve` announces once the socket listens."""
+
+    def serve(self, debug: bool = False) -> None:
+        """textual-serve's ``serve``, announcing only once the port is bound (aiohttp calls
+        ``print`` then), so whoever reads the announcement can connect at once."""
+        import asyncio
+        import signal
+
+        from aiohttp.web_runner import GracefulExit
+
+        self.debug = debug
+        self.initialize_logging()
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+
+        def stop() -> None:
+            raise GracefulExit()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop)
+        web.run_app(
+            self._make_app(),
+            host=self.host,
+            port=self.port,
+            handle_signals=False,
+            loop=loop,
+            print=lambda *args: self.announce() if self.announce is not None else None,
+        )
 
     def _allowed(self, request: web.Request) -> bool:
         offered = request.query.get("token") or request.cookies.get(COOKIE) or ""
@@ -68,12 +97,13 @@ class TokenServer(Server):
             return web.Response(status=403, text="nsml-hpc: wrong or missing token\n")
         if request.path == "/ws":
             origin = request.headers.get("Origin")
-            if origin is not None and origin.split("://", 1)[-1] != request.host:
+            host = request.headers.get("X-Forwarded-Host", request.host)
+            if origin is not None and origin.split("://", 1)[-1] != host:
                 return web.Response(status=403, text="nsml-hpc: cross-origin websocket\n")
         if "token" in request.query:
             rest = {key: value for key, value in request.query.items() if key != "token"}
             target = request.rel_url.with_query(rest)
-            response = web.HTTPFound(location=str(target))
+            response = web.HTTPFound(location=f"{self.url_prefix}{target}")
             response.set_cookie(COOKIE, self.token, httponly=True, samesite="Strict", path="/")
             return response
         return await handler(request)
@@ -87,7 +117,8 @@ class TokenServer(Server):
         """The page, with its addresses built from the request (a tunnel's local port, a
         proxy's scheme) rather than from the address the server listens on."""
         scheme = request.headers.get("X-Forwarded-Proto", request.scheme)
-        self.public_url = f"{scheme}://{request.host}"
+        host = request.headers.get("X-Forwarded-Host", request.host)
+        self.public_url = f"{scheme}://{host}{self.url_prefix}"
         return await super().handle_index(request)
 
 
@@ -107,6 +138,7 @@ def serve(
     session: str | None,
     announce: Callable[[], None],
     verbose: bool = False,
+    url_prefix: str = "",
 ) -> None:
     """Serve until interrupted (Ctrl-C / SIGTERM)."""
     TokenServer(
@@ -116,4 +148,5 @@ def serve(
         port=port,
         announce=announce,
         verbose=verbose,
+        url_prefix=url_prefix,
     ).serve()

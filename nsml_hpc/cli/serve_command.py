@@ -61,6 +61,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         session=args.session,
         announce=announce,
         verbose=bool(getattr(args, "verbose", 0)),
+        url_prefix=args.url_prefix or "",
     )
     return 0
 
@@ -71,6 +72,11 @@ def register(commands: Commands) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8022, help="port (8022)")
     serve.add_argument("--token", help=f"the token (default: ${TOKEN_ENV}, else a random one)")
+    serve.add_argument(
+        "--url-prefix",
+        metavar="PATH",
+        help="the path a reverse proxy serves it under (Open OnDemand: /rnode/HOST/PORT)",
+    )
     serve.add_argument(
         "--login-host",
         metavar="HOST",
