@@ -58,7 +58,7 @@ def build_parser() -> Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     if words[:1] == ["__complete"]:  # the shells' completion scripts: silent, always 0
-        return completion.run_complete(words[1:])
+        return completion.run_complete(words[1:], build_parser)
     try:
         args = build_parser().parse_args(argv)
         configure_logging(getattr(args, "verbose", 0))

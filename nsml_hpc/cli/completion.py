@@ -142,19 +142,20 @@ def _takes_value(action: argparse.Action) -> bool:
 
 
 def complete(
-    words: Sequence[str], index: int, names: Callable[[str, list[str], str], list[str]]
+    parser: argparse.ArgumentParser,
+    words: Sequence[str],
+    index: int,
+    names: Callable[[str, list[str], str], list[str]],
 ) -> list[str]:
-    """Candidates for ``words[index]`` (``words``: the command line after the program name).
-    ``names(kind, words, prefix)`` answers the kinds that live in the catalog or settings."""
-    from nsml_hpc.cli import build_parser
-
+    """Candidates for ``words[index]`` (``words``: the command line after the program name)
+    of the command line ``parser`` reads. ``names(kind, words, prefix)`` answers the kinds that
+    live in the catalog or settings."""
     words = list(words)
     if index < 0:
         return []
     while len(words) <= index:
         words.append("")
     current = words[index]
-    parser: argparse.ArgumentParser = build_parser()
     path: list[str] = []
     positionals_seen = 0
     expecting: argparse.Action | None = None
@@ -292,14 +293,14 @@ class CatalogNames:
             self._workspace.close()
 
 
-def run_complete(argv: Sequence[str]) -> int:
+def run_complete(argv: Sequence[str], build_parser: Callable[[], argparse.ArgumentParser]) -> int:
     """``nsml-hpc __complete INDEX WORD...``: candidates on stdout; silent, exit 0, always."""
     names = CatalogNames()
     try:
         devnull = open(os.devnull, "w")  # noqa: SIM115 - stderr stays silenced to the end
         sys.stderr = devnull
         index = int(argv[0]) if argv and argv[0].lstrip("-").isdigit() else -1
-        found = complete(list(argv[1:]), index, names)
+        found = complete(build_parser(), list(argv[1:]), index, names)
         if found:
             sys.stdout.write("\n".join(found) + "\n")
             sys.stdout.flush()

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from nsml_hpc.cli import main
+from nsml_hpc.cli import build_parser, main
 from nsml_hpc.cli.completion import FILES, SCRIPTS, complete, install_path
 from nsml_hpc.workspace import Workspace
 from tests.catalog.test_everyday_cli import _sweep
 from tests.tui.conftest import build_catalog
 
+PARSER = build_parser()
 BIN = str(Path(sys.executable).parent)  # where the nsml-hpc entry point is installed
 
 
@@ -41,15 +42,26 @@ def test_commands_options_and_choices_come_from_the_parser() -> None:
     def no_names(kind: str, words: list[str], prefix: str) -> list[str]:
         raise AssertionError(f"{kind} needs no catalog")
 
-    assert complete(["s"], 0, no_names) == ["serve", "show", "stop", "submit", "sweep", "sync"]
-    assert complete(["model", "p"], 1, no_names) == ["pin", "pull"]
-    assert complete(["ps", "--js"], 1, no_names) == ["--json"]
-    assert complete(["compare", "--format", "c"], 2, no_names) == ["csv"]
-    assert complete(["compare", "--format=m"], 1, no_names) == ["--format=markdown"]
-    assert complete(["export", "x/1", "--format", ""], 3, no_names) == ["csv", "jsonl", "parquet"]
-    assert complete(["submit", "--gpus", "2", ""], 3, no_names) == [FILES]  # the script
-    assert complete(["completion", ""], 1, no_names) == ["bash", "fish", "zsh"]
-    assert complete(["submit", "train.py", "--", "--l"], 3, no_names) == []  # the script's
+    assert complete(PARSER, ["s"], 0, no_names) == [
+        "serve",
+        "show",
+        "stop",
+        "submit",
+        "sweep",
+        "sync",
+    ]
+    assert complete(PARSER, ["model", "p"], 1, no_names) == ["pin", "pull"]
+    assert complete(PARSER, ["ps", "--js"], 1, no_names) == ["--json"]
+    assert complete(PARSER, ["compare", "--format", "c"], 2, no_names) == ["csv"]
+    assert complete(PARSER, ["compare", "--format=m"], 1, no_names) == ["--format=markdown"]
+    assert complete(PARSER, ["export", "x/1", "--format", ""], 3, no_names) == [
+        "csv",
+        "jsonl",
+        "parquet",
+    ]
+    assert complete(PARSER, ["submit", "--gpus", "2", ""], 3, no_names) == [FILES]  # the script
+    assert complete(PARSER, ["completion", ""], 1, no_names) == ["bash", "fish", "zsh"]
+    assert complete(PARSER, ["submit", "train.py", "--", "--l"], 3, no_names) == []  # the script's
 
 
 def test_names_from_the_catalog_and_the_settings(
