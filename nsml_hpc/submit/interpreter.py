@@ -21,7 +21,7 @@ from nsml_hpc.backends.base import SlurmBackend
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import CatalogMeta
 from nsml_hpc.config.cluster_profiles import ClusterProfile
-from nsml_hpc.errors import ConfigError, NsmlError
+from nsml_hpc.errors import ConfigError
 
 MIN_JOB_PYTHON = (3, 10)  # the in-job modules use PEP 604 unions at run time
 CANDIDATES = ("python3.14", "python3.13", "python3.12", "python3.11", "python3.10", "python3")
@@ -99,8 +99,8 @@ def job_python(
     catalog: Catalog, backend: SlurmBackend, cluster: str, *, now: float | None = None
 ) -> Found:
     """The interpreter a remote job of ``cluster`` runs with when its profile names none:
-    the catalog's answer of the last day, else the cluster's (ConfigError if it has no
-    Python recent enough)."""
+    the catalog's answer of the last day, else the cluster's: the newest recent-enough one
+    (ConfigError if it has only older ones; the bare ``python3`` if none answers at all)."""
     now = time.time() if now is None else now
     key = _cache_key(cluster)
     with catalog.session() as db:
@@ -113,6 +113,11 @@ def job_python(
         except (ValueError, KeyError, TypeError):
             pass
     found = probe(backend)
+    if not found:
+        # nothing answered on the cluster's PATH (a remote_path without Python, a probe that
+        # could not run): the bare python3 as before; submit's own errors, and cluster
+        # test, say what is wrong with that PATH
+        return Found("python3", "python3", "")
     chosen = best_of(found)
     if chosen is None:
         seen = ", ".join(f"{item.path} {item.version}" for item in found) or "none on PATH"
@@ -139,12 +144,8 @@ def job_profile(profile: ClusterProfile, catalog: Catalog, backend: SlurmBackend
     profile names none get :func:`job_python`'s choice; others are returned as they are)."""
     if not profile.remote or profile.remote_python:
         return profile
-    try:
-        chosen = job_python(catalog, backend, profile.name)
-    except ConfigError:
-        raise
-    except NsmlError as exc:
-        raise NsmlError(f"cannot ask cluster {profile.name} for its Python: {exc}") from exc
+    # an unreachable cluster fails here with its own error (and exit code), naming it
+    chosen = job_python(catalog, backend, profile.name)
     return replace(profile, remote_python=chosen.path)
 
 
