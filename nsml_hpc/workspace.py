@@ -43,7 +43,9 @@ from nsml_hpc.context import Context
 if TYPE_CHECKING:
     import pandas
 
+    from nsml_hpc.catalog.hparam_events import HParamChange
     from nsml_hpc.catalog.series import Series
+    from nsml_hpc.catalog.team import TeamSetup
     from nsml_hpc.clusters.check import ClusterReport
     from nsml_hpc.clusters.hostkeys import HostKeyCheck
     from nsml_hpc.clusters.info import ClusterOverview
@@ -51,12 +53,14 @@ if TYPE_CHECKING:
     from nsml_hpc.config.cluster_profiles import ClusterProfile
     from nsml_hpc.config.settings import Settings
     from nsml_hpc.config_report import Entry as SettingEntry
+    from nsml_hpc.datasets.store import DatasetVersion, Pushed
     from nsml_hpc.experiments.compare import Comparison
     from nsml_hpc.experiments.views import Curve, Standing
     from nsml_hpc.job.direction import Goal
     from nsml_hpc.job.spec import SessionSpec
     from nsml_hpc.sessions.actions import Removed, StateNote
     from nsml_hpc.sessions.diff import SessionDiff
+    from nsml_hpc.sessions.hparams import HParamSet, HParamState
     from nsml_hpc.sessions.logtail import LogTail
     from nsml_hpc.sessions.query import SessionQuery
     from nsml_hpc.sessions.views import SessionRow
@@ -193,13 +197,20 @@ class Workspace(Context):
         cluster: str | None = None,
         limit: int | None = None,
         sweep: str | None = None,
+        owner: str | None = None,
     ) -> list[SessionRow]:
-        """``ps``: submitted sessions, newest first, with job ids, GPU use, requeues and
-        hyperparameters (of ``project``, ``cluster``, ``sweep`` ``PROJECT/sweep-N``)."""
+        """``ps``: submitted sessions (``owner``'s, or everyone's), newest first, with job ids,
+        GPU use, requeues and hyperparameters (of ``project``, ``cluster``, ``sweep``
+        ``PROJECT/sweep-N``)."""
         from nsml_hpc.sessions.views import session_rows
 
         return session_rows(
-            self.catalog, project=project, cluster=cluster, limit=limit, sweep=sweep
+            self.catalog,
+            project=project,
+            cluster=cluster,
+            limit=limit,
+            sweep=sweep,
+            owner=owner,
         )
 
     def session_names(self, prefix: str = "", limit: int = 1000) -> list[str]:
@@ -480,23 +491,35 @@ class Workspace(Context):
         return compare_sessions(self.catalog, names, self.settings.metric_directions)
 
     def comparison_table(
-        self, names: Sequence[str], *, project: str | None = None, metrics: Sequence[str] = ()
+        self,
+        names: Sequence[str],
+        *,
+        project: str | None = None,
+        metrics: Sequence[str] = (),
+        owner: str | None = None,
     ) -> pandas.DataFrame:
-        """``compare``: one row per session (named, or every one of ``project``)."""
+        """``compare``: one row per session (named, or every one of ``project``: everyone's,
+        or ``owner``'s)."""
         from nsml_hpc.experiments.views import comparison_frame, sessions_of
 
-        chosen = sessions_of(self.catalog, names, project)
+        chosen = sessions_of(self.catalog, names, project, owner)
         directions = self.settings.metric_directions
         return comparison_frame(self.catalog, chosen, metrics, directions)
 
     def leaderboard(
-        self, project: str, metric: str, goal: Goal | None = None, top: int | None = None
+        self,
+        project: str,
+        metric: str,
+        goal: Goal | None = None,
+        top: int | None = None,
+        owner: str | None = None,
     ) -> list[Standing]:
-        """``project``'s sessions ranked by their best ``metric`` (which way: ranking_goal)."""
+        """``project``'s sessions (everyone's: the team's board, or ``owner``'s) ranked by
+        their best ``metric`` (which way: ranking_goal)."""
         from nsml_hpc.experiments.views import leaderboard
 
         name, chosen = self.ranking_goal(metric, goal)
-        return leaderboard(self.catalog, project, name, chosen, top)
+        return leaderboard(self.catalog, project, name, chosen, top, owner=owner)
 
     def curves(
         self,
@@ -511,6 +534,81 @@ class Workspace(Context):
         from nsml_hpc.experiments.views import curves
 
         return curves(self.catalog, names, metric, x=x, buckets=buckets, smoothing=smoothing)
+
+    # --- teams: one catalog, everyone's sessions (docs/teams.md) -----------------------------
+
+    @property
+    def user(self) -> str:
+        """Who the caller is in the catalog (the owner of what they submit)."""
+        return self.catalog.user
+
+    def shared(self) -> bool:
+        """The catalog holds someone else's sessions: names show ``owner/project/N``."""
+        from nsml_hpc.catalog.sessions import holds_other_users
+
+        return holds_other_users(self.catalog)
+
+    def owner_for(self, user: str | None, all_users: bool) -> str | None:
+        """Whose sessions a view shows: ``user`` (who must have sessions here), everyone's
+        (``all_users``: None), else the caller's own."""
+        from nsml_hpc.catalog.sessions import check_user_exists
+        from nsml_hpc.errors import SpecError
+
+        if user is not None and all_users:
+            raise SpecError("give --user NAME or --all-users, not both")
+        if all_users:
+            return None
+        if user is not None:
+            return check_user_exists(self.catalog, user)
+        return self.catalog.user
+
+    def whoami(self) -> dict[str, Any]:
+        """Who you are, whether the database enforces ownership, the admins, the users."""
+        from nsml_hpc.catalog.ownership import catalog_admins
+        from nsml_hpc.catalog.sessions import catalog_users
+
+        return {
+            "user": self.catalog.user,
+            "row_security": self.catalog.row_security,
+            "admins": catalog_admins(self.catalog),
+            "users": catalog_users(self.catalog),
+        }
+
+    def run_dir_note(self, name: str) -> str | None:
+        """For another user's session whose run directory you cannot read: a note saying so."""
+        from nsml_hpc.sessions.views import run_dir_note
+
+        return run_dir_note(self, name)
+
+    @staticmethod
+    def setup_team(
+        admin_url: str, users: list[str], *, admins: list[str], passwords: bool
+    ) -> TeamSetup:
+        """Make (or bring up to date) a team's PostgreSQL catalog (``catalog setup-team``)."""
+        from nsml_hpc.catalog.team import setup_postgres_team
+
+        return setup_postgres_team(admin_url, users, admins=admins, passwords=passwords)
+
+    @staticmethod
+    def share_sqlite_catalog(path: Path, group: str) -> str:
+        """Share a SQLite catalog file with a Unix group; returns its URL."""
+        from nsml_hpc.catalog.team import setup_sqlite_team
+
+        return setup_sqlite_team(path, group)
+
+    @staticmethod
+    def upgrade_team_catalog(admin_url: str) -> list[str]:
+        """Upgrade a team's catalog as its admin; returns the revisions applied."""
+        from nsml_hpc.catalog.team import upgrade_postgres_team
+
+        return upgrade_postgres_team(admin_url)
+
+    @staticmethod
+    def schema_head() -> str:
+        """The schema revision this release writes."""
+        from nsml_hpc.catalog.migrations import HEAD
+
+        return HEAD
 
     # --- clusters ---------------------------------------------------------------------------
 
@@ -582,6 +680,96 @@ class Workspace(Context):
 
         backend = self.backend_for(cluster)
         return partition_summary(backend.cluster_gpus()), backend.pending_demand()
+
+    # --- live hyperparameters (issue 12) ------------------------------------------------------
+
+    def set_hyperparameters(
+        self, name: str, changes: Sequence[str], *, adds: Sequence[str] = ()
+    ) -> HParamSet:
+        """``nsml-hpc set``: change hyperparameters of a running session (``KEY=VALUE``;
+        ``adds`` may name new ones), written atomically into its run directory; the job takes
+        them at its next look."""
+        from nsml_hpc.sessions.hparams import set_hyperparameters
+
+        return set_hyperparameters(self, name, changes, adds=adds)
+
+    def hyperparameter_state(self, name: str) -> HParamState:
+        """A session's hyperparameters: as submitted, as asked for, the newest taken."""
+        from nsml_hpc.sessions.hparams import hyperparameter_state
+
+        return hyperparameter_state(self, name)
+
+    def hyperparameter_changes(self, names: Sequence[str]) -> dict[str, list[HParamChange]]:
+        """The changes each session's job took, with their steps (plots mark them)."""
+        from nsml_hpc.catalog.hparam_events import taken_changes
+        from nsml_hpc.catalog.sessions import get_session
+
+        ids = {name: get_session(self.catalog, name).id or 0 for name in names}
+        changes = taken_changes(self.catalog, list(ids.values()))
+        return {name: changes.get(session_id, []) for name, session_id in ids.items()}
+
+    def hyperparameter_marks(
+        self, names: Sequence[str], x: str = "step"
+    ) -> list[tuple[float, str]]:
+        """Where a plot of ``names`` marks their hyperparameter changes (x: step or time)."""
+        from nsml_hpc.experiments.views import hyperparameter_marks
+
+        return hyperparameter_marks(self.catalog, names, x)
+
+    # --- datasets (issue 12) ------------------------------------------------------------------
+
+    def push_dataset(
+        self,
+        name: str,
+        path: Path,
+        cluster: str,
+        *,
+        progress: UploadProgress | None = None,
+    ) -> Pushed:
+        """``dataset push``: the next immutable version of dataset ``name`` on ``cluster``."""
+        from nsml_hpc.datasets.store import push_dataset
+
+        return push_dataset(self, name, path, cluster, progress=progress)
+
+    def datasets(self, cluster: str) -> list[DatasetVersion]:
+        """``dataset ls``: every version of every dataset on ``cluster``."""
+        from nsml_hpc.datasets.store import list_datasets
+
+        return list_datasets(self, cluster)
+
+    def dataset(self, cluster: str, ref: str) -> list[DatasetVersion]:
+        """``dataset show NAME[:VERSION]``: its versions and the sessions that read them."""
+        from nsml_hpc.datasets.store import show_dataset
+
+        return show_dataset(self, cluster, ref)
+
+    def remove_dataset(
+        self, cluster: str, ref: str, *, all_versions: bool = False
+    ) -> list[DatasetVersion]:
+        """``dataset rm``: refused while a session that is not finished reads the version."""
+        from nsml_hpc.datasets.store import remove_dataset
+
+        return remove_dataset(self, cluster, ref, all_versions=all_versions)
+
+    def resolve_dataset(self, spec: SessionSpec) -> SessionSpec:
+        """``submit --dataset``: ``spec`` with its dataset pinned to a version and its path."""
+        from nsml_hpc.datasets.store import resolve_dataset
+
+        return resolve_dataset(self, spec)
+
+    def dataset_leaderboard(
+        self,
+        dataset: str,
+        metric: str,
+        goal: Goal,
+        *,
+        top: int | None = None,
+        project: str | None = None,
+    ) -> list[Standing]:
+        """``leaderboard --dataset NAME[:VERSION]``: the sessions that read it, ranked."""
+        from nsml_hpc.experiments.views import dataset_leaderboard
+
+        return dataset_leaderboard(self.catalog, dataset, metric, goal, top=top, project=project)
 
 
 __all__ = ["Workspace"]

@@ -350,10 +350,18 @@ def color_allowed(stream: TextIO) -> bool:
         return False
 
 
+# What a terminal must never receive raw, even inside a JSON string: C1 controls (C0 ones
+# json.dumps escapes itself), bidi overrides and isolates, line/paragraph separators.
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
 def print_json(data: Any) -> None:
-    """``--json`` output, the same on every command: indented, keys sorted, UTF-8 as is
-    (never ``\\u`` or ``\\/`` escapes), NaN/inf as null."""
-    print(json.dumps(_json_safe(data), indent=2, sort_keys=True, ensure_ascii=False, default=str))
+    """``--json`` output, the same on every command: indented, keys sorted, text as UTF-8
+    (no ``\\/`` escapes, letters of every script as they are) except what could steer a
+    terminal (controls, bidi overrides: ``\\u`` escapes, still exact JSON), NaN/inf as
+    null."""
+    text = json.dumps(_json_safe(data), indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    print(_UNSAFE_IN_JSON.sub(lambda match: f"\\u{ord(match.group()):04x}", text))
 
 
 def _json_safe(value: Any) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -128,47 +128,84 @@ def _markdown(frame: Any) -> str:
 
 
 def _print_frame(frame: Any, fmt: str) -> None:
+    """CSV and JSON exact (names as the job wrote them); table and markdown for a terminal:
+    every name and text value made printable."""
     if fmt == "csv":
         sys.stdout.write(frame.to_csv())
     elif fmt == "json":  # not pandas' to_json: it writes "mnist\/1"
         records = frame.reset_index().astype(object).where(frame.reset_index().notna(), None)
         print_json(records.to_dict(orient="records"))
     elif fmt == "markdown":
-        print(_markdown(frame))
+        print(_markdown(_printable_frame(frame)))
     else:
-        print(frame.to_string(na_rep="-", float_format=lambda v: f"{v:.4g}"))
+        print(_printable_frame(frame).to_string(na_rep="-", float_format=lambda v: f"{v:.4g}"))
+
+
+def _printable_frame(frame: Any) -> Any:
+    from nsml_hpc.formatting import printable
+
+    shown = frame.copy()
+    shown.index = [printable(label) for label in frame.index]
+    shown.index.name = frame.index.name
+    shown.columns = [printable(label) for label in frame.columns]
+    for column in shown.columns:
+        if shown[column].dtype == object:
+            shown[column] = [
+                printable(value) if isinstance(value, str) else value for value in shown[column]
+            ]
+    return shown
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Compare sessions: hyperparameters that differ, state, runtime, and for each metric its
     last value, best value and the step of the best."""
     with open_workspace() as workspace:
+        owner = workspace.owner_for(args.user, False) if args.user else None  # a team view
         if not args.no_sync:
             sync_quietly(workspace)
-        frame = workspace.comparison_table(args.sessions, project=args.project, metrics=args.metric)
+        frame = workspace.comparison_table(
+            args.sessions, project=args.project, metrics=args.metric, owner=owner
+        )
     _print_frame(frame, "json" if args.json else args.format)
     return 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    """Rank a project's sessions by the best value of one metric."""
-    from nsml_hpc.formatting import format_number, table
+    """Rank a project's sessions (or, with --dataset, the sessions that read a dataset) by the
+    best value of one metric."""
+    from nsml_hpc.formatting import format_number, printable, table
     from nsml_hpc.job.direction import Goal
 
+    if args.project is None and args.dataset is None:
+        raise SpecError("give --project NAME or --dataset NAME[:VERSION]")
     flag: Goal | None = "max" if args.max else "min" if args.min else None
     with open_workspace() as workspace:
         metric, goal = workspace.ranking_goal(args.metric, flag)
+        owner = workspace.owner_for(args.user, False) if args.user else None  # the team's board
         if not args.no_sync:
             sync_quietly(workspace)
-        standings = workspace.leaderboard(args.project, metric, goal, args.top)
+        if args.dataset is not None:
+            standings = workspace.dataset_leaderboard(
+                args.dataset, metric, goal, top=args.top, project=args.project
+            )
+        else:
+            standings = workspace.leaderboard(args.project, metric, goal, args.top, owner=owner)
+        shared = workspace.shared()
     if args.json or args.format == "json":
         print_json([asdict(s) for s in standings])
         return 0
-    print(f"{args.project}: {metric} ({'higher' if goal == 'max' else 'lower'} is better)")
+    better = "higher" if goal == "max" else "lower"
+    title = f"dataset {args.dataset}" if args.dataset else args.project
+    if args.dataset and args.project:
+        title += f" (project {args.project})"
+    print(f"{printable(title)}: {printable(metric)} ({better} is better)")
+    with_data = args.dataset is not None
     rows = [
         [
             str(s.rank),
             s.session,
+            *([s.user] if shared else []),
+            *([s.dataset or "-"] if with_data else []),
             format_number(s.best),
             str(s.best_step),
             format_number(s.last),
@@ -177,7 +214,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         ]
         for s in standings
     ]
-    print(table(["#", "SESSION", "BEST", "AT STEP", "LAST", "STATE", "HYPERPARAMETERS"], rows))
+    headers = ["#", "SESSION", *(["USER"] if shared else [])]
+    headers += [*(["DATASET"] if with_data else []), "BEST", "AT STEP", "LAST", "STATE"]
+    print(table([*headers, "HYPERPARAMETERS"], rows))
     return 0
 
 
@@ -209,11 +248,15 @@ def cmd_plot(args: argparse.Namespace) -> int:
             )
             for metric in metrics
         ]
+        shown = sorted({curve.session for _, found in panels for curve in found})
+        marks = workspace.hyperparameter_marks(shown, args.x)
     if args.png:
-        _plot_png(panels, args.x, Path(args.png))
+        _plot_png(panels, args.x, Path(args.png), marks)
         print(f"wrote {args.png}")
         return 0
-    sys.stdout.write(render_terminal_plot(panels, args.x, width, args.height))
+    sys.stdout.write(render_terminal_plot(panels, args.x, width, args.height, marks))
+    for where, label in marks:
+        print(f"| {args.x} {where:g}: {label}")
     return 0
 
 
@@ -225,11 +268,18 @@ def _all_metrics(workspace: Any, sessions: list[str]) -> list[str]:
 
 
 def render_terminal_plot(
-    panels: list[tuple[str, list[Curve]]], x: str, width: int, height: int
+    panels: list[tuple[str, list[Curve]]],
+    x: str,
+    width: int,
+    height: int,
+    marks: Sequence[tuple[float, str]] = (),
 ) -> str:
-    """The plot as text: one panel per metric, two per row when there are several; colour
-    only where :func:`color_allowed` says so (stdout a terminal, NO_COLOR unset)."""
+    """The plot as text: one panel per metric, two per row when there are several, with a
+    line where a hyperparameter changed; colour only where :func:`color_allowed` says so
+    (stdout a terminal, NO_COLOR unset)."""
     import plotext
+
+    from nsml_hpc.formatting import printable
 
     plotext.clear_figure()
     plotext.main()  # subplots() splits the ACTIVE plot: start from the whole figure
@@ -240,8 +290,10 @@ def render_terminal_plot(
     for index, (metric, found) in enumerate(panels):
         plotext.subplot(index // columns + 1, index % columns + 1)
         for curve in found:
-            plotext.plot(curve.xs, curve.ys, label=curve.session)
-        plotext.title(metric)
+            plotext.plot(curve.xs, curve.ys, label=printable(curve.session))
+        for where, _ in marks:
+            plotext.vline(where, "red")
+        plotext.title(printable(metric))
         plotext.xlabel("step" if x == "step" else "seconds since start")
     text = str(plotext.build())
     if not color_allowed(sys.stdout):
@@ -249,7 +301,12 @@ def render_terminal_plot(
     return text if text.endswith("\n") else text + "\n"
 
 
-def _plot_png(panels: list[tuple[str, list[Curve]]], x: str, path: Path) -> None:
+def _plot_png(
+    panels: list[tuple[str, list[Curve]]],
+    x: str,
+    path: Path,
+    marks: Sequence[tuple[float, str]] = (),
+) -> None:
     try:
         import matplotlib
 
@@ -270,6 +327,12 @@ def _plot_png(panels: list[tuple[str, list[Curve]]], x: str, path: Path) -> None
         axes = grid[index // columns][index % columns]
         for curve in found:
             axes.plot(curve.xs, curve.ys, label=curve.session, linewidth=1.2)
+        for where, label in marks:
+            axes.axvline(where, color="red", linestyle="--", linewidth=0.8)
+            axes.annotate(
+                label, (where, 1.0), xycoords=("data", "axes fraction"), rotation=90,
+                va="top", ha="right", fontsize=7, color="red",
+            )  # fmt: skip
         axes.set_title(metric)
         axes.set_xlabel("step" if x == "step" else "seconds since start")
         axes.grid(alpha=0.3)
@@ -331,14 +394,17 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if args.json:
         print_json(asdict(result))
         return 0
-    print(f"--- {result.left}\n+++ {result.right}")
+    from nsml_hpc.formatting import printable
+
+    print(f"--- {printable(result.left)}\n+++ {printable(result.right)}")
     for title, changes in (("spec", result.spec), ("hyperparameters", result.hyperparameters)):
         print(f"{title}:" + ("" if changes else " same"))
         for change in changes:
-            print(f"  {change.key}: {change.left!r} -> {change.right!r}")
+            print(f"  {printable(change.key)}: {change.left!r} -> {change.right!r}")
     if not args.no_code:
         print("code:" + ("" if result.code else " same"))
-        sys.stdout.writelines(result.code)
+        # the code diff shows the user's own files, line by line, each line made printable
+        sys.stdout.writelines(printable(line.rstrip("\n")) + "\n" for line in result.code)
     return 0
 
 
@@ -399,9 +465,18 @@ def register(commands: Commands) -> None:
     compare.add_argument("--format", choices=FORMATS, default="table")
     add_json_flag(compare, "the same as --format json")
     compare.add_argument("--no-sync", action="store_true")
+    compare.add_argument("--user", metavar="NAME", help="with --project: only this user's")
+    compare.add_argument(
+        "--all-users", action="store_true", help="with --project: every user's (the default)"
+    )
 
     board = commands.add("leaderboard", cmd_leaderboard)
-    board.add_argument("--project", required=True)
+    board.add_argument("--project", help="rank this project's sessions")
+    board.add_argument(
+        "--dataset",
+        metavar="NAME[:VERSION]",
+        help="rank the sessions that read this dataset (of --project, if given)",
+    )
     board.add_argument(
         "--metric", required=True, help="NAME or NAME:min|max (default: by its name, [metrics])"
     )
@@ -412,6 +487,10 @@ def register(commands: Commands) -> None:
     board.add_argument("--format", choices=("table", "json"), default="table")
     add_json_flag(board, "the same as --format json")
     board.add_argument("--no-sync", action="store_true")
+    board.add_argument("--user", metavar="NAME", help="only this user's sessions")
+    board.add_argument(
+        "--all-users", action="store_true", help="every user's sessions (the default)"
+    )
 
     plot = commands.add("plot", cmd_plot)
     plot.add_argument("sessions", nargs="+", help="PROJECT/N ...")

@@ -21,7 +21,9 @@ from nsml_hpc.cli.common import (
     script_spec,
     sync_quietly,
 )
+from nsml_hpc.cli.run_options import add_run_options, apply_run_options
 from nsml_hpc.errors import NotFoundError
+from nsml_hpc.formatting import printable, printable_tree
 
 if TYPE_CHECKING:
     from nsml_hpc.sessions.views import SessionRow
@@ -34,6 +36,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     with open_workspace() as workspace:
         spec, code_root = script_spec(args, workspace)
+        spec = apply_run_options(args, spec, workspace)
         spec = place_if_auto(spec, workspace)
         prepared = workspace.prepare(spec, code_root)
         if args.dry_run:
@@ -76,7 +79,7 @@ def follow_to_the_end(workspace: Workspace, name: str) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    """Ask Slurm about live sessions (one sacct per cluster) and ingest new metrics."""
+    """Ask Slurm about your live sessions (one sacct per cluster) and ingest new metrics."""
     with open_workspace() as workspace:
         clusters = [workspace.settings.profile(args.cluster).name] if args.cluster else None
         report = workspace.sync(clusters)
@@ -101,24 +104,27 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
-    """List sessions of every cluster (or --cluster NAME) with their name, state (and
+    """List your sessions of every cluster (or --cluster NAME) with their name, state (and
     pending reason), GPUs, elapsed time and last metrics.
 
-    Syncs first (one sacct call per cluster). --sweep PROJECT/sweep-N lists one sweep;
+    Syncs your sessions first (one sacct call per cluster). --user NAME or --all-users: the
+    team's on a shared catalog (with a USER column). --sweep PROJECT/sweep-N lists one sweep;
     --column NAME (repeatable) adds a hyperparameter, or memo, user, project, cluster."""
     from nsml_hpc.formatting import format_metrics, table
     from nsml_hpc.slurm.timefmt import format_duration
 
     with open_workspace() as workspace:
         cluster = workspace.settings.profile(args.cluster).name if args.cluster else None
+        owner = workspace.owner_for(args.user, args.all_users)
         if not args.no_sync:
             sync_quietly(workspace, [cluster] if cluster else None)
         if args.stop_idle is not None:
             _stop_idle(workspace, args.stop_idle)
         rows = workspace.sessions(
-            project=args.project, cluster=cluster, limit=args.limit, sweep=args.sweep
+            project=args.project, cluster=cluster, limit=args.limit, owner=owner, sweep=args.sweep
         )
         idle_after = workspace.settings.idle_gpu_seconds
+        shared = workspace.shared()
     columns = list(dict.fromkeys(args.column))
     _check_columns(columns, rows)
     if args.json:
@@ -132,6 +138,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
     body = [
         [
             row.name,
+            *([row.owner] if shared else []),
             *([row.cluster] if many else []),
             row.state_text + (f" [requeued {row.requeues}x]" if row.requeues else ""),
             str(row.gpus),
@@ -143,10 +150,22 @@ def cmd_ps(args: argparse.Namespace) -> int:
         ]
         for row in rows
     ]
-    headers = ["NAME", *(["CLUSTER"] if many else []), "STATE", "GPUS", "ELAPSED", "GPU%"]
+    headers = [
+        "NAME",
+        *(["USER"] if shared else []),
+        *(["CLUSTER"] if many else []),
+        *["STATE", "GPUS", "ELAPSED", "GPU%"],
+    ]
     extra = [name.upper() for name in columns]
     print(table([*headers, "STEP", *extra, "METRICS"], body))
     return 0
+
+
+def add_user_flags(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--user", metavar="NAME", help=f"{what} of this user (shared catalogs)")
+    parser.add_argument(
+        "--all-users", action="store_true", help=f"{what} of every user (shared catalogs)"
+    )
 
 
 def _cell(value: Any) -> str:
@@ -197,10 +216,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         if not args.no_sync:
             sync_quietly(workspace)
         detail = workspace.show(args.session)
+        note = None if args.json else workspace.run_dir_note(args.session)
     if args.json:
-        print_json(detail)
+        print_json(detail)  # control and bidi characters stay escaped
     else:
-        print(render_detail(detail))
+        print(render_detail(printable_tree(detail)))
+        if note:
+            print(f"note        {printable(note)}")
     return 0
 
 
@@ -226,9 +248,13 @@ def render_detail(detail: dict[str, Any]) -> str:
         f" {detail['malformed_metric_lines']} malformed lines"
         f"{_non_finite_note(detail)})",
     ]
+    for problem in detail.get("ingest_problems", []):
+        where = f"line {problem['line']}" if problem["line"] else "file"
+        lines.append(f"refused     {problem['file']} {where}: {problem['problem']}")
     if detail["metric_sources"]:
         captured = ", ".join(f"{k} ({v})" for k, v in sorted(detail["metric_sources"].items()))
         lines.append(f"captured    {captured}")
+    lines.extend(render_issue12_lines(detail))
     if detail["gpu_util"] is not None:
         lines.append(
             f"gpu         {detail['gpu_util']:.0f} % last sample"
@@ -265,6 +291,13 @@ def render_detail(detail: dict[str, Any]) -> str:
 def _non_finite_note(detail: dict[str, Any]) -> str:
     count = detail.get("non_finite_values") or 0
     return f", {count} NaN/inf value(s) kept as gaps" if count else ""
+
+
+def render_issue12_lines(detail: dict[str, Any]) -> list[str]:
+    """The dataset read, printed-metric capture, and hyperparameters changed while running."""
+    from nsml_hpc.cli.run_options import detail_lines
+
+    return detail_lines(detail)
 
 
 def resources_line(asked: dict[str, Any], allocation: dict[str, Any] | None) -> str:
@@ -392,6 +425,7 @@ def register(commands: Commands) -> None:
     submit.add_argument("--project", help="project name (default: the code folder's name)")
     submit.add_argument("--memo", help="a note to remember this session by")
     add_cluster_flag(submit, "cluster to submit to (default: default_cluster, else local)")
+    add_run_options(submit)
     submit.add_argument("--dry-run", action="store_true", help="print the sbatch script only")
     add_json_flag(submit, "print the created session (name, job id, run dir) as JSON")
     submit.add_argument(
@@ -423,6 +457,7 @@ def register(commands: Commands) -> None:
         help="add a column: a hyperparameter, or memo, user, project, cluster (repeatable)",
     )
     ps.add_argument("--no-sync", action="store_true", help="show the catalog without asking Slurm")
+    add_user_flags(ps, "sessions (default: yours)")
     add_cluster_flag(ps, "only this cluster's sessions (default: every cluster)")
     ps.add_argument(
         "--stop-idle",

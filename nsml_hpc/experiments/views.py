@@ -14,7 +14,12 @@ from nsml_hpc.catalog.downsample import finite_points, minmax
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import MetricPoint, SessionRecord
 from nsml_hpc.catalog.series import metric_series
-from nsml_hpc.catalog.sessions import get_session, list_sessions
+from nsml_hpc.catalog.sessions import (
+    get_session,
+    holds_other_users,
+    list_sessions,
+    session_namer,
+)
 from nsml_hpc.catalog.summaries import metric_names, summaries_of
 from nsml_hpc.errors import NotFoundError, SpecError
 from nsml_hpc.experiments.compare import compare_sessions
@@ -26,11 +31,19 @@ if TYPE_CHECKING:
     import pandas
 
 
-def sessions_of(catalog: Catalog, names: Sequence[str], project: str | None) -> list[str]:
+def sessions_of(
+    catalog: Catalog, names: Sequence[str], project: str | None, owner: str | None = None
+) -> list[str]:
+    """The sessions to compare: those named, or every session of ``project`` (``owner``'s
+    only, when given), oldest first."""
     if names and project:
         raise SpecError("name sessions or give --project, not both")
     if project:
-        found = [record.name for record in reversed(list_sessions(catalog, project=project))]
+        namer = session_namer(catalog)
+        found = [
+            namer(record)
+            for record in reversed(list_sessions(catalog, project=project, owner=owner))
+        ]
         if not found:
             raise NotFoundError(f"no sessions in project {project!r}")
         return found
@@ -56,11 +69,13 @@ def comparison_frame(
         hints = "".join(did_you_mean(metric, comparison.metrics) for metric in unknown)
         raise NotFoundError(f"no session here reported {', '.join(unknown)}{hints}")
     now = time.time()
+    shared = holds_other_users(catalog)
     rows: list[dict[str, Any]] = []
     for name in comparison.sessions:
         record = get_session(catalog, name)
         row: dict[str, Any] = {
             "session": name,
+            **({"user": record.owner} if shared else {}),
             "state": record.state,
             "runtime_s": elapsed(record, now),
         }
@@ -84,6 +99,8 @@ class Standing:
     last: float | None
     state: str
     hyperparameters: str
+    user: str = ""
+    dataset: str | None = None  # NAME:VERSION the session read (leaderboard --dataset)
 
 
 def ranking_goal(metric: str, flag: Goal | None, directions: Directions) -> tuple[str, Goal]:
@@ -96,12 +113,55 @@ def ranking_goal(metric: str, flag: Goal | None, directions: Directions) -> tupl
 
 
 def leaderboard(
-    catalog: Catalog, project: str, metric: str, goal: Goal, top: int | None = None
+    catalog: Catalog,
+    project: str,
+    metric: str,
+    goal: Goal,
+    top: int | None = None,
+    owner: str | None = None,
 ) -> list[Standing]:
-    """Sessions of ``project`` ranked by their best ``metric`` (``goal``: min or max)."""
-    records = list_sessions(catalog, project=project)
+    """Sessions of ``project`` (every user's, or ``owner``'s) ranked by their best ``metric``
+    (``goal``: min or max): on a shared catalog, the team's leaderboard."""
+    records = list_sessions(catalog, project=project, owner=owner)
     if not records:
         raise NotFoundError(f"no sessions in project {project!r}")
+    return _ranked(catalog, records, metric, goal, top, f"project {project!r}")
+
+
+def dataset_leaderboard(
+    catalog: Catalog,
+    dataset: str,
+    metric: str,
+    goal: Goal,
+    *,
+    top: int | None = None,
+    project: str | None = None,
+) -> list[Standing]:
+    """Sessions that read dataset ``NAME`` (or ``NAME:VERSION``), of every project (or of
+    ``project``), ranked by their best ``metric``; each standing names the version read."""
+    from nsml_hpc.catalog.datasets import sessions_on_dataset
+    from nsml_hpc.job.spec import parse_dataset_ref
+
+    name, version = parse_dataset_ref(dataset)
+    links = {link.session_id: link for link in sessions_on_dataset(catalog, name, version)}
+    records = [record for record in list_sessions(catalog, project=project) if record.id in links]
+    if not records:
+        where = f" in project {project!r}" if project else ""
+        raise NotFoundError(f"no session{where} read dataset {dataset}")
+    versions = {sid: f"{link.name}:{link.version}" for sid, link in links.items()}
+    return _ranked(catalog, records, metric, goal, top, f"dataset {dataset}", versions)
+
+
+def _ranked(
+    catalog: Catalog,
+    records: list[SessionRecord],
+    metric: str,
+    goal: Goal,
+    top: int | None,
+    label: str,
+    datasets: dict[int, str] | None = None,
+) -> list[Standing]:
+    namer = session_namer(catalog)
     ids = {record.id: record for record in records if record.id is not None}
     summaries = summaries_of(catalog, list(ids), [metric])
     entries = []
@@ -116,18 +176,20 @@ def leaderboard(
     if not entries:
         known = metric_names(catalog, list(ids))
         raise NotFoundError(
-            f"no session of project {project!r} reported {metric!r}{did_you_mean(metric, known)}"
+            f"no session of {label} reported {metric!r}{did_you_mean(metric, known)}"
         )
     entries.sort(key=lambda entry: entry[0], reverse=goal == "max")
     return [
         Standing(
             rank=rank,
-            session=record.name,
+            session=namer(record),
+            user=record.owner,
             best=best,
             best_step=step,
             last=last,
             state=record.state,
             hyperparameters=record.hyperparameters_json,
+            dataset=(datasets or {}).get(record.id or -1),
         )
         for rank, (best, step, last, record) in enumerate(entries[:top] if top else entries, 1)
     ]
@@ -167,7 +229,7 @@ def _time_series(catalog: Catalog, record: SessionRecord, metric: str, buckets: 
         [None if when is None else when - start for when, _ in rows], [value for _, value in rows]
     )
     small_x, small_y = minmax(xs, ys, buckets)
-    return Curve(record.name, small_x, small_y, len(rows))
+    return Curve(record.name, small_x, small_y, len(rows))  # relabelled by curves()
 
 
 def curves(
@@ -199,3 +261,27 @@ def curves(
         known = metric_names(catalog, ids)
         raise NotFoundError(f"no session here reported {metric!r}{did_you_mean(metric, known)}")
     return found
+
+
+def hyperparameter_marks(
+    catalog: Catalog, names: Sequence[str], x: str = "step"
+) -> list[tuple[float, str]]:
+    """Where each session's job took a hyperparameter change, for a plot's x axis (``step``,
+    or ``time``: seconds since the start): ``(x, "mnist/3: lr -> 0.01")``."""
+    from nsml_hpc.catalog.hparam_events import taken_changes
+
+    records = [get_session(catalog, name) for name in names]
+    changes = taken_changes(catalog, [record.id for record in records if record.id is not None])
+    marks: list[tuple[float, str]] = []
+    for record in records:
+        for change in changes.get(record.id or -1, []):
+            if x == "step":
+                where = float(change.step) if change.step is not None else None
+            else:
+                started = record.started_at
+                where = change.at - started if change.at is not None and started else None
+            if where is None:
+                continue
+            moved = ", ".join(f"{k} -> {v}" for k, v in sorted(change.changes.items()))
+            marks.append((where, f"{record.name}: {moved}"))
+    return marks

@@ -22,13 +22,16 @@ from sqlalchemy import and_, case, func, literal
 from sqlalchemy.sql import ColumnElement
 
 from nsml_hpc.catalog.allocations import job_allocations
+from nsml_hpc.catalog.datasets import dataset_of, stdout_captures
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.gpu import gpu_states
+from nsml_hpc.catalog.hparam_events import taken_changes
 from nsml_hpc.catalog.metrics import load_cursors, metric_sources, non_finite_count
 from nsml_hpc.catalog.models import SessionRecord
 from nsml_hpc.catalog.sessions import (
     events_of,
     get_session,
+    holds_other_users,
     jobs_of,
     list_sessions,
     state_history,
@@ -100,6 +103,8 @@ class RecordFields(Protocol):
     @property
     def user(self) -> str: ...
     @property
+    def owner(self) -> str: ...
+    @property
     def state(self) -> str: ...
     @property
     def reason(self) -> str | None: ...
@@ -125,6 +130,7 @@ ROW_COLUMNS = ("memo", "user", "project", "cluster")  # ps --column names that a
 
 JSON_FIELDS = (
     "name",
+    "owner",
     "cluster",
     "state",
     "reason",
@@ -149,6 +155,8 @@ class SessionRow:
     ``elapsed_s`` is the elapsed time as of the read; :meth:`elapsed_at` advances it.
     ``job_ids``, ``gpu_util``, ``gpu_idle_s`` and ``requeues`` are filled for ``ps`` and
     ``show``; ``key_*`` (the table's key metric, last and best) for the table's page.
+    ``name`` is as the catalog shows it: ``project/N``, or ``owner/project/N`` once it holds
+    another user's sessions; ``owner`` is the catalog user, ``user`` the cluster account.
     """
 
     id: int
@@ -173,6 +181,7 @@ class SessionRow:
     key_last: float | None = None
     key_best: float | None = None
     key_best_step: int | None = None
+    owner: str = ""
     hyperparameters: dict[str, Any] = field(default_factory=dict)  # filled for ps and show
 
     @property
@@ -211,13 +220,16 @@ def session_row(
     key_best: float | None = None,
     key_best_step: int | None = None,
     hyperparameters: dict[str, Any] | None = None,
+    shared: bool = False,
 ) -> SessionRow:
-    """The row of one session as of ``now`` (GPU figures only while it runs)."""
+    """The row of one session as of ``now`` (GPU figures only while it runs); ``shared``:
+    the catalog holds other users' sessions, so the name says whose."""
     assert fields.id is not None
     live_gpu = gpu if gpu is not None and fields.state == SessionState.RUNNING else None
     return SessionRow(
         id=fields.id,
-        name=fields.name,
+        name=f"{fields.owner}/{fields.name}" if shared else fields.name,
+        owner=fields.owner,
         project=fields.project,
         cluster=fields.cluster,
         user=fields.user,
@@ -249,6 +261,7 @@ def _rows(catalog: Catalog, records: Sequence[SessionRecord], now: float) -> lis
     jobs = jobs_of(catalog, ids)
     gpu = gpu_states(catalog, ids)
     requeues = requeue_counts(catalog, ids)
+    shared = holds_other_users(catalog)
     return [
         session_row(
             record,
@@ -257,6 +270,7 @@ def _rows(catalog: Catalog, records: Sequence[SessionRecord], now: float) -> lis
             gpu=gpu.get(record.id or -1),
             requeues=requeues.get(record.id or -1, 0),
             hyperparameters=json.loads(record.hyperparameters_json or "{}"),
+            shared=shared,
         )
         for record in records
     ]
@@ -270,16 +284,19 @@ def session_rows(
     limit: int | None = None,
     now: float | None = None,
     sweep: str | None = None,
+    owner: str | None = None,
 ) -> list[SessionRow]:
-    """``ps``: submitted sessions, newest first (of ``project``, ``cluster``, ``sweep``;
-    ``limit`` rows)."""
+    """``ps``: submitted sessions, newest first (of ``project``, ``cluster``, ``owner``,
+    ``sweep``; ``limit`` rows)."""
     if sweep is not None:
-        records = sweep_members(catalog, sweep)
-        if cluster is not None:
-            records = [record for record in records if record.cluster == cluster]
+        records = [
+            record
+            for record in sweep_members(catalog, sweep)
+            if cluster is None or record.cluster == cluster
+        ]
         records = records[:limit] if limit is not None else records
     else:
-        records = list_sessions(catalog, project=project, cluster=cluster, limit=limit)
+        records = list_sessions(catalog, project=project, cluster=cluster, limit=limit, owner=owner)
     return _rows(catalog, records, time.time() if now is None else now)
 
 
@@ -299,6 +316,7 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
         job_ids=[job.job_id for job in jobs],
         gpu=gpu_states(catalog, [record.id]).get(record.id),
         requeues=requeue_counts(catalog, [record.id]).get(record.id, 0),
+        shared=holds_other_users(catalog),
     )
     cursor = load_cursors(catalog, [record.id]).get((record.id, METRICS_FILE))
     allocations = job_allocations(catalog, jobs)
@@ -319,12 +337,34 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
         }
         for job in jobs
     ]
+    dataset = dataset_of(catalog, record.id)
+    captures = stdout_captures(catalog, [record.id])
     return {
         **row.to_json(),
+        "dataset": None
+        if dataset is None
+        else {
+            "name": dataset.name,
+            "version": dataset.version,
+            "path": dataset.path,
+            "staged": dataset.staged,
+        },
+        "stdout_capture": None if record.id not in captures else {"pattern": captures[record.id]},
+        "hyperparameter_changes": [
+            {
+                "at": change.at,
+                "step": change.step,
+                "version": change.version,
+                "changes": change.changes,
+                "previous": change.previous,
+            }
+            for change in taken_changes(catalog, [record.id])[record.id]
+        ],
         **snapshots,
         "runs": run_rows(job_rows, snapshots["job_runs"]),
         "project": record.project,
         "user": record.user,
+        "ingest_problems": ingest_problems(catalog, record.id),
         "run_dir": record.run_dir,
         "spec": json.loads(record.spec_json),
         # What Slurm gave the latest job (sacct), None before the first sync that saw it.
@@ -393,3 +433,39 @@ def run_rows(jobs: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[dic
                 }
             )
     return rows
+
+
+def run_dir_note(workspace: Any, name: str) -> str | None:
+    """For another user's session: a note when its run directory cannot be read by the
+    caller (logs, snapshot files), what the catalog holds being shown all the same."""
+    from nsml_hpc.errors import NsmlError
+    from nsml_hpc.job.layout import SESSION_FILE
+
+    record = get_session(workspace.catalog, name)
+    if record.owner == workspace.catalog.user:
+        return None
+    try:
+        workspace.backend_for(record.cluster).files.read_from(
+            f"{record.run_dir}/{SESSION_FILE}", 0, 1
+        )
+    except NsmlError as exc:
+        return (
+            f"{record.owner}'s run directory is not readable by you ({exc}); state and "
+            "metrics are the catalog's, kept current by its owner's syncs"
+        )
+    return None
+
+
+def ingest_problems(catalog: Catalog, session_id: int) -> list[dict[str, Any]]:
+    """The lines ingestion refused (the first few per file), oldest first."""
+    from sqlmodel import col, select
+
+    from nsml_hpc.catalog.team_models import IngestProblem
+
+    with catalog.session() as db:
+        rows = db.exec(
+            select(IngestProblem)
+            .where(IngestProblem.session_id == session_id)
+            .order_by(col(IngestProblem.id))
+        ).all()
+    return [{"file": row.file, "line": row.line, "problem": row.problem} for row in rows]

@@ -21,13 +21,13 @@ from nsml_hpc.backends.files import RunFiles
 from nsml_hpc.catalog.models import SessionRecord
 from nsml_hpc.catalog.sessions import list_sessions
 from nsml_hpc.catalog.snapshot_models import SnapshotRecord
-from nsml_hpc.catalog.snapshots import snapshot_metrics, snapshots_of
+from nsml_hpc.catalog.snapshots import found_records, snapshot_metrics, snapshots_of
 from nsml_hpc.config import locations
-from nsml_hpc.config.identity import current_user
 from nsml_hpc.context import Context
 from nsml_hpc.errors import GcBusy, NsmlError
 from nsml_hpc.slurm.states import is_live
 from nsml_hpc.snapshots.delete import Recovery, delete_snapshot, finish_interrupted
+from nsml_hpc.snapshots.found import is_writing
 from nsml_hpc.snapshots.retention import (
     Plan,
     Policies,
@@ -113,6 +113,7 @@ def _facts(
     rows: dict[int, list[SnapshotRecord]],
     damaged: dict[int, set[str]],
     now: float,
+    found: set[int] | None = None,
 ) -> tuple[list[SnapshotFacts], list[SessionFacts]]:
     snapshot_facts: list[SnapshotFacts] = []
     session_facts: list[SessionFacts] = []
@@ -141,6 +142,8 @@ def _facts(
                     pinned=row.pinned,
                     forked_from=row.forked_from,
                     damaged=bool(row.problem) or row.tag in damaged.get(record.id, set()),
+                    found=row.id in (found or set()),
+                    writing=is_writing(row.problem),
                 )
             )
     return snapshot_facts, session_facts
@@ -156,12 +159,21 @@ def run_gc(
     now: float | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> GcResult:
-    """Plan (and with ``apply``, carry out) the deletions the policies ask for. The caller
-    holds :func:`gc_lock`."""
+    """Plan (and with ``apply``, carry out) the deletions the policies ask for, among the
+    sessions of ``user`` (default: the caller; another user's only for a catalog admin).
+    The caller holds :func:`gc_lock`."""
+    from nsml_hpc.catalog.ownership import is_admin
+    from nsml_hpc.errors import PermissionRefused
+
     now = time.time() if now is None else now
     policies = policies or load_policies(locations.config_file())
-    owner = user or current_user()
-    sessions = [s for s in list_sessions(workspace.catalog, project=project) if s.user == owner]
+    owner = user or workspace.catalog.user
+    if owner != workspace.catalog.user and not is_admin(workspace.catalog):
+        raise PermissionRefused(
+            f"gc of {owner}'s sessions: only they or a catalog admin may delete their "
+            f"snapshots (you are {workspace.catalog.user}); nothing was changed"
+        )
+    sessions = list_sessions(workspace.catalog, project=project, owner=owner)
     by_id = {s.id: s for s in sessions if s.id is not None}
     files_for: dict[int, RunFiles] = {}
     errors: list[str] = []
@@ -177,6 +189,11 @@ def run_gc(
     )
     damaged: dict[int, set[str]] = {}
     result_damaged: dict[str, str] = {}
+    # Checkpoint files are walked for again where new ones may have come (a live session) or
+    # known ones may have gone; a finished session's last look was taken by sync at its end.
+    with_found = {
+        link.session_id for link in found_records(workspace.catalog, list(reachable)).values()
+    }
     for session_id, record in reachable.items():
         try:
             problems = refresh_session(
@@ -186,6 +203,7 @@ def run_gc(
                 record.name,
                 record.run_dir,
                 now,
+                checkpoints=session_id in live or session_id in with_found,
             )
         except NsmlError as exc:
             errors.append(f"{record.name}: {exc}")
@@ -195,7 +213,8 @@ def run_gc(
             result_damaged[f"{record.name}:{tag}"] = why
     in_scope = list(reachable.values())
     rows = snapshots_of(workspace.catalog, list(reachable))
-    snapshot_facts, session_facts = _facts(in_scope, rows, damaged, now)
+    found = set(found_records(workspace.catalog, list(reachable)))
+    snapshot_facts, session_facts = _facts(in_scope, rows, damaged, now, found)
     the_plan = plan(snapshot_facts, session_facts, policies, now)
     result = GcResult(
         plan=the_plan,

@@ -5,6 +5,14 @@ Kind to the cluster: the poll floor is shared through the catalog, so however ma
 sync, a cluster is asked at most once per floor. A job missing from sacct right after
 submission waits out a grace period; only then is squeue asked (once, for all such jobs).
 
+On a shared catalog each sync is its caller's: it asks Slurm only about the caller's own
+sessions (``catalog.user``), and of those only the ones whose cluster account is the one this
+cluster's backend runs as (the profile's user over SSH, the login user locally). Under
+``PrivateData=jobs`` nobody's sacct sees anyone else's jobs, so another user's session is
+never asked about, never marked LOST and never written by this sync; its owner's syncs keep it
+current. A session an earlier version marked LOST that way (reason :data:`LEGACY_LOST_REASON`)
+is asked about again by its owner's next sync and takes whatever state Slurm reports.
+
 Degraded, not frozen: when sacct fails (slurmdbd down) but squeue answers, the live states come
 from ONE squeue call for all the cluster's jobs, and the report says so once per cluster
 (``SyncReport.degraded``). A job squeue no longer lists is left as it is (never LOST on that
@@ -21,11 +29,15 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
+from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
 from nsml_hpc.backends.base import SlurmBackend
+from nsml_hpc.capture.discover import FoundFile
 from nsml_hpc.capture.ingest import DISCOVERY_FILE, captured_files, scrape_captured
+from nsml_hpc.capture.printed import printed_outputs
 from nsml_hpc.catalog.allocations import Allocation, allocations_of, store_allocations
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.gpu import gpu_states, store_gpu_state
@@ -77,6 +89,9 @@ REASONLESS_STATES = frozenset({SessionState.RUNNING, SessionState.COMPLETED})
 PROVISIONAL_REASON = "provisional: accounting (sacct) unavailable"
 
 SCRAPED_FILES = (METRICS_FILE, EVENTS_FILE, GPU_FILE)
+# What versions before per-user syncs wrote when ANY user's sacct missed a job: perhaps only
+# because it was someone else's. Such sessions are re-checked by their owner's sync.
+LEGACY_LOST_REASON = "Slurm no longer knows this job"
 
 BackendFor = Callable[[str], SlurmBackend]
 
@@ -128,10 +143,19 @@ def sync(
     _drop_stale_reservations(catalog, backend_for, now, wanted, unreachable)
     live = [
         record
-        for record in [*live_sessions(catalog, now), *_provisional_sessions(catalog)]
+        for record in [
+            *live_sessions(catalog, now, owner=catalog.user),
+            *_provisional_sessions(catalog),
+            *_wrongly_lost(catalog),
+        ]
         if wanted is None or record.cluster in wanted
     ]
-    settling = _settling_sessions(catalog, now, wanted)
+    # A session already asked about for its state (a provisional end above all) is never
+    # settling too: that would ask twice and leave sacct's record of its end unapplied.
+    live_ids = {record.id for record in live}
+    settling = [
+        record for record in _settling_sessions(catalog, now, wanted) if record.id not in live_ids
+    ]
     settling_ids = {record.id for record in settling}
     by_cluster: dict[str, list[SessionRecord]] = defaultdict(list)
     for record in [*live, *settling]:
@@ -139,15 +163,17 @@ def sync(
     jobs = jobs_of(catalog, [record.id for record in [*live, *settling] if record.id is not None])
     degraded: dict[str, _Degraded] = {}
     for cluster, asked in sorted(by_cluster.items()):
-        sessions = [record for record in asked if record.id not in settling_ids]
         if not claim_poll(catalog, cluster, now, settings.poll_floor_seconds):
             report.skipped_by_floor.append(cluster)
             continue
         report.queried.append(cluster)
         pending_settle: dict[str, JobRecord | None] = {}
         try:
+            backend = backend_for(cluster)
+            asked = _run_as(backend, asked)
+            sessions = [record for record in asked if record.id not in settling_ids]
             records, why = _ask_cluster(
-                backend_for(cluster), asked, jobs, settings, now, pending_settle
+                backend, asked, jobs, settings, now, pending_settle, catalog.user
             )
         except NsmlError as exc:
             report.errors[cluster] = str(exc)
@@ -162,7 +188,8 @@ def sync(
         report.state_changes += _apply_records(catalog, sessions, jobs, records, now)
         _store_allocations(catalog, asked, jobs, records)
     targets = _sessions_to_scrape(catalog, live, now, wanted)
-    with_new_events = _scrape(catalog, targets, backend_for, report, now, unreachable)
+    found: dict[int, list[FoundFile]] = {}
+    with_new_events = _scrape(catalog, targets, backend_for, report, now, unreachable, found)
     for state in degraded.values():
         report.state_changes += _settle_from_run_dirs(catalog, state, now)
     snapshots = sync_snapshots(
@@ -176,6 +203,7 @@ def sync(
         now,
         sessions_with_new_events=sorted(with_new_events),
         names={record.id: record.name for record in live if record.id is not None},
+        found=found,
     )
     report.new_snapshots = snapshots.added
     report.snapshot_problems = snapshots.problems
@@ -208,6 +236,7 @@ def _ask_cluster(
     settings: Settings,
     now: float,
     unsettled: dict[str, JobRecord | None],
+    asked_as: str = "",
 ) -> tuple[dict[str, JobRecord], str | None]:
     """Records by job id: ONE sacct call, plus at most ONE squeue call; and, when sacct failed
     but squeue answered, why (the sync is then degraded, see the module doc, and ``unsettled``
@@ -255,7 +284,7 @@ def _ask_cluster(
                 job_id=job_id,
                 state=SessionState.LOST,
                 slurm_state="UNKNOWN",
-                reason="Slurm no longer knows this job",
+                reason=lost_reason(asked_as),
             )
     return found, None
 
@@ -307,11 +336,44 @@ def _from_queue(job: JobRecordRow, queued: JobRecord) -> JobRecord:
 
 
 def _provisional_sessions(catalog: Catalog) -> list[SessionRecord]:
-    """Sessions whose end was seen while accounting was down: asked about again."""
+    """The caller's sessions whose end was seen while accounting was down: asked about again."""
     with catalog.session() as db:
         return list(
-            db.exec(select(SessionRecord).where(SessionRecord.reason == PROVISIONAL_REASON)).all()
+            db.exec(
+                select(SessionRecord).where(
+                    SessionRecord.reason == PROVISIONAL_REASON,
+                    SessionRecord.owner == catalog.user,
+                )
+            ).all()
         )
+
+
+def lost_reason(owner: str) -> str:
+    """Why a session is LOST now: its owner's own sacct and squeue no longer know the job."""
+    return f"{LEGACY_LOST_REASON} (asked as its owner {owner})" if owner else LEGACY_LOST_REASON
+
+
+def _wrongly_lost(catalog: Catalog) -> list[SessionRecord]:
+    """The caller's sessions an earlier version marked LOST perhaps only because another
+    user's sacct could not see them: asked about again (once: Slurm's answer, or a LOST with
+    this version's reason, replaces the old one)."""
+    with catalog.session() as db:
+        return list(
+            db.exec(
+                select(SessionRecord).where(
+                    SessionRecord.owner == catalog.user,
+                    SessionRecord.state == SessionState.LOST,
+                    SessionRecord.reason == LEGACY_LOST_REASON,
+                )
+            ).all()
+        )
+
+
+def _run_as(backend: SlurmBackend, sessions: list[SessionRecord]) -> list[SessionRecord]:
+    """The sessions whose jobs run as the account this backend asks as: only those can its
+    sacct see (another account's are left as they are, never marked LOST)."""
+    account = backend.user
+    return [record for record in sessions if not account or record.user == account]
 
 
 def _settle_from_run_dirs(catalog: Catalog, degraded: _Degraded, now: float) -> int:
@@ -472,12 +534,14 @@ def recorded_elapsed(
 
 
 def _recently_ended(catalog: Catalog, since: float) -> list[SessionRecord]:
+    """The caller's sessions that ended since ``since`` (another user's are their syncs')."""
     with catalog.session() as db:
         return list(
             db.exec(
                 select(SessionRecord).where(
                     col(SessionRecord.state).in_(list(TERMINAL_STATES)),
                     col(SessionRecord.ended_at) >= since,
+                    col(SessionRecord.owner) == catalog.user,
                 )
             ).all()
         )
@@ -488,7 +552,8 @@ def _settling_sessions(
 ) -> list[SessionRecord]:
     """Sessions that ended recently while accounting's record of their job was incomplete
     (slurmdbd can report a finished job before it has the job's partition and time limit):
-    the same sacct call asks about them again, for their allocation only."""
+    the same sacct call asks about them again, for their allocation only (:func:`sync` leaves
+    out those it asks about for their state anyway, such as a provisional end)."""
     recent = [
         record
         for record in _recently_ended(catalog, now - RECENTLY_ENDED_SECONDS)
@@ -534,31 +599,36 @@ class ScrapeTarget:
     cluster: str
     run_dir: str
     ended_at: float | None
+    name: str = ""
 
 
 def _sessions_to_scrape(
     catalog: Catalog, live: list[SessionRecord], now: float, wanted: set[str] | None
 ) -> list[ScrapeTarget]:
-    """The live sessions (those that just ended included) and the sessions that ended
-    recently, whose last lines a slow shared file system may show late (of the ``wanted``
-    clusters only, when given)."""
+    """The caller's live sessions (those that just ended included) and the caller's sessions
+    that ended recently, whose last lines a slow shared file system may show late (of the
+    ``wanted`` clusters only, when given). Other users' run directories are their syncs'."""
     targets = {
-        record.id: ScrapeTarget(record.id, record.cluster, record.run_dir, None)
+        record.id: ScrapeTarget(record.id, record.cluster, record.run_dir, None, record.name)
         for record in live
         if record.id is not None
     }
     with catalog.session() as db:
-        recent = db.exec(
-            select(
-                SessionRecord.id,
-                SessionRecord.cluster,
-                SessionRecord.run_dir,
-                SessionRecord.ended_at,
-            ).where(col(SessionRecord.ended_at) >= now - RECENTLY_ENDED_SECONDS)
+        recent = db.execute(
+            sa_select(
+                col(SessionRecord.id),
+                col(SessionRecord.cluster),
+                col(SessionRecord.run_dir),
+                col(SessionRecord.ended_at),
+                col(SessionRecord.name),
+            ).where(
+                col(SessionRecord.ended_at) >= now - RECENTLY_ENDED_SECONDS,
+                col(SessionRecord.owner) == catalog.user,
+            )
         ).all()
-    for session_id, cluster, run_dir, ended_at in recent:
+    for session_id, cluster, run_dir, ended_at, name in recent:
         if session_id is not None and (wanted is None or cluster in wanted):
-            targets[session_id] = ScrapeTarget(session_id, cluster, run_dir, ended_at)
+            targets[session_id] = ScrapeTarget(session_id, cluster, run_dir, ended_at, name)
     return [targets[key] for key in sorted(targets)]
 
 
@@ -569,16 +639,20 @@ def _scrape(
     report: SyncReport,
     now: float,
     unreachable: set[str],
+    found: dict[int, list[FoundFile]] | None = None,
 ) -> set[int]:
     """Ingest what the jobs appended, one cluster at a time: ONE sizes call for all its
-    metrics, events and gpu.jsonl files, then ONE read_many of only the new bytes of the files
-    that grew (in batches of at most MAX_READ_BYTES); then each session's captured logs. A
-    cluster whose connection fails is left for the next sync (cursors move with their points,
-    so nothing is lost or doubled). Returns the sessions that got new events (their job runs
-    change)."""
+    metrics, events and gpu.jsonl files (and the Slurm output of sessions that capture printed
+    metrics), then ONE read_many of only the new bytes of the files that grew (in batches of
+    at most MAX_READ_BYTES); then each session's captured logs. A cluster whose connection
+    fails is left for the next sync (cursors move with their points, so nothing is lost or
+    doubled). Returns the sessions that got new events (their job runs change); ``found``
+    receives the checkpoint files each session's capture walk saw."""
     with_new_events: set[int] = set()
     ids = [target.session_id for target in targets]
+    names = {target.session_id: target.name for target in targets}
     cursors = load_cursors(catalog, ids)
+    printed = printed_outputs(catalog, ids)
     gpu = gpu_states(catalog, ids)
     known_captured = captured_files(cursors)
     discovered = {
@@ -593,9 +667,12 @@ def _scrape(
     for cluster, sessions in sorted(by_cluster.items()):
         if cluster in unreachable:
             continue
+        scraped = {
+            t.session_id: [*SCRAPED_FILES, *printed.files_of(t.session_id)] for t in sessions
+        }
         try:
             files = backend_for(cluster).files
-            paths = [f"{t.run_dir}/{name}" for t in sessions for name in SCRAPED_FILES]
+            paths = [f"{t.run_dir}/{name}" for t in sessions for name in scraped[t.session_id]]
             sizes = files.sizes(paths)
         except NsmlError as exc:
             report.errors.setdefault(cluster, str(exc))
@@ -604,7 +681,7 @@ def _scrape(
         report.sessions_scraped += len(sessions)
         grown: list[tuple[int, str, CursorState, str, int]] = []
         for target in sessions:
-            for file in SCRAPED_FILES:
+            for file in scraped[target.session_id]:
                 cursor = cursors.get((target.session_id, file), empty)
                 path = f"{target.run_dir}/{file}"
                 size = sizes.get(path)
@@ -621,7 +698,11 @@ def _scrape(
                 )
                 metric_items: list[MetricIngest] = []
                 event_items: list[EventIngest] = []
+                outputs: list[tuple[int, str, CursorState, bytes]] = []
                 for (session_id, file, cursor, path, _), raw in zip(batch, chunks, strict=True):
+                    if file not in SCRAPED_FILES:  # a Slurm output: read after the batch
+                        outputs.append((session_id, file, cursor, raw))
+                        continue
                     chunk, new_offset = complete_lines(raw, cursor.offset)
                     if not chunk and len(raw) >= MAX_READ_BYTES and file != GPU_FILE:
                         # One line longer than a whole read can never complete within one:
@@ -651,18 +732,26 @@ def _scrape(
                         parsed = parse_metric_lines(chunk, cursor.lines, session_id)
                         metric_items.append(MetricIngest(session_id, parsed, cursor, new_offset))
                     else:
-                        events = parse_event_lines(chunk, session_id)
+                        events = parse_event_lines(chunk, session_id, cursor.lines)
                         event_items.append(EventIngest(session_id, events, cursor, new_offset))
                         if events.events:
                             with_new_events.add(session_id)
+                # Printed metrics, without those the same batch brings through report().
+                metric_items += printed.ingest(outputs, metric_items, report.warnings)
                 # Every changed file of the batch in ONE transaction, offsets with their rows.
-                store_ingests(catalog, metric_items, event_items, now)
+                store_ingests(
+                    catalog, metric_items, event_items, now, printed_sessions=printed.sessions
+                )
                 for item in metric_items:
                     report.new_points += len(item.batch.points)
                     report.malformed_lines += item.batch.malformed
+                    _warn_refused(report, names, item.session_id, METRICS_FILE, item.batch)
                 for event_item in event_items:
                     report.new_events += len(event_item.batch.events)
                     report.malformed_lines += event_item.batch.malformed
+                    _warn_refused(
+                        report, names, event_item.session_id, EVENTS_FILE, event_item.batch
+                    )
             looked: list[int] = []
             for target in sessions:
                 captured = scrape_captured(
@@ -675,7 +764,10 @@ def _scrape(
                     discovered.get(target.session_id),
                     now,
                     ended_at=target.ended_at,
+                    printed_sessions=printed.sessions,
                 )
+                if found is not None and captured.checkpoints is not None:
+                    found[target.session_id] = captured.checkpoints
                 report.new_points += captured.points
                 report.malformed_lines += captured.malformed
                 report.warnings.extend(captured.warnings)
@@ -686,6 +778,14 @@ def _scrape(
             report.errors.setdefault(cluster, str(exc))
             unreachable.add(cluster)
     return with_new_events
+
+
+def _warn_refused(
+    report: SyncReport, names: dict[int, str], session_id: int, file: str, batch: Any
+) -> None:
+    """Refused lines as warnings naming the session, the file and the line."""
+    label = names.get(session_id) or f"session {session_id}"
+    report.warnings.extend(f"{label}: {file} line {n}: {why}" for n, why in batch.problems)
 
 
 def _read_batches(

@@ -27,10 +27,15 @@ def test_the_in_job_modules_are_the_job_package_and_what_it_imports():
         "job.gpu_monitor",
         "job.hparams",
         "job.layout",
+        "job.live_hparams",
+        "job.permissions",
+        "job.progress",
         "job.snapshot_format",
         "job.snapshot_store",
         "job.snapshots",
         "job.spec",
+        "job.staging",
+        "job.text",
         "job.wrapper",
     ]
     assert set(in_job_files()) == {

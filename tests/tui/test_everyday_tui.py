@@ -41,9 +41,9 @@ def test_the_metrics_tab_draws_every_ticked_metric_even_when_an_older_load_ends_
             plot = screen.query_one(MetricPlot)
             original = plot.show_curves
 
-            def record(curves: list[tuple[str, Any]], *, title: str = "") -> None:
+            def record(curves: list[tuple[str, Any]], *, title: str = "", marks: Any = ()) -> None:
                 drawn.append([label for label, _ in curves])
-                original(curves, title=title)
+                original(curves, title=title, marks=marks)
 
             plot.show_curves = record  # type: ignore[method-assign]
             await pilot.press("2")

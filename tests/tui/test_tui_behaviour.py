@@ -447,6 +447,7 @@ def test_the_table_loads_only_the_rows_around_the_viewport(
                     project="big",
                     number=number,
                     user="alice",
+                    owner=world.workspace.catalog.user,
                     cluster="local",
                     state="COMPLETED",
                     run_dir=f"/runs/big/{number}",
