@@ -51,7 +51,9 @@ def _value(settings: Settings, key: str, data: dict[str, Any]) -> Any:
         return dict(data.get("metrics", {}))
     if key == "gc":
         return data.get("gc", {})
-    return getattr(settings, key)
+    if hasattr(settings, key):
+        return getattr(settings, key)
+    return data.get(key)  # a key read where it is used (not held by Settings)
 
 
 def explain(settings: Settings, environ: dict[str, str] | None = None) -> list[Entry]:

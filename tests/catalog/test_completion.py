@@ -44,6 +44,7 @@ def test_commands_options_and_choices_come_from_the_parser() -> None:
 
     assert complete(PARSER, ["s"], 0, no_names) == [
         "serve",
+        "set",
         "show",
         "stop",
         "submit",
@@ -75,7 +76,7 @@ def test_names_from_the_catalog_and_the_settings(
     assert _ask(["ps", "--sweep", "g"], capsys) == ["grid/sweep-1"]
     assert _ask(["ps", "--project", "m"], capsys) == ["mnist"]
     assert "lr" in _ask(["ps", "-c", "l"], capsys)
-    assert _ask(["config", "run"], capsys) == ["run_root"]
+    assert _ask(["config", "run_r"], capsys) == ["run_root"]
     assert _ask(["model", "pin", "mnist/1", "ep"], capsys) == ["ep10", "ep20", "ep30"]
     assert _ask(["model", "rm", "mnist/1", "l"], capsys) == ["latest"]
     assert _ask(["cluster", "test", ""], capsys) == ["local"]
