@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from nsml_hpc.context import Context
 
@@ -52,12 +52,13 @@ if TYPE_CHECKING:
     from nsml_hpc.code.upload import Progress as UploadProgress
     from nsml_hpc.config.cluster_profiles import ClusterProfile
     from nsml_hpc.config.settings import Settings
+    from nsml_hpc.config_report import Entry as SettingEntry
     from nsml_hpc.datasets.store import DatasetVersion, Pushed
     from nsml_hpc.experiments.compare import Comparison
     from nsml_hpc.experiments.views import Curve, Standing
     from nsml_hpc.job.direction import Goal
     from nsml_hpc.job.spec import SessionSpec
-    from nsml_hpc.sessions.actions import Removed
+    from nsml_hpc.sessions.actions import Removed, StateNote
     from nsml_hpc.sessions.diff import SessionDiff
     from nsml_hpc.sessions.hparams import HParamSet, HParamState
     from nsml_hpc.sessions.logtail import LogTail
@@ -99,10 +100,21 @@ class Workspace(Context):
         return place(spec, self.backend_for(spec.cluster))
 
     def prepare(self, spec: SessionSpec, code_root: Path) -> Prepared:
-        """Validate ``spec`` (with its cluster's defaults) and snapshot ``code_root``."""
-        from nsml_hpc.submit.create import prepare
+        """Validate ``spec`` (with its cluster's defaults) and snapshot ``code_root``; on a
+        remote cluster whose profile names no ``remote_python``, find the Python its jobs
+        run with (asked once a day: :mod:`nsml_hpc.submit.interpreter`)."""
+        from dataclasses import replace
 
-        return prepare(spec, self.settings, code_root)
+        from nsml_hpc.submit.create import prepare
+        from nsml_hpc.submit.interpreter import job_profile
+
+        prepared = prepare(spec, self.settings, code_root)
+        if prepared.profile.remote and not prepared.profile.remote_python:
+            backend = self.backend_for(prepared.spec.cluster)
+            prepared = replace(
+                prepared, profile=job_profile(prepared.profile, self.catalog, backend)
+            )
+        return prepared
 
     def dry_run(self, prepared: Prepared) -> str:
         """The sbatch script ``submit`` would send; nothing is written or submitted."""
@@ -140,6 +152,26 @@ class Workspace(Context):
             progress=progress,
         )
 
+    def sweep_dry_run(
+        self,
+        prepared: Prepared,
+        configurations: list[dict[str, str]],
+        *,
+        max_parallel: int | None = None,
+    ) -> str:
+        """The array script ``sweep`` would submit; nothing is written or submitted."""
+        from nsml_hpc.sweeps.submit import dry_run_sweep
+
+        backend = self.backend_for(prepared.spec.cluster)
+        return dry_run_sweep(
+            prepared,
+            configurations,
+            self.catalog,
+            self.settings,
+            backend,
+            max_parallel=max_parallel,
+        )
+
     # --- sync and health --------------------------------------------------------------------
 
     def sync(self, clusters: Collection[str] | None = None) -> SyncReport:
@@ -164,15 +196,34 @@ class Workspace(Context):
         project: str | None = None,
         cluster: str | None = None,
         limit: int | None = None,
+        sweep: str | None = None,
         owner: str | None = None,
     ) -> list[SessionRow]:
         """``ps``: submitted sessions (``owner``'s, or everyone's), newest first, with job ids,
-        GPU use and requeues."""
+        GPU use, requeues and hyperparameters (of ``project``, ``cluster``, ``sweep``
+        ``PROJECT/sweep-N``)."""
         from nsml_hpc.sessions.views import session_rows
 
         return session_rows(
-            self.catalog, project=project, cluster=cluster, limit=limit, owner=owner
+            self.catalog,
+            project=project,
+            cluster=cluster,
+            limit=limit,
+            sweep=sweep,
+            owner=owner,
         )
+
+    def session_names(self, prefix: str = "", limit: int = 1000) -> list[str]:
+        """Names of sessions starting with ``prefix``, newest first (shell completion)."""
+        from nsml_hpc.catalog.sessions import session_names
+
+        return session_names(self.catalog, prefix, limit)
+
+    def sweep_names(self, project: str | None = None) -> list[str]:
+        """Sweeps in the catalog, ``PROJECT/sweep-N`` (of ``project`` if given)."""
+        from nsml_hpc.catalog.sessions import sweep_names
+
+        return sweep_names(self.catalog, project)
 
     def session(self, name: str) -> SessionRow:
         """One session's row (:class:`~nsml_hpc.errors.NotFoundError` if there is none)."""
@@ -268,6 +319,13 @@ class Workspace(Context):
 
         return follow_logs(self, name)
 
+    def follow(self, name: str) -> Iterator[bytes | StateNote]:
+        """The session's output as it comes, with a state note first and whenever its state
+        or pending reason changes, until the session ends (``logs -f``, ``submit --follow``)."""
+        from nsml_hpc.sessions.actions import follow_session
+
+        return follow_session(self, name)
+
     def log_tail(self, name: str) -> LogTail:
         """A reader of what the session's log files gain (byte offsets, on its cluster)."""
         from nsml_hpc.catalog.sessions import get_session
@@ -289,11 +347,12 @@ class Workspace(Context):
 
         return remove_model(self, name, tag)
 
-    def pin_snapshot(self, name: str, tag: str, *, pinned: bool = True) -> None:
-        """Pin (keep from gc and deletion) or unpin one snapshot."""
+    def pin_snapshot(self, name: str, tag: str, *, pinned: bool = True) -> str:
+        """Pin (keep from gc and deletion) or unpin one snapshot (a tag, ``latest`` or
+        ``best:M``); returns its tag."""
         from nsml_hpc.snapshots.actions import pin_model
 
-        pin_model(self, name, tag, pinned)
+        return pin_model(self, name, tag, pinned).tag
 
     def pull_snapshot(self, name: str, tag: str, destination: Path) -> Path:
         """Copy a snapshot folder to ``destination`` on this machine; returns the folder."""
@@ -330,12 +389,12 @@ class Workspace(Context):
 
         return policies.log_file or default_log_file()
 
-    @staticmethod
-    def gc_lock() -> AbstractContextManager[None]:
-        """Hold the gc lock (:class:`~nsml_hpc.snapshots.gc.GcBusy` if another gc runs)."""
-        from nsml_hpc.snapshots.gc import gc_lock
+    def gc_lock(self) -> AbstractContextManager[None]:
+        """Hold the gc lock, next to the catalog file (:class:`~nsml_hpc.errors.GcBusy` if
+        another gc runs)."""
+        from nsml_hpc.snapshots.gc import gc_lock, gc_lock_path
 
-        return gc_lock()
+        return gc_lock(gc_lock_path(self.settings.catalog_url))
 
     def gc(
         self, *, apply: bool = False, project: str | None = None, policies: Policies | None = None
@@ -397,6 +456,33 @@ class Workspace(Context):
         session_id = get_session(self.catalog, name).id
         assert session_id is not None
         return session_id
+
+    def metric_history(
+        self, names: Sequence[str], metrics: Sequence[str] = ()
+    ) -> dict[str, list[Any]]:
+        """Every point of ``names`` (of ``metrics`` only, if given) as columns session, step,
+        time, metric, value; points a resumed run redid are left out."""
+        from nsml_hpc.experiments.history import history_columns
+
+        return history_columns(self.catalog, names, metrics)
+
+    def export(
+        self,
+        names: Sequence[str],
+        fmt: str,
+        destination: Path | None,
+        *,
+        metrics: Sequence[str] = (),
+        force: bool = False,
+        stdout: BinaryIO | None = None,
+    ) -> int:
+        """``export``: stream the points of ``names`` as csv, jsonl or parquet into
+        ``destination`` (refused if it exists, unless ``force``) or ``stdout``."""
+        from nsml_hpc.experiments.history import export_points
+
+        return export_points(
+            self.catalog, names, fmt, destination, metrics=metrics, force=force, stdout=stdout
+        )
 
     def compare(self, names: Sequence[str]) -> Comparison:
         """Hyperparameters that differ and each metric's best and last per session."""
@@ -532,6 +618,14 @@ class Workspace(Context):
         from nsml_hpc.config.settings import load_settings
 
         return load_settings()
+
+    @staticmethod
+    def explain_settings() -> list[SettingEntry]:
+        """``nsml-hpc config``: each effective setting, where it comes from, and the files."""
+        from nsml_hpc.config.settings import load_settings
+        from nsml_hpc.config_report import explain
+
+        return explain(load_settings())
 
     @staticmethod
     def add_cluster(

@@ -522,6 +522,19 @@ def superseded_count(catalog: Catalog, session_id: int) -> int:
         )
 
 
+def non_finite_count(catalog: Catalog, session_id: int) -> int:
+    """Points whose value was NaN or ±inf (stored as gaps: NULL), of ``report()``'s and
+    captured metrics alike."""
+    with catalog.session() as db:
+        return int(
+            db.exec(
+                select(func.count())
+                .select_from(MetricPoint)
+                .where(MetricPoint.session_id == session_id, col(MetricPoint.value).is_(None))
+            ).one()
+        )
+
+
 def metric_lines(
     catalog: Catalog, session_id: int, *, include_superseded: bool = False
 ) -> list[dict[str, Any]]:

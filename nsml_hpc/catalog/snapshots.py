@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, update
+from sqlalchemy import case, delete, func, insert, update
 from sqlmodel import Session, col, select
 
 from nsml_hpc.catalog.engine import Catalog
@@ -540,13 +540,19 @@ def job_runs_of(catalog: Catalog, session_ids: Sequence[int]) -> dict[int, list[
 
 
 def requeue_counts(catalog: Catalog, session_ids: Sequence[int]) -> dict[int, int]:
-    """How often each session's job was started again (highest restart count), one query."""
+    """How often each session's job was requeued, in one query: the highest restart count a
+    run started with, or the number of runs that ended in a requeue, whichever is larger (a
+    requeue counts from the moment the wrapper asked for it, through Slurm's hold, not only
+    once the next run starts)."""
     if not session_ids:
         return {}
+    requeued = func.sum(case((col(JobRunRecord.outcome) == "requeued", 1), else_=0))
     with catalog.session() as db:
         rows = db.exec(
-            select(JobRunRecord.session_id, func.max(JobRunRecord.restart_count))
+            select(JobRunRecord.session_id, func.max(JobRunRecord.restart_count), requeued)
             .where(col(JobRunRecord.session_id).in_(list(session_ids)))
             .group_by(col(JobRunRecord.session_id))
         ).all()
-    return {session_id: int(count or 0) for session_id, count in rows}
+    return {
+        session_id: max(int(restarts or 0), int(ends or 0)) for session_id, restarts, ends in rows
+    }

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from nsml_hpc.cli.common import Commands, open_workspace
+from nsml_hpc.cli.common import Commands, add_json_flag, open_workspace, print_json
 from nsml_hpc.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -25,7 +24,7 @@ PROFILE_FLAGS: list[tuple[str, str, dict[str, Any]]] = [
     ("--control-path", "openssh: ControlPath of the master connection", {}),
     ("--control-persist", "openssh: how long the master stays up (default 10m)", {}),
     ("--run-root", "run directories on the cluster (relative: under the home)", {}),
-    ("--remote-python", "the cluster's Python for jobs (default python3)", {}),
+    ("--remote-python", "the cluster's Python for jobs (default: its newest python3.X)", {}),
     ("--remote-path", "PATH for Slurm commands on the cluster", {}),
     ("--connect-timeout", "seconds to wait for the connection (default 15)", {"type": float}),
 ]
@@ -61,8 +60,18 @@ def cmd_cluster_add(args: argparse.Namespace) -> int:
     """
     from nsml_hpc.workspace import Workspace
 
-    data = _profile_data(args)
-    profile, path, choice = Workspace.add_cluster(args.name, data, replace=args.replace)
+    profile, path, choice = Workspace.add_cluster(args.name, _profile_data(args), replace=args.replace)
+    if args.json:
+        print_json(
+            {
+                "name": profile.name,
+                "backend": profile.backend,
+                "target": profile.target_text(),
+                "file": str(path),
+                "choice": choice or None,
+            }
+        )
+        return 0
     print(f"cluster {profile.name}: {profile.backend}, {profile.target_text()} -> {path}")
     if choice:
         print(choice)
@@ -102,7 +111,7 @@ def cmd_cluster_ls(args: argparse.Namespace) -> int:
 
     rows, _ = _profile_rows()
     if args.json:
-        print(json.dumps(rows, indent=2, sort_keys=True))
+        print_json(rows)
         return 0
     body = [
         [
@@ -126,6 +135,9 @@ def cmd_cluster_rm(args: argparse.Namespace) -> int:
     """Remove a cluster profile (refused while sessions on it are live, unless --force)."""
     with open_workspace() as workspace:
         path = workspace.remove_cluster(args.name, force=args.force)
+    if args.json:
+        print_json({"removed": args.name, "file": str(path)})
+        return 0
     print(f"removed cluster {args.name} from {path}")
     return 0
 
@@ -174,6 +186,8 @@ def render_report(report: ClusterReport) -> str:
             else report.python_error,
         )
     )
+    if report.python_note:
+        lines.append(f"  {'':<11} note {report.python_note}")
     if report.sinfo_error:
         lines.append(line("partitions", False, report.sinfo_error))
     elif report.partitions:
@@ -198,7 +212,7 @@ def cmd_cluster_test(args: argparse.Namespace) -> int:
     with open_workspace() as workspace:
         report = workspace.test_cluster(args.name)
     if args.json:
-        print(json.dumps(report.to_json(), indent=2, sort_keys=True, default=str))
+        print_json(report.to_json())
     else:
         print(render_report(report))
     return 0 if report.ok else 4
@@ -225,7 +239,11 @@ def cmd_cluster_trust(args: argparse.Namespace) -> int:
             return True
         return _confirm_on_terminal(check)
 
-    for check in Workspace.trust_cluster(args.name, confirm):
+    checks = Workspace.trust_cluster(args.name, confirm)
+    if args.json:
+        print_json([check.__dict__ for check in checks])
+        return 0
+    for check in checks:
         if check.status == "trusted":
             print(f"{check.name}: {check.key_type} {check.fingerprint} is already trusted")
         else:
@@ -236,7 +254,7 @@ def cmd_cluster_trust(args: argparse.Namespace) -> int:
 
 
 def register(commands: Commands) -> None:
-    cluster = commands.group("cluster", "cluster profiles: add, ls, rm, test, trust")
+    cluster = commands.group("cluster", "Cluster profiles: add, ls, rm, test, trust.")
 
     add = cluster.add("add", cmd_cluster_add)
     add.add_argument("name", help="the cluster's name in nsml-hpc (--cluster NAME)")
@@ -253,20 +271,23 @@ def register(commands: Commands) -> None:
         "--setup", action="append", metavar="CMD", help="a shell line run in every job first"
     )
     add.add_argument("--replace", action="store_true", help="replace a profile of this name")
+    add_json_flag(add)
 
     ls = cluster.add("ls", cmd_cluster_ls)
-    ls.add_argument("--json", action="store_true")
+    add_json_flag(ls)
 
     rm = cluster.add("rm", cmd_cluster_rm)
     rm.add_argument("name")
     rm.add_argument("--force", action="store_true", help="even with live sessions on it")
+    add_json_flag(rm)
 
     test = cluster.add("test", cmd_cluster_test)
     test.add_argument("name")
-    test.add_argument("--json", action="store_true")
+    add_json_flag(test)
 
     trust = cluster.add("trust", cmd_cluster_trust)
     trust.add_argument("name")
     trust.add_argument(
         "--yes", action="store_true", help="add new host keys without asking (for scripts)"
     )
+    add_json_flag(trust)

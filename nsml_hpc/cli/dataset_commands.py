@@ -34,6 +34,19 @@ def cmd_push(args: argparse.Namespace) -> int:
         finally:
             bar.finish()
     version = pushed.version
+    if args.json:
+        from nsml_hpc.cli.common import print_json
+
+        print_json(
+            {
+                "dataset": version.label,
+                "created": pushed.created,
+                "files": version.files,
+                "bytes": version.bytes,
+                "path": version.path,
+            }
+        )
+        return 0
     if not pushed.created:
         print(f"{version.label} already holds exactly this content; no new version")
         return 0
@@ -107,6 +120,11 @@ def cmd_rm(args: argparse.Namespace) -> int:
         removed = workspace.remove_dataset(
             _cluster(workspace, args.cluster), args.ref, all_versions=args.all
         )
+    if args.json:
+        from nsml_hpc.cli.common import print_json
+
+        print_json([{"deleted": v.label, "bytes": v.bytes} for v in removed])
+        return 0
     for version in removed:
         print(f"deleted {version.label} ({format_bytes(version.bytes)})")
     return 0
@@ -118,6 +136,7 @@ def register(commands: Commands) -> None:
     push.add_argument("name", help="dataset name (letters, digits, '-', '_', '.')")
     push.add_argument("path", help="a folder (or one file) on this machine")
     push.add_argument("--cluster", metavar="NAME", help="cluster (default: default_cluster)")
+    push.add_argument("--json", action="store_true", help="print the version as JSON")
 
     ls = dataset.add("ls", cmd_ls)
     ls.add_argument("--cluster", metavar="NAME", help="cluster (default: default_cluster)")
@@ -134,3 +153,4 @@ def register(commands: Commands) -> None:
     rm.add_argument("ref", metavar="NAME:VERSION")
     rm.add_argument("--all", action="store_true", help="every version of NAME")
     rm.add_argument("--cluster", metavar="NAME", help="cluster (default: default_cluster)")
+    rm.add_argument("--json", action="store_true", help="print what was deleted as JSON")

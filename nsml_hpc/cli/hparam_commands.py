@@ -25,6 +25,18 @@ def cmd_set(args: argparse.Namespace) -> int:
 
             check_session_cluster(workspace, args.session, args.cluster)
         done = workspace.set_hyperparameters(args.session, args.changes, adds=args.add)
+    if args.json:
+        from nsml_hpc.cli.common import print_json
+
+        print_json(
+            {
+                "session": done.session,
+                "changes": done.changes,
+                "previous": {name: done.previous.get(name) for name in done.changes},
+                "version": done.version,
+            }
+        )
+        return 0
     moves = ", ".join(
         f"{name} {done.previous.get(name)!r} -> {value!r}"
         for name, value in sorted(done.changes.items())
@@ -48,4 +60,5 @@ def register(commands: Commands) -> None:
         help="a hyperparameter the session does not have yet (repeatable)",
     )
     hparam.add_argument("--cluster", metavar="NAME", help="check that the session is on it")
+    hparam.add_argument("--json", action="store_true", help="print the change as JSON")
     hparam.add_argument("--no-sync", action="store_true", help="do not ask Slurm first")

@@ -41,7 +41,6 @@ TOML, an unknown key (with the closest known one), a value of the wrong kind.
 
 from __future__ import annotations
 
-import difflib
 import os
 import stat
 import tomllib
@@ -81,9 +80,11 @@ class Settings:
             return self.clusters[name]
         if name == LOCAL:
             return implicit_local()
+        from nsml_hpc.suggest import did_you_mean
+
         raise NotFoundError(
-            f"unknown cluster {name!r}; configured: {', '.join(self.cluster_names())} "
-            "(add one with: nsml-hpc cluster add NAME ...)"
+            f"unknown cluster {name!r}{did_you_mean(name, self.cluster_names())}; configured: "
+            f"{', '.join(self.cluster_names())} (add one with: nsml-hpc cluster add NAME ...)"
         )
 
     idle_gpu_seconds: float = 3600.0  # flag sessions whose GPUs sat at 0 % this long
@@ -144,7 +145,9 @@ def _kind_of(value: Any) -> str:
 
 def unknown_key_message(key: str) -> str:
     """``unknown key 'run_rot' (did you mean 'run_root'?)``."""
-    close = difflib.get_close_matches(key, list(KEYS), n=1, cutoff=0.6)
+    from nsml_hpc.suggest import close_matches  # the one "did you mean" helper
+
+    close = close_matches(key, KEYS, n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(KEYS))}"
     return f"unknown key {key!r} ({hint})"
 

@@ -20,11 +20,12 @@ from nsml_hpc.catalog.sessions import (
     list_sessions,
     session_namer,
 )
-from nsml_hpc.catalog.summaries import summaries_of
+from nsml_hpc.catalog.summaries import metric_names, summaries_of
 from nsml_hpc.errors import NotFoundError, SpecError
 from nsml_hpc.experiments.compare import compare_sessions
 from nsml_hpc.job.direction import NO_OVERRIDES, Directions, Goal, split_goal
 from nsml_hpc.sessions.views import elapsed
+from nsml_hpc.suggest import did_you_mean
 
 if TYPE_CHECKING:
     import pandas
@@ -65,7 +66,8 @@ def comparison_frame(
     chosen = list(metrics) or sorted(comparison.metrics)
     unknown = [metric for metric in chosen if metric not in comparison.metrics]
     if unknown:
-        raise NotFoundError(f"no session here reported {', '.join(unknown)}")
+        hints = "".join(did_you_mean(metric, comparison.metrics) for metric in unknown)
+        raise NotFoundError(f"no session here reported {', '.join(unknown)}{hints}")
     now = time.time()
     shared = holds_other_users(catalog)
     rows: list[dict[str, Any]] = []
@@ -172,7 +174,10 @@ def _ranked(
         if best is not None:
             entries.append((best, step, summary.last_value, ids[session_id]))
     if not entries:
-        raise NotFoundError(f"no session of {label} reported {metric!r}")
+        known = metric_names(catalog, list(ids))
+        raise NotFoundError(
+            f"no session of {label} reported {metric!r}{did_you_mean(metric, known)}"
+        )
     entries.sort(key=lambda entry: entry[0], reverse=goal == "max")
     return [
         Standing(
@@ -240,9 +245,11 @@ def curves(
     if x not in ("step", "time"):
         raise SpecError("--x is step or time")
     found: list[Curve] = []
+    ids: list[int] = []
     for name in names:
         record = get_session(catalog, name)
         assert record.id is not None
+        ids.append(record.id)
         if x == "step":
             series = metric_series(catalog, record.id, metric, buckets)
             curve = Curve(name, series.xs, series.ys, series.points)
@@ -251,7 +258,8 @@ def curves(
         if curve.xs:
             found.append(Curve(name, curve.xs, smooth(curve.ys, smoothing), curve.points))
     if not found:
-        raise NotFoundError(f"no session here reported {metric!r}")
+        known = metric_names(catalog, ids)
+        raise NotFoundError(f"no session here reported {metric!r}{did_you_mean(metric, known)}")
     return found
 
 

@@ -168,18 +168,34 @@ def list_models(workspace: Context, name: str) -> Listing:
     return Listing(name, live, _rows(record, rows, links))
 
 
+def is_selector(text: str) -> bool:
+    """``latest`` or ``best:METRIC[:min|max]``: a choice among snapshots, not a tag."""
+    return text == "latest" or text.startswith("best:")
+
+
+def resolve_tag(workspace: Context, name: str, tag: str) -> str:
+    """The tag ``tag`` names: itself, or the snapshot a ``latest`` / ``best:M`` selector
+    chooses (the same choice ``fork --snapshot`` and ``load()`` make; damaged ones never)."""
+    if not is_selector(tag):
+        return tag
+    from nsml_hpc.snapshots.fork import choose_snapshot
+
+    return choose_snapshot(workspace, name, tag).tag
+
+
 def _latest_of(rows: list[SnapshotRow]) -> str | None:
     return next((row.tag for row in rows if row.latest), None)
 
 
 def remove_model(workspace: Context, name: str, tag: str) -> SnapshotRow:
     """Delete one snapshot (crash-safe order), refusing protected ones with the reason."""
-    from nsml_hpc.snapshots.gc import gc_lock
+    from nsml_hpc.snapshots.gc import gc_lock, gc_lock_path
 
     record = get_session(workspace.catalog, name)
     assert record.id is not None
     check_owner(workspace.catalog, record, "delete snapshots of")
-    with gc_lock():
+    with gc_lock(gc_lock_path(workspace.settings.catalog_url)):
+        tag = resolve_tag(workspace, name, tag)
         listing = list_models(workspace, name)
         row = next((item for item in listing.snapshots if item.tag == tag), None)
         if row is None:
@@ -213,6 +229,7 @@ def pin_model(workspace: Context, name: str, tag: str, pinned: bool) -> Snapshot
     record = get_session(workspace.catalog, name)
     assert record.id is not None
     check_owner(workspace.catalog, record, "pin or unpin snapshots of")
+    tag = resolve_tag(workspace, name, tag)
     refresh(workspace, record)
     row = get_snapshot(workspace.catalog, record.id, name, tag)
     assert row.id is not None
@@ -257,6 +274,7 @@ def pull_model(workspace: Context, name: str, tag: str, destination: Path) -> Pa
     its size, unchanged during the copy), then renamed into place."""
     record = get_session(workspace.catalog, name)
     assert record.id is not None
+    tag = resolve_tag(workspace, name, tag)
     damaged = refresh(workspace, record)
     row = get_snapshot(workspace.catalog, record.id, name, tag)
     problem = damaged.get(tag) or row.problem
@@ -373,4 +391,5 @@ __all__ = [
     "pin_model",
     "pull_model",
     "remove_model",
+    "resolve_tag",
 ]

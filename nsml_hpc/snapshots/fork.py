@@ -55,6 +55,7 @@ from nsml_hpc.job.snapshot_format import Manifest, choose, parse_selector
 from nsml_hpc.job.spec import MAX_ARG_BYTES, Preemption, Resources, SessionSpec, validate_spec
 from nsml_hpc.snapshots.sync import refresh_session
 from nsml_hpc.submit.create import Prepared, Submitted, dry_run, run_dir_mode_document, submit
+from nsml_hpc.submit.interpreter import job_profile
 from nsml_hpc.submit.placement import AUTO, place
 from nsml_hpc.submit.rundir import read_json
 
@@ -406,7 +407,9 @@ def fork_session(workspace: Context, request: ForkRequest, *, dry: bool = False)
         prepared = Prepared(
             spec=spec,
             code=code,
-            profile=workspace.settings.profile(spec.cluster),
+            profile=job_profile(
+                workspace.settings.profile(spec.cluster), workspace.catalog, backend
+            ),
             user=current_user(),
             extra=extra,
         )

@@ -42,18 +42,40 @@ LOCK_FILE = "gc.lock"
 LOG_FILE = "gc.log"
 
 
-def lock_path() -> Path:
+def gc_lock_path(catalog_url: str) -> Path:
+    """Where the gc lock lives: next to the catalog file (a SQLite catalog), so every
+    process that uses one catalog shares one lock whatever its data folder; the data folder's
+    for a catalog on a server."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(catalog_url)
+    except ArgumentError:
+        return locations.data_dir() / LOCK_FILE
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return Path(url.database).expanduser().absolute().parent / LOCK_FILE
     return locations.data_dir() / LOCK_FILE
 
 
+def lock_path() -> Path:
+    """The lock of the configured catalog (:func:`gc_lock_path`)."""
+    from nsml_hpc.config.settings import load_settings
+
+    return gc_lock_path(load_settings().catalog_url)
+
+
 def default_log_file() -> Path:
+    """``gc --cron``'s log when ``[gc] log_file`` names none: ``gc.log`` in the data folder
+    (``$XDG_DATA_HOME/nsml-hpc``, by default ``~/.local/share/nsml-hpc``)."""
     return locations.data_dir() / LOG_FILE
 
 
 @contextmanager
 def gc_lock(path: Path | None = None) -> Iterator[None]:
-    """Hold the gc lock; :class:`GcBusy` at once if another process holds it. The kernel
-    drops the lock when its holder dies, however it dies (``kill -9`` included)."""
+    """Hold the gc lock (:func:`gc_lock_path`); :class:`GcBusy` at once if another process
+    holds it. The kernel drops the lock when its holder dies, however it dies (``kill -9``
+    included)."""
     path = path or lock_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

@@ -24,6 +24,7 @@ the next sync that sacct answers asks about it again and takes the accounting tr
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
@@ -93,6 +94,9 @@ SCRAPED_FILES = (METRICS_FILE, EVENTS_FILE, GPU_FILE)
 LEGACY_LOST_REASON = "Slurm no longer knows this job"
 
 BackendFor = Callable[[str], SlurmBackend]
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -203,6 +207,20 @@ def sync(
     )
     report.new_snapshots = snapshots.added
     report.snapshot_problems = snapshots.problems
+    log.info(
+        "sync: %d live session(s); asked %s%s; %d state change(s), %d new point(s), "
+        "%d event(s), %d malformed line(s)%s",
+        len(live),
+        ", ".join(report.queried) or "no cluster",
+        f" (poll floor skipped {', '.join(report.skipped_by_floor)})"
+        if report.skipped_by_floor
+        else "",
+        report.state_changes,
+        report.new_points,
+        report.new_events,
+        report.malformed_lines,
+        f"; errors: {report.errors}" if report.errors else "",
+    )
     return report
 
 
@@ -498,10 +516,21 @@ def _apply_records(
                 row.ended_at = rec.ended_at or now
             else:
                 row.ended_at = rec.ended_at if rec.state == SessionState.PREEMPTED else None
-            row.elapsed_s = rec.elapsed_s
+            row.elapsed_s = recorded_elapsed(row.started_at, row.ended_at, rec.elapsed_s)
             row.updated_at = now
             db.add(row)
     return changes
+
+
+def recorded_elapsed(
+    first_start: float | None, ended_at: float | None, slurm_elapsed: float | None
+) -> float | None:
+    """The elapsed time a session keeps: Slurm's Elapsed counts only the last run of a
+    requeued job, so an ended session keeps ``end - first start`` when that is larger (the
+    time it showed while running: :func:`nsml_hpc.sessions.views.elapsed_seconds`)."""
+    if first_start and ended_at and ended_at > first_start:
+        return max(slurm_elapsed or 0.0, ended_at - first_start)
+    return slurm_elapsed
 
 
 def _recently_ended(catalog: Catalog, since: float) -> list[SessionRecord]:

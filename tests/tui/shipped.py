@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tui.app import NsmlApp
+    from tui.cluster.screen import ClusterScreen
     from tui.compare.screen import CompareScreen
     from tui.dialogs.confirm import ConfirmDialog
     from tui.dialogs.fork import ForkDialog
@@ -19,9 +20,11 @@ if TYPE_CHECKING:
     from tui.sessions.layout import GroupLayout, RowSlot, visible_offsets
     from tui.sessions.screen import SessionsScreen
     from tui.sessions.table import SessionTable
+    from tui.widgets.metric_plot import MetricPlot
     from tui.widgets.status_line import StatusLine
 else:
     from nsml_hpc.tui.app import NsmlApp
+    from nsml_hpc.tui.cluster.screen import ClusterScreen
     from nsml_hpc.tui.compare.screen import CompareScreen
     from nsml_hpc.tui.dialogs.confirm import ConfirmDialog
     from nsml_hpc.tui.dialogs.fork import ForkDialog
@@ -32,9 +35,11 @@ else:
     from nsml_hpc.tui.sessions.layout import GroupLayout, RowSlot, visible_offsets
     from nsml_hpc.tui.sessions.screen import SessionsScreen
     from nsml_hpc.tui.sessions.table import SessionTable
+    from nsml_hpc.tui.widgets.metric_plot import MetricPlot
     from nsml_hpc.tui.widgets.status_line import StatusLine
 
 __all__ = [
+    "ClusterScreen",
     "CompareScreen",
     "ConfirmDialog",
     "ForkDialog",
@@ -42,6 +47,7 @@ __all__ = [
     "HParamDialog",
     "HelpScreen",
     "MemoDialog",
+    "MetricPlot",
     "NsmlApp",
     "RowSlot",
     "SessionScreen",

@@ -59,6 +59,7 @@ class SessionScreen(Screen[None]):
 
     @dataclass
     class CurvesLoaded(Message):
+        names: list[str]  # the metrics asked for (a result for an older pick is dropped)
         curves: list[tuple[str, PlotCurve]]
         marks: list[float] = field(default_factory=list)  # steps of hyperparameter changes
 
@@ -147,9 +148,14 @@ class SessionScreen(Screen[None]):
             marks = [step for step, _ in workspace.hyperparameter_marks([self.session])]
         except NsmlError:
             return
-        self.post_message(self.CurvesLoaded(curves, marks))
+        self.post_message(self.CurvesLoaded(names, curves, marks))
 
     def on_session_screen_curves_loaded(self, message: CurvesLoaded) -> None:
+        # Workers of one group are exclusive, but a thread cannot be stopped: a slow load for
+        # an earlier pick may finish after the load for the ticks on screen now. Only the
+        # curves of the current pick are drawn.
+        if message.names != sorted(self._picked or ()):
+            return
         points = sum(series.points for _, series in message.curves)
         title = f"{self.session} · {points:,} points" if message.curves else "pick metrics ←"
         self.query_one(MetricPlot).show_curves(message.curves, title=title, marks=message.marks)
