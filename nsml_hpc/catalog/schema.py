@@ -12,14 +12,19 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import SQLModel, select
 
 # Every module that defines tables, imported so that create_all makes them all.
-from nsml_hpc.catalog import cluster_models, snapshot_models, summary_models
+from nsml_hpc.catalog import clock_models, cluster_models, snapshot_models, summary_models
 from nsml_hpc.catalog.engine import Catalog, make_engine
 from nsml_hpc.catalog.models import CatalogMeta
 from nsml_hpc.catalog.summaries import backfill_summaries
 from nsml_hpc.errors import CatalogError
 
 SCHEMA_VERSION = 1
-MODEL_MODULES = (cluster_models, snapshot_models, summary_models)  # and catalog.models
+MODEL_MODULES = (
+    clock_models,
+    cluster_models,
+    snapshot_models,
+    summary_models,
+)  # and catalog.models
 
 
 def _fill_new_tables(catalog: Catalog) -> None:

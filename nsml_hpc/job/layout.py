@@ -63,6 +63,8 @@ RESTART_COUNT_ENV = "NSML_HPC_RESTART_COUNT"  # how often Slurm requeued the job
 RUN_ROOT_ENV = "NSML_HPC_RUN_ROOT"  # where load(session=...) looks (also a front-end setting)
 LOCAL_SNAPSHOTS_ENV = "NSML_HPC_LOCAL_SNAPSHOTS"  # where save() writes outside a session
 GPU_INTERVAL_ENV = "NSML_HPC_GPU_INTERVAL"  # seconds between the wrapper's GPU samples
+HEARTBEAT_ENV = "NSML_HPC_HEARTBEAT"  # seconds between the wrapper's ``alive`` lines (0: none)
+HEARTBEAT_EVENT = "alive"  # the wrapper's sign of life in events.jsonl (never stored as a row)
 
 
 def template_names() -> dict[str, str]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from nsml_hpc.job.layout import HEARTBEAT_EVENT
 from nsml_hpc.runfiles.summary import BLOCK_SHIFT, Summary
 
 MAX_READ_BYTES = 16 * 1024 * 1024  # per file and per batch of a sync: bounds memory (~100 MB)
@@ -162,7 +163,8 @@ def parse_metric_lines(chunk: bytes, first_line: int, session_id: int) -> Metric
 
 
 def parse_event_lines(chunk: bytes, session_id: int) -> EventBatch:
-    """Rows for ``event`` from complete ``events.jsonl`` lines."""
+    """Rows for ``event`` from complete ``events.jsonl`` lines. The wrapper's heartbeat
+    (``alive``) lines are read (the cursor moves past them: a sign of life) but not stored."""
     batch = EventBatch()
     for raw in chunk.splitlines():
         batch.lines += 1
@@ -173,6 +175,8 @@ def parse_event_lines(chunk: bytes, session_id: int) -> EventBatch:
             continue
         if not isinstance(record, dict) or not isinstance(record.get("event"), str):
             batch.malformed += 1
+            continue
+        if record["event"] == HEARTBEAT_EVENT:
             continue
         at = record.get("time")
         job_id = record.get("job_id")
