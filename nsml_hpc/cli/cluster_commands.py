@@ -127,6 +127,21 @@ def cmd_cluster_rm(args: argparse.Namespace) -> int:
     return 0
 
 
+def policy_lines(policy: dict[str, Any]) -> list[str]:
+    """The effective Slurm clock, one line, and a warning line per unusable site file."""
+    if not policy:
+        return []
+    sites = ", ".join(policy["site_files"]) or "none"
+    lines = [
+        f"  {'policy':<11} ok   Slurm asked every {policy['floor_seconds']:g} s while sessions "
+        f"wait, went silent or are unconfirmed (running: every {policy['confirm_seconds']:g} "
+        f"s), {policy['action_floor_seconds']:g} s after an action, at most "
+        f"{policy['queries_per_hour']} commands an hour (site policy: {sites})"
+    ]
+    lines.extend(f"  {'policy':<11} WARN {warning}" for warning in policy["site_warnings"])
+    return lines
+
+
 def render_report(report: ClusterReport) -> str:
     from nsml_hpc.formatting import table
 
@@ -134,6 +149,7 @@ def render_report(report: ClusterReport) -> str:
         return f"  {label:<11} {'ok  ' if ok else 'FAIL'} {text}"
 
     lines = [f"cluster {report.name} ({report.backend}, {report.target})"]
+    lines.extend(policy_lines(report.policy))
     if not report.connected:
         lines.append(line("connection", False, report.error or "failed"))
         return "\n".join(lines)

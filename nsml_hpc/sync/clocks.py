@@ -133,9 +133,14 @@ def wrapper_silent(heartbeat: float | None, last_life: float | None, now: float)
     return now - last_life > SILENT_FACTOR * heartbeat
 
 
-def next_file_wait(interval: float, current: float, *, live: bool) -> float:
-    """The file clock: ``interval`` while sessions are live, doubling up to
+@dataclass(frozen=True)
+class FileClock:
+    """The file clock of a live view: ``interval`` while sessions are live, doubling up to
     :data:`IDLE_FILE_SECONDS` (or ``interval``, if longer) while none is."""
-    if live:
-        return interval
-    return min(max(current, interval) * 2, max(IDLE_FILE_SECONDS, interval))
+
+    interval: float
+
+    def next_wait(self, current: float, *, live: bool) -> float:
+        if live:
+            return self.interval
+        return min(max(current, self.interval) * 2, max(IDLE_FILE_SECONDS, self.interval))

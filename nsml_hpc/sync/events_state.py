@@ -55,16 +55,18 @@ class Event:
     at: float | None
     job_id: str | None
     data: Mapping[str, Any] = field(default_factory=dict)
+    readable: bool = True  # False: its stored fields were not a JSON object
 
     @classmethod
     def stored(cls, kind: str, at: float | None, job_id: str | None, data_json: str) -> Event:
-        """From a catalog row; fields that are not a JSON object read as none (and the rule
-        then finds what it needs missing)."""
+        """From a catalog row."""
         try:
             data = json.loads(data_json or "{}")
         except ValueError:
             data = None
-        return cls(kind, at, job_id, data if isinstance(data, dict) else {"": "not an object"})
+        if not isinstance(data, dict):
+            return cls(kind, at, job_id, {}, readable=False)
+        return cls(kind, at, job_id, data)
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,8 @@ def job_state(
         why = _impossible_time(event, not_before, now, last_at)
         if why is not None:
             return _bad(job_id, why)
+        if not event.readable:
+            return _bad(job_id, f"a {event.kind!r} event whose fields cannot be read")
         last_at = event.at
         data = event.data
         if event.kind == "started":

@@ -665,6 +665,7 @@ def _scrape(
                     report.new_events += len(event_item.batch.events)
                     report.malformed_lines += event_item.batch.malformed
             store_ingests(catalog, [], shrunk, now)  # when no file grew
+            report.malformed_lines += len(shrunk)
             looked: list[int] = []
             for target in sessions:
                 captured = scrape_captured(
