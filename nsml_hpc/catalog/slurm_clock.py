@@ -17,7 +17,10 @@ from nsml_hpc.catalog.models import ClusterPoll
 
 def clock_user() -> str:
     """Whose clock: the login user (one catalog user per login)."""
-    return getpass.getuser()
+    try:
+        return getpass.getuser()[:64]
+    except (OSError, KeyError):  # no login name and no passwd entry (a bare container)
+        return ""
 
 
 def _ensure(catalog: Catalog, cluster: str, user: str) -> None:

@@ -135,9 +135,7 @@ def test_a_wrapper_goes_silent_after_missing_heartbeats(
     assert wrapper_silent(heartbeat, last_life, T) is silent
 
 
-def test_the_file_clock_keeps_its_pace_while_sessions_are_live_and_backs_off_when_none_is() -> (
-    None
-):
+def test_the_file_clock_keeps_its_pace_while_sessions_are_live_and_backs_off_when_none_is() -> None:
     clock = FileClock(1.0)
     assert clock.next_wait(4.0, live=True) == 1.0
     waits = [1.0]

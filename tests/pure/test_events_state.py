@@ -102,7 +102,11 @@ def test_a_requeue_the_wrapper_made_waits_then_runs_again() -> None:
     ]
     assert state(*first).state == SessionState.REQUEUED
     waiting = state(*first, ev("requeued", SUBMITTED + 61, restart_count=1))
-    assert (waiting.state, waiting.exit_code, waiting.ended_at) == (SessionState.PENDING, None, None)
+    assert (waiting.state, waiting.exit_code, waiting.ended_at) == (
+        SessionState.PENDING,
+        None,
+        None,
+    )
     again = state(
         *first,
         ev("requeued", SUBMITTED + 61, restart_count=1),
