@@ -54,7 +54,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # mypy checks the TUI as the package "tui"; it ships as nsml_hpc.tui
+    from tui.app import NsmlApp
+else:
+    from nsml_hpc.tui.app import NsmlApp
 
 REPO = Path(__file__).resolve().parent.parent
 CLI = str(Path(sys.executable).with_name("nsml-hpc"))
@@ -180,8 +185,6 @@ def ps_loop(stop: threading.Event, observed: Observed, rounds: list[int]) -> Non
 
 
 async def run_tui(plan: Plan, code: Path, observed: Observed, log: Path) -> dict[str, Any]:
-    from nsml_hpc.tui.app import NsmlApp
-
     from nsml_hpc.config.settings import load_settings
     from nsml_hpc.workspace import Workspace
 

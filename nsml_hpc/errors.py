@@ -4,8 +4,13 @@
     ├── SpecError                2  bad input: flags, names, hyperparameters, resources
     │   └── UsageError           2  the command line itself (unknown flag, missing argument)
     ├── ConfigError              5  unreadable or invalid configuration
+    │   └── SettingsError        2  the user's settings are wrong: a missing NSML_HPC_CONFIG file,
+    │                               an unknown key, a value of the wrong kind, an unreadable or
+    │                               read-only catalog file (one line naming it, nothing written)
     ├── NotFoundError            3  unknown session, snapshot or cluster
     ├── CatalogError             5  the catalog database failed or is from a newer release
+    ├── PermissionRefused        6  not the caller's to change (another user's session),
+    │                               refused by nsml-hpc or by the catalog database itself
     ├── BackendError             4  a Slurm command (or the connection to it) failed
     │   ├── SubmitRefused        4  Slurm refused the job (bad partition, account, too many GPUs)
     │   └── ConnectionFailed     4  the cluster cannot be reached, or the connection was lost
@@ -48,12 +53,20 @@ class ConfigError(NsmlError):
     """The configuration file or an environment override is invalid."""
 
 
+class SettingsError(ConfigError):
+    """The user's settings are wrong: one line naming the file and the problem."""
+
+
 class NotFoundError(NsmlError):
     """A session, snapshot or cluster the user named does not exist."""
 
 
 class CatalogError(NsmlError):
     """The catalog database cannot be used."""
+
+
+class PermissionRefused(NsmlError):
+    """The caller may not do this to that (another user's session); nothing was changed."""
 
 
 class BackendError(NsmlError):
@@ -93,14 +106,17 @@ EXIT_BAD_INPUT = 2
 EXIT_NOT_FOUND = 3
 EXIT_BACKEND = 4
 EXIT_SETUP = 5  # configuration, catalog, a missing optional extra
+EXIT_NOT_YOURS = 6  # another user's session
 
 EXIT_CODES: dict[type[NsmlError], int] = {
     NsmlError: EXIT_OTHER,
     SpecError: EXIT_BAD_INPUT,
     UsageError: EXIT_BAD_INPUT,
     ConfigError: EXIT_SETUP,
+    SettingsError: EXIT_BAD_INPUT,
     NotFoundError: EXIT_NOT_FOUND,
     CatalogError: EXIT_SETUP,
+    PermissionRefused: EXIT_NOT_YOURS,
     BackendError: EXIT_BACKEND,
     SubmitRefused: EXIT_BACKEND,
     ConnectionFailed: EXIT_BACKEND,

@@ -6,13 +6,15 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash sandbox/slurm-sandbox.sh up
 NSML_HPC_TEST_PG_URL=$(bash scripts/postgres.sh | tail -n 1)
-export NSML_HPC_TEST_PG_URL
+NSML_HPC_TEST_PG_ADMIN_URL=$(bash scripts/postgres.sh --admin | tail -n 1)
+export NSML_HPC_TEST_PG_URL NSML_HPC_TEST_PG_ADMIN_URL
 
 echo "test: ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 echo "test: mypy"
 .venv/bin/mypy
+bash scripts/wheel-e2e.sh  # the installed wheel (not the editable tree), end to end
 echo "test: pytest"
 status=0
 .venv/bin/python -m pytest "$@" || status=$?

@@ -21,7 +21,7 @@ from nsml_hpc.backends.base import CommandResult
 from nsml_hpc.backends.cli import CliBackend
 from nsml_hpc.backends.openssh_client import OpenSsh
 from nsml_hpc.backends.openssh_files import OpenSshFiles
-from nsml_hpc.backends.remote_shell import remote_command
+from nsml_hpc.backends.remote_shell import EnvChanges, remote_command
 from nsml_hpc.config.cluster_profiles import ClusterProfile
 
 
@@ -29,9 +29,13 @@ class OpenSshRunner:
     def __init__(self, ssh: OpenSsh) -> None:
         self.ssh = ssh
 
-    def run(self, argv: list[str], *, timeout: float) -> CommandResult:
+    def run(
+        self, argv: list[str], *, timeout: float, env: EnvChanges | None = None
+    ) -> CommandResult:
         status, out, err = self.ssh.run(
-            remote_command(argv, self.ssh.profile.remote_path), timeout=timeout, doing=argv[0]
+            remote_command(argv, self.ssh.profile.remote_path, env),
+            timeout=timeout,
+            doing=argv[0],
         )
         return CommandResult(
             argv, status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from nsml_hpc.backends.base import CommandResult, PassphrasePrompt
 from nsml_hpc.backends.cli import CliBackend
-from nsml_hpc.backends.remote_shell import remote_command
+from nsml_hpc.backends.remote_shell import EnvChanges, remote_command
 from nsml_hpc.backends.sftp_files import SftpFiles
 from nsml_hpc.backends.ssh_connect import SshConnection
 from nsml_hpc.backends.ssh_target import resolve_target
@@ -29,9 +29,11 @@ class ParamikoRunner:
         self.connection = connection
         self.remote_path = remote_path
 
-    def run(self, argv: list[str], *, timeout: float) -> CommandResult:
+    def run(
+        self, argv: list[str], *, timeout: float, env: EnvChanges | None = None
+    ) -> CommandResult:
         status, out, err = self.connection.exec(
-            remote_command(argv, self.remote_path), timeout=timeout
+            remote_command(argv, self.remote_path, env), timeout=timeout
         )
         return CommandResult(
             argv, status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")

@@ -1,9 +1,9 @@
-"""Reading and moving the shared Slurm clock (:class:`SlurmClockRecord`); when to ask is
-decided above the catalog, in :mod:`nsml_hpc.sync.clocks`."""
+"""Reading and moving the shared Slurm clock (:class:`SlurmClockRecord`) of a catalog user
+(``catalog.user``, whose syncs ask Slurm about their sessions); when to ask is decided above
+the catalog, in :mod:`nsml_hpc.sync.clocks`."""
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Iterable
 
 from sqlalchemy import update
@@ -13,14 +13,6 @@ from sqlmodel import Session, col, select
 from nsml_hpc.catalog.clock_models import SlurmClockRecord
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import ClusterPoll
-
-
-def clock_user() -> str:
-    """Whose clock: the login user (one catalog user per login)."""
-    try:
-        return getpass.getuser()[:64]
-    except (OSError, KeyError):  # no login name and no passwd entry (a bare container)
-        return ""
 
 
 def _ensure(catalog: Catalog, cluster: str, user: str) -> None:
@@ -35,9 +27,9 @@ def _ensure(catalog: Catalog, cluster: str, user: str) -> None:
 
 
 def read_clock(catalog: Catalog, cluster: str, user: str) -> tuple[float, SlurmClockRecord | None]:
-    """When ``cluster`` was last asked (the shared poll record), and the user's clock row."""
+    """When ``user`` last asked ``cluster`` (the shared poll record), and their clock row."""
     with catalog.session() as db:
-        poll = db.get(ClusterPoll, cluster)
+        poll = db.get(ClusterPoll, (cluster, user))
         row = db.get(SlurmClockRecord, (cluster, user))
     return (poll.last_query_at if poll is not None else 0.0), row
 

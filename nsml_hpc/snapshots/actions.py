@@ -3,7 +3,9 @@ The CLI (``nsml-hpc model ...``) and the TUI call these.
 
 Every command first re-reads the session's snapshot folder through the backend's files seam
 (so a folder deleted or edited by hand is seen), and reaches the files only through that
-seam, so it works wherever the run directory lives.
+seam, so it works wherever the run directory lives. Only the owner's (or an admin's) commands
+re-read it: another user's session is listed as the catalog has it (its owner's syncs keep it
+current), and pin and delete are the owner's (nsml_hpc.sessions.ownership).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from nsml_hpc.context import Context
 from nsml_hpc.errors import NsmlError, SpecError
 from nsml_hpc.job.snapshot_format import MANIFEST_FILE, parse_manifest
 from nsml_hpc.job.snapshot_store import MAX_MANIFEST_BYTES, check_files
+from nsml_hpc.sessions.ownership import check_owner, may_change
 from nsml_hpc.slurm.states import is_live
 from nsml_hpc.snapshots.delete import delete_snapshot
 from nsml_hpc.snapshots.sync import refresh_session
@@ -80,7 +83,11 @@ def _files(workspace: Context, record: SessionRecord) -> RunFiles:
 
 
 def refresh(workspace: Context, record: SessionRecord) -> dict[str, str]:
+    """Re-read the snapshot folder of a session the caller may change (damaged tags ->
+    why); another user's session keeps the catalog's rows, which only its owner writes."""
     assert record.id is not None
+    if not may_change(workspace.catalog, record):
+        return {}
     return refresh_session(
         workspace.catalog,
         _files(workspace, record),
@@ -134,6 +141,7 @@ def remove_model(workspace: Context, name: str, tag: str) -> SnapshotRow:
 
     record = get_session(workspace.catalog, name)
     assert record.id is not None
+    check_owner(workspace.catalog, record, "delete snapshots of")
     with gc_lock():
         listing = list_models(workspace, name)
         row = next((item for item in listing.snapshots if item.tag == tag), None)
@@ -165,6 +173,7 @@ def remove_model(workspace: Context, name: str, tag: str) -> SnapshotRow:
 def pin_model(workspace: Context, name: str, tag: str, pinned: bool) -> SnapshotRecord:
     record = get_session(workspace.catalog, name)
     assert record.id is not None
+    check_owner(workspace.catalog, record, "pin or unpin snapshots of")
     refresh(workspace, record)
     row = get_snapshot(workspace.catalog, record.id, name, tag)
     assert row.id is not None

@@ -189,13 +189,16 @@ def notice(
     return explain
 
 
-def needs_of(views: Iterable[SessionView], explain: Sequence[str] = ()) -> Needs:
-    pending = silent = unconfirmed = alive = 0
+def needs_of(
+    views: Iterable[SessionView], explain: Sequence[str] = (), *, settling: int = 0
+) -> Needs:
+    """What the live sessions (ended ones among them are there to be asked again) need from
+    Slurm; ``settling``: sessions that ended while accounting's record of their job was
+    incomplete (asked again for it, as unconfirmed ones are)."""
+    pending, silent, unconfirmed, alive = 0, 0, settling, 0
     for view in views:
-        if is_provisional(view.reason):
-            unconfirmed += 1
-        elif view.state in TERMINAL_STATES:
-            continue
+        if is_provisional(view.reason) or view.state in TERMINAL_STATES:
+            unconfirmed += 1  # an end sync asks about again (provisional, or a legacy LOST)
         elif view.state == SessionState.RUNNING:
             if view.silent:
                 silent += 1

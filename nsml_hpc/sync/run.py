@@ -7,6 +7,14 @@ Kind to the cluster: the poll floor is shared through the catalog, so however ma
 sync, a cluster is asked at most once per floor. A job missing from sacct right after
 submission waits out a grace period; only then is squeue asked (once, for all such jobs).
 
+On a shared catalog each sync is its caller's: it asks Slurm only about the caller's own
+sessions (``catalog.user``), and of those only the ones whose cluster account is the one this
+cluster's backend runs as (the profile's user over SSH, the login user locally). Under
+``PrivateData=jobs`` nobody's sacct sees anyone else's jobs, so another user's session is
+never asked about, never marked LOST and never written by this sync; its owner's syncs keep it
+current. A session an earlier version marked LOST that way (reason :data:`LEGACY_LOST_REASON`)
+is asked about again by its owner's next sync and takes whatever state Slurm reports.
+
 Degraded, not frozen: when sacct fails (slurmdbd down) but squeue answers, the live states come
 from ONE squeue call for all the cluster's jobs, and the report says so once per cluster
 (``SyncReport.degraded``). A job squeue no longer lists is left as it is (never LOST on that
@@ -21,11 +29,14 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
+from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
 from nsml_hpc.backends.base import SlurmBackend
 from nsml_hpc.capture.ingest import DISCOVERY_FILE, captured_files, scrape_captured
+from nsml_hpc.catalog.allocations import Allocation, allocations_of, store_allocations
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.gpu import gpu_states, store_gpu_state
 from nsml_hpc.catalog.metrics import (
@@ -45,7 +56,7 @@ from nsml_hpc.catalog.sessions import (
     mark_submitted,
     stale_reservations,
 )
-from nsml_hpc.catalog.slurm_clock import clock_user, want_slurm
+from nsml_hpc.catalog.slurm_clock import want_slurm
 from nsml_hpc.config.settings import Settings
 from nsml_hpc.errors import (
     BackendError,
@@ -80,6 +91,9 @@ REASONLESS_STATES = frozenset({SessionState.RUNNING, SessionState.COMPLETED})
 PROVISIONAL_REASON = f"{PROVISIONAL_PREFIX} accounting (sacct) unavailable"
 
 SCRAPED_FILES = (METRICS_FILE, EVENTS_FILE, GPU_FILE)
+# What versions before per-user syncs wrote when ANY user's sacct missed a job: perhaps only
+# because it was someone else's. Such sessions are re-checked by their owner's sync.
+LEGACY_LOST_REASON = "Slurm no longer knows this job"
 
 BackendFor = Callable[[str], SlurmBackend]
 
@@ -131,19 +145,25 @@ def sync(
     report = SyncReport()
     unreachable: set[str] = set()
     wanted = set(clusters) if clusters is not None else None
-    user = clock_user()
+    user = catalog.user
     _drop_stale_reservations(catalog, backend_for, now, wanted, unreachable)
     live = [
         record
-        for record in [*live_sessions(catalog, now), *_provisional_sessions(catalog)]
+        for record in [
+            *live_sessions(catalog, now, owner=catalog.user),
+            *_provisional_sessions(catalog),
+            *_wrongly_lost(catalog),
+        ]
         if wanted is None or record.cluster in wanted
     ]
+    settling = _settling_sessions(catalog, now, wanted)
+    settling_ids = {record.id for record in settling}
     by_cluster: dict[str, list[SessionRecord]] = defaultdict(list)
-    for record in live:
+    for record in [*live, *settling]:
         by_cluster[record.cluster].append(record)
     if refresh and by_cluster:
         want_slurm(catalog, by_cluster, user, now, "asked for (refresh)")
-    jobs = jobs_of(catalog, [record.id for record in live if record.id is not None])
+    jobs = jobs_of(catalog, [record.id for record in [*live, *settling] if record.id is not None])
     targets = _sessions_to_scrape(catalog, live, now, wanted)
     troubled: dict[int, str] = {}
     with_new_events = _scrape(catalog, targets, backend_for, report, now, unreachable, troubled)
@@ -152,11 +172,15 @@ def sync(
     explain = file_first.notice(views, with_new_events, troubled, report.warnings)
     degraded: dict[str, _Degraded] = {}
     policy = settings.slurm_policy
-    for cluster, sessions in sorted(by_cluster.items()):
+    for cluster, asked in sorted(by_cluster.items()):
         if cluster in unreachable:
             continue
-        cluster_views = [views[r.id] for r in sessions if r.id in views]
-        needs = file_first.needs_of(cluster_views, explain.get(cluster, ()))
+        cluster_views = [views[r.id] for r in asked if r.id in views]
+        needs = file_first.needs_of(
+            cluster_views,
+            explain.get(cluster, ()),
+            settling=sum(1 for record in asked if record.id in settling_ids),
+        )
         decision = file_first.decide_query(catalog, cluster, user, needs, policy, now)
         report.slurm_clock[cluster] = decision.why
         if not decision.due or not claim_poll(catalog, cluster, now, decision.period or 0.0):
@@ -164,15 +188,20 @@ def sync(
             continue
         report.queried.append(cluster)
         pending_settle: dict[str, JobRecord | None] = {}
-        counted = file_first.CountingBackend(backend_for(cluster))
+        counted: file_first.CountingBackend | None = None
         try:
+            counted = file_first.CountingBackend(backend_for(cluster))
+            backend = counted.as_backend()
+            asked = _run_as(backend, asked)
+            sessions = [record for record in asked if record.id not in settling_ids]
             records, why = _ask_cluster(
-                counted.as_backend(),
-                sessions,
+                backend,
+                asked,
                 jobs,
                 settings,
                 now,
                 pending_settle,
+                catalog.user,
                 may_queue=decision.may_queue,
                 refresh_reasons=decision.refresh_reasons,
             )
@@ -183,13 +212,15 @@ def sync(
                 unreachable.add(cluster)
             continue
         finally:
-            file_first.spend(catalog, cluster, user, policy, now, counted)
+            if counted is not None:
+                file_first.spend(catalog, cluster, user, policy, now, counted)
         record_poll_result(catalog, cluster, None)
         if why is not None:
             report.degraded[cluster] = why
             degraded[cluster] = _Degraded(sessions, pending_settle)
         records = file_first.reconcile(records, cluster_views, report.disagreements)
         report.state_changes += _apply_records(catalog, sessions, jobs, records, now)
+        _store_allocations(catalog, asked, jobs, records)
     for state in degraded.values():
         report.state_changes += _settle_from_run_dirs(catalog, state, views, now)
     snapshots = sync_snapshots(
@@ -244,6 +275,7 @@ def _ask_cluster(
     settings: Settings,
     now: float,
     unsettled: dict[str, JobRecord | None],
+    asked_as: str = "",
     *,
     may_queue: bool = True,
     refresh_reasons: bool = True,
@@ -302,7 +334,7 @@ def _ask_cluster(
                 job_id=job_id,
                 state=SessionState.LOST,
                 slurm_state="UNKNOWN",
-                reason="Slurm no longer knows this job",
+                reason=lost_reason(asked_as),
             )
     return found, None
 
@@ -370,17 +402,46 @@ def _from_queue(job: JobRecordRow, queued: JobRecord) -> JobRecord:
 
 
 def _provisional_sessions(catalog: Catalog) -> list[SessionRecord]:
-    """Sessions whose end accounting has not confirmed yet (seen in their events, or while
-    accounting was down): asked about again."""
+    """The caller's sessions whose end accounting has not confirmed yet (seen in their events,
+    or while accounting was down): asked about again."""
     with catalog.session() as db:
         return list(
             db.exec(
                 select(SessionRecord).where(
                     col(SessionRecord.reason).startswith(PROVISIONAL_PREFIX),
                     col(SessionRecord.state).in_(list(TERMINAL_STATES)),
+                    SessionRecord.owner == catalog.user,
                 )
             ).all()
         )
+
+
+def lost_reason(owner: str) -> str:
+    """Why a session is LOST now: its owner's own sacct and squeue no longer know the job."""
+    return f"{LEGACY_LOST_REASON} (asked as its owner {owner})" if owner else LEGACY_LOST_REASON
+
+
+def _wrongly_lost(catalog: Catalog) -> list[SessionRecord]:
+    """The caller's sessions an earlier version marked LOST perhaps only because another
+    user's sacct could not see them: asked about again (once: Slurm's answer, or a LOST with
+    this version's reason, replaces the old one)."""
+    with catalog.session() as db:
+        return list(
+            db.exec(
+                select(SessionRecord).where(
+                    SessionRecord.owner == catalog.user,
+                    SessionRecord.state == SessionState.LOST,
+                    SessionRecord.reason == LEGACY_LOST_REASON,
+                )
+            ).all()
+        )
+
+
+def _run_as(backend: SlurmBackend, sessions: list[SessionRecord]) -> list[SessionRecord]:
+    """The sessions whose jobs run as the account this backend asks as: only those can its
+    sacct see (another account's are left as they are, never marked LOST)."""
+    account = backend.user
+    return [record for record in sessions if not account or record.user == account]
 
 
 def _settle_from_run_dirs(
@@ -520,37 +581,101 @@ def _apply_records(
     return changes
 
 
+def _recently_ended(catalog: Catalog, since: float) -> list[SessionRecord]:
+    """The caller's sessions that ended since ``since`` (another user's are their syncs')."""
+    with catalog.session() as db:
+        return list(
+            db.exec(
+                select(SessionRecord).where(
+                    col(SessionRecord.state).in_(list(TERMINAL_STATES)),
+                    col(SessionRecord.ended_at) >= since,
+                    col(SessionRecord.owner) == catalog.user,
+                )
+            ).all()
+        )
+
+
+def _settling_sessions(
+    catalog: Catalog, now: float, wanted: set[str] | None
+) -> list[SessionRecord]:
+    """Sessions that ended recently while accounting's record of their job was incomplete
+    (slurmdbd can report a finished job before it has the job's partition and time limit):
+    the same sacct call asks about them again, for their allocation only."""
+    recent = [
+        record
+        for record in _recently_ended(catalog, now - RECENTLY_ENDED_SECONDS)
+        if wanted is None or record.cluster in wanted
+    ]
+    jobs = jobs_of(catalog, [record.id for record in recent if record.id is not None])
+    latest = {record.id: _latest_job(jobs, record) for record in recent}
+    known = allocations_of(catalog, [job.id for job in latest.values() if job and job.id])
+    return [
+        record
+        for record in recent
+        if (job := latest[record.id]) is not None
+        and job.id is not None
+        and job.id in known
+        and not known[job.id][1]
+    ]
+
+
+def _store_allocations(
+    catalog: Catalog,
+    sessions: list[SessionRecord],
+    jobs: dict[int, list[JobRecordRow]],
+    records: dict[str, JobRecord],
+) -> None:
+    """What Slurm says each latest job got (from the same sacct answer: no extra call)."""
+    found: dict[int, tuple[int, Allocation, bool]] = {}
+    for session in sessions:
+        job = _latest_job(jobs, session)
+        if job is None or job.id is None or session.id is None or job.job_id not in records:
+            continue
+        rec = records[job.job_id]
+        found[job.id] = (
+            session.id,
+            Allocation(rec.partition, rec.account, rec.qos, rec.gpus, rec.time_limit, rec.nodes),
+            rec.allocation_complete,
+        )
+    store_allocations(catalog, found, latest=set(found))
+
+
 @dataclass(frozen=True)
 class ScrapeTarget:
     session_id: int
     cluster: str
     run_dir: str
     ended_at: float | None
+    name: str = ""
 
 
 def _sessions_to_scrape(
     catalog: Catalog, live: list[SessionRecord], now: float, wanted: set[str] | None
 ) -> list[ScrapeTarget]:
-    """The live sessions (those that just ended included) and the sessions that ended
-    recently, whose last lines a slow shared file system may show late (of the ``wanted``
-    clusters only, when given)."""
+    """The caller's live sessions (those that just ended included) and the caller's sessions
+    that ended recently, whose last lines a slow shared file system may show late (of the
+    ``wanted`` clusters only, when given). Other users' run directories are their syncs'."""
     targets = {
-        record.id: ScrapeTarget(record.id, record.cluster, record.run_dir, None)
+        record.id: ScrapeTarget(record.id, record.cluster, record.run_dir, None, record.name)
         for record in live
         if record.id is not None
     }
     with catalog.session() as db:
-        recent = db.exec(
-            select(
-                SessionRecord.id,
-                SessionRecord.cluster,
-                SessionRecord.run_dir,
-                SessionRecord.ended_at,
-            ).where(col(SessionRecord.ended_at) >= now - RECENTLY_ENDED_SECONDS)
+        recent = db.execute(
+            sa_select(
+                col(SessionRecord.id),
+                col(SessionRecord.cluster),
+                col(SessionRecord.run_dir),
+                col(SessionRecord.ended_at),
+                col(SessionRecord.name),
+            ).where(
+                col(SessionRecord.ended_at) >= now - RECENTLY_ENDED_SECONDS,
+                col(SessionRecord.owner) == catalog.user,
+            )
         ).all()
-    for session_id, cluster, run_dir, ended_at in recent:
+    for session_id, cluster, run_dir, ended_at, name in recent:
         if session_id is not None and (wanted is None or cluster in wanted):
-            targets[session_id] = ScrapeTarget(session_id, cluster, run_dir, ended_at)
+            targets[session_id] = ScrapeTarget(session_id, cluster, run_dir, ended_at, name)
     return [targets[key] for key in sorted(targets)]
 
 
@@ -573,6 +698,7 @@ def _scrape(
     troubled = {} if troubled is None else troubled
     with_new_events: set[int] = set()
     ids = [target.session_id for target in targets]
+    names = {target.session_id: target.name for target in targets}
     cursors = load_cursors(catalog, ids)
     gpu = gpu_states(catalog, ids)
     known_captured = captured_files(cursors)
@@ -649,7 +775,7 @@ def _scrape(
                         parsed = parse_metric_lines(chunk, cursor.lines, session_id)
                         metric_items.append(MetricIngest(session_id, parsed, cursor, new_offset))
                     else:
-                        events = parse_event_lines(chunk, session_id)
+                        events = parse_event_lines(chunk, session_id, cursor.lines)
                         event_items.append(EventIngest(session_id, events, cursor, new_offset))
                         if events.events:
                             with_new_events.add(session_id)
@@ -661,9 +787,13 @@ def _scrape(
                 for item in metric_items:
                     report.new_points += len(item.batch.points)
                     report.malformed_lines += item.batch.malformed
+                    _warn_refused(report, names, item.session_id, METRICS_FILE, item.batch)
                 for event_item in event_items:
                     report.new_events += len(event_item.batch.events)
                     report.malformed_lines += event_item.batch.malformed
+                    _warn_refused(
+                        report, names, event_item.session_id, EVENTS_FILE, event_item.batch
+                    )
             store_ingests(catalog, [], shrunk, now)  # when no file grew
             report.malformed_lines += len(shrunk)
             looked: list[int] = []
@@ -707,6 +837,14 @@ def _note_malformed_events(items: list[EventIngest], troubled: dict[int, str]) -
             troubled[item.session_id] = (
                 f"{item.batch.malformed} line(s) that are not events (corrupt or cut short)"
             )
+
+
+def _warn_refused(
+    report: SyncReport, names: dict[int, str], session_id: int, file: str, batch: Any
+) -> None:
+    """Refused lines as warnings naming the session, the file and the line."""
+    label = names.get(session_id) or f"session {session_id}"
+    report.warnings.extend(f"{label}: {file} line {n}: {why}" for n, why in batch.problems)
 
 
 def _read_batches(

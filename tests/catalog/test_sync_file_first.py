@@ -1,30 +1,30 @@
 """File-first sync above the backend seam: the wrappers' events give the state before Slurm is
 asked, the Slurm clock decides when it is asked, and accounting has the last word. (A recording
 stand-in backend: these tests check what sync asks and how it applies what it reads; the real
-Slurm paths run on the sandbox in tests/slurm/test_file_first.py.)"""
+Slurm paths run on the sandbox in tests/slurm/test_file_first.py.) The shipped fake cluster
+stands in for Slurm; the run directories are real files."""
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from nsml_hpc.backends.fake import FakeBackend, FakeJob, Step
+from nsml_hpc.backends.files import LocalFiles
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.metrics import CursorState, store_event_batch
 from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.catalog.sessions import events_of, get_session, state_history
-from nsml_hpc.catalog.slurm_clock import clock_rows, clock_user
+from nsml_hpc.catalog.slurm_clock import clock_rows
 from nsml_hpc.config.settings import Settings
 from nsml_hpc.runfiles.scrape import parse_event_lines
-from nsml_hpc.slurm.records import JobRecord
-from nsml_hpc.slurm.states import SessionState
 from nsml_hpc.sync.events_state import FROM_EVENTS_REASON
 from nsml_hpc.sync.run import SyncReport, sync
-from tests.catalog.test_sync_logic import SUBMITTED_AT, RecordingBackend, _session
+from tests.catalog.test_sync_logic import SUBMITTED_AT, _session
 
 
 @pytest.fixture
@@ -41,12 +41,20 @@ def settings(tmp_path: Path) -> Settings:
 class World:
     def __init__(self, catalog: Catalog, settings: Settings, tmp_path: Path) -> None:
         self.catalog, self.settings, self.tmp_path = catalog, settings, tmp_path
-        self.backend = RecordingBackend()
+        self.now = SUBMITTED_AT
+        self.backend = FakeBackend(files=LocalFiles(), clock=lambda: self.now)
 
     def session(self, job_id: str) -> str:
         name = _session(self.catalog, self.tmp_path, job_id)
         Path(get_session(self.catalog, name).run_dir).mkdir(parents=True, exist_ok=True)
         return name
+
+    def slurm(self, job_id: str, state: str, *, at: float | None = None, **step: Any) -> None:
+        """Slurm moves the job to ``state`` (at ``at``)."""
+        self.now = at if at is not None else self.now
+        if job_id not in self.backend.jobs:
+            self.backend.add(FakeJob(job_id, submitted_at=SUBMITTED_AT))
+        self.backend.apply(job_id, Step(state, **step))
 
     def events(self, name: str, *lines: dict[str, Any] | str) -> Path:
         path = Path(get_session(self.catalog, name).run_dir) / "events.jsonl"
@@ -56,10 +64,17 @@ class World:
         return path
 
     def sync(self, at: float, **kwargs: Any) -> SyncReport:
+        self.now = at
         return sync(self.catalog, self.settings, lambda c: self.backend, now=at, **kwargs)
 
+    def asked(self) -> list[tuple[str, list[str]]]:
+        return [(call.method, list(call.job_ids)) for call in self.backend.calls]
+
     def sacct_calls(self) -> int:
-        return sum(1 for command, _ in self.backend.calls if command == "sacct")
+        return self.backend.count("query")
+
+    def clear(self) -> None:
+        self.backend.calls.clear()
 
 
 @pytest.fixture
@@ -79,25 +94,25 @@ def alive(job: str, at: float) -> dict[str, Any]:
     return {"event": "alive", "time": at, "job_id": job}
 
 
-def first_query(world: World, job: str, state: SessionState, at: float) -> None:
+def first_query(world: World, job: str, state: str, at: float) -> None:
     """Slurm's first answer (a fresh session is always asked once)."""
-    world.backend.accounting[job] = JobRecord(job, state, state.value)
+    world.slurm(job, state, at=at, reason="Priority" if state == "PENDING" else None)
     world.sync(at)
-    world.backend.calls.clear()
+    world.clear()
 
 
 def test_completed_and_failed_with_exit_code_show_from_events_without_asking_slurm(
     world: World,
 ) -> None:
     ok, bad = world.session("41"), world.session("42")
-    world.backend.accounting["41"] = JobRecord("41", SessionState.PENDING, "PENDING", reason="R")
-    world.backend.accounting["42"] = JobRecord("42", SessionState.PENDING, "PENDING", reason="R")
+    world.slurm("41", "PENDING", reason="Resources")
+    world.slurm("42", "PENDING", reason="Resources")
     world.sync(SUBMITTED_AT + 1)
-    world.backend.calls.clear()
+    world.clear()
     world.events(ok, started("41", SUBMITTED_AT + 2, heartbeat=15))
     world.events(bad, started("42", SUBMITTED_AT + 2, heartbeat=15))
     report = world.sync(SUBMITTED_AT + 3)
-    assert world.backend.calls == []  # inside the floor: the files alone
+    assert world.asked() == []  # inside the floor: the files alone
     assert report.state_changes == 2
     for name in (ok, bad):
         record = get_session(world.catalog, name)
@@ -109,19 +124,17 @@ def test_completed_and_failed_with_exit_code_show_from_events_without_asking_slu
     world.events(ok, ended("41", SUBMITTED_AT + 10, 0))
     world.events(bad, ended("42", SUBMITTED_AT + 10, 3))
     world.sync(SUBMITTED_AT + 11)
-    assert world.backend.calls == []
+    assert world.asked() == []
     done, failed = get_session(world.catalog, ok), get_session(world.catalog, bad)
     assert (done.state, done.exit_code, done.ended_at) == ("COMPLETED", 0, SUBMITTED_AT + 10)
     assert (failed.state, failed.exit_code, failed.reason) == ("FAILED", 3, FROM_EVENTS_REASON)
     # A floor later, accounting confirms: the reason clears, no second state change.
-    world.backend.accounting["41"] = JobRecord(
-        "41", SessionState.COMPLETED, "COMPLETED", exit_code=0, ended_at=SUBMITTED_AT + 10.2
-    )
-    world.backend.accounting["42"] = JobRecord(
-        "42", SessionState.FAILED, "FAILED", exit_code=3, ended_at=SUBMITTED_AT + 10.2
-    )
+    world.slurm("41", "RUNNING", at=SUBMITTED_AT + 1.8)
+    world.slurm("42", "RUNNING")
+    world.slurm("41", "COMPLETED", at=SUBMITTED_AT + 10.2)
+    world.slurm("42", "FAILED", exit_code=3)
     report = world.sync(SUBMITTED_AT + 61)
-    assert world.backend.calls == [("sacct", ["41", "42"])]
+    assert world.asked() == [("query", ["41", "42"])]
     assert report.state_changes == 0 and report.disagreements == []
     for name, state in ((ok, "COMPLETED"), (bad, "FAILED")):
         record = get_session(world.catalog, name)
@@ -129,22 +142,20 @@ def test_completed_and_failed_with_exit_code_show_from_events_without_asking_slu
         assert record.id is not None
         states = [change.state for change in state_history(world.catalog, record.id)]
         assert states == ["SUBMITTED", "PENDING", "RUNNING", state]
-    world.backend.calls.clear()
+    world.clear()
     world.sync(SUBMITTED_AT + 999)
-    assert world.backend.calls == []  # confirmed: never asked again
+    assert world.asked() == []  # confirmed: never asked again
 
 
 def test_accounting_wins_a_disagreement_and_it_is_logged(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
     name = world.session("51")
-    first_query(world, "51", SessionState.RUNNING, SUBMITTED_AT + 1)
+    first_query(world, "51", "RUNNING", SUBMITTED_AT + 1)
     world.events(name, started("51", SUBMITTED_AT + 1), ended("51", SUBMITTED_AT + 5, 0))
     world.sync(SUBMITTED_AT + 6)
     assert get_session(world.catalog, name).state == "COMPLETED"
-    world.backend.accounting["51"] = JobRecord(
-        "51", SessionState.CANCELLED, "CANCELLED by 0", exit_code=0, ended_at=SUBMITTED_AT + 5
-    )
+    world.slurm("51", "CANCELLED by 0", at=SUBMITTED_AT + 5)
     with caplog.at_level(logging.WARNING, logger="nsml_hpc.sync"):
         report = world.sync(SUBMITTED_AT + 70)
     record = get_session(world.catalog, name)
@@ -157,7 +168,7 @@ def test_accounting_wins_a_disagreement_and_it_is_logged(
 
 def test_accounting_that_lags_behind_an_end_does_not_undo_it(world: World) -> None:
     name = world.session("61")
-    first_query(world, "61", SessionState.RUNNING, SUBMITTED_AT + 1)
+    first_query(world, "61", "RUNNING", SUBMITTED_AT + 1)
     world.events(name, started("61", SUBMITTED_AT + 1), ended("61", SUBMITTED_AT + 5, 0))
     world.sync(SUBMITTED_AT + 6)
     report = world.sync(SUBMITTED_AT + 70)  # sacct still says RUNNING
@@ -170,7 +181,7 @@ def test_accounting_that_lags_behind_an_end_does_not_undo_it(world: World) -> No
 
 def test_a_start_before_accounting_has_it_is_not_undone_by_its_pending(world: World) -> None:
     name = world.session("62")
-    first_query(world, "62", SessionState.PENDING, SUBMITTED_AT + 1)
+    first_query(world, "62", "PENDING", SUBMITTED_AT + 1)
     world.events(name, started("62", SUBMITTED_AT + 59, heartbeat=15))
     world.sync(SUBMITTED_AT + 61, refresh=True)  # asked: sacct still says PENDING
     assert world.sacct_calls() == 1
@@ -179,12 +190,10 @@ def test_a_start_before_accounting_has_it_is_not_undone_by_its_pending(world: Wo
 
 def test_an_end_after_a_signal_asks_slurm_at_once(world: World) -> None:
     name = world.session("71")
-    first_query(world, "71", SessionState.RUNNING, SUBMITTED_AT + 1)
+    first_query(world, "71", "RUNNING", SUBMITTED_AT + 1)
     world.events(name, started("71", SUBMITTED_AT + 1, heartbeat=15))
     world.sync(SUBMITTED_AT + 2)
-    world.backend.accounting["71"] = JobRecord(
-        "71", SessionState.CANCELLED, "CANCELLED by 0", exit_code=0, ended_at=SUBMITTED_AT + 9
-    )
+    world.slurm("71", "CANCELLED by 0", at=SUBMITTED_AT + 9)
     world.events(
         name,
         {"event": "signal", "time": SUBMITTED_AT + 8, "job_id": "71", "signal": "SIGTERM"},
@@ -201,7 +210,7 @@ def test_a_running_session_with_a_live_wrapper_is_confirmed_only_every_four_floo
     world: World,
 ) -> None:
     name = world.session("81")
-    first_query(world, "81", SessionState.RUNNING, SUBMITTED_AT + 1)
+    first_query(world, "81", "RUNNING", SUBMITTED_AT + 1)
     for second in range(2, 245):
         world.events(name, alive("81", SUBMITTED_AT + second))  # the heartbeat
         if second == 2:
@@ -214,14 +223,14 @@ def test_a_running_session_with_a_live_wrapper_is_confirmed_only_every_four_floo
 
 def test_a_wrapper_that_goes_silent_is_asked_about_within_one_floor(world: World) -> None:
     name = world.session("82")
-    first_query(world, "82", SessionState.RUNNING, SUBMITTED_AT + 1)
+    first_query(world, "82", "RUNNING", SUBMITTED_AT + 1)
     world.events(name, started("82", SUBMITTED_AT + 2, heartbeat=1))
     for second in range(2, 20):
         world.events(name, alive("82", SUBMITTED_AT + second))
         world.sync(SUBMITTED_AT + second)
     assert world.sacct_calls() == 0
     # killed at +20 (kill -9, node failure): no more lines
-    world.backend.accounting["82"] = JobRecord("82", SessionState.NODE_FAIL, "NODE_FAIL")
+    world.slurm("82", "NODE_FAIL", at=SUBMITTED_AT + 20)
     asked_at = None
     for second in range(20, 120):
         world.sync(SUBMITTED_AT + second)
@@ -234,42 +243,40 @@ def test_a_wrapper_that_goes_silent_is_asked_about_within_one_floor(world: World
 
 def test_a_refresh_asks_after_the_action_floor_and_the_ceiling_defers(world: World) -> None:
     name = world.session("91")
-    first_query(world, "91", SessionState.PENDING, SUBMITTED_AT + 1)
-    world.backend.accounting["91"] = replace(world.backend.accounting["91"], reason="Resources")
+    first_query(world, "91", "PENDING", SUBMITTED_AT + 1)
     assert world.sync(SUBMITTED_AT + 3, refresh=True).queried == []  # the action floor
     assert world.sync(SUBMITTED_AT + 6, refresh=True).queried == ["local"]
     asked = 2  # the first query and this one
     for second in range(16, 3600, 10):
         asked += len(world.sync(SUBMITTED_AT + second, refresh=True).queried)
     assert asked <= 60  # the burst and an hour of refill: the ceiling, not one query per 10 s
-    row = clock_rows(world.catalog, clock_user())["local"]
+    row = clock_rows(world.catalog, world.catalog.user)["local"]
     assert row.deferred > 0
     assert get_session(world.catalog, name).state == "PENDING"
 
 
 def test_known_pending_reasons_are_kept_without_asking_squeue_every_time(world: World) -> None:
     name = world.session("92")
-    world.backend.accounting["92"] = JobRecord("92", SessionState.PENDING, "PENDING")
-    world.backend.queued["92"] = JobRecord("92", SessionState.PENDING, "PENDING", reason="Priority")
+    world.slurm("92", "PENDING", reason="Priority")
     world.sync(SUBMITTED_AT + 1)
-    assert world.backend.calls == [("sacct", ["92"]), ("squeue", ["92"])]
-    world.backend.calls.clear()
+    assert world.asked() == [("query", ["92"]), ("queue", ["92"])]
+    world.clear()
+    world.slurm("92", "PENDING", reason="Resources")
     world.sync(SUBMITTED_AT + 61)
-    assert world.backend.calls == [("sacct", ["92"])]
-    assert get_session(world.catalog, name).reason == "Priority"
-    world.backend.calls.clear()
+    assert world.asked() == [("query", ["92"])]
+    assert get_session(world.catalog, name).reason == "Priority"  # kept, not re-read
+    world.clear()
     world.sync(SUBMITTED_AT + 301)  # five floors after the last squeue: reasons re-read
-    assert world.backend.calls == [("sacct", ["92"]), ("squeue", ["92"])]
+    assert world.asked() == [("query", ["92"]), ("queue", ["92"])]
+    assert get_session(world.catalog, name).reason == "Resources"
 
 
 # --- bad input: a warning naming the file, Slurm asked, nothing in the catalog goes wrong ---
 
 
 def _asked_now(world: World, name: str, lines: list[dict[str, Any] | str]) -> SyncReport:
-    first_query(world, "99", SessionState.RUNNING, SUBMITTED_AT + 1)
-    world.backend.accounting["99"] = JobRecord(
-        "99", SessionState.COMPLETED, "COMPLETED", exit_code=0, ended_at=SUBMITTED_AT + 8
-    )
+    first_query(world, "99", "RUNNING", SUBMITTED_AT + 1)
+    world.slurm("99", "COMPLETED", at=SUBMITTED_AT + 8)
     world.events(name, *lines)
     return world.sync(SUBMITTED_AT + 10)
 
@@ -289,28 +296,27 @@ def test_events_that_cannot_be_trusted_are_named_and_slurm_is_asked(
 ) -> None:
     name = world.session("99")
     report = _asked_now(world, name, lines)
-    [warning] = [w for w in report.warnings if "events.jsonl" in w]
+    [warning] = [w for w in report.warnings if "its state comes from Slurm" in w]
     run_dir = get_session(world.catalog, name).run_dir
     assert f"{run_dir}/events.jsonl" in warning and words in warning
-    assert "its state comes from Slurm" in warning
     assert world.sacct_calls() == 1 and report.queried == ["local"]
     record = get_session(world.catalog, name)
     assert (record.state, record.reason, record.exit_code) == ("COMPLETED", None, 0)
     # later syncs do not warn again, and the files never override accounting
-    assert [w for w in world.sync(SUBMITTED_AT + 11).warnings if "events.jsonl" in w] == []
+    assert world.sync(SUBMITTED_AT + 11).warnings == []
 
 
 def test_an_events_file_that_shrank_is_named_read_on_from_its_end_and_slurm_is_asked(
     world: World,
 ) -> None:
     name = world.session("99")
-    first_query(world, "99", SessionState.RUNNING, SUBMITTED_AT + 1)
+    first_query(world, "99", "RUNNING", SUBMITTED_AT + 1)
     path = world.events(name, started("99", SUBMITTED_AT + 2, heartbeat=15))
     world.sync(SUBMITTED_AT + 3)
     path.write_text("")  # replaced by an empty file (or cut short)
-    world.backend.accounting["99"] = JobRecord("99", SessionState.FAILED, "FAILED", exit_code=9)
+    world.slurm("99", "FAILED", at=SUBMITTED_AT + 9, exit_code=9)
     report = world.sync(SUBMITTED_AT + 10)
-    [warning] = [w for w in report.warnings if "events.jsonl" in w]
+    [warning] = [w for w in report.warnings if "its state comes from Slurm" in w]
     assert str(path) in warning and "shrank" in warning
     assert world.sacct_calls() == 1
     assert get_session(world.catalog, name).state == "FAILED"
@@ -325,7 +331,7 @@ def test_a_sync_killed_between_storing_events_and_their_state_is_repaired_by_the
     """The events reached the catalog (cursor and rows in one transaction) but the process
     died before it applied their state: the next sync derives it from the stored events."""
     name = world.session("33")
-    first_query(world, "33", SessionState.RUNNING, SUBMITTED_AT + 1)
+    first_query(world, "33", "RUNNING", SUBMITTED_AT + 1)
     path = world.events(name, started("33", SUBMITTED_AT + 2), ended("33", SUBMITTED_AT + 4, 3))
     raw = path.read_bytes()
     record = get_session(world.catalog, name)

@@ -27,10 +27,12 @@ def test_the_in_job_modules_are_the_job_package_and_what_it_imports():
         "job.gpu_monitor",
         "job.hparams",
         "job.layout",
+        "job.permissions",
         "job.snapshot_format",
         "job.snapshot_store",
         "job.snapshots",
         "job.spec",
+        "job.text",
         "job.wrapper",
     ]
     assert set(in_job_files()) == {
@@ -63,7 +65,7 @@ def test_imports_of_every_form_are_followed():
     }
 
 
-def test_in_job_code_that_imports_another_subpackage_is_refused(tmp_path: Path):
+def test_in_job_code_that_imports_another_subpackage_is_refused(tmp_path: Path) -> None:
     package = tmp_path / "nsml_hpc"
     (package / "catalog").mkdir(parents=True)
     (package / "job").mkdir()
@@ -106,7 +108,7 @@ sys.exit(3)
 
 
 @pytest.mark.parametrize("python", _interpreters())
-def test_the_copy_runs_a_job_on_a_bare_python(python: str, tmp_path: Path):
+def test_the_copy_runs_a_job_on_a_bare_python(python: str, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     (run_dir / "code").mkdir(parents=True)
     (run_dir / "code" / "train.py").write_text(TRAIN)

@@ -20,7 +20,7 @@ import pytest
 
 import nsml_hpc
 from nsml_hpc.errors import SpecError
-from nsml_hpc.job.spec import EnvStep, Preemption, Resources, SessionSpec, validate_spec
+from nsml_hpc.job.spec import EnvKind, EnvStep, Preemption, Resources, SessionSpec, validate_spec
 from nsml_hpc.submit.render import (
     ScriptContext,
     check_cluster_path,
@@ -144,7 +144,7 @@ def test_requeue_off_and_grace_zero_render_no_requeue_and_no_signal():
         Preemption(grace_seconds=-1),
         Preemption(max_requeues=-3),
         Preemption(grace_seconds=70_000),
-        Preemption(grace_seconds=True),  # type: ignore[arg-type]
+        Preemption(grace_seconds=True),
     ],
     ids=ascii,
 )
@@ -186,6 +186,7 @@ HOSTILE = [
     "%j",
     "#x",
 ]
+ENV_KINDS: dict[str, EnvKind] = {"module": "module", "venv": "venv", "conda": "conda"}
 FIELDS = ["partition", "account", "qos", "constraint", "project", "memo", "module", "venv", "conda"]
 _UNSAFE_IN_DIRECTIVE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029\"'\\]")
 
@@ -193,14 +194,19 @@ _UNSAFE_IN_DIRECTIVE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029\"'\\]")
 def _spec_with(field: str, value: str) -> SessionSpec:
     base = SessionSpec(project="mnist", script="train.py", resources=Resources(gpus=1))
     if field in ("partition", "account", "qos", "constraint"):
-        return SessionSpec(
-            project="mnist", script="train.py", resources=Resources(gpus=1, **{field: value})
-        )
+        resources = {
+            "partition": Resources(gpus=1, partition=value),
+            "account": Resources(gpus=1, account=value),
+            "qos": Resources(gpus=1, qos=value),
+            "constraint": Resources(gpus=1, constraint=value),
+        }[field]
+        return SessionSpec(project="mnist", script="train.py", resources=resources)
     if field == "project":
         return SessionSpec(project=value, script="train.py")
     if field == "memo":
         return SessionSpec(project="mnist", script="train.py", memo=value)
-    return SessionSpec(project=base.project, script="train.py", environment=[EnvStep(field, value)])
+    kind = ENV_KINDS[field]
+    return SessionSpec(project=base.project, script="train.py", environment=[EnvStep(kind, value)])
 
 
 def _directive_lines(script: str) -> list[str]:

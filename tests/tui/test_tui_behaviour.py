@@ -11,16 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nsml_hpc.tui.app import NsmlApp
-from nsml_hpc.tui.compare.screen import CompareScreen
-from nsml_hpc.tui.dialogs.confirm import ConfirmDialog
-from nsml_hpc.tui.dialogs.fork import ForkDialog
-from nsml_hpc.tui.dialogs.help import HelpScreen
-from nsml_hpc.tui.dialogs.memo import MemoDialog
-from nsml_hpc.tui.session.screen import SessionScreen
-from nsml_hpc.tui.sessions.screen import SessionsScreen
-from nsml_hpc.tui.sessions.table import SessionTable
-from nsml_hpc.tui.widgets.status_line import StatusLine
 from textual.widgets import DataTable, Input, Log
 
 import nsml_hpc.sessions.actions
@@ -28,6 +18,18 @@ from nsml_hpc.catalog.sessions import get_session, list_sessions
 from nsml_hpc.catalog.snapshots import lineage_of, snapshots_of
 from nsml_hpc.sync.run import SyncReport
 from tests.tui.conftest import TuiWorld, settle
+from tests.tui.shipped import (
+    CompareScreen,
+    ConfirmDialog,
+    ForkDialog,
+    HelpScreen,
+    MemoDialog,
+    NsmlApp,
+    SessionScreen,
+    SessionsScreen,
+    SessionTable,
+    StatusLine,
+)
 
 Script = Callable[[Any, NsmlApp], Awaitable[None]]
 
@@ -135,6 +137,45 @@ def test_enter_opens_the_session_with_its_spec_jobs_and_log(world: TuiWorld) -> 
     drive(world.app(), script)
 
 
+@pytest.mark.parametrize(
+    "tabs",
+    [[], ["1"], ["2"], ["3"], ["4"], ["2", "3"], ["3", "4", "2"]],
+    ids=lambda tabs: "-".join(tabs) or "as-opened",
+)
+def test_escape_from_any_tab_of_the_session_screen_returns_to_the_table(
+    world: TuiWorld, tabs: list[str]
+) -> None:
+    """Whatever tab is active, and whichever of its widgets has the focus (the metric picker,
+    the followed log, the snapshot list), Escape closes the session screen: the sessions table
+    is back, focused, its cursor still on the session (the tmux test's Enter, 2, 3, Escape)."""
+
+    async def script(pilot: Any, app: NsmlApp) -> None:
+        await pilot.press("down", "enter")  # cifar/1, RUNNING: its log grows while it is open
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, SessionScreen) and screen.session == "cifar/1"
+        for key in tabs:
+            await pilot.press(key)
+            await settle(pilot)
+        if tabs and tabs[-1] == "3":
+            log = screen.query_one(Log)
+            for _ in range(100):  # the pane reads on its next poll tick
+                await pilot.pause(0.05)
+                if log.lines:
+                    break
+            assert log.lines and app.focused is log
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, SessionsScreen), app.screen_stack
+        assert screen not in app.screen_stack
+        table = table_of(app)
+        assert app.focused is table
+        row = table.row_at(table.cursor_line)
+        assert row is not None and row.name == "cifar/1"
+
+    drive(world.app(), script)
+
+
 def test_stop_asks_first_and_then_calls_the_library(world: TuiWorld) -> None:
     async def script(pilot: Any, app: NsmlApp) -> None:
         await pilot.press("down", "x")  # cifar/1, RUNNING, job 104
@@ -214,7 +255,8 @@ def test_memo_edit_is_saved_in_the_catalog(world: TuiWorld) -> None:
         await pilot.press("enter")
         await settle(pilot)
         assert get_session(world.workspace.catalog, "cifar/2").memo == "vit is slow"
-        assert table_of(app).row_at(0).memo == "vit is slow"  # type: ignore[union-attr]
+        row = table_of(app).row_at(0)
+        assert row is not None and row.memo == "vit is slow"
 
     drive(world.app(), script)
 
@@ -405,6 +447,7 @@ def test_the_table_loads_only_the_rows_around_the_viewport(
                     project="big",
                     number=number,
                     user="alice",
+                    owner=world.workspace.catalog.user,
                     cluster="local",
                     state="COMPLETED",
                     run_dir=f"/runs/big/{number}",
