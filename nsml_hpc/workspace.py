@@ -503,8 +503,8 @@ class Workspace(Context):
 
     def whoami(self) -> dict[str, Any]:
         """Who you are, whether the database enforces ownership, the admins, the users."""
+        from nsml_hpc.catalog.ownership import catalog_admins
         from nsml_hpc.catalog.sessions import catalog_users
-        from nsml_hpc.sessions.ownership import catalog_admins
 
         return {
             "user": self.catalog.user,

@@ -17,7 +17,7 @@ class SessionBase(SQLModel):
     number: int
     user: str = Field(max_length=64)  # the cluster account the job runs as
     # Who owns the session in the catalog: the OS login user, or on a PostgreSQL catalog with
-    # row-level security the database role (see nsml_hpc.sessions.ownership).
+    # row-level security the database role (see nsml_hpc.catalog.ownership).
     owner: str = Field(index=True, max_length=64)
     cluster: str = Field(index=True, max_length=64)
     state: str = Field(index=True, max_length=32)

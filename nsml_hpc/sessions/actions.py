@@ -3,7 +3,7 @@ its memo (its snapshots are :mod:`nsml_hpc.snapshots.actions`', forking is
 :func:`nsml_hpc.snapshots.fork.fork_session`).
 
 The CLI and the TUI reach these through :class:`nsml_hpc.workspace.Workspace`. Changes are
-the owner's (:mod:`nsml_hpc.sessions.ownership`): another user's session is refused before
+the owner's (:mod:`nsml_hpc.catalog.ownership`): another user's session is refused before
 anything is touched.
 """
 
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nsml_hpc.backends.files import RunFiles
+from nsml_hpc.catalog.ownership import check_owner
 from nsml_hpc.catalog.sessions import (
     discard_session,
     get_session,
@@ -27,7 +28,6 @@ from nsml_hpc.context import Context
 from nsml_hpc.errors import NsmlError, SpecError
 from nsml_hpc.job.layout import SESSION_FILE, TEMP_MARK, slurm_output
 from nsml_hpc.job.spec import validate_memo
-from nsml_hpc.sessions.ownership import check_owner
 from nsml_hpc.slurm.states import is_live
 from nsml_hpc.submit.rundir import read_json, remove_run_dir
 from nsml_hpc.sync.run import SyncReport, sync
@@ -66,7 +66,7 @@ def stop_idle_sessions(workspace: Context, min_idle_seconds: float) -> list[tupl
     """Cancel the caller's running sessions (everyone's, for a catalog admin) whose GPUs all
     sat at 0 % for ``min_idle_seconds`` or more: one scancel per cluster. Returns (session,
     idle seconds) of those cancelled."""
-    from nsml_hpc.sessions.ownership import is_admin
+    from nsml_hpc.catalog.ownership import is_admin
     from nsml_hpc.sessions.views import session_rows
 
     owner = None if is_admin(workspace.catalog) else workspace.catalog.user

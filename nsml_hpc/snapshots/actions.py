@@ -5,7 +5,7 @@ Every command first re-reads the session's snapshot folder through the backend's
 (so a folder deleted or edited by hand is seen), and reaches the files only through that
 seam, so it works wherever the run directory lives. Only the owner's (or an admin's) commands
 re-read it: another user's session is listed as the catalog has it (its owner's syncs keep it
-current), and pin and delete are the owner's (nsml_hpc.sessions.ownership).
+current), and pin and delete are the owner's (nsml_hpc.catalog.ownership).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 from nsml_hpc.backends.files import RunFiles
 from nsml_hpc.catalog.models import SessionRecord
+from nsml_hpc.catalog.ownership import check_owner, may_change
 from nsml_hpc.catalog.sessions import get_session, list_sessions
 from nsml_hpc.catalog.snapshot_models import SnapshotRecord
 from nsml_hpc.catalog.snapshots import (
@@ -33,7 +34,6 @@ from nsml_hpc.context import Context
 from nsml_hpc.errors import NsmlError, SpecError
 from nsml_hpc.job.snapshot_format import MANIFEST_FILE, parse_manifest
 from nsml_hpc.job.snapshot_store import MAX_MANIFEST_BYTES, check_files
-from nsml_hpc.sessions.ownership import check_owner, may_change
 from nsml_hpc.slurm.states import is_live
 from nsml_hpc.snapshots.delete import delete_snapshot
 from nsml_hpc.snapshots.sync import refresh_session

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import col, select
 
+from nsml_hpc.catalog.ownership import check_owner
 from nsml_hpc.catalog.sessions import get_session
 from nsml_hpc.catalog.snapshot_models import LineageRecord, SnapshotRecord
 from nsml_hpc.catalog.snapshots import protect_for_fork, snapshot_metrics, snapshots_of
@@ -36,7 +37,6 @@ from nsml_hpc.job.hparams import parse_hyperparameters
 from nsml_hpc.job.layout import CODE_DIR, SESSION_FILE
 from nsml_hpc.job.snapshot_format import Manifest, choose, parse_selector
 from nsml_hpc.job.spec import MAX_ARG_BYTES, Preemption, Resources, SessionSpec, validate_spec
-from nsml_hpc.sessions.ownership import check_owner
 from nsml_hpc.snapshots.sync import refresh_session
 from nsml_hpc.submit.create import Prepared, Submitted, dry_run, run_dir_mode_document, submit
 from nsml_hpc.submit.placement import AUTO, place
@@ -274,7 +274,7 @@ def fork_session(workspace: Context, request: ForkRequest, *, dry: bool = False)
     parent = get_session(workspace.catalog, request.parent)
     assert parent.id is not None
     # Forking protects the parent's snapshot from deletion (a change of the parent's rows),
-    # so it is the parent's owner's (nsml_hpc.sessions.ownership).
+    # so it is the parent's owner's (nsml_hpc.catalog.ownership).
     check_owner(workspace.catalog, parent, "fork from")
     sets = [parse_assignment("--set", text) for text in request.sets]
     adds = [parse_assignment("--add", text) for text in request.adds]

@@ -136,8 +136,8 @@ def run_gc(
     """Plan (and with ``apply``, carry out) the deletions the policies ask for, among the
     sessions of ``user`` (default: the caller; another user's only for a catalog admin).
     The caller holds :func:`gc_lock`."""
+    from nsml_hpc.catalog.ownership import is_admin
     from nsml_hpc.errors import PermissionRefused
-    from nsml_hpc.sessions.ownership import is_admin
 
     now = time.time() if now is None else now
     policies = policies or load_policies(locations.config_file())
