@@ -156,7 +156,9 @@ def sync(
         ]
         if wanted is None or record.cluster in wanted
     ]
-    settling = _settling_sessions(catalog, now, wanted)
+    # A provisional end is live (its state is asked for), not only settling (its allocation)
+    live_ids = {record.id for record in live}
+    settling = [r for r in _settling_sessions(catalog, now, wanted) if r.id not in live_ids]
     settling_ids = {record.id for record in settling}
     by_cluster: dict[str, list[SessionRecord]] = defaultdict(list)
     for record in [*live, *settling]:

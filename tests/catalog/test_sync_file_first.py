@@ -15,10 +15,11 @@ import pytest
 
 from nsml_hpc.backends.fake import FakeBackend, FakeJob, Step
 from nsml_hpc.backends.files import LocalFiles
+from nsml_hpc.catalog.allocations import Allocation, store_allocations
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.metrics import CursorState, store_event_batch
 from nsml_hpc.catalog.schema import open_catalog
-from nsml_hpc.catalog.sessions import events_of, get_session, state_history
+from nsml_hpc.catalog.sessions import events_of, get_session, jobs_of, state_history
 from nsml_hpc.catalog.slurm_clock import clock_rows
 from nsml_hpc.config.settings import Settings
 from nsml_hpc.runfiles.scrape import parse_event_lines
@@ -177,6 +178,29 @@ def test_accounting_that_lags_behind_an_end_does_not_undo_it(world: World) -> No
     record = get_session(world.catalog, name)
     assert (record.state, record.reason) == ("COMPLETED", FROM_EVENTS_REASON)
     assert world.sync(SUBMITTED_AT + 71).state_changes == 0
+
+
+def test_an_end_is_confirmed_even_while_accounting_had_not_all_of_the_jobs_allocation(
+    world: World,
+) -> None:
+    """slurmdbd may report a job before its partition: such a job's allocation is asked about
+    again after it ends (settling). A provisional end of it is still confirmed, not only
+    re-asked for its allocation."""
+    name = world.session("63")
+    first_query(world, "63", "RUNNING", SUBMITTED_AT + 1)
+    record = get_session(world.catalog, name)
+    assert record.id is not None
+    job = jobs_of(world.catalog, [record.id])[record.id][-1]
+    assert job.id is not None
+    store_allocations(world.catalog, {job.id: (record.id, Allocation(gpus=1), False)}, latest=set())
+    world.events(name, started("63", SUBMITTED_AT + 1), ended("63", SUBMITTED_AT + 5, 0))
+    world.sync(SUBMITTED_AT + 6)
+    assert get_session(world.catalog, name).reason == FROM_EVENTS_REASON
+    world.slurm("63", "COMPLETED", at=SUBMITTED_AT + 5)
+    world.sync(SUBMITTED_AT + 62)
+    assert world.sacct_calls() == 1
+    record = get_session(world.catalog, name)
+    assert (record.state, record.reason) == ("COMPLETED", None)
 
 
 def test_a_start_before_accounting_has_it_is_not_undone_by_its_pending(world: World) -> None:
