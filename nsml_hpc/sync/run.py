@@ -143,6 +143,7 @@ def sync(
     usual."""
     now = time.time() if now is None else now
     report = SyncReport()
+    report.warnings.extend(settings.site.warnings)  # a site policy file that cannot be used
     unreachable: set[str] = set()
     wanted = set(clusters) if clusters is not None else None
     user = catalog.user

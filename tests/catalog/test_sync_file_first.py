@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.catalog.sessions import events_of, get_session, jobs_of, state_history
 from nsml_hpc.catalog.slurm_clock import clock_rows
 from nsml_hpc.config.settings import Settings
+from nsml_hpc.config.site_policy import read_policy_file
 from nsml_hpc.runfiles.scrape import parse_event_lines
 from nsml_hpc.sync.events_state import FROM_EVENTS_REASON
 from nsml_hpc.sync.run import SyncReport, sync
@@ -368,3 +370,19 @@ def test_a_sync_killed_between_storing_events_and_their_state_is_repaired_by_the
     record = get_session(world.catalog, name)
     assert (record.state, record.exit_code) == ("FAILED", 3)
     assert len(events_of(world.catalog, record.id or 0)) == 2
+
+
+def test_a_site_policy_file_that_does_not_parse_is_named_and_slurm_is_still_asked(
+    world: World, tmp_path: Path
+) -> None:
+    broken = tmp_path / "site.toml"
+    broken.write_text("[slurm]\nfloor_seconds = \n", encoding="utf-8")
+    world.settings = replace(world.settings, site=read_policy_file(broken))
+    name = world.session("44")
+    world.slurm("44", "RUNNING")
+    report = world.sync(SUBMITTED_AT + 1)
+    [warning] = report.warnings
+    assert str(broken) in warning and "using the built-in policy" in warning
+    assert report.queried == ["local"]
+    assert get_session(world.catalog, name).state == "RUNNING"
+    assert world.settings.slurm_policy.floor_seconds == 60.0
