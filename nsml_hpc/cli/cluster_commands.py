@@ -149,10 +149,9 @@ def render_report(report: ClusterReport) -> str:
         return f"  {label:<11} {'ok  ' if ok else 'FAIL'} {text}"
 
     lines = [f"cluster {report.name} ({report.backend}, {report.target})"]
-    lines.extend(policy_lines(report.policy))
     if not report.connected:
         lines.append(line("connection", False, report.error or "failed"))
-        return "\n".join(lines)
+        return "\n".join([*lines, *policy_lines(report.policy)])
     key = f"; host key {report.host_key}" if report.host_key else ""
     lines.append(line("connection", True, f"first answer in {report.connect_seconds:.2f} s{key}"))
     lines.append(
@@ -202,7 +201,7 @@ def render_report(report: ClusterReport) -> str:
         lines.append("  partitions (* default; nodes that take jobs / all)")
         rendered = table(["PARTITION", "NODES", "GPUS", "FREE GPUS"], body)
         lines.extend("    " + row for row in rendered.splitlines())
-    return "\n".join(lines)
+    return "\n".join([*lines, *policy_lines(report.policy)])
 
 
 def cmd_cluster_test(args: argparse.Namespace) -> int:

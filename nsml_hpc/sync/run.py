@@ -573,7 +573,11 @@ def _apply_records(
                     )
                 )
             row.state, row.reason, row.exit_code = rec.state, rec.reason, rec.exit_code
-            row.started_at = row.started_at or rec.started_at
+            # the session's first start: accounting's (a little before the wrapper's line)
+            if rec.started_at is not None and (
+                row.started_at is None or rec.started_at < row.started_at
+            ):
+                row.started_at = rec.started_at
             if rec.state in TERMINAL_STATES:
                 row.ended_at = rec.ended_at or now
             else:

@@ -142,6 +142,7 @@ def test_completed_and_failed_with_exit_code_show_from_events_without_asking_slu
     for name, state in ((ok, "COMPLETED"), (bad, "FAILED")):
         record = get_session(world.catalog, name)
         assert (record.state, record.reason) == (state, None)
+        assert record.started_at == SUBMITTED_AT + 1.8  # accounting's start, not the line's
         assert record.id is not None
         states = [change.state for change in state_history(world.catalog, record.id)]
         assert states == ["SUBMITTED", "PENDING", "RUNNING", state]
