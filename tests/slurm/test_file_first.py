@@ -84,12 +84,18 @@ def test_completed_and_failed_exit_3_appear_from_events_before_any_sacct_call(
     assert (done.state, done.exit_code, done.reason) == ("COMPLETED", 0, FROM_EVENTS_REASON)
     assert (failed.state, failed.exit_code, failed.reason) == ("FAILED", 3, FROM_EVENTS_REASON)
     assert done.started_at is not None and done.ended_at is not None
-    # Accounting confirms them at the next query: one sacct, no disagreement, reasons cleared.
+    # Accounting confirms them at the next query (once it has their ends: slurmdbd records an
+    # end a moment after the wrapper wrote it): one sacct, no disagreement, reasons cleared.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if {_accounting_state(s.job_id) for s in (ok, bad)} == {"COMPLETED", "FAILED"}:
+            break
+        time.sleep(0.3)
     workspace.settings = replace(
         workspace.settings, poll_floor_seconds=0.5, slurm_floor_seconds=0.5
     )
     report = sync_now(workspace)
-    assert runner.calls["sacct"] == 1 and report.disagreements == []
+    assert runner.calls["sacct"] == 1 and report.disagreements == [], (report, runner.calls)
     for submitted, state, code in ((ok, "COMPLETED", 0), (bad, "FAILED", 3)):
         record = get_session(workspace.catalog, submitted.name)
         assert (record.state, record.exit_code, record.reason) == (state, code, None)
