@@ -43,6 +43,7 @@ from nsml_hpc.context import Context
 if TYPE_CHECKING:
     import pandas
 
+    from nsml_hpc.catalog.hparam_events import HParamChange
     from nsml_hpc.catalog.series import Series
     from nsml_hpc.catalog.team import TeamSetup
     from nsml_hpc.clusters.check import ClusterReport
@@ -52,12 +53,14 @@ if TYPE_CHECKING:
     from nsml_hpc.config.cluster_profiles import ClusterProfile
     from nsml_hpc.config.settings import Settings
     from nsml_hpc.config.site_policy import SlurmPolicy
+    from nsml_hpc.datasets.store import DatasetVersion, Pushed
     from nsml_hpc.experiments.compare import Comparison
     from nsml_hpc.experiments.views import Curve, Standing
     from nsml_hpc.job.direction import Goal
     from nsml_hpc.job.spec import SessionSpec
     from nsml_hpc.sessions.actions import Removed
     from nsml_hpc.sessions.diff import SessionDiff
+    from nsml_hpc.sessions.hparams import HParamSet, HParamState
     from nsml_hpc.sessions.logtail import LogTail
     from nsml_hpc.sessions.query import SessionQuery
     from nsml_hpc.sessions.views import SessionRow
@@ -611,6 +614,96 @@ class Workspace(Context):
 
         backend = self.backend_for(cluster)
         return partition_summary(backend.cluster_gpus()), backend.pending_demand()
+
+    # --- live hyperparameters (issue 12) ------------------------------------------------------
+
+    def set_hyperparameters(
+        self, name: str, changes: Sequence[str], *, adds: Sequence[str] = ()
+    ) -> HParamSet:
+        """``nsml-hpc set``: change hyperparameters of a running session (``KEY=VALUE``;
+        ``adds`` may name new ones), written atomically into its run directory; the job takes
+        them at its next look."""
+        from nsml_hpc.sessions.hparams import set_hyperparameters
+
+        return set_hyperparameters(self, name, changes, adds=adds)
+
+    def hyperparameter_state(self, name: str) -> HParamState:
+        """A session's hyperparameters: as submitted, as asked for, the newest taken."""
+        from nsml_hpc.sessions.hparams import hyperparameter_state
+
+        return hyperparameter_state(self, name)
+
+    def hyperparameter_changes(self, names: Sequence[str]) -> dict[str, list[HParamChange]]:
+        """The changes each session's job took, with their steps (plots mark them)."""
+        from nsml_hpc.catalog.hparam_events import taken_changes
+        from nsml_hpc.catalog.sessions import get_session
+
+        ids = {name: get_session(self.catalog, name).id or 0 for name in names}
+        changes = taken_changes(self.catalog, list(ids.values()))
+        return {name: changes.get(session_id, []) for name, session_id in ids.items()}
+
+    def hyperparameter_marks(
+        self, names: Sequence[str], x: str = "step"
+    ) -> list[tuple[float, str]]:
+        """Where a plot of ``names`` marks their hyperparameter changes (x: step or time)."""
+        from nsml_hpc.experiments.views import hyperparameter_marks
+
+        return hyperparameter_marks(self.catalog, names, x)
+
+    # --- datasets (issue 12) ------------------------------------------------------------------
+
+    def push_dataset(
+        self,
+        name: str,
+        path: Path,
+        cluster: str,
+        *,
+        progress: UploadProgress | None = None,
+    ) -> Pushed:
+        """``dataset push``: the next immutable version of dataset ``name`` on ``cluster``."""
+        from nsml_hpc.datasets.store import push_dataset
+
+        return push_dataset(self, name, path, cluster, progress=progress)
+
+    def datasets(self, cluster: str) -> list[DatasetVersion]:
+        """``dataset ls``: every version of every dataset on ``cluster``."""
+        from nsml_hpc.datasets.store import list_datasets
+
+        return list_datasets(self, cluster)
+
+    def dataset(self, cluster: str, ref: str) -> list[DatasetVersion]:
+        """``dataset show NAME[:VERSION]``: its versions and the sessions that read them."""
+        from nsml_hpc.datasets.store import show_dataset
+
+        return show_dataset(self, cluster, ref)
+
+    def remove_dataset(
+        self, cluster: str, ref: str, *, all_versions: bool = False
+    ) -> list[DatasetVersion]:
+        """``dataset rm``: refused while a session that is not finished reads the version."""
+        from nsml_hpc.datasets.store import remove_dataset
+
+        return remove_dataset(self, cluster, ref, all_versions=all_versions)
+
+    def resolve_dataset(self, spec: SessionSpec) -> SessionSpec:
+        """``submit --dataset``: ``spec`` with its dataset pinned to a version and its path."""
+        from nsml_hpc.datasets.store import resolve_dataset
+
+        return resolve_dataset(self, spec)
+
+    def dataset_leaderboard(
+        self,
+        dataset: str,
+        metric: str,
+        goal: Goal,
+        *,
+        top: int | None = None,
+        project: str | None = None,
+    ) -> list[Standing]:
+        """``leaderboard --dataset NAME[:VERSION]``: the sessions that read it, ranked."""
+        from nsml_hpc.experiments.views import dataset_leaderboard
+
+        return dataset_leaderboard(self.catalog, dataset, metric, goal, top=top, project=project)
 
 
 __all__ = ["Workspace"]

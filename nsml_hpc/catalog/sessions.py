@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from nsml_hpc.catalog.datasets import link_session_rows
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import (
     EventRecord,
@@ -194,6 +195,9 @@ def reserve_sessions(
                 )
             db.add_all(records)
             try:
+                db.flush()
+                pairs = zip(records, specs, strict=True)
+                link_session_rows(db, [(record.id or 0, spec) for record, spec in pairs])
                 db.commit()
             except IntegrityError:
                 db.rollback()

@@ -19,8 +19,10 @@ from nsml_hpc import __version__
 from nsml_hpc.cli import (
     catalog_commands,
     cluster_commands,
+    dataset_commands,
     edit_commands,
     experiment_commands,
+    hparam_commands,
     session_commands,
     snapshot_commands,
     tui_command,
@@ -36,6 +38,8 @@ COMMAND_MODULES = [
     edit_commands,
     tui_command,
     catalog_commands,
+    hparam_commands,
+    dataset_commands,
 ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -151,28 +151,41 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    """Rank a project's sessions by the best value of one metric."""
+    """Rank a project's sessions (or, with --dataset, the sessions that read a dataset) by the
+    best value of one metric."""
     from nsml_hpc.formatting import format_number, printable, table
     from nsml_hpc.job.direction import Goal
 
+    if args.project is None and args.dataset is None:
+        raise SpecError("give --project NAME or --dataset NAME[:VERSION]")
     flag: Goal | None = "max" if args.max else "min" if args.min else None
     with open_workspace() as workspace:
         metric, goal = workspace.ranking_goal(args.metric, flag)
         owner = workspace.owner_for(args.user, False) if args.user else None  # the team's board
         if not args.no_sync:
             sync_quietly(workspace)
-        standings = workspace.leaderboard(args.project, metric, goal, args.top, owner=owner)
+        if args.dataset is not None:
+            standings = workspace.dataset_leaderboard(
+                args.dataset, metric, goal, top=args.top, project=args.project
+            )
+        else:
+            standings = workspace.leaderboard(args.project, metric, goal, args.top, owner=owner)
         shared = workspace.shared()
     if args.format == "json":
         print(json.dumps([asdict(s) for s in standings], indent=2))
         return 0
     better = "higher" if goal == "max" else "lower"
-    print(f"{args.project}: {printable(metric)} ({better} is better)")
+    title = f"dataset {args.dataset}" if args.dataset else args.project
+    if args.dataset and args.project:
+        title += f" (project {args.project})"
+    print(f"{printable(title)}: {printable(metric)} ({better} is better)")
+    with_data = args.dataset is not None
     rows = [
         [
             str(s.rank),
             s.session,
             *([s.user] if shared else []),
+            *([s.dataset or "-"] if with_data else []),
             format_number(s.best),
             str(s.best_step),
             format_number(s.last),
@@ -181,7 +194,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         ]
         for s in standings
     ]
-    headers = ["#", "SESSION", *(["USER"] if shared else []), "BEST", "AT STEP", "LAST", "STATE"]
+    headers = ["#", "SESSION", *(["USER"] if shared else [])]
+    headers += [*(["DATASET"] if with_data else []), "BEST", "AT STEP", "LAST", "STATE"]
     print(table([*headers, "HYPERPARAMETERS"], rows))
     return 0
 
@@ -202,8 +216,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
             buckets=max(width, 20),
             smoothing=smoothing,
         )
+        marks = workspace.hyperparameter_marks([curve.session for curve in found], args.x)
     if args.png:
-        _plot_png(found, args.metric, args.x, Path(args.png))
+        _plot_png(found, args.metric, args.x, Path(args.png), marks)
         print(f"wrote {args.png}")
         return 0
     import plotext
@@ -214,13 +229,23 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     for curve in found:
         plotext.plot(curve.xs, curve.ys, label=printable(curve.session))
+    for x, _ in marks:
+        plotext.vline(x, "red")
     plotext.title(printable(args.metric))
     plotext.xlabel("step" if args.x == "step" else "seconds since start")
     plotext.show()
+    for x, label in marks:
+        print(f"| {args.x} {x:g}: {label}")
     return 0
 
 
-def _plot_png(found: list[Curve], metric: str, x: str, path: Path) -> None:
+def _plot_png(
+    found: list[Curve],
+    metric: str,
+    x: str,
+    path: Path,
+    marks: Sequence[tuple[float, str]] = (),
+) -> None:
     try:
         import matplotlib
 
@@ -231,6 +256,12 @@ def _plot_png(found: list[Curve], metric: str, x: str, path: Path) -> None:
     figure, axes = pyplot.subplots(figsize=(9, 5), dpi=110)
     for curve in found:
         axes.plot(curve.xs, curve.ys, label=curve.session, linewidth=1.2)
+    for where, label in marks:
+        axes.axvline(where, color="red", linestyle="--", linewidth=0.8)
+        axes.annotate(
+            label, (where, 1.0), xycoords=("data", "axes fraction"), rotation=90,
+            va="top", ha="right", fontsize=7, color="red",
+        )  # fmt: skip
     axes.set_title(metric)
     axes.set_xlabel("step" if x == "step" else "seconds since start")
     axes.grid(alpha=0.3)
@@ -364,7 +395,12 @@ def register(commands: Commands) -> None:
     )
 
     board = commands.add("leaderboard", cmd_leaderboard)
-    board.add_argument("--project", required=True)
+    board.add_argument("--project", help="rank this project's sessions")
+    board.add_argument(
+        "--dataset",
+        metavar="NAME[:VERSION]",
+        help="rank the sessions that read this dataset (of --project, if given)",
+    )
     board.add_argument(
         "--metric", required=True, help="NAME or NAME:min|max (default: by its name, [metrics])"
     )

@@ -19,6 +19,7 @@ from nsml_hpc.cli.common import (
     script_spec,
     sync_quietly,
 )
+from nsml_hpc.cli.run_options import add_run_options, apply_run_options
 from nsml_hpc.errors import NotFoundError
 from nsml_hpc.formatting import printable, printable_tree
 
@@ -33,6 +34,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     with open_workspace() as workspace:
         spec, code_root = script_spec(args, workspace)
+        spec = apply_run_options(args, spec, workspace)
         spec = place_if_auto(spec, workspace)
         prepared = workspace.prepare(spec, code_root)
         if args.dry_run:
@@ -208,6 +210,7 @@ def render_detail(detail: dict[str, Any]) -> str:
     if detail["metric_sources"]:
         captured = ", ".join(f"{k} ({v})" for k, v in sorted(detail["metric_sources"].items()))
         lines.append(f"captured    {captured}")
+    lines.extend(render_issue12_lines(detail))
     if detail["gpu_util"] is not None:
         lines.append(
             f"gpu         {detail['gpu_util']:.0f} % last sample"
@@ -238,6 +241,13 @@ def render_detail(detail: dict[str, Any]) -> str:
             f"  {format_time(event['at'])}  {event['event']:<10} job {event['job_id']}  {details}"
         )
     return "\n".join(lines)
+
+
+def render_issue12_lines(detail: dict[str, Any]) -> list[str]:
+    """The dataset read, printed-metric capture, and hyperparameters changed while running."""
+    from nsml_hpc.cli.run_options import detail_lines
+
+    return detail_lines(detail)
 
 
 def resources_line(asked: dict[str, Any], allocation: dict[str, Any] | None) -> str:
@@ -352,6 +362,7 @@ def register(commands: Commands) -> None:
     submit.add_argument("--project", help="project name (default: the code folder's name)")
     submit.add_argument("--memo", help="a note to remember this session by")
     add_cluster_flag(submit, "cluster to submit to (default: default_cluster, else local)")
+    add_run_options(submit)
     submit.add_argument("--dry-run", action="store_true", help="print the sbatch script only")
     submit.add_argument(
         "--follow",

@@ -13,6 +13,8 @@ sync_interval_seconds = 1     # the file clock: how often an open TUI reads run 
 key_metric = "val_loss"       # the metric the TUI's session table shows (default: guessed)
 submit_grace_seconds = 60     # a fresh job missing from sacct is not lost before this
 max_code_mb = 100             # size guard for the code snapshot
+max_dataset_gb = 100          # size guard for `dataset push`
+capture_stdout = false        # submit --capture-stdout by default (metrics printed to the output)
 default_cluster = "local"     # the cluster of commands that name none (--cluster NAME)
 idle_gpu_minutes = 60         # ps flags sessions whose GPUs sat at 0 % this long
 run_dir_mode = "group"        # who may read your run directories: private | group | world
@@ -32,8 +34,8 @@ Cluster profiles live in ``clusters.toml`` beside this file (:mod:`nsml_hpc.conf
 ``NSML_HPC_CATALOG``, ``NSML_HPC_RUN_ROOT``, ``NSML_HPC_POLL_FLOOR``, ``NSML_HPC_SUBMIT_GRACE``,
 ``NSML_HPC_CLUSTER`` (default cluster), ``NSML_HPC_CLUSTERS`` (profiles file),
 ``NSML_HPC_SSH_CONFIG`` (OpenSSH config file, default ``~/.ssh/config``),
-``NSML_HPC_SYNC_INTERVAL``, ``NSML_HPC_KEY_METRIC``, ``NSML_HPC_SLURM_FLOOR``,
-``NSML_HPC_SLURM_QUERIES``.
+``NSML_HPC_SYNC_INTERVAL``, ``NSML_HPC_KEY_METRIC``, ``NSML_HPC_MAX_DATASET_GB``,
+``NSML_HPC_SLURM_FLOOR``, ``NSML_HPC_SLURM_QUERIES``.
 
 The site's policy (:mod:`nsml_hpc.config.site_policy`, ``/etc/nsml-hpc/site.toml``) holds the
 three Slurm settings to its floors and ceiling: user config cannot loosen it.
@@ -100,6 +102,8 @@ class Settings:
     key_metric: str | None = None
     metric_directions: Directions = NO_OVERRIDES
     run_dir_mode: str | None = None  # private | group | world; None: the umask decides
+    max_dataset_bytes: int = 100 * 1024**3
+    capture_stdout: bool = False  # the default of submit --capture-stdout
     slurm_floor_seconds: float = 60.0  # the Slurm clock (see nsml_hpc.sync.clocks)
     slurm_queries_per_hour: int = 60
     site: SitePolicy = field(default_factory=SitePolicy)
@@ -133,6 +137,8 @@ KEYS: dict[str, str] = {
     "slurm_queries_per_hour": NUMBER,
     "key_metric": TEXT,
     "run_dir_mode": TEXT,
+    "max_dataset_gb": NUMBER,
+    "capture_stdout": "a boolean",
     "gc": TABLE,
     "metrics": TABLE,
 }
@@ -146,6 +152,7 @@ ENV_KEYS = {
     "NSML_HPC_SLURM_FLOOR": "slurm_floor_seconds",
     "NSML_HPC_SLURM_QUERIES": "slurm_queries_per_hour",
     "NSML_HPC_KEY_METRIC": "key_metric",
+    "NSML_HPC_MAX_DATASET_GB": "max_dataset_gb",
 }
 
 
@@ -321,6 +328,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         key_metric=key_metric.strip() if key_metric else None,
         metric_directions=_directions(path, data),
         run_dir_mode=run_dir_mode,
+        max_dataset_bytes=int(source.number(data, "max_dataset_gb", 100, 0.0) * 1024**3),
+        capture_stdout=bool(data.get("capture_stdout", False)),
         slurm_floor_seconds=policy.floor_seconds,
         slurm_queries_per_hour=policy.queries_per_hour,
         site=site,

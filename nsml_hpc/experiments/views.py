@@ -98,6 +98,7 @@ class Standing:
     state: str
     hyperparameters: str
     user: str = ""
+    dataset: str | None = None  # NAME:VERSION the session read (leaderboard --dataset)
 
 
 def ranking_goal(metric: str, flag: Goal | None, directions: Directions) -> tuple[str, Goal]:
@@ -119,10 +120,46 @@ def leaderboard(
 ) -> list[Standing]:
     """Sessions of ``project`` (every user's, or ``owner``'s) ranked by their best ``metric``
     (``goal``: min or max): on a shared catalog, the team's leaderboard."""
-    namer = session_namer(catalog)
     records = list_sessions(catalog, project=project, owner=owner)
     if not records:
         raise NotFoundError(f"no sessions in project {project!r}")
+    return _ranked(catalog, records, metric, goal, top, f"project {project!r}")
+
+
+def dataset_leaderboard(
+    catalog: Catalog,
+    dataset: str,
+    metric: str,
+    goal: Goal,
+    *,
+    top: int | None = None,
+    project: str | None = None,
+) -> list[Standing]:
+    """Sessions that read dataset ``NAME`` (or ``NAME:VERSION``), of every project (or of
+    ``project``), ranked by their best ``metric``; each standing names the version read."""
+    from nsml_hpc.catalog.datasets import sessions_on_dataset
+    from nsml_hpc.job.spec import parse_dataset_ref
+
+    name, version = parse_dataset_ref(dataset)
+    links = {link.session_id: link for link in sessions_on_dataset(catalog, name, version)}
+    records = [record for record in list_sessions(catalog, project=project) if record.id in links]
+    if not records:
+        where = f" in project {project!r}" if project else ""
+        raise NotFoundError(f"no session{where} read dataset {dataset}")
+    versions = {sid: f"{link.name}:{link.version}" for sid, link in links.items()}
+    return _ranked(catalog, records, metric, goal, top, f"dataset {dataset}", versions)
+
+
+def _ranked(
+    catalog: Catalog,
+    records: list[SessionRecord],
+    metric: str,
+    goal: Goal,
+    top: int | None,
+    label: str,
+    datasets: dict[int, str] | None = None,
+) -> list[Standing]:
+    namer = session_namer(catalog)
     ids = {record.id: record for record in records if record.id is not None}
     summaries = summaries_of(catalog, list(ids), [metric])
     entries = []
@@ -135,7 +172,7 @@ def leaderboard(
         if best is not None:
             entries.append((best, step, summary.last_value, ids[session_id]))
     if not entries:
-        raise NotFoundError(f"no session of project {project!r} reported {metric!r}")
+        raise NotFoundError(f"no session of {label} reported {metric!r}")
     entries.sort(key=lambda entry: entry[0], reverse=goal == "max")
     return [
         Standing(
@@ -147,6 +184,7 @@ def leaderboard(
             last=last,
             state=record.state,
             hyperparameters=record.hyperparameters_json,
+            dataset=(datasets or {}).get(record.id or -1),
         )
         for rank, (best, step, last, record) in enumerate(entries[:top] if top else entries, 1)
     ]
@@ -215,3 +253,27 @@ def curves(
     if not found:
         raise NotFoundError(f"no session here reported {metric!r}")
     return found
+
+
+def hyperparameter_marks(
+    catalog: Catalog, names: Sequence[str], x: str = "step"
+) -> list[tuple[float, str]]:
+    """Where each session's job took a hyperparameter change, for a plot's x axis (``step``,
+    or ``time``: seconds since the start): ``(x, "mnist/3: lr -> 0.01")``."""
+    from nsml_hpc.catalog.hparam_events import taken_changes
+
+    records = [get_session(catalog, name) for name in names]
+    changes = taken_changes(catalog, [record.id for record in records if record.id is not None])
+    marks: list[tuple[float, str]] = []
+    for record in records:
+        for change in changes.get(record.id or -1, []):
+            if x == "step":
+                where = float(change.step) if change.step is not None else None
+            else:
+                started = record.started_at
+                where = change.at - started if change.at is not None and started else None
+            if where is None:
+                continue
+            moved = ", ".join(f"{k} -> {v}" for k, v in sorted(change.changes.items()))
+            marks.append((where, f"{record.name}: {moved}"))
+    return marks

@@ -43,6 +43,8 @@ from nsml_hpc.job.gpu_monitor import GpuMonitor
 from nsml_hpc.job.layout import (
     CHECKPOINT_FLAG,
     CODE_DIR,
+    DATASET_ENV,
+    DATASET_NAME_ENV,
     EVENTS_FILE,
     HEARTBEAT_ENV,
     HEARTBEAT_EVENT,
@@ -52,11 +54,13 @@ from nsml_hpc.job.layout import (
     RESUME_STEP_ENV,
     SESSION_FILE,
     SNAPSHOTS_DIR,
+    job_id_from_env,
 )
 from nsml_hpc.job.permissions import MODE_KEY, apply_run_dir_mode
-from nsml_hpc.job.snapshot_format import Manifest, ManifestError, recency_key
+from nsml_hpc.job.snapshot_format import FileEntry, Manifest, ManifestError, recency_key
 from nsml_hpc.job.snapshot_store import check_files, list_snapshots, read_manifest, recover
 from nsml_hpc.job.spec import SessionSpec, warning_seconds
+from nsml_hpc.job.staging import Staged, StagingError, stage, unstage
 
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGCONT)
 POLL_SECONDS = 0.25
@@ -64,14 +68,7 @@ STOP_SECONDS = 10.0  # SIGTERM -> SIGKILL for the training process once the snap
 REQUEUE_TIMEOUT = 30.0
 DEFAULT_HEARTBEAT_SECONDS = 15.0
 EXIT_NO_START_SNAPSHOT = 66
-
-
-def job_id_from_env() -> str | None:
-    """The id sync knows the job by: ``<array>_<task>`` for an array task, else the job id."""
-    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
-    if array and task:
-        return f"{array}_{task}"
-    return os.environ.get("SLURM_JOB_ID")
+EXIT_STAGING_FAILED = 67
 
 
 class EventLog:
@@ -167,6 +164,7 @@ class Wrapper:
         self.warned_at: float | None = None  # USR2 received, not yet handled
         self.warning_handled = False
         self.requeued = False
+        self.staged: Staged | None = None
         self.heartbeat = heartbeat_seconds()
         self.beat_at = time.monotonic()
 
@@ -186,6 +184,8 @@ class Wrapper:
         if not isinstance(fork, dict) or not fork.get("snapshot_path"):
             return None
         path = Path(str(fork["snapshot_path"]))
+        if fork.get("found"):
+            return self._found_checkpoint(fork, path)
         try:
             manifest = read_manifest(path)
         except (ManifestError, OSError) as exc:
@@ -199,6 +199,31 @@ class Wrapper:
             self.events.write(
                 "warning",
                 message=f"{fork.get('session')}:{manifest.tag} was replaced after the fork; "
+                "starting from its current content",
+            )
+        return ResumePoint(path, manifest, "fork")
+
+    def _found_checkpoint(self, fork: dict[str, Any], path: Path) -> ResumePoint:
+        """A checkpoint file the parent's training code wrote itself (found, not saved with
+        nsml_hpc.save): the file is what the child resumes from."""
+        try:
+            info = path.stat()
+        except OSError as exc:
+            raise FileNotFoundError(f"the checkpoint to start from, {path}, is gone") from exc
+        if not path.is_file():
+            raise FileNotFoundError(f"the checkpoint to start from, {path}, is not a file")
+        step = fork.get("step")
+        manifest = Manifest(
+            tag=str(fork.get("snapshot")),
+            step=step if isinstance(step, int) and not isinstance(step, bool) else None,
+            metrics={},
+            files=(FileEntry(path.name, info.st_size),),
+            created=info.st_mtime,
+        )
+        if fork.get("bytes") is not None and fork.get("bytes") != info.st_size:
+            self.events.write(
+                "warning",
+                message=f"{fork.get('session')}:{manifest.tag} changed after the fork; "
                 "starting from its current content",
             )
         return ResumePoint(path, manifest, "fork")
@@ -229,7 +254,43 @@ class Wrapper:
             env[RESUME_FROM_ENV] = str(resume.path)
             if resume.manifest.step is not None:
                 env[RESUME_STEP_ENV] = str(resume.manifest.step)
+        dataset = self.spec.dataset
+        env.pop(DATASET_ENV, None)
+        env.pop(DATASET_NAME_ENV, None)
+        if dataset is not None and dataset.path:
+            env[DATASET_ENV] = str(self.staged.path if self.staged else dataset.path)
+            env[DATASET_NAME_ENV] = f"{dataset.name}:{dataset.version}"
+        if self.spec.captures_stdout:
+            env.setdefault("PYTHONUNBUFFERED", "1")  # printed metrics reach the output promptly
         return env
+
+    # --- dataset staging -------------------------------------------------------------------
+
+    def _stage_dataset(self) -> None:
+        """Copy a ``--stage`` dataset to node-local scratch (StagingError says why not)."""
+        dataset = self.spec.dataset
+        if dataset is None or not dataset.stage or not dataset.path:
+            return
+        nodes = self.spec.resources.nodes
+        self.staged = stage(
+            Path(dataset.path), f"{dataset.name}-{dataset.version}", self.events.job_id, nodes
+        )
+        self.events.write(
+            "dataset_staged",
+            dataset=f"{dataset.name}:{dataset.version}",
+            path=str(self.staged.path),
+            files=self.staged.files,
+            bytes=self.staged.bytes,
+            seconds=self.staged.seconds,
+            method=self.staged.method,
+            nodes=nodes,
+        )
+
+    def _unstage_dataset(self) -> None:
+        if self.staged is not None:
+            unstage(self.staged)
+            self.events.write("dataset_unstaged", path=str(self.staged.path))
+            self.staged = None
 
     # --- signals -------------------------------------------------------------------------
 
@@ -403,12 +464,19 @@ class Wrapper:
                 source=resume.source,
                 restart_count=self.restart,
             )
+        try:
+            self._stage_dataset()
+        except StagingError as exc:
+            self.events.write("ended", exit_code=EXIT_STAGING_FAILED, error=str(exc))
+            print(f"nsml-hpc: cannot stage the dataset: {exc}", file=sys.stderr)
+            return EXIT_STAGING_FAILED
         monitor = GpuMonitor.start_if_available(self.run_dir)
         try:
             return self._supervise(resume)
         finally:
             if monitor is not None:
                 monitor.stop()
+            self._unstage_dataset()
 
     def _supervise(self, resume: ResumePoint | None) -> int:
         code_dir = self.run_dir / CODE_DIR

@@ -20,8 +20,10 @@ from sqlalchemy import and_, case, func, literal
 from sqlalchemy.sql import ColumnElement
 
 from nsml_hpc.catalog.allocations import job_allocations
+from nsml_hpc.catalog.datasets import dataset_of, stdout_captures
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.gpu import gpu_states
+from nsml_hpc.catalog.hparam_events import taken_changes
 from nsml_hpc.catalog.metrics import load_cursors, metric_sources
 from nsml_hpc.catalog.sessions import (
     events_of,
@@ -281,8 +283,29 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
     cursor = load_cursors(catalog, [record.id]).get((record.id, METRICS_FILE))
     allocations = job_allocations(catalog, jobs)
     latest = allocations.get(jobs[-1].job_id) if jobs else None
+    dataset = dataset_of(catalog, record.id)
+    captures = stdout_captures(catalog, [record.id])
     return {
         **row.to_json(),
+        "dataset": None
+        if dataset is None
+        else {
+            "name": dataset.name,
+            "version": dataset.version,
+            "path": dataset.path,
+            "staged": dataset.staged,
+        },
+        "stdout_capture": None if record.id not in captures else {"pattern": captures[record.id]},
+        "hyperparameter_changes": [
+            {
+                "at": change.at,
+                "step": change.step,
+                "version": change.version,
+                "changes": change.changes,
+                "previous": change.previous,
+            }
+            for change in taken_changes(catalog, [record.id])[record.id]
+        ],
         **snapshot_detail(catalog, record.id),
         "project": record.project,
         "user": record.user,

@@ -21,12 +21,13 @@ from nsml_hpc.backends.files import RunFiles
 from nsml_hpc.catalog.models import SessionRecord
 from nsml_hpc.catalog.sessions import list_sessions
 from nsml_hpc.catalog.snapshot_models import SnapshotRecord
-from nsml_hpc.catalog.snapshots import snapshot_metrics, snapshots_of
+from nsml_hpc.catalog.snapshots import found_records, snapshot_metrics, snapshots_of
 from nsml_hpc.config import locations
 from nsml_hpc.context import Context
 from nsml_hpc.errors import GcBusy, NsmlError
 from nsml_hpc.slurm.states import is_live
 from nsml_hpc.snapshots.delete import Recovery, delete_snapshot, finish_interrupted
+from nsml_hpc.snapshots.found import is_writing
 from nsml_hpc.snapshots.retention import (
     Plan,
     Policies,
@@ -90,6 +91,7 @@ def _facts(
     rows: dict[int, list[SnapshotRecord]],
     damaged: dict[int, set[str]],
     now: float,
+    found: set[int] | None = None,
 ) -> tuple[list[SnapshotFacts], list[SessionFacts]]:
     snapshot_facts: list[SnapshotFacts] = []
     session_facts: list[SessionFacts] = []
@@ -118,6 +120,8 @@ def _facts(
                     pinned=row.pinned,
                     forked_from=row.forked_from,
                     damaged=bool(row.problem) or row.tag in damaged.get(record.id, set()),
+                    found=row.id in (found or set()),
+                    writing=is_writing(row.problem),
                 )
             )
     return snapshot_facts, session_facts
@@ -163,6 +167,11 @@ def run_gc(
     )
     damaged: dict[int, set[str]] = {}
     result_damaged: dict[str, str] = {}
+    # Checkpoint files are walked for again where new ones may have come (a live session) or
+    # known ones may have gone; a finished session's last look was taken by sync at its end.
+    with_found = {
+        link.session_id for link in found_records(workspace.catalog, list(reachable)).values()
+    }
     for session_id, record in reachable.items():
         try:
             problems = refresh_session(
@@ -172,6 +181,7 @@ def run_gc(
                 record.name,
                 record.run_dir,
                 now,
+                checkpoints=session_id in live or session_id in with_found,
             )
         except NsmlError as exc:
             errors.append(f"{record.name}: {exc}")
@@ -181,7 +191,8 @@ def run_gc(
             result_damaged[f"{record.name}:{tag}"] = why
     in_scope = list(reachable.values())
     rows = snapshots_of(workspace.catalog, list(reachable))
-    snapshot_facts, session_facts = _facts(in_scope, rows, damaged, now)
+    found = set(found_records(workspace.catalog, list(reachable)))
+    snapshot_facts, session_facts = _facts(in_scope, rows, damaged, now, found)
     the_plan = plan(snapshot_facts, session_facts, policies, now)
     result = GcResult(
         plan=the_plan,

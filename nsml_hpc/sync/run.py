@@ -35,7 +35,9 @@ from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
 from nsml_hpc.backends.base import SlurmBackend
+from nsml_hpc.capture.discover import FoundFile
 from nsml_hpc.capture.ingest import DISCOVERY_FILE, captured_files, scrape_captured
+from nsml_hpc.capture.printed import printed_outputs
 from nsml_hpc.catalog.allocations import Allocation, allocations_of, store_allocations
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.gpu import gpu_states, store_gpu_state
@@ -157,9 +159,12 @@ def sync(
         ]
         if wanted is None or record.cluster in wanted
     ]
-    # A provisional end is live (its state is asked for), not only settling (its allocation)
+    # A session already asked about for its state (a provisional end above all) is never
+    # settling too: that would ask twice and leave sacct's record of its end unapplied.
     live_ids = {record.id for record in live}
-    settling = [r for r in _settling_sessions(catalog, now, wanted) if r.id not in live_ids]
+    settling = [
+        record for record in _settling_sessions(catalog, now, wanted) if record.id not in live_ids
+    ]
     settling_ids = {record.id for record in settling}
     by_cluster: dict[str, list[SessionRecord]] = defaultdict(list)
     for record in [*live, *settling]:
@@ -169,7 +174,10 @@ def sync(
     jobs = jobs_of(catalog, [record.id for record in [*live, *settling] if record.id is not None])
     targets = _sessions_to_scrape(catalog, live, now, wanted)
     troubled: dict[int, str] = {}
-    with_new_events = _scrape(catalog, targets, backend_for, report, now, unreachable, troubled)
+    found: dict[int, list[FoundFile]] = {}
+    with_new_events = _scrape(
+        catalog, targets, backend_for, report, now, unreachable, found=found, troubled=troubled
+    )
     views = file_first.read_views(catalog, live, jobs, now)
     report.state_changes += _apply_file_states(catalog, live, jobs, views, now)
     explain = file_first.notice(views, with_new_events, troubled, report.warnings)
@@ -237,6 +245,7 @@ def sync(
         now,
         sessions_with_new_events=sorted(with_new_events),
         names={record.id: record.name for record in live if record.id is not None},
+        found=found,
     )
     report.new_snapshots = snapshots.added
     report.snapshot_problems = snapshots.problems
@@ -607,7 +616,8 @@ def _settling_sessions(
 ) -> list[SessionRecord]:
     """Sessions that ended recently while accounting's record of their job was incomplete
     (slurmdbd can report a finished job before it has the job's partition and time limit):
-    the same sacct call asks about them again, for their allocation only."""
+    the same sacct call asks about them again, for their allocation only (:func:`sync` leaves
+    out those it asks about for their state anyway, such as a provisional end)."""
     recent = [
         record
         for record in _recently_ended(catalog, now - RECENTLY_ENDED_SECONDS)
@@ -693,20 +703,23 @@ def _scrape(
     report: SyncReport,
     now: float,
     unreachable: set[str],
+    found: dict[int, list[FoundFile]] | None = None,
     troubled: dict[int, str] | None = None,
 ) -> set[int]:
     """Ingest what the jobs appended, one cluster at a time: ONE sizes call for all its
-    metrics, events and gpu.jsonl files, then ONE read_many of only the new bytes of the files
-    that grew (in batches of at most MAX_READ_BYTES); then each session's captured logs. A
-    cluster whose connection fails is left for the next sync (cursors move with their points,
-    so nothing is lost or doubled). Returns the sessions that got new events (their job runs
-    change); ``troubled`` gets the sessions whose events.jsonl had lines that are not events
-    or shrank (see :func:`_shrunk_events`)."""
+    metrics, events and gpu.jsonl files (and the Slurm output of sessions that capture printed
+    metrics), then ONE read_many of only the new bytes of the files that grew (in batches of
+    at most MAX_READ_BYTES); then each session's captured logs. A cluster whose connection
+    fails is left for the next sync (cursors move with their points, so nothing is lost or
+    doubled). Returns the sessions that got new events (their job runs change); ``found``
+    receives the checkpoint files each session's capture walk saw; ``troubled`` the sessions
+    whose events.jsonl had lines that are not events or shrank (see :func:`_shrunk_events`)."""
     troubled = {} if troubled is None else troubled
     with_new_events: set[int] = set()
     ids = [target.session_id for target in targets]
     names = {target.session_id: target.name for target in targets}
     cursors = load_cursors(catalog, ids)
+    printed = printed_outputs(catalog, ids)
     gpu = gpu_states(catalog, ids)
     known_captured = captured_files(cursors)
     discovered = {
@@ -721,9 +734,12 @@ def _scrape(
     for cluster, sessions in sorted(by_cluster.items()):
         if cluster in unreachable:
             continue
+        scraped = {
+            t.session_id: [*SCRAPED_FILES, *printed.files_of(t.session_id)] for t in sessions
+        }
         try:
             files = backend_for(cluster).files
-            paths = [f"{t.run_dir}/{name}" for t in sessions for name in SCRAPED_FILES]
+            paths = [f"{t.run_dir}/{name}" for t in sessions for name in scraped[t.session_id]]
             sizes = files.sizes(paths)
         except NsmlError as exc:
             report.errors.setdefault(cluster, str(exc))
@@ -733,7 +749,7 @@ def _scrape(
         grown: list[tuple[int, str, CursorState, str, int]] = []
         shrunk: list[EventIngest] = []
         for target in sessions:
-            for file in SCRAPED_FILES:
+            for file in scraped[target.session_id]:
                 cursor = cursors.get((target.session_id, file), empty)
                 path = f"{target.run_dir}/{file}"
                 size = sizes.get(path)
@@ -752,7 +768,11 @@ def _scrape(
                 )
                 metric_items: list[MetricIngest] = []
                 event_items: list[EventIngest] = []
+                outputs: list[tuple[int, str, CursorState, bytes]] = []
                 for (session_id, file, cursor, path, _), raw in zip(batch, chunks, strict=True):
+                    if file not in SCRAPED_FILES:  # a Slurm output: read after the batch
+                        outputs.append((session_id, file, cursor, raw))
+                        continue
                     chunk, new_offset = complete_lines(raw, cursor.offset)
                     if not chunk and len(raw) >= MAX_READ_BYTES and file != GPU_FILE:
                         # One line longer than a whole read can never complete within one:
@@ -786,10 +806,14 @@ def _scrape(
                         event_items.append(EventIngest(session_id, events, cursor, new_offset))
                         if events.events:
                             with_new_events.add(session_id)
+                # Printed metrics, without those the same batch brings through report().
+                metric_items += printed.ingest(outputs, metric_items, report.warnings)
                 # Every changed file of the batch in ONE transaction, offsets with their rows.
                 event_items += shrunk
                 shrunk = []
-                store_ingests(catalog, metric_items, event_items, now)
+                store_ingests(
+                    catalog, metric_items, event_items, now, printed_sessions=printed.sessions
+                )
                 _note_malformed_events(event_items, troubled)
                 for item in metric_items:
                     report.new_points += len(item.batch.points)
@@ -815,7 +839,10 @@ def _scrape(
                     discovered.get(target.session_id),
                     now,
                     ended_at=target.ended_at,
+                    printed_sessions=printed.sessions,
                 )
+                if found is not None and captured.checkpoints is not None:
+                    found[target.session_id] = captured.checkpoints
                 report.new_points += captured.points
                 report.malformed_lines += captured.malformed
                 report.warnings.extend(captured.warnings)

@@ -117,8 +117,10 @@ OPEN_TO_FRONT_ENDS = (
 PURE_FUNCTIONS = {
     "nsml_hpc.job.spec.parse_count",
     "nsml_hpc.job.spec.time_limit_minutes",
+    "nsml_hpc.job.spec.parse_dataset_ref",
     "nsml_hpc.job.spec.validate_memo",
     "nsml_hpc.job.spec.validate_memory",
+    "nsml_hpc.job.spec.validate_stdout_pattern",
     "nsml_hpc.slurm.timefmt.format_duration",
     "nsml_hpc.snapshots.fork.parse_changes",
     "nsml_hpc.snapshots.fork.split_changes",

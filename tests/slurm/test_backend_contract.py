@@ -377,3 +377,83 @@ def test_capture_snapshots_and_forks_work_on_every_backend(
     assert [row.tag for row in list_models(ws, parent.name).snapshots] == ["step-1"]
     files = ws.backend_for(contract.cluster).files
     assert files.stat(posixpath.join(record.run_dir, "snapshots", "step-0")) is None
+
+
+ISSUE12 = """
+    import os, time, nsml_hpc
+    folder = nsml_hpc.session.dataset
+    lines = len((folder / "train.txt").read_text().splitlines())
+    os.makedirs("checkpoints", exist_ok=True)
+    step, changed = 0, None
+    while step < 300:
+        lr = nsml_hpc.hparam("lr", 0.1)
+        if lr != 0.1 and changed is None:
+            changed = step
+        nsml_hpc.report(step=step, lr=lr)  # the step an hparam event records comes from here
+        print(f"epoch 0 step {step} loss={1.0 / (step + 1):.4f} lines={lines}", flush=True)
+        if changed is not None and step >= changed + 3:
+            break
+        step += 1
+        time.sleep(0.2)
+    with open(f"checkpoints/epoch=0-step={step}.ckpt", "wb") as out:
+        out.write(b"ckpt")
+"""
+
+
+def test_datasets_live_changes_printed_metrics_and_found_checkpoints_on_every_backend(
+    contract: Contract, project_dir: Path, tmp_path: Path
+) -> None:
+    """Issue 12's paths through each backend's files: a dataset pushed and staged, a change
+    set while the job runs (written through the backend), metrics read from the printed
+    output, and a checkpoint file the script wrote, listed, pulled and removed."""
+    from nsml_hpc.job.spec import DatasetUse
+
+    ws = contract.workspace
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.txt").write_text("a\nb\nc\n")
+    pushed = ws.push_dataset("tiny", data, contract.cluster)
+    assert pushed.created and pushed.version.label == "tiny:1"
+    assert [v.label for v in ws.datasets(contract.cluster)] == ["tiny:1"]
+    write_script(project_dir, "train.py", ISSUE12)
+    spec = SessionSpec(
+        project="contract12",
+        script="train.py",
+        args=["--lr", "0.1"],
+        cluster=contract.cluster,
+        dataset=DatasetUse("tiny", None, True),
+        capture_stdout=True,
+    )
+    prepared = prepare(ws.resolve_dataset(spec), ws.settings, project_dir)
+    done = ws.submit(prepared)
+    wait_for_state(ws, done.name, {"RUNNING"}, timeout=180)
+    deadline = time.monotonic() + 120
+    while get_session(ws.catalog, done.name).last_step is None:
+        assert time.monotonic() < deadline
+        sync_now(ws)
+        time.sleep(0.5)
+    changed = ws.set_hyperparameters(done.name, ["lr=0.01"])
+    assert changed.version == 1
+    record = wait_for_state(ws, done.name, {"COMPLETED", "FAILED"}, timeout=180)
+    assert record.state == "COMPLETED" and record.id is not None
+    sync_now(ws)
+    (change,) = ws.hyperparameter_changes([done.name])[done.name]
+    assert change.changes == {"lr": 0.01} and change.step is not None
+    points = [p for p in metric_rows(ws.catalog, record.id) if p.name == "loss"]
+    assert sorted(p.step or 0 for p in points) == list(range(change.step + 4))
+    assert {p.value for p in metric_rows(ws.catalog, record.id) if p.name == "lines"} == {3.0}
+    tag = f"code/checkpoints/epoch=0-step={change.step + 3}.ckpt"
+    deadline = time.monotonic() + 30
+    while True:
+        rows = {row.tag: row for row in list_models(ws, done.name).snapshots}
+        if tag in rows and not rows[tag].writing:
+            break
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.5)
+    assert (rows[tag].found, rows[tag].step) == ("lightning", change.step + 3)
+    pulled = pull_model(ws, done.name, tag, tmp_path)
+    assert pulled.read_bytes() == b"ckpt"
+    files = ws.backend_for(contract.cluster).files
+    assert files.stat(posixpath.join(record.run_dir, tag)) is not None
+    removed = ws.remove_dataset(contract.cluster, "tiny:1")
+    assert [v.label for v in removed] == ["tiny:1"]

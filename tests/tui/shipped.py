@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from tui.dialogs.confirm import ConfirmDialog
     from tui.dialogs.fork import ForkDialog
     from tui.dialogs.help import HelpScreen
+    from tui.dialogs.hparams import HParamDialog
     from tui.dialogs.memo import MemoDialog
     from tui.session.screen import SessionScreen
     from tui.sessions.layout import GroupLayout, RowSlot, visible_offsets
@@ -25,6 +26,7 @@ else:
     from nsml_hpc.tui.dialogs.confirm import ConfirmDialog
     from nsml_hpc.tui.dialogs.fork import ForkDialog
     from nsml_hpc.tui.dialogs.help import HelpScreen
+    from nsml_hpc.tui.dialogs.hparams import HParamDialog
     from nsml_hpc.tui.dialogs.memo import MemoDialog
     from nsml_hpc.tui.session.screen import SessionScreen
     from nsml_hpc.tui.sessions.layout import GroupLayout, RowSlot, visible_offsets
@@ -37,6 +39,7 @@ __all__ = [
     "ConfirmDialog",
     "ForkDialog",
     "GroupLayout",
+    "HParamDialog",
     "HelpScreen",
     "MemoDialog",
     "NsmlApp",

@@ -2,8 +2,8 @@
 action or the run directories last asked for Slurm, the ceiling's token bucket, when squeue
 last re-read pending reasons, and two counters.
 
-Revision ID: 0004_slurm_clock
-Revises: 0003_job_allocation
+Revision ID: 0005_slurm_clock
+Revises: 0004_issue12_tables
 Create Date: 2026-12-01
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_slurm_clock"
-down_revision = "0003_job_allocation"
+revision = "0005_slurm_clock"
+down_revision = "0004_issue12_tables"
 branch_labels = None
 depends_on = None
 
