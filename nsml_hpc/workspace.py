@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from nsml_hpc.code.upload import Progress as UploadProgress
     from nsml_hpc.config.cluster_profiles import ClusterProfile
     from nsml_hpc.config.settings import Settings
+    from nsml_hpc.config.site_policy import SlurmPolicy
     from nsml_hpc.config_report import Entry as SettingEntry
     from nsml_hpc.datasets.store import DatasetVersion, Pushed
     from nsml_hpc.experiments.compare import Comparison
@@ -128,7 +129,9 @@ class Workspace(Context):
         from nsml_hpc.submit.create import submit
 
         backend = self.backend_for(prepared.spec.cluster)
-        return submit(prepared, self.catalog, self.settings, backend, progress=progress)
+        done = submit(prepared, self.catalog, self.settings, backend, progress=progress)
+        self.ask_slurm_soon([done.cluster], f"{done.name} submitted")
+        return done
 
     def sweep(
         self,
@@ -142,7 +145,7 @@ class Workspace(Context):
         from nsml_hpc.sweeps.submit import submit_sweep
 
         backend = self.backend_for(prepared.spec.cluster)
-        return submit_sweep(
+        done = submit_sweep(
             prepared,
             configurations,
             self.catalog,
@@ -151,6 +154,8 @@ class Workspace(Context):
             max_parallel=max_parallel,
             progress=progress,
         )
+        self.ask_slurm_soon([prepared.spec.cluster], f"sweep {done.name} submitted")
+        return done
 
     def sweep_dry_run(
         self,
@@ -174,11 +179,24 @@ class Workspace(Context):
 
     # --- sync and health --------------------------------------------------------------------
 
-    def sync(self, clusters: Collection[str] | None = None) -> SyncReport:
-        """One sync of every cluster with live sessions (or of ``clusters``): one sacct each."""
+    def sync(self, clusters: Collection[str] | None = None, *, refresh: bool = False) -> SyncReport:
+        """One sync of every cluster with live sessions (or of ``clusters``): what the run
+        directories gained, and at most one sacct each when the Slurm clock says so (or, with
+        ``refresh``, a user asked: as soon as the poll floor allows)."""
         from nsml_hpc.sessions.actions import sync_now
 
-        return sync_now(self, clusters)
+        return sync_now(self, clusters, refresh=refresh)
+
+    def ask_slurm_soon(self, clusters: Collection[str], why: str) -> None:
+        """A user acted on ``clusters``: their next sync, in any process, asks Slurm as soon
+        as the poll floor allows (instead of at the Slurm clock's pace)."""
+        from nsml_hpc.catalog.slurm_clock import want_slurm
+
+        want_slurm(self.catalog, clusters, self.catalog.user, time.time(), why)
+
+    def slurm_policy(self) -> SlurmPolicy:
+        """The effective Slurm clock: these settings held to the site's policy."""
+        return self.settings.slurm_policy
 
     def unreachable_clusters(self, report: SyncReport) -> dict[str, str]:
         """Clusters whose last query failed, with the error (another process's, if skipped)."""
@@ -273,13 +291,19 @@ class Workspace(Context):
         """Cancel the session's live job (one scancel); returns the job ids."""
         from nsml_hpc.sessions.actions import stop_session
 
-        return stop_session(self, name)
+        stopped = stop_session(self, name)
+        self.ask_slurm_soon([self.session(name).cluster], f"{name} stopped")
+        return stopped
 
     def stop_idle(self, min_idle_seconds: float) -> list[tuple[str, float]]:
         """Cancel running sessions whose GPUs sat at 0 % that long: (session, idle seconds)."""
         from nsml_hpc.sessions.actions import stop_idle_sessions
 
-        return stop_idle_sessions(self, min_idle_seconds)
+        stopped = stop_idle_sessions(self, min_idle_seconds)
+        clusters = {self.session(name).cluster for name, _ in stopped}
+        if clusters:
+            self.ask_slurm_soon(clusters, "idle sessions stopped")
+        return stopped
 
     def remove(self, name: str, *, purge: bool = False) -> Removed:
         """Forget a finished session; ``purge`` deletes its run directory too."""
@@ -370,7 +394,11 @@ class Workspace(Context):
         """Submit a child of a session from one of its snapshots (``dry``: the script only)."""
         from nsml_hpc.snapshots.fork import fork_session
 
-        return fork_session(self, request, dry=dry)
+        forked = fork_session(self, request, dry=dry)
+        if forked.submitted is not None:
+            done = forked.submitted
+            self.ask_slurm_soon([done.cluster], f"{done.name} submitted")
+        return forked
 
     # --- gc ---------------------------------------------------------------------------------
 

@@ -60,7 +60,9 @@ def cmd_cluster_add(args: argparse.Namespace) -> int:
     """
     from nsml_hpc.workspace import Workspace
 
-    profile, path, choice = Workspace.add_cluster(args.name, _profile_data(args), replace=args.replace)
+    profile, path, choice = Workspace.add_cluster(
+        args.name, _profile_data(args), replace=args.replace
+    )
     if args.json:
         print_json(
             {
@@ -142,6 +144,21 @@ def cmd_cluster_rm(args: argparse.Namespace) -> int:
     return 0
 
 
+def policy_lines(policy: dict[str, Any]) -> list[str]:
+    """The effective Slurm clock, one line, and a warning line per unusable site file."""
+    if not policy:
+        return []
+    sites = ", ".join(policy["site_files"]) or "none"
+    lines = [
+        f"  {'policy':<11} ok   Slurm asked every {policy['floor_seconds']:g} s while sessions "
+        f"wait, went silent or are unconfirmed (running: every {policy['confirm_seconds']:g} "
+        f"s), {policy['action_floor_seconds']:g} s after an action, at most "
+        f"{policy['queries_per_hour']} commands an hour (site policy: {sites})"
+    ]
+    lines.extend(f"  {'policy':<11} WARN {warning}" for warning in policy["site_warnings"])
+    return lines
+
+
 def render_report(report: ClusterReport) -> str:
     from nsml_hpc.formatting import table
 
@@ -151,7 +168,7 @@ def render_report(report: ClusterReport) -> str:
     lines = [f"cluster {report.name} ({report.backend}, {report.target})"]
     if not report.connected:
         lines.append(line("connection", False, report.error or "failed"))
-        return "\n".join(lines)
+        return "\n".join([*lines, *policy_lines(report.policy)])
     key = f"; host key {report.host_key}" if report.host_key else ""
     lines.append(line("connection", True, f"first answer in {report.connect_seconds:.2f} s{key}"))
     lines.append(
@@ -203,7 +220,7 @@ def render_report(report: ClusterReport) -> str:
         lines.append("  partitions (* default; nodes that take jobs / all)")
         rendered = table(["PARTITION", "NODES", "GPUS", "FREE GPUS"], body)
         lines.extend("    " + row for row in rendered.splitlines())
-    return "\n".join(lines)
+    return "\n".join([*lines, *policy_lines(report.policy)])
 
 
 def cmd_cluster_test(args: argparse.Namespace) -> int:

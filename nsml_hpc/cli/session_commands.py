@@ -79,10 +79,11 @@ def follow_to_the_end(workspace: Workspace, name: str) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    """Ask Slurm about your live sessions (one sacct per cluster) and ingest new metrics."""
+    """Ingest new metrics and events, and ask Slurm about your live sessions (one sacct per
+    cluster) as soon as the poll floor allows."""
     with open_workspace() as workspace:
         clusters = [workspace.settings.profile(args.cluster).name] if args.cluster else None
-        report = workspace.sync(clusters)
+        report = workspace.sync(clusters, refresh=True)
     if args.json:
         print_json(report.__dict__)
     else:

@@ -2,8 +2,9 @@
 
 Connectivity (and how long the first answer took), the Slurm version, whether accounting
 (sacct) answers, GPUs per partition (one sinfo call), whether the run root is writable, and
-the interpreter jobs will run the in-job API with. Every step that fails is reported with its
-cause instead of stopping the others where they can still run.
+the interpreter jobs will run the in-job API with, and the effective policy on asking Slurm
+(the user's settings held to the site's, :mod:`nsml_hpc.config.site_policy`). Every step
+that fails is reported with its cause instead of stopping the others where they can still run.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from nsml_hpc.backends.base import SlurmBackend
 from nsml_hpc.backends.cli import CliBackend
 from nsml_hpc.backends.runner import LocalRunner
 from nsml_hpc.config.cluster_profiles import ClusterProfile
+from nsml_hpc.config.settings import Settings
 from nsml_hpc.context import Context
 from nsml_hpc.errors import NsmlError
 from nsml_hpc.job.layout import API_PATH_DIR, PRIVATE_DIR
@@ -26,6 +28,7 @@ from nsml_hpc.slurm.sinfo import PartitionGpus
 from nsml_hpc.slurm.version import parse_slurm_version
 from nsml_hpc.submit.interpreter import MIN_JOB_PYTHON, Found, best_of, probe, version_tuple
 from nsml_hpc.submit.rundir import run_root_for
+from nsml_hpc.sync.clocks import CONFIRM_FACTOR
 
 PYTHON_PROBE = "import sys; print('%d.%d.%d' % sys.version_info[:3])"
 # What a job imports: the wrapper (python -m nsml_hpc.job), the API behind `import nsml_hpc`
@@ -54,6 +57,8 @@ class ClusterReport:
     python_error: str | None = None
     python_note: str | None = None  # how the interpreter was chosen, or a warning about it
     pythons: list[str] = field(default_factory=list)  # "path version" of what the cluster has
+    # The effective Slurm clock (the user's settings held to the site's policy)
+    policy: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -170,9 +175,23 @@ def _check_run_root(
     return folder
 
 
+def slurm_policy_report(settings: Settings) -> dict[str, Any]:
+    """The effective Slurm clock and where its limits come from."""
+    policy = settings.slurm_policy
+    return {
+        "floor_seconds": policy.floor_seconds,
+        "confirm_seconds": policy.floor_seconds * CONFIRM_FACTOR,
+        "action_floor_seconds": policy.action_floor_seconds,
+        "queries_per_hour": policy.queries_per_hour,
+        "site_files": list(settings.site.files),
+        "site_warnings": list(settings.site.warnings),
+    }
+
+
 def check_cluster(workspace: Context, name: str) -> ClusterReport:
     profile = workspace.settings.profile(name)
     report = ClusterReport(name=name, backend=profile.backend, target=profile.target_text())
+    report.policy = slurm_policy_report(workspace.settings)
     try:
         backend = workspace.backend_for(name)
         start = time.monotonic()

@@ -77,6 +77,8 @@ RESTART_COUNT_ENV = "NSML_HPC_RESTART_COUNT"  # how often Slurm requeued the job
 RUN_ROOT_ENV = "NSML_HPC_RUN_ROOT"  # where load(session=...) looks (also a front-end setting)
 LOCAL_SNAPSHOTS_ENV = "NSML_HPC_LOCAL_SNAPSHOTS"  # where save() writes outside a session
 GPU_INTERVAL_ENV = "NSML_HPC_GPU_INTERVAL"  # seconds between the wrapper's GPU samples
+HEARTBEAT_ENV = "NSML_HPC_HEARTBEAT"  # seconds between the wrapper's ``alive`` lines (0: none)
+HEARTBEAT_EVENT = "alive"  # the wrapper's sign of life in events.jsonl (never stored as a row)
 HPARAM_INTERVAL_ENV = "NSML_HPC_HPARAM_INTERVAL"  # seconds between stats of hparams.json
 DATASET_ENV = "NSML_HPC_DATASET"  # the dataset folder the job reads (staged or shared)
 DATASET_NAME_ENV = "NSML_HPC_DATASET_NAME"  # NAME:VERSION of that dataset

@@ -15,12 +15,16 @@ picks the snapshot to resume from (the latest of this session after a requeue, t
 on a fork) and passes it to the script as ``NSML_HPC_RESUME_FROM``.
 
 Events: started (with restart_count, metrics_line = lines of metrics.jsonl written by earlier
-runs, resume_tag/resume_step), resumed, signal, checkpointed / checkpoint_missed, ended,
-requeued / requeue_refused / requeue_failed.
+runs, resume_tag/resume_step, heartbeat), resumed, signal, checkpointed / checkpoint_missed,
+ended, requeued / requeue_refused / requeue_failed. While the training process runs, an
+``alive`` line every ``heartbeat`` seconds (``NSML_HPC_HEARTBEAT``, default 15; 0: none) tells
+the front end the wrapper still runs: one that stops without an ``ended`` line was killed,
+and only then does the front end need to ask Slurm early.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -42,6 +46,8 @@ from nsml_hpc.job.layout import (
     DATASET_ENV,
     DATASET_NAME_ENV,
     EVENTS_FILE,
+    HEARTBEAT_ENV,
+    HEARTBEAT_EVENT,
     METRICS_FILE,
     RESTART_COUNT_ENV,
     RESUME_FROM_ENV,
@@ -60,6 +66,7 @@ FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGCO
 POLL_SECONDS = 0.25
 STOP_SECONDS = 10.0  # SIGTERM -> SIGKILL for the training process once the snapshot is in
 REQUEUE_TIMEOUT = 30.0
+DEFAULT_HEARTBEAT_SECONDS = 15.0
 EXIT_NO_START_SNAPSHOT = 66
 EXIT_STAGING_FAILED = 67
 
@@ -85,6 +92,16 @@ def command_for(document: dict[str, Any], code_dir: Path) -> list[str]:
     if script.endswith(".py"):
         return [document.get("interpreter") or sys.executable, script, *args]
     return [script, *args]
+
+
+def heartbeat_seconds() -> float | None:
+    """Seconds between ``alive`` lines (``NSML_HPC_HEARTBEAT``); None: no heartbeat."""
+    text = os.environ.get(HEARTBEAT_ENV, "").strip()
+    try:
+        value = float(text) if text else DEFAULT_HEARTBEAT_SECONDS
+    except ValueError:
+        value = DEFAULT_HEARTBEAT_SECONDS
+    return value if 0 < value < 1e6 else None
 
 
 def restart_count() -> int:
@@ -148,6 +165,8 @@ class Wrapper:
         self.warning_handled = False
         self.requeued = False
         self.staged: Staged | None = None
+        self.heartbeat = heartbeat_seconds()
+        self.beat_at = time.monotonic()
 
     # --- start ---------------------------------------------------------------------------
 
@@ -336,6 +355,7 @@ class Wrapper:
             snapshot = self._new_snapshot(before, start)
             if snapshot is not None or child.poll() is not None:
                 break
+            self._beat()
             time.sleep(POLL_SECONDS)
         if snapshot is None:
             snapshot = self._new_snapshot(before, start)
@@ -364,6 +384,14 @@ class Wrapper:
         self.events.write("ended", exit_code=exit_code, requeue=True)
         self._requeue()
         return exit_code if exit_code != 0 else 75  # EX_TEMPFAIL when the requeue failed
+
+    def _beat(self) -> None:
+        """An ``alive`` line every heartbeat (a full disk costs the line, not the job)."""
+        if self.heartbeat is None or time.monotonic() - self.beat_at < self.heartbeat:
+            return
+        self.beat_at = time.monotonic()
+        with contextlib.suppress(OSError):
+            self.events.write(HEARTBEAT_EVENT)
 
     def _stop(self, child: subprocess.Popen[bytes]) -> int:
         if child.poll() is None:
@@ -421,6 +449,7 @@ class Wrapper:
             restart_count=self.restart,
             cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
             pid=os.getpid(),
+            heartbeat=self.heartbeat,
             metrics_line=metrics_line,
             resume_tag=resume.manifest.tag if resume else None,
             resume_step=resume.manifest.step if resume else None,
@@ -469,6 +498,7 @@ class Wrapper:
                 break
             except subprocess.TimeoutExpired:
                 pass
+            self._beat()
             if self.warned_at is not None and not self.warning_handled:
                 stopped = self._handle_warning(child)
                 if stopped is not None:

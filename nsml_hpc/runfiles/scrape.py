@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from nsml_hpc.job.layout import HEARTBEAT_EVENT
 from nsml_hpc.job.text import name_problem
 from nsml_hpc.runfiles.summary import Summary, summarize_points
 
@@ -181,7 +182,9 @@ def parse_metric_lines(chunk: bytes, first_line: int, session_id: int) -> Metric
 
 def parse_event_lines(chunk: bytes, session_id: int, first_line: int = 0) -> EventBatch:
     """Rows for ``event`` from complete ``events.jsonl`` lines (``first_line``: how many
-    lines of the file came before, for the line numbers of refused ones)."""
+    lines of the file came before, for the line numbers of refused ones). The wrapper's
+    heartbeat (``alive``) lines are read (the cursor moves past them: a sign of life) but
+    not stored."""
     batch = EventBatch()
     for raw in chunk.splitlines():
         batch.lines += 1
@@ -200,6 +203,8 @@ def parse_event_lines(chunk: bytes, session_id: int, first_line: int = 0) -> Eve
         if why is not None:
             batch.malformed += 1
             _note(batch.problems, line, f"{why}: refused")
+            continue
+        if record["event"] == HEARTBEAT_EVENT:
             continue
         at = record.get("time")
         job_id = record.get("job_id")

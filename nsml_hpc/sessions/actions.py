@@ -35,9 +35,18 @@ from nsml_hpc.sync.run import SyncReport, sync
 FOLLOW_CHUNK = 64 * 1024
 
 
-def sync_now(workspace: Context, clusters: Collection[str] | None = None) -> SyncReport:
-    """One sync of every cluster with live sessions of the caller (or of ``clusters``)."""
-    return sync(workspace.catalog, workspace.settings, workspace.backend_for, clusters=clusters)
+def sync_now(
+    workspace: Context, clusters: Collection[str] | None = None, *, refresh: bool = False
+) -> SyncReport:
+    """One sync of every cluster with live sessions of the caller (or of ``clusters``);
+    ``refresh``: a user asked, so Slurm is asked as soon as the poll floor allows."""
+    return sync(
+        workspace.catalog,
+        workspace.settings,
+        workspace.backend_for,
+        clusters=clusters,
+        refresh=refresh,
+    )
 
 
 def stop_session(workspace: Context, name: str) -> list[str]:
