@@ -193,6 +193,7 @@ def startup(work: Path, rounds_: int, sessions: int) -> None:
         check=False,
         capture_output=True,
     )
+    (work / "none.toml").write_text("")  # an empty config: every default
     env = {
         **os.environ,
         "NSML_HPC_CATALOG": f"sqlite:///{catalog}",

@@ -142,6 +142,7 @@ def sweep_nsml(count: int) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix="peers-sweep-nsml-"))
     (folder / "proj").mkdir()
     (folder / "proj" / "t.py").write_text("import sys\nprint(sys.argv)\n")
+    (folder / "config.toml").write_text("")  # an empty config: every default
     env = {
         **_held_env(),
         "NSML_HPC_CATALOG": f"sqlite:///{folder / 'catalog.db'}",
