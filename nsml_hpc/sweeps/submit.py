@@ -36,7 +36,7 @@ from nsml_hpc.backends.files import RunFiles
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.sessions import (
     Reserved,
-    discard_session,
+    discard_sessions,
     mark_all_submitted,
     reserve_sessions,
 )
@@ -312,8 +312,8 @@ def _undo(
             backend.cancel(array_ids)
         except NsmlError as exc:
             cause.add_note(f"arrays {', '.join(array_ids)} could not be cancelled: {exc}")
+    discard_sessions(catalog, [record.id for record in records])
     for record in records:
-        discard_session(catalog, record.id)
         try:
             remove_run_dir(files, record.run_dir)
         except NsmlError as exc:
