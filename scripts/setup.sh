@@ -51,12 +51,19 @@ fi
 # waits: scripts/test.sh runs setup again once the sandbox has installed it.
 major_minor() { awk -F. '{ printf "%d.%d", $1, $2 }' <<<"$1"; }
 pyslurm_loads() { .venv/bin/python -c 'import pyslurm' >/dev/null 2>&1; }
+apt_lists_ready() {
+  # Where Slurm came with the machine, apt's package lists may never have been fetched.
+  if [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e '^lock$' -e '^partial$' -e '^auxfiles$')" ]; then
+    apt-get update -qq
+  fi
+}
 install_libslurm_for_pyslurm() {
   # The library the installed pyslurm fails to load, as Debian names its package.
   local missing
   missing=$(.venv/bin/python -c 'import pyslurm' 2>&1 | grep -o 'libslurm\.so\.[0-9]*' | head -n 1)
   if [ -n "$missing" ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: pyslurm needs $missing: apt-get install libslurm${missing##*.}"
+    apt_lists_ready
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       "libslurm${missing##*.}" >/dev/null
   fi
@@ -65,6 +72,7 @@ build_pyslurm() {
   local tarball=$1 root build multiarch
   root=$(pwd)
   echo "setup: building pyslurm from $(basename "$tarball") (the wheel does not fit this Python)"
+  apt_lists_ready
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     libslurm-dev gcc python3-dev >/dev/null
   .venv/bin/python -m pip install -q --disable-pip-version-check 'Cython>=0.29.30,<3.0' \
