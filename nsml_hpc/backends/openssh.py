@@ -30,7 +30,9 @@ class OpenSshRunner:
 
     def run(self, argv: list[str], *, timeout: float) -> CommandResult:
         status, out, err = self.ssh.run(
-            remote_command(argv, self.ssh.profile.remote_path), timeout=timeout, doing=argv[0]
+            remote_command(argv, self.ssh.profile.remote_path, self.ssh.profile.slurm_conf),
+            timeout=timeout,
+            doing=argv[0],
         )
         return CommandResult(
             argv, status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from nsml_hpc.backends.base import PassphrasePrompt, SlurmBackend
 from nsml_hpc.backends.cli import CliBackend
+from nsml_hpc.backends.runner import LocalRunner
 from nsml_hpc.config.cluster_profiles import ClusterProfile
 from nsml_hpc.errors import ConfigError
 
@@ -14,7 +15,9 @@ Factory = Callable[[ClusterProfile, PassphrasePrompt | None], SlurmBackend]
 
 
 def _local(profile: ClusterProfile, _prompt: PassphrasePrompt | None) -> SlurmBackend:
-    return CliBackend(profile.name)
+    """Slurm's commands here; with ``slurm_conf``, every one of them gets that SLURM_CONF."""
+    env = {"SLURM_CONF": profile.slurm_conf} if profile.slurm_conf else None
+    return CliBackend(profile.name, LocalRunner(env))
 
 
 def _ssh(profile: ClusterProfile, prompt: PassphrasePrompt | None) -> SlurmBackend:

@@ -13,9 +13,14 @@ import shlex
 from collections.abc import Sequence
 
 
-def remote_command(argv: list[str], remote_path: str | None = None) -> str:
-    """``sbatch --parsable /r/job.sbatch``; with ``remote_path``, run with that PATH."""
-    words = ["env", f"PATH={remote_path}", *argv] if remote_path else list(argv)
+def remote_command(
+    argv: list[str], remote_path: str | None = None, slurm_conf: str | None = None
+) -> str:
+    """``sbatch --parsable /r/job.sbatch``; with ``remote_path``, run with that PATH, with
+    ``slurm_conf``, with that ``SLURM_CONF`` (a login node that serves several clusters)."""
+    settings = [f"PATH={remote_path}"] if remote_path else []
+    settings += [f"SLURM_CONF={slurm_conf}"] if slurm_conf else []
+    words = ["env", *settings, *argv] if settings else list(argv)
     return shlex.join(words)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 from nsml_hpc.backends.base import CommandResult
@@ -9,7 +10,11 @@ from nsml_hpc.errors import BackendError
 
 
 class LocalRunner:
-    """Runs commands on this machine (the login node)."""
+    """Runs commands on this machine (the login node); ``env`` (such as a cluster's
+    ``SLURM_CONF``) is set on top of this process's environment for every command."""
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self.env = dict(env or {})
 
     def run(self, argv: list[str], *, timeout: float) -> CommandResult:
         try:
@@ -20,6 +25,7 @@ class LocalRunner:
                 timeout=timeout,
                 check=False,
                 stdin=subprocess.DEVNULL,
+                env={**os.environ, **self.env} if self.env else None,
             )
         except FileNotFoundError as exc:
             raise BackendError(

@@ -25,13 +25,19 @@ from nsml_hpc.config.cluster_profiles import ClusterProfile
 class ParamikoRunner:
     """Runs a command on the login node over the cluster's one paramiko connection."""
 
-    def __init__(self, connection: SshConnection, remote_path: str | None = None) -> None:
+    def __init__(
+        self,
+        connection: SshConnection,
+        remote_path: str | None = None,
+        slurm_conf: str | None = None,
+    ) -> None:
         self.connection = connection
         self.remote_path = remote_path
+        self.slurm_conf = slurm_conf
 
     def run(self, argv: list[str], *, timeout: float) -> CommandResult:
         status, out, err = self.connection.exec(
-            remote_command(argv, self.remote_path), timeout=timeout
+            remote_command(argv, self.remote_path, self.slurm_conf), timeout=timeout
         )
         return CommandResult(
             argv, status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
@@ -44,7 +50,7 @@ class SshBackend(CliBackend):
     def __init__(self, profile: ClusterProfile, connection: SshConnection) -> None:
         super().__init__(
             profile.name,
-            ParamikoRunner(connection, profile.remote_path),
+            ParamikoRunner(connection, profile.remote_path, profile.slurm_conf),
             SftpFiles(connection),
         )
         self.profile = profile

@@ -16,10 +16,13 @@ from nsml_hpc.cli.common import (
     Parser,
     add_cluster_flag,
     add_environment_flags,
+    add_launch_flags,
     add_preemption_flags,
     add_resource_flags,
+    check_fits,
     open_workspace,
     place_if_auto,
+    resolve_dependencies,
     script_spec,
     sync_quietly,
 )
@@ -78,7 +81,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         spec, code_root = script_spec(args, workspace.settings.default_cluster)
         backend = workspace.backend_for(spec.cluster)
         spec = place_if_auto(spec, backend)
+        spec = resolve_dependencies(workspace, spec)
         prepared = prepare(spec, workspace.settings, code_root)
+        check_fits(prepared.spec, backend)
         if args.dry_run:
             for index, configuration in enumerate(configurations):
                 pairs = " ".join(f"{k}={v}" for k, v in configuration.items())
@@ -333,6 +338,7 @@ def _add_sweep_options(sweep: argparse.ArgumentParser) -> None:
     space.add_argument("--seed", default="0", help="seed of the random draws")
     sweep.add_argument("--max-parallel", metavar="K", help="at most K sessions run at once")
     add_resource_flags(sweep)
+    add_launch_flags(sweep)
     add_environment_flags(sweep)
     add_preemption_flags(sweep)
     sweep.add_argument("--project", help="project name (default: the code folder's name)")

@@ -12,10 +12,13 @@ from nsml_hpc.cli.common import (
     about_cluster,
     add_cluster_flag,
     add_environment_flags,
+    add_launch_flags,
     add_preemption_flags,
     add_resource_flags,
+    check_fits,
     open_workspace,
     place_if_auto,
+    resolve_dependencies,
     script_spec,
     sync_quietly,
 )
@@ -30,7 +33,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
         spec, code_root = script_spec(args, workspace.settings.default_cluster)
         backend = workspace.backend_for(spec.cluster)
         spec = place_if_auto(spec, backend)
+        spec = resolve_dependencies(workspace, spec)
         prepared = prepare(spec, workspace.settings, code_root)
+        check_fits(prepared.spec, backend)
         if args.dry_run:
             sys.stdout.write(dry_run(prepared, workspace.catalog, workspace.settings, backend))
             return 0
@@ -109,12 +114,14 @@ def cmd_ps(args: argparse.Namespace) -> int:
         return 0
     clusters = {row.cluster for row in rows}
     many = len(clusters) > 1 or clusters != {"local"}
+    multi_node = any(row.nodes > 1 for row in rows)
     body = [
         [
             row.name,
             *([row.cluster] if many else []),
             row.state_text + (f" [requeued {row.requeues}x]" if row.requeues else ""),
-            str(row.gpus),
+            row.gpus_text,
+            *([_nodes_cell(row)] if multi_node else []),
             format_duration(row.elapsed_s),
             _gpu_cell(row, idle_after),
             "-" if row.last_step is None else str(row.last_step),
@@ -122,9 +129,18 @@ def cmd_ps(args: argparse.Namespace) -> int:
         ]
         for row in rows
     ]
-    headers = ["NAME", *(["CLUSTER"] if many else []), "STATE", "GPUS", "ELAPSED", "GPU%"]
+    headers = ["NAME", *(["CLUSTER"] if many else []), "STATE", "GPUS"]
+    headers += [*(["NODES"] if multi_node else []), "ELAPSED", "GPU%"]
     print(table([*headers, "STEP", "METRICS"], body))
     return 0
+
+
+def _nodes_cell(row: Any) -> str:
+    """``duo[1-2]: duo1 running, duo2 running`` for a multi-node session, ``-`` otherwise."""
+    if row.nodes == 1:
+        return "-"
+    listed = row.node_list or f"{row.nodes} nodes"
+    return f"{listed}: {row.node_summary}" if row.node_summary else listed
 
 
 def _gpu_cell(row: Any, idle_after: float) -> str:
@@ -165,10 +181,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def render_detail(detail: dict[str, Any]) -> str:
     from nsml_hpc.formatting import format_metrics, format_time
+    from nsml_hpc.sessions.views import shown_resources
     from nsml_hpc.slurm.timefmt import format_duration
 
     spec = detail["spec"]
-    res = {key: value for key, value in spec["resources"].items() if value not in (None, 0)}
+    res = shown_resources(spec["resources"])
     lines = [
         f"session     {detail['name']}  ({detail['cluster']}, user {detail['user']})",
         f"state       {detail['state_text']}",
@@ -185,6 +202,7 @@ def render_detail(detail: dict[str, Any]) -> str:
         f"  ({detail['metric_points']} points,"
         f" {detail['malformed_metric_lines']} malformed lines)",
     ]
+    lines.extend(render_node_lines(detail))
     if detail["metric_sources"]:
         captured = ", ".join(f"{k} ({v})" for k, v in sorted(detail["metric_sources"].items()))
         lines.append(f"captured    {captured}")
@@ -218,6 +236,29 @@ def render_detail(detail: dict[str, Any]) -> str:
             f"  {format_time(event['at'])}  {event['event']:<10} job {event['job_id']}  {details}"
         )
     return "\n".join(lines)
+
+
+def render_node_lines(detail: dict[str, Any]) -> list[str]:
+    """The launch mode, what the session waits for, and each node's state."""
+    spec = detail["spec"]
+    lines: list[str] = []
+    launch = spec.get("launch", "plain")
+    if launch != "plain" or detail.get("nodes", 1) > 1:
+        nodes = f"{detail.get('nodes', 1)} node(s)"
+        listed = f": {detail['node_list']}" if detail.get("node_list") else ""
+        lines.append(f"launch      {launch} on {nodes}{listed}")
+    if spec.get("after"):
+        lines.append(
+            f"after       {', '.join(spec['after'])} "
+            f"(--dependency={spec['resources'].get('dependency') or '-'})"
+        )
+    for node in detail.get("node_states", []):
+        devices = node["cuda_visible_devices"] or "-"
+        lines.append(
+            f"  node {'-' if node['node'] is None else node['node']:<3} {node['host']:<16} "
+            f"{node['state']:<10} {node['tasks']} task(s)  CUDA_VISIBLE_DEVICES={devices}"
+        )
+    return lines
 
 
 def render_snapshot_lines(detail: dict[str, Any]) -> list[str]:
@@ -325,6 +366,7 @@ def check_session_cluster(workspace: Any, name: str, cluster: str | None) -> Non
 def register(commands: Commands) -> None:
     submit = commands.add("submit", cmd_submit)
     add_resource_flags(submit)
+    add_launch_flags(submit)
     add_preemption_flags(submit)
     add_environment_flags(submit)
     submit.add_argument("--project", help="project name (default: the code folder's name)")

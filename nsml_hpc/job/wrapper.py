@@ -17,6 +17,15 @@ on a fork) and passes it to the script as ``NSML_HPC_RESUME_FROM``.
 Events: started (with restart_count, metrics_line = lines of metrics.jsonl written by earlier
 runs, resume_tag/resume_step), resumed, signal, checkpointed / checkpoint_missed, ended,
 requeued / requeue_refused / requeue_failed.
+
+Launch modes other than plain (docs/multi-node.md): the batch script runs this wrapper with
+the command to supervise after ``--`` (``srun ... python -m nsml_hpc.job RUN_DIR --task
+[-- torchrun ...]``) instead of the training script. srun starts the wrapper again on every
+node in task mode (:mod:`nsml_hpc.job.task`), which writes task_started / task_ended events
+(host, node, task, CUDA_VISIBLE_DEVICES, exit code) to a file of its own under
+``.nsml/tasks/``; this wrapper, the one writer of events.jsonl, relays them there (and per-rank
+metric lines from ``.nsml/ranks/`` into metrics.jsonl), so no two nodes ever append to the same
+file on a shared file system. Slurm's warning reaches srun, which forwards it to every task.
 """
 
 from __future__ import annotations
@@ -41,11 +50,13 @@ from nsml_hpc.job.layout import (
     CODE_DIR,
     EVENTS_FILE,
     METRICS_FILE,
+    RANKS_DIR,
     RESTART_COUNT_ENV,
     RESUME_FROM_ENV,
     RESUME_STEP_ENV,
     SESSION_FILE,
     SNAPSHOTS_DIR,
+    TASKS_DIR,
 )
 from nsml_hpc.job.snapshot_format import Manifest, ManifestError, recency_key
 from nsml_hpc.job.snapshot_store import check_files, list_snapshots, read_manifest, recover
@@ -56,6 +67,8 @@ POLL_SECONDS = 0.25
 STOP_SECONDS = 10.0  # SIGTERM -> SIGKILL for the training process once the snapshot is in
 REQUEUE_TIMEOUT = 30.0
 EXIT_NO_START_SNAPSHOT = 66
+RELAY_SECONDS = 1.0  # how often task events and per-rank metrics are relayed
+RELAY_MAX_BYTES = 4 << 20  # read at most this much of one file per relay
 
 
 def job_id_from_env() -> str | None:
@@ -67,8 +80,8 @@ def job_id_from_env() -> str | None:
 
 
 class EventLog:
-    def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / EVENTS_FILE
+    def __init__(self, run_dir: Path, path: Path | None = None) -> None:
+        self.path = path or run_dir / EVENTS_FILE
         self.job_id = job_id_from_env()
 
     def write(self, event: str, **data: Any) -> None:
@@ -78,6 +91,76 @@ class EventLog:
             os.write(fd, (json.dumps(line, sort_keys=True) + "\n").encode())
         finally:
             os.close(fd)
+
+
+def append_lines(path: Path, data: bytes) -> None:
+    """Append complete lines with single ``write`` calls on an ``O_APPEND`` descriptor."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+class Relay:
+    """Copies complete lines from the task wrappers' event files (``.nsml/tasks/``) into
+    events.jsonl and from per-rank metric files (``.nsml/ranks/``) into metrics.jsonl.
+
+    Each of those files has one writer (one task, one rank) and is read here from where the
+    last look stopped, so a partly written last line waits for the next look."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.pairs = (
+            (run_dir / TASKS_DIR, run_dir / EVENTS_FILE),
+            (run_dir / RANKS_DIR, run_dir / METRICS_FILE),
+        )
+        self.offsets: dict[str, int] = {}
+        self.next_at = 0.0
+
+    def clear(self) -> None:
+        """Remove the files of earlier runs (no task of ours is alive yet)."""
+        for folder, _ in self.pairs:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def poll(self, *, force: bool = False) -> int:
+        """Relay what is new (at most every RELAY_SECONDS unless ``force``); lines copied."""
+        now = time.monotonic()
+        if not force and now < self.next_at:
+            return 0
+        self.next_at = now + RELAY_SECONDS
+        copied = 0
+        for folder, target in self.pairs:
+            chunks = [self._new_lines(path) for path in self._files(folder)]
+            data = b"".join(chunks)
+            if data:
+                append_lines(target, data)
+                copied += data.count(b"\n")
+        return copied
+
+    @staticmethod
+    def _files(folder: Path) -> list[str]:
+        try:
+            return sorted(
+                entry.path
+                for entry in os.scandir(folder)
+                if entry.name.endswith(".jsonl") and entry.is_file()
+            )
+        except OSError:
+            return []
+
+    def _new_lines(self, path: str) -> bytes:
+        offset = self.offsets.get(path, 0)
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(offset)
+                data = handle.read(RELAY_MAX_BYTES)
+        except OSError:
+            return b""
+        end = data.rfind(b"\n") + 1
+        self.offsets[path] = offset + end
+        return data[:end]
 
 
 def command_for(document: dict[str, Any], code_dir: Path) -> list[str]:
@@ -136,8 +219,10 @@ class ResumePoint:
 
 
 class Wrapper:
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, launch_command: list[str] | None = None) -> None:
         self.run_dir = run_dir
+        self.launch_command = launch_command  # srun ... (multi-node launch modes)
+        self.relay = Relay(run_dir)
         self.document: dict[str, Any] = json.loads((run_dir / SESSION_FILE).read_text("utf-8"))
         self.spec = SessionSpec.from_dict(self.document["spec"])
         self.events = EventLog(run_dir)
@@ -191,6 +276,7 @@ class Wrapper:
             self.events.write("warning", message=f"cannot tidy {self.snapshots}: {exc}")
         try:
             self.flag.unlink(missing_ok=True)
+            self.relay.clear()
             metrics_line = close_and_count_lines(self.run_dir / METRICS_FILE)
         except OSError as exc:
             self.events.write("warning", message=f"cannot read {METRICS_FILE}: {exc}")
@@ -274,6 +360,7 @@ class Wrapper:
             snapshot = self._new_snapshot(before, start)
             if snapshot is not None or child.poll() is not None:
                 break
+            self.relay.poll()
             time.sleep(POLL_SECONDS)
         if snapshot is None:
             snapshot = self._new_snapshot(before, start)
@@ -299,6 +386,7 @@ class Wrapper:
             )
             return None
         exit_code = self._stop(child)
+        self.relay.poll(force=True)
         self.events.write("ended", exit_code=exit_code, requeue=True)
         self._requeue()
         return exit_code if exit_code != 0 else 75  # EX_TEMPFAIL when the requeue failed
@@ -356,6 +444,7 @@ class Wrapper:
             restart_count=self.restart,
             cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
             pid=os.getpid(),
+            **self._launch_details(),
             metrics_line=metrics_line,
             resume_tag=resume.manifest.tag if resume else None,
             resume_step=resume.manifest.step if resume else None,
@@ -377,12 +466,23 @@ class Wrapper:
             if monitor is not None:
                 monitor.stop()
 
+    def _launch_details(self) -> dict[str, Any]:
+        """What the started event says about a multi-node launch (nothing for plain)."""
+        if self.launch_command is None:
+            return {}
+        return {
+            "launch": self.spec.launch,
+            "nodes": os.environ.get("SLURM_JOB_NODELIST"),
+            "node_count": self.spec.resources.nodes,
+            "master_addr": os.environ.get("MASTER_ADDR"),
+            "master_port": os.environ.get("MASTER_PORT"),
+        }
+
     def _supervise(self, resume: ResumePoint | None) -> int:
         code_dir = self.run_dir / CODE_DIR
+        command = self.launch_command or command_for(self.document, code_dir)
         try:
-            child = subprocess.Popen(
-                command_for(self.document, code_dir), cwd=code_dir, env=self._child_env(resume)
-            )
+            child = subprocess.Popen(command, cwd=code_dir, env=self._child_env(resume))
         except OSError as exc:
             self.events.write("ended", exit_code=127, error=str(exc))
             print(f"nsml-hpc: cannot start the training script: {exc}", file=sys.stderr)
@@ -397,6 +497,7 @@ class Wrapper:
                 break
             except subprocess.TimeoutExpired:
                 pass
+            self.relay.poll()
             if self.warned_at is not None and not self.warning_handled:
                 stopped = self._handle_warning(child)
                 if stopped is not None:
@@ -405,6 +506,7 @@ class Wrapper:
             # The warning came as the script ended by itself: it finished, nothing to requeue.
             self.events.write("signal", signal="USR2", note="after the training script ended")
         exit_code = returncode if returncode >= 0 else 128 - returncode
+        self.relay.poll(force=True)
         self.events.write(
             "ended",
             exit_code=exit_code,
@@ -413,17 +515,5 @@ class Wrapper:
         return exit_code
 
 
-def run(run_dir: Path) -> int:
-    return Wrapper(run_dir).run()
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m nsml_hpc.job RUN_DIR", file=sys.stderr)
-        return 2
-    return run(Path(args[0]))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def run(run_dir: Path, launch_command: list[str] | None = None) -> int:
+    return Wrapper(run_dir, launch_command).run()

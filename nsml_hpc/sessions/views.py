@@ -15,6 +15,7 @@ from nsml_hpc.catalog.sessions import events_of, get_session, jobs_of, list_sess
 from nsml_hpc.catalog.snapshots import requeue_counts
 from nsml_hpc.job.layout import METRICS_FILE
 from nsml_hpc.runfiles.idle import IdleState, idle_for
+from nsml_hpc.sessions.nodes import NodeState, node_states, node_summary, task_events
 from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
 from nsml_hpc.snapshots.views import snapshot_detail
 
@@ -45,6 +46,14 @@ class SessionRow:
     gpu_util: float | None = None  # mean utilisation of the last nvidia-smi sample
     gpu_idle_s: float = 0.0  # how long every GPU of the session has sat at 0 %
     requeues: int = 0
+    nodes: int = 1  # nodes asked for (gpus is per node)
+    node_list: str | None = None  # Slurm's list of the latest job's nodes
+    node_summary: str = ""  # per-node state of a multi-node launch: "duo1 running, duo2 ok"
+
+    @property
+    def gpus_text(self) -> str:
+        """``4``, or ``2x4`` for 4 GPUs on each of 2 nodes."""
+        return str(self.gpus) if self.nodes == 1 else f"{self.nodes}x{self.gpus}"
 
     @property
     def state_text(self) -> str:
@@ -53,6 +62,7 @@ class SessionRow:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["state_text"] = self.state_text
+        data["gpus_text"] = self.gpus_text
         return data
 
 
@@ -63,12 +73,37 @@ def elapsed(record: SessionRecord, now: float) -> float | None:
     return record.elapsed_s
 
 
+def shown_resources(resources: dict[str, Any]) -> dict[str, Any]:
+    """The resources a session asked for, without the unset ones (GPUs as ``a100:4``)."""
+    shown = {k: v for k, v in resources.items() if v not in (None, 0, False, [], "")}
+    if resources.get("gpu_type") and "gpus" in shown:
+        shown["gpus"] = f"{resources['gpu_type']}:{resources['gpus']}"
+        shown.pop("gpu_type", None)
+    if "sbatch_args" in shown:
+        shown["sbatch_args"] = " ".join(shown["sbatch_args"])
+    return shown
+
+
+def requested_nodes(record: SessionRecord) -> int:
+    try:
+        nodes = json.loads(record.spec_json).get("resources", {}).get("nodes", 1)
+    except (ValueError, AttributeError):
+        return 1
+    return nodes if isinstance(nodes, int) and nodes > 0 else 1
+
+
+def _nodes_of(record: SessionRecord, events: list[dict[str, Any]]) -> list[NodeState]:
+    return node_states(events, live=record.state not in TERMINAL_STATES)
+
+
 def _row(
     record: SessionRecord,
     job_ids: list[str],
     now: float,
     gpu: IdleState | None = None,
     requeues: int = 0,
+    node_list: str | None = None,
+    nodes: list[NodeState] | None = None,
 ) -> SessionRow:
     live_gpu = gpu if gpu is not None and record.state == SessionState.RUNNING else None
     return SessionRow(
@@ -87,6 +122,9 @@ def _row(
         gpu_util=live_gpu.last_util if live_gpu else None,
         gpu_idle_s=idle_for(live_gpu, now) if live_gpu else 0.0,
         requeues=requeues,
+        nodes=requested_nodes(record),
+        node_list=node_list,
+        node_summary=node_summary(nodes or []),
     )
 
 
@@ -103,16 +141,25 @@ def session_rows(
     jobs = jobs_of(catalog, ids)
     gpu = gpu_states(catalog, ids)
     requeues = requeue_counts(catalog, ids)
-    return [
-        _row(
-            record,
-            [job.job_id for job in jobs.get(record.id or -1, [])],
-            now,
-            gpu.get(record.id or -1),
-            requeues.get(record.id or -1, 0),
+    many = [r.id for r in records if r.id is not None and requested_nodes(r) > 1]
+    tasks = task_events(catalog, many)
+    rows = []
+    for record in records:
+        key = record.id or -1
+        session_jobs = jobs.get(key, [])
+        nodes = _nodes_of(record, tasks[key]) if key in tasks else []
+        rows.append(
+            _row(
+                record,
+                [job.job_id for job in session_jobs],
+                now,
+                gpu.get(key),
+                requeues.get(key, 0),
+                session_jobs[-1].node_list if session_jobs else None,
+                nodes,
+            )
         )
-        for record in records
-    ]
+    return rows
 
 
 def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> dict[str, Any]:
@@ -122,8 +169,15 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
     jobs = jobs_of(catalog, [record.id])[record.id]
     gpu = gpu_states(catalog, [record.id]).get(record.id)
     requeues = requeue_counts(catalog, [record.id]).get(record.id, 0)
+    nodes = _nodes_of(record, task_events(catalog, [record.id])[record.id])
     row = _row(
-        record, [job.job_id for job in jobs], time.time() if now is None else now, gpu, requeues
+        record,
+        [job.job_id for job in jobs],
+        time.time() if now is None else now,
+        gpu,
+        requeues,
+        jobs[-1].node_list if jobs else None,
+        nodes,
     )
     cursor = load_cursors(catalog, [record.id]).get((record.id, METRICS_FILE))
     return {
@@ -133,6 +187,7 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
         "user": record.user,
         "run_dir": record.run_dir,
         "spec": json.loads(record.spec_json),
+        "node_states": [node.to_json() for node in nodes],
         "hyperparameters": json.loads(record.hyperparameters_json),
         "submitted_at": record.submitted_at,
         "started_at": record.started_at,

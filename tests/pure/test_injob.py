@@ -27,10 +27,13 @@ def test_the_in_job_modules_are_the_job_package_and_what_it_imports():
         "job.gpu_monitor",
         "job.hparams",
         "job.layout",
+        "job.rendezvous",
+        "job.sbatch_options",
         "job.snapshot_format",
         "job.snapshot_store",
         "job.snapshots",
         "job.spec",
+        "job.task",
         "job.wrapper",
     ]
     assert set(in_job_files()) == {
