@@ -234,14 +234,16 @@ def _plot_png(found: list[Any], metric: str, x: str, path: Path) -> None:
 
 
 def cmd_gpus(args: argparse.Namespace) -> int:
-    """GPUs per partition: types, total, allocated, idle, and pending demand
-    (one sinfo and one squeue call)."""
+    """GPUs per partition: types, GPUs on each node, total, allocated, idle, and pending
+    demand (one sinfo and one squeue call); with --nodes, every node's GPUs too."""
+    from nsml_hpc.clusters.info import node_rows, per_node_text
     from nsml_hpc.formatting import table
     from nsml_hpc.slurm.sinfo import partition_summary
 
     with open_workspace() as workspace:
         backend = workspace.backend_for(args.cluster)
-        partitions = partition_summary(backend.cluster_gpus())
+        nodes = backend.cluster_gpus()
+        partitions = partition_summary(nodes)
         demand = backend.pending_demand()
     rows = []
     for part in partitions:
@@ -250,6 +252,8 @@ def cmd_gpus(args: argparse.Namespace) -> int:
             [
                 part.name + ("*" if part.is_default else ""),
                 ",".join(part.gpu_types) or "-",
+                str(part.nodes),
+                per_node_text(nodes, part.name),
                 str(part.gpus_total),
                 str(part.gpus_allocated),
                 str(part.gpus_idle),
@@ -258,27 +262,46 @@ def cmd_gpus(args: argparse.Namespace) -> int:
             ]
         )
     if args.json:
+        listing = [
+            {
+                "partition": p.name,
+                "default": p.is_default,
+                "types": list(p.gpu_types),
+                "nodes": p.nodes,
+                "per_node": per_node_text(nodes, p.name),
+                "total": p.gpus_total,
+                "allocated": p.gpus_allocated,
+                "idle": p.gpus_idle,
+                "unavailable": p.gpus_unavailable,
+                "pending_gpus": demand[p.name].gpus if p.name in demand else 0,
+                "pending_jobs": demand[p.name].jobs if p.name in demand else 0,
+            }
+            for p in partitions
+        ]
+        shown: Any = {"partitions": listing, "nodes": node_rows(nodes)} if args.nodes else listing
+        print(json.dumps(shown, indent=2))
+        return 0
+    headers = ["PARTITION", "TYPES", "NODES", "PER NODE", "TOTAL", "ALLOCATED", "IDLE", "DOWN"]
+    print(table([*headers, "PENDING"], rows))
+    if args.nodes:
+        print()
         print(
-            json.dumps(
+            table(
+                ["NODE", "PARTITIONS", "STATE", "TYPES", "GPUS", "USED", "FREE"],
                 [
-                    {
-                        "partition": p.name,
-                        "default": p.is_default,
-                        "types": list(p.gpu_types),
-                        "total": p.gpus_total,
-                        "allocated": p.gpus_allocated,
-                        "idle": p.gpus_idle,
-                        "unavailable": p.gpus_unavailable,
-                        "pending_gpus": demand[p.name].gpus if p.name in demand else 0,
-                        "pending_jobs": demand[p.name].jobs if p.name in demand else 0,
-                    }
-                    for p in partitions
+                    [
+                        row["node"],
+                        ",".join(row["partitions"]),
+                        row["state"],
+                        ",".join(row["types"]) or "-",
+                        str(row["total"]),
+                        str(row["used"]),
+                        str(row["free"]),
+                    ]
+                    for row in node_rows(nodes)
                 ],
-                indent=2,
             )
         )
-        return 0
-    print(table(["PARTITION", "TYPES", "TOTAL", "ALLOCATED", "IDLE", "DOWN", "PENDING"], rows))
     return 0
 
 
@@ -380,6 +403,7 @@ def register(commands: Commands) -> None:
     gpus = commands.add("gpus", cmd_gpus)
     gpus.add_argument("--cluster", default="local", help=argparse.SUPPRESS)
     gpus.add_argument("--json", action="store_true")
+    gpus.add_argument("--nodes", action="store_true", help="list every node's GPUs too")
 
     diff = commands.add("diff", cmd_diff)
     diff.add_argument("left", help="PROJECT/N")

@@ -30,6 +30,7 @@ file on a shared file system. Slurm's warning reaches srun, which forwards it to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -234,6 +235,7 @@ class Wrapper:
         self.warned_at: float | None = None  # USR2 received, not yet handled
         self.warning_handled = False
         self.requeued = False
+        self.term_pending = False  # multi-node: SIGTERM to pass on to the tasks
 
     # --- start ---------------------------------------------------------------------------
 
@@ -305,8 +307,30 @@ class Wrapper:
         self.events.write("signal", signal=signal.Signals(signum).name)
         if signum == signal.SIGTERM:
             self._write_flag(reason="SIGTERM")
+            if self.launch_command is not None:
+                # srun answers SIGTERM by killing its tasks (SIGKILL): the main loop asks
+                # Slurm to send the tasks SIGTERM instead.
+                self.term_pending = True
+                return
         if self.child is not None and self.child.poll() is None:
             self.child.send_signal(signum)
+
+    def _signal_tasks(self, name: str) -> None:
+        """``scancel --signal=NAME <job>``: every job step's tasks (not this batch shell)
+        get the signal as such; srun itself would turn TERM into KILL."""
+        job_id, scancel = os.environ.get("SLURM_JOB_ID"), shutil.which("scancel")
+        if not job_id or scancel is None:
+            return
+        try:
+            subprocess.run(
+                [scancel, f"--signal={name}", job_id],
+                capture_output=True,
+                timeout=REQUEUE_TIMEOUT,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            self.events.write("warning", message=f"scancel --signal={name} {job_id}: {exc}")
 
     def _on_warning(self, _signum: int, _frame: FrameType | None) -> None:
         if self.warned_at is None:
@@ -392,6 +416,10 @@ class Wrapper:
         return exit_code if exit_code != 0 else 75  # EX_TEMPFAIL when the requeue failed
 
     def _stop(self, child: subprocess.Popen[bytes]) -> int:
+        if child.poll() is None and self.launch_command is not None:
+            self._signal_tasks("TERM")  # the tasks stop their ranks; srun then ends
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=STOP_SECONDS)
         if child.poll() is None:
             child.terminate()
             try:
@@ -498,6 +526,9 @@ class Wrapper:
             except subprocess.TimeoutExpired:
                 pass
             self.relay.poll()
+            if self.term_pending:
+                self.term_pending = False
+                self._signal_tasks("TERM")
             if self.warned_at is not None and not self.warning_handled:
                 stopped = self._handle_warning(child)
                 if stopped is not None:
