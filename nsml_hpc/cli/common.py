@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -30,11 +30,47 @@ if TYPE_CHECKING:
 Command = Callable[[argparse.Namespace], int]
 
 
+# Flags whose value is itself an option (``--sbatch-arg --comment=x``): argparse would take
+# the value for an unknown option, so the parser joins the two words first.
+DASH_VALUE_FLAGS = frozenset({"--sbatch-arg"})
+
+
 class Parser(argparse.ArgumentParser):
     """argparse that raises instead of printing usage, so every error is one line."""
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see: {self.prog} --help)")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        words = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(self._join_dash_values(words), namespace)
+
+    def _join_dash_values(self, words: list[str]) -> list[str]:
+        """``--sbatch-arg --comment=x`` -> ``--sbatch-arg=--comment=x``, among the options
+        before the first positional word only (the script's own arguments stay untouched)."""
+        out: list[str] = []
+        index = 0
+        while index < len(words):
+            word = words[index]
+            if word == "--" or not word.startswith("-") or word == "-":
+                return out + words[index:]
+            action = self._option_string_actions.get(word)
+            if word in DASH_VALUE_FLAGS and action is not None and index + 1 < len(words):
+                out.append(f"{word}={words[index + 1]}")
+                index += 2
+                continue
+            out.append(word)
+            index += 1
+            if action is None or action.nargs == 0 or "=" in word:
+                continue
+            if action.nargs not in (None, 1):
+                return out + words[index:]  # a variable number of values: leave the rest be
+            if index < len(words):
+                out.append(words[index])  # the option's value, whatever it looks like
+                index += 1
+        return out
 
 
 class Commands:

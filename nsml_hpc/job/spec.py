@@ -31,7 +31,7 @@ CONSTRAINT = re.compile(r"^[A-Za-z0-9_.,&|()\[\]*:!-]{1,512}$")
 MODULE_NAME = re.compile(r"^[A-Za-z0-9_./+-]{1,256}$")
 MEMORY = re.compile(r"^([0-9]+)([KMGT]?)B?$", re.IGNORECASE)
 GPU_TYPE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-MAIL_USER = re.compile(r"^[A-Za-z0-9_.+%-]{1,128}(@[A-Za-z0-9.-]{1,253})?$")
+MAIL_USER = re.compile(r"^[A-Za-z0-9_.+-]{1,128}(@[A-Za-z0-9.-]{1,253})?$")
 MAIL_TYPES = (
     "NONE",
     "BEGIN",
