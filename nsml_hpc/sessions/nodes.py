@@ -103,6 +103,17 @@ def _state(entry: _Node, live: bool) -> NodeState:
     )
 
 
+def allocated_nodes(events: Sequence[dict[str, Any]]) -> str | None:
+    """Slurm's node list of the latest run, as the job wrapper saw it (``SLURM_JOB_NODELIST``,
+    in its ``started`` event). Steadier than sacct's NodeList, which reads only the first node
+    for a moment after a multi-node job ends."""
+    for event in reversed(events):
+        if event.get("event") == "started":
+            nodes = event.get("nodes")
+            return nodes if isinstance(nodes, str) and nodes else None
+    return None
+
+
 def node_summary(states: Sequence[NodeState]) -> str:
     """``duo1 running, duo2 running``; beyond a few nodes, counts per state."""
     if not states:

@@ -15,7 +15,13 @@ from nsml_hpc.catalog.sessions import events_of, get_session, jobs_of, list_sess
 from nsml_hpc.catalog.snapshots import requeue_counts
 from nsml_hpc.job.layout import METRICS_FILE
 from nsml_hpc.runfiles.idle import IdleState, idle_for
-from nsml_hpc.sessions.nodes import NodeState, node_states, node_summary, task_events
+from nsml_hpc.sessions.nodes import (
+    NodeState,
+    allocated_nodes,
+    node_states,
+    node_summary,
+    task_events,
+)
 from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
 from nsml_hpc.snapshots.views import snapshot_detail
 
@@ -155,7 +161,8 @@ def session_rows(
                 now,
                 gpu.get(key),
                 requeues.get(key, 0),
-                session_jobs[-1].node_list if session_jobs else None,
+                allocated_nodes(tasks.get(key, []))
+                or (session_jobs[-1].node_list if session_jobs else None),
                 nodes,
             )
         )
@@ -169,14 +176,15 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
     jobs = jobs_of(catalog, [record.id])[record.id]
     gpu = gpu_states(catalog, [record.id]).get(record.id)
     requeues = requeue_counts(catalog, [record.id]).get(record.id, 0)
-    nodes = _nodes_of(record, task_events(catalog, [record.id])[record.id])
+    events = task_events(catalog, [record.id])[record.id]
+    nodes = _nodes_of(record, events)
     row = _row(
         record,
         [job.job_id for job in jobs],
         time.time() if now is None else now,
         gpu,
         requeues,
-        jobs[-1].node_list if jobs else None,
+        allocated_nodes(events) or (jobs[-1].node_list if jobs else None),
         nodes,
     )
     cursor = load_cursors(catalog, [record.id]).get((record.id, METRICS_FILE))
