@@ -211,7 +211,15 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--idle-seconds", type=float, default=10.0)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--build-only", metavar="DB", help="only build the catalog at this SQLite file, then stop"
+    )
     args = parser.parse_args()
+    if args.build_only:
+        catalog = open_catalog(f"sqlite:///{args.build_only}")
+        build(catalog, args.sessions, 1000)
+        catalog.close()
+        return
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'catalog.db'}"
         catalog = open_catalog(url)

@@ -5,12 +5,13 @@ The feature packages take a :class:`Context`; the CLI and the TUI hold a
 
 Backends are built from cluster profiles on first use and kept for the context's life, so a
 command or a sync uses ONE connection per remote cluster for everything it does;
-:meth:`Context.close` closes them.
+:meth:`Context.close` (or leaving a ``with`` block) closes them and the catalog.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Self
 
 from nsml_hpc.backends.base import PassphrasePrompt, SlurmBackend
@@ -59,3 +60,14 @@ class Context:
             backend.close()
         self._backends.clear()
         self.catalog.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

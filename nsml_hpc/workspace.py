@@ -1,17 +1,517 @@
 """The one front-end interface: what the CLI, the TUI and notebooks call.
 
 A :class:`Workspace` is a :class:`~nsml_hpc.context.Context` (settings, catalog, backends) with
-the operations users have on it. Each operation imports its feature package when it is first
-called, so opening a workspace, or printing ``--help``, loads nothing a command does not use.
+the operations users have on it: submit, sweep, sync, list, show, stop, remove, logs, memo,
+diff, fork, snapshots, gc, compare, leaderboard, curves, clusters and their health. Each method
+delegates to its feature package (which takes a context) and imports it when first called, so
+opening a workspace, or printing ``--help``, loads nothing a command does not use. The few
+operations a command needs before any catalog exists (cluster profiles, gc's cron line) are
+static methods.
+
+    with Workspace.open() as ws:
+        for row in ws.sessions(project="mnist"):
+            print(row.name, row.state_text, row.elapsed_s)
+
+**The rule for front ends.** ``nsml_hpc/cli/`` and ``tui/`` import from the library only:
+
+1. this module: every *operation*, i.e. anything that reads or writes the catalog, a cluster,
+   a run directory, the config files or the crontab, is a :class:`Workspace` method;
+2. :mod:`nsml_hpc.errors` (the error tree) and :mod:`nsml_hpc.formatting` (how values print);
+3. *values* from the feature packages: the data types the operations take and return
+   (classes, type aliases and constants: ``SessionSpec``, ``ForkRequest``, ``SessionRow``,
+   ``SessionQuery``, ``SORT_COLUMNS``), and pure functions of values that touch no state, the
+   parsers of a user's text and the formatters (``job.spec.parse_count``,
+   ``sweeps.grid.parse_grid``, ``snapshots.fork.parse_changes``,
+   ``slurm.timefmt.format_duration``).
+
+Never :mod:`nsml_hpc.catalog` or :mod:`nsml_hpc.backends`, not even a type under
+``TYPE_CHECKING``: catalog rows and backends stay behind this face (a row reaches a front end
+as a :class:`~nsml_hpc.sessions.views.SessionRow`). ``tests/pure/test_headless.py`` checks all
+three points on every module of ``cli/`` and ``tui/``, imports inside functions included.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 from nsml_hpc.context import Context
+
+if TYPE_CHECKING:
+    import pandas
+
+    from nsml_hpc.catalog.series import Series
+    from nsml_hpc.clusters.check import ClusterReport
+    from nsml_hpc.clusters.hostkeys import HostKeyCheck
+    from nsml_hpc.clusters.info import ClusterOverview
+    from nsml_hpc.code.upload import Progress as UploadProgress
+    from nsml_hpc.config.cluster_profiles import ClusterProfile
+    from nsml_hpc.config.settings import Settings
+    from nsml_hpc.experiments.compare import Comparison
+    from nsml_hpc.experiments.views import Curve, Standing
+    from nsml_hpc.job.direction import Goal
+    from nsml_hpc.job.spec import SessionSpec
+    from nsml_hpc.sessions.actions import Removed
+    from nsml_hpc.sessions.diff import SessionDiff
+    from nsml_hpc.sessions.logtail import LogTail
+    from nsml_hpc.sessions.query import SessionQuery
+    from nsml_hpc.sessions.views import SessionRow
+    from nsml_hpc.slurm.demand import Demand
+    from nsml_hpc.slurm.sinfo import NodeGpus, PartitionGpus
+    from nsml_hpc.snapshots.actions import SnapshotRow, Usage
+    from nsml_hpc.snapshots.fork import Forked, ForkRequest
+    from nsml_hpc.snapshots.gc import GcResult
+    from nsml_hpc.snapshots.retention import Policies
+    from nsml_hpc.submit.create import Prepared, Submitted
+    from nsml_hpc.submit.dependencies import Resolved
+    from nsml_hpc.submit.placement import Placement
+    from nsml_hpc.sweeps.submit import Progress as SweepProgress
+    from nsml_hpc.sweeps.submit import SubmittedSweep
+    from nsml_hpc.sync.run import SyncReport
+
+
+def _no_progress(phase: str, done: int, total: int) -> None:
+    """A sweep's progress, shown nowhere."""
 
 
 class Workspace(Context):
     """Settings, the catalog and the clusters' backends, with the users' operations."""
+
+    # --- submit and sweep -------------------------------------------------------------------
+
+    @staticmethod
+    def code_root_for(script: Path, cwd: Path) -> Path:
+        """The folder a submit snapshots: ``cwd`` if it holds ``script``, else its folder."""
+        from nsml_hpc.submit.create import code_root_for
+
+        return code_root_for(script, cwd)
+
+    def place(self, spec: SessionSpec) -> Placement:
+        """``--partition auto``: the partition where the job starts first (sinfo + test-only)."""
+        from nsml_hpc.submit.placement import place
+
+        return place(spec, self.backend_for(spec.cluster))
+
+    def resolve_after(self, spec: SessionSpec) -> Resolved:
+        """``--after SESSION``: the job ids of ``spec.after`` (same cluster) added to its
+        ``--dependency`` as ``afterok`` (sync the cluster first for fresh states)."""
+        from nsml_hpc.submit.dependencies import resolve_after
+
+        return resolve_after(self.catalog, spec)
+
+    def check_fits(self, spec: SessionSpec) -> None:
+        """A multi-node or typed-GPU request its partition can never hold: SpecError in one
+        line (one sinfo call; nothing is created)."""
+        from nsml_hpc.submit.fit import check_fits
+
+        check_fits(spec, self.backend_for(spec.cluster))
+
+    def prepare(self, spec: SessionSpec, code_root: Path) -> Prepared:
+        """Validate ``spec`` (with its cluster's defaults) and snapshot ``code_root``."""
+        from nsml_hpc.submit.create import prepare
+
+        return prepare(spec, self.settings, code_root)
+
+    def dry_run(self, prepared: Prepared) -> str:
+        """The sbatch script ``submit`` would send; nothing is written or submitted."""
+        from nsml_hpc.submit.create import dry_run
+
+        backend = self.backend_for(prepared.spec.cluster)
+        return dry_run(prepared, self.catalog, self.settings, backend)
+
+    def submit(self, prepared: Prepared, *, progress: UploadProgress | None = None) -> Submitted:
+        """Create the run directory, the catalog row and the Slurm job (all or nothing)."""
+        from nsml_hpc.submit.create import submit
+
+        backend = self.backend_for(prepared.spec.cluster)
+        return submit(prepared, self.catalog, self.settings, backend, progress=progress)
+
+    def sweep(
+        self,
+        prepared: Prepared,
+        configurations: list[dict[str, str]],
+        *,
+        max_parallel: int | None = None,
+        progress: SweepProgress = _no_progress,
+    ) -> SubmittedSweep:
+        """One session per configuration, submitted as one job array."""
+        from nsml_hpc.sweeps.submit import submit_sweep
+
+        backend = self.backend_for(prepared.spec.cluster)
+        return submit_sweep(
+            prepared,
+            configurations,
+            self.catalog,
+            self.settings,
+            backend,
+            max_parallel=max_parallel,
+            progress=progress,
+        )
+
+    # --- sync and health --------------------------------------------------------------------
+
+    def sync(self, clusters: Collection[str] | None = None) -> SyncReport:
+        """One sync of every cluster with live sessions (or of ``clusters``): one sacct each."""
+        from nsml_hpc.sessions.actions import sync_now
+
+        return sync_now(self, clusters)
+
+    def unreachable_clusters(self, report: SyncReport) -> dict[str, str]:
+        """Clusters whose last query failed, with the error (another process's, if skipped)."""
+        from nsml_hpc.catalog.polls import poll_status
+        from nsml_hpc.clusters.health import unreachable_clusters
+
+        polls = poll_status(self.catalog) if report.skipped_by_floor else {}
+        return unreachable_clusters(report, polls)
+
+    # --- sessions ---------------------------------------------------------------------------
+
+    def sessions(
+        self,
+        *,
+        project: str | None = None,
+        cluster: str | None = None,
+        limit: int | None = None,
+    ) -> list[SessionRow]:
+        """``ps``: submitted sessions, newest first, with job ids, GPU use and requeues."""
+        from nsml_hpc.sessions.views import session_rows
+
+        return session_rows(self.catalog, project=project, cluster=cluster, limit=limit)
+
+    def session(self, name: str) -> SessionRow:
+        """One session's row (:class:`~nsml_hpc.errors.NotFoundError` if there is none)."""
+        from nsml_hpc.sessions.views import one_session_row
+
+        return one_session_row(self.catalog, name)
+
+    def session_page(
+        self, query: SessionQuery, offset: int, limit: int, *, now: float
+    ) -> list[SessionRow]:
+        """Rows ``offset`` .. ``offset + limit`` of the filtered, sorted session table."""
+        from nsml_hpc.sessions.query import session_page
+
+        return session_page(self.catalog, query, offset, limit, now=now)
+
+    def count_sessions(self, query: SessionQuery) -> int:
+        """How many sessions ``query``'s filter matches."""
+        from nsml_hpc.sessions.query import count_sessions
+
+        return count_sessions(self.catalog, query)
+
+    def project_counts(self, query: SessionQuery) -> list[tuple[str, int]]:
+        """(project, matching sessions) in project order: the groups of a grouped table."""
+        from nsml_hpc.sessions.query import project_counts
+
+        return project_counts(self.catalog, query)
+
+    def matching_names(self, query: SessionQuery) -> list[str]:
+        """Every session name ``query``'s filter matches (for "mark all")."""
+        from nsml_hpc.sessions.query import matching_names
+
+        return matching_names(self.catalog, query)
+
+    def session_clusters(self) -> list[str]:
+        """Clusters that sessions in the catalog ran on, sorted."""
+        from nsml_hpc.sessions.query import session_clusters
+
+        return session_clusters(self.catalog)
+
+    def show(self, name: str, *, now: float | None = None) -> dict[str, Any]:
+        """Everything ``show`` prints about a session, as JSON-ready data."""
+        from nsml_hpc.sessions.views import session_detail
+
+        return session_detail(self.catalog, name, now=now)
+
+    def stop(self, name: str) -> list[str]:
+        """Cancel the session's live job (one scancel); returns the job ids."""
+        from nsml_hpc.sessions.actions import stop_session
+
+        return stop_session(self, name)
+
+    def stop_idle(self, min_idle_seconds: float) -> list[tuple[str, float]]:
+        """Cancel running sessions whose GPUs sat at 0 % that long: (session, idle seconds)."""
+        from nsml_hpc.sessions.actions import stop_idle_sessions
+
+        return stop_idle_sessions(self, min_idle_seconds)
+
+    def remove(self, name: str, *, purge: bool = False) -> Removed:
+        """Forget a finished session; ``purge`` deletes its run directory too."""
+        from nsml_hpc.sessions.actions import remove_session
+
+        return remove_session(self, name, purge=purge)
+
+    def set_memo(self, name: str, memo: str) -> None:
+        """Replace the session's memo (one line)."""
+        from nsml_hpc.sessions.actions import set_memo
+
+        set_memo(self, name, memo)
+
+    def diff(self, left: str, right: str, *, code: bool = True) -> SessionDiff:
+        """How two sessions differ: spec, hyperparameters and (``code``) their code."""
+        from nsml_hpc.sessions.diff import diff_sessions
+
+        return diff_sessions(self.catalog, left, right, code=code)
+
+    # --- logs -------------------------------------------------------------------------------
+
+    def log_paths(self, name: str) -> list[str]:
+        """The session's Slurm output files on its cluster, one per job id, oldest first."""
+        from nsml_hpc.sessions.actions import log_paths
+
+        return log_paths(self, name)
+
+    def read_logs(self, name: str) -> Iterator[bytes]:
+        """Everything the session printed so far."""
+        from nsml_hpc.sessions.actions import read_logs
+
+        return read_logs(self, name)
+
+    def follow_logs(self, name: str) -> Iterator[bytes]:
+        """The session's output, then new output as it comes, until the session ends."""
+        from nsml_hpc.sessions.actions import follow_logs
+
+        return follow_logs(self, name)
+
+    def log_tail(self, name: str) -> LogTail:
+        """A reader of what the session's log files gain (byte offsets, on its cluster)."""
+        from nsml_hpc.catalog.sessions import get_session
+        from nsml_hpc.sessions.logtail import LogTail
+
+        return LogTail(self.backend_for(get_session(self.catalog, name).cluster).files)
+
+    # --- snapshots and fork -----------------------------------------------------------------
+
+    def snapshots(self, name: str) -> list[SnapshotRow]:
+        """The session's snapshots, re-read from its run directory, oldest first."""
+        from nsml_hpc.snapshots.actions import list_models
+
+        return list_models(self, name).snapshots
+
+    def remove_snapshot(self, name: str, tag: str) -> SnapshotRow:
+        """Delete one snapshot, refusing pinned, forked-from and a live session's latest."""
+        from nsml_hpc.snapshots.actions import remove_model
+
+        return remove_model(self, name, tag)
+
+    def pin_snapshot(self, name: str, tag: str, *, pinned: bool = True) -> None:
+        """Pin (keep from gc and deletion) or unpin one snapshot."""
+        from nsml_hpc.snapshots.actions import pin_model
+
+        pin_model(self, name, tag, pinned)
+
+    def pull_snapshot(self, name: str, tag: str, destination: Path) -> Path:
+        """Copy a snapshot folder to ``destination`` on this machine; returns the folder."""
+        from nsml_hpc.snapshots.actions import pull_model
+
+        return pull_model(self, name, tag, destination)
+
+    def snapshot_usage(self, project: str | None = None) -> list[Usage]:
+        """Disk used by snapshots, per session (of ``project``)."""
+        from nsml_hpc.snapshots.actions import disk_usage
+
+        return disk_usage(self, project=project)
+
+    def fork(self, request: ForkRequest, *, dry: bool = False) -> Forked:
+        """Submit a child of a session from one of its snapshots (``dry``: the script only)."""
+        from nsml_hpc.snapshots.fork import fork_session
+
+        return fork_session(self, request, dry=dry)
+
+    # --- gc ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def gc_policies() -> Policies:
+        """The retention policies of the config file's ``[gc]`` tables."""
+        from nsml_hpc.config import locations
+        from nsml_hpc.snapshots.retention import load_policies
+
+        return load_policies(locations.config_file())
+
+    @staticmethod
+    def gc_log_file(policies: Policies) -> Path:
+        """Where ``gc --cron`` logs: the policies' ``log_file``, else the data folder's."""
+        from nsml_hpc.snapshots.gc import default_log_file
+
+        return policies.log_file or default_log_file()
+
+    @staticmethod
+    def gc_lock() -> AbstractContextManager[None]:
+        """Hold the gc lock (:class:`~nsml_hpc.snapshots.gc.GcBusy` if another gc runs)."""
+        from nsml_hpc.snapshots.gc import gc_lock
+
+        return gc_lock()
+
+    def gc(
+        self, *, apply: bool = False, project: str | None = None, policies: Policies | None = None
+    ) -> GcResult:
+        """Plan the deletions the retention policies ask for; with ``apply``, carry them out."""
+        from nsml_hpc.snapshots.gc import run_gc
+
+        return run_gc(self, apply=apply, project=project, policies=policies)
+
+    @staticmethod
+    def gc_cron_line(schedule: str) -> str:
+        """The crontab line that runs ``nsml-hpc gc --cron`` on ``schedule``."""
+        from nsml_hpc.snapshots.cron import cron_line
+
+        return cron_line(schedule)
+
+    @staticmethod
+    def install_gc_cron(line: str) -> bool:
+        """Put ``line`` in the user's crontab; True if it replaced an earlier gc line."""
+        from nsml_hpc.snapshots.cron import install_cron
+
+        return install_cron(line)
+
+    # --- experiments ------------------------------------------------------------------------
+
+    def metric_goal(self, metric: str) -> Goal:
+        """Which way ``metric`` is better: the direction rule with the config's ``[metrics]``."""
+        return self.settings.metric_directions.goal(metric)
+
+    def ranking_goal(self, metric: str, flag: Goal | None = None) -> tuple[str, Goal]:
+        """The metric to rank by and which way: ``flag``, a ``NAME:min|max`` suffix, the rule."""
+        from nsml_hpc.experiments.views import ranking_goal
+
+        return ranking_goal(metric, flag, self.settings.metric_directions)
+
+    def key_metric(self, names: Sequence[str]) -> str | None:
+        """The metric tables key on: the configured one, else a preferred one of ``names``."""
+        from nsml_hpc.experiments.keymetric import pick_key_metric
+
+        return pick_key_metric(names, self.settings.key_metric)
+
+    def metric_names(self, session: str | None = None) -> list[str]:
+        """Names of the metrics reported by ``session`` (or by any session), sorted."""
+        from nsml_hpc.catalog.summaries import metric_names
+
+        if session is None:
+            return metric_names(self.catalog)
+        return metric_names(self.catalog, [self._session_id(session)])
+
+    def metric_series(self, session: str, metric: str, buckets: int) -> Series:
+        """The curve of ``metric`` in ``session``, downsampled to ``2 * buckets`` points."""
+        from nsml_hpc.catalog.series import metric_series
+
+        return metric_series(self.catalog, self._session_id(session), metric, buckets)
+
+    def _session_id(self, name: str) -> int:
+        from nsml_hpc.catalog.sessions import get_session
+
+        session_id = get_session(self.catalog, name).id
+        assert session_id is not None
+        return session_id
+
+    def compare(self, names: Sequence[str]) -> Comparison:
+        """Hyperparameters that differ and each metric's best and last per session."""
+        from nsml_hpc.experiments.compare import compare_sessions
+
+        return compare_sessions(self.catalog, names, self.settings.metric_directions)
+
+    def comparison_table(
+        self, names: Sequence[str], *, project: str | None = None, metrics: Sequence[str] = ()
+    ) -> pandas.DataFrame:
+        """``compare``: one row per session (named, or every one of ``project``)."""
+        from nsml_hpc.experiments.views import comparison_frame, sessions_of
+
+        chosen = sessions_of(self.catalog, names, project)
+        directions = self.settings.metric_directions
+        return comparison_frame(self.catalog, chosen, metrics, directions)
+
+    def leaderboard(
+        self, project: str, metric: str, goal: Goal | None = None, top: int | None = None
+    ) -> list[Standing]:
+        """``project``'s sessions ranked by their best ``metric`` (which way: ranking_goal)."""
+        from nsml_hpc.experiments.views import leaderboard
+
+        name, chosen = self.ranking_goal(metric, goal)
+        return leaderboard(self.catalog, project, name, chosen, top)
+
+    def curves(
+        self,
+        names: Sequence[str],
+        metric: str,
+        *,
+        x: str = "step",
+        buckets: int = 200,
+        smoothing: int = 1,
+    ) -> list[Curve]:
+        """One downsampled curve of ``metric`` per session, over steps or time."""
+        from nsml_hpc.experiments.views import curves
+
+        return curves(self.catalog, names, metric, x=x, buckets=buckets, smoothing=smoothing)
+
+    # --- clusters ---------------------------------------------------------------------------
+
+    @staticmethod
+    def read_settings() -> Settings:
+        """The settings and cluster profiles, read without opening the catalog."""
+        from nsml_hpc.config.settings import load_settings
+
+        return load_settings()
+
+    @staticmethod
+    def add_cluster(
+        name: str, data: dict[str, Any], *, replace: bool = False
+    ) -> tuple[ClusterProfile, Path]:
+        """Validate a profile and write it to clusters.toml; returns it and the file."""
+        from nsml_hpc.config.cluster_profiles import profile_from_dict
+        from nsml_hpc.config.clusters_file import add_profile
+
+        profile = profile_from_dict(name, data)
+        return profile, add_profile(profile, replace=replace)
+
+    def remove_cluster(self, name: str, *, force: bool = False) -> Path:
+        """Remove a profile, refused while sessions on it are live (unless ``force``)."""
+        from nsml_hpc.catalog.sessions import live_sessions
+        from nsml_hpc.config.clusters_file import remove_profile
+        from nsml_hpc.errors import SpecError
+
+        live = [r.name for r in live_sessions(self.catalog, time.time()) if r.cluster == name]
+        if live and not force:
+            raise SpecError(
+                f"cluster {name} has live sessions ({', '.join(live[:5])}); stop them, or pass "
+                "--force to remove the profile anyway (they could no longer be followed)"
+            )
+        return remove_profile(name)
+
+    def test_cluster(self, name: str) -> ClusterReport:
+        """Connectivity, Slurm version, sacct, partitions, run root and job interpreter."""
+        from nsml_hpc.clusters.check import check_cluster
+
+        return check_cluster(self, name)
+
+    @staticmethod
+    def trust_cluster(name: str, confirm: Callable[[HostKeyCheck], bool]) -> list[HostKeyCheck]:
+        """Check the host key of each server on the way; add new ones ``confirm`` accepts."""
+        from nsml_hpc.clusters.hostkeys import trust_cluster
+        from nsml_hpc.config.settings import load_settings
+
+        return trust_cluster(load_settings().profile(name), confirm)
+
+    def cluster_overview(
+        self, cluster: str, *, user: str | None = None, now: float | None = None
+    ) -> ClusterOverview:
+        """GPUs per partition and ``user``'s queue, at most one sinfo + squeue per floor."""
+        from nsml_hpc.clusters.info import cluster_overview
+
+        return cluster_overview(self, cluster, user=user, now=now)
+
+    def gpu_nodes(self, cluster: str) -> tuple[list[NodeGpus], dict[str, Demand]]:
+        """GPUs of every node (per partition) and the pending demand (one sinfo, one squeue);
+        ``slurm.sinfo.partition_summary`` sums them per partition."""
+        backend = self.backend_for(cluster)
+        return backend.cluster_gpus(), backend.pending_demand()
+
+    def gpus(self, cluster: str) -> tuple[list[PartitionGpus], dict[str, Demand]]:
+        """GPUs per partition and the pending demand per partition (one sinfo, one squeue)."""
+        from nsml_hpc.slurm.sinfo import partition_summary
+
+        backend = self.backend_for(cluster)
+        return partition_summary(backend.cluster_gpus()), backend.pending_demand()
 
 
 __all__ = ["Workspace"]

@@ -1,26 +1,41 @@
 #!/usr/bin/env bash
-# slurm-sandbox.sh — a real one-node Slurm cluster for nsml-hpc's integration tests.
+# slurm-sandbox.sh — a real Slurm site on one machine, for nsml-hpc's integration tests.
 #
 # Brings up munge + MariaDB + slurmdbd + slurmctld + slurmd + an sshd on 127.0.0.1:2222 on a
-# Debian machine WITHOUT systemd (CI machines, containers). Every config file is written here,
-# from heredocs, so this script is the single source of truth for the cluster; the Docker image
-# (sandbox/Dockerfile) runs this same script.
+# Debian machine WITHOUT systemd (CI machines, containers): the one-node cluster `nsml`. Beside it
+# runs a second cluster, `duo`, with two compute nodes in their own network namespaces, sharing
+# munge and slurmdbd. Around them, what a real site has: PrivateData=jobs, real users, Lmod with
+# a site module, cron, daemons in UTC. Every config file is written here, from heredocs, so this
+# script is the single source of truth for the site; the Docker image (sandbox/Dockerfile) runs
+# this same script.
 #
 #   slurm-sandbox.sh install   apt-get install the missing Debian packages (nothing else)
-#   slurm-sandbox.sh up        install, write configs, start what is down, wait for the node
+#   slurm-sandbox.sh up        install, write configs, start what is down, wait for the nodes
 #   slurm-sandbox.sh run       up, then stay in the foreground until SIGTERM/SIGINT, then down
-#   slurm-sandbox.sh down      stop every sandbox daemon and wait until they are gone
-#   slurm-sandbox.sh status    daemons up/down + the node's sinfo line; exit 0 only if usable
+#   slurm-sandbox.sh down      stop every sandbox daemon, remove the duo cluster's namespaces
+#   slurm-sandbox.sh status    daemons up/down + the nodes' sinfo lines; exit 0 only if usable
 #   slurm-sandbox.sh logs [N]  last N (default 30) lines of every daemon log
+#   slurm-sandbox.sh dbd-stop  stop slurmdbd only (slurmctld keeps answering); `up` restarts it
+#   slurm-sandbox.sh dbd-start start slurmdbd again and wait until it answers
+#   slurm-sandbox.sh nfs-check exit 0 if an NFS mount is at /mnt/nsml-nfs, else print why not
+#                              and exit 3 (the development kernel has no NFS: see docs/sandbox.md)
 #
 # Environment:
 #   NSML_SANDBOX_FOREGROUND=1     make `up` behave like `run` (for container entrypoints)
 #   NSML_SANDBOX_SSH_LISTEN=ADDR  sshd listen address (default 127.0.0.1; the image uses 0.0.0.0
 #                                 because Docker forwards published ports to the container's eth0)
-#   NSML_SANDBOX_TIMEOUT=SECONDS  how long `up` waits for the node to become usable (default 60)
+#   NSML_SANDBOX_TIMEOUT=SECONDS  how long `up` waits for the nodes to become usable (default 60)
+#   NSML_SANDBOX_DUO=0            do not bring up the two-node cluster `duo` (default 1: bring it
+#                                 up where network namespaces can be made, else warn and skip)
+#
+# The caller's SLURM_CONF and TZ do not leak into the site: the script unsets SLURM_CONF (the
+# `nsml` daemons read /etc/slurm/slurm.conf, the `duo` ones get theirs explicitly) and starts
+# every daemon with TZ=UTC.
 #
 # Works on Debian 12 (Slurm 22.05) and Debian 13 (Slurm 24.11); see docs/sandbox.md.
 set -euo pipefail
+unset SLURM_CONF
+export TZ=UTC
 
 # ---------------------------------------------------------------------------------------------
 # Settings (the tests rely on these: 4 GPUs are the only scarce resource, CPUs are plentiful)
@@ -45,7 +60,7 @@ readonly SSH_LISTEN=${NSML_SANDBOX_SSH_LISTEN:-127.0.0.1}
 readonly READY_TIMEOUT=${NSML_SANDBOX_TIMEOUT:-60}
 
 readonly PACKAGES=(slurmctld slurmd slurmdbd slurm-client munge mariadb-server mariadb-client
-                   openssh-server openssh-client procps)
+                   openssh-server openssh-client procps iproute2 util-linux lmod cron)
 
 readonly STATE_DIR=/var/lib/nsml-sandbox
 readonly SSH_DIR=$STATE_DIR/ssh
@@ -58,9 +73,56 @@ readonly MARIADB_CNF=/etc/mysql/mariadb.conf.d/99-nsml-sandbox.cnf
 readonly MARIADB_DATADIR=/var/lib/mysql
 readonly LOCK_FILE=/run/nsml-sandbox.lock
 
-# Daemons in start order. Each has the process name it runs under (/proc/PID/comm), its pid
-# file and its log file; stop order is the reverse.
-readonly DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd sshd)
+# The second cluster: two compute nodes, each a slurmd in its own network + UTS namespace, on a
+# bridge in the root namespace. Its own slurmctld (other ports), config dir, state and logs; the
+# munge and slurmdbd of `nsml`. Clients target it with SLURM_CONF=$DUO_CONF (or -M duo).
+readonly DUO_CLUSTER=duo
+readonly DUO_PARTITION=debug
+readonly DUO_NODES=(duo1 duo2)
+readonly DUO_NODE_CPUS=4
+readonly DUO_NODE_MEMORY_MB=4000
+readonly DUO_GPUS_PER_NODE=2
+readonly DUO_SUBNET=10.231.0          # bridge .1, duo1 .11, duo2 .12 (/24)
+readonly DUO_BRIDGE=br-nsmlduo
+readonly DUO_CTLD_PORT=7817
+readonly DUO_SLURMD_PORT=7818
+readonly DUO_ETC=/etc/slurm-duo
+readonly DUO_CONF=$DUO_ETC/slurm.conf
+readonly DUO_STATE=/var/lib/slurm-duo
+readonly DUO_FAKEGPU_DIR=$DUO_STATE/fakegpu
+readonly DUO_LOG_DIR=/var/log/slurm-duo
+readonly DUO_RUN=/run/slurm-duo
+DUO_WANTED=${NSML_SANDBOX_DUO:-1}
+
+# Lmod, the way a site sets it up: Debian's lmod package (its /etc/profile.d/lmod.sh defines
+# `module` in login shells), a site modulefile tree, listed in Lmod's /etc/lmod/modulespath.
+readonly SITE_DIR=/opt/nsml-sandbox
+readonly MODULEFILES_DIR=$SITE_DIR/modulefiles
+readonly LMOD_MODULESPATH=/etc/lmod/modulespath
+readonly LMOD_INIT_BASH=/usr/share/lmod/lmod/init/bash
+
+# Where a test would find an NFS mount (nfs-check); nothing mounts one yet (no NFS in the kernel).
+readonly NFS_MOUNT_DIR=/mnt/nsml-nfs
+
+# Daemons in start order. Each has a key (used in messages), the process name it runs under
+# (/proc/PID/comm), its pid file and its log file; stop order is the reverse. The duo cluster's
+# daemons run under the same names as nsml's: MATCH is a string their command line contains
+# (the nsml ones are those whose command line does not mention $DUO_ETC). Other names are not an
+# option: started through a symlink named duo-slurmctld, slurmctld 22.05 segfaults right after
+# recovering its state (measured). So anything that finds daemons by `pgrep -x slurmctld` (the
+# copy of this script before the duo cluster, for one) also finds, and stops, duo's.
+readonly DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd sshd cron)
+readonly DUO_DAEMONS=(duo-slurmctld duo-slurmd-duo1 duo-slurmd-duo2)
+declare -A COMM=(
+  [munged]=munged [mariadbd]=mariadbd [slurmdbd]=slurmdbd [slurmctld]=slurmctld [slurmd]=slurmd
+  [sshd]=sshd [cron]=cron
+  [duo-slurmctld]=slurmctld [duo-slurmd-duo1]=slurmd [duo-slurmd-duo2]=slurmd
+)
+declare -A MATCH=(
+  [sshd]="-f $SSHD_CONFIG"
+  [duo-slurmctld]="-f $DUO_CONF"
+  [duo-slurmd-duo1]="-N duo1" [duo-slurmd-duo2]="-N duo2"
+)
 declare -A PIDFILE=(
   [munged]=/run/munge/munged.pid
   [mariadbd]=/run/mysqld/mysqld.pid
@@ -68,6 +130,10 @@ declare -A PIDFILE=(
   [slurmctld]=/run/slurmctld.pid
   [slurmd]=/run/slurmd.pid
   [sshd]=/run/sshd-$SSH_PORT.pid
+  [cron]=/run/crond.pid
+  [duo-slurmctld]=$DUO_RUN/slurmctld.pid
+  [duo-slurmd-duo1]=$DUO_RUN/slurmd-duo1.pid
+  [duo-slurmd-duo2]=$DUO_RUN/slurmd-duo2.pid
 )
 declare -A LOGFILE=(
   [munged]=/var/log/munge/munged.log
@@ -76,8 +142,16 @@ declare -A LOGFILE=(
   [slurmctld]=/var/log/slurm/slurmctld.log
   [slurmd]=/var/log/slurm/slurmd.log
   [sshd]=/var/log/sshd-$SSH_PORT.log
+  [cron]=/var/log/syslog   # cron logs to syslog only; no syslog daemon runs here
+  [duo-slurmctld]=$DUO_LOG_DIR/slurmctld.log
+  [duo-slurmd-duo1]=$DUO_LOG_DIR/slurmd-duo1.log
+  [duo-slurmd-duo2]=$DUO_LOG_DIR/slurmd-duo2.log
 )
-readonly PIDFILE LOGFILE
+readonly COMM MATCH PIDFILE LOGFILE
+# Daemons whose times users see (job times, cron schedules, ssh sessions, which inherit sshd's
+# TZ): restarted once if running without TZ=UTC in their environment (started by hand or by an
+# older version of this script).
+readonly TZ_DAEMONS=(slurmdbd slurmctld slurmd sshd cron duo-slurmctld duo-slurmd-duo1 duo-slurmd-duo2)
 
 # Filled in by detect_environment.
 NODE=""
@@ -104,7 +178,7 @@ start_log() { printf '%s/start-%s.log' "$STATE_DIR" "$1"; }
 # Print the last lines of every daemon log (used by `logs` and when `up` fails).
 show_logs() {
   local lines=${1:-30} name
-  for name in "${DAEMONS[@]}"; do
+  for name in "${DAEMONS[@]}" "${DUO_DAEMONS[@]}"; do
     printf '===== %s (%s) =====\n' "$name" "${LOGFILE[$name]}"
     if [[ -r ${LOGFILE[$name]} ]]; then tail -n "$lines" "${LOGFILE[$name]}"; else echo "(no log yet)"; fi
     if [[ -s $(start_log "$name") ]]; then
@@ -121,6 +195,9 @@ fail() {
     if [[ -n $NODE ]] && is_up slurmctld; then
       timeout 10 sinfo -N -l 2>&1 || true
       timeout 10 scontrol show node "$NODE" 2>&1 | grep -E 'State=|Reason=|Gres=' || true
+    fi
+    if is_up duo-slurmctld; then
+      SLURM_CONF=$DUO_CONF timeout 10 sinfo -N -l 2>&1 || true
     fi
     show_logs 30
   } >&2
@@ -180,25 +257,35 @@ pid_is_live() {
   [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$comm" ]]
 }
 
-# Print the live pids of daemon NAME: the one in its pid file, and any other process with its
-# name (a daemon whose pid file was lost still counts). sshd is matched by its config path only,
-# so that a system sshd on port 22 is never touched.
+# The command line of PID, NULs as spaces.
+cmdline_of() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null; }
+
+# Is PID the daemon NAME: a live process with its name, and its command line contains
+# MATCH[NAME] (sshd: our config, so a system sshd on port 22 is never touched; the duo daemons:
+# their config or node name), or, for daemons without a MATCH, does not mention the duo cluster.
+is_daemon_pid() {
+  local name=$1 pid=$2 cmd
+  pid_is_live "$pid" "${COMM[$name]}" || return 1
+  cmd=$(cmdline_of "$pid")
+  if [[ -n ${MATCH[$name]:-} ]]; then
+    [[ $cmd == *"${MATCH[$name]}"* ]]
+  else
+    [[ $cmd != *"$DUO_ETC/"* ]]
+  fi
+}
+
+# Print the live pids of daemon NAME: the one in its pid file, and any other process that is it
+# (a daemon whose pid file was lost still counts).
 daemon_pids() {
   local name=$1 pid
   local -A seen=()
   if [[ -r ${PIDFILE[$name]} ]]; then
     pid=$(tr -dc '0-9' <"${PIDFILE[$name]}")
-    if pid_is_live "$pid" "$name"; then seen[$pid]=1; fi
+    if is_daemon_pid "$name" "$pid"; then seen[$pid]=1; fi
   fi
-  if [[ $name == sshd ]]; then
-    for pid in $(pgrep -f -- "-f $SSHD_CONFIG" || true); do
-      if pid_is_live "$pid" sshd; then seen[$pid]=1; fi
-    done
-  else
-    for pid in $(pgrep -x -- "$name" || true); do
-      if pid_is_live "$pid" "$name"; then seen[$pid]=1; fi
-    done
-  fi
+  for pid in $(pgrep -x -- "${COMM[$name]}" || true); do
+    if is_daemon_pid "$name" "$pid"; then seen[$pid]=1; fi
+  done
   if (( ${#seen[@]} )); then printf '%s\n' "${!seen[@]}"; fi
 }
 
@@ -208,7 +295,7 @@ is_up() { [[ -n $(daemon_pids "$1") ]]; }
 all_gone() {
   local name=$1 pid; shift
   for pid in "$@"; do
-    if pid_is_live "$pid" "$name"; then return 1; fi
+    if pid_is_live "$pid" "${COMM[$name]}"; then return 1; fi
   done
 }
 
@@ -231,15 +318,23 @@ stop_daemon() {
 # ---------------------------------------------------------------------------------------------
 # install
 # ---------------------------------------------------------------------------------------------
-package_installed() {
-  [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true) == "install ok installed" ]]
+# Print those of the named packages that are not installed (one dpkg-query call for all).
+missing_packages() {
+  local -A installed=()
+  local pkg status
+  while IFS=' ' read -r pkg status; do
+    [[ $status == "install ok installed" ]] && installed[$pkg]=1
+  done < <(dpkg-query -W -f='${Package} ${Status}\n' "$@" 2>/dev/null || true)
+  for pkg in "$@"; do
+    [[ -n ${installed[$pkg]:-} ]] || echo "$pkg"
+  done
 }
 
+# install_packages [PKG...]: apt-get install those missing (default: PACKAGES).
 install_packages() {
-  local missing=() pkg added_policy=0
-  for pkg in "${PACKAGES[@]}"; do
-    package_installed "$pkg" || missing+=("$pkg")
-  done
+  local missing=() added_policy=0
+  (( $# )) || set -- "${PACKAGES[@]}"
+  mapfile -t missing < <(missing_packages "$@")
   if (( ${#missing[@]} == 0 )); then return 0; fi
   say "installing ${missing[*]}"
   # Without systemd, maintainer scripts would try to start the daemons through init.d; this
@@ -268,7 +363,9 @@ detect_environment() {
 }
 
 # slurmd finds its NodeName through `hostname -s`, and the Slurm tools resolve that name and
-# "localhost" (AccountingStorageHost); a bare chroot may have no /etc/hosts at all.
+# "localhost" (AccountingStorageHost); a bare chroot may have no /etc/hosts at all. The duo
+# nodes' names resolve to their addresses, as compute node names do at a site (Slurm itself
+# does not need it: it uses NodeAddr).
 ensure_names_resolve() {
   local name
   for name in localhost "$NODE"; do
@@ -277,6 +374,14 @@ ensure_names_resolve() {
       printf '127.0.0.1 %s\n' "$name" >>/etc/hosts
     fi
   done
+  if duo_enabled; then
+    for name in "${DUO_NODES[@]}"; do
+      if ! getent hosts "$name" >/dev/null; then
+        say "adding '$(duo_addr "$name") $name' to /etc/hosts"
+        printf '%s %s\n' "$(duo_addr "$name")" "$name" >>/etc/hosts
+      fi
+    done
+  fi
 }
 
 # Runtime and log directories: without systemd nobody creates them (no tmpfiles.d).
@@ -363,6 +468,8 @@ StoragePort=3306
 StorageUser=$DB_USER
 StoragePass=$DB_PASS
 StorageLoc=$DB_NAME
+# Like many sites: a user sees only their own jobs in sacct (root and SlurmUser see all).
+PrivateData=jobs
 EOF
 }
 
@@ -414,6 +521,8 @@ AccountingStoragePort=6819
 AccountingStorageTRES=gres/gpu
 AccountingStorageEnforce=associations
 JobCompType=jobcomp/none
+# Like many sites: squeue/scontrol show a user only their own jobs (root sees all).
+PrivateData=jobs
 # The node has 2 real cores; config_overrides makes slurmd report the configured 8 CPUs.
 SlurmdParameters=config_overrides
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$NODE_CPUS Boards=1 SocketsPerBoard=1 CoresPerSocket=$NODE_CPUS ThreadsPerCore=1 RealMemory=$NODE_MEMORY_MB Gres=gpu:$NODE_GPUS State=UNKNOWN
@@ -500,6 +609,31 @@ write_known_hosts() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Lmod: a site module tree, made visible the way a site does it (Lmod's own modulespath file,
+# read by /etc/profile.d/lmod.sh in login shells only).
+# ---------------------------------------------------------------------------------------------
+write_site_modules() {
+  install -d -o root -g root -m 0755 "$SITE_DIR" "$MODULEFILES_DIR" "$MODULEFILES_DIR/demo" \
+    "$SITE_DIR/demo" "$SITE_DIR/demo/1.0" "$SITE_DIR/demo/1.0/bin"
+  write_file "$SITE_DIR/demo/1.0/bin/nsml-demo" 0755 root:root <<'EOF'
+#!/bin/sh
+# Written by nsml-hpc sandbox/slurm-sandbox.sh: on PATH only after `module load demo/1.0`.
+echo "nsml-demo 1.0"
+EOF
+  write_file "$MODULEFILES_DIR/demo/1.0.lua" 0644 root:root <<EOF
+-- Written by nsml-hpc sandbox/slurm-sandbox.sh; rewritten on every 'up'.
+whatis("nsml-hpc sandbox demo module: sets NSML_DEMO_MODULE and puts nsml-demo on PATH")
+setenv("NSML_DEMO_MODULE", "1.0")
+prepend_path("PATH", "$SITE_DIR/demo/1.0/bin")
+EOF
+  if [[ -f $LMOD_MODULESPATH ]] && ! grep -qxF "$MODULEFILES_DIR" "$LMOD_MODULESPATH"; then
+    say "adding $MODULEFILES_DIR to $LMOD_MODULESPATH"
+    printf '# nsml-hpc sandbox site modules (sandbox/slurm-sandbox.sh)\n%s\n' "$MODULEFILES_DIR" >>"$LMOD_MODULESPATH"
+  fi
+  [[ -r $LMOD_INIT_BASH ]] || warn "Lmod's bash init script is not at $LMOD_INIT_BASH"
+}
+
+# ---------------------------------------------------------------------------------------------
 # Daemons, in dependency order. Each start_* returns once the daemon answers.
 # ---------------------------------------------------------------------------------------------
 # Stop a running daemon whose config changed in this run, so the start below picks it up.
@@ -552,21 +686,26 @@ start_slurmdbd() {
   wait_until 30 tcp_open 6819 || fail "slurmdbd does not listen on 6819"
 }
 
-# The cluster's associations as "account|user" lines, in ASSOCS (one sacctmgr call: each costs
-# 0.2-0.4 s, the biggest part of an `up` when everything already runs). Fails while slurmdbd
-# does not answer; empty when the cluster is not registered.
+# Both clusters' associations as "cluster|account|user" lines, in ASSOCS (one sacctmgr call:
+# each costs 0.2-0.4 s, the biggest part of an `up` when everything already runs). Fails while
+# slurmdbd does not answer; a cluster that is not registered has no lines.
 query_associations() {
-  ASSOCS=$(sacctmgr -n -P show assoc cluster="$CLUSTER" format=account,user 2>/dev/null)
+  local clusters=$CLUSTER
+  if duo_enabled; then clusters+=",$DUO_CLUSTER"; fi
+  ASSOCS=$(sacctmgr -n -P show assoc cluster="$clusters" format=cluster,account,user 2>/dev/null)
 }
 
-# slurmctld registers its cluster in slurmdbd by itself, but adding it first makes the root
-# association (and so root's right to submit under AccountingStorageEnforce) exist before
-# slurmctld loads the associations, on every Slurm version.
+# ensure_cluster NAME: slurmctld registers its cluster in slurmdbd by itself, but adding it first
+# makes the root association (and so root's right to submit under AccountingStorageEnforce)
+# exist before slurmctld loads the associations, on every Slurm version.
 ensure_cluster() {
-  wait_until 15 query_associations || fail "sacctmgr cannot reach slurmdbd"
-  if ! grep -q '^root|' <<<"$ASSOCS"; then
-    say "adding cluster $CLUSTER to the accounting database"
-    sacctmgr -i add cluster "$CLUSTER" >/dev/null || fail "sacctmgr add cluster $CLUSTER failed"
+  local cluster=$1
+  if [[ -z $ASSOCS ]]; then
+    wait_until 15 query_associations || fail "sacctmgr cannot reach slurmdbd"
+  fi
+  if ! grep -q "^$cluster|root|" <<<"$ASSOCS"; then
+    say "adding cluster $cluster to the accounting database"
+    sacctmgr -i add cluster "$cluster" >/dev/null || fail "sacctmgr add cluster $cluster failed"
     query_associations || fail "sacctmgr show assoc failed"
   fi
 }
@@ -581,23 +720,25 @@ start_slurmctld() {
   wait_until 30 slurmctld_answers || fail "slurmctld does not answer scontrol ping"
 }
 
-# Account 'research' with alice and bob. Needs the cluster in slurmdbd; root's own association
-# comes with the cluster and must stay, or root could not submit.
+# ensure_associations CLUSTER: account 'research' with alice and bob, and root's own
+# association (it comes with the cluster and must stay, or root could not submit). Under
+# PrivateData=jobs in slurmdbd.conf a user without an association would not even see their own
+# jobs in sacct.
 ensure_associations() {
-  local assocs=$ASSOCS user
-  if ! grep -qx "$ACCOUNT|" <<<"$assocs"; then
-    say "adding account $ACCOUNT"
-    sacctmgr -i add account "$ACCOUNT" cluster="$CLUSTER" description="nsml-hpc tests" organization=nsml >/dev/null
+  local cluster=$1 user
+  if ! grep -qx "$cluster|$ACCOUNT|" <<<"$ASSOCS"; then
+    say "adding account $ACCOUNT on cluster $cluster"
+    sacctmgr -i add account "$ACCOUNT" cluster="$cluster" description="nsml-hpc tests" organization=nsml >/dev/null
   fi
   for user in "${TEST_USERS[@]}"; do
-    if ! grep -qx "$ACCOUNT|$user" <<<"$assocs"; then
-      say "adding user $user to account $ACCOUNT"
-      sacctmgr -i add user "$user" account="$ACCOUNT" cluster="$CLUSTER" >/dev/null
+    if ! grep -qx "$cluster|$ACCOUNT|$user" <<<"$ASSOCS"; then
+      say "adding user $user to account $ACCOUNT on cluster $cluster"
+      sacctmgr -i add user "$user" account="$ACCOUNT" cluster="$cluster" >/dev/null
     fi
   done
-  if ! grep -qx "root|root" <<<"$assocs"; then
-    say "restoring root's association"
-    sacctmgr -i add user root account=root cluster="$CLUSTER" >/dev/null
+  if ! grep -qx "$cluster|root|root" <<<"$ASSOCS"; then
+    say "restoring root's association on cluster $cluster"
+    sacctmgr -i add user root account=root cluster="$cluster" >/dev/null
   fi
 }
 
@@ -616,6 +757,29 @@ start_sshd() {
     # Probe only after a start: each probe leaves a "Connection closed" line in the sshd log.
     wait_until 10 tcp_open "$SSH_PORT" || fail "sshd does not listen on $SSH_PORT"
   fi
+}
+
+# cron daemonises and writes /run/crond.pid; it runs users' crontab lines in TZ=UTC (exported
+# above). It logs to syslog only, and no syslog daemon runs here.
+start_cron() {
+  if ! is_up cron; then
+    say "starting cron"
+    /usr/sbin/cron </dev/null >"$(start_log cron)" 2>&1 9>&- || fail "cron did not start"
+  fi
+}
+
+# Mark for a restart each running daemon of TZ_DAEMONS whose environment lacks TZ=UTC (started
+# by hand or by an older version of this script), so the caller's zone never reaches the site.
+restart_daemons_without_utc() {
+  local name pid
+  for name in "${TZ_DAEMONS[@]}"; do
+    for pid in $(daemon_pids "$name"); do
+      if ! tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx 'TZ=UTC'; then
+        say "$name (pid $pid) runs without TZ=UTC"
+        CONFIG_CHANGED[$name]=1
+      fi
+    done
+  done
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -649,6 +813,262 @@ wait_for_node() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# The duo cluster: two slurmd, each in its own network + UTS namespace (so each node has its
+# own address and hostname), on a bridge in the root namespace. `ip netns exec` cannot be used:
+# it makes a new mount namespace and remounts /sys, and slurmd 22.05 then fails with "No
+# filesystem mounted on /sys/fs/cgroup"; nsenter --net + unshare --uts keep the mounts.
+# ---------------------------------------------------------------------------------------------
+readonly DUO_UNAVAILABLE=$STATE_DIR/duo.unavailable
+
+duo_enabled() { [[ $DUO_WANTED == 1 ]]; }
+
+# Where namespaces cannot be made (an unprivileged container), skip the duo cluster with a
+# warning instead of failing the whole sandbox; the reason stays in $DUO_UNAVAILABLE for status.
+check_duo_possible() {
+  local why
+  rm -f "$DUO_UNAVAILABLE"
+  if ! duo_enabled; then
+    echo "disabled by NSML_SANDBOX_DUO=$DUO_WANTED" >"$DUO_UNAVAILABLE"
+    return 0
+  fi
+  if ! why=$(unshare --net --uts true 2>&1); then
+    warn "cannot make network namespaces here ($why); the duo cluster is skipped"
+    echo "no network namespaces here: $why" >"$DUO_UNAVAILABLE"
+    DUO_WANTED=0
+  fi
+}
+
+# duo_addr NODE: the node's address inside its namespace (duo1 -> .11, duo2 -> .12).
+duo_addr() { printf '%s.1%s' "$DUO_SUBNET" "${1#duo}"; }
+readonly DUO_CTLD_ADDR=$DUO_SUBNET.1
+
+# In the root namespace: the bridge with .1. In namespace duoN: lo, and eth0 (the far end of the
+# veth pair veth-duoN, a port of the bridge) with .1N.
+duo_network_ok() {
+  local node
+  ip -br addr show dev "$DUO_BRIDGE" 2>/dev/null | grep -q " $DUO_CTLD_ADDR/24" || return 1
+  for node in "${DUO_NODES[@]}"; do
+    [[ -e /run/netns/$node ]] || return 1
+    ip -n "$node" -br addr show dev eth0 2>/dev/null | grep -q " $(duo_addr "$node")/24" || return 1
+  done
+}
+
+duo_network_up() {
+  local node
+  duo_network_ok && return 0
+  # Rebuild from scratch: a slurmd left in a stale namespace would not be reachable.
+  stop_duo_nodes
+  duo_network_down
+  say "creating the duo network: bridge $DUO_BRIDGE $DUO_CTLD_ADDR/24, namespaces ${DUO_NODES[*]}"
+  ip link add "$DUO_BRIDGE" type bridge
+  ip addr add "$DUO_CTLD_ADDR/24" dev "$DUO_BRIDGE"
+  ip link set "$DUO_BRIDGE" up
+  for node in "${DUO_NODES[@]}"; do
+    ip netns add "$node"
+    ip link add "veth-$node" type veth peer name eth0 netns "$node"
+    ip link set "veth-$node" master "$DUO_BRIDGE"
+    ip link set "veth-$node" up
+    ip -n "$node" link set lo up
+    ip -n "$node" addr add "$(duo_addr "$node")/24" dev eth0
+    ip -n "$node" link set eth0 up
+  done
+  duo_network_ok || fail "the duo network is not as expected after creating it"
+}
+
+# Kill what still runs in a node's namespace (job steps, user processes), then remove the
+# namespaces (their eth0 takes the veth pair with it) and the bridge.
+duo_network_down() {
+  local node pids
+  for node in "${DUO_NODES[@]}"; do
+    if [[ -e /run/netns/$node ]]; then
+      pids=$(ip netns pids "$node" 2>/dev/null | tr '\n' ' ')
+      if [[ -n ${pids// /} ]]; then
+        say "killing what still runs in namespace $node ($pids)"
+        # shellcheck disable=SC2086  # a list of numbers
+        kill -KILL $pids 2>/dev/null || true
+      fi
+      ip netns del "$node" 2>/dev/null || warn "could not remove network namespace $node"
+    fi
+    ip link del "veth-$node" 2>/dev/null || true
+  done
+  ip link del "$DUO_BRIDGE" 2>/dev/null || true
+}
+
+prepare_duo_directories() {
+  local node
+  install -d -o slurm -g slurm -m 0755 "$DUO_STATE" "$DUO_STATE/slurmctld" "$DUO_LOG_DIR" "$DUO_RUN"
+  install -d -o root -g root -m 0755 "$DUO_ETC" "$DUO_FAKEGPU_DIR" "$DUO_STATE/slurmd"
+  for node in "${DUO_NODES[@]}"; do
+    install -d -o root -g root -m 0755 "$DUO_STATE/slurmd/$node"
+  done
+}
+
+# Four fake GPUs (character devices, like nsml's), two per node. Prints the gres.conf lines.
+make_duo_fake_gpus() {
+  local i dev ok=1 total=$(( ${#DUO_NODES[@]} * DUO_GPUS_PER_NODE )) first n=0 node
+  local fallback=(/dev/null /dev/zero /dev/full /dev/urandom)
+  for (( i = 0; i < total; i++ )); do
+    dev=$DUO_FAKEGPU_DIR/gpu$i
+    [[ -c $dev ]] && continue
+    rm -f "$dev"
+    mknod -m 666 "$dev" c 195 "$i" 2>/dev/null || { ok=0; break; }
+  done
+  for node in "${DUO_NODES[@]}"; do
+    first=$(( n * DUO_GPUS_PER_NODE ))
+    if (( ok )); then
+      echo "NodeName=$node Name=gpu File=$DUO_FAKEGPU_DIR/gpu[$first-$(( first + DUO_GPUS_PER_NODE - 1 ))]"
+    else
+      for (( i = first; i < first + DUO_GPUS_PER_NODE; i++ )); do
+        echo "NodeName=$node Name=gpu File=${fallback[i % ${#fallback[@]}]}"
+      done
+    fi
+    n=$(( n + 1 ))
+  done
+}
+
+write_duo_config() {
+  local gres_lines=$1 node nodes_conf="" restart=(duo-slurmctld)
+  for node in "${DUO_NODES[@]}"; do
+    restart+=("duo-slurmd-$node")
+    nodes_conf+="NodeName=$node NodeAddr=$(duo_addr "$node") CPUs=$DUO_NODE_CPUS Boards=1 SocketsPerBoard=1 CoresPerSocket=$DUO_NODE_CPUS ThreadsPerCore=1 RealMemory=$DUO_NODE_MEMORY_MB Gres=gpu:$DUO_GPUS_PER_NODE State=UNKNOWN"$'\n'
+  done
+  write_file "$DUO_CONF" 0644 root:root "${restart[@]}" <<EOF
+# Written by nsml-hpc sandbox/slurm-sandbox.sh; rewritten on every 'up'.
+# Cluster $DUO_CLUSTER: ${#DUO_NODES[@]} nodes in network namespaces, $DUO_GPUS_PER_NODE fake GPUs each.
+# Clients: SLURM_CONF=$DUO_CONF sbatch ... (or -M $DUO_CLUSTER for sacct/squeue/sbatch).
+ClusterName=$DUO_CLUSTER
+SlurmctldHost=$NODE($DUO_CTLD_ADDR)
+SlurmUser=slurm
+AuthType=auth/munge
+CredType=cred/munge
+SlurmctldPort=$DUO_CTLD_PORT
+SlurmdPort=$DUO_SLURMD_PORT
+StateSaveLocation=$DUO_STATE/slurmctld
+SlurmdSpoolDir=$DUO_STATE/slurmd/%n
+SlurmctldPidFile=${PIDFILE[duo-slurmctld]}
+SlurmdPidFile=$DUO_RUN/slurmd-%n.pid
+SlurmctldLogFile=${LOGFILE[duo-slurmctld]}
+SlurmdLogFile=$DUO_LOG_DIR/slurmd-%n.log
+SlurmctldDebug=info
+SlurmdDebug=info
+PlugStackConfig=$DUO_ETC/plugstack.conf
+MailProg=/bin/true
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=30
+MpiDefault=none
+ReturnToService=2
+SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=2,bf_interval=2
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+GresTypes=gpu
+KillWait=5
+InactiveLimit=0
+MinJobAge=300
+JobRequeue=1
+# nsml's slurmdbd, reached on the bridge address: it listens on every address, and jobs inside
+# the nodes' namespaces (where 127.0.0.1 is their own loopback) can run sacct too.
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=$DUO_CTLD_ADDR
+AccountingStoragePort=6819
+AccountingStorageTRES=gres/gpu
+AccountingStorageEnforce=associations
+JobCompType=jobcomp/none
+PrivateData=jobs
+SlurmdParameters=config_overrides
+${nodes_conf}PartitionName=$DUO_PARTITION Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+EOF
+  write_file "$DUO_ETC/gres.conf" 0644 root:root "${restart[@]}" <<EOF
+# Written by nsml-hpc sandbox/slurm-sandbox.sh; rewritten on every 'up'.
+AutoDetect=off
+$gres_lines
+EOF
+  write_file "$DUO_ETC/plugstack.conf" 0644 root:root "${restart[@]}" </dev/null
+  if (( SLURM_MAJOR >= 24 )); then
+    write_file "$DUO_ETC/cgroup.conf" 0644 root:root "${restart[@]}" <<EOF
+# Written by nsml-hpc sandbox/slurm-sandbox.sh; rewritten on every 'up'.
+CgroupPlugin=disabled
+EOF
+  fi
+}
+
+# Runs a Slurm client against the duo cluster.
+duo_client() { SLURM_CONF=$DUO_CONF timeout 10 "$@"; }
+
+duo_ctld_answers() { duo_client scontrol ping | grep -q 'is UP'; }
+
+start_duo_slurmctld() {
+  if ! is_up duo-slurmctld; then
+    say "starting slurmctld of cluster $DUO_CLUSTER ($DUO_CTLD_ADDR:$DUO_CTLD_PORT)"
+    SLURM_CONF=$DUO_CONF /usr/sbin/slurmctld -f "$DUO_CONF" </dev/null >"$(start_log duo-slurmctld)" 2>&1 9>&- \
+      || fail "slurmctld of cluster $DUO_CLUSTER did not start"
+  fi
+  wait_until 30 duo_ctld_answers || fail "slurmctld of cluster $DUO_CLUSTER does not answer scontrol ping"
+}
+
+# slurmd in the node's namespaces: `hostname` there is the node's name; slurmd daemonises and
+# keeps both namespaces, and so do the job steps it starts.
+start_duo_slurmd() {
+  local node=$1 key=duo-slurmd-$1
+  is_up "$key" && return 0
+  say "starting slurmd $node ($(duo_addr "$node"):$DUO_SLURMD_PORT, in namespace $node)"
+  # shellcheck disable=SC2016  # $1/$2 are for the inner sh
+  SLURM_CONF=$DUO_CONF nsenter --net="/run/netns/$node" unshare --uts \
+    sh -c 'hostname "$1" && exec /usr/sbin/slurmd -f "$2" -N "$1"' sh "$node" "$DUO_CONF" \
+    </dev/null >"$(start_log "$key")" 2>&1 9>&- || fail "slurmd $node did not start"
+}
+
+stop_duo_nodes() {
+  local node
+  for node in "${DUO_NODES[@]}"; do stop_daemon "duo-slurmd-$node"; done
+}
+
+# "node state gres" for each duo node.
+duo_nodes_sinfo() { duo_client sinfo -h -N -o '%N %T %G' 2>/dev/null | sort -u; }
+
+# Like wait_for_node, for both duo nodes: usable with their GPUs; one resume for a bad state.
+wait_for_duo_nodes() {
+  local deadline=$(( $(now_us) + READY_TIMEOUT * 1000000 )) lines node state gres ready resumed=0
+  while :; do
+    lines=$(duo_nodes_sinfo)
+    ready=0
+    for node in "${DUO_NODES[@]}"; do
+      read -r _ state gres < <(grep "^$node " <<<"$lines" || echo "$node none none")
+      if state_is_usable "$state"; then
+        [[ $gres == *"gpu:$DUO_GPUS_PER_NODE"* ]] || fail "duo node $node is $state but reports gres '$gres'"
+        ready=$(( ready + 1 ))
+      elif (( ! resumed )) && [[ $state =~ drain|inval|fail ]]; then
+        resumed=1
+        say "duo node $node is '$state'; resuming it once"
+        if [[ $state == inval* ]]; then stop_daemon "duo-slurmd-$node"; start_duo_slurmd "$node"; sleep 1; fi
+        duo_client scontrol update nodename="$node" state=resume || true
+      fi
+    done
+    (( ready == ${#DUO_NODES[@]} )) && return 0
+    (( $(now_us) < deadline )) || fail "duo nodes not usable after ${READY_TIMEOUT}s: $(tr '\n' ';' <<<"$lines")"
+    sleep 0.2
+  done
+}
+
+# The whole duo cluster, once nsml's munge and slurmdbd run.
+duo_up() {
+  local node
+  duo_network_up
+  ensure_cluster "$DUO_CLUSTER"
+  start_duo_slurmctld
+  ensure_associations "$DUO_CLUSTER"
+  for node in "${DUO_NODES[@]}"; do start_duo_slurmd "$node"; done
+}
+
+duo_down() {
+  stop_duo_nodes
+  stop_daemon duo-slurmctld
+  duo_network_down
+}
+
+# ---------------------------------------------------------------------------------------------
 # Sub-commands
 # ---------------------------------------------------------------------------------------------
 cmd_install() {
@@ -658,11 +1078,12 @@ cmd_install() {
 
 cmd_up() {
   require_root
-  local t0 gres_lines
+  local t0 gres_lines duo_summary="duo=skipped"
   t0=$(now_us)
   take_lock
   install_packages
   detect_environment
+  check_duo_possible
   ensure_names_resolve
   prepare_directories
   gres_lines=$(make_fake_gpus)
@@ -672,23 +1093,36 @@ cmd_up() {
   write_sshd_config
   ensure_test_users
   write_known_hosts
+  write_site_modules
+  if duo_enabled; then
+    prepare_duo_directories
+    gres_lines=$(make_duo_fake_gpus)
+    write_duo_config "$gres_lines"
+  fi
+  restart_daemons_without_utc
 
   # A changed slurm.conf/gres.conf needs both slurmctld and slurmd restarted (GRES and
   # AccountingStorageEnforce are not picked up by `scontrol reconfigure`).
-  restart_if_config_changed sshd slurmd slurmctld slurmdbd mariadbd
+  restart_if_config_changed cron sshd "${DUO_DAEMONS[@]}" slurmd slurmctld slurmdbd mariadbd
   start_munged
   start_mariadbd
   start_slurmdbd
-  ensure_cluster
+  ensure_cluster "$CLUSTER"
   start_slurmctld
-  ensure_associations
+  ensure_associations "$CLUSTER"
   start_slurmd
   start_sshd
+  start_cron
+  if duo_enabled; then duo_up; fi
   wait_for_node
+  if duo_enabled; then
+    wait_for_duo_nodes
+    duo_summary="duo=$(IFS=,; echo "${DUO_NODES[*]}")(gpu:$DUO_GPUS_PER_NODE/node,SLURM_CONF=$DUO_CONF)"
+  fi
   exec 9>&-   # release the lock: `run` stays in the foreground after this
 
   say "ready: cluster=$CLUSTER node=$NODE state=$NODE_STATE gres=gpu:$NODE_GPUS cpus=$NODE_CPUS" \
-      "slurm=$SLURM_VERSION ssh=$SSH_LISTEN:$SSH_PORT in $(elapsed_since "$t0")s"
+      "$duo_summary slurm=$SLURM_VERSION ssh=$SSH_LISTEN:$SSH_PORT in $(elapsed_since "$t0")s"
 }
 
 cmd_down() {
@@ -696,29 +1130,59 @@ cmd_down() {
   local i t0
   t0=$(now_us)
   take_lock
+  # The duo cluster first: its slurmctld sends its last records to slurmdbd.
+  duo_down
   for (( i = ${#DAEMONS[@]} - 1; i >= 0; i-- )); do
     stop_daemon "${DAEMONS[i]}"
   done
   say "all daemons stopped in $(elapsed_since "$t0")s"
 }
 
-cmd_status() {
-  local name pids ok=0 line
-  for name in "${DAEMONS[@]}"; do
+# status_daemons NAME...: one line per daemon; returns 1 if one is down.
+status_daemons() {
+  local name pids ok=0
+  for name in "$@"; do
     pids=$(daemon_pids "$name" | tr '\n' ' ')
     if [[ -n $pids ]]; then
-      printf 'sandbox: %-10s up   (pid %s)\n' "$name" "${pids% }"
+      printf 'sandbox: %-16s up   (pid %s)\n' "$name" "${pids% }"
     else
-      printf 'sandbox: %-10s DOWN\n' "$name"
+      printf 'sandbox: %-16s DOWN\n' "$name"
       ok=1
     fi
   done
+  return "$ok"
+}
+
+cmd_status() {
+  local ok=0 line node state
+  status_daemons "${DAEMONS[@]}" || ok=1
   NODE=$(hostname -s 2>/dev/null || uname -n); NODE=${NODE%%.*}
   if is_up slurmctld && line=$(timeout 10 sinfo -h -N -n "$NODE" -o '%N %P %T cpus=%c gres=%G' 2>&1) && [[ -n $line ]]; then
-    printf 'sandbox: sinfo      %s\n' "$line"
-    state_is_usable "$(awk '{print $3}' <<<"$line")" || ok=1
+    printf 'sandbox: sinfo %-10s %s\n' "$CLUSTER" "${line//$'\n'/$'\n'sandbox: sinfo            }"
+    state_is_usable "$(awk 'NR == 1 {print $3}' <<<"$line")" || ok=1
   else
-    printf 'sandbox: sinfo      unavailable\n'
+    printf 'sandbox: sinfo %-10s unavailable\n' "$CLUSTER"
+    ok=1
+  fi
+  if [[ -s $DUO_UNAVAILABLE ]]; then
+    printf 'sandbox: cluster %s skipped: %s\n' "$DUO_CLUSTER" "$(cat "$DUO_UNAVAILABLE")"
+    return "$ok"
+  fi
+  status_daemons "${DUO_DAEMONS[@]}" || ok=1
+  if duo_network_ok; then
+    printf 'sandbox: %-16s up   (bridge %s %s/24, namespaces %s)\n' duo-network "$DUO_BRIDGE" "$DUO_CTLD_ADDR" "${DUO_NODES[*]}"
+  else
+    printf 'sandbox: %-16s DOWN\n' duo-network
+    ok=1
+  fi
+  if is_up duo-slurmctld && line=$(duo_client sinfo -h -N -o '%N %P %T cpus=%c gres=%G' 2>&1) && [[ -n $line ]]; then
+    for node in "${DUO_NODES[@]}"; do
+      state=$(awk -v n="$node" '$1 == n {print $3; exit}' <<<"$line")
+      state_is_usable "$state" || ok=1
+    done
+    printf 'sandbox: sinfo %-10s %s\n' "$DUO_CLUSTER" "${line//$'\n'/$'\n'sandbox: sinfo            }"
+  else
+    printf 'sandbox: sinfo %-10s unavailable\n' "$DUO_CLUSTER"
     ok=1
   fi
   return "$ok"
@@ -726,6 +1190,55 @@ cmd_status() {
 
 cmd_logs() {
   show_logs "${1:-30}"
+}
+
+# For tests of "accounting is down, the controller answers": stop slurmdbd only. slurmctld
+# keeps scheduling and queues its accounting records; sacct/sacctmgr fail until dbd-start (or
+# any `up`, which starts whatever is down). Both clusters lose accounting meanwhile.
+cmd_dbd_stop() {
+  require_root
+  take_lock
+  stop_daemon slurmdbd
+  say "slurmdbd stopped; 'slurm-sandbox.sh dbd-start' or 'up' starts it again"
+}
+
+cmd_dbd_start() {
+  require_root
+  local t0
+  t0=$(now_us)
+  take_lock
+  start_slurmdbd
+  wait_until 30 query_associations || fail "slurmdbd does not answer sacctmgr"
+  say "slurmdbd answers again in $(elapsed_since "$t0")s"
+}
+
+# Is there an NFS mount at $NFS_MOUNT_DIR? If not, print why not (a test's skip reason) and
+# return 3. Nothing in this script mounts one: the development machine's kernel (6.18, built
+# without modules) has neither NFS client nor server. Measured there: no 'nfs'/'nfsd' in
+# /proc/filesystems; nfs-kernel-server's rpc.nfsd: "Unable to access /proc/fs/nfsd errno 2";
+# `mount -t nfsd nfsd /proc/fs/nfsd`: "unknown filesystem type 'nfsd'"; with the userspace
+# server nfs-ganesha serving an export (libnfs's nfs-ls lists it), `mount -t nfs` and
+# `mount -t nfs4` of it: "No such device".
+cmd_nfs_check() {
+  local missing=() fs
+  if [[ $(findmnt -n -o FSTYPE --target "$NFS_MOUNT_DIR" 2>/dev/null) == nfs* ]]; then
+    echo "sandbox: $NFS_MOUNT_DIR is an NFS mount"
+    return 0
+  fi
+  for fs in nfs nfsd; do
+    grep -qw "$fs" /proc/filesystems || missing+=("$fs")
+  done
+  if (( ${#missing[@]} )); then
+    local modules="and cannot load modules (no /proc/modules)"
+    [[ -r /proc/modules ]] && modules="(modules not loaded)"
+    echo "sandbox: no NFS mount at $NFS_MOUNT_DIR: kernel $(uname -r) has no ${missing[*]} filesystem" \
+         "in /proc/filesystems $modules; 'mount -t nfs' fails with 'No such device' even against a" \
+         "userspace NFS server"
+  else
+    echo "sandbox: no NFS mount at $NFS_MOUNT_DIR: the kernel has NFS, but slurm-sandbox.sh does not" \
+         "set up an export yet (it was written on a kernel without NFS)"
+  fi
+  return 3
 }
 
 # Foreground mode for containers: up, then sleep until TERM/INT, then down.
@@ -745,12 +1258,15 @@ cmd_run() {
 usage() {
   cat <<'EOF'
 usage: slurm-sandbox.sh COMMAND
-  install   apt-get install the missing packages
-  up        install, write configs, start what is down, wait until the node is usable
-  run       up, then stay in the foreground until SIGTERM/SIGINT, then down
-  down      stop all sandbox daemons
-  status    show daemons and the node; exit 0 only if everything is up and usable
-  logs [N]  print the last N (default 30) lines of every daemon log
+  install    apt-get install the missing packages
+  up         install, write configs, start what is down, wait until the nodes are usable
+  run        up, then stay in the foreground until SIGTERM/SIGINT, then down
+  down       stop all sandbox daemons, remove the duo cluster's namespaces and bridge
+  status     show daemons and nodes of both clusters; exit 0 only if everything is usable
+  logs [N]   print the last N (default 30) lines of every daemon log
+  dbd-stop   stop slurmdbd only (slurmctld keeps answering); dbd-start or up restarts it
+  dbd-start  start slurmdbd and wait until sacctmgr answers
+  nfs-check  exit 0 if an NFS mount is at /mnt/nsml-nfs, else print why not and exit 3
 EOF
 }
 
@@ -765,6 +1281,9 @@ main() {
     down) cmd_down ;;
     status) cmd_status ;;
     logs) cmd_logs "$@" ;;
+    dbd-stop) cmd_dbd_stop ;;
+    dbd-start) cmd_dbd_start ;;
+    nfs-check) cmd_nfs_check ;;
     help | -h | --help) usage ;;
     *) usage >&2; exit 2 ;;
   esac

@@ -1,7 +1,8 @@
 """The nsml-hpc TUI: the app, its background sync, and the screens' shared handles.
 
-The app owns one :class:`~nsml_hpc.workspace.Workspace` (catalog + backends) and runs the
-sync in ONE background worker: :func:`nsml_hpc.sessions.actions.sync_now` every
+The app owns one :class:`~nsml_hpc.workspace.Workspace` (catalog + backends), the only way
+its screens reach the library, and runs the sync in ONE background worker:
+:meth:`~nsml_hpc.workspace.Workspace.sync` every
 ``sync_interval_seconds``, doubling the wait while nothing changes (up to a minute), and
 always through the catalog's shared poll floor, so ten open TUIs ask Slurm no more often
 than one. Screens never block: every catalog, Slurm or file call runs in a worker.
@@ -23,11 +24,8 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.worker import Worker, get_current_worker
 
-from nsml_hpc.catalog.models import ClusterPoll
-from nsml_hpc.catalog.polls import poll_status
-from nsml_hpc.clusters.health import Backoff, unreachable_clusters
+from nsml_hpc.clusters.health import Backoff
 from nsml_hpc.errors import NsmlError
-from nsml_hpc.sessions.actions import sync_now
 from nsml_hpc.sync.run import SyncReport
 from nsml_hpc.workspace import Workspace
 
@@ -60,7 +58,7 @@ class NsmlApp(App[None]):
 
         report: SyncReport | None
         error: str | None
-        polls: dict[str, ClusterPoll]
+        unreachable: dict[str, str]  # cluster -> error of its last query
         at: float
 
     def __init__(
@@ -68,7 +66,7 @@ class NsmlApp(App[None]):
         workspace: Workspace,
         *,
         clock: Clock = time.time,
-        syncer: Syncer = sync_now,
+        syncer: Syncer = Workspace.sync,
         sync_interval: float | None = None,
         user: str | None = None,
         open_session: str | None = None,
@@ -106,16 +104,15 @@ class NsmlApp(App[None]):
             self._wake.clear()
             report: SyncReport | None = None
             error: str | None = None
-            polls: dict[str, ClusterPoll] = {}
+            unreachable: dict[str, str] = {}
             try:
                 report = self.syncer(self.workspace)
-                if report.skipped_by_floor:
-                    polls = poll_status(self.workspace.catalog)
+                unreachable = self.workspace.unreachable_clusters(report)
             except NsmlError as exc:
                 error = str(exc)
             if _cancelled(worker):
                 return
-            self.post_message(self.Synced(report, error, polls, self.clock()))
+            self.post_message(self.Synced(report, error, unreachable, self.clock()))
             wait = backoff.next_wait(wait, report)
             deadline = time.monotonic() + wait
             while not worker.is_cancelled and not self._wake.is_set():
@@ -127,7 +124,7 @@ class NsmlApp(App[None]):
     def on_nsml_app_synced(self, message: Synced) -> None:
         self.sync_rounds += 1
         if message.report is not None:
-            self._sync_errors = unreachable_clusters(message.report, message.polls)
+            self._sync_errors = dict(message.unreachable)
             for cluster in message.report.queried:
                 if cluster not in message.report.errors:
                     self._cluster_errors.pop(cluster, None)  # it answered again

@@ -8,8 +8,9 @@ operation as ``ssh -o ControlMaster=auto -o ControlPath=... -o ControlPersist=..
 so a master the user opened (``ssh -M``, or their ``~/.ssh/config``'s ControlPath) is reused,
 and otherwise the first call becomes the master and keeps it for ``control_persist``.
 
-``~/.ssh/config`` is honoured by ssh itself; when it sets a ControlPath for the host, that one
-is used untouched. Host keys are always checked strictly (``StrictHostKeyChecking=yes``).
+``~/.ssh/config`` is honoured by ssh itself (``Include`` and ``Match`` too); when it sets a
+ControlPath for the host, that one is used untouched. Host keys are always checked strictly
+(``StrictHostKeyChecking=yes``).
 The ``ssh`` invocations are :mod:`nsml_hpc.backends.openssh_client`; file access is
 :mod:`nsml_hpc.backends.openssh_files`.
 """

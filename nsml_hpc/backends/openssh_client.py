@@ -6,8 +6,11 @@ Each Slurm command and each file operation is one
 ``ssh -o ControlMaster=auto -o ControlPath=... -o ControlPersist=... -- HOST CMD``, so a master
 the user opened (``ssh -M``, or their ``~/.ssh/config``'s ControlPath) is reused, and otherwise
 the first call becomes the master and keeps it for ``control_persist``. ``~/.ssh/config`` is
-honoured by ssh itself; when it sets a ControlPath for the host, that one is used untouched.
-Host keys are always checked strictly (``StrictHostKeyChecking=yes``).
+honoured by ssh itself (``Include`` and ``Match`` too); the file nsml-hpc means is passed as
+``ssh -F`` where ssh would read another one (``NSML_HPC_SSH_CONFIG``, or ``$HOME`` not the
+passwd home: :func:`~nsml_hpc.backends.sshconfig.configured_file`). When the config sets a
+ControlPath for the host, that one is used untouched. Host keys are always checked strictly
+(``StrictHostKeyChecking=yes``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 
 import platformdirs
 
+from nsml_hpc.backends.sshconfig import configured_file
 from nsml_hpc.config.cluster_profiles import ClusterProfile
 from nsml_hpc.errors import ConfigError, ConnectionFailed
 
@@ -56,7 +60,9 @@ class OpenSsh:
 
     def options(self) -> list[str]:
         profile = self.profile
-        argv = [
+        config_file = configured_file()
+        argv = ["-F", str(config_file)] if config_file is not None else []
+        argv += [
             "-o",
             "StrictHostKeyChecking=yes",
             "-o",

@@ -1,19 +1,23 @@
 """Where an SSH cluster really is: its profile, completed by ``~/.ssh/config``.
 
-What the profile says wins; ``~/.ssh/config`` (``Host`` blocks, read with paramiko's parser)
-fills in what it leaves out, as ``ssh`` itself would: ``HostName``, ``User``, ``Port``,
-``IdentityFile``, ``ProxyJump``, ``ProxyCommand`` and ``UserKnownHostsFile``. Reading files is
-all this module does; nothing connects.
+What the profile says wins; ``~/.ssh/config`` fills in what it leaves out, as ``ssh`` itself
+would: ``HostName``, ``User``, ``Port``, ``IdentityFile``, ``ProxyJump``, ``ProxyCommand`` and
+``UserKnownHostsFile``. The config is read by :mod:`nsml_hpc.backends.sshconfig`: ``ssh -G``
+when an ssh client is installed (``Include``, ``Match`` and all), else paramiko's parser with
+our own ``Include`` expansion. Reading configuration is all this module does; nothing connects.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import paramiko
-
+from nsml_hpc.backends.sshconfig import (
+    HostOptions,
+    ParsedSshConfig,
+    SshConfigSource,
+    ssh_config_source,
+)
 from nsml_hpc.config import locations
 from nsml_hpc.config.cluster_profiles import ClusterProfile, JumpHop, parse_jump_hosts
 from nsml_hpc.config.identity import current_user
@@ -61,32 +65,19 @@ def _expand(path: str) -> str:
     return str(Path(path).expanduser())
 
 
-def load_ssh_config(path: Path | None = None) -> paramiko.SSHConfig:
-    path = path or locations.ssh_config_file()
-    if not path.is_file():
-        return paramiko.SSHConfig()
-    try:
-        return paramiko.SSHConfig.from_path(str(path))
-    except (OSError, ValueError, paramiko.ssh_exception.ConfigParseError) as exc:
-        raise ConfigError(f"cannot read SSH config {path}: {exc}") from exc
+def load_ssh_config(path: Path | None = None) -> ParsedSshConfig:
+    """The fallback parser over ``path`` alone (tests, and machines without ssh)."""
+    return ParsedSshConfig(path or locations.ssh_config_file(), system=None)
 
 
-def _lookup(config: paramiko.SSHConfig, host: str) -> dict[str, Any]:
-    try:
-        return dict(config.lookup(host))
-    except Exception as exc:  # paramiko raises assorted errors for Match blocks it cannot run
-        raise ConfigError(f"cannot apply ~/.ssh/config to host {host!r}: {exc}") from exc
-
-
-def _none(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return None if not text or text.lower() == "none" else text
+def _lookup(
+    config: SshConfigSource, host: str, *, user: str | None = None, port: int | None = None
+) -> HostOptions:
+    return config.lookup(host, user=user, port=port)
 
 
 def _endpoint(
-    config: paramiko.SSHConfig,
+    config: SshConfigSource,
     host: str,
     *,
     user: str | None,
@@ -95,35 +86,27 @@ def _endpoint(
     local_user: str,
 ) -> tuple[SshEndpoint, str | None]:
     """The endpoint of ``host`` and the ProxyJump its config block names, if any."""
-    options = _lookup(config, host)
-    try:
-        config_port = int(options.get("port", DEFAULT_PORT))
-    except ValueError:
-        raise ConfigError(f"~/.ssh/config gives host {host!r} an invalid Port") from None
-    identities = (
-        (identity_file,)
-        if identity_file
-        else tuple(str(entry) for entry in options.get("identityfile", []))
-    )
+    options = _lookup(config, host, user=user, port=port)
+    identities = (identity_file,) if identity_file else options.identity_files
     endpoint = SshEndpoint(
         alias=host,
-        hostname=str(options.get("hostname", host)),
-        port=port or config_port,
-        user=user or _none(options.get("user")) or local_user,
+        hostname=options.hostname,
+        port=port or options.port or DEFAULT_PORT,
+        user=user or options.user or local_user,
         identity_files=tuple(_expand(path) for path in identities),
-        proxy_command=_none(options.get("proxycommand")),
+        proxy_command=options.proxy_command,
     )
-    return endpoint, _none(options.get("proxyjump"))
+    return endpoint, options.proxy_jump
 
 
-def _hop(config: paramiko.SSHConfig, hop: JumpHop, local_user: str) -> SshEndpoint:
+def _hop(config: SshConfigSource, hop: JumpHop, local_user: str) -> SshEndpoint:
     endpoint, _ = _endpoint(
         config, hop.host, user=hop.user, port=hop.port, identity_file=None, local_user=local_user
     )
     return endpoint
 
 
-def _chain(config: paramiko.SSHConfig, spec: str, local_user: str) -> list[SshEndpoint]:
+def _chain(config: SshConfigSource, spec: str, local_user: str) -> list[SshEndpoint]:
     """The hops of a jump spec, each completed by its own Host block; a first hop that has a
     ProxyJump of its own is reached through that one first (as ssh -J does)."""
     hops = [_hop(config, hop, local_user) for hop in parse_jump_hosts(spec)]
@@ -147,13 +130,12 @@ def _chain(config: paramiko.SSHConfig, spec: str, local_user: str) -> list[SshEn
     raise ConfigError(f"more than {MAX_JUMPS} jump hosts for {spec!r}")
 
 
-def _known_hosts(profile: ClusterProfile, options: dict[str, Any]) -> tuple[str, ...]:
+def _known_hosts(profile: ClusterProfile, options: HostOptions) -> tuple[str, ...]:
     if profile.known_hosts:
         return (_expand(profile.known_hosts),)
-    configured = _none(options.get("userknownhostsfile"))
     files = (
-        [_expand(item) for item in configured.split()]
-        if configured
+        [_expand(item) for item in options.user_known_hosts]
+        if options.user_known_hosts
         else [str(locations.known_hosts_file())]
     )
     if Path(GLOBAL_KNOWN_HOSTS).is_file():
@@ -164,13 +146,13 @@ def _known_hosts(profile: ClusterProfile, options: dict[str, Any]) -> tuple[str,
 def resolve_target(
     profile: ClusterProfile,
     *,
-    config: paramiko.SSHConfig | None = None,
+    config: SshConfigSource | None = None,
     local_user: str | None = None,
 ) -> SshTarget:
     """The login node, jump hosts and known_hosts files of an ``ssh`` profile."""
     if not profile.host:
         raise ConfigError(f"cluster {profile.name!r} has no host")
-    config = config if config is not None else load_ssh_config()
+    config = config if config is not None else ssh_config_source()
     local_user = local_user or current_user()
     endpoint, config_jump = _endpoint(
         config,
@@ -195,6 +177,8 @@ def resolve_target(
         cluster=profile.name,
         endpoint=endpoint,
         jumps=tuple(jumps),
-        known_hosts=_known_hosts(profile, _lookup(config, profile.host)),
+        known_hosts=_known_hosts(
+            profile, _lookup(config, profile.host, user=profile.user, port=profile.port)
+        ),
         connect_timeout=profile.connect_timeout,
     )

@@ -11,7 +11,7 @@ from nsml_hpc.capture.csvlog import CsvCursor, read_csv_stream
 from nsml_hpc.capture.discover import discover
 from nsml_hpc.capture.tfevents import read_event_points
 from nsml_hpc.catalog.engine import Catalog
-from nsml_hpc.catalog.metrics import CursorState, store_metric_batch, touch_cursor
+from nsml_hpc.catalog.metrics import CursorState, store_metric_batch
 from nsml_hpc.errors import TensorBoardUnavailable
 from nsml_hpc.job.layout import CODE_DIR
 from nsml_hpc.runfiles.scrape import MAX_READ_BYTES, MetricBatch
@@ -29,6 +29,7 @@ class CaptureReport:
     points: int = 0
     malformed: int = 0
     warnings: list[str] = field(default_factory=list)
+    looked: bool = False  # discovery ran: the caller records it (one statement for all sessions)
 
 
 def _batch(
@@ -65,7 +66,9 @@ def scrape_captured(
     ended_at: float | None = None,
 ) -> CaptureReport:
     """Ingest the session's captured logs; look for new ones when the last look is older than
-    DISCOVERY_INTERVAL, or older than the session's end (one final look)."""
+    DISCOVERY_INTERVAL, or older than the session's end (one final look). A look is reported
+    in ``looked``: the caller records it with :func:`~nsml_hpc.catalog.metrics.touch_cursors`
+    for all sessions at once (a look that is not recorded is only made again)."""
     report = CaptureReport()
     known = set(known_files)
     last = discovered_at
@@ -78,7 +81,7 @@ def scrape_captured(
     )
     if due:
         known.update(found.relative for found in discover(run_dir, files=files))
-        touch_cursor(catalog, session_id, DISCOVERY_FILE, now)
+        report.looked = True
     for relative in sorted(known):
         cursor = cursors.get((session_id, relative), CursorState())
         path = f"{run_dir}/{relative}"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, func, insert
+from sqlalchemy import bindparam, exists, func, insert, update
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
@@ -20,9 +20,10 @@ from nsml_hpc.catalog.models import (
     SessionRecord,
 )
 from nsml_hpc.catalog.snapshot_models import JobRunRecord
-from nsml_hpc.catalog.summaries import update_summaries
+from nsml_hpc.catalog.summaries import update_summaries_many
 from nsml_hpc.job.layout import EVENTS_FILE, METRICS_FILE
 from nsml_hpc.runfiles.scrape import POINT_COLUMNS, EventBatch, MetricBatch, MetricPointRow
+from nsml_hpc.runfiles.summary import Summary
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,26 @@ def _insert_points(db: Session, points: list[MetricPointRow]) -> None:
     connection.exec_driver_sql(statement, points)
 
 
+@dataclass
+class MetricIngest:
+    """One file's new metric points and where its cursor moves (one item of a batched store)."""
+
+    session_id: int
+    batch: MetricBatch
+    cursor: CursorState
+    new_offset: int
+    file: str = METRICS_FILE
+    sources: dict[str, str] | None = None  # metric -> where it came from (captured files)
+
+
+@dataclass
+class EventIngest:
+    session_id: int
+    batch: EventBatch
+    cursor: CursorState
+    new_offset: int
+
+
 def store_metric_batch(
     catalog: Catalog,
     session_id: int,
@@ -91,37 +112,9 @@ def store_metric_batch(
 ) -> None:
     """Insert ``batch`` and move the cursor of ``file`` to ``new_offset`` atomically (all or
     nothing). ``sources`` records where metrics not reported through the API came from."""
-    with catalog.session() as db:
-        if batch.points:
-            _insert_points(db, batch.points)
-            update_summaries(db, session_id, batch.points)
-        move_cursor(
-            db,
-            session_id,
-            file,
-            CursorState(new_offset, cursor.lines + batch.lines, cursor.malformed + batch.malformed),
-            now,
-        )
-        if sources:
-            known = set(
-                db.exec(
-                    select(MetricSource.name).where(MetricSource.session_id == session_id)
-                ).all()
-            )
-            for name, source in sources.items():
-                if name not in known:
-                    db.add(MetricSource(session_id=session_id, name=name, source=source))
-        record = db.get(SessionRecord, session_id)
-        if record is not None:
-            merged = json.loads(record.last_metrics_json or "{}")
-            merged.update(batch.last_metrics)
-            record.last_metrics_json = json.dumps(merged, sort_keys=True)
-            if batch.last_step is not None:
-                record.last_step = batch.last_step
-            record.metric_count += len(batch.points)
-            record.malformed_lines += batch.malformed
-            record.updated_at = now
-            db.add(record)
+    store_ingests(
+        catalog, [MetricIngest(session_id, batch, cursor, new_offset, file, sources)], [], now
+    )
 
 
 def store_event_batch(
@@ -132,26 +125,231 @@ def store_event_batch(
     new_offset: int,
     now: float,
 ) -> None:
+    store_ingests(catalog, [], [EventIngest(session_id, batch, cursor, new_offset)], now)
+
+
+def store_ingests(
+    catalog: Catalog, metrics: Sequence[MetricIngest], events: Sequence[EventIngest], now: float
+) -> None:
+    """Store the new points and events of many files of many sessions, and move every one of
+    their cursors, in ONE transaction (all or nothing: a crash at any instant loses and
+    doubles nothing), with statements that do not grow with the number of sessions."""
+    if not metrics and not events:
+        return
     with catalog.session() as db:
-        if batch.events:
-            db.execute(insert(EventRecord), batch.events)
-        move_cursor(
+        points = [point for item in metrics for point in item.batch.points]
+        if points:
+            _insert_points(db, points)
+            by_session: dict[int, list[MetricPointRow]] = {}
+            folded: dict[int, dict[tuple[str, int], Summary]] = {}
+            unfolded: set[int] = set()
+            for item in metrics:
+                by_session.setdefault(item.session_id, []).extend(item.batch.points)
+                if item.batch.blocks is None:
+                    unfolded.add(item.session_id)
+                elif item.batch.points:
+                    _merge_blocks(folded.setdefault(item.session_id, {}), item.batch.blocks)
+            for session_id in unfolded:  # a session with a captured batch: summarize them all
+                folded.pop(session_id, None)
+            update_summaries_many(db, by_session, folded)
+        rows = [event for item in events for event in item.batch.events]
+        if rows:  # Core, not the ORM: one executemany, no per-row RETURNING
+            db.connection().execute(insert(EventRecord.__table__), rows)  # type: ignore[attr-defined]
+        moves = [
+            (item.session_id, item.file, item.cursor, item.new_offset, item.batch)
+            for item in metrics
+        ] + [
+            (item.session_id, EVENTS_FILE, item.cursor, item.new_offset, item.batch)
+            for item in events
+        ]
+        _move_cursors(
             db,
-            session_id,
-            EVENTS_FILE,
-            CursorState(new_offset, cursor.lines + batch.lines, cursor.malformed + batch.malformed),
+            [
+                (
+                    session_id,
+                    file,
+                    CursorState(
+                        new_offset,
+                        cursor.lines + batch.lines,
+                        cursor.malformed + batch.malformed,
+                    ),
+                )
+                for session_id, file, cursor, new_offset, batch in moves
+            ],
             now,
         )
+        _add_sources(db, [item for item in metrics if item.sources])
+        _update_sessions(db, metrics, now)
 
 
-def touch_cursor(catalog: Catalog, session_id: int, file: str, now: float) -> None:
-    """Record that ``file`` (a pseudo-file such as the discovery marker) was looked at now."""
-    with catalog.session() as db:
-        cursor = db.get(ScrapeCursor, (session_id, file)) or ScrapeCursor(
-            session_id=session_id, file=file
+def _merge_blocks(
+    into: dict[tuple[str, int], Summary], later: dict[tuple[str, int], Summary]
+) -> None:
+    """Fold the blocks of a later batch of the same session into ``into``."""
+    for key, block in later.items():
+        if key in into:
+            into[key].merge(block)
+        else:
+            into[key] = block
+
+
+def _move_cursors(db: Session, moves: Sequence[tuple[int, str, CursorState]], now: float) -> None:
+    """Upsert the cursors in one statement (INSERT ... ON CONFLICT DO UPDATE)."""
+    if not moves:
+        return
+    table = ScrapeCursor.__table__  # type: ignore[attr-defined]
+    values = [
+        {
+            "session_id": session_id,
+            "file": file,
+            "offset": state.offset,
+            "lines": state.lines,
+            "malformed": state.malformed,
+            "updated_at": now,
+        }
+        for session_id, file, state in moves
+    ]
+    dialect = db.connection().dialect.name
+    statement: Any
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        statement = pg_insert(table)
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(table)
+    else:  # any other database: one row at a time, through the ORM
+        for session_id, file, state in moves:
+            move_cursor(db, session_id, file, state, now)
+        return
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.session_id, table.c.file],
+        set_={
+            "offset": statement.excluded.offset,
+            "lines": statement.excluded.lines,
+            "malformed": statement.excluded.malformed,
+            "updated_at": statement.excluded.updated_at,
+        },
+    )
+    db.connection().execute(statement, values)
+
+
+def _add_sources(db: Session, items: Sequence[MetricIngest]) -> None:
+    if not items:
+        return
+    wanted = {
+        (item.session_id, name): source
+        for item in items
+        for name, source in (item.sources or {}).items()
+    }
+    known = set(
+        db.execute(
+            sql_select(col(MetricSource.session_id), col(MetricSource.name)).where(
+                col(MetricSource.session_id).in_({item.session_id for item in items})
+            )
+        ).all()
+    )
+    fresh = [
+        {"session_id": session_id, "name": name, "source": source}
+        for (session_id, name), source in wanted.items()
+        if (session_id, name) not in known
+    ]
+    if fresh:
+        db.execute(insert(MetricSource), fresh)
+
+
+def _update_sessions(db: Session, items: Sequence[MetricIngest], now: float) -> None:
+    """Last metrics, last step and counters of every session that got points: one read and
+    one UPDATE executemany."""
+    if not items:
+        return
+    merged: dict[int, MetricBatch] = {}
+    for item in items:
+        total = merged.setdefault(item.session_id, MetricBatch())
+        total.last_metrics.update(item.batch.last_metrics)
+        if item.batch.last_step is not None and (
+            total.last_step is None or item.batch.last_step >= total.last_step
+        ):
+            total.last_step = item.batch.last_step
+        total.lines += len(item.batch.points)  # used as the point count here
+        total.malformed += item.batch.malformed
+    table = SessionRecord.__table__  # type: ignore[attr-defined]
+    current = {
+        row.id: row
+        for row in db.execute(
+            sql_select(
+                table.c.id,
+                table.c.last_metrics_json,
+                table.c.last_step,
+                table.c.metric_count,
+                table.c.malformed_lines,
+            ).where(table.c.id.in_(list(merged)))
         )
-        cursor.updated_at = now
-        db.add(cursor)
+    }
+    updates = []
+    for session_id, total in merged.items():
+        row = current.get(session_id)
+        if row is None:
+            continue  # removed meanwhile: its points go with it
+        metrics = json.loads(row.last_metrics_json or "{}")
+        metrics.update(total.last_metrics)
+        updates.append(
+            {
+                "k_id": session_id,
+                "last_metrics_json": json.dumps(metrics, sort_keys=True),
+                "last_step": total.last_step if total.last_step is not None else row.last_step,
+                "metric_count": row.metric_count + total.lines,
+                "malformed_lines": row.malformed_lines + total.malformed,
+                "updated_at": now,
+            }
+        )
+    if updates:
+        db.connection().execute(
+            update(table)
+            .where(table.c.id == bindparam("k_id"))
+            .values(
+                {
+                    name: bindparam(name)
+                    for name in (
+                        "last_metrics_json",
+                        "last_step",
+                        "metric_count",
+                        "malformed_lines",
+                        "updated_at",
+                    )
+                }
+            ),
+            updates,
+        )
+
+
+def touch_cursors(catalog: Catalog, session_ids: Sequence[int], file: str, now: float) -> None:
+    """Record that ``file`` (a pseudo-file such as the discovery marker) of each session was
+    looked at now: one statement for all of them."""
+    if not session_ids:
+        return
+    with catalog.session() as db:
+        stored = {
+            (session_id, name): CursorState(offset, lines, malformed)
+            for session_id, name, offset, lines, malformed in db.execute(
+                sql_select(
+                    col(ScrapeCursor.session_id),
+                    col(ScrapeCursor.file),
+                    col(ScrapeCursor.offset),
+                    col(ScrapeCursor.lines),
+                    col(ScrapeCursor.malformed),
+                ).where(
+                    col(ScrapeCursor.session_id).in_(list(session_ids)),
+                    col(ScrapeCursor.file) == file,
+                )
+            ).all()
+        }
+        _move_cursors(
+            db,
+            [(sid, file, stored.get((sid, file), CursorState())) for sid in session_ids],
+            now,
+        )
 
 
 def metric_sources(catalog: Catalog, session_id: int) -> dict[str, str]:

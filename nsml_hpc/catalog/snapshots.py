@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, func, insert, update
 from sqlmodel import Session, col, select
 
 from nsml_hpc.catalog.engine import Catalog
@@ -346,6 +346,7 @@ def refresh_job_runs(catalog: Catalog, session_ids: Sequence[int]) -> None:
                 select(JobRunRecord).where(col(JobRunRecord.session_id).in_(list(session_ids)))
             ).all()
         }
+        fresh: list[JobRunRecord] = []
         for session_id in session_ids:
             for (job_id, restart), data in _runs_from_events(
                 by_session.get(session_id, [])
@@ -353,14 +354,20 @@ def refresh_job_runs(catalog: Catalog, session_ids: Sequence[int]) -> None:
                 row = existing.get((session_id, job_id, restart))
                 if row is None:
                     row = JobRunRecord(session_id=session_id, job_id=job_id, restart_count=restart)
-                    existing[(session_id, job_id, restart)] = row
+                    fresh.append(row)
                 for key, value in data.items():
                     setattr(row, key, value)
-        for row in existing.values():
+        for row in [*existing.values(), *fresh]:
             if row.first_step is None and row.first_line > 0:
                 row.first_step = _first_step(db, row.session_id, row.first_line)
             row.supersede_from_step = _threshold(row)
-            db.add(row)
+        for row in existing.values():
+            db.add(row)  # the ORM writes only the rows whose values changed
+        if fresh:  # new runs (a sweep's thousand first starts): one executemany, no ORM rows
+            db.connection().execute(
+                insert(JobRunRecord.__table__),  # type: ignore[attr-defined]
+                [row.model_dump(exclude={"id"}) for row in fresh],
+            )
 
 
 def unresolved_run_sessions(catalog: Catalog, session_ids: Sequence[int]) -> list[int]:

@@ -3,10 +3,10 @@ once for older catalogs, and read by the session table, ``compare`` and the plot
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select, tuple_, update
 from sqlmodel import Session, col
 
 from nsml_hpc.catalog.engine import Catalog
@@ -14,89 +14,17 @@ from nsml_hpc.catalog.models import CatalogMeta, MetricPoint
 from nsml_hpc.catalog.summary_models import MetricBlock, MetricSummary
 from nsml_hpc.errors import CatalogError
 from nsml_hpc.runfiles.scrape import MetricPointRow
+from nsml_hpc.runfiles.summary import (
+    BLOCK_LINES,
+    BLOCK_SHIFT,
+    SUMMARY_FIELDS,
+    Summary,
+    summarize_points,
+    totals_of,
+)
 
 BACKFILL_KEY = "metric_summary_filled"
-BLOCK_SHIFT = 9
-BLOCK_LINES = 1 << BLOCK_SHIFT  # metrics.jsonl lines per stored block (512)
-
-
-@dataclass
-class Summary:
-    """What one session's points say about one metric (also the row, as plain data)."""
-
-    points: int = 0
-    last_line: int = -1
-    last_step: int | None = None
-    last_value: float | None = None
-    min_value: float | None = None
-    min_step: int | None = None
-    max_value: float | None = None
-    max_step: int | None = None
-
-    def fold(self, line: int, step: int | None, value: float | None) -> None:
-        """Add one point; points must come in line order."""
-        self.points += 1
-        if line >= self.last_line:
-            self.last_line, self.last_step, self.last_value = line, step, value
-        if value is None:
-            return
-        if self.min_value is None or value < self.min_value:
-            self.min_value, self.min_step = value, step
-        if self.max_value is None or value > self.max_value:
-            self.max_value, self.max_step = value, step
-
-    def merge(self, later: Summary) -> None:
-        """Fold in the summary of points that came after these."""
-        self.points += later.points
-        if later.last_line >= self.last_line:
-            self.last_line, self.last_step = later.last_line, later.last_step
-            self.last_value = later.last_value
-        if later.min_value is not None and (
-            self.min_value is None or later.min_value < self.min_value
-        ):
-            self.min_value, self.min_step = later.min_value, later.min_step
-        if later.max_value is not None and (
-            self.max_value is None or later.max_value > self.max_value
-        ):
-            self.max_value, self.max_step = later.max_value, later.max_step
-
-
-def summarize_points(
-    points: Iterable[MetricPointRow],
-) -> tuple[dict[str, Summary], dict[tuple[str, int], Summary]]:
-    """Per metric and per (metric, block of ``BLOCK_LINES`` lines) summaries of a batch of
-    ``POINT_COLUMNS`` tuples, in one pass (pure; points in line order).
-
-    Each point is folded into its block only; a metric's total is the merge of its blocks.
-    """
-    blocks: dict[tuple[str, int], Summary] = {}
-    current: dict[str, tuple[int, Summary]] = {}
-    shift = BLOCK_SHIFT
-    for _session, line, step, _time, name, value in points:
-        index = line >> shift
-        entry = current.get(name)
-        if entry is None or entry[0] != index:
-            key = (name, index)
-            block = blocks.get(key)
-            if block is None:
-                block = blocks[key] = Summary()
-            current[name] = (index, block)
-        else:
-            block = entry[1]
-        block.points += 1
-        block.last_line, block.last_step, block.last_value = line, step, value
-        if value is None:
-            continue
-        low = block.min_value
-        if low is None or value < low:
-            block.min_value, block.min_step = value, step
-        high = block.max_value
-        if high is None or value > high:
-            block.max_value, block.max_step = value, step
-    totals: dict[str, Summary] = {}
-    for (name, _index), block in sorted(blocks.items(), key=lambda item: item[1].last_line):
-        totals.setdefault(name, Summary()).merge(block)
-    return totals, blocks
+__all__ = ["BLOCK_LINES", "BLOCK_SHIFT", "Summary", "summarize_points"]
 
 
 def _as_summary(row: MetricSummary | MetricBlock) -> Summary:
@@ -112,56 +40,83 @@ def _as_summary(row: MetricSummary | MetricBlock) -> Summary:
     )
 
 
+KEYS_PER_QUERY = 2000  # (session, name[, block]) keys per IN list: far below SQLite's limit
+
+
+def _chunks(items: list[Any], size: int = KEYS_PER_QUERY) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _summary_values(merged: Summary) -> dict[str, Any]:
+    return dict(vars(merged))
+
+
 def update_summaries(db: Session, session_id: int, points: Sequence[MetricPointRow]) -> None:
     """Merge a batch into the stored summaries and blocks, inside the caller's transaction."""
-    totals, blocks = summarize_points(points)
+    update_summaries_many(db, {session_id: points})
+
+
+def update_summaries_many(
+    db: Session,
+    batches: Mapping[int, Sequence[MetricPointRow]],
+    folded: Mapping[int, dict[tuple[str, int], Summary]] | None = None,
+) -> None:
+    """Merge the batches of many sessions into the stored summaries and blocks, inside the
+    caller's transaction, with statements that do not grow with the number of sessions: one
+    read and at most one UPDATE executemany and one INSERT executemany per table. ``folded``
+    holds block summaries the parser already folded (per session), for those batches."""
+    totals: dict[tuple[int, str], Summary] = {}
+    blocks: dict[tuple[int, str, int], Summary] = {}
+    for session_id, points in batches.items():
+        if folded is not None and session_id in folded:  # folded while parsing
+            session_blocks = folded[session_id]
+            session_totals = totals_of(session_blocks)
+        else:
+            session_totals, session_blocks = summarize_points(points)
+        for name, summary in session_totals.items():
+            totals[(session_id, name)] = summary
+        for (name, index), summary in session_blocks.items():
+            blocks[(session_id, name, index)] = summary
     if not totals:
         return
-    existing = {
-        row.name: row
-        for row in db.execute(
-            select(MetricSummary).where(
-                col(MetricSummary.session_id) == session_id,
-                col(MetricSummary.name).in_(list(totals)),
-            )
-        ).scalars()
-    }
-    for name, later in totals.items():
-        row = existing.get(name)
-        merged = _as_summary(row) if row is not None else Summary()
-        merged.merge(later)
-        if row is None:
-            row = MetricSummary(session_id=session_id, name=name)
-        for key, value in vars(merged).items():
-            setattr(row, key, value)
-        db.add(row)
+    _merge_rows(db, MetricSummary, ("session_id", "name"), totals)
     # Lines only grow, so only the first block of each metric in a batch can already exist
-    # (the one the previous batch ended in).
-    first = min(index for _name, index in blocks)
-    stored = {
-        (row.name, row.block): row
-        for row in db.execute(
-            select(MetricBlock).where(
-                col(MetricBlock.session_id) == session_id,
-                col(MetricBlock.name).in_(list(totals)),
-                col(MetricBlock.block) >= first,
-            )
-        ).scalars()
-    }
-    fresh: list[dict[str, object]] = []
-    for (name, index), later in blocks.items():
-        block_row = stored.get((name, index))
-        if block_row is None:
-            fresh.append({"session_id": session_id, "name": name, "block": index, **vars(later)})
-            continue
-        merged = _as_summary(block_row)
-        merged.merge(later)
-        for key, value in vars(merged).items():
-            setattr(block_row, key, value)
-        db.add(block_row)
-    if fresh:
-        db.flush()
-        db.execute(insert(MetricBlock), fresh)
+    # (the one the previous batch ended in); asking for every key is exact and as cheap.
+    _merge_rows(db, MetricBlock, ("session_id", "name", "block"), blocks)
+
+
+def _merge_rows(
+    db: Session, model: Any, key_columns: tuple[str, ...], later: dict[Any, Summary]
+) -> None:
+    table = model.__table__
+    keys = list(later)
+    stored: dict[Any, Summary] = {}
+    columns = [table.c[name] for name in key_columns]
+    for chunk in _chunks(keys):
+        rows = db.execute(select(table).where(tuple_(*columns).in_(chunk))).mappings()
+        for row in rows:
+            key = tuple(row[name] for name in key_columns)
+            stored[key] = Summary(**{field: row[field] for field in SUMMARY_FIELDS})
+    updates: list[dict[str, Any]] = []
+    inserts: list[dict[str, Any]] = []
+    for key, summary in later.items():
+        named = dict(zip(key_columns, key, strict=True))
+        if key in stored:
+            merged = stored[key]
+            merged.merge(summary)
+            updates.append({**{f"k_{k}": v for k, v in named.items()}, **_summary_values(merged)})
+        else:
+            inserts.append({**named, **_summary_values(summary)})
+    if updates:
+        statement = (
+            update(table)
+            .where(*(table.c[name] == bindparam(f"k_{name}") for name in key_columns))
+            .values({field: bindparam(field) for field in SUMMARY_FIELDS})
+        )
+        db.connection().execute(statement, updates)
+    if inserts:
+        db.connection().execute(insert(table), inserts)
 
 
 def backfill_summaries(catalog: Catalog) -> None:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nsml_hpc.cli.common import Commands, open_workspace
-from nsml_hpc.errors import ConfigError, SpecError
+from nsml_hpc.errors import ConfigError
+
+if TYPE_CHECKING:
+    from nsml_hpc.clusters.check import ClusterReport
+    from nsml_hpc.clusters.hostkeys import HostKeyCheck
 
 PROFILE_FLAGS: list[tuple[str, str, dict[str, Any]]] = [
     ("--host", "login node (an alias from ~/.ssh/config works)", {}),
@@ -63,11 +67,9 @@ def cmd_cluster_add(args: argparse.Namespace) -> int:
     --run-root /scratch/me/nsml-runs --partition gpu. Then trust its host key
     (nsml-hpc cluster trust hpc) and check it (nsml-hpc cluster test hpc).
     """
-    from nsml_hpc.config.cluster_profiles import profile_from_dict
-    from nsml_hpc.config.clusters_file import add_profile
+    from nsml_hpc.workspace import Workspace
 
-    profile = profile_from_dict(args.name, _profile_data(args))
-    path = add_profile(profile, replace=args.replace)
+    profile, path = Workspace.add_cluster(args.name, _profile_data(args), replace=args.replace)
     print(f"cluster {profile.name}: {profile.backend}, {profile.target_text()} -> {path}")
     if profile.remote:
         print(
@@ -78,9 +80,9 @@ def cmd_cluster_add(args: argparse.Namespace) -> int:
 
 
 def _profile_rows() -> tuple[list[dict[str, Any]], str]:
-    from nsml_hpc.config.settings import load_settings
+    from nsml_hpc.workspace import Workspace
 
-    settings = load_settings()
+    settings = Workspace.read_settings()
     rows = []
     for name in settings.cluster_names():
         profile = settings.profile(name)
@@ -127,28 +129,13 @@ def cmd_cluster_ls(args: argparse.Namespace) -> int:
 
 def cmd_cluster_rm(args: argparse.Namespace) -> int:
     """Remove a cluster profile (refused while sessions on it are live, unless --force)."""
-    import time
-
-    from nsml_hpc.catalog.sessions import live_sessions
-    from nsml_hpc.config.clusters_file import remove_profile
-
     with open_workspace() as workspace:
-        live = [
-            record.name
-            for record in live_sessions(workspace.catalog, time.time())
-            if record.cluster == args.name
-        ]
-    if live and not args.force:
-        raise SpecError(
-            f"cluster {args.name} has live sessions ({', '.join(live[:5])}); stop them, or pass "
-            "--force to remove the profile anyway (they could no longer be followed)"
-        )
-    path = remove_profile(args.name)
+        path = workspace.remove_cluster(args.name, force=args.force)
     print(f"removed cluster {args.name} from {path}")
     return 0
 
 
-def render_report(report: Any) -> str:
+def render_report(report: ClusterReport) -> str:
     from nsml_hpc.formatting import table
 
     def line(label: str, ok: bool, text: str) -> str:
@@ -213,10 +200,8 @@ def render_report(report: Any) -> str:
 def cmd_cluster_test(args: argparse.Namespace) -> int:
     """Check a cluster: connectivity, Slurm version, whether sacct answers, GPUs per partition
     (one sinfo call), the run root and the job interpreter. Exits 4 if anything fails."""
-    from nsml_hpc.clusters.check import check_cluster
-
     with open_workspace() as workspace:
-        report = check_cluster(workspace, args.name)
+        report = workspace.test_cluster(args.name)
     if args.json:
         print(json.dumps(report.to_json(), indent=2, sort_keys=True, default=str))
     else:
@@ -224,7 +209,7 @@ def cmd_cluster_test(args: argparse.Namespace) -> int:
     return 0 if report.ok else 4
 
 
-def _confirm_on_terminal(check: Any) -> bool:
+def _confirm_on_terminal(check: HostKeyCheck) -> bool:
     if not sys.stdin.isatty():
         raise ConfigError(
             f"the host key of {check.name} ({check.key_type} {check.fingerprint}) is new; "
@@ -237,10 +222,7 @@ def _confirm_on_terminal(check: Any) -> bool:
 def cmd_cluster_trust(args: argparse.Namespace) -> int:
     """Show the host key fingerprint of each server on the way to the cluster and add new
     ones to known_hosts once confirmed (--yes: without asking). A CHANGED key is refused."""
-    from nsml_hpc.clusters.hostkeys import HostKeyCheck, trust_cluster
-    from nsml_hpc.config.settings import load_settings
-
-    profile = load_settings().profile(args.name)
+    from nsml_hpc.workspace import Workspace
 
     def confirm(check: HostKeyCheck) -> bool:
         print(f"{check.name}: {check.key_type} key fingerprint {check.fingerprint}")
@@ -248,7 +230,7 @@ def cmd_cluster_trust(args: argparse.Namespace) -> int:
             return True
         return _confirm_on_terminal(check)
 
-    for check in trust_cluster(profile, confirm):
+    for check in Workspace.trust_cluster(args.name, confirm):
         if check.status == "trusted":
             print(f"{check.name}: {check.key_type} {check.fingerprint} is already trusted")
         else:

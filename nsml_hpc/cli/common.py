@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from nsml_hpc.errors import SpecError, UsageError
 from nsml_hpc.job.spec import (
     EnvStep,
+    Preemption,
     Resources,
     SessionSpec,
     parse_count,
@@ -24,7 +25,6 @@ from nsml_hpc.job.spec import (
 )
 
 if TYPE_CHECKING:
-    from nsml_hpc.backends.base import SlurmBackend
     from nsml_hpc.workspace import Workspace
 
 Command = Callable[[argparse.Namespace], int]
@@ -219,15 +219,12 @@ def preemption_given(args: argparse.Namespace) -> dict[str, Any]:
     return given
 
 
-def script_spec(args: argparse.Namespace, default_cluster: str) -> tuple[SessionSpec, Path]:
+def script_spec(args: argparse.Namespace, workspace: Workspace) -> tuple[SessionSpec, Path]:
     """The spec a `submit` or `sweep` command line describes, and the code folder to snapshot."""
-    from nsml_hpc.job.spec import Preemption
-    from nsml_hpc.submit.create import code_root_for
-
     script = Path(args.script)
     if not script.is_file():
         raise SpecError(f"script not found: {args.script}")
-    code_root = code_root_for(script, Path.cwd())
+    code_root = workspace.code_root_for(script, Path.cwd())
     spec = SessionSpec(
         project=args.project or default_project(code_root),
         script=script.resolve().relative_to(code_root).as_posix(),
@@ -235,7 +232,7 @@ def script_spec(args: argparse.Namespace, default_cluster: str) -> tuple[Session
         resources=resources_from(args),
         environment=environment_steps(args),
         memo=args.memo or "",
-        cluster=args.cluster or default_cluster,
+        cluster=args.cluster or workspace.settings.default_cluster,
         preemption=Preemption(**preemption_given(args)),
         launch=args.launch,
         after=list(dict.fromkeys(args.after or [])),
@@ -344,11 +341,8 @@ def open_workspace() -> Iterator[Workspace]:
     from nsml_hpc.workspace import Workspace
 
     prompt = terminal_passphrase if sys.stdin.isatty() else None
-    workspace = Workspace.open(passphrase_prompt=prompt)
-    try:
+    with Workspace.open(passphrase_prompt=prompt) as workspace:
         yield workspace
-    finally:
-        workspace.close()
 
 
 def add_cluster_flag(parser: argparse.ArgumentParser, help_text: str) -> None:
@@ -357,11 +351,11 @@ def add_cluster_flag(parser: argparse.ArgumentParser, help_text: str) -> None:
 
 def sync_quietly(workspace: Workspace, clusters: list[str] | None = None) -> None:
     """Sync before showing something; problems become warnings, cached data is still shown."""
-    from nsml_hpc.sessions.actions import sync_now
-
-    report = sync_now(workspace, clusters)
+    report = workspace.sync(clusters)
     for cluster, error in report.errors.items():
         warn(f"{about_cluster(cluster, error)} — showing cached data")
+    for cluster, why in report.degraded.items():
+        warn(about_cluster(cluster, why))
     for warning in report.warnings:
         warn(warning)
     if report.malformed_lines:
@@ -373,35 +367,26 @@ def about_cluster(cluster: str, error: str) -> str:
     return error if f"cluster {cluster}" in error else f"cluster {cluster}: {error}"
 
 
-def place_if_auto(spec: SessionSpec, backend: SlurmBackend) -> SessionSpec:
+def place_if_auto(spec: SessionSpec, workspace: Workspace) -> SessionSpec:
     """Resolve ``--partition auto`` (one sinfo + one sbatch --test-only per partition)."""
-    from nsml_hpc.submit.placement import AUTO, place
+    from nsml_hpc.submit.placement import AUTO
 
     if spec.resources.partition != AUTO:
         return spec
-    placement = place(spec, backend)
+    placement = workspace.place(spec)
     print(f"placement: {placement.explanation}", file=sys.stderr)
     return placement.spec
 
 
 def resolve_dependencies(workspace: Workspace, spec: SessionSpec) -> SessionSpec:
     """``--after``: sync the cluster (for fresh states), then wait for those sessions' jobs."""
-    from nsml_hpc.submit.dependencies import resolve_after
-
     if not spec.after:
         return spec
     sync_quietly(workspace, [spec.cluster])
-    resolved = resolve_after(workspace.catalog, spec)
+    resolved = workspace.resolve_after(spec)
     for name in resolved.already_done:
         print(f"--after {name}: it already completed; nothing to wait for", file=sys.stderr)
     return resolved.spec
-
-
-def check_fits(spec: SessionSpec, backend: SlurmBackend) -> None:
-    """A multi-node or typed-GPU job the cluster cannot hold: one line, before anything."""
-    from nsml_hpc.submit.fit import check_fits as check
-
-    check(spec, backend)
 
 
 def warn(message: str) -> None:

@@ -9,10 +9,8 @@ from nsml_hpc.cli.common import Commands, open_workspace
 
 def cmd_memo(args: argparse.Namespace) -> int:
     """Set (or with no TEXT, clear) the memo of a session; the TUI's e key does the same."""
-    from nsml_hpc.sessions.actions import set_memo
-
     with open_workspace() as workspace:
-        set_memo(workspace, args.session, " ".join(args.text))
+        workspace.set_memo(args.session, " ".join(args.text))
     print(f"memo of {args.session} {'saved' if args.text else 'cleared'}")
     return 0
 

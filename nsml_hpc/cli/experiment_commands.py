@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nsml_hpc.cli.common import (
     Commands,
@@ -19,7 +19,6 @@ from nsml_hpc.cli.common import (
     add_launch_flags,
     add_preemption_flags,
     add_resource_flags,
-    check_fits,
     open_workspace,
     place_if_auto,
     resolve_dependencies,
@@ -29,7 +28,10 @@ from nsml_hpc.cli.common import (
 from nsml_hpc.errors import SpecError
 from nsml_hpc.job.spec import parse_count
 from nsml_hpc.sweeps.grid import expand, parse_grid, parse_range
-from nsml_hpc.sweeps.submit import Progress
+
+if TYPE_CHECKING:
+    from nsml_hpc.experiments.views import Curve
+    from nsml_hpc.sweeps.submit import Progress
 
 
 @contextmanager
@@ -58,9 +60,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     Script arguments shared by every configuration go after `--`:
       nsml-hpc sweep train.py --grid lr=0.1,0.01 --grid bs=32,64 --max-parallel 2 -- --epochs 5
     """
-    from nsml_hpc.submit.create import prepare
-    from nsml_hpc.sweeps.submit import submit_sweep
-
     # Options may also follow the script (as the usage reads); the script's own shared
     # arguments come after `--`.
     if "--" in args.rest:
@@ -78,12 +77,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     )
     max_parallel = parse_count("--max-parallel", args.max_parallel, minimum=1)
     with open_workspace() as workspace:
-        spec, code_root = script_spec(args, workspace.settings.default_cluster)
-        backend = workspace.backend_for(spec.cluster)
-        spec = place_if_auto(spec, backend)
+        spec, code_root = script_spec(args, workspace)
+        spec = place_if_auto(spec, workspace)
         spec = resolve_dependencies(workspace, spec)
-        prepared = prepare(spec, workspace.settings, code_root)
-        check_fits(prepared.spec, backend)
+        prepared = workspace.prepare(spec, code_root)
+        workspace.check_fits(prepared.spec)
         if args.dry_run:
             for index, configuration in enumerate(configurations):
                 pairs = " ".join(f"{k}={v}" for k, v in configuration.items())
@@ -91,14 +89,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             print(f"{len(configurations)} session(s) in one job array (not submitted)")
             return 0
         with progress_bar() as progress:
-            done = submit_sweep(
-                prepared,
-                configurations,
-                workspace.catalog,
-                workspace.settings,
-                backend,
-                max_parallel=max_parallel,
-                progress=progress,
+            done = workspace.sweep(
+                prepared, configurations, max_parallel=max_parallel, progress=progress
             )
     arrays = ", ".join(done.array_ids)
     print(
@@ -134,30 +126,25 @@ def _print_frame(frame: Any, fmt: str) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Compare sessions: hyperparameters that differ, state, runtime, and for each metric its
     last value, best value and the step of the best."""
-    from nsml_hpc.experiments.views import comparison_frame, sessions_of
-
     with open_workspace() as workspace:
         if not args.no_sync:
             sync_quietly(workspace)
-        names = sessions_of(workspace.catalog, args.sessions, args.project)
-        directions = workspace.settings.metric_directions
-        frame = comparison_frame(workspace.catalog, names, args.metric, directions)
+        frame = workspace.comparison_table(args.sessions, project=args.project, metrics=args.metric)
     _print_frame(frame, args.format)
     return 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Rank a project's sessions by the best value of one metric."""
-    from nsml_hpc.experiments.views import leaderboard, ranking_goal
     from nsml_hpc.formatting import format_number, table
     from nsml_hpc.job.direction import Goal
 
     flag: Goal | None = "max" if args.max else "min" if args.min else None
     with open_workspace() as workspace:
-        metric, goal = ranking_goal(args.metric, flag, workspace.settings.metric_directions)
+        metric, goal = workspace.ranking_goal(args.metric, flag)
         if not args.no_sync:
             sync_quietly(workspace)
-        standings = leaderboard(workspace.catalog, args.project, metric, goal, args.top)
+        standings = workspace.leaderboard(args.project, metric, goal, args.top)
     if args.format == "json":
         print(json.dumps([asdict(s) for s in standings], indent=2))
         return 0
@@ -182,15 +169,12 @@ def cmd_plot(args: argparse.Namespace) -> int:
     """Plot a metric of one or more sessions in the terminal (or into a PNG file)."""
     import shutil
 
-    from nsml_hpc.experiments.views import curves
-
     width = args.width or shutil.get_terminal_size((100, 30)).columns
     smoothing = parse_count("--smooth", args.smooth, minimum=1) or 1
     with open_workspace() as workspace:
         if not args.no_sync:
             sync_quietly(workspace)
-        found = curves(
-            workspace.catalog,
+        found = workspace.curves(
             args.sessions,
             args.metric,
             x=args.x,
@@ -213,7 +197,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _plot_png(found: list[Any], metric: str, x: str, path: Path) -> None:
+def _plot_png(found: list[Curve], metric: str, x: str, path: Path) -> None:
     try:
         import matplotlib
 
@@ -236,15 +220,12 @@ def _plot_png(found: list[Any], metric: str, x: str, path: Path) -> None:
 def cmd_gpus(args: argparse.Namespace) -> int:
     """GPUs per partition: types, GPUs on each node, total, allocated, idle, and pending
     demand (one sinfo and one squeue call); with --nodes, every node's GPUs too."""
-    from nsml_hpc.clusters.info import node_rows, per_node_text
     from nsml_hpc.formatting import table
-    from nsml_hpc.slurm.sinfo import partition_summary
+    from nsml_hpc.slurm.sinfo import node_rows, partition_summary, per_node_text
 
     with open_workspace() as workspace:
-        backend = workspace.backend_for(args.cluster)
-        nodes = backend.cluster_gpus()
-        partitions = partition_summary(nodes)
-        demand = backend.pending_demand()
+        nodes, demand = workspace.gpu_nodes(args.cluster)
+    partitions = partition_summary(nodes)
     rows = []
     for part in partitions:
         pending = demand.get(part.name)
@@ -307,10 +288,8 @@ def cmd_gpus(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     """Show how two sessions differ: spec, hyperparameters, and their code (unified diff)."""
-    from nsml_hpc.sessions.diff import diff_sessions
-
     with open_workspace() as workspace:
-        result = diff_sessions(workspace.catalog, args.left, args.right, code=not args.no_code)
+        result = workspace.diff(args.left, args.right, code=not args.no_code)
     if args.json:
         print(json.dumps(asdict(result), indent=2, sort_keys=True, default=str))
         return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nsml_hpc.cli.common import (
     Commands,
@@ -15,33 +15,35 @@ from nsml_hpc.cli.common import (
     add_launch_flags,
     add_preemption_flags,
     add_resource_flags,
-    check_fits,
     open_workspace,
     place_if_auto,
     resolve_dependencies,
     script_spec,
     sync_quietly,
 )
+from nsml_hpc.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from nsml_hpc.sessions.views import SessionRow
+    from nsml_hpc.workspace import Workspace
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
     """Submit SCRIPT [ARGS...] as a new session (on --cluster NAME, default: local)."""
     from nsml_hpc.cli.progress import UploadBar
-    from nsml_hpc.submit.create import dry_run, prepare, submit
 
     with open_workspace() as workspace:
-        spec, code_root = script_spec(args, workspace.settings.default_cluster)
-        backend = workspace.backend_for(spec.cluster)
-        spec = place_if_auto(spec, backend)
+        spec, code_root = script_spec(args, workspace)
+        spec = place_if_auto(spec, workspace)
         spec = resolve_dependencies(workspace, spec)
-        prepared = prepare(spec, workspace.settings, code_root)
-        check_fits(prepared.spec, backend)
+        prepared = workspace.prepare(spec, code_root)
+        workspace.check_fits(prepared.spec)
         if args.dry_run:
-            sys.stdout.write(dry_run(prepared, workspace.catalog, workspace.settings, backend))
+            sys.stdout.write(workspace.dry_run(prepared))
             return 0
         bar = UploadBar()
         try:
-            done = submit(prepared, workspace.catalog, workspace.settings, backend, progress=bar)
+            done = workspace.submit(prepared, progress=bar)
         finally:
             bar.finish()
         where = "" if done.cluster == "local" else f" on {done.cluster}"
@@ -49,16 +51,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
         return follow_to_the_end(workspace, done.name) if args.follow else 0
 
 
-def follow_to_the_end(workspace: Any, name: str) -> int:
+def follow_to_the_end(workspace: Workspace, name: str) -> int:
     """Stream the session's output until it ends; the exit code says how it ended."""
-    from nsml_hpc.catalog.sessions import get_session
-    from nsml_hpc.sessions.actions import follow_logs
-
     out = sys.stdout.buffer
-    for chunk in follow_logs(workspace, name):
+    for chunk in workspace.follow_logs(name):
         out.write(chunk)
         out.flush()
-    record = get_session(workspace.catalog, name)
+    record = workspace.session(name)
     exit_note = f" (exit {record.exit_code})" if record.exit_code else ""
     print(f"{name}: {record.state}{exit_note}")
     return 0 if record.state == "COMPLETED" else (record.exit_code or 1)
@@ -66,11 +65,9 @@ def follow_to_the_end(workspace: Any, name: str) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Ask Slurm about live sessions (one sacct per cluster) and ingest new metrics."""
-    from nsml_hpc.sessions.actions import sync_now
-
     with open_workspace() as workspace:
         clusters = [workspace.settings.profile(args.cluster).name] if args.cluster else None
-        report = sync_now(workspace, clusters)
+        report = workspace.sync(clusters)
     if args.json:
         print(json.dumps(report.__dict__, indent=2, sort_keys=True))
     else:
@@ -84,6 +81,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
             f"change(s), {report.new_points} new metric point(s), {report.new_events} event(s), "
             f"{report.malformed_lines} malformed line(s)"
         )
+    for cluster, why in report.degraded.items():
+        print(f"nsml-hpc: warning: {about_cluster(cluster, why)}", file=sys.stderr)
     for cluster, error in report.errors.items():
         print(f"nsml-hpc: error: {about_cluster(cluster, error)}", file=sys.stderr)
     return 4 if report.errors else 0
@@ -93,7 +92,6 @@ def cmd_ps(args: argparse.Namespace) -> int:
     """List sessions of every cluster (or --cluster NAME): name, state (with pending reason),
     GPUs, elapsed, last metrics. Syncs first: one sacct call per cluster."""
     from nsml_hpc.formatting import format_metrics, table
-    from nsml_hpc.sessions.views import session_rows
     from nsml_hpc.slurm.timefmt import format_duration
 
     with open_workspace() as workspace:
@@ -102,9 +100,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
             sync_quietly(workspace, [cluster] if cluster else None)
         if args.stop_idle is not None:
             _stop_idle(workspace, args.stop_idle)
-        rows = session_rows(
-            workspace.catalog, project=args.project, cluster=cluster, limit=args.limit
-        )
+        rows = workspace.sessions(project=args.project, cluster=cluster, limit=args.limit)
         idle_after = workspace.settings.idle_gpu_seconds
     if args.json:
         print(json.dumps([row.to_json() for row in rows], indent=2, sort_keys=True))
@@ -135,7 +131,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
     return 0
 
 
-def _nodes_cell(row: Any) -> str:
+def _nodes_cell(row: SessionRow) -> str:
     """``duo[1-2]: duo1 running, duo2 running`` for a multi-node session, ``-`` otherwise."""
     if row.nodes == 1:
         return "-"
@@ -143,7 +139,7 @@ def _nodes_cell(row: Any) -> str:
     return f"{listed}: {row.node_summary}" if row.node_summary else listed
 
 
-def _gpu_cell(row: Any, idle_after: float) -> str:
+def _gpu_cell(row: SessionRow, idle_after: float) -> str:
     """Last utilisation, or the idle flag once the GPUs sat at 0 % past the threshold."""
     from nsml_hpc.slurm.timefmt import format_duration
 
@@ -154,24 +150,21 @@ def _gpu_cell(row: Any, idle_after: float) -> str:
     return f"{row.gpu_util:.0f}"
 
 
-def _stop_idle(workspace: Any, text: str) -> None:
+def _stop_idle(workspace: Workspace, text: str) -> None:
     from nsml_hpc.job.spec import time_limit_minutes
-    from nsml_hpc.sessions.actions import stop_idle_sessions
     from nsml_hpc.slurm.timefmt import format_duration
 
-    for name, idle_s in stop_idle_sessions(workspace, time_limit_minutes(text) * 60):
+    for name, idle_s in workspace.stop_idle(time_limit_minutes(text) * 60):
         print(f"cancel requested for {name}: its GPUs sat idle for {format_duration(idle_s)}")
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Show one session: spec, job ids, state history, events, latest metrics."""
-    from nsml_hpc.sessions.views import session_detail
-
     with open_workspace() as workspace:
         check_session_cluster(workspace, args.session, args.cluster)
         if not args.no_sync:
             sync_quietly(workspace)
-        detail = session_detail(workspace.catalog, args.session)
+        detail = workspace.show(args.session)
     if args.json:
         print(json.dumps(detail, indent=2, sort_keys=True, ensure_ascii=False))
     else:
@@ -311,15 +304,13 @@ def render_snapshot_lines(detail: dict[str, Any]) -> list[str]:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     """Print the session's Slurm output; -f follows it until the session ends."""
-    from nsml_hpc.sessions.actions import follow_logs, read_logs
-
     out = sys.stdout.buffer
     with open_workspace() as workspace:
         check_session_cluster(workspace, args.session, args.cluster)
         chunks = (
-            follow_logs(workspace, args.session)
+            workspace.follow_logs(args.session)
             if args.follow
-            else read_logs(workspace, args.session)
+            else workspace.read_logs(args.session)
         )
         for chunk in chunks:
             out.write(chunk)
@@ -329,36 +320,29 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 def cmd_stop(args: argparse.Namespace) -> int:
     """Cancel a pending or running session."""
-    from nsml_hpc.sessions.actions import stop_session
-
     with open_workspace() as workspace:
         check_session_cluster(workspace, args.session, args.cluster)
-        job_ids = stop_session(workspace, args.session)
+        job_ids = workspace.stop(args.session)
     print(f"cancel requested for {args.session} (job {', '.join(job_ids)})")
     return 0
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
     """Remove a finished session from the catalog; --purge also deletes its run directory."""
-    from nsml_hpc.sessions.actions import remove_session
-
     with open_workspace() as workspace:
         check_session_cluster(workspace, args.session, args.cluster)
-        removed = remove_session(workspace, args.session, purge=args.purge)
+        removed = workspace.remove(args.session, purge=args.purge)
     suffix = f"; deleted {removed.run_dir}" if removed.purged else f"; kept {removed.run_dir}"
     print(f"removed {removed.name}{suffix}")
     return 0
 
 
-def check_session_cluster(workspace: Any, name: str, cluster: str | None) -> None:
+def check_session_cluster(workspace: Workspace, name: str, cluster: str | None) -> None:
     """``--cluster`` on a session command: the session must be on that cluster."""
-    from nsml_hpc.catalog.sessions import get_session
-    from nsml_hpc.errors import NotFoundError
-
     if cluster is None:
         return
     workspace.settings.profile(cluster)  # an unknown cluster is named as such
-    record = get_session(workspace.catalog, name)
+    record = workspace.session(name)
     if record.cluster != cluster:
         raise NotFoundError(f"session {name} is on cluster {record.cluster}, not {cluster}")
 

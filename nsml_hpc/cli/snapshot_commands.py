@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from nsml_hpc.cli.common import (
     Commands,
@@ -20,6 +20,10 @@ from nsml_hpc.cli.common import (
     warn,
 )
 from nsml_hpc.errors import SpecError
+
+if TYPE_CHECKING:
+    from nsml_hpc.snapshots.gc import GcResult
+    from nsml_hpc.workspace import Workspace
 
 
 def _size(value: int) -> str:
@@ -34,14 +38,13 @@ def _size(value: int) -> str:
 def cmd_model_ls(args: argparse.Namespace) -> int:
     """List a session's snapshots: tag, step, metrics at save time, size, created, flags."""
     from nsml_hpc.formatting import format_metrics, format_time, table
-    from nsml_hpc.snapshots.actions import list_models
 
     with open_workspace() as workspace:
-        listing = list_models(workspace, args.session)
+        snapshots = workspace.snapshots(args.session)
     if args.json:
-        print(json.dumps([row.to_json() for row in listing.snapshots], indent=2, sort_keys=True))
+        print(json.dumps([row.to_json() for row in snapshots], indent=2, sort_keys=True))
         return 0
-    if not listing.snapshots:
+    if not snapshots:
         print(f"{args.session} has no snapshots (the script saves them with nsml_hpc.save)")
         return 0
     body = [
@@ -53,10 +56,10 @@ def cmd_model_ls(args: argparse.Namespace) -> int:
             format_time(row.created_at),
             row.flags or "-",
         ]
-        for row in listing.snapshots
+        for row in snapshots
     ]
     print(table(["TAG", "STEP", "METRICS", "SIZE", "CREATED", "FLAGS"], body))
-    for row in listing.snapshots:
+    for row in snapshots:
         if row.problem:
             warn(f"snapshot {args.session}:{row.tag} is damaged ({row.problem})")
     return 0
@@ -64,40 +67,32 @@ def cmd_model_ls(args: argparse.Namespace) -> int:
 
 def cmd_model_rm(args: argparse.Namespace) -> int:
     """Delete one snapshot (never a pinned or forked-from one, nor a live session's latest)."""
-    from nsml_hpc.snapshots.actions import remove_model
-
     with open_workspace() as workspace:
-        row = remove_model(workspace, args.session, args.tag)
+        row = workspace.remove_snapshot(args.session, args.tag)
     print(f"deleted {args.session}:{row.tag} ({_size(row.bytes)})")
     return 0
 
 
 def cmd_model_pin(args: argparse.Namespace) -> int:
     """Pin a snapshot: gc never deletes it, and model rm refuses to."""
-    from nsml_hpc.snapshots.actions import pin_model
-
     with open_workspace() as workspace:
-        pin_model(workspace, args.session, args.tag, True)
+        workspace.pin_snapshot(args.session, args.tag, pinned=True)
     print(f"pinned {args.session}:{args.tag}")
     return 0
 
 
 def cmd_model_unpin(args: argparse.Namespace) -> int:
     """Unpin a snapshot: the retention policies apply to it again."""
-    from nsml_hpc.snapshots.actions import pin_model
-
     with open_workspace() as workspace:
-        pin_model(workspace, args.session, args.tag, False)
+        workspace.pin_snapshot(args.session, args.tag, pinned=False)
     print(f"unpinned {args.session}:{args.tag}")
     return 0
 
 
 def cmd_model_pull(args: argparse.Namespace) -> int:
     """Copy a snapshot folder to DEST on this machine (through the backend, so over SSH too)."""
-    from nsml_hpc.snapshots.actions import pull_model
-
     with open_workspace() as workspace:
-        target = pull_model(workspace, args.session, args.tag, Path(args.dest))
+        target = workspace.pull_snapshot(args.session, args.tag, Path(args.dest))
     print(f"pulled {args.session}:{args.tag} -> {target}")
     return 0
 
@@ -105,10 +100,9 @@ def cmd_model_pull(args: argparse.Namespace) -> int:
 def cmd_model_du(args: argparse.Namespace) -> int:
     """Disk used by snapshots, per session and per project."""
     from nsml_hpc.formatting import table
-    from nsml_hpc.snapshots.actions import disk_usage
 
     with open_workspace() as workspace:
-        usage = disk_usage(workspace, project=args.project)
+        usage = workspace.snapshot_usage(args.project)
     if args.json:
         print(json.dumps([item.__dict__ for item in usage], indent=2, sort_keys=True))
         return 0
@@ -152,7 +146,7 @@ def cmd_fork(args: argparse.Namespace) -> int:
     The child reuses SESSION's code snapshot, changes hyperparameters with --set KEY=VALUE
     (--add for a flag the parent did not have) and resources with the resource flags, and
     starts from the chosen snapshot (nsml_hpc.session.resume_from)."""
-    from nsml_hpc.snapshots.fork import ForkRequest, fork_session
+    from nsml_hpc.snapshots.fork import ForkRequest
 
     request = ForkRequest(
         parent=args.session,
@@ -166,7 +160,7 @@ def cmd_fork(args: argparse.Namespace) -> int:
     with open_workspace() as workspace:
         if not args.no_sync:
             sync_quietly(workspace)
-        forked = fork_session(workspace, request, dry=args.dry_run)
+        forked = workspace.fork(request, dry=args.dry_run)
     if forked.placement:
         print(f"placement: {forked.placement}", file=sys.stderr)
     if forked.script is not None:
@@ -206,33 +200,30 @@ def cmd_gc(args: argparse.Namespace) -> int:
     Without --yes it only prints what it would delete and how much that frees (see
     docs/snapshots.md for the policies). Pinned snapshots, snapshots a session was forked
     from and the latest snapshot of a live session are never deleted."""
-    from nsml_hpc.config import locations
     from nsml_hpc.errors import GcBusy
-    from nsml_hpc.snapshots.cron import cron_line, install_cron
-    from nsml_hpc.snapshots.gc import default_log_file, gc_lock, run_gc
-    from nsml_hpc.snapshots.retention import load_policies
+    from nsml_hpc.workspace import Workspace
 
     if args.install_cron is not None:
-        line = cron_line(args.install_cron)
+        line = Workspace.gc_cron_line(args.install_cron)
         if args.print:
             print(line)
             return 0
-        replaced = install_cron(line)
+        replaced = Workspace.install_gc_cron(line)
         print(f"{'replaced' if replaced else 'installed'} crontab line: {line}")
         return 0
     if args.dry_run and (args.yes or args.cron):
         raise SpecError("--dry-run cannot go with --yes or --cron")
     apply = bool(args.yes or args.cron)
-    policies = load_policies(locations.config_file())
-    log_file = policies.log_file or default_log_file()
+    policies = Workspace.gc_policies()
+    log_file = Workspace.gc_log_file(policies)
     out: Any = _CronLog(log_file) if args.cron else print
     try:
         with open_workspace() as workspace:
             try:
-                with gc_lock():
+                with workspace.gc_lock():
                     if not args.no_sync:
                         _sync_for_gc(workspace, out)
-                    result = run_gc(workspace, apply=apply, project=args.project, policies=policies)
+                    result = workspace.gc(apply=apply, project=args.project, policies=policies)
             except GcBusy as exc:
                 if args.cron:
                     out(f"skipped: {exc}")
@@ -249,15 +240,13 @@ def cmd_gc(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sync_for_gc(workspace: Any, out: Any) -> None:
-    from nsml_hpc.sessions.actions import sync_now
-
-    report = sync_now(workspace)
+def _sync_for_gc(workspace: Workspace, out: Any) -> None:
+    report = workspace.sync()
     for cluster, error in report.errors.items():
         out(f"warning: cluster {cluster} unreachable; using the catalog's last states ({error})")
 
 
-def _print_result(result: Any, out: Any, apply: bool, configured: bool) -> None:
+def _print_result(result: GcResult, out: Any, apply: bool, configured: bool) -> None:
     if not configured:
         out("no retention policy configured ([gc] in the config file): nothing to delete")
     names = result.names

@@ -1,8 +1,8 @@
-"""Things a user does to an existing session: stop it, remove it, read its logs, change its
-memo, pin or delete one of its snapshots (forking is :func:`nsml_hpc.snapshots.fork.fork_session`).
+"""Things a user does to an existing session: sync, stop it, remove it, read its logs, change
+its memo (its snapshots are :mod:`nsml_hpc.snapshots.actions`', forking is
+:func:`nsml_hpc.snapshots.fork.fork_session`).
 
-The CLI and the TUI call these same functions; the snapshot ones are those of
-:mod:`nsml_hpc.snapshots.actions` (``nsml-hpc model ...``), which keep the catalog consistent.
+The CLI and the TUI reach these through :class:`nsml_hpc.workspace.Workspace`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from nsml_hpc.errors import NsmlError, SpecError
 from nsml_hpc.job.layout import SESSION_FILE, slurm_output
 from nsml_hpc.job.spec import validate_memo
 from nsml_hpc.slurm.states import is_live
-from nsml_hpc.snapshots.actions import SnapshotRow, list_models, pin_model, remove_model
 from nsml_hpc.submit.rundir import read_json, remove_run_dir
 from nsml_hpc.sync.run import SyncReport, sync
 
@@ -165,20 +164,3 @@ def _new_bytes(files: RunFiles, path: str, offsets: dict[str, int]) -> Iterator[
 def set_memo(workspace: Context, name: str, memo: str) -> None:
     """Replace the session's memo (one line, at most 1000 characters)."""
     update_memo(workspace.catalog, name, validate_memo(memo.strip()), now=time.time())
-
-
-def session_snapshots(workspace: Context, name: str) -> list[SnapshotRow]:
-    """The session's snapshots, re-read from its run directory into the catalog (the same
-    listing as ``nsml-hpc model ls``), oldest first."""
-    return list_models(workspace, name).snapshots
-
-
-def pin_snapshot(workspace: Context, name: str, tag: str, *, pinned: bool = True) -> None:
-    """Pin (keep from gc, retention and deletion) or unpin one snapshot of the session."""
-    pin_model(workspace, name, tag, pinned)
-
-
-def delete_snapshot(workspace: Context, name: str, tag: str) -> SnapshotRow:
-    """Delete one snapshot of the session, refusing protected ones (pinned, forked from, the
-    latest of a live session) with the reason; returns the row that was deleted."""
-    return remove_model(workspace, name, tag)

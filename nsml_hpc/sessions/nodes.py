@@ -20,7 +20,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from nsml_hpc.catalog.engine import Catalog
-from nsml_hpc.catalog.models import EventRecord
+from nsml_hpc.catalog.models import EventRecord, SessionRecord
 
 TASK_EVENTS = ("started", "task_started", "task_ended")
 LISTED_NODES = 4  # a summary names at most this many nodes, then counts
@@ -128,6 +128,26 @@ def node_summary(states: Sequence[NodeState]) -> str:
         named = f" ({', '.join(hosts[:2])}{', ...' if len(hosts) > 2 else ''})"
         parts.append(f"{len(hosts)} {state}" + (named if state not in ("running", "ok") else ""))
     return f"{len(states)} nodes: " + ", ".join(parts)
+
+
+def requested_nodes(catalog: Catalog, session_ids: Iterable[int]) -> dict[int, int]:
+    """How many nodes each session asked for (from its spec; one query)."""
+    ids = list(session_ids)
+    if not ids:
+        return {}
+    with catalog.session() as db:
+        rows = db.exec(
+            select(SessionRecord.id, SessionRecord.spec_json).where(col(SessionRecord.id).in_(ids))
+        ).all()
+    found: dict[int, int] = {}
+    for session_id, spec_json in rows:
+        try:
+            nodes = json.loads(spec_json or "{}").get("resources", {}).get("nodes", 1)
+        except (ValueError, AttributeError):
+            nodes = 1
+        if session_id is not None:
+            found[session_id] = nodes if isinstance(nodes, int) and nodes > 0 else 1
+    return found
 
 
 def task_events(catalog: Catalog, session_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:

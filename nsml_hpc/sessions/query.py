@@ -17,20 +17,18 @@ Filter syntax (all terms must match; case-insensitive):
 
 from __future__ import annotations
 
-import bisect
 import shlex
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from sqlalchemy import and_, case, false, func, literal, not_, or_, select
+from sqlalchemy import and_, false, func, literal, not_, or_, select
 from sqlalchemy.sql import ColumnElement, Select
 
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import SessionRecord
 from nsml_hpc.catalog.summary_models import MetricSummary
 from nsml_hpc.job.direction import NO_OVERRIDES, Directions
-from nsml_hpc.sessions.views import format_state
+from nsml_hpc.sessions.views import SessionRow, elapsed_expression, session_row
 from nsml_hpc.slurm.states import SessionState
 
 SortColumn = Literal["created", "name", "cluster", "state", "gpus", "elapsed", "last", "best"]
@@ -88,6 +86,14 @@ class SessionQuery:
     key_metric: str | None = None
     directions: Directions = NO_OVERRIDES  # which way "best" is (the config's [metrics])
 
+    def sorted_by(self, column: SortColumn, *, toggle: bool = False) -> SessionQuery:
+        """Sorted by ``column``: in its natural direction, or (``toggle`` on the column it
+        is sorted by already) the other way round."""
+        if toggle and column == self.sort:
+            return replace(self, descending=not self.descending)
+        descending = default_descending(column, self.key_metric, self.directions)
+        return replace(self, sort=column, descending=descending)
+
 
 def default_descending(
     column: SortColumn, key_metric: str | None, directions: Directions = NO_OVERRIDES
@@ -96,39 +102,6 @@ def default_descending(
     if column in ("last", "best"):
         return key_metric is not None and directions.goal(key_metric) == "max"
     return column in ("created", "gpus", "elapsed")
-
-
-@dataclass(frozen=True)
-class ListedSession:
-    """One row of the session table."""
-
-    id: int
-    name: str
-    project: str
-    cluster: str
-    user: str
-    state: str
-    reason: str | None
-    exit_code: int | None
-    gpus: int
-    elapsed_s: float | None
-    last_step: int | None
-    memo: str
-    created_at: float
-    key_last: float | None = None
-    key_best: float | None = None
-    key_best_step: int | None = None
-    started_at: float | None = None
-
-    @property
-    def state_text(self) -> str:
-        return format_state(self.state, self.reason, self.exit_code)
-
-    def elapsed_at(self, now: float) -> float | None:
-        """Elapsed time, still advancing with the clock while the session runs."""
-        if self.state == SessionState.RUNNING and self.started_at:
-            return max(self.elapsed_s or 0.0, now - self.started_at)
-        return self.elapsed_s
 
 
 _S = SessionRecord.__table__.c  # type: ignore[attr-defined]
@@ -188,13 +161,7 @@ def _order(query: SessionQuery, now: float) -> list[Any]:
     def direction(column: Any) -> Any:
         return column.desc() if query.descending else column.asc()
 
-    elapsed = case(
-        (
-            and_(_S.state == SessionState.RUNNING, _S.started_at.is_not(None)),
-            literal(now) - _S.started_at,
-        ),
-        else_=_S.elapsed_s,
-    )
+    elapsed = elapsed_expression(_S.state, _S.elapsed_s, _S.started_at, now)
     keys: dict[str, list[Any]] = {
         "created": [direction(_S.created_at), direction(_S.id)],
         "name": [direction(_S.project), direction(_S.number)],
@@ -254,11 +221,12 @@ def _page_statement(query: SessionQuery, now: float) -> Select[Any]:
             _S.elapsed_s,
             _S.started_at,
             _S.last_step,
+            _S.last_metrics_json,
             _S.memo,
             _S.created_at,
-            _M.last_value,
-            _best_column(query),
-            _best_step_column(query),
+            _M.last_value.label("key_last"),
+            _best_column(query).label("key_best"),
+            _best_step_column(query).label("key_best_step"),
         )
         .select_from(_joined(query))
         .where(*_where(query))
@@ -268,56 +236,21 @@ def _page_statement(query: SessionQuery, now: float) -> Select[Any]:
 
 def session_page(
     catalog: Catalog, query: SessionQuery, offset: int, limit: int, *, now: float
-) -> list[ListedSession]:
+) -> list[SessionRow]:
     """Rows ``offset`` .. ``offset + limit`` of the table in its current order."""
     statement = _page_statement(query, now).offset(max(offset, 0)).limit(max(limit, 0))
     with catalog.session() as db:
         rows = db.execute(statement).all()
-    listed: list[ListedSession] = []
-    for row in rows:
-        (
-            session_id,
-            name,
-            project,
-            cluster,
-            user,
-            state,
-            reason,
-            exit_code,
-            gpus,
-            elapsed_s,
-            started_at,
-            last_step,
-            memo,
-            created_at,
-            last_value,
-            best_value,
-            best_step,
-        ) = row
-        if state == SessionState.RUNNING and started_at:
-            elapsed_s = max(elapsed_s or 0.0, now - started_at)
-        listed.append(
-            ListedSession(
-                id=session_id,
-                name=name,
-                project=project,
-                cluster=cluster,
-                user=user,
-                state=state,
-                reason=reason,
-                exit_code=exit_code,
-                gpus=gpus,
-                elapsed_s=elapsed_s,
-                last_step=last_step,
-                memo=memo,
-                created_at=created_at,
-                key_last=last_value,
-                key_best=best_value,
-                key_best_step=best_step,
-                started_at=started_at,
-            )
+    return [
+        session_row(
+            row,
+            now,
+            key_last=row.key_last,
+            key_best=row.key_best,
+            key_best_step=row.key_best_step,
         )
-    return listed
+        for row in rows
+    ]
 
 
 def matching_names(catalog: Catalog, query: SessionQuery) -> list[str]:
@@ -327,78 +260,10 @@ def matching_names(catalog: Catalog, query: SessionQuery) -> list[str]:
         return [row[0] for row in db.execute(statement).all()]
 
 
-@dataclass(frozen=True)
-class RowSlot:
-    """What one line of a grouped table holds: a project header or the n-th session."""
-
-    kind: Literal["header", "session"]
-    project: str
-    count: int = 0  # sessions in the group (headers)
-    offset: int = 0  # position of the session in the query's order (sessions)
-
-
-@dataclass(frozen=True)
-class GroupLayout:
-    """Maps table lines to group headers and sessions when grouped by project.
-
-    Every group has a header line; a collapsed group shows only its header. ``offset`` of a
-    session is its position in the SQL order (project first), so a page query fetches it.
-    """
-
-    groups: tuple[tuple[str, int], ...]
-    collapsed: frozenset[str] = frozenset()
-    _starts: list[int] = field(default_factory=list, init=False, repr=False, compare=False)
-    _offsets: list[int] = field(default_factory=list, init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        line = offset = 0
-        for project, count in self.groups:
-            self._starts.append(line)
-            self._offsets.append(offset)
-            line += 1 + (0 if project in self.collapsed else count)
-            offset += count
-        self._starts.append(line)
-
-    @property
-    def total_lines(self) -> int:
-        return self._starts[-1] if self._starts else 0
-
-    def slot(self, line: int) -> RowSlot | None:
-        if line < 0 or line >= self.total_lines:
-            return None
-        index = bisect.bisect_right(self._starts, line) - 1
-        project, count = self.groups[index]
-        within = line - self._starts[index]
-        if within == 0:
-            return RowSlot("header", project, count=count)
-        return RowSlot("session", project, offset=self._offsets[index] + within - 1)
-
-    def header_line(self, project: str) -> int | None:
-        for index, (name, _count) in enumerate(self.groups):
-            if name == project:
-                return self._starts[index]
-        return None
-
-
-def visible_offsets(layout: GroupLayout | None, lines: Sequence[int]) -> list[int]:
-    """Session offsets shown on ``lines`` (ungrouped: the line is the offset)."""
-    if layout is None:
-        return [line for line in lines if line >= 0]
-    offsets = []
-    for line in lines:
-        slot = layout.slot(line)
-        if slot is not None and slot.kind == "session":
-            offsets.append(slot.offset)
-    return offsets
-
-
 __all__ = [
     "FILTER_FIELDS",
     "SORT_COLUMNS",
     "FilterTerm",
-    "GroupLayout",
-    "ListedSession",
-    "RowSlot",
     "SessionQuery",
     "count_sessions",
     "default_descending",
@@ -407,7 +272,6 @@ __all__ = [
     "project_counts",
     "session_clusters",
     "session_page",
-    "visible_offsets",
 ]
 
 

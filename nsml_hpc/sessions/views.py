@@ -1,16 +1,27 @@
-"""Read models shared by the CLI and the TUI: what ``ps`` and ``show`` display, as plain data."""
+"""Read models shared by the CLI and the TUI, as plain data: :class:`SessionRow`, the ONE row
+of a listed session (``ps``, ``ps --json``, the TUI's session table, the head of ``show``), and
+:func:`session_detail`, everything ``show`` prints.
+
+Elapsed time has one rule, :func:`elapsed_seconds`: Slurm's recorded elapsed time, advanced by
+the wall clock while the session runs. Every row is built by :func:`session_row` with it, a row
+advances with :meth:`SessionRow.elapsed_at`, and the table's ELAPSED sort uses its SQL form,
+:func:`elapsed_expression`.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import and_, case, func, literal
+from sqlalchemy.sql import ColumnElement
 
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.gpu import gpu_states
 from nsml_hpc.catalog.metrics import load_cursors, metric_sources
-from nsml_hpc.catalog.models import SessionRecord
 from nsml_hpc.catalog.sessions import events_of, get_session, jobs_of, list_sessions, state_history
 from nsml_hpc.catalog.snapshots import requeue_counts
 from nsml_hpc.job.layout import METRICS_FILE
@@ -20,6 +31,7 @@ from nsml_hpc.sessions.nodes import (
     allocated_nodes,
     node_states,
     node_summary,
+    requested_nodes,
     task_events,
 )
 from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
@@ -35,25 +47,122 @@ def format_state(state: str, reason: str | None, exit_code: int | None) -> str:
     return state
 
 
+def elapsed_seconds(
+    state: str, recorded: float | None, started_at: float | None, now: float
+) -> float | None:
+    """Slurm's elapsed time (``recorded``), advanced by the wall clock while the job runs."""
+    if state == SessionState.RUNNING and started_at:
+        return max(recorded or 0.0, now - started_at)
+    return recorded
+
+
+def elapsed(record: RecordFields, now: float) -> float | None:
+    """:func:`elapsed_seconds` of a catalog record (``compare``'s runtime)."""
+    return elapsed_seconds(record.state, record.elapsed_s, record.started_at, now)
+
+
+def elapsed_expression(state: Any, recorded: Any, started_at: Any, now: float) -> Any:
+    """:func:`elapsed_seconds` over table columns, for sorting in SQL (SQLite and PostgreSQL)."""
+    running = and_(state == SessionState.RUNNING, started_at.is_not(None), started_at != 0)
+    recorded_or_zero = func.coalesce(recorded, 0.0)
+    since_start = literal(now) - started_at
+    advanced: ColumnElement[Any] = case(
+        (since_start > recorded_or_zero, since_start), else_=recorded_or_zero
+    )
+    return case((running, advanced), else_=recorded)
+
+
+class RecordFields(Protocol):
+    """The columns a row is built from: a catalog record, or a row of a query that selects
+    the same columns by the same names (the session table's page)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def project(self) -> str: ...
+    @property
+    def cluster(self) -> str: ...
+    @property
+    def user(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def exit_code(self) -> int | None: ...
+    @property
+    def gpus(self) -> int: ...
+    @property
+    def elapsed_s(self) -> float | None: ...
+    @property
+    def started_at(self) -> float | None: ...
+    @property
+    def last_step(self) -> int | None: ...
+    @property
+    def last_metrics_json(self) -> str: ...
+    @property
+    def memo(self) -> str: ...
+    @property
+    def created_at(self) -> float: ...
+
+
+JSON_FIELDS = (
+    "name",
+    "cluster",
+    "state",
+    "reason",
+    "exit_code",
+    "gpus",
+    "elapsed_s",
+    "last_step",
+    "last_metrics",
+    "job_ids",
+    "memo",
+    "created_at",
+    "gpu_util",
+    "gpu_idle_s",
+    "requeues",
+    "nodes",
+    "node_list",
+    "node_summary",
+)
+
+
 @dataclass(frozen=True)
 class SessionRow:
+    """One listed session: a line of ``ps`` and of the TUI's table, an object of ``ps --json``.
+
+    ``elapsed_s`` is the elapsed time as of the read; :meth:`elapsed_at` advances it.
+    ``job_ids``, ``gpu_util``, ``gpu_idle_s`` and ``requeues`` are filled for ``ps`` and
+    ``show``; ``key_*`` (the table's key metric, last and best) for the table's page.
+    """
+
+    id: int
     name: str
+    project: str
     cluster: str
+    user: str
     state: str
     reason: str | None
     exit_code: int | None
     gpus: int
     elapsed_s: float | None
+    started_at: float | None
     last_step: int | None
     last_metrics: dict[str, float | None]
-    job_ids: list[str]
     memo: str
     created_at: float
+    job_ids: list[str] = field(default_factory=list)
     gpu_util: float | None = None  # mean utilisation of the last nvidia-smi sample
     gpu_idle_s: float = 0.0  # how long every GPU of the session has sat at 0 %
     requeues: int = 0
+    key_last: float | None = None
+    key_best: float | None = None
+    key_best_step: int | None = None
     nodes: int = 1  # nodes asked for (gpus is per node)
-    node_list: str | None = None  # Slurm's list of the latest job's nodes
+    node_list: str | None = None  # Slurm's list of the latest run's nodes
     node_summary: str = ""  # per-node state of a multi-node launch: "duo1 running, duo2 ok"
 
     @property
@@ -65,18 +174,64 @@ class SessionRow:
     def state_text(self) -> str:
         return format_state(self.state, self.reason, self.exit_code)
 
+    def elapsed_at(self, now: float) -> float | None:
+        """Elapsed time as of ``now``: still advancing while the session runs."""
+        return elapsed_seconds(self.state, self.elapsed_s, self.started_at, now)
+
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        """What ``ps --json`` prints for the row (and ``show --json`` starts from)."""
+        data: dict[str, Any] = {name: getattr(self, name) for name in JSON_FIELDS}
+        data["last_metrics"] = dict(self.last_metrics)
+        data["job_ids"] = list(self.job_ids)
         data["state_text"] = self.state_text
         data["gpus_text"] = self.gpus_text
         return data
 
 
-def elapsed(record: SessionRecord, now: float) -> float | None:
-    """Slurm's elapsed time, advanced by the wall clock while the job runs."""
-    if record.state == SessionState.RUNNING and record.started_at:
-        return max(record.elapsed_s or 0.0, now - record.started_at)
-    return record.elapsed_s
+def session_row(
+    fields: RecordFields,
+    now: float,
+    *,
+    job_ids: Sequence[str] = (),
+    gpu: IdleState | None = None,
+    requeues: int = 0,
+    key_last: float | None = None,
+    key_best: float | None = None,
+    key_best_step: int | None = None,
+    nodes: int = 1,
+    node_list: str | None = None,
+    node_states: Sequence[NodeState] = (),
+) -> SessionRow:
+    """The row of one session as of ``now`` (GPU figures only while it runs)."""
+    assert fields.id is not None
+    live_gpu = gpu if gpu is not None and fields.state == SessionState.RUNNING else None
+    return SessionRow(
+        id=fields.id,
+        name=fields.name,
+        project=fields.project,
+        cluster=fields.cluster,
+        user=fields.user,
+        state=fields.state,
+        reason=fields.reason,
+        exit_code=fields.exit_code,
+        gpus=fields.gpus,
+        elapsed_s=elapsed_seconds(fields.state, fields.elapsed_s, fields.started_at, now),
+        started_at=fields.started_at,
+        last_step=fields.last_step,
+        last_metrics=json.loads(fields.last_metrics_json or "{}"),
+        memo=fields.memo,
+        created_at=fields.created_at,
+        job_ids=list(job_ids),
+        gpu_util=live_gpu.last_util if live_gpu else None,
+        gpu_idle_s=idle_for(live_gpu, now) if live_gpu else 0.0,
+        requeues=requeues,
+        key_last=key_last,
+        key_best=key_best,
+        key_best_step=key_best_step,
+        nodes=nodes,
+        node_list=node_list,
+        node_summary=node_summary(node_states),
+    )
 
 
 def shown_resources(resources: dict[str, Any]) -> dict[str, Any]:
@@ -90,48 +245,52 @@ def shown_resources(resources: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
-def requested_nodes(record: SessionRecord) -> int:
-    try:
-        nodes = json.loads(record.spec_json).get("resources", {}).get("nodes", 1)
-    except (ValueError, AttributeError):
-        return 1
-    return nodes if isinstance(nodes, int) and nodes > 0 else 1
+@dataclass(frozen=True)
+class _Nodes:
+    """A session's nodes, for its row: asked for, allocated, and how each is doing."""
+
+    count: int = 1
+    listed: str | None = None
+    states: list[NodeState] = field(default_factory=list)
 
 
-def _nodes_of(record: SessionRecord, events: list[dict[str, Any]]) -> list[NodeState]:
-    return node_states(events, live=record.state not in TERMINAL_STATES)
+def _nodes(
+    catalog: Catalog, records: Sequence[RecordFields], jobs: dict[int, list[Any]]
+) -> dict[int, _Nodes]:
+    """Nodes of multi-node sessions (two queries: requested nodes, then their task events);
+    the node list is the one the job wrapper saw, else sacct's."""
+    live = {r.id: r.state not in TERMINAL_STATES for r in records if r.id is not None}
+    counts = {key: n for key, n in requested_nodes(catalog, list(live)).items() if n > 1}
+    events = task_events(catalog, list(counts))
+    found: dict[int, _Nodes] = {}
+    for key, count in counts.items():
+        own = events.get(key, [])
+        runs = jobs.get(key, [])
+        listed = allocated_nodes(own) or (runs[-1].node_list if runs else None)
+        found[key] = _Nodes(count, listed, node_states(own, live=live[key]))
+    return found
 
 
-def _row(
-    record: SessionRecord,
-    job_ids: list[str],
-    now: float,
-    gpu: IdleState | None = None,
-    requeues: int = 0,
-    node_list: str | None = None,
-    nodes: list[NodeState] | None = None,
-) -> SessionRow:
-    live_gpu = gpu if gpu is not None and record.state == SessionState.RUNNING else None
-    return SessionRow(
-        name=record.name,
-        cluster=record.cluster,
-        state=record.state,
-        reason=record.reason,
-        exit_code=record.exit_code,
-        gpus=record.gpus,
-        elapsed_s=elapsed(record, now),
-        last_step=record.last_step,
-        last_metrics=json.loads(record.last_metrics_json or "{}"),
-        job_ids=job_ids,
-        memo=record.memo,
-        created_at=record.created_at,
-        gpu_util=live_gpu.last_util if live_gpu else None,
-        gpu_idle_s=idle_for(live_gpu, now) if live_gpu else 0.0,
-        requeues=requeues,
-        nodes=requested_nodes(record),
-        node_list=node_list,
-        node_summary=node_summary(nodes or []),
-    )
+def _rows(catalog: Catalog, records: Sequence[RecordFields], now: float) -> list[SessionRow]:
+    """Rows with job ids, GPU state and requeues: three queries for all of ``records``."""
+    ids = [record.id for record in records if record.id is not None]
+    jobs = jobs_of(catalog, ids)
+    gpu = gpu_states(catalog, ids)
+    requeues = requeue_counts(catalog, ids)
+    nodes = _nodes(catalog, records, jobs)
+    return [
+        session_row(
+            record,
+            now,
+            job_ids=[job.job_id for job in jobs.get(record.id or -1, [])],
+            gpu=gpu.get(record.id or -1),
+            requeues=requeues.get(record.id or -1, 0),
+            nodes=nodes.get(record.id or -1, _Nodes()).count,
+            node_list=nodes.get(record.id or -1, _Nodes()).listed,
+            node_states=nodes.get(record.id or -1, _Nodes()).states,
+        )
+        for record in records
+    ]
 
 
 def session_rows(
@@ -140,33 +299,16 @@ def session_rows(
     project: str | None = None,
     cluster: str | None = None,
     limit: int | None = None,
+    now: float | None = None,
 ) -> list[SessionRow]:
-    now = time.time()
+    """``ps``: submitted sessions, newest first (of ``project``, ``cluster``; ``limit`` rows)."""
     records = list_sessions(catalog, project=project, cluster=cluster, limit=limit)
-    ids = [record.id for record in records if record.id is not None]
-    jobs = jobs_of(catalog, ids)
-    gpu = gpu_states(catalog, ids)
-    requeues = requeue_counts(catalog, ids)
-    many = [r.id for r in records if r.id is not None and requested_nodes(r) > 1]
-    tasks = task_events(catalog, many)
-    rows = []
-    for record in records:
-        key = record.id or -1
-        session_jobs = jobs.get(key, [])
-        nodes = _nodes_of(record, tasks[key]) if key in tasks else []
-        rows.append(
-            _row(
-                record,
-                [job.job_id for job in session_jobs],
-                now,
-                gpu.get(key),
-                requeues.get(key, 0),
-                allocated_nodes(tasks.get(key, []))
-                or (session_jobs[-1].node_list if session_jobs else None),
-                nodes,
-            )
-        )
-    return rows
+    return _rows(catalog, records, time.time() if now is None else now)
+
+
+def one_session_row(catalog: Catalog, name: str, *, now: float | None = None) -> SessionRow:
+    """The row of session ``name`` (:class:`NotFoundError` if there is none)."""
+    return _rows(catalog, [get_session(catalog, name)], time.time() if now is None else now)[0]
 
 
 def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> dict[str, Any]:
@@ -174,18 +316,16 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
     record = get_session(catalog, name)
     assert record.id is not None
     jobs = jobs_of(catalog, [record.id])[record.id]
-    gpu = gpu_states(catalog, [record.id]).get(record.id)
-    requeues = requeue_counts(catalog, [record.id]).get(record.id, 0)
-    events = task_events(catalog, [record.id])[record.id]
-    nodes = _nodes_of(record, events)
-    row = _row(
+    nodes = _nodes(catalog, [record], {record.id: jobs}).get(record.id, _Nodes())
+    row = session_row(
         record,
-        [job.job_id for job in jobs],
         time.time() if now is None else now,
-        gpu,
-        requeues,
-        allocated_nodes(events) or (jobs[-1].node_list if jobs else None),
-        nodes,
+        job_ids=[job.job_id for job in jobs],
+        gpu=gpu_states(catalog, [record.id]).get(record.id),
+        requeues=requeue_counts(catalog, [record.id]).get(record.id, 0),
+        nodes=nodes.count,
+        node_list=nodes.listed,
+        node_states=nodes.states,
     )
     cursor = load_cursors(catalog, [record.id]).get((record.id, METRICS_FILE))
     return {
@@ -195,7 +335,7 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
         "user": record.user,
         "run_dir": record.run_dir,
         "spec": json.loads(record.spec_json),
-        "node_states": [node.to_json() for node in nodes],
+        "node_states": [node.to_json() for node in nodes.states],
         "hyperparameters": json.loads(record.hyperparameters_json),
         "submitted_at": record.submitted_at,
         "started_at": record.started_at,

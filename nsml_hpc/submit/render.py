@@ -209,9 +209,94 @@ def launch_lines(spec: SessionSpec, wrapper_python: str, run_dir_word: str) -> l
     ]
 
 
+# Where the job looks for the site's module system when ``module`` is not defined (it is a
+# shell function that only login shells get, or inherit through BASH_ENV / an exported
+# function): what a submitting shell exported first, then the site's profile scripts (they
+# also set MODULEPATH from the site's list), then the bare init scripts of Lmod and of
+# Environment Modules.
+MODULE_INIT_SCRIPTS = (
+    "${LMOD_PKG:-/nonexistent}/init/bash",
+    "${MODULESHOME:-/nonexistent}/init/bash",
+    "/etc/profile.d/lmod.sh",
+    "/etc/profile.d/modules.sh",
+    "/usr/share/lmod/lmod/init/bash",
+    "/usr/share/modules/init/bash",
+)
+# Where the job looks for conda when a non-login shell does not have it on PATH.
+CONDA_PLACES = (
+    "${CONDA_EXE:-/nonexistent}",
+    "$HOME/miniforge3/bin/conda",
+    "$HOME/miniconda3/bin/conda",
+    "$HOME/anaconda3/bin/conda",
+    "/opt/conda/bin/conda",
+)
+MISSING_TOOL_EXIT = 127  # what a shell returns for a command it cannot find
+
+
+def _searched(places: tuple[str, ...]) -> str:
+    return ", ".join(place.replace(":-/nonexistent", "").replace("$", "\\$") for place in places)
+
+
+def module_init_lines() -> list[str]:
+    """Shell lines that define ``module`` from the site's init script, or end the job with
+    exit 127 and one line saying what was searched."""
+    places = " \\\n      ".join(f'"{place}"' for place in MODULE_INIT_SCRIPTS)
+    message = (
+        "nsml-hpc: error: --module needs the module command, which this job's shell does not "
+        f"have, and no module system init script was found (searched: "
+        f"{_searched(MODULE_INIT_SCRIPTS)})"
+    )
+    return [
+        "# `module` is a shell function that only login shells define: initialise the site's",
+        "# module system when the job was submitted from cron, a script or over ssh.",
+        "if ! declare -F module >/dev/null; then",
+        "  set +e  # site init scripts are not written for set -e",
+        f"  for __nsml_init in {places}; do",
+        '    if [ -r "$__nsml_init" ]; then',
+        '      . "$__nsml_init" >/dev/null',
+        "      if declare -F module >/dev/null; then break; fi",
+        "    fi",
+        "  done",
+        "  set -e",
+        "  if ! declare -F module >/dev/null; then",
+        f'    echo "{message}" >&2',
+        f"    exit {MISSING_TOOL_EXIT}",
+        "  fi",
+        "fi",
+    ]
+
+
+def conda_init_lines() -> list[str]:
+    """Shell lines that put conda on PATH when a non-login shell lacks it, or end the job with
+    exit 127 and one line saying what was searched."""
+    places = " \\\n      ".join(f'"{place}"' for place in CONDA_PLACES)
+    message = (
+        "nsml-hpc: error: --conda needs the conda command, which is not on this job's PATH, "
+        f"and no conda installation was found (searched: {_searched(CONDA_PLACES)})"
+    )
+    return [
+        "# conda is on PATH only where a shell ran conda's init: look in the usual places.",
+        "if ! command -v conda >/dev/null; then",
+        f"  for __nsml_conda in {places}; do",
+        '    if [ -x "$__nsml_conda" ]; then PATH="${__nsml_conda%/*}:$PATH"; break; fi',
+        "  done",
+        "  if ! command -v conda >/dev/null; then",
+        f'    echo "{message}" >&2',
+        f"    exit {MISSING_TOOL_EXIT}",
+        "  fi",
+        "fi",
+    ]
+
+
 def environment_lines(steps: list[EnvStep]) -> list[str]:
+    """The steps in the order given; the module system (conda) is looked for right before the
+    first ``--module`` (``--conda``), so an earlier ``--setup`` line may provide it."""
     lines: list[str] = []
+    initialised: set[str] = set()
     for step in steps:
+        if step.kind in ("module", "conda") and step.kind not in initialised:
+            initialised.add(step.kind)
+            lines += module_init_lines() if step.kind == "module" else conda_init_lines()
         if step.kind == "setup":
             lines.append(step.value)  # the user's own job code, on purpose
         elif step.kind == "module":

@@ -4,10 +4,18 @@ state changes, and ingest what the jobs wrote to their run directories since the
 Kind to the cluster: the poll floor is shared through the catalog, so however many processes
 sync, a cluster is asked at most once per floor. A job missing from sacct right after
 submission waits out a grace period; only then is squeue asked (once, for all such jobs).
+
+Degraded, not frozen: when sacct fails (slurmdbd down) but squeue answers, the live states come
+from ONE squeue call for all the cluster's jobs, and the report says so once per cluster
+(``SyncReport.degraded``). A job squeue no longer lists is left as it is (never LOST on that
+evidence); a job that ended is seen as ended when squeue still lists it that way or its run
+directory has the wrapper's ``ended`` event. Such an end is provisional (its reason says so):
+the next sync that sacct answers asks about it again and takes the accounting truth.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
@@ -21,11 +29,13 @@ from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.gpu import gpu_states, store_gpu_state
 from nsml_hpc.catalog.metrics import (
     CursorState,
+    EventIngest,
+    MetricIngest,
     load_cursors,
-    store_event_batch,
-    store_metric_batch,
+    store_ingests,
+    touch_cursors,
 )
-from nsml_hpc.catalog.models import JobRecordRow, SessionRecord, StateChange
+from nsml_hpc.catalog.models import EventRecord, JobRecordRow, SessionRecord, StateChange
 from nsml_hpc.catalog.polls import claim_poll, record_poll_result
 from nsml_hpc.catalog.sessions import (
     discard_session,
@@ -35,11 +45,19 @@ from nsml_hpc.catalog.sessions import (
     stale_reservations,
 )
 from nsml_hpc.config.settings import Settings
-from nsml_hpc.errors import ConfigError, ConnectionFailed, NotFoundError, NsmlError
+from nsml_hpc.errors import (
+    BackendError,
+    ConfigError,
+    ConnectionFailed,
+    NotFoundError,
+    NsmlError,
+)
 from nsml_hpc.job.layout import EVENTS_FILE, GPU_FILE, METRICS_FILE
 from nsml_hpc.runfiles.idle import IdleState, advance
 from nsml_hpc.runfiles.scrape import (
     MAX_READ_BYTES,
+    EventBatch,
+    MetricBatch,
     complete_lines,
     parse_event_lines,
     parse_metric_lines,
@@ -53,6 +71,8 @@ STALE_RESERVATION_SECONDS = 3600.0
 RECENTLY_ENDED_SECONDS = 120.0  # keep scraping a little after the end (slow shared FS)
 SINCE_MARGIN_SECONDS = 300.0
 REASONLESS_STATES = frozenset({SessionState.RUNNING, SessionState.COMPLETED})
+# The reason of an end seen while accounting was down; such sessions are asked about again.
+PROVISIONAL_REASON = "provisional: accounting (sacct) unavailable"
 
 SCRAPED_FILES = (METRICS_FILE, EVENTS_FILE, GPU_FILE)
 
@@ -72,6 +92,17 @@ class SyncReport:
     warnings: list[str] = field(default_factory=list)
     new_snapshots: int = 0
     snapshot_problems: dict[str, str] = field(default_factory=dict)  # "session:tag" -> why
+    # Clusters whose sacct failed while squeue answered: states came from squeue (one line each)
+    degraded: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Degraded:
+    """What a degraded sync still has to settle after the scrape: jobs squeue did not list,
+    or listed as ended (their exit code and end time are in the run directory, if anywhere)."""
+
+    sessions: list[SessionRecord] = field(default_factory=list)
+    unsettled: dict[str, JobRecord | None] = field(default_factory=dict)  # job id -> squeue's
 
 
 def sync(
@@ -92,20 +123,24 @@ def sync(
     _drop_stale_reservations(catalog, backend_for, now, wanted, unreachable)
     live = [
         record
-        for record in live_sessions(catalog, now)
+        for record in [*live_sessions(catalog, now), *_provisional_sessions(catalog)]
         if wanted is None or record.cluster in wanted
     ]
     by_cluster: dict[str, list[SessionRecord]] = defaultdict(list)
     for record in live:
         by_cluster[record.cluster].append(record)
     jobs = jobs_of(catalog, [record.id for record in live if record.id is not None])
+    degraded: dict[str, _Degraded] = {}
     for cluster, sessions in sorted(by_cluster.items()):
         if not claim_poll(catalog, cluster, now, settings.poll_floor_seconds):
             report.skipped_by_floor.append(cluster)
             continue
         report.queried.append(cluster)
+        pending_settle: dict[str, JobRecord | None] = {}
         try:
-            records = _ask_cluster(backend_for(cluster), sessions, jobs, settings, now)
+            records, why = _ask_cluster(
+                backend_for(cluster), sessions, jobs, settings, now, pending_settle
+            )
         except NsmlError as exc:
             report.errors[cluster] = str(exc)
             record_poll_result(catalog, cluster, str(exc))
@@ -113,9 +148,14 @@ def sync(
                 unreachable.add(cluster)
             continue
         record_poll_result(catalog, cluster, None)
+        if why is not None:
+            report.degraded[cluster] = why
+            degraded[cluster] = _Degraded(sessions, pending_settle)
         report.state_changes += _apply_records(catalog, sessions, jobs, records, now)
     targets = _sessions_to_scrape(catalog, live, now, wanted)
     with_new_events = _scrape(catalog, targets, backend_for, report, now, unreachable)
+    for state in degraded.values():
+        report.state_changes += _settle_from_run_dirs(catalog, state, now)
     snapshots = sync_snapshots(
         catalog,
         [
@@ -144,8 +184,11 @@ def _ask_cluster(
     jobs: dict[int, list[JobRecordRow]],
     settings: Settings,
     now: float,
-) -> dict[str, JobRecord]:
-    """Records by job id: ONE sacct call, plus at most ONE squeue call.
+    unsettled: dict[str, JobRecord | None],
+) -> tuple[dict[str, JobRecord], str | None]:
+    """Records by job id: ONE sacct call, plus at most ONE squeue call; and, when sacct failed
+    but squeue answered, why (the sync is then degraded, see the module doc, and ``unsettled``
+    gets the jobs left for :func:`_settle_from_run_dirs`).
 
     squeue is asked only when it knows something sacct cannot tell: why a job is pending
     (slurmdbd keeps the reason of a pending job at "None"), and whether a job that sacct
@@ -153,15 +196,25 @@ def _ask_cluster(
     """
     latest = [job for job in (_latest_job(jobs, record) for record in sessions) if job]
     if not latest:
-        return {}
+        return {}, None
     since = min(job.submitted_at or now for job in latest) - SINCE_MARGIN_SECONDS
-    found = {
-        rec.job_id: rec for rec in backend.query(query_ids(job.job_id for job in latest), since)
+    try:
+        accounted = backend.query(query_ids(job.job_id for job in latest), since)
+    except ConnectionFailed:
+        raise
+    except BackendError as exc:
+        return _ask_queue_only(backend, latest, exc, unsettled)
+    found = {rec.job_id: rec for rec in accounted}
+    provisional = {
+        job.job_id
+        for record in sessions
+        if record.reason == PROVISIONAL_REASON and (job := _latest_job(jobs, record)) is not None
     }
     overdue = [
         job.job_id
         for job in latest
         if job.job_id not in found
+        and job.job_id not in provisional  # accounting may still be catching up: wait
         and now - (job.submitted_at or now) > settings.submit_grace_seconds
     ]
     reasonless = [
@@ -181,7 +234,125 @@ def _ask_cluster(
                 slurm_state="UNKNOWN",
                 reason="Slurm no longer knows this job",
             )
-    return found
+    return found, None
+
+
+def _ask_queue_only(
+    backend: SlurmBackend,
+    latest: list[JobRecordRow],
+    sacct_error: BackendError,
+    unsettled: dict[str, JobRecord | None],
+) -> tuple[dict[str, JobRecord], str]:
+    """The degraded query: live states from ONE squeue call. Exit codes and end times are not
+    in squeue's answer: an end is provisional, and what the catalog knows is kept."""
+    try:
+        queued = {rec.job_id: rec for rec in backend.queue([job.job_id for job in latest])}
+    except ConnectionFailed:
+        raise
+    except BackendError as exc:
+        raise BackendError(f"{sacct_error}; squeue failed too: {exc}") from exc
+    found: dict[str, JobRecord] = {}
+    for job in latest:
+        rec = queued.get(job.job_id)
+        if rec is None or rec.state in TERMINAL_STATES:
+            unsettled[job.job_id] = rec  # gone from squeue, or ended: see the run directory
+        if rec is not None:
+            found[job.job_id] = _from_queue(job, rec)
+    why = (
+        f"{sacct_error}; states from squeue until accounting answers (exit codes and end "
+        "times of jobs that end meanwhile are provisional)"
+    )
+    return found, why
+
+
+def _from_queue(job: JobRecordRow, queued: JobRecord) -> JobRecord:
+    """squeue's state and reason over what the catalog knows of the job: its start, and its
+    exit code, end and elapsed time as accounting (or, for an end already settled, the run
+    directory) last said; a new end has none of them yet."""
+    ended = queued.state in TERMINAL_STATES
+    new_end = ended and job.state != queued.state
+    return replace(
+        queued,
+        reason=PROVISIONAL_REASON if ended else queued.reason,
+        exit_code=None if new_end else job.exit_code,
+        submitted_at=job.submitted_at,
+        started_at=job.started_at,
+        ended_at=job.ended_at if ended and not new_end else None,
+        elapsed_s=None if new_end else job.elapsed_s,
+        node_list=queued.node_list or job.node_list,
+    )
+
+
+def _provisional_sessions(catalog: Catalog) -> list[SessionRecord]:
+    """Sessions whose end was seen while accounting was down: asked about again."""
+    with catalog.session() as db:
+        return list(
+            db.exec(select(SessionRecord).where(SessionRecord.reason == PROVISIONAL_REASON)).all()
+        )
+
+
+def _settle_from_run_dirs(catalog: Catalog, degraded: _Degraded, now: float) -> int:
+    """Jobs of a degraded sync that squeue no longer lists, or lists as ended: the wrapper's
+    last ``ended`` event of the job (not one that asked for a requeue) says it finished, with
+    its exit code and time. Without one, the job is left as it is."""
+    if not degraded.unsettled:
+        return 0
+    jobs = jobs_of(catalog, [record.id for record in degraded.sessions if record.id is not None])
+    wanted = {
+        record.id: job
+        for record in degraded.sessions
+        if record.id is not None
+        and (job := _latest_job(jobs, record)) is not None
+        and job.job_id in degraded.unsettled
+    }
+    if not wanted:
+        return 0
+    with catalog.session() as db:
+        events = db.exec(
+            select(EventRecord)
+            .where(col(EventRecord.session_id).in_(list(wanted)))
+            .where(col(EventRecord.kind).in_(["started", "ended"]))
+            .order_by(col(EventRecord.id))
+        ).all()
+    started: dict[int, float] = {}
+    last_end: dict[int, tuple[EventRecord, dict[str, object]]] = {}
+    for event in events:
+        job = wanted[event.session_id]
+        if event.job_id != job.job_id:
+            continue
+        if event.kind == "started" and event.at is not None:
+            started[event.session_id] = event.at
+        elif event.kind == "ended":
+            last_end[event.session_id] = (event, json.loads(event.data_json or "{}"))
+    records: dict[str, JobRecord] = {}
+    for session_id, (event, data) in last_end.items():
+        job = wanted[session_id]
+        exit_code = data.get("exit_code")
+        if data.get("requeue") or not isinstance(exit_code, int) or event.at is None:
+            continue
+        listed = degraded.unsettled[job.job_id]
+        state = (
+            listed.state
+            if listed is not None
+            else (SessionState.COMPLETED if exit_code == 0 else SessionState.FAILED)
+        )
+        start = job.started_at or started.get(session_id)
+        records[job.job_id] = JobRecord(
+            job_id=job.job_id,
+            state=state,
+            slurm_state=listed.slurm_state if listed is not None else state.value,
+            reason=PROVISIONAL_REASON,
+            exit_code=exit_code,
+            submitted_at=job.submitted_at,
+            started_at=start,
+            ended_at=event.at,
+            elapsed_s=max(0.0, event.at - start) if start is not None else None,
+            node_list=(listed.node_list if listed is not None else None) or job.node_list,
+        )
+    if not records:
+        return 0
+    sessions = [record for record in degraded.sessions if record.id in wanted]
+    return _apply_records(catalog, sessions, jobs, records, now)
 
 
 def query_ids(job_ids: Iterable[str]) -> list[str]:
@@ -226,7 +397,7 @@ def _apply_records(
         job = _latest_job(jobs, session)
         if job is not None and session.id is not None and job.job_id in records:
             rec = records[job.job_id]
-            if rec.state in REASONLESS_STATES and rec.reason is not None:
+            if rec.state in REASONLESS_STATES and rec.reason not in (None, PROVISIONAL_REASON):
                 rec = replace(rec, reason=None)  # Slurm leaves stale pending reasons behind
             if _job_changed(job, rec):
                 changed[session.id] = (job, rec)
@@ -242,7 +413,8 @@ def _apply_records(
             job.ended_at, job.elapsed_s = rec.ended_at, rec.elapsed_s
             job.node_list = rec.node_list or job.node_list
             db.add(job)
-            if (row.state, row.reason) != (rec.state, rec.reason):
+            confirmed = row.state == rec.state and row.reason == PROVISIONAL_REASON
+            if (row.state, row.reason) != (rec.state, rec.reason) and not confirmed:
                 changes += 1
                 db.add(
                     StateChange(
@@ -356,8 +528,27 @@ def _scrape(
                         for _, _, cursor, path, end in batch
                     ]
                 )
-                for (session_id, file, cursor, _, _), raw in zip(batch, chunks, strict=True):
+                metric_items: list[MetricIngest] = []
+                event_items: list[EventIngest] = []
+                for (session_id, file, cursor, path, _), raw in zip(batch, chunks, strict=True):
                     chunk, new_offset = complete_lines(raw, cursor.offset)
+                    if not chunk and len(raw) >= MAX_READ_BYTES and file != GPU_FILE:
+                        # One line longer than a whole read can never complete within one:
+                        # skip what was read; the rest of that line ends at its newline and is
+                        # counted there as one malformed line.
+                        report.warnings.append(
+                            f"{path}: a line longer than {MAX_READ_BYTES:,} bytes at byte "
+                            f"{cursor.offset} skipped"
+                        )
+                        new_offset = cursor.offset + len(raw)
+                        if file == METRICS_FILE:
+                            skipped = MetricIngest(session_id, MetricBatch(), cursor, new_offset)
+                            metric_items.append(skipped)
+                        else:
+                            event_items.append(
+                                EventIngest(session_id, EventBatch(), cursor, new_offset)
+                            )
+                        continue
                     if not chunk:
                         continue
                     if file == GPU_FILE:
@@ -365,8 +556,23 @@ def _scrape(
                         store_gpu_state(
                             catalog, session_id, state, cursor, new_offset, chunk.count(b"\n"), now
                         )
-                    elif _ingest(catalog, session_id, file, chunk, cursor, new_offset, report, now):
-                        with_new_events.add(session_id)
+                    elif file == METRICS_FILE:
+                        parsed = parse_metric_lines(chunk, cursor.lines, session_id)
+                        metric_items.append(MetricIngest(session_id, parsed, cursor, new_offset))
+                    else:
+                        events = parse_event_lines(chunk, session_id)
+                        event_items.append(EventIngest(session_id, events, cursor, new_offset))
+                        if events.events:
+                            with_new_events.add(session_id)
+                # Every changed file of the batch in ONE transaction, offsets with their rows.
+                store_ingests(catalog, metric_items, event_items, now)
+                for item in metric_items:
+                    report.new_points += len(item.batch.points)
+                    report.malformed_lines += item.batch.malformed
+                for event_item in event_items:
+                    report.new_events += len(event_item.batch.events)
+                    report.malformed_lines += event_item.batch.malformed
+            looked: list[int] = []
             for target in sessions:
                 captured = scrape_captured(
                     catalog,
@@ -382,6 +588,9 @@ def _scrape(
                 report.new_points += captured.points
                 report.malformed_lines += captured.malformed
                 report.warnings.extend(captured.warnings)
+                if captured.looked:
+                    looked.append(target.session_id)
+            touch_cursors(catalog, looked, DISCOVERY_FILE, now)
         except NsmlError as exc:
             report.errors.setdefault(cluster, str(exc))
             unreachable.add(cluster)
@@ -404,30 +613,6 @@ def _read_batches(
         batches[-1].append((session_id, file, cursor, path, cursor.offset + want))
         total += want
     return [batch for batch in batches if batch]
-
-
-def _ingest(
-    catalog: Catalog,
-    session_id: int,
-    file: str,
-    chunk: bytes,
-    cursor: CursorState,
-    new_offset: int,
-    report: SyncReport,
-    now: float,
-) -> bool:
-    """Store the new lines of metrics.jsonl or events.jsonl; True if there were new events."""
-    if file == METRICS_FILE:
-        batch = parse_metric_lines(chunk, cursor.lines, session_id)
-        store_metric_batch(catalog, session_id, batch, cursor, new_offset, now)
-        report.new_points += len(batch.points)
-        report.malformed_lines += batch.malformed
-        return False
-    events = parse_event_lines(chunk, session_id)
-    store_event_batch(catalog, session_id, events, cursor, new_offset, now)
-    report.new_events += len(events.events)
-    report.malformed_lines += events.malformed
-    return bool(events.events)
 
 
 def _drop_stale_reservations(

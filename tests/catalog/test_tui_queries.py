@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, select
 
 from nsml_hpc.catalog import series as series_module
 from nsml_hpc.catalog.engine import Catalog
-from nsml_hpc.catalog.models import CatalogMeta, MetricPoint
+from nsml_hpc.catalog.models import CatalogMeta, MetricPoint, SessionRecord
 from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.catalog.series import bucketed_series, metric_series
 from nsml_hpc.catalog.sessions import get_session, update_memo
@@ -31,6 +31,7 @@ from nsml_hpc.sessions.query import (
     session_clusters,
     session_page,
 )
+from nsml_hpc.sessions.views import JSON_FIELDS, session_rows
 from nsml_hpc.workspace import Workspace
 from tests.tui.conftest import NOW, FakeBackend, build_catalog
 
@@ -92,6 +93,43 @@ def test_sorting_by_metrics_elapsed_and_name(filled: Catalog) -> None:
     ]
     accuracy = replace(base, key_metric="val_acc", sort="best", descending=True)
     assert _names(filled, accuracy)[0] == "cifar/1"
+
+
+def test_ps_and_the_table_page_build_one_row_model_with_one_elapsed_rule(
+    filled: Catalog,
+) -> None:
+    """``ps`` (and ``--json``) and the TUI's table show the same SessionRow of a session; the
+    table adds its key metric, ps the job ids and GPU figures; elapsed advances alike."""
+    listed = {row.name: row for row in session_rows(filled, now=NOW)}
+    page = session_page(filled, SessionQuery(key_metric="val_loss"), 0, 100, now=NOW)
+    assert sorted(row.name for row in page) == sorted(listed)
+    for row in page:
+        ps = listed[row.name]
+        as_ps = replace(
+            row,
+            key_last=None,
+            key_best=None,
+            key_best_step=None,
+            job_ids=ps.job_ids,
+            gpu_util=ps.gpu_util,
+            gpu_idle_s=ps.gpu_idle_s,
+            requeues=ps.requeues,
+        )
+        assert as_ps == ps
+        assert row.elapsed_at(NOW + 90) == ps.elapsed_at(NOW + 90)
+        assert set(ps.to_json()) == {*JSON_FIELDS, "state_text"}
+    running = listed["cifar/1"]
+    assert running.elapsed_at(NOW + 90) == pytest.approx((running.elapsed_s or 0) + 90)
+    assert listed["mnist/1"].elapsed_at(NOW + 90) == listed["mnist/1"].elapsed_s  # ended
+    with filled.session() as db:  # Slurm counted more than the wall clock since the start
+        record = db.get(SessionRecord, listed["mnist/2"].id)
+        assert record is not None
+        record.elapsed_s = 5 * 3600.0
+        db.add(record)
+    by_elapsed = session_page(filled, SessionQuery(sort="elapsed"), 0, 100, now=NOW)
+    assert by_elapsed[0].name == "mnist/2" and by_elapsed[0].elapsed_s == 5 * 3600.0
+    shown = [row.elapsed_s for row in by_elapsed if row.elapsed_s is not None]
+    assert shown == sorted(shown, reverse=True)  # the sort is the column as shown
 
 
 def test_grouping_orders_by_project_and_counts_groups(filled: Catalog) -> None:

@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from nsml_hpc.clusters.info import node_rows, per_node_text
 from nsml_hpc.job.spec import Resources, SessionSpec
 from nsml_hpc.sessions.nodes import NodeState, node_states, node_summary
-from nsml_hpc.slurm.sinfo import parse_sinfo
+from nsml_hpc.slurm.sinfo import node_rows, parse_sinfo, per_node_text
 from nsml_hpc.submit.fit import needs_check, problem
 
 

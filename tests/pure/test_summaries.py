@@ -33,3 +33,19 @@ def test_merging_two_batches_equals_one_batch() -> None:
     merged.merge(first["loss"])
     merged.merge(second["loss"])
     assert merged == whole["loss"]
+
+
+def test_the_summaries_folded_while_parsing_equal_those_computed_afterwards() -> None:
+    import json
+
+    from nsml_hpc.runfiles.scrape import parse_metric_lines
+
+    lines = [
+        json.dumps({"step": step, "loss": 1.0 / (step + 1), "acc": (step * 7) % 11, "x": "text"})
+        for step in range(1500)
+    ]
+    lines[40] = '{"step": 40, "loss": NaN}'
+    batch = parse_metric_lines(("\n".join(lines) + "\n").encode(), 700, session_id=3)
+    totals, blocks = summarize_points(batch.points)
+    assert batch.blocks == blocks
+    assert totals["loss"].points == 1500

@@ -18,14 +18,12 @@ from nsml_hpc.tui.dialogs.fork import ForkDialog
 from nsml_hpc.tui.dialogs.help import HelpScreen
 from nsml_hpc.tui.dialogs.memo import MemoDialog
 from nsml_hpc.tui.session.screen import SessionScreen
-from nsml_hpc.tui.sessions import screen as sessions_module
 from nsml_hpc.tui.sessions.screen import SessionsScreen
 from nsml_hpc.tui.sessions.table import SessionTable
 from nsml_hpc.tui.widgets.status_line import StatusLine
 from textual.widgets import DataTable, Input, Log
 
 import nsml_hpc.sessions.actions
-import nsml_hpc.snapshots.fork
 from nsml_hpc.catalog.sessions import get_session, list_sessions
 from nsml_hpc.catalog.snapshots import lineage_of, snapshots_of
 from nsml_hpc.sync.run import SyncReport
@@ -171,10 +169,40 @@ def test_stopping_marked_sessions_reports_what_the_library_refused(world: TuiWor
     drive(world.app(), script)
 
 
-def test_the_tui_calls_the_same_action_functions_as_the_cli() -> None:
-    assert sessions_module.stop_session is nsml_hpc.sessions.actions.stop_session
-    assert sessions_module.fork_session is nsml_hpc.snapshots.fork.fork_session
-    assert sessions_module.set_memo is nsml_hpc.sessions.actions.set_memo
+def test_the_tui_acts_through_the_same_workspace_operations_as_the_cli(
+    world: TuiWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stop and memo from the sessions screen are Workspace.stop and Workspace.set_memo, which
+    call the feature functions the CLI's commands call (the CLI has no other way in:
+    tests/pure/test_headless.py)."""
+    calls: list[tuple[str, str]] = []
+
+    def recording(method: str, feature: Any) -> None:
+        original = getattr(feature, method)
+
+        def record(*args: Any, **kwargs: Any) -> Any:
+            calls.append((method, args[1]))
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(feature, method, record)
+
+    recording("stop_session", nsml_hpc.sessions.actions)
+    recording("set_memo", nsml_hpc.sessions.actions)
+
+    async def script(pilot: Any, app: NsmlApp) -> None:
+        await pilot.press("down", "x")  # cifar/1, RUNNING
+        await pilot.pause()
+        await pilot.press("y")
+        await settle(pilot)
+        await pilot.press("e")
+        await pilot.pause()
+        app.screen.query_one(Input).value = "through the workspace"
+        await pilot.press("enter")
+        await settle(pilot)
+
+    drive(world.app(), script)
+    assert calls == [("stop_session", "cifar/1"), ("set_memo", "cifar/1")]
+    assert world.backend.cancelled == ["104"]
 
 
 def test_memo_edit_is_saved_in_the_catalog(world: TuiWorld) -> None:

@@ -1,5 +1,5 @@
 """The cluster: GPUs per partition (total / allocated / idle, with a bar) and the user's own
-queue, from :func:`nsml_hpc.clusters.info.cluster_overview` (one sinfo + one squeue per
+queue, from :meth:`nsml_hpc.workspace.Workspace.cluster_overview` (one sinfo + one squeue per
 poll floor, shared by every open view through the catalog). Refreshed in a worker while the
 screen is open; a failed query keeps the last answer and says so in the status line."""
 
@@ -17,10 +17,9 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from nsml_hpc.clusters.info import ClusterOverview, cluster_overview
+from nsml_hpc.clusters.info import ClusterOverview
 from nsml_hpc.errors import NsmlError
 from nsml_hpc.formatting import format_time
-from nsml_hpc.sessions.query import session_clusters
 from nsml_hpc.slurm.sinfo import PartitionGpus
 
 from ..app import nsml_app
@@ -105,11 +104,10 @@ class ClusterScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="cluster", name="cluster-overview")
     def _refresh_worker(self, cluster: str | None) -> None:
         app = nsml_app(self)
-        catalog = app.workspace.catalog
         try:
-            clusters = sorted(set(session_clusters(catalog)) | {"local"})
+            clusters = sorted(set(app.workspace.session_clusters()) | {"local"})
             chosen = cluster or ("local" if "local" in clusters else clusters[0])
-            overview = cluster_overview(app.workspace, chosen, user=app.user, now=app.clock())
+            overview = app.workspace.cluster_overview(chosen, user=app.user, now=app.clock())
         except NsmlError as exc:
             self.post_message(self.Fetched(None, [], str(exc)))
             return

@@ -1,6 +1,6 @@
 """Compare marked sessions: one metric's curves overlaid (pick it on the left), the
 hyperparameters that differ between them, and each metric's best and last value per session
-(★ marks the best session). Data from :func:`nsml_hpc.experiments.compare.compare_sessions`."""
+(★ marks the best session). Data from :meth:`nsml_hpc.workspace.Workspace.compare`."""
 
 from __future__ import annotations
 
@@ -17,13 +17,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-from nsml_hpc.catalog.series import Series, metric_series
 from nsml_hpc.errors import NsmlError
-from nsml_hpc.experiments.compare import Comparison, compare_sessions
-from nsml_hpc.experiments.keymetric import pick_key_metric
+from nsml_hpc.experiments.compare import Comparison
 
 from ..app import nsml_app
-from ..widgets.metric_plot import MetricPlot
+from ..widgets.metric_plot import MetricPlot, PlotCurve
 from ..widgets.status_line import StatusLine
 from ..widgets.styling import metric_text
 
@@ -41,7 +39,7 @@ class CompareScreen(Screen[None]):
     @dataclass
     class CurvesLoaded(Message):
         metric: str
-        curves: list[tuple[str, Series]]
+        curves: list[tuple[str, PlotCurve]]
 
     def __init__(self, sessions: list[str]) -> None:
         super().__init__()
@@ -74,9 +72,7 @@ class CompareScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="compare", name="compare")
     def _compare(self) -> None:
         try:
-            workspace = nsml_app(self).workspace
-            directions = workspace.settings.metric_directions
-            comparison = compare_sessions(workspace.catalog, self.sessions, directions)
+            comparison = nsml_app(self).workspace.compare(self.sessions)
         except NsmlError as exc:
             self.post_message(self.Compared(None, str(exc)))
             return
@@ -93,7 +89,7 @@ class CompareScreen(Screen[None]):
             options.clear_options()
             options.add_options([Option(name, id=name) for name in metrics])
         if self.metric not in metrics:
-            self.metric = pick_key_metric(metrics, nsml_app(self).workspace.settings.key_metric)
+            self.metric = nsml_app(self).workspace.key_metric(metrics)
         if self.metric in metrics:
             options.highlighted = metrics.index(self.metric)
         self._fill_tables(comparison)
@@ -149,11 +145,13 @@ class CompareScreen(Screen[None]):
         comparison = self.comparison
         if comparison is None:
             return
-        catalog = nsml_app(self).workspace.catalog
-        curves = [
-            (session, metric_series(catalog, session_id, metric, buckets))
-            for session, session_id in comparison.session_ids.items()
-        ]
+        workspace = nsml_app(self).workspace
+        curves: list[tuple[str, PlotCurve]] = []
+        for session in comparison.session_ids:
+            try:
+                curves.append((session, workspace.metric_series(session, metric, buckets)))
+            except NsmlError:  # removed since the comparison was read
+                continue
         self.post_message(self.CurvesLoaded(metric, curves))
 
     def on_compare_screen_curves_loaded(self, message: CurvesLoaded) -> None:

@@ -4,12 +4,11 @@ hyperparameters, GPUs, memo.
 A fork starts from one of the parent's snapshots, as NSML's did; a session without one has
 nothing to fork from, and the form says so. The parent's hyperparameters, GPUs and snapshots
 are read in a worker; the form returns a :class:`nsml_hpc.snapshots.fork.ForkRequest` that
-:func:`nsml_hpc.snapshots.fork.fork_session` submits (the same as ``nsml-hpc fork``).
+:meth:`nsml_hpc.workspace.Workspace.fork` submits (the same as ``nsml-hpc fork``).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -21,10 +20,8 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Select, Static
 
-from nsml_hpc.catalog.sessions import get_session
 from nsml_hpc.errors import NsmlError, SpecError
 from nsml_hpc.job.spec import parse_count
-from nsml_hpc.sessions.actions import session_snapshots
 from nsml_hpc.snapshots.actions import SnapshotRow
 from nsml_hpc.snapshots.fork import ForkRequest, parse_changes, split_changes
 
@@ -80,13 +77,12 @@ class ForkDialog(ModalScreen[ForkRequest | None]):
     def _load_parent(self) -> None:
         workspace = nsml_app(self).workspace
         try:
-            record = get_session(workspace.catalog, self.session)
-            snapshots = session_snapshots(workspace, self.session)
+            parent = workspace.show(self.session)
+            snapshots = workspace.snapshots(self.session)
         except NsmlError as exc:
             self.post_message(self.ParentLoaded({}, 0, [], str(exc)))
             return
-        hyperparameters = json.loads(record.hyperparameters_json)
-        self.post_message(self.ParentLoaded(hyperparameters, record.gpus, snapshots))
+        self.post_message(self.ParentLoaded(parent["hyperparameters"], parent["gpus"], snapshots))
 
     def on_fork_dialog_parent_loaded(self, message: ParentLoaded) -> None:
         if message.error:

@@ -1,4 +1,4 @@
-"""Edit a session's memo (one line); saved through :func:`nsml_hpc.sessions.actions.set_memo`."""
+"""Edit a session's memo (one line); saved through :meth:`nsml_hpc.workspace.Workspace.set_memo`."""
 
 from __future__ import annotations
 

@@ -16,9 +16,7 @@ from textual.message import Message
 from textual.widgets import Log, Static
 from textual.worker import get_current_worker
 
-from nsml_hpc.catalog.sessions import get_session
 from nsml_hpc.errors import NsmlError
-from nsml_hpc.sessions.actions import log_paths
 from nsml_hpc.sessions.logtail import LogTail
 
 from ..app import nsml_app
@@ -65,10 +63,9 @@ class LogPane(Vertical):
     def _read(self) -> None:
         workspace = nsml_app(self).workspace
         try:
-            record = get_session(workspace.catalog, self.session)
             if self.tail is None:
-                self.tail = LogTail(workspace.backend_for(record.cluster).files)
-            paths = [str(path) for path in log_paths(workspace, self.session)]
+                self.tail = workspace.log_tail(self.session)
+            paths = [str(path) for path in workspace.log_paths(self.session)]
             data = self.tail.read_new(paths)
         except (NsmlError, OSError) as exc:
             self.post_message(self.Chunk("", [], str(exc)))

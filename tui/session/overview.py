@@ -1,5 +1,5 @@
 """The overview tab: the session's spec, hyperparameters, job ids, state history and events,
-as Rich tables built from :func:`nsml_hpc.sessions.views.session_detail` (the data ``show``
+as Rich tables built from :meth:`nsml_hpc.workspace.Workspace.show` (the data ``show``
 prints)."""
 
 from __future__ import annotations

@@ -15,14 +15,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, SelectionList, Static, TabbedContent, TabPane
 from textual.widgets.selection_list import Selection
 
-from nsml_hpc.catalog.series import Series, metric_series
-from nsml_hpc.catalog.sessions import get_session
-from nsml_hpc.catalog.summaries import metric_names
 from nsml_hpc.errors import NsmlError
-from nsml_hpc.experiments.keymetric import pick_key_metric
-from nsml_hpc.sessions.actions import delete_snapshot, pin_snapshot, set_memo, stop_session
-from nsml_hpc.sessions.views import session_detail
-from nsml_hpc.snapshots.fork import ForkRequest, fork_session
+from nsml_hpc.snapshots.fork import ForkRequest
 
 from ..app import nsml_app
 from ..dialogs.confirm import ConfirmDialog
@@ -31,7 +25,7 @@ from ..dialogs.memo import MemoDialog
 from ..session.logs import LogPane
 from ..session.overview import overview, title_line
 from ..session.snapshots import SnapshotTable
-from ..widgets.metric_plot import MetricPlot
+from ..widgets.metric_plot import MetricPlot, PlotCurve
 from ..widgets.status_line import StatusLine
 
 TABS = ("overview", "metrics", "logs", "snapshots")
@@ -62,7 +56,7 @@ class SessionScreen(Screen[None]):
 
     @dataclass
     class CurvesLoaded(Message):
-        curves: list[tuple[str, Series]]
+        curves: list[tuple[str, PlotCurve]]
 
     @dataclass
     class ActionDone(Message):
@@ -105,9 +99,8 @@ class SessionScreen(Screen[None]):
     def _load(self) -> None:
         app = nsml_app(self)
         try:
-            detail = session_detail(app.workspace.catalog, self.session, now=app.clock())
-            record = get_session(app.workspace.catalog, self.session)
-            names = metric_names(app.workspace.catalog, [record.id] if record.id else [])
+            detail = app.workspace.show(self.session, now=app.clock())
+            names = app.workspace.metric_names(self.session)
         except NsmlError as exc:
             self.post_message(self.DetailLoaded(None, [], str(exc)))
             return
@@ -124,7 +117,7 @@ class SessionScreen(Screen[None]):
         if message.metrics != self.metrics:
             self.metrics = message.metrics
             if self._picked is None:
-                key = pick_key_metric(message.metrics, nsml_app(self).workspace.settings.key_metric)
+                key = nsml_app(self).workspace.key_metric(message.metrics)
                 self._picked = {key} if key in message.metrics else set(message.metrics[:1])
             picker.clear_options()
             picker.add_options(
@@ -141,15 +134,13 @@ class SessionScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="session-curves", name="session-curves")
     def _load_curves(self, names: list[str], buckets: int) -> None:
-        app = nsml_app(self)
+        workspace = nsml_app(self).workspace
         try:
-            record = get_session(app.workspace.catalog, self.session)
+            curves: list[tuple[str, PlotCurve]] = [
+                (name, workspace.metric_series(self.session, name, buckets)) for name in names
+            ]
         except NsmlError:
             return
-        assert record.id is not None
-        curves = [
-            (name, metric_series(app.workspace.catalog, record.id, name, buckets)) for name in names
-        ]
         self.post_message(self.CurvesLoaded(curves))
 
     def on_session_screen_curves_loaded(self, message: CurvesLoaded) -> None:
@@ -196,7 +187,7 @@ class SessionScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="session-stop", name="stop")
     def _run_stop(self) -> None:
         try:
-            jobs = stop_session(nsml_app(self).workspace, self.session)
+            jobs = nsml_app(self).workspace.stop(self.session)
         except NsmlError as exc:
             self.post_message(self.ActionDone("", [str(exc)]))
             return
@@ -215,7 +206,7 @@ class SessionScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="session-fork", name="fork")
     def _run_fork(self, request: ForkRequest) -> None:
         try:
-            forked = fork_session(nsml_app(self).workspace, request)
+            forked = nsml_app(self).workspace.fork(request)
         except NsmlError as exc:
             self.post_message(self.ActionDone("", [f"fork: {exc}"]))
             return
@@ -236,7 +227,7 @@ class SessionScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="session-memo", name="memo")
     def _run_memo(self, memo: str) -> None:
         try:
-            set_memo(nsml_app(self).workspace, self.session, memo)
+            nsml_app(self).workspace.set_memo(self.session, memo)
         except NsmlError as exc:
             self.post_message(self.ActionDone("", [str(exc)]))
             return
@@ -275,7 +266,7 @@ class SessionScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="session-pin", name="pin")
     def _run_pin(self, tag: str, pinned: bool) -> None:
         try:
-            pin_snapshot(nsml_app(self).workspace, self.session, tag, pinned=pinned)
+            nsml_app(self).workspace.pin_snapshot(self.session, tag, pinned=pinned)
         except NsmlError as exc:
             self.post_message(self.ActionDone("", [str(exc)]))
             return
@@ -300,7 +291,7 @@ class SessionScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="session-delete", name="delete-snapshot")
     def _run_delete(self, tag: str) -> None:
         try:
-            delete_snapshot(nsml_app(self).workspace, self.session, tag)
+            nsml_app(self).workspace.remove_snapshot(self.session, tag)
         except NsmlError as exc:
             self.post_message(self.ActionDone("", [str(exc)]))
             return

@@ -1,5 +1,5 @@
 """The snapshot list of a session: re-read from its run directory into the catalog in a
-worker (:func:`nsml_hpc.sessions.actions.session_snapshots`, the listing of ``nsml-hpc model ls``),
+worker (:meth:`nsml_hpc.workspace.Workspace.snapshots`, the listing of ``nsml-hpc model ls``),
 with each snapshot's flags: latest, pinned, forked (a child starts from it), DAMAGED."""
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from textual.widgets import DataTable
 
 from nsml_hpc.errors import NsmlError
 from nsml_hpc.formatting import format_metrics, format_time
-from nsml_hpc.sessions.actions import session_snapshots
 from nsml_hpc.snapshots.actions import SnapshotRow
 
 from ..app import nsml_app
@@ -41,7 +40,7 @@ class SnapshotTable(DataTable[str | Text]):
     @work(thread=True, exclusive=True, group="session-snapshots", name="snapshots")
     def _list(self) -> None:
         try:
-            found = session_snapshots(nsml_app(self).workspace, self.session)
+            found = nsml_app(self).workspace.snapshots(self.session)
         except NsmlError as exc:
             self.post_message(self.Listed([], str(exc)))
             return

@@ -15,18 +15,9 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
 
-from nsml_hpc.catalog.summaries import metric_names
 from nsml_hpc.errors import NsmlError
-from nsml_hpc.experiments.keymetric import pick_key_metric
-from nsml_hpc.sessions.actions import set_memo, stop_session
-from nsml_hpc.sessions.query import (
-    SORT_COLUMNS,
-    SessionQuery,
-    SortColumn,
-    default_descending,
-    matching_names,
-)
-from nsml_hpc.snapshots.fork import ForkRequest, fork_session
+from nsml_hpc.sessions.query import SORT_COLUMNS, SessionQuery, SortColumn
+from nsml_hpc.snapshots.fork import ForkRequest
 
 from ..app import nsml_app
 from ..dialogs.confirm import ConfirmDialog
@@ -79,7 +70,7 @@ class SessionsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         app = nsml_app(self)
         yield Static("", id="title", classes="title-bar")
-        yield SessionTable(app.workspace.catalog, app.clock, id="sessions")
+        yield SessionTable(app.workspace, app.clock, id="sessions")
         yield Input(
             placeholder="filter: text  state:running,pending  project:mnist  -state:completed",
             id="filter",
@@ -102,23 +93,25 @@ class SessionsScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="sessions-metrics", name="metric-names")
     def _load_metric_names(self, first: bool = False) -> None:
-        names = metric_names(nsml_app(self).workspace.catalog)
+        names = nsml_app(self).workspace.metric_names()
         self.post_message(self.MetricsLoaded(names))
 
     def on_sessions_screen_metrics_loaded(self, message: MetricsLoaded) -> None:
         self.metric_names = message.names
         table = self.table
+        workspace = nsml_app(self).workspace
         if not self._started:
             self._started = True
-            settings = nsml_app(self).workspace.settings
-            key = pick_key_metric(message.names, settings.key_metric)
+            key = workspace.key_metric(message.names)
             sort: SortColumn = "created"
-            directions = settings.metric_directions
+            directions = workspace.settings.metric_directions
             table.set_query(
                 replace(table.session_query, key_metric=key, sort=sort, directions=directions)
             )
         elif table.session_query.key_metric is None and message.names:
-            table.set_query(replace(table.session_query, key_metric=pick_key_metric(message.names)))
+            table.set_query(
+                replace(table.session_query, key_metric=workspace.key_metric(message.names))
+            )
         self._update_title()
 
     def _on_sync(self, _status: object) -> None:
@@ -208,13 +201,7 @@ class SessionsScreen(Screen[None]):
     # --- sort, group, metric, marks ---------------------------------------------------------
 
     def _sort_by(self, column: SortColumn, *, toggle: bool = False) -> None:
-        table = self.table
-        query = table.session_query
-        if toggle and column == query.sort:
-            descending = not query.descending
-        else:
-            descending = default_descending(column, query.key_metric, query.directions)
-        table.set_query(replace(query, sort=column, descending=descending))
+        self.table.set_query(self.table.session_query.sorted_by(column, toggle=toggle))
         self._update_title()
 
     def action_sort_next(self) -> None:
@@ -246,7 +233,7 @@ class SessionsScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="sessions-mark", name="mark-all")
     def _all_matching(self, query: SessionQuery) -> None:
-        self.post_message(self.AllMatching(matching_names(nsml_app(self).workspace.catalog, query)))
+        self.post_message(self.AllMatching(nsml_app(self).workspace.matching_names(query)))
 
     def on_sessions_screen_all_matching(self, message: AllMatching) -> None:
         table = self.table
@@ -288,7 +275,7 @@ class SessionsScreen(Screen[None]):
         errors: list[str] = []
         for name in names:
             try:
-                jobs = stop_session(workspace, name)
+                jobs = workspace.stop(name)
                 stopped.append(f"{name} (job {', '.join(jobs)})")
             except NsmlError as exc:
                 errors.append(f"{name}: {exc}")
@@ -309,7 +296,7 @@ class SessionsScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="sessions-fork", name="fork")
     def _fork(self, name: str, request: ForkRequest) -> None:
         try:
-            forked = fork_session(nsml_app(self).workspace, request)
+            forked = nsml_app(self).workspace.fork(request)
         except NsmlError as exc:
             self.post_message(self.ActionDone("", [f"fork of {name}: {exc}"]))
             return
@@ -333,7 +320,7 @@ class SessionsScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="sessions-memo", name="memo")
     def _save_memo(self, name: str, memo: str) -> None:
         try:
-            set_memo(nsml_app(self).workspace, name, memo)
+            nsml_app(self).workspace.set_memo(name, memo)
         except NsmlError as exc:
             self.post_message(self.ActionDone("", [f"memo of {name}: {exc}"]))
             return

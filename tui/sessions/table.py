@@ -1,9 +1,10 @@
 """The session table: a virtual (Line API) table that only ever holds the rows on screen.
 
-Rows come from :func:`nsml_hpc.sessions.query.session_page` in a worker: the table knows how
-many lines it has (a COUNT, or per-project counts when grouped) and asks for the window
-around the viewport as it scrolls. Ten thousand sessions cost one COUNT and one page of
-~100 rows, not ten thousand widgets.
+Rows (:class:`~nsml_hpc.sessions.views.SessionRow`, the row ``ps`` prints) come from
+:meth:`~nsml_hpc.workspace.Workspace.session_page` in a worker: the table knows how many lines
+it has (a COUNT, or per-project counts when grouped) and asks for the window around the
+viewport as it scrolls. Ten thousand sessions cost one COUNT and one page of ~100 rows, not
+ten thousand widgets. Which line holds what, when grouped, is :mod:`.layout`'s business.
 """
 
 from __future__ import annotations
@@ -25,20 +26,13 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
 
-from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.job.direction import NO_OVERRIDES, Directions
-from nsml_hpc.sessions.query import (
-    GroupLayout,
-    ListedSession,
-    SessionQuery,
-    SortColumn,
-    count_sessions,
-    project_counts,
-    session_page,
-    visible_offsets,
-)
+from nsml_hpc.sessions.query import SessionQuery, SortColumn
+from nsml_hpc.sessions.views import SessionRow
 from nsml_hpc.slurm.timefmt import format_duration
+from nsml_hpc.workspace import Workspace
 
+from ..sessions.layout import GroupLayout, visible_offsets
 from ..widgets.styling import metric_text, state_style
 
 PAGE_MARGIN = 50  # rows fetched above and below the viewport
@@ -150,31 +144,31 @@ class SessionTable(ScrollView, can_focus=True):
         generation: int
         total: int
         layout: GroupLayout | None
-        rows: dict[int, ListedSession]
+        rows: dict[int, SessionRow]
         seconds: float
 
     @dataclass
     class PageLoaded(Message):
         generation: int
-        rows: dict[int, ListedSession]
+        rows: dict[int, SessionRow]
 
     def __init__(
         self,
-        catalog: Catalog,
+        workspace: Workspace,
         clock: Callable[[], float],
         *,
         query: SessionQuery | None = None,
         id: str | None = None,
     ) -> None:
         super().__init__(id=id)
-        self.catalog = catalog
+        self.workspace = workspace
         self.clock = clock
         self.session_query = query or SessionQuery()
         self.collapsed: frozenset[str] = frozenset()
         self.marks: set[str] = set()
         self.total = 0
         self.groups: GroupLayout | None = None
-        self.rows: dict[int, ListedSession] = {}
+        self.rows: dict[int, SessionRow] = {}
         self.loaded = False
         self.last_load_seconds = 0.0
         self._generation = 0
@@ -207,10 +201,10 @@ class SessionTable(ScrollView, can_focus=True):
         started = time.perf_counter()
         layout: GroupLayout | None = None
         if query.group_by_project:
-            layout = GroupLayout(tuple(project_counts(self.catalog, query)), collapsed)
+            layout = GroupLayout(tuple(self.workspace.project_counts(query)), collapsed)
             total = layout.total_lines
         else:
-            total = count_sessions(self.catalog, query)
+            total = self.workspace.count_sessions(query)
         rows = self._fetch(query, layout, lines)
         if not get_current_worker().is_cancelled:
             self.post_message(
@@ -219,17 +213,17 @@ class SessionTable(ScrollView, can_focus=True):
 
     def _fetch(
         self, query: SessionQuery, layout: GroupLayout | None, lines: range
-    ) -> dict[int, ListedSession]:
+    ) -> dict[int, SessionRow]:
         """Rows for the session offsets on ``lines``, one query per contiguous run."""
         offsets = sorted(set(visible_offsets(layout, list(lines))))
-        rows: dict[int, ListedSession] = {}
+        rows: dict[int, SessionRow] = {}
         start = 0
         while start < len(offsets):
             end = start
             while end + 1 < len(offsets) and offsets[end + 1] == offsets[end] + 1:
                 end += 1
             first, count = offsets[start], offsets[end] - offsets[start] + 1
-            page = session_page(self.catalog, query, first, count, now=self.clock())
+            page = self.workspace.session_page(query, first, count, now=self.clock())
             rows.update({first + index: row for index, row in enumerate(page)})
             start = end + 1
         return rows
@@ -322,14 +316,14 @@ class SessionTable(ScrollView, can_focus=True):
 
     # --- what is where ----------------------------------------------------------------------
 
-    def row_at(self, line: int) -> ListedSession | None:
+    def row_at(self, line: int) -> SessionRow | None:
         if self.groups is None:
             return self.rows.get(line)
         slot = self.groups.slot(line)
         return self.rows.get(slot.offset) if slot and slot.kind == "session" else None
 
     @property
-    def current(self) -> ListedSession | None:
+    def current(self) -> SessionRow | None:
         return self.row_at(self.cursor_line)
 
     @property
@@ -458,7 +452,7 @@ class SessionTable(ScrollView, can_focus=True):
         text = f"{arrow} {project}  ({count} session{'s' if count != 1 else ''})"
         return Strip([Segment(text, style)]).adjust_cell_length(width, base)
 
-    def _row(self, row: ListedSession, columns: list[Column], width: int, base: Style) -> Strip:
+    def _row(self, row: SessionRow, columns: list[Column], width: int, base: Style) -> Strip:
         segments: list[Segment] = []
         for column in columns:
             style = base

@@ -1,17 +1,30 @@
 """A metric plot: one or more downsampled curves over steps (textual-plotext).
 
 Curves arrive already reduced to about two points per braille column
-(:func:`nsml_hpc.catalog.series.metric_series`), so drawing never touches more than a few
+(:meth:`nsml_hpc.workspace.Workspace.metric_series`), so drawing never touches more than a few
 hundred points whatever the session logged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
 from textual_plotext import PlotextPlot
 
-from nsml_hpc.catalog.series import Series
-
 COLORS = ("cyan", "orange", "green", "magenta", "yellow", "blue", "red", "white")
+
+
+class PlotCurve(Protocol):
+    """What the plot draws of a curve: its points, and how many were stored before
+    downsampling (a metric series of the workspace is one)."""
+
+    @property
+    def xs(self) -> Sequence[float]: ...
+    @property
+    def ys(self) -> Sequence[float]: ...
+    @property
+    def points(self) -> int: ...
 
 
 class MetricPlot(PlotextPlot):
@@ -27,7 +40,7 @@ class MetricPlot(PlotextPlot):
         width = self.size.width or 80
         return max(2 * (width - 10), 20)
 
-    def show_curves(self, curves: list[tuple[str, Series]], *, title: str = "") -> None:
+    def show_curves(self, curves: list[tuple[str, PlotCurve]], *, title: str = "") -> None:
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
