@@ -184,7 +184,6 @@ class SessionRow:
         data["last_metrics"] = dict(self.last_metrics)
         data["job_ids"] = list(self.job_ids)
         data["state_text"] = self.state_text
-        data["gpus_text"] = self.gpus_text
         return data
 
 

@@ -48,7 +48,8 @@ def title_line(detail: dict[str, Any]) -> Text:
     text.append(detail["name"], "bold")
     text.append("  ")
     text.append(detail["state_text"], state_style(detail["state"]))
-    gpus = detail.get("gpus_text", str(detail["gpus"]))
+    nodes = detail.get("nodes", 1)
+    gpus = str(detail["gpus"]) if nodes == 1 else f"{nodes}x{detail['gpus']}"
     parts = [
         detail["cluster"],
         f"{gpus} GPU{'s' if gpus != '1' else ''}",
