@@ -13,8 +13,10 @@ class LocalRunner:
     """Runs commands on this machine (the login node); ``env`` (such as a cluster's
     ``SLURM_CONF``) is set on top of this process's environment for every command."""
 
+    env: dict[str, str] | None = None  # (subclasses that skip __init__ get none)
+
     def __init__(self, env: dict[str, str] | None = None) -> None:
-        self.env = dict(env or {})
+        self.env = dict(env) if env else None
 
     def run(self, argv: list[str], *, timeout: float) -> CommandResult:
         try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from sqlalchemy import and_, case, func, literal
@@ -253,8 +253,25 @@ class _Nodes:
     states: list[NodeState] = field(default_factory=list)
 
 
+def with_nodes(catalog: Catalog, rows: Sequence[SessionRow]) -> list[SessionRow]:
+    """``rows`` with their node count, node list and per-node state filled in (the TUI
+    table's page; ``ps`` and ``show`` rows have them already)."""
+    nodes = _nodes(catalog, rows, {})
+    return [
+        replace(
+            row,
+            nodes=found.count,
+            node_list=found.listed,
+            node_summary=node_summary(found.states),
+        )
+        if (found := nodes.get(row.id)) is not None
+        else row
+        for row in rows
+    ]
+
+
 def _nodes(
-    catalog: Catalog, records: Sequence[RecordFields], jobs: dict[int, list[Any]]
+    catalog: Catalog, records: Sequence[RecordFields | SessionRow], jobs: dict[int, list[Any]]
 ) -> dict[int, _Nodes]:
     """Nodes of multi-node sessions (two queries: requested nodes, then their task events);
     the node list is the one the job wrapper saw, else sacct's."""

@@ -231,3 +231,13 @@ def test_the_command_line_takes_an_sbatch_option_after_a_space_but_leaves_script
     assert args.sbatch_args == ["--comment=x", "--nice=3"]
     assert args.memo == "nightly"
     assert args.script_args == ["--sbatch-arg", "--lr=1"]
+
+
+def test_a_fork_keeps_the_launch_and_nodes_but_not_what_its_parent_waited_for():
+    from nsml_hpc.snapshots.fork import ForkRequest, _child_spec
+
+    parent = _spec("srun", nodes=2, gpus=2, dependency="afterok:5")
+    parent = replace(parent, after=["mnist/1"])
+    child = _child_spec(parent, ForkRequest(parent="mnist/2"), [], "mnist/2:step-1")
+    assert (child.launch, child.resources.nodes, child.resources.gpus) == ("srun", 2, 2)
+    assert child.resources.dependency is None and child.after == []
