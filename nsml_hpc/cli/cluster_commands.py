@@ -116,7 +116,9 @@ def cmd_cluster_ls(args: argparse.Namespace) -> int:
             row["target"],
             row["run_root"],
             " ".join(
-                f"{key}={value}" if key != "setup" else f"setup={len(value)} line(s)"
+                f"setup={len(value)} line(s)"
+                if key == "setup"
+                else f"{key}={' '.join(value) if isinstance(value, list) else value}"
                 for key, value in row["defaults"].items()
             )
             or "-",
