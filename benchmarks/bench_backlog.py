@@ -18,38 +18,18 @@ import resource
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
+from nsml_hpc.backends.fake import FakeBackend, FakeJob
 from nsml_hpc.backends.files import LocalFiles
 from nsml_hpc.catalog import open_catalog
 from nsml_hpc.catalog.sessions import get_session, mark_submitted, reserve_session
 from nsml_hpc.config.settings import Settings
 from nsml_hpc.job.spec import SessionSpec
 from nsml_hpc.runfiles.scrape import MAX_READ_BYTES
-from nsml_hpc.slurm.records import JobRecord
-from nsml_hpc.slurm.states import SessionState
 from nsml_hpc.sync.run import sync
 
 LINE = b'{"step":%d,"time":1700000000.5,"loss":0.123456}\n'
-
-
-class RunningBackend:
-    """The backend seam with no Slurm behind it: the one job is RUNNING."""
-
-    cluster = "local"
-
-    def __init__(self) -> None:
-        self.files = LocalFiles()
-
-    def query(self, job_ids: Sequence[str], since: float) -> list[JobRecord]:
-        return [
-            JobRecord(job_id=job, state=SessionState.RUNNING, slurm_state="RUNNING")
-            for job in job_ids
-        ]
-
-    def queue(self, job_ids: Sequence[str]) -> list[JobRecord]:
-        return []
 
 
 def write_file(path: Path, size: int) -> int:
@@ -95,7 +75,10 @@ def main() -> None:
         assert record.id is not None
         mark_submitted(catalog, record.id, job_id="1", cluster="local", now=time.time())
         settings = Settings(catalog_url="unused", run_root=work, poll_floor_seconds=0.5)
-        backend = RunningBackend()
+        # the shipped fake of the backend seam: no Slurm behind it, the one job RUNNING; the
+        # run directory is on this machine
+        backend = FakeBackend(files=LocalFiles())
+        backend.add(FakeJob("1", "RUNNING", None, started_at=time.time()))
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         syncs = points = 0
         now = time.time()

@@ -28,6 +28,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 
 from nsml_hpc.catalog.sessions import mark_submitted, reserve_session
@@ -92,6 +93,10 @@ def bench_upload(
     return first, again, first_bytes, again_bytes
 
 
+def _same_dir(path: str, _number: int) -> str:
+    return path
+
+
 def make_sessions(workspace: Workspace, cluster: str, base: Path, count: int) -> list[Path]:
     files = []
     for index in range(count):
@@ -103,7 +108,7 @@ def make_sessions(workspace: Workspace, cluster: str, base: Path, count: int) ->
             workspace.catalog,
             spec=SessionSpec(project=f"sync-{cluster}", script="t.py", cluster=cluster),
             user="alice",
-            run_dir_for=lambda n, d=run_dir: str(d),
+            run_dir_for=partial(_same_dir, str(run_dir)),
             is_free=lambda n: True,
             now=time.time(),
         )

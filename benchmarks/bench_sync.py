@@ -1,10 +1,10 @@
 """Cost of one sync with 1,000 live sessions whose run-directory files did not change.
 
-The sacct call is EXCLUDED: the backend handed to ``nsml_hpc.sync.run.sync`` is an in-process
-object whose ``query`` returns a prebuilt RUNNING record for every job instantly. That is the
-backend seam (``nsml_hpc.backends.base.SlurmBackend``): what is measured is nsml-hpc's own code
-above it (catalog reads/writes, the poll floor, cursor checks, one stat per run-dir file), not
-Slurm.
+The sacct call is EXCLUDED: the backend handed to ``nsml_hpc.sync.run.sync`` is the shipped
+fake of the backend seam (``nsml_hpc.backends.fake.FakeBackend``), in process, which answers
+``query`` from memory with a RUNNING record for every job. What is measured is nsml-hpc's own
+code above the seam (catalog reads/writes, the poll floor, cursor checks, one stat per run-dir
+file) plus the fake's in-memory answer, not Slurm.
 
 Setup: a fresh SQLite catalog with 1,000 RUNNING sessions (session row + job row each) and a run
 directory per session holding a metrics.jsonl and an events.jsonl; one untimed sync ingests
@@ -12,9 +12,11 @@ them. Then ``SYNCS`` syncs are timed with ``poll_floor_seconds=0.5`` (the minimu
 advancing 1 s per sync so the floor never skips the cluster.
 
 Figures: median and p90 wall time per sync (target <= 100 ms) and the number of SQL statements
-one sync sends (counted with a SQLAlchemy ``before_cursor_execute`` listener). A second, smaller
-series has sacct report a growing Elapsed for the running jobs, as real sacct does; that is
-shown for information (it is what a real steady-state sync costs), the target is on the first.
+one sync sends (counted with a SQLAlchemy ``before_cursor_execute`` listener). In the first
+series the fake cluster's clock stands still, so sacct's Elapsed does not change; a second,
+smaller series moves the clock with the syncs, so Elapsed grows for the running jobs, as in
+real sacct; that is shown for information (it is what a real steady-state sync costs), the
+target is on the first.
 
 A burst series then appends 10 lines (40 points) to every session's metrics.jsonl before each
 sync, as after a sweep starts: target <= 1 s and <= 50 SQL statements for that sync (the points
@@ -38,13 +40,13 @@ from typing import Any
 
 from sqlalchemy import event
 
+from nsml_hpc.backends.fake import FakeBackend, FakeJob
 from nsml_hpc.backends.files import LocalFiles
 from nsml_hpc.catalog import open_catalog
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import JobRecordRow, SessionRecord
 from nsml_hpc.config.settings import MIN_POLL_FLOOR, Settings
 from nsml_hpc.job.spec import SessionSpec
-from nsml_hpc.slurm.records import JobRecord
 from nsml_hpc.slurm.states import SessionState
 from nsml_hpc.sync.run import SyncReport, sync
 
@@ -57,42 +59,34 @@ BURST_TARGET_MS = 1000.0
 BURST_TARGET_STATEMENTS = 50
 
 
-class InstantBackend:
-    """The backend seam with no Slurm behind it: every job is RUNNING, answered instantly."""
+class Clock:
+    """The fake cluster's time: frozen, or moved along with the syncs' ``now``."""
 
-    def __init__(self, started_at: float, *, tick_elapsed: bool = False) -> None:
-        self.cluster = CLUSTER
-        self.files = LocalFiles(CLUSTER)  # run directories on this machine, as on a login node
-        self.started_at = started_at
-        self.tick_elapsed = tick_elapsed
-        self.queries = 0
-        self.queued = 0
-        self.now = started_at
+    def __init__(self, now: float) -> None:
+        self.now = now
 
-    def query(self, job_ids: Sequence[str], since: float) -> list[JobRecord]:
-        self.queries += 1
-        elapsed = (self.now - self.started_at) if self.tick_elapsed else None
-        return [
-            JobRecord(
-                job_id=job_id,
-                state=SessionState.RUNNING,
-                slurm_state="RUNNING",
-                started_at=self.started_at,
-                elapsed_s=elapsed,
+    def __call__(self) -> float:
+        return self.now
+
+
+def running_cluster(job_ids: Sequence[str], started_at: float, clock: Clock) -> FakeBackend:
+    """The shipped fake of the backend seam with every job RUNNING since ``started_at``; the
+    run directories are on this machine, as on a login node."""
+    backend = FakeBackend(CLUSTER, files=LocalFiles(CLUSTER), clock=clock)
+    backend.add(
+        *(
+            FakeJob(
+                job_id,
+                "RUNNING",
+                None,
+                submitted_at=started_at,
+                started_at=started_at,
                 node_list="node001",
             )
             for job_id in job_ids
-        ]
-
-    def queue(self, job_ids: Sequence[str]) -> list[JobRecord]:
-        self.queued += 1
-        return []
-
-    def submit(self, script_path: Path) -> str:
-        raise NotImplementedError
-
-    def cancel(self, job_ids: Sequence[str]) -> None:
-        raise NotImplementedError
+        )
+    )
+    return backend
 
 
 def make_run_dir(run_dir: Path, job_id: str, t0: float) -> None:
@@ -178,10 +172,11 @@ class StatementCounter:
 def timed_syncs(
     catalog: Catalog,
     settings: Settings,
-    backend: InstantBackend,
+    backend: FakeBackend,
     counter: StatementCounter,
     now: float,
     count: int,
+    clock: Clock | None = None,
 ) -> tuple[list[float], list[int], Counter[str], SyncReport, float]:
     times: list[float] = []
     statements: list[int] = []
@@ -189,7 +184,8 @@ def timed_syncs(
     report = SyncReport()
     for _ in range(count):
         now += 1.0  # > poll_floor_seconds: the floor never skips the cluster
-        backend.now = now
+        if clock is not None:
+            clock.now = now  # sacct's Elapsed grows with the syncs
         counter.reset()
         start = time.perf_counter()
         report = sync(catalog, settings, lambda _cluster: backend, now=now)
@@ -241,7 +237,8 @@ def main() -> None:
         populate(catalog, settings.run_root, args.sessions, t0)
         setup_s = time.perf_counter() - start
 
-        backend = InstantBackend(started_at=t0)
+        job_ids = [str(100_000 + number) for number in range(1, args.sessions + 1)]
+        backend = running_cluster(job_ids, t0, Clock(t0 + 10.0))
         counter = StatementCounter(catalog)
         now = t0 + 10.0
         start = time.perf_counter()
@@ -266,13 +263,13 @@ def main() -> None:
             f"statements ({verdicts[1]})"
         )
         print(
-            "backend: in-process stand-in for sacct (query answers instantly, all RUNNING); "
+            "backend: the shipped FakeBackend (query answers from memory, all RUNNING); "
             "sacct time is EXCLUDED -- this measures nsml-hpc's code above the backend seam"
         )
         print(f"poll_floor_seconds={settings.poll_floor_seconds}, now= advances 1 s per sync")
         print()
 
-        backend.queries = 0
+        backend.calls.clear()
         times, statements, kinds, last, now = timed_syncs(
             catalog, settings, backend, counter, now, args.syncs
         )
@@ -288,7 +285,8 @@ def main() -> None:
             f"sessions_scraped={last.sessions_scraped}"
         )
         print(
-            f"  backend calls    query x{backend.queries} (one per sync), queue x{backend.queued}"
+            f"  backend calls    query x{backend.count('query')} (one per sync), "
+            f"queue x{backend.count('queue')}"
         )
         verdict = "MEETS" if median <= TARGET_MS else "MISSES"
         print(
@@ -302,8 +300,7 @@ def main() -> None:
             burst_kinds: Counter[str] = Counter()
             for _ in range(args.bursts):
                 first_line = append_lines(settings.run_root, args.sessions, BURST_LINES, now)
-                now += 1.0
-                backend.now = now
+                now += 1.0  # the fake cluster's clock stands still: Elapsed does not change
                 counter.reset()
                 start = time.perf_counter()
                 burst = sync(catalog, settings, lambda _cluster: backend, now=now)
@@ -335,9 +332,10 @@ def main() -> None:
 
         if args.ticking_syncs > 0:
             print()
-            ticking = InstantBackend(started_at=t0, tick_elapsed=True)
+            clock = Clock(now)
+            ticking = running_cluster(job_ids, t0, clock)
             times, statements, kinds, last, now = timed_syncs(
-                catalog, settings, ticking, counter, now, args.ticking_syncs
+                catalog, settings, ticking, counter, now, args.ticking_syncs, clock
             )
             show(
                 "info: same, but sacct's Elapsed grows each sync as it does for running jobs",
@@ -347,7 +345,7 @@ def main() -> None:
             )
             print(
                 f"  last report      state_changes={last.state_changes} "
-                f"new_points={last.new_points} (every job and session row is rewritten)"
+                f"new_points={last.new_points} (a growing Elapsed alone writes nothing)"
             )
     finally:
         catalog.close()

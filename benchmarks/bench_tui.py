@@ -21,10 +21,10 @@ import asyncio
 import json
 import math
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.metrics import CursorState, store_metric_batch
@@ -32,8 +32,15 @@ from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.catalog.series import bucketed_series, metric_series
 from nsml_hpc.catalog.summaries import update_summaries
 from nsml_hpc.config.settings import Settings
-from nsml_hpc.runfiles.scrape import MetricBatch
+from nsml_hpc.runfiles.scrape import MetricBatch, MetricPointRow
 from nsml_hpc.workspace import Workspace
+
+if TYPE_CHECKING:  # mypy checks the TUI as the package "tui"; it ships as nsml_hpc.tui
+    from tui.app import NsmlApp
+    from tui.sessions.table import SessionTable
+else:
+    from nsml_hpc.tui.app import NsmlApp
+    from nsml_hpc.tui.sessions.table import SessionTable
 
 BIG = "bench/1"
 
@@ -76,7 +83,8 @@ def build(catalog: Catalog, sessions: int, points: int) -> int:
             rows,
         )
     with catalog.session() as db:
-        ids = dict(db.connection().exec_driver_sql("SELECT name, id FROM session").fetchall())
+        found = db.connection().exec_driver_sql("SELECT name, id FROM session").fetchall()
+        ids: dict[str, int] = {name: session_id for name, session_id in found}
     small = [
         (session_id, line, line, None, "val_loss", 1.0 / (line + 1 + session_id % 13))
         for name, session_id in ids.items()
@@ -95,7 +103,7 @@ def build(catalog: Catalog, sessions: int, points: int) -> int:
     chunk = 200_000
     cursor = CursorState()
     for start in range(0, points, chunk):
-        batch_points = [
+        batch_points: list[MetricPointRow] = [
             (big, line, line, None, "val_loss", math.exp(-line / 2e5) + 0.02 * math.sin(line / 50))
             for line in range(start, min(start + chunk, points))
         ]
@@ -106,9 +114,6 @@ def build(catalog: Catalog, sessions: int, points: int) -> int:
 
 
 async def first_paint(workspace: Workspace) -> float:
-    from nsml_hpc.tui.app import NsmlApp
-    from nsml_hpc.tui.sessions.table import SessionTable
-
     from nsml_hpc.sync.run import SyncReport
 
     started = time.perf_counter()
@@ -193,8 +198,6 @@ def plot_times(catalog: Catalog, session_id: int) -> dict[str, float]:
 
 
 async def idle_cpu(workspace: Workspace, seconds: float) -> tuple[float, int]:
-    from nsml_hpc.tui.app import NsmlApp
-
     app = NsmlApp(workspace)  # the real sync_now, at the configured interval
     async with app.run_test(size=(160, 50)) as pilot:
         await pilot.pause(2.0)  # first paint and first sync are not idle
@@ -274,4 +277,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

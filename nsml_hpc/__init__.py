@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from nsml_hpc.job.api import SessionInfo, report, session
+from nsml_hpc.job.api import SessionInfo, report, report_rank, session
 
 if TYPE_CHECKING:
     from nsml_hpc.job.snapshots import (
@@ -55,6 +55,7 @@ __all__ = [
     "load",
     "load_torch",
     "report",
+    "report_rank",
     "save",
     "save_torch",
     "session",

@@ -4,6 +4,9 @@
     ├── SpecError                2  bad input: flags, names, hyperparameters, resources
     │   └── UsageError           2  the command line itself (unknown flag, missing argument)
     ├── ConfigError              5  unreadable or invalid configuration
+    │   └── SettingsError        2  the user's settings are wrong: a missing NSML_HPC_CONFIG file,
+    │                               an unknown key, a value of the wrong kind, an unreadable or
+    │                               read-only catalog file (one line naming it, nothing written)
     ├── NotFoundError            3  unknown session, snapshot or cluster
     ├── CatalogError             5  the catalog database failed or is from a newer release
     ├── BackendError             4  a Slurm command (or the connection to it) failed
@@ -46,6 +49,10 @@ class UsageError(SpecError):
 
 class ConfigError(NsmlError):
     """The configuration file or an environment override is invalid."""
+
+
+class SettingsError(ConfigError):
+    """The user's settings are wrong: one line naming the file and the problem."""
 
 
 class NotFoundError(NsmlError):
@@ -99,6 +106,7 @@ EXIT_CODES: dict[type[NsmlError], int] = {
     SpecError: EXIT_BAD_INPUT,
     UsageError: EXIT_BAD_INPUT,
     ConfigError: EXIT_SETUP,
+    SettingsError: EXIT_BAD_INPUT,
     NotFoundError: EXIT_NOT_FOUND,
     CatalogError: EXIT_SETUP,
     BackendError: EXIT_BACKEND,

@@ -13,6 +13,7 @@ echo "test: ruff"
 .venv/bin/ruff format --check .
 echo "test: mypy"
 .venv/bin/mypy
+bash scripts/wheel-e2e.sh  # the installed wheel (not the editable tree), end to end
 echo "test: pytest"
 status=0
 .venv/bin/python -m pytest "$@" || status=$?

@@ -26,6 +26,7 @@ def nsml_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("NSML_HPC_CATALOG", f"sqlite:///{home / 'catalog.db'}")
     monkeypatch.setenv("NSML_HPC_RUN_ROOT", str(home / "runs"))
+    (home / "config.toml").write_text("")  # a named config file must exist
     monkeypatch.setenv("NSML_HPC_CONFIG", str(home / "config.toml"))
     monkeypatch.setenv("NSML_HPC_POLL_FLOOR", "0.5")
     monkeypatch.setenv("NSML_HPC_SUBMIT_GRACE", "30")

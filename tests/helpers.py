@@ -7,6 +7,7 @@ import textwrap
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 from nsml_hpc.catalog.models import SessionRecord
 from nsml_hpc.catalog.sessions import get_session
@@ -22,6 +23,20 @@ def write_script(folder: Path, name: str, body: str) -> Path:
     return path
 
 
+class ResourceArgs(TypedDict, total=False):
+    """What a test may ask of :class:`~nsml_hpc.job.spec.Resources` (checked against it)."""
+
+    gpus: int
+    nodes: int
+    cpus_per_gpu: int | None
+    mem: str | None
+    time: str | None
+    partition: str | None
+    account: str | None
+    qos: str | None
+    constraint: str | None
+
+
 def submit_script(
     workspace: Workspace,
     code_root: Path,
@@ -30,13 +45,13 @@ def submit_script(
     *,
     project: str = "itest",
     cluster: str = "local",
-    **resources: object,
+    **resources: Unpack[ResourceArgs],
 ) -> Submitted:
     spec = SessionSpec(
         project=project,
         script=script,
         args=list(args),
-        resources=Resources(**resources),  # type: ignore[arg-type]
+        resources=Resources(**resources),
         cluster=cluster,
     )
     prepared = prepare(spec, workspace.settings, code_root)

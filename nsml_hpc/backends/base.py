@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from nsml_hpc.backends.files import RunFiles
+from nsml_hpc.backends.remote_shell import EnvChanges
 from nsml_hpc.slurm.demand import Demand
 from nsml_hpc.slurm.placement import StartEstimate
 from nsml_hpc.slurm.records import JobRecord
@@ -34,7 +35,11 @@ class CommandResult:
 class CommandRunner(Protocol):
     """Runs one command (locally, or on a login node over SSH) and returns what it printed."""
 
-    def run(self, argv: list[str], *, timeout: float) -> CommandResult: ...
+    def run(
+        self, argv: list[str], *, timeout: float, env: EnvChanges | None = None
+    ) -> CommandResult:
+        """``env``: variables to set (a value) or remove (None) for this command only."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ from collections.abc import Sequence
 
 from nsml_hpc.backends.base import ClusterProbe, CommandResult, CommandRunner
 from nsml_hpc.backends.files import LocalFiles, RunFiles
+from nsml_hpc.backends.remote_shell import EnvChanges
 from nsml_hpc.backends.runner import LocalRunner
+from nsml_hpc.backends.sbatch_env import variables_to_remove
 from nsml_hpc.config.cluster_profiles import LOCAL
 from nsml_hpc.config.identity import current_user
 from nsml_hpc.errors import BackendError, SubmitRefused
@@ -21,12 +23,14 @@ from nsml_hpc.slurm.records import JobRecord
 from nsml_hpc.slurm.sacct import parse_sacct, sacct_command
 from nsml_hpc.slurm.sinfo import NodeGpus, parse_sinfo, partition_summary, sinfo_command
 from nsml_hpc.slurm.squeue import parse_squeue, squeue_command
+from nsml_hpc.slurm.timefmt import TIME_FORMAT_ENV
 from nsml_hpc.slurm.user_queue import QueueJob, parse_user_queue, user_queue_command
 from nsml_hpc.slurm.version import VERSION_COMMAND, parse_slurm_version
 
 SUBMIT_TIMEOUT = 60.0
 QUERY_TIMEOUT = 60.0
 NOT_FOUND_EXIT = 127  # what POSIX shells return for a command they cannot find
+MAX_SCRIPT_BYTES = 1 << 20  # a rendered sbatch script is a few KiB
 SACCT_PROBE = (
     "sacct",
     "--noheader",
@@ -72,17 +76,26 @@ class CliBackend:
         cluster: str = LOCAL,
         runner: CommandRunner | None = None,
         files: RunFiles | None = None,
+        *,
+        slurm_conf: str | None = None,
     ) -> None:
         self.cluster = cluster
         self.runner: CommandRunner = runner or LocalRunner()
         self.files: RunFiles = files or LocalFiles(cluster)
+        # A cluster with its own slurm.conf (several clusters on one login node): every
+        # Slurm command of this backend runs with SLURM_CONF set to it, and so do its jobs.
+        self.slurm_env: dict[str, str | None] = {"SLURM_CONF": slurm_conf} if slurm_conf else {}
 
     @property
     def user(self) -> str:
         return current_user()
 
-    def _run(self, argv: list[str], timeout: float) -> CommandResult:
-        result = self.runner.run(argv, timeout=timeout)
+    def _run(self, argv: list[str], timeout: float, env: EnvChanges | None = None) -> CommandResult:
+        """Run one Slurm command; times in its output are epoch seconds (TIME_FORMAT_ENV),
+        whatever the zone of this machine or of the login node."""
+        result = self.runner.run(
+            argv, timeout=timeout, env={**TIME_FORMAT_ENV, **self.slurm_env, **(env or {})}
+        )
         if result.returncode == NOT_FOUND_EXIT:
             raise BackendError(
                 f"cluster {self.cluster}: {argv[0]} not found on the cluster's PATH "
@@ -94,7 +107,17 @@ class CliBackend:
         return "" if self.cluster == LOCAL else f" on cluster {self.cluster}"
 
     def submit(self, script_path: str) -> str:
-        result = self._run(["sbatch", "--parsable", str(script_path)], SUBMIT_TIMEOUT)
+        """sbatch the script, without the ``SBATCH_*`` variables that would override its
+        ``#SBATCH`` lines (:mod:`nsml_hpc.backends.sbatch_env`)."""
+        script = self.files.read_bytes(str(script_path), MAX_SCRIPT_BYTES)
+        if script is None:
+            raise BackendError(f"cannot submit {script_path}{self._where()}: the script is gone")
+        scrub = variables_to_remove(script.decode("utf-8", "replace"))
+        result = self._run(
+            ["sbatch", "--parsable", str(script_path)],
+            SUBMIT_TIMEOUT,
+            dict.fromkeys(scrub),
+        )
         if result.returncode != 0:
             raise SubmitRefused(f"Slurm refused the job{self._where()}: {slurm_error_line(result)}")
         return parse_job_id(result.stdout)
@@ -105,7 +128,10 @@ class CliBackend:
         result = self._run(sacct_command(list(job_ids), since), QUERY_TIMEOUT)
         if result.returncode != 0:
             raise BackendError(f"sacct failed on {self.cluster}: {slurm_error_line(result)}")
-        return parse_sacct(result.stdout)
+        try:
+            return parse_sacct(result.stdout)
+        except ValueError as exc:
+            raise BackendError(f"sacct on {self.cluster}: {exc}") from exc
 
     def queue(self, job_ids: Sequence[str]) -> list[JobRecord]:
         if not job_ids:
@@ -173,7 +199,7 @@ class CliBackend:
         return parse_sinfo(result.stdout)
 
     def pending_demand(self) -> dict[str, Demand]:
-        result = self.runner.run(demand_command(), timeout=QUERY_TIMEOUT)
+        result = self._run(demand_command(), QUERY_TIMEOUT)
         if result.returncode != 0:
             raise BackendError(f"squeue failed on {self.cluster}: {slurm_error_line(result)}")
         return parse_demand(result.stdout)

@@ -21,7 +21,7 @@ from nsml_hpc.backends.base import CommandResult
 from nsml_hpc.backends.cli import CliBackend
 from nsml_hpc.backends.openssh_client import OpenSsh
 from nsml_hpc.backends.openssh_files import OpenSshFiles
-from nsml_hpc.backends.remote_shell import remote_command
+from nsml_hpc.backends.remote_shell import EnvChanges, remote_command
 from nsml_hpc.config.cluster_profiles import ClusterProfile
 
 
@@ -29,9 +29,11 @@ class OpenSshRunner:
     def __init__(self, ssh: OpenSsh) -> None:
         self.ssh = ssh
 
-    def run(self, argv: list[str], *, timeout: float) -> CommandResult:
+    def run(
+        self, argv: list[str], *, timeout: float, env: EnvChanges | None = None
+    ) -> CommandResult:
         status, out, err = self.ssh.run(
-            remote_command(argv, self.ssh.profile.remote_path, self.ssh.profile.slurm_conf),
+            remote_command(argv, self.ssh.profile.remote_path, env),
             timeout=timeout,
             doing=argv[0],
         )
@@ -47,7 +49,12 @@ class OpenSshBackend(CliBackend):
         """``interactive``: ssh may prompt on the terminal (a CLI command on one); otherwise
         (the TUI, cron, tests) BatchMode makes a needed prompt an error instead."""
         self.ssh = OpenSsh(profile, interactive=interactive)
-        super().__init__(profile.name, OpenSshRunner(self.ssh), OpenSshFiles(self.ssh))
+        super().__init__(
+            profile.name,
+            OpenSshRunner(self.ssh),
+            OpenSshFiles(self.ssh),
+            slurm_conf=profile.slurm_conf,
+        )
         self.profile = profile
 
     @property

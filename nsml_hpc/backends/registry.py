@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 from nsml_hpc.backends.base import PassphrasePrompt, SlurmBackend
 from nsml_hpc.backends.cli import CliBackend
-from nsml_hpc.backends.runner import LocalRunner
 from nsml_hpc.config.cluster_profiles import ClusterProfile
 from nsml_hpc.errors import ConfigError
 
@@ -16,8 +15,7 @@ Factory = Callable[[ClusterProfile, PassphrasePrompt | None], SlurmBackend]
 
 def _local(profile: ClusterProfile, _prompt: PassphrasePrompt | None) -> SlurmBackend:
     """Slurm's commands here; with ``slurm_conf``, every one of them gets that SLURM_CONF."""
-    env = {"SLURM_CONF": profile.slurm_conf} if profile.slurm_conf else None
-    return CliBackend(profile.name, LocalRunner(env))
+    return CliBackend(profile.name, slurm_conf=profile.slurm_conf)
 
 
 def _ssh(profile: ClusterProfile, prompt: PassphrasePrompt | None) -> SlurmBackend:

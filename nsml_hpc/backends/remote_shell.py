@@ -10,18 +10,26 @@ from __future__ import annotations
 
 import secrets
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+# What a command's environment should be: a value to set, or None to remove the variable.
+EnvChanges = Mapping[str, str | None]
 
 
 def remote_command(
-    argv: list[str], remote_path: str | None = None, slurm_conf: str | None = None
+    argv: list[str], remote_path: str | None = None, env: EnvChanges | None = None
 ) -> str:
-    """``sbatch --parsable /r/job.sbatch``; with ``remote_path``, run with that PATH, with
-    ``slurm_conf``, with that ``SLURM_CONF`` (a login node that serves several clusters)."""
-    settings = [f"PATH={remote_path}"] if remote_path else []
-    settings += [f"SLURM_CONF={slurm_conf}"] if slurm_conf else []
-    words = ["env", *settings, *argv] if settings else list(argv)
-    return shlex.join(words)
+    """``sbatch --parsable /r/job.sbatch``; with ``remote_path``, run with that PATH; with
+    ``env``, under ``env -u NAME ... NAME=VALUE ...`` (the login shell's own environment, its
+    time zone included, is kept for everything else)."""
+    changes = dict(env or {})
+    if remote_path:
+        changes["PATH"] = remote_path
+    if not changes:
+        return shlex.join(argv)
+    unset = [word for name, value in changes.items() if value is None for word in ("-u", name)]
+    assign = [f"{name}={value}" for name, value in changes.items() if value is not None]
+    return shlex.join(["env", *unset, *assign, *argv])
 
 
 # Copy the files named on stdin (NUL-separated, relative to $1) into $2, keeping their

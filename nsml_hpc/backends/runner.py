@@ -6,28 +6,25 @@ import os
 import subprocess
 
 from nsml_hpc.backends.base import CommandResult
+from nsml_hpc.backends.remote_shell import EnvChanges
 from nsml_hpc.errors import BackendError
 
 
 class LocalRunner:
-    """Runs commands on this machine (the login node); ``env`` (such as a cluster's
-    ``SLURM_CONF``) is set on top of this process's environment for every command."""
+    """Runs commands on this machine (the login node)."""
 
-    env: dict[str, str] | None = None  # (subclasses that skip __init__ get none)
-
-    def __init__(self, env: dict[str, str] | None = None) -> None:
-        self.env = dict(env) if env else None
-
-    def run(self, argv: list[str], *, timeout: float) -> CommandResult:
+    def run(
+        self, argv: list[str], *, timeout: float, env: EnvChanges | None = None
+    ) -> CommandResult:
         try:
             completed = subprocess.run(
                 argv,
+                env=changed_environment(env),
                 capture_output=True,
                 text=True,
                 timeout=timeout,
                 check=False,
                 stdin=subprocess.DEVNULL,
-                env={**os.environ, **self.env} if self.env else None,
             )
         except FileNotFoundError as exc:
             raise BackendError(
@@ -38,3 +35,16 @@ class LocalRunner:
         except OSError as exc:
             raise BackendError(f"cannot run {argv[0]}: {exc}") from exc
         return CommandResult(argv, completed.returncode, completed.stdout, completed.stderr)
+
+
+def changed_environment(env: EnvChanges | None) -> dict[str, str] | None:
+    """This process's environment with ``env`` applied (None: inherit it unchanged)."""
+    if not env:
+        return None
+    result = dict(os.environ)
+    for name, value in env.items():
+        if value is None:
+            result.pop(name, None)
+        else:
+            result[name] = value
+    return result

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from nsml_hpc.backends.base import CommandResult, PassphrasePrompt
 from nsml_hpc.backends.cli import CliBackend
-from nsml_hpc.backends.remote_shell import remote_command
+from nsml_hpc.backends.remote_shell import EnvChanges, remote_command
 from nsml_hpc.backends.sftp_files import SftpFiles
 from nsml_hpc.backends.ssh_connect import SshConnection
 from nsml_hpc.backends.ssh_target import resolve_target
@@ -25,19 +25,15 @@ from nsml_hpc.config.cluster_profiles import ClusterProfile
 class ParamikoRunner:
     """Runs a command on the login node over the cluster's one paramiko connection."""
 
-    def __init__(
-        self,
-        connection: SshConnection,
-        remote_path: str | None = None,
-        slurm_conf: str | None = None,
-    ) -> None:
+    def __init__(self, connection: SshConnection, remote_path: str | None = None) -> None:
         self.connection = connection
         self.remote_path = remote_path
-        self.slurm_conf = slurm_conf
 
-    def run(self, argv: list[str], *, timeout: float) -> CommandResult:
+    def run(
+        self, argv: list[str], *, timeout: float, env: EnvChanges | None = None
+    ) -> CommandResult:
         status, out, err = self.connection.exec(
-            remote_command(argv, self.remote_path, self.slurm_conf), timeout=timeout
+            remote_command(argv, self.remote_path, env), timeout=timeout
         )
         return CommandResult(
             argv, status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
@@ -50,8 +46,9 @@ class SshBackend(CliBackend):
     def __init__(self, profile: ClusterProfile, connection: SshConnection) -> None:
         super().__init__(
             profile.name,
-            ParamikoRunner(connection, profile.remote_path, profile.slurm_conf),
+            ParamikoRunner(connection, profile.remote_path),
             SftpFiles(connection),
+            slurm_conf=profile.slurm_conf,
         )
         self.profile = profile
         self.connection = connection

@@ -12,14 +12,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import SQLModel, select
 
 # Every module that defines tables, imported so that create_all makes them all.
-from nsml_hpc.catalog import cluster_models, snapshot_models, summary_models
-from nsml_hpc.catalog.engine import Catalog, make_engine
+from nsml_hpc.catalog import allocations, cluster_models, snapshot_models, summary_models
+from nsml_hpc.catalog.engine import Catalog, connect, first_line, shown_url
 from nsml_hpc.catalog.models import CatalogMeta
 from nsml_hpc.catalog.summaries import backfill_summaries
-from nsml_hpc.errors import CatalogError
+from nsml_hpc.errors import CatalogError, SettingsError
 
 SCHEMA_VERSION = 1
-MODEL_MODULES = (cluster_models, snapshot_models, summary_models)  # and catalog.models
+MODEL_MODULES = (allocations, cluster_models, snapshot_models, summary_models)  # and .models
 
 
 def _fill_new_tables(catalog: Catalog) -> None:
@@ -44,10 +44,16 @@ def _ensure_schema(catalog: Catalog) -> None:
 
 def open_catalog(url: str) -> Catalog:
     """Open (and create, if new) the catalog at ``url``."""
-    catalog = Catalog(make_engine(url))
+    catalog = connect(url)
     try:
         _ensure_schema(catalog)
     except SQLAlchemyError as exc:
         catalog.close()
-        raise CatalogError(f"cannot open catalog: {exc}") from exc
+        error = catalog.error(exc)
+        if isinstance(error, SettingsError):  # read-only, not a database: one line, exit 2
+            raise error from exc
+        raise CatalogError(f"cannot open catalog {shown_url(url)}: {first_line(exc)}") from exc
+    except CatalogError:
+        catalog.close()
+        raise
     return catalog

@@ -52,37 +52,10 @@ def reserve_session(
     The number is unique in the catalog (a constraint, retried on conflict) and its run
     directory must not exist yet (``is_free``), so two submitters never share a folder.
     """
-    for _ in range(RESERVE_ATTEMPTS):
-        with Session(catalog.engine, expire_on_commit=False) as db:
-            highest = db.exec(
-                select(func.max(SessionRecord.number)).where(SessionRecord.project == spec.project)
-            ).one()
-            number = (highest or 0) + 1
-            while not is_free(number):
-                number += 1
-            record = SessionRecord(
-                name=session_name(spec.project, number),
-                project=spec.project,
-                number=number,
-                user=user,
-                cluster=spec.cluster,
-                state=SessionState.PREPARING,
-                run_dir=run_dir_for(number),
-                spec_json=json.dumps(spec.to_dict(), sort_keys=True),
-                hyperparameters_json=json.dumps(spec.hyperparameters, sort_keys=True),
-                memo=spec.memo,
-                gpus=spec.resources.gpus,
-                created_at=now,
-                updated_at=now,
-            )
-            db.add(record)
-            try:
-                db.commit()
-            except IntegrityError:
-                db.rollback()
-                continue
-            return record
-    raise CatalogError(f"could not reserve a session number in project {spec.project!r}")
+    (record,) = reserve_sessions(
+        catalog, specs=[spec], user=user, run_dir_for=run_dir_for, is_free=is_free, now=now
+    )
+    return record
 
 
 def reserve_sessions(
@@ -136,7 +109,7 @@ def reserve_sessions(
                 db.rollback()
                 continue
             return records
-    raise CatalogError(f"could not reserve {len(specs)} session numbers in project {project!r}")
+    raise CatalogError(f"could not reserve a session number in project {project!r}")
 
 
 def mark_all_submitted(

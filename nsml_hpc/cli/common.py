@@ -342,6 +342,8 @@ def open_workspace() -> Iterator[Workspace]:
 
     prompt = terminal_passphrase if sys.stdin.isatty() else None
     with Workspace.open(passphrase_prompt=prompt) as workspace:
+        for note in workspace.catalog.notes:  # e.g. the journal mode of a catalog on NFS
+            print(f"nsml-hpc: note: {note}", file=sys.stderr)
         yield workspace
 
 

@@ -174,17 +174,15 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def render_detail(detail: dict[str, Any]) -> str:
     from nsml_hpc.formatting import format_metrics, format_time
-    from nsml_hpc.sessions.views import shown_resources
     from nsml_hpc.slurm.timefmt import format_duration
 
     spec = detail["spec"]
-    res = shown_resources(spec["resources"])
     lines = [
         f"session     {detail['name']}  ({detail['cluster']}, user {detail['user']})",
         f"state       {detail['state_text']}",
         f"command     {spec['script']} {' '.join(spec['args'])}".rstrip(),
         f"hyperparams {json.dumps(detail['hyperparameters'], ensure_ascii=False)}",
-        f"resources   {', '.join(f'{k}={v}' for k, v in res.items())}",
+        resources_line(spec["resources"], detail["allocation"]),
         f"run dir     {detail['run_dir']}",
         f"submitted   {format_time(detail['submitted_at'])}"
         f"   started {format_time(detail['started_at'])}"
@@ -231,10 +229,30 @@ def render_detail(detail: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# Requests Slurm's allocation (the resources line once synced) does not show.
+REQUEST_ONLY = (
+    "ntasks_per_node",
+    "cpus_per_task",
+    "exclusive",
+    "reservation",
+    "dependency",
+    "mail_type",
+    "mail_user",
+    "sbatch_args",
+)
+
+
 def render_node_lines(detail: dict[str, Any]) -> list[str]:
-    """The launch mode, what the session waits for, and each node's state."""
+    """The requests the allocation does not show, the launch mode, what the session waits
+    for, and each node's state."""
+    from nsml_hpc.sessions.views import shown_resources
+
     spec = detail["spec"]
     lines: list[str] = []
+    asked = shown_resources(spec["resources"])
+    extra = {key: asked[key] for key in REQUEST_ONLY if key in asked}
+    if detail.get("allocation") is not None and extra:
+        lines.append(f"requests    {', '.join(f'{k}={v}' for k, v in extra.items())}")
     launch = spec.get("launch", "plain")
     if launch != "plain" or detail.get("nodes", 1) > 1:
         nodes = f"{detail.get('nodes', 1)} node(s)"
@@ -252,6 +270,19 @@ def render_node_lines(detail: dict[str, Any]) -> list[str]:
             f"{node['state']:<10} {node['tasks']} task(s)  CUDA_VISIBLE_DEVICES={devices}"
         )
     return lines
+
+
+def resources_line(asked: dict[str, Any], allocation: dict[str, Any] | None) -> str:
+    """What Slurm gave the job (read back by sync); what was asked only until Slurm said."""
+    from nsml_hpc.sessions.views import shown_resources
+
+    if allocation is None:
+        shown = shown_resources(asked)
+        return f"resources   {', '.join(f'{k}={v}' for k, v in shown.items())}  (as asked)"
+    names = ("partition", "account", "qos", "gpus", "time_limit", "nodes")
+    return "resources   " + ", ".join(
+        f"{name}={allocation[name]}" for name in names if allocation.get(name) is not None
+    )
 
 
 def render_snapshot_lines(detail: dict[str, Any]) -> list[str]:

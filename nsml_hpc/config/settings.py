@@ -26,12 +26,18 @@ Cluster profiles live in ``clusters.toml`` beside this file (:mod:`nsml_hpc.conf
 ``NSML_HPC_CLUSTER`` (default cluster), ``NSML_HPC_CLUSTERS`` (profiles file),
 ``NSML_HPC_SSH_CONFIG`` (OpenSSH config file, default ``~/.ssh/config``),
 ``NSML_HPC_SYNC_INTERVAL``, ``NSML_HPC_KEY_METRIC``.
+
+Mistakes are errors, never silently ignored (:class:`~nsml_hpc.errors.SettingsError`, exit 2):
+an ``NSML_HPC_CONFIG`` naming a file that does not exist, a file that cannot be read or is not
+TOML, an unknown key (with the closest known one), a value of the wrong kind.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +45,7 @@ from typing import Any
 from nsml_hpc.config import locations
 from nsml_hpc.config.cluster_profiles import LOCAL, ClusterProfile, implicit_local
 from nsml_hpc.config.clusters_file import load_profiles
-from nsml_hpc.errors import ConfigError, NotFoundError
+from nsml_hpc.errors import NotFoundError, SettingsError
 from nsml_hpc.job.direction import NO_OVERRIDES, Directions, Goal, parse_goal
 from nsml_hpc.job.layout import RUN_ROOT_ENV
 
@@ -77,71 +83,171 @@ class Settings:
     metric_directions: Directions = NO_OVERRIDES
 
 
-def _number(name: str, value: Any, minimum: float) -> float:
+# Every top-level key of config.toml and the kind of value it takes ("gc" is the retention
+# policy table, checked by nsml_hpc.snapshots.retention; "metrics" the metric directions).
+NUMBER = "a number"
+TEXT = "a string"
+TABLE = "a table"
+KEYS: dict[str, str] = {
+    "catalog": TEXT,
+    "run_root": TEXT,
+    "poll_floor_seconds": NUMBER,
+    "submit_grace_seconds": NUMBER,
+    "max_code_mb": NUMBER,
+    "default_cluster": TEXT,
+    "idle_gpu_minutes": NUMBER,
+    "sync_interval_seconds": NUMBER,
+    "key_metric": TEXT,
+    "gc": TABLE,
+    "metrics": TABLE,
+}
+ENV_KEYS = {
+    "NSML_HPC_CATALOG": "catalog",
+    RUN_ROOT_ENV: "run_root",
+    "NSML_HPC_POLL_FLOOR": "poll_floor_seconds",
+    "NSML_HPC_SUBMIT_GRACE": "submit_grace_seconds",
+    "NSML_HPC_CLUSTER": "default_cluster",
+    "NSML_HPC_SYNC_INTERVAL": "sync_interval_seconds",
+    "NSML_HPC_KEY_METRIC": "key_metric",
+}
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return NUMBER
+    if isinstance(value, str):
+        return TEXT
+    if isinstance(value, dict):
+        return TABLE
+    if isinstance(value, list):
+        return "an array"
+    return f"a {type(value).__name__}"
+
+
+def unknown_key_message(key: str) -> str:
+    """``unknown key 'run_rot' (did you mean 'run_root'?)``."""
+    close = difflib.get_close_matches(key, list(KEYS), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(KEYS))}"
+    return f"unknown key {key!r} ({hint})"
+
+
+def check_config(path: Path, data: dict[str, Any]) -> None:
+    """Unknown keys and values of the wrong kind, one SettingsError naming the file."""
+    for key, value in data.items():
+        if key not in KEYS:
+            raise SettingsError(f"config file {path}: {unknown_key_message(key)}")
+        kind = _kind_of(value)
+        if kind != KEYS[key]:
+            raise SettingsError(
+                f"config file {path}: {key} must be {KEYS[key]}, got {kind} ({value!r})"
+            )
+
+
+def read_config(path: Path, *, named: bool) -> dict[str, Any]:
+    """The config file's table; ``{}`` for a default path that does not exist. A file named by
+    ``NSML_HPC_CONFIG`` (``named``) must exist."""
+    origin = " (NSML_HPC_CONFIG)" if named else ""
+    if path.is_dir():
+        raise SettingsError(f"config file {path}{origin} is a folder, not a TOML file")
+    if not path.exists():
+        if named:
+            raise SettingsError(
+                f"config file {path}{origin} does not exist (create it, or unset "
+                "NSML_HPC_CONFIG to use the default one)"
+            )
+        return {}
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number, got {value!r}") from None
-    if number < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value!r}")
-    return number
+        data = tomllib.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"cannot read config file {path}{origin}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"config file {path}{origin} is not UTF-8 text ({exc.reason})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {path}{origin} is not valid TOML: {exc}") from exc
+    check_config(path, data)
+    return data
 
 
 def metric_directions(data: dict[str, Any]) -> Directions:
     """The ``[metrics]`` table of a config file: ``NAME = "min" | "max"``."""
     table = data.get("metrics", {})
     if not isinstance(table, dict):
-        raise ConfigError('[metrics] must be a table of NAME = "min" or "max"')
+        raise SettingsError('[metrics] must be a table of NAME = "min" or "max"')
     goals: dict[str, Goal] = {}
     for name, value in table.items():
         goal = parse_goal(value)
         if goal is None:
             hint = ' (quote a name with dots: "val.fid" = ...)' if isinstance(value, dict) else ""
-            raise ConfigError(
+            raise SettingsError(
                 f'[metrics] {name}: the direction must be "min" or "max", got {value!r}{hint}'
             )
         if not name.strip():
-            raise ConfigError("[metrics]: a metric name must not be empty")
+            raise SettingsError("[metrics]: a metric name must not be empty")
         goals[name] = goal
     return Directions.of(goals)
 
 
-def load_settings(environ: dict[str, str] | None = None) -> Settings:
+class _Source:
+    """Where each value came from, for error lines: an environment variable or the file."""
+
+    def __init__(self, path: Path, env: Mapping[str, str]) -> None:
+        self.path = path
+        self.env = env
+
+    def get(self, data: dict[str, Any], key: str, default: Any = None) -> tuple[Any, str]:
+        for name, config_key in ENV_KEYS.items():
+            if config_key == key and self.env.get(name):
+                return self.env[name], name
+        return data.get(key, default), f"{key} in config file {self.path}"
+
+    def number(self, data: dict[str, Any], key: str, default: float, minimum: float) -> float:
+        value, where = self.get(data, key, default)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{where} must be a number, got {value!r}") from None
+        if number != number or number < minimum:  # NaN, or too small
+            raise SettingsError(f"{where} must be at least {minimum}, got {value!r}")
+        return number
+
+
+def _directions(path: Path, data: dict[str, Any]) -> Directions:
+    try:
+        return metric_directions(data)
+    except SettingsError as exc:
+        raise SettingsError(f"config file {path}: {exc}") from exc
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     path = locations.config_file()
-    data: dict[str, Any] = {}
-    if path.is_file():
-        try:
-            data = tomllib.loads(path.read_text("utf-8"))
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-    catalog = env.get("NSML_HPC_CATALOG") or data.get("catalog") or locations.default_catalog_url()
-    run_root = env.get(RUN_ROOT_ENV) or data.get("run_root")
-    floor = env.get("NSML_HPC_POLL_FLOOR") or data.get("poll_floor_seconds", 5.0)
-    grace = env.get("NSML_HPC_SUBMIT_GRACE") or data.get("submit_grace_seconds", 60.0)
-    max_code_mb = data.get("max_code_mb", 100)
+    data = read_config(path, named=bool(env.get("NSML_HPC_CONFIG")))
+    source = _Source(path, env)
+    catalog = source.get(data, "catalog")[0] or locations.default_catalog_url()
+    run_root = source.get(data, "run_root")[0]
     clusters = load_profiles()
-    default_cluster = str(env.get("NSML_HPC_CLUSTER") or data.get("default_cluster") or LOCAL)
+    default_cluster, where = source.get(data, "default_cluster")
+    default_cluster = str(default_cluster or LOCAL)
     if default_cluster != LOCAL and default_cluster not in clusters:
-        raise ConfigError(
-            f"default cluster {default_cluster!r} has no profile; configured: "
+        raise SettingsError(
+            f"{where}: default cluster {default_cluster!r} has no profile; configured: "
             + ", ".join(sorted({LOCAL, *clusters}))
         )
-    idle_minutes = data.get("idle_gpu_minutes", 60)
-    interval = env.get("NSML_HPC_SYNC_INTERVAL") or data.get("sync_interval_seconds", 5.0)
-    key_metric = env.get("NSML_HPC_KEY_METRIC") or data.get("key_metric")
-    if key_metric is not None and (not isinstance(key_metric, str) or not key_metric.strip()):
-        raise ConfigError(f"key_metric must be a metric name, got {key_metric!r}")
+    key_metric, where = source.get(data, "key_metric")
+    if key_metric is not None and not key_metric.strip():
+        raise SettingsError(f"{where} must be a metric name, got {key_metric!r}")
     return Settings(
         catalog_url=str(catalog),
         run_root=Path(run_root).expanduser() if run_root else locations.default_run_root(),
-        poll_floor_seconds=_number("poll_floor_seconds", floor, MIN_POLL_FLOOR),
-        submit_grace_seconds=_number("submit_grace_seconds", grace, 0.0),
-        max_code_bytes=int(_number("max_code_mb", max_code_mb, 0.001) * 1024 * 1024),
+        poll_floor_seconds=source.number(data, "poll_floor_seconds", 5.0, MIN_POLL_FLOOR),
+        submit_grace_seconds=source.number(data, "submit_grace_seconds", 60.0, 0.0),
+        max_code_bytes=int(source.number(data, "max_code_mb", 100, 0.001) * 1024 * 1024),
         clusters=clusters,
         default_cluster=default_cluster,
-        idle_gpu_seconds=_number("idle_gpu_minutes", idle_minutes, 0.0) * 60,
-        sync_interval_seconds=_number("sync_interval_seconds", interval, MIN_POLL_FLOOR),
+        idle_gpu_seconds=source.number(data, "idle_gpu_minutes", 60, 0.0) * 60,
+        sync_interval_seconds=source.number(data, "sync_interval_seconds", 5.0, MIN_POLL_FLOOR),
         key_metric=key_metric.strip() if key_metric else None,
-        metric_directions=metric_directions(data),
+        metric_directions=_directions(path, data),
     )

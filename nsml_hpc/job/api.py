@@ -10,10 +10,10 @@ script runs anywhere.
 
 Several ranks (a multi-node launch, or a script that runs srun itself): ``report`` records on
 global rank 0 only (``session.rank``: ``RANK``, else ``SLURM_PROCID`` inside a job step, else
-0); every other rank checks its arguments and returns. ``report(..., per_rank=True)`` records
-on every rank, each metric tagged with the rank (``loss/rank3``); ranks other than 0 write
-to a file of their own that the job wrapper relays into metrics.jsonl, so metrics.jsonl never
-has writers on two nodes.
+0); every other rank checks its arguments and returns. ``report_rank(...)`` (the opt-in)
+records on every rank, each metric tagged with the rank (``loss/rank3``); ranks other than 0
+write to a file of their own that the job wrapper relays into metrics.jsonl, so metrics.jsonl
+never has writers on two nodes.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from nsml_hpc.job.layout import (
     relay_file,
 )
 
-_RESERVED = frozenset({"step", "time", "per_rank"})
+_RESERVED = frozenset({"step", "time"})
 
 
 def _in_step() -> bool:
@@ -221,7 +221,7 @@ class _MetricWriter:
             return None
         if self.rank == 0:
             path = Path(run_dir) / METRICS_FILE
-        else:  # per_rank lines only: relayed into metrics.jsonl by the job wrapper
+        else:  # report_rank lines only: relayed into metrics.jsonl by the job wrapper
             restart = _int_env(RESTART_COUNT_ENV) or _int_env("SLURM_RESTART_COUNT") or 0
             job = os.environ.get("SLURM_JOB_ID")
             path = Path(run_dir) / relay_file(RANKS_DIR, job, restart, self.rank)
@@ -242,11 +242,20 @@ def latest_metrics() -> tuple[int | None, dict[str, float | None]]:
     return (step if isinstance(step, int) else None), values
 
 
-def report(step: int | None = None, *, per_rank: bool = False, **metrics: Any) -> None:
+def report(step: int | None = None, **metrics: Any) -> None:
     """Record ``metrics`` (numbers) at ``step``; without a step, the last step plus one.
 
-    With several ranks only global rank 0's calls are recorded; ``per_rank=True`` records
-    every rank's, each metric named ``<name>/rank<rank>``."""
+    With several ranks only global rank 0's calls are recorded (see :func:`report_rank`)."""
+    _record(step, metrics, per_rank=False)
+
+
+def report_rank(step: int | None = None, **metrics: Any) -> None:
+    """Record this rank's ``metrics`` at ``step``, on every rank, each named
+    ``<name>/rank<rank>`` (``loss/rank3``): per-rank values, opted into explicitly."""
+    _record(step, metrics, per_rank=True)
+
+
+def _record(step: int | None, metrics: dict[str, Any], *, per_rank: bool) -> None:
     if step is None:
         step = _writer.next_step
     elif type(step) is not int:

@@ -20,7 +20,7 @@ context) take the names from here. Standard library only: this module runs insid
       .nsml/checkpoint-requested   written by the wrapper when Slurm warns (USR2/TERM)
       .nsml/tasks/*.jsonl  events of the task wrappers on every node (multi-node launch modes);
                          the wrapper on the first node relays them into events.jsonl
-      .nsml/ranks/*.jsonl  per-rank metrics of ranks other than 0 (report(per_rank=True));
+      .nsml/ranks/*.jsonl  per-rank metrics of ranks other than 0 (report_rank());
                          relayed into metrics.jsonl the same way
     <run_root>/<user>/<project>/.N.tmp-...  a run directory being built (renamed into place)
 """
@@ -43,7 +43,7 @@ CODE_MANIFEST = "code.json"  # in PRIVATE_DIR
 API_PATH_DIR = "python"  # in PRIVATE_DIR
 CHECKPOINT_FLAG = f"{PRIVATE_DIR}/checkpoint-requested"  # relative to the run directory
 TASKS_DIR = f"{PRIVATE_DIR}/tasks"  # one events file per task wrapper (relative to the run dir)
-RANKS_DIR = f"{PRIVATE_DIR}/ranks"  # one metrics file per rank other than 0 (per_rank=True)
+RANKS_DIR = f"{PRIVATE_DIR}/ranks"  # one metrics file per rank other than 0 (report_rank)
 TEMP_MARK = ".tmp-"  # ``.<N>.tmp-<pid>-<hex>``: a run directory still being built
 LOCAL_SNAPSHOTS_DIR = "nsml-snapshots"  # save() outside a session: ./nsml-snapshots/<tag>/
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from nsml_hpc.runfiles.summary import BLOCK_SHIFT, Summary
+from nsml_hpc.runfiles.summary import Summary, summarize_points
 
 MAX_READ_BYTES = 16 * 1024 * 1024  # per file and per batch of a sync: bounds memory (~100 MB)
 
@@ -34,8 +34,8 @@ class MetricBatch:
     malformed: int = 0
     last_step: int | None = None
     last_metrics: dict[str, float | None] = field(default_factory=dict)
-    # per (metric, block of lines) summaries, folded while parsing; None: not folded (a
-    # captured batch), the store summarizes the points itself
+    # per (metric, block of lines) summaries, made with the points; None (a captured batch):
+    # the store summarizes the points itself
     blocks: dict[tuple[str, int], Summary] | None = None
 
 
@@ -96,12 +96,9 @@ def parse_metric_lines(chunk: bytes, first_line: int, session_id: int) -> Metric
     Numbers become points (NaN/inf as ``None``: a gap, not a dropped point); text and bool
     fields are not metrics and are skipped; a line that is not a JSON object is malformed.
     """
-    batch = MetricBatch(blocks={})
+    batch = MetricBatch()
     add_point = batch.points.append  # bound once: this loop runs per point
     last_metrics = batch.last_metrics
-    blocks = batch.blocks
-    assert blocks is not None
-    current: dict[str, tuple[int, Summary]] = {}  # each metric's block being filled
     last_step: int | None = None
     malformed = 0
     isfinite = math.isfinite
@@ -125,7 +122,6 @@ def parse_metric_lines(chunk: bytes, first_line: int, session_id: int) -> Metric
         else:
             last_step = step
         when = _finite_or_none(record.pop("time", None))
-        index = line_no >> BLOCK_SHIFT
         for name, value in record.items():
             kind = type(value)
             if kind is float:
@@ -136,25 +132,7 @@ def parse_metric_lines(chunk: bytes, first_line: int, session_id: int) -> Metric
                 continue  # text (a phase label), bool, lists: not metric values
             add_point((session_id, line_no, step, when, name, number))
             last_metrics[name] = number
-            # The summary fold (summarize_points' loop, inlined: it runs per point).
-            entry = current.get(name)
-            if entry is None or entry[0] != index:
-                block = blocks.get((name, index))
-                if block is None:
-                    block = blocks[(name, index)] = Summary()
-                current[name] = (index, block)
-            else:
-                block = entry[1]
-            block.points += 1
-            block.last_line, block.last_step, block.last_value = line_no, step, number
-            if number is None:
-                continue
-            low = block.min_value
-            if low is None or number < low:
-                block.min_value, block.min_step = number, step
-            high = block.max_value
-            if high is None or number > high:
-                block.max_value, block.max_step = number, step
+    batch.blocks = summarize_points(batch.points)[1]  # the store keeps them with the points
     batch.lines = len(lines)
     batch.malformed = malformed
     batch.last_step = last_step

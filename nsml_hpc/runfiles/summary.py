@@ -1,7 +1,6 @@
-"""Summaries of metric points, as pure data: per metric and per block of lines, folded while
-the lines are parsed (:func:`nsml_hpc.runfiles.scrape.parse_metric_lines`) or afterwards
-(:func:`summarize_points`, for older catalogs). The catalog stores them
-(:mod:`nsml_hpc.catalog.summaries`)."""
+"""Summaries of metric points, as pure data: per metric and per block of lines
+(:func:`summarize_points`, made where the points are parsed and for older catalogs). The
+catalog stores them (:mod:`nsml_hpc.catalog.summaries`)."""
 
 from __future__ import annotations
 

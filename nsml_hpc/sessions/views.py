@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from sqlalchemy import and_, case, func, literal
 from sqlalchemy.sql import ColumnElement
 
+from nsml_hpc.catalog.allocations import job_allocations
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.gpu import gpu_states
 from nsml_hpc.catalog.metrics import load_cursors, metric_sources
@@ -344,6 +345,8 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
         node_states=nodes.states,
     )
     cursor = load_cursors(catalog, [record.id]).get((record.id, METRICS_FILE))
+    allocations = job_allocations(catalog, jobs)
+    latest = allocations.get(jobs[-1].job_id) if jobs else None
     return {
         **row.to_json(),
         **snapshot_detail(catalog, record.id),
@@ -352,6 +355,8 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
         "run_dir": record.run_dir,
         "spec": json.loads(record.spec_json),
         "node_states": [node.to_json() for node in nodes.states],
+        # What Slurm gave the latest job (sacct), None before the first sync that saw it.
+        "allocation": latest.to_json() if latest else None,
         "hyperparameters": json.loads(record.hyperparameters_json),
         "submitted_at": record.submitted_at,
         "started_at": record.started_at,
@@ -370,6 +375,9 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
                 "started_at": job.started_at,
                 "ended_at": job.ended_at,
                 "node_list": job.node_list,
+                "allocation": allocations[job.job_id].to_json()
+                if job.job_id in allocations
+                else None,
             }
             for job in jobs
         ],

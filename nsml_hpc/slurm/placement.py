@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+
+from nsml_hpc.slurm.timefmt import parse_timestamp
 
 _WILL_START = re.compile(
     r"Job (?P<job>\d+) to start at (?P<when>\S+) using (?P<cpus>\d+) processors on nodes "
@@ -25,7 +26,10 @@ def parse_test_only(partition: str, output: str) -> StartEstimate:
     """What ``sbatch --test-only`` printed (on stderr) for one partition."""
     match = _WILL_START.search(output)
     if match:
-        when = datetime.fromisoformat(match.group("when")).timestamp()
+        try:
+            when = parse_timestamp(match.group("when"))
+        except ValueError as exc:
+            return StartEstimate(partition, None, refusal=str(exc))
         return StartEstimate(partition, when, nodes=match.group("nodes"))
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     reason = lines[-1].removeprefix("allocation failure: ") if lines else "no answer"

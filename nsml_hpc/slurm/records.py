@@ -21,6 +21,15 @@ class JobRecord:
     elapsed_s: float | None = None
     gpus: int | None = None
     node_list: str | None = None
+    # What Slurm gave the job (read back, never what was asked): None when not reported.
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    time_limit: str | None = None  # as Slurm prints it: "01:00:00", "UNLIMITED"
+    nodes: int | None = None
+    # False while accounting has the job without its partition (slurmdbd can report a job's
+    # end before its start record with the partition and time limit): asked again later.
+    allocation_complete: bool = True
 
 
 def parse_exit_code(text: str) -> tuple[int | None, int | None]:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import time
 
 from nsml_hpc.job.duration import parse_duration
 from nsml_hpc.slurm.arrays import expand_task_ids
 from nsml_hpc.slurm.gres import gpus_in_tres
 from nsml_hpc.slurm.records import JobRecord, clean_reason, parse_exit_code
 from nsml_hpc.slurm.states import SessionState, session_state
-from nsml_hpc.slurm.timefmt import parse_timestamp
+from nsml_hpc.slurm.timefmt import parse_timestamp, relative_start
 
 SACCT_FIELDS = (
     "JobID",
@@ -23,12 +23,20 @@ SACCT_FIELDS = (
     "Elapsed",
     "AllocTRES",
     "NodeList",
+    # What the job got, read back so the catalog never reports only what was asked.
+    "Partition",
+    "Account",
+    "QOS",
+    "Timelimit",
+    "NNodes",
+    "ReqTRES",  # a pending job has no AllocTRES yet
 )
 
 
-def sacct_command(job_ids: list[str], since: float) -> list[str]:
-    """argv of one sacct call for all ``job_ids``, with an explicit start time (``-S``)."""
-    start = datetime.fromtimestamp(since).strftime("%Y-%m-%dT%H:%M:%S")
+def sacct_command(job_ids: list[str], since: float, now: float | None = None) -> list[str]:
+    """argv of one sacct call for all ``job_ids``, with a start time (``-S``) relative to the
+    cluster's clock, so no time zone is involved (run it with ``TIME_FORMAT_ENV``)."""
+    start = relative_start(since, time.time() if now is None else now)
     return [
         "sacct",
         "--parsable2",
@@ -78,6 +86,25 @@ def _record(
         started_at=parse_timestamp(row["Start"]),
         ended_at=parse_timestamp(row["End"]),
         elapsed_s=parse_duration(row["Elapsed"]),
-        gpus=gpus_in_tres(row["AllocTRES"]),
+        gpus=_gpus(row["AllocTRES"], row["ReqTRES"]),
         node_list=_node_list(row["NodeList"]),
+        partition=_text(row["Partition"]),
+        account=_text(row["Account"]),
+        qos=_text(row["QOS"]),
+        time_limit=_text(row["Timelimit"]),
+        nodes=int(row["NNodes"]) if row["NNodes"].strip().isdigit() else None,
+        allocation_complete=_text(row["Partition"]) is not None,
     )
+
+
+def _text(value: str) -> str | None:
+    value = value.strip()
+    return None if value in ("", "(null)") else value
+
+
+def _gpus(alloc_tres: str, req_tres: str) -> int | None:
+    """GPUs allocated (or, before the job starts, asked for): 0 for a job without any."""
+    tres = alloc_tres.strip() or req_tres.strip()
+    if not tres:
+        return None
+    return gpus_in_tres(tres) or 0

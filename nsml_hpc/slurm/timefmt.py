@@ -1,19 +1,44 @@
-"""Slurm's time formats: timestamps as sacct prints them, and durations printed the way Slurm
-prints them. Durations are READ by the one parser of Slurm's duration grammar,
+"""Slurm's time formats: timestamps exchanged without time zones, and durations printed the way
+Slurm prints them. Durations are READ by the one parser of Slurm's duration grammar,
 :func:`nsml_hpc.job.duration.parse_duration` (in-job code needs it too, and may import only
-the job package)."""
+the job package).
+
+A Slurm command prints and reads times of day in the *cluster's* local zone, which need not be
+the client's (a laptop in Seoul, a cluster in UTC). So nothing zoned ever crosses the seam:
+every Slurm command runs with ``SLURM_TIME_FORMAT=%s`` (:data:`TIME_FORMAT_ENV`; sacct,
+squeue and ``sbatch --test-only`` then print epoch seconds, checked on Slurm 22.05), and a
+start time sent to sacct is relative to the cluster's own clock (``now-600seconds``). The
+catalog stores epoch seconds (UTC); only the front end's display turns them into local time.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+
+# The environment every Slurm command runs with: times as epoch seconds, never zoned text.
+TIME_FORMAT_ENV = {"SLURM_TIME_FORMAT": "%s"}
+_NO_TIME = frozenset({"", "Unknown", "None", "N/A", "0"})
 
 
 def parse_timestamp(text: str) -> float | None:
-    """Epoch seconds of sacct's local ISO timestamp; ``None`` for ``Unknown``/``None``/empty."""
+    """Epoch seconds as Slurm prints them under ``SLURM_TIME_FORMAT=%s``; ``None`` for
+    ``Unknown``/``None``/``N/A``/empty/``0``. A time of day (``2026-12-01T07:14:19``) is a
+    ValueError: it is in the cluster's zone, which the client cannot know."""
     text = text.strip()
-    if not text or text in ("Unknown", "None", "N/A"):
+    if text in _NO_TIME:
         return None
-    return datetime.fromisoformat(text).timestamp()
+    if not text.isdigit():
+        raise ValueError(
+            f"Slurm printed the time {text!r}, not epoch seconds (SLURM_TIME_FORMAT=%s was "
+            "not honoured)"
+        )
+    return float(text)
+
+
+def relative_start(since: float, now: float) -> str:
+    """``--starttime`` for "``since`` or later" on the cluster's own clock (``now-600seconds``):
+    a time of day would be read in the cluster's zone, and epoch seconds are refused there."""
+    return f"now-{max(0, math.ceil(now - since))}seconds"
 
 
 def format_duration(seconds: float | None, *, pad_first: bool = True) -> str:

@@ -25,6 +25,7 @@ from sqlmodel import col, select
 
 from nsml_hpc.backends.base import SlurmBackend
 from nsml_hpc.capture.ingest import DISCOVERY_FILE, captured_files, scrape_captured
+from nsml_hpc.catalog.allocations import Allocation, allocations_of, store_allocations
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.gpu import gpu_states, store_gpu_state
 from nsml_hpc.catalog.metrics import (
@@ -126,12 +127,15 @@ def sync(
         for record in [*live_sessions(catalog, now), *_provisional_sessions(catalog)]
         if wanted is None or record.cluster in wanted
     ]
+    settling = _settling_sessions(catalog, now, wanted)
+    settling_ids = {record.id for record in settling}
     by_cluster: dict[str, list[SessionRecord]] = defaultdict(list)
-    for record in live:
+    for record in [*live, *settling]:
         by_cluster[record.cluster].append(record)
-    jobs = jobs_of(catalog, [record.id for record in live if record.id is not None])
+    jobs = jobs_of(catalog, [record.id for record in [*live, *settling] if record.id is not None])
     degraded: dict[str, _Degraded] = {}
-    for cluster, sessions in sorted(by_cluster.items()):
+    for cluster, asked in sorted(by_cluster.items()):
+        sessions = [record for record in asked if record.id not in settling_ids]
         if not claim_poll(catalog, cluster, now, settings.poll_floor_seconds):
             report.skipped_by_floor.append(cluster)
             continue
@@ -139,7 +143,7 @@ def sync(
         pending_settle: dict[str, JobRecord | None] = {}
         try:
             records, why = _ask_cluster(
-                backend_for(cluster), sessions, jobs, settings, now, pending_settle
+                backend_for(cluster), asked, jobs, settings, now, pending_settle
             )
         except NsmlError as exc:
             report.errors[cluster] = str(exc)
@@ -152,6 +156,7 @@ def sync(
             report.degraded[cluster] = why
             degraded[cluster] = _Degraded(sessions, pending_settle)
         report.state_changes += _apply_records(catalog, sessions, jobs, records, now)
+        _store_allocations(catalog, asked, jobs, records)
     targets = _sessions_to_scrape(catalog, live, now, wanted)
     with_new_events = _scrape(catalog, targets, backend_for, report, now, unreachable)
     for state in degraded.values():
@@ -435,6 +440,63 @@ def _apply_records(
             row.updated_at = now
             db.add(row)
     return changes
+
+
+def _recently_ended(catalog: Catalog, since: float) -> list[SessionRecord]:
+    with catalog.session() as db:
+        return list(
+            db.exec(
+                select(SessionRecord).where(
+                    col(SessionRecord.state).in_(list(TERMINAL_STATES)),
+                    col(SessionRecord.ended_at) >= since,
+                )
+            ).all()
+        )
+
+
+def _settling_sessions(
+    catalog: Catalog, now: float, wanted: set[str] | None
+) -> list[SessionRecord]:
+    """Sessions that ended recently while accounting's record of their job was incomplete
+    (slurmdbd can report a finished job before it has the job's partition and time limit):
+    the same sacct call asks about them again, for their allocation only."""
+    recent = [
+        record
+        for record in _recently_ended(catalog, now - RECENTLY_ENDED_SECONDS)
+        if wanted is None or record.cluster in wanted
+    ]
+    jobs = jobs_of(catalog, [record.id for record in recent if record.id is not None])
+    latest = {record.id: _latest_job(jobs, record) for record in recent}
+    known = allocations_of(catalog, [job.id for job in latest.values() if job and job.id])
+    return [
+        record
+        for record in recent
+        if (job := latest[record.id]) is not None
+        and job.id is not None
+        and job.id in known
+        and not known[job.id][1]
+    ]
+
+
+def _store_allocations(
+    catalog: Catalog,
+    sessions: list[SessionRecord],
+    jobs: dict[int, list[JobRecordRow]],
+    records: dict[str, JobRecord],
+) -> None:
+    """What Slurm says each latest job got (from the same sacct answer: no extra call)."""
+    found: dict[int, tuple[int, Allocation, bool]] = {}
+    for session in sessions:
+        job = _latest_job(jobs, session)
+        if job is None or job.id is None or session.id is None or job.job_id not in records:
+            continue
+        rec = records[job.job_id]
+        found[job.id] = (
+            session.id,
+            Allocation(rec.partition, rec.account, rec.qos, rec.gpus, rec.time_limit, rec.nodes),
+            rec.allocation_complete,
+        )
+    store_allocations(catalog, found, latest=set(found))
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from nsml_hpc.catalog.sessions import (
     mark_submitted,
     reserve_session,
 )
-from nsml_hpc.errors import CatalogError, NotFoundError
+from nsml_hpc.errors import CatalogError, NotFoundError, SettingsError
 from nsml_hpc.job.spec import SessionSpec
 from nsml_hpc.runfiles.scrape import parse_metric_lines
 
@@ -143,5 +143,5 @@ def test_sqlite_catalog_uses_wal_and_a_busy_timeout(tmp_path: Path) -> None:
 
 
 def test_an_invalid_catalog_url_is_one_clear_error() -> None:
-    with pytest.raises(CatalogError, match="invalid catalog URL"):
+    with pytest.raises(SettingsError, match="invalid catalog URL"):  # the user's setting: exit 2
         open_catalog("not a url")

@@ -3,6 +3,7 @@ one-line errors, nothing half-written, help for every command, documentation for
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from pathlib import Path
@@ -123,14 +124,20 @@ def test_rm_refuses_a_cluster_with_live_sessions_unless_forced(
 def _commands() -> list[list[str]]:
     found: list[list[str]] = []
 
-    def walk(parser, prefix):  # type: ignore[no-untyped-def]
-        for action in parser._actions:
-            if action.__class__.__name__ == "_SubParsersAction":
-                for name, sub in action.choices.items():
-                    if any(a.__class__.__name__ == "_SubParsersAction" for a in sub._actions):
-                        walk(sub, [*prefix, name])
-                    else:
-                        found.append([*prefix, name])
+    def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        return {
+            name: sub
+            for action in parser._actions
+            if isinstance(action, argparse._SubParsersAction)
+            for name, sub in action.choices.items()
+        }
+
+    def walk(parser: argparse.ArgumentParser, prefix: list[str]) -> None:
+        for name, sub in subcommands(parser).items():
+            if subcommands(sub):
+                walk(sub, [*prefix, name])
+            else:
+                found.append([*prefix, name])
 
     walk(build_parser(), [])
     return found

@@ -27,23 +27,18 @@ for step in range(int(sys.argv[1])):
 
 SYNCER = """
 import sys
+from nsml_hpc.backends.fake import FakeBackend
 from nsml_hpc.backends.files import LocalFiles
 from nsml_hpc.errors import BackendError
 from nsml_hpc.config.settings import load_settings
 from nsml_hpc.sync.run import sync
 from nsml_hpc.workspace import Workspace
 
-class SlurmDown:
-    # Slurm does not answer (the poll floor keeps it from being asked anyway); the run
-    # directories are on the local file system as usual.
-    cluster = "local"
-    files = LocalFiles()
-    def query(self, job_ids, since):
-        raise BackendError("slurmctld is down in this test")
-    queue = query
-
+# Slurm does not answer (the poll floor keeps it from being asked anyway); the run
+# directories are on the local file system as usual.
+backend = FakeBackend(files=LocalFiles())
+backend.fail("query", "queue", error=BackendError("slurmctld is down in this test"))
 ws = Workspace.open(load_settings())
-backend = SlurmDown()
 once = sys.argv[1:] == ["once"]
 while True:
     sync(ws.catalog, ws.settings, lambda cluster: backend)

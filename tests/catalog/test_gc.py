@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import update
+from sqlmodel import col
 
 from nsml_hpc.backends.files import LocalFiles
 from nsml_hpc.catalog.models import SessionRecord
@@ -52,7 +53,7 @@ def _make_session(
     with workspace.catalog.session() as db:
         db.execute(
             update(SessionRecord)
-            .where(SessionRecord.id == record.id)  # type: ignore[arg-type]
+            .where(col(SessionRecord.id) == record.id)
             .values(state=state, ended_at=time.time() - 60 if state == "COMPLETED" else None)
         )
     root = Path(record.run_dir) / "snapshots"

@@ -59,6 +59,7 @@ def _first_by_every_ranking(catalog: Catalog, directions: Directions) -> set[str
     metric, goal = ranking_goal(METRIC, None, directions)
     board = leaderboard(catalog, "gan", metric, goal)[0].session
     compared = compare_sessions(catalog, list(FIDS), directions).best_session(METRIC)
+    assert compared is not None
     query = SessionQuery(
         key_metric=METRIC,
         sort="best",

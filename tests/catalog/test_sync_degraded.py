@@ -1,24 +1,24 @@
-"""Sync while accounting is down (sacct fails, squeue answers), above the backend seam: what is
-asked, and how the answers are applied. The real outage runs against the sandbox in
-tests/slurm/test_dbd_outage.py."""
+"""Sync while accounting is down (sacct fails, squeue answers), above the backend seam, against
+the shipped fake cluster: what is asked, and how the answers are applied. The real outage runs
+against the sandbox in tests/slurm/test_dbd_outage.py."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from nsml_hpc.backends.fake import FakeBackend, FakeJob, Step
+from nsml_hpc.backends.files import LocalFiles
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.catalog.sessions import get_session, state_history
 from nsml_hpc.config.settings import Settings
 from nsml_hpc.errors import BackendError
-from nsml_hpc.slurm.records import JobRecord
 from nsml_hpc.slurm.states import SessionState
-from nsml_hpc.sync.run import PROVISIONAL_REASON, sync
-from tests.catalog.test_sync_logic import SUBMITTED_AT, RecordingBackend, _session
+from nsml_hpc.sync.run import PROVISIONAL_REASON, SyncReport
+from tests.catalog.test_sync_logic import SUBMITTED_AT, Clock, _asked, _session, _sync_at
 
 DOWN = "sacct failed on local: Problem talking to the database: Connection refused"
 
@@ -35,55 +35,53 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
-class FlakyAccounting(RecordingBackend):
-    """The recording backend, with sacct failing the way it does while slurmdbd is down."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.accounting_down = False
-        self.queue_down = False
-
-    def query(self, job_ids: Sequence[str], since: float) -> list[JobRecord]:
-        if self.accounting_down:
-            self.calls.append(("sacct", list(job_ids)))
-            raise BackendError(DOWN)
-        return super().query(job_ids, since)
-
-    def queue(self, job_ids: Sequence[str]) -> list[JobRecord]:
-        if self.queue_down:
-            self.calls.append(("squeue", list(job_ids)))
-            raise BackendError("squeue failed on local: Unable to contact slurm controller")
-        return super().queue(job_ids)
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
 
 
-def _running(job_id: str) -> JobRecord:
-    return JobRecord(
-        job_id, SessionState.RUNNING, "RUNNING", exit_code=0, started_at=SUBMITTED_AT + 1
-    )
+class Outage:
+    """A fake cluster whose jobs run, then whose accounting goes down."""
+
+    def __init__(self, catalog: Catalog, settings: Settings, clock: Clock) -> None:
+        self.catalog, self.settings, self.clock = catalog, settings, clock
+        self.backend = FakeBackend(files=LocalFiles(), clock=clock)  # run directories are local
+
+    def sync(self, now: float) -> SyncReport:
+        return _sync_at(self.catalog, self.settings, self.backend, self.clock, now)
 
 
 def _start(
-    catalog: Catalog, settings: Settings, tmp_path: Path, jobs: list[str]
-) -> tuple[list[str], FlakyAccounting]:
+    catalog: Catalog, settings: Settings, tmp_path: Path, clock: Clock, jobs: list[str]
+) -> tuple[list[str], Outage]:
     names = [_session(catalog, tmp_path, job) for job in jobs]
-    backend = FlakyAccounting()
+    outage = Outage(catalog, settings, clock)
     for job in jobs:
-        backend.accounting[job] = _running(job)
-    sync(catalog, settings, lambda c: backend, now=SUBMITTED_AT + 5)
+        outage.backend.add(
+            FakeJob(job, "RUNNING", None, submitted_at=SUBMITTED_AT, started_at=SUBMITTED_AT + 1)
+        )
+    outage.sync(SUBMITTED_AT + 5)
     assert {get_session(catalog, n).state for n in names} == {SessionState.RUNNING}
-    backend.accounting_down = True
-    backend.calls.clear()
-    return names, backend
+    outage.backend.fail("query", error=BackendError(DOWN))
+    outage.backend.calls.clear()
+    return names, outage
+
+
+def _ended(outage: Outage, job_id: str, at: float, step: Step) -> None:
+    """``job_id`` ends at ``at`` (while accounting is down: only squeue may tell, for
+    MinJobAge)."""
+    outage.clock.now = at
+    outage.backend.apply(job_id, step)
 
 
 def test_one_squeue_call_gives_live_states_and_nothing_changes_falsely(
-    catalog: Catalog, settings: Settings, tmp_path: Path
+    catalog: Catalog, settings: Settings, tmp_path: Path, clock: Clock
 ) -> None:
-    names, backend = _start(catalog, settings, tmp_path, ["41", "42"])
-    backend.queued["41"] = JobRecord("41", SessionState.RUNNING, "RUNNING", node_list="vm")
+    names, outage = _start(catalog, settings, tmp_path, clock, ["41", "42"])
     # 42 finished long ago: squeue has purged it, and its run directory says nothing.
-    report = sync(catalog, settings, lambda c: backend, now=SUBMITTED_AT + 500)
-    assert backend.calls == [("sacct", ["41", "42"]), ("squeue", ["41", "42"])]
+    _ended(outage, "42", SUBMITTED_AT + 10, Step("COMPLETED"))
+    report = outage.sync(SUBMITTED_AT + 500)
+    assert _asked(outage.backend) == [("query", ["41", "42"]), ("queue", ["41", "42"])]
     assert report.degraded == {
         "local": f"{DOWN}; states from squeue until accounting answers (exit codes and end "
         "times of jobs that end meanwhile are provisional)"
@@ -96,11 +94,12 @@ def test_one_squeue_call_gives_live_states_and_nothing_changes_falsely(
 
 
 def test_an_end_seen_in_squeue_is_provisional_until_sacct_answers(
-    catalog: Catalog, settings: Settings, tmp_path: Path
+    catalog: Catalog, settings: Settings, tmp_path: Path, clock: Clock
 ) -> None:
-    [name], backend = _start(catalog, settings, tmp_path, ["51"])
-    backend.queued["51"] = JobRecord("51", SessionState.COMPLETED, "COMPLETED")
-    report = sync(catalog, settings, lambda c: backend, now=SUBMITTED_AT + 20)
+    [name], outage = _start(catalog, settings, tmp_path, clock, ["51"])
+    backend = outage.backend
+    _ended(outage, "51", SUBMITTED_AT + 15, Step("COMPLETED"))
+    report = outage.sync(SUBMITTED_AT + 20)
     record = get_session(catalog, name)
     assert (record.state, record.reason, record.exit_code) == (
         "COMPLETED",
@@ -109,28 +108,20 @@ def test_an_end_seen_in_squeue_is_provisional_until_sacct_answers(
     )
     assert report.state_changes == 1
     # Still down: asked again (one squeue), nothing rewritten.
-    again = sync(catalog, settings, lambda c: backend, now=SUBMITTED_AT + 30)
+    again = outage.sync(SUBMITTED_AT + 30)
     assert again.state_changes == 0
-    # Accounting is back, but has not caught up yet: the session waits, it is not LOST.
-    backend.accounting_down = False
+    # Accounting is back, but has not caught up yet (and squeue has purged the job): the
+    # session waits, it is not LOST.
+    backend.recover("query")
+    backend.job("51").in_accounting = False
     backend.calls.clear()
-    del backend.accounting["51"]
-    backend.queued.clear()
-    waiting = sync(catalog, settings, lambda c: backend, now=SUBMITTED_AT + 400)
+    waiting = outage.sync(SUBMITTED_AT + 400)
     assert waiting.degraded == {}
-    assert backend.calls == [("sacct", ["51"])]
+    assert _asked(backend) == [("query", ["51"])]
     assert get_session(catalog, name).reason == PROVISIONAL_REASON
     # Caught up: the accounting truth, and the session is not asked about again.
-    backend.accounting["51"] = JobRecord(
-        "51",
-        SessionState.COMPLETED,
-        "COMPLETED",
-        exit_code=0,
-        started_at=SUBMITTED_AT + 1,
-        ended_at=SUBMITTED_AT + 15,
-        elapsed_s=14,
-    )
-    recovered = sync(catalog, settings, lambda c: backend, now=SUBMITTED_AT + 410)
+    backend.job("51").in_accounting = True
+    recovered = outage.sync(SUBMITTED_AT + 410)
     record = get_session(catalog, name)
     assert (record.state, record.reason, record.exit_code, record.ended_at) == (
         "COMPLETED",
@@ -146,14 +137,15 @@ def test_an_end_seen_in_squeue_is_provisional_until_sacct_answers(
         "COMPLETED",
     ]
     backend.calls.clear()
-    sync(catalog, settings, lambda c: backend, now=SUBMITTED_AT + 420)
+    outage.sync(SUBMITTED_AT + 420)
     assert backend.calls == []
 
 
 def test_an_ended_event_in_the_run_directory_settles_a_job_squeue_forgot(
-    catalog: Catalog, settings: Settings, tmp_path: Path
+    catalog: Catalog, settings: Settings, tmp_path: Path, clock: Clock
 ) -> None:
-    [name], backend = _start(catalog, settings, tmp_path, ["61"])
+    [name], outage = _start(catalog, settings, tmp_path, clock, ["61"])
+    _ended(outage, "61", SUBMITTED_AT + 30, Step("FAILED", exit_code=3))
     run_dir = Path(get_session(catalog, name).run_dir)
     run_dir.mkdir(parents=True)
     events = [
@@ -161,8 +153,8 @@ def test_an_ended_event_in_the_run_directory_settles_a_job_squeue_forgot(
         {"event": "ended", "time": SUBMITTED_AT + 30, "job_id": "61", "exit_code": 3},
     ]
     (run_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
-    report = sync(catalog, settings, lambda c: backend, now=SUBMITTED_AT + 500)
-    assert backend.calls == [("sacct", ["61"]), ("squeue", ["61"])]
+    report = outage.sync(SUBMITTED_AT + 500)  # squeue purged the job long ago
+    assert _asked(outage.backend) == [("query", ["61"]), ("queue", ["61"])]
     record = get_session(catalog, name)
     assert (record.state, record.reason, record.exit_code, record.ended_at) == (
         "FAILED",
@@ -171,25 +163,29 @@ def test_an_ended_event_in_the_run_directory_settles_a_job_squeue_forgot(
         SUBMITTED_AT + 30,
     )
     assert report.state_changes == 1
-    assert sync(catalog, settings, lambda c: backend, now=SUBMITTED_AT + 510).state_changes == 0
+    assert outage.sync(SUBMITTED_AT + 510).state_changes == 0
 
 
-def test_a_requeue_end_is_not_an_end(catalog: Catalog, settings: Settings, tmp_path: Path) -> None:
-    [name], backend = _start(catalog, settings, tmp_path, ["71"])
+def test_a_requeue_end_is_not_an_end(
+    catalog: Catalog, settings: Settings, tmp_path: Path, clock: Clock
+) -> None:
+    [name], outage = _start(catalog, settings, tmp_path, clock, ["71"])
+    outage.backend.forget("71")  # squeue does not tell: only the run directory speaks
     run_dir = Path(get_session(catalog, name).run_dir)
     run_dir.mkdir(parents=True)
     line = {"event": "ended", "time": 1.0, "job_id": "71", "exit_code": 0, "requeue": True}
     (run_dir / "events.jsonl").write_text(json.dumps(line) + "\n")
-    sync(catalog, settings, lambda c: backend, now=SUBMITTED_AT + 500)
+    outage.sync(SUBMITTED_AT + 500)
     assert get_session(catalog, name).state == "RUNNING"
 
 
 def test_squeue_failing_too_is_one_error_naming_both(
-    catalog: Catalog, settings: Settings, tmp_path: Path
+    catalog: Catalog, settings: Settings, tmp_path: Path, clock: Clock
 ) -> None:
-    [name], backend = _start(catalog, settings, tmp_path, ["81"])
-    backend.queue_down = True
-    report = sync(catalog, settings, lambda c: backend, now=SUBMITTED_AT + 50)
+    [name], outage = _start(catalog, settings, tmp_path, clock, ["81"])
+    squeue_down = BackendError("squeue failed on local: Unable to contact slurm controller")
+    outage.backend.fail("queue", error=squeue_down)
+    report = outage.sync(SUBMITTED_AT + 50)
     assert report.degraded == {}
     assert report.errors == {
         "local": f"{DOWN}; squeue failed too: squeue failed on local: Unable to contact slurm "

@@ -1,50 +1,55 @@
-"""Sync's decisions above the backend seam (a recording stand-in backend is allowed here: these
-tests check what sync asks and how it applies answers, not that a Slurm path works — the
-integration tests do that against the real sandbox)."""
+"""Sync's decisions above the backend seam, against the shipped fake cluster
+(:class:`~nsml_hpc.backends.fake.FakeBackend`): these tests check what sync asks and how it
+applies the answers, not that a Slurm path works (the integration tests do that against the
+real sandbox)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from nsml_hpc.backends.files import LocalFiles
+from nsml_hpc.backends.fake import FakeBackend, FakeJob, MemoryFiles, Step
 from nsml_hpc.catalog.engine import Catalog
+from nsml_hpc.catalog.metrics import metric_lines
 from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.catalog.sessions import get_session, mark_submitted, reserve_session
 from nsml_hpc.config.settings import Settings
 from nsml_hpc.job.spec import SessionSpec
-from nsml_hpc.slurm.records import JobRecord
 from nsml_hpc.slurm.states import SessionState
-from nsml_hpc.sync.run import sync
+from nsml_hpc.sync.run import SyncReport, sync
 
 SUBMITTED_AT = 10_000.0
 
 
-class RecordingBackend:
-    cluster = "local"
-
+class Clock:
     def __init__(self) -> None:
-        self.files = LocalFiles()
-        self.accounting: dict[str, JobRecord] = {}
-        self.queued: dict[str, JobRecord] = {}
-        self.calls: list[tuple[str, list[str]]] = []
+        self.now = SUBMITTED_AT
 
-    def submit(self, script_path: Path) -> str:
-        raise AssertionError("sync never submits")
+    def __call__(self) -> float:
+        return self.now
 
-    def query(self, job_ids: Sequence[str], since: float) -> list[JobRecord]:
-        self.calls.append(("sacct", list(job_ids)))
-        assert since < SUBMITTED_AT
-        return [self.accounting[j] for j in job_ids if j in self.accounting]
 
-    def queue(self, job_ids: Sequence[str]) -> list[JobRecord]:
-        self.calls.append(("squeue", list(job_ids)))
-        return [self.queued[j] for j in job_ids if j in self.queued]
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
 
-    def cancel(self, job_ids: Sequence[str]) -> None:
-        raise AssertionError("sync never cancels")
+
+@pytest.fixture
+def backend(clock: Clock) -> FakeBackend:
+    return FakeBackend(clock=clock)
+
+
+def _sync_at(
+    catalog: Catalog, settings: Settings, backend: FakeBackend, clock: Clock, now: float
+) -> SyncReport:
+    """One sync at ``now``, when the fake cluster's clock says ``now`` too."""
+    clock.now = now
+    return sync(catalog, settings, lambda cluster: backend, now=now)
+
+
+def _asked(backend: FakeBackend) -> list[tuple[str, list[str]]]:
+    return [(call.method, list(call.job_ids)) for call in backend.calls]
 
 
 @pytest.fixture
@@ -74,79 +79,108 @@ def _session(catalog: Catalog, tmp_path: Path, job_id: str) -> str:
 
 
 def test_a_fresh_job_missing_from_sacct_waits_out_the_grace_period(
-    catalog: Catalog, settings: Settings, tmp_path: Path
+    catalog: Catalog, settings: Settings, tmp_path: Path, backend: FakeBackend, clock: Clock
 ) -> None:
     name = _session(catalog, tmp_path, "41")
-    backend = RecordingBackend()
-    sync(catalog, settings, lambda c: backend, now=SUBMITTED_AT + 5)
-    assert backend.calls == [("sacct", ["41"])]
+    _sync_at(catalog, settings, backend, clock, SUBMITTED_AT + 5)
+    assert _asked(backend) == [("query", ["41"])]
+    since = backend.calls[0].since
+    assert since is not None and since < SUBMITTED_AT
     assert get_session(catalog, name).state == SessionState.SUBMITTED
 
 
 def test_after_the_grace_period_squeue_is_asked_once_then_the_job_is_lost(
-    catalog: Catalog, settings: Settings, tmp_path: Path
+    catalog: Catalog, settings: Settings, tmp_path: Path, backend: FakeBackend, clock: Clock
 ) -> None:
     names = [_session(catalog, tmp_path, job) for job in ("41", "42")]
-    backend = RecordingBackend()
-    backend.queued["42"] = JobRecord("42", SessionState.PENDING, "PENDING", reason="Priority")
-    sync(catalog, settings, lambda c: backend, now=SUBMITTED_AT + 120)
-    assert backend.calls == [("sacct", ["41", "42"]), ("squeue", ["41", "42"])]
+    # 41: Slurm knows nothing of it; 42: queued, but slurmdbd has not recorded it yet
+    backend.add(FakeJob("42", reason="Priority", submitted_at=SUBMITTED_AT, in_accounting=False))
+    _sync_at(catalog, settings, backend, clock, SUBMITTED_AT + 120)
+    assert _asked(backend) == [("query", ["41", "42"]), ("queue", ["41", "42"])]
     assert get_session(catalog, names[0]).state == SessionState.LOST
     pending = get_session(catalog, names[1])
     assert (pending.state, pending.reason) == (SessionState.PENDING, "Priority")
 
 
 def test_pending_reasons_come_from_one_squeue_call_for_all_pending_jobs(
-    catalog: Catalog, settings: Settings, tmp_path: Path
+    catalog: Catalog, settings: Settings, tmp_path: Path, backend: FakeBackend, clock: Clock
 ) -> None:
     names = [_session(catalog, tmp_path, job) for job in ("51", "52", "53")]
-    backend = RecordingBackend()
-    for job in ("51", "52"):
-        backend.accounting[job] = JobRecord(job, SessionState.PENDING, "PENDING")
-        backend.queued[job] = JobRecord(job, SessionState.PENDING, "PENDING", reason="Resources")
-    backend.accounting["53"] = JobRecord("53", SessionState.RUNNING, "RUNNING", started_at=1.0)
-    sync(catalog, settings, lambda c: backend, now=SUBMITTED_AT + 5)
-    assert backend.calls == [("sacct", ["51", "52", "53"]), ("squeue", ["51", "52"])]
+    backend.add(
+        *(FakeJob(job, reason="Resources", submitted_at=SUBMITTED_AT) for job in ("51", "52")),
+        FakeJob("53", "RUNNING", None, submitted_at=SUBMITTED_AT, started_at=SUBMITTED_AT + 1),
+    )
+    _sync_at(catalog, settings, backend, clock, SUBMITTED_AT + 5)
+    assert _asked(backend) == [("query", ["51", "52", "53"]), ("queue", ["51", "52"])]
     assert [get_session(catalog, n).reason for n in names] == ["Resources", "Resources", None]
 
 
 def test_the_poll_floor_keeps_a_second_sync_from_asking(
-    catalog: Catalog, settings: Settings, tmp_path: Path
+    catalog: Catalog, settings: Settings, tmp_path: Path, backend: FakeBackend, clock: Clock
 ) -> None:
     _session(catalog, tmp_path, "61")
-    backend = RecordingBackend()
-    first = sync(catalog, settings, lambda c: backend, now=SUBMITTED_AT + 5)
-    second = sync(catalog, settings, lambda c: backend, now=SUBMITTED_AT + 5.5)
+    first = _sync_at(catalog, settings, backend, clock, SUBMITTED_AT + 5)
+    second = _sync_at(catalog, settings, backend, clock, SUBMITTED_AT + 5.5)
     assert (first.queried, second.skipped_by_floor) == (["local"], ["local"])
     assert len(backend.calls) == 1
 
 
 def test_finished_sessions_are_not_asked_about_again(
-    catalog: Catalog, settings: Settings, tmp_path: Path
+    catalog: Catalog, settings: Settings, tmp_path: Path, backend: FakeBackend, clock: Clock
 ) -> None:
     name = _session(catalog, tmp_path, "71")
-    backend = RecordingBackend()
-    backend.accounting["71"] = JobRecord(
-        "71", SessionState.FAILED, "FAILED", exit_code=3, ended_at=SUBMITTED_AT + 3
-    )
-    sync(catalog, settings, lambda c: backend, now=SUBMITTED_AT + 5)
-    sync(catalog, settings, lambda c: backend, now=SUBMITTED_AT + 50)
+    backend.add(FakeJob("71", submitted_at=SUBMITTED_AT))
+    clock.now = SUBMITTED_AT + 3
+    backend.apply("71", Step("FAILED", exit_code=3))
+    _sync_at(catalog, settings, backend, clock, SUBMITTED_AT + 5)
+    _sync_at(catalog, settings, backend, clock, SUBMITTED_AT + 50)
     record = get_session(catalog, name)
     assert (record.state, record.exit_code) == (SessionState.FAILED, 3)
-    assert backend.calls == [("sacct", ["71"])]
+    assert _asked(backend) == [("query", ["71"])]
 
 
 def test_a_running_jobs_growing_elapsed_time_writes_nothing(
-    catalog: Catalog, settings: Settings, tmp_path: Path
+    catalog: Catalog, settings: Settings, tmp_path: Path, backend: FakeBackend, clock: Clock
 ) -> None:
     name = _session(catalog, tmp_path, "81")
-    backend = RecordingBackend()
-    running = JobRecord("81", SessionState.RUNNING, "RUNNING", started_at=SUBMITTED_AT, elapsed_s=4)
-    backend.accounting["81"] = running
-    first = sync(catalog, settings, lambda c: backend, now=SUBMITTED_AT + 5)
-    backend.accounting["81"] = JobRecord(
-        "81", SessionState.RUNNING, "RUNNING", started_at=SUBMITTED_AT, elapsed_s=40
-    )
-    second = sync(catalog, settings, lambda c: backend, now=SUBMITTED_AT + 45)
+    backend.add(FakeJob("81", submitted_at=SUBMITTED_AT))
+    backend.apply("81", Step("RUNNING"))
+    first = _sync_at(catalog, settings, backend, clock, SUBMITTED_AT + 5)
+    second = _sync_at(catalog, settings, backend, clock, SUBMITTED_AT + 45)
     assert (first.state_changes, second.state_changes) == (1, 0)
     assert get_session(catalog, name).updated_at == SUBMITTED_AT + 5
+    assert backend.query(["81"], since=0)[0].elapsed_s == 45.0  # sacct's Elapsed did grow
+
+
+def test_each_sync_asks_sacct_once_and_reads_the_run_directories_in_one_round_trip(
+    catalog: Catalog, settings: Settings, tmp_path: Path, clock: Clock
+) -> None:
+    files = MemoryFiles(clock=clock)
+    backend = FakeBackend(files=files, clock=clock)
+    names = [_session(catalog, tmp_path, job) for job in ("91", "92", "93")]
+    backend.add(*(FakeJob(job, submitted_at=SUBMITTED_AT) for job in ("91", "92", "93")))
+    for job in ("91", "92"):
+        backend.script(job, Step("RUNNING"), Step("RUNNING"), Step("COMPLETED"))
+    backend.script("93", Step("PENDING", reason="Resources"), Step("RUNNING"), Step("FAILED"))
+    run_dirs = [get_session(catalog, name).run_dir for name in names]
+    for run_dir in run_dirs:
+        files.make_dirs(run_dir)
+    states = []
+    for tick in range(3):
+        backend.advance()
+        for run_dir in run_dirs[:2]:
+            files.append(f"{run_dir}/metrics.jsonl", f'{{"step": {tick}, "loss": 1.5}}\n'.encode())
+        files.calls.clear()
+        _sync_at(catalog, settings, backend, clock, SUBMITTED_AT + 10 * (tick + 1))
+        assert files.calls.count("sizes") == 1 and files.calls.count("read_many") == 1
+        states.append([get_session(catalog, name).state for name in names])
+    assert backend.count("query") == 3
+    assert [call.job_ids for call in backend.calls_to("queue")] == [("93",)]  # its reason
+    assert states == [
+        ["RUNNING", "RUNNING", "PENDING"],
+        ["RUNNING", "RUNNING", "RUNNING"],
+        ["COMPLETED", "COMPLETED", "FAILED"],
+    ]
+    first = get_session(catalog, names[0])
+    assert first.id is not None
+    assert [line["step"] for line in metric_lines(catalog, first.id)] == [0, 1, 2]

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, func, select
+from sqlmodel import col
 
+from nsml_hpc.backends.fake import FakeBackend
 from nsml_hpc.catalog import series as series_module
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import CatalogMeta, MetricPoint, SessionRecord
@@ -21,7 +23,7 @@ from nsml_hpc.catalog.summaries import BACKFILL_KEY, metric_names, summaries_of
 from nsml_hpc.catalog.summary_models import MetricBlock, MetricSummary
 from nsml_hpc.clusters.info import cluster_overview
 from nsml_hpc.config.settings import Settings
-from nsml_hpc.errors import NotFoundError
+from nsml_hpc.errors import BackendError, NotFoundError
 from nsml_hpc.experiments.compare import compare_sessions
 from nsml_hpc.sessions.query import (
     SessionQuery,
@@ -33,7 +35,7 @@ from nsml_hpc.sessions.query import (
 )
 from nsml_hpc.sessions.views import JSON_FIELDS, session_rows
 from nsml_hpc.workspace import Workspace
-from tests.tui.conftest import NOW, FakeBackend, build_catalog
+from tests.tui.conftest import NOW, build_catalog
 
 
 @pytest.fixture
@@ -149,7 +151,7 @@ def test_summaries_agree_with_the_points(filled: Catalog) -> None:
     with filled.session() as db:
         low, high, count = db.execute(
             select(func.min(MetricPoint.value), func.max(MetricPoint.value), func.count()).where(
-                MetricPoint.session_id == session_id, MetricPoint.name == "val_loss"
+                col(MetricPoint.session_id) == session_id, col(MetricPoint.name) == "val_loss"
             )
         ).one()
     assert (summary.min_value, summary.max_value, summary.points) == (low, high, count)
@@ -163,7 +165,7 @@ def test_an_old_catalog_gets_its_summaries_filled_once(catalog_url: str, filled:
     with filled.session() as db:
         db.execute(delete(MetricSummary))
         db.execute(delete(MetricBlock))
-        db.execute(delete(CatalogMeta).where(CatalogMeta.key == BACKFILL_KEY))
+        db.execute(delete(CatalogMeta).where(col(CatalogMeta.key) == BACKFILL_KEY))
     reopened = open_catalog(catalog_url)
     try:
         after = {k: vars(v) for k, v in summaries_of(reopened, list(range(1, 10))).items()}
@@ -222,24 +224,17 @@ def test_cluster_overview_asks_once_per_floor_and_keeps_data_when_down(
     settings = Settings(catalog_url=catalog_url, run_root=tmp_path, poll_floor_seconds=5.0)
     workspace = Workspace(settings=settings, catalog=filled)
     backend = FakeBackend(nodes=[NodeGpus("vm", "debug", True, "idle", 0, 8, 4, 0)])
-    calls: list[str] = []
-    original = backend.cluster_gpus
-
-    def counted() -> list[NodeGpus]:
-        calls.append("sinfo")
-        return original()
-
-    backend.cluster_gpus = counted  # type: ignore[method-assign]
-    workspace.use_backend("local", backend)  # type: ignore[arg-type]
+    workspace.use_backend("local", backend)
     first = cluster_overview(workspace, "local", user="alice", now=1000.0)
     assert first.asked and first.partitions[0].gpus_idle == 4 and first.error is None
     second = cluster_overview(workspace, "local", user="alice", now=1002.0)
     assert not second.asked and second.partitions == first.partitions
-    assert calls == ["sinfo"]
-    backend.fail_with = "sinfo failed on local: Unable to contact slurm controller"
+    assert backend.count("cluster_gpus") == 1
+    failure = BackendError("sinfo failed on local: Unable to contact slurm controller")
+    backend.fail("cluster_gpus", error=failure)
     down = cluster_overview(workspace, "local", user="alice", now=1010.0)
     assert down.asked and down.error and "Unable to contact" in down.error
     assert down.fetched_at == 1000.0 and down.partitions == first.partitions
-    backend.fail_with = None
+    backend.recover()
     back = cluster_overview(workspace, "local", user="alice", now=1020.0)
     assert back.error is None and back.fetched_at == 1020.0

@@ -8,36 +8,31 @@ from pathlib import Path
 
 import pytest
 
+from nsml_hpc.backends.fake import FakeBackend
+from nsml_hpc.backends.files import LocalFiles
 from nsml_hpc.config.settings import Settings
 from nsml_hpc.errors import NotFoundError, SpecError
 from nsml_hpc.sessions.query import SessionQuery
 from nsml_hpc.sessions.views import session_detail, session_rows
 from nsml_hpc.sync.run import SyncReport
 from nsml_hpc.workspace import Workspace
-from tests.tui.conftest import NOW, FakeBackend, build_catalog
-
-
-class ClosingBackend(FakeBackend):
-    closed = 0
-
-    def close(self) -> None:
-        self.closed += 1
+from tests.tui.conftest import NOW, build_catalog
 
 
 @pytest.fixture
-def world(catalog_url: str, tmp_path: Path) -> Iterator[tuple[Workspace, ClosingBackend]]:
+def world(catalog_url: str, tmp_path: Path) -> Iterator[tuple[Workspace, FakeBackend]]:
     settings = Settings(catalog_url=catalog_url, run_root=tmp_path / "runs", key_metric=None)
     workspace = Workspace.open(settings)
     build_catalog(workspace.catalog, tmp_path / "runs")
-    backend = ClosingBackend()
-    workspace.use_backend("local", backend)  # type: ignore[arg-type]
+    backend = FakeBackend(files=LocalFiles())  # the run directories are local
+    workspace.use_backend("local", backend)
     with workspace:
         yield workspace, backend
-    assert backend.closed == 1  # leaving the block closed the backend (and the catalog)
+    assert backend.count("close") == 1  # leaving the block closed the backend (and the catalog)
 
 
 def test_listing_and_showing_are_the_views_functions(
-    world: tuple[Workspace, ClosingBackend],
+    world: tuple[Workspace, FakeBackend],
 ) -> None:
     ws, _ = world
     rows = ws.sessions()
@@ -57,7 +52,7 @@ def test_listing_and_showing_are_the_views_functions(
 
 
 def test_metrics_compare_and_ranking_go_by_session_name(
-    world: tuple[Workspace, ClosingBackend],
+    world: tuple[Workspace, FakeBackend],
 ) -> None:
     ws, _ = world
     assert ws.metric_names("mnist/1") == ["train_loss", "val_acc", "val_loss"]
@@ -72,7 +67,7 @@ def test_metrics_compare_and_ranking_go_by_session_name(
 
 
 def test_actions_reach_the_backend_and_the_catalog(
-    world: tuple[Workspace, ClosingBackend],
+    world: tuple[Workspace, FakeBackend],
 ) -> None:
     ws, backend = world
     assert ws.stop("cifar/1") == ["104"] and backend.cancelled == ["104"]

@@ -12,12 +12,14 @@ writes the output to tests/data/, and scancels what it submitted. About 10 secon
 from __future__ import annotations
 
 import getpass
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from nsml_hpc.slurm.sinfo import sinfo_command
+from nsml_hpc.slurm.timefmt import TIME_FORMAT_ENV
 from nsml_hpc.slurm.user_queue import user_queue_command
 
 DATA = Path(__file__).resolve().parent
@@ -30,6 +32,7 @@ def run(argv: list[str]) -> str:
 
 
 def main() -> None:
+    os.environ.update(TIME_FORMAT_ENV)  # what the backends run every Slurm command with
     WORK.mkdir(parents=True, exist_ok=True)
     submitted: list[str] = []
     try:
@@ -48,9 +51,12 @@ def main() -> None:
             )
             submitted.append(out.strip().split(";")[0])
         time.sleep(5)  # two start, the 4-GPU one waits for Resources
-        (DATA / "sinfo_gpus_busy.txt").write_text(run(sinfo_command()), encoding="utf-8")
+        if "--queue-only" not in sys.argv:  # sinfo shows other users' jobs on a shared sandbox
+            (DATA / "sinfo_gpus_busy.txt").write_text(run(sinfo_command()), encoding="utf-8")
         queue = run(user_queue_command(getpass.getuser()))
-        (DATA / "squeue_user_queue.txt").write_text(queue, encoding="utf-8")
+        # Only this script's own jobs: others may share the sandbox's account.
+        mine = [line for line in queue.splitlines() if line.split("|", 1)[0] in submitted]
+        (DATA / "squeue_user_queue.txt").write_text("".join(f"{x}\n" for x in mine), "utf-8")
     finally:
         if submitted:
             subprocess.run(["scancel", *submitted], check=False)

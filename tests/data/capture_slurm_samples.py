@@ -12,13 +12,16 @@ job is left to hit its one-minute time limit.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from nsml_hpc.slurm.sacct import parse_sacct, sacct_command
 from nsml_hpc.slurm.squeue import squeue_command
+from nsml_hpc.slurm.timefmt import TIME_FORMAT_ENV
 
 DATA = Path(__file__).resolve().parent
 WORK = Path("/tmp/nsml-hpc-capture")
@@ -55,7 +58,12 @@ def states(job_ids: list[str], since: float) -> dict[str, str]:
     return {record.job_id: record.slurm_state for record in parse_sacct(done.stdout)}
 
 
-def wait_for(job_ids: list[str], since: float, predicate, timeout: float) -> None:
+def wait_for(
+    job_ids: list[str],
+    since: float,
+    predicate: Callable[[dict[str, str]], bool],
+    timeout: float,
+) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if predicate(states(job_ids, since)):
@@ -65,6 +73,7 @@ def wait_for(job_ids: list[str], since: float, predicate, timeout: float) -> Non
 
 
 def main() -> None:
+    os.environ.update(TIME_FORMAT_ENV)  # what the backends run every Slurm command with
     WORK.mkdir(parents=True, exist_ok=True)
     since = time.time() - 5
     try:
@@ -77,6 +86,11 @@ def main() -> None:
         run(["scancel", cancel_running])
         cancel_pending = sbatch("--job-name=cap-cancel-pend", "--begin=now+1hour", "--wrap", "true")
         run(["scancel", cancel_pending])
+        # Read back what the job got: another partition, a time limit, a node count.
+        small = sbatch(
+            "--job-name=cap-small", "--partition=small", "--time=5", "--nodes=1", "--wrap", "true"
+        )
+        save("sbatch_test_only_ok.txt", run(["sbatch", "--test-only", "--wrap", "true"]).stderr)
 
         gpu_jobs = [
             sbatch(f"--job-name=cap-gpu{n}", "--gres=gpu:2", "--wrap", "sleep 30")
@@ -92,7 +106,15 @@ def main() -> None:
         save("squeue_pending.txt", run(squeue_command(gpu_jobs)).stdout)
         save("sacct_running_pending.txt", run(sacct_command(gpu_jobs, since)).stdout)
 
-        everything = [timeout_job, completed, failed, signalled, cancel_running, cancel_pending]
+        everything = [
+            timeout_job,
+            completed,
+            failed,
+            signalled,
+            cancel_running,
+            cancel_pending,
+            small,
+        ]
         wait_for(
             everything + gpu_jobs,
             since,

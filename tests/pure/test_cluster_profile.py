@@ -116,7 +116,7 @@ def test_jump_host_forms():
 HOSTILE = 'it\'s "quoted" \\ back\tslash, ünïcode'
 
 
-def test_the_profiles_file_round_trips_every_value(tmp_path: Path):
+def test_the_profiles_file_round_trips_every_value(tmp_path: Path) -> None:
     profiles = {
         "a.b": profile_from_dict(
             "a.b",
@@ -137,7 +137,7 @@ def test_the_profiles_file_round_trips_every_value(tmp_path: Path):
     assert '[clusters."a.b"]' in render_profiles(profiles)  # a dotted name stays one name
 
 
-def test_add_refuses_a_duplicate_unless_replacing_and_rm_names_what_exists(tmp_path: Path):
+def test_add_refuses_a_duplicate_unless_replacing_and_rm_names_what_exists(tmp_path: Path) -> None:
     path = tmp_path / "clusters.toml"
     add_profile(profile_from_dict("hpc", SSH), path=path)
     with pytest.raises(ConfigError, match="already exists"):
@@ -159,7 +159,7 @@ def test_add_refuses_a_duplicate_unless_replacing_and_rm_names_what_exists(tmp_p
         ("[clusters.x\n", "cannot read cluster profiles"),
     ],
 )
-def test_a_broken_profiles_file_names_itself(tmp_path: Path, text: str, message: str):
+def test_a_broken_profiles_file_names_itself(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "clusters.toml"
     path.write_text(text)
     with pytest.raises(ConfigError) as error:
@@ -167,7 +167,7 @@ def test_a_broken_profiles_file_names_itself(tmp_path: Path, text: str, message:
     assert message in str(error.value) and str(path) in str(error.value)
 
 
-def test_settings_know_local_without_a_profile_and_name_the_configured_ones(nsml_env: Path):
+def test_settings_know_local_without_a_profile_and_name_the_configured_ones(nsml_env: Path) -> None:
     add_profile(profile_from_dict("hpc", SSH))
     settings = load_settings()
     assert settings.cluster_names() == ["hpc", "local"]
@@ -178,7 +178,7 @@ def test_settings_know_local_without_a_profile_and_name_the_configured_ones(nsml
 
 def test_default_cluster_comes_from_the_environment_or_the_config(
     nsml_env: Path, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     add_profile(profile_from_dict("hpc", SSH))
     assert load_settings().default_cluster == "local"
     (nsml_env / "config.toml").write_text('default_cluster = "hpc"\n')

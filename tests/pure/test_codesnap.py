@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nsml_hpc.code.selection import collect_code, copy_code
+from nsml_hpc.code.selection import CodeManifest, collect_code, copy_code
 from nsml_hpc.errors import SpecError
 
 MiB = 2**20
@@ -72,7 +72,7 @@ def plain_project(no_outer_repo):
     return root
 
 
-def _names(manifest) -> set[str]:
+def _names(manifest: CodeManifest) -> set[str]:
     return {item.relative for item in manifest.files}
 
 

@@ -3,6 +3,8 @@ set or removed, new flags only on request, and keys a command line cannot hold r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from nsml_hpc.errors import SpecError
@@ -10,7 +12,7 @@ from nsml_hpc.job.hparams import parse_hyperparameters
 from nsml_hpc.snapshots.fork import apply_overrides, parse_assignment, parse_changes, split_changes
 
 
-def _apply(args: list[str], sets: list[str] = (), adds: list[str] = ()) -> list[str]:  # type: ignore[assignment]
+def _apply(args: list[str], sets: Sequence[str] = (), adds: Sequence[str] = ()) -> list[str]:
     words, _ = apply_overrides(
         args,
         [parse_assignment("--set", text) for text in sets],

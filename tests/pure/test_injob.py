@@ -66,7 +66,7 @@ def test_imports_of_every_form_are_followed():
     }
 
 
-def test_in_job_code_that_imports_another_subpackage_is_refused(tmp_path: Path):
+def test_in_job_code_that_imports_another_subpackage_is_refused(tmp_path: Path) -> None:
     package = tmp_path / "nsml_hpc"
     (package / "catalog").mkdir(parents=True)
     (package / "job").mkdir()
@@ -109,7 +109,7 @@ sys.exit(3)
 
 
 @pytest.mark.parametrize("python", _interpreters())
-def test_the_copy_runs_a_job_on_a_bare_python(python: str, tmp_path: Path):
+def test_the_copy_runs_a_job_on_a_bare_python(python: str, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     (run_dir / "code").mkdir(parents=True)
     (run_dir / "code" / "train.py").write_text(TRAIN)

@@ -162,7 +162,7 @@ RANK_SCRIPT = """
 import os, nsml_hpc
 s = nsml_hpc.session
 nsml_hpc.report(step=0, loss=1.0 + s.rank)
-nsml_hpc.report(step=0, per_rank=True, loss=1.0 + s.rank)
+nsml_hpc.report_rank(step=0, loss=1.0 + s.rank)
 with nsml_hpc.save(step=0) as folder:
     (folder / "who").write_text(str(s.rank))
 print("rank", s.rank, s.world_size, s.local_rank, s.node_rank, flush=True)

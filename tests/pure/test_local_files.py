@@ -21,7 +21,7 @@ def files() -> LocalFiles:
 
 def test_write_bytes_replaces_atomically_and_keeps_the_usual_mode(
     files: LocalFiles, tmp_path: Path
-):
+) -> None:
     target = tmp_path / "session.json"
     files.write_bytes(str(target), b"old")
     files.write_bytes(str(target), b"new")
@@ -36,14 +36,14 @@ def _umask() -> int:
     return current
 
 
-def test_rename_never_replaces_an_existing_folder(files: LocalFiles, tmp_path: Path):
+def test_rename_never_replaces_an_existing_folder(files: LocalFiles, tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     (tmp_path / "dst").mkdir()  # even an empty one, which os.rename would replace
     with pytest.raises(BackendError, match="already exists"):
         files.rename(str(tmp_path / "src"), str(tmp_path / "dst"))
 
 
-def test_errors_name_the_cluster_the_path_and_the_cause(files: LocalFiles, tmp_path: Path):
+def test_errors_name_the_cluster_the_path_and_the_cause(files: LocalFiles, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(
@@ -54,7 +54,7 @@ def test_errors_name_the_cluster_the_path_and_the_cause(files: LocalFiles, tmp_p
 
 def test_remove_tree_refuses_a_symbolic_link_and_ignores_what_is_gone(
     files: LocalFiles, tmp_path: Path
-):
+) -> None:
     (tmp_path / "real").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "real")
     with pytest.raises(BackendError, match="refusing to delete"):
@@ -63,7 +63,9 @@ def test_remove_tree_refuses_a_symbolic_link_and_ignores_what_is_gone(
     assert (tmp_path / "real").is_dir()
 
 
-def test_only_folders_shaped_like_run_directories_are_removed(files: LocalFiles, tmp_path: Path):
+def test_only_folders_shaped_like_run_directories_are_removed(
+    files: LocalFiles, tmp_path: Path
+) -> None:
     for name in ("3", ".4.tmp-12-ab", "precious"):
         (tmp_path / name).mkdir()
     assert remove_run_dir(files, str(tmp_path / "3"))
@@ -73,7 +75,7 @@ def test_only_folders_shaped_like_run_directories_are_removed(files: LocalFiles,
     assert not looks_like_run_dir("/runs/alice/p/.hidden")
 
 
-def test_sizes_and_reads_of_missing_files_are_not_errors(files: LocalFiles, tmp_path: Path):
+def test_sizes_and_reads_of_missing_files_are_not_errors(files: LocalFiles, tmp_path: Path) -> None:
     (tmp_path / "m").write_bytes(b"one\ntwo\npart")
     paths = [str(tmp_path / "m"), str(tmp_path / "gone")]
     assert files.sizes(paths) == {paths[0]: 12, paths[1]: None}
@@ -84,7 +86,9 @@ def test_sizes_and_reads_of_missing_files_are_not_errors(files: LocalFiles, tmp_
     assert files.read_bytes(paths[1], 10) is None
 
 
-def test_a_local_upload_copies_the_snapshot_and_reports_progress(files: LocalFiles, tmp_path: Path):
+def test_a_local_upload_copies_the_snapshot_and_reports_progress(
+    files: LocalFiles, tmp_path: Path
+) -> None:
     source = tmp_path / "src"
     (source / "pkg").mkdir(parents=True)
     (source / "pkg" / "a.py").write_text("a" * 10)

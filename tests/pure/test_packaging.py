@@ -1,5 +1,6 @@
-"""A plain ``pip install`` of the built wheel (not an editable install) carries the templates
-and the TUI package, and renders a script."""
+"""The wheel is the product: every module under nsml_hpc/ and tui/ and every data file
+(.tcss styles, .j2 templates, py.typed) is in the built wheel, and a plain ``pip install`` of it
+(not an editable install) renders a script. scripts/wheel-e2e.sh runs a whole session from it."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.slow
-def test_built_wheel_installs_into_a_fresh_venv_and_renders(tmp_path: Path) -> None:
-    dist = tmp_path / "dist"
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dist = tmp_path_factory.mktemp("dist")
     subprocess.run(
         [
             sys.executable,
@@ -33,7 +34,39 @@ def test_built_wheel_installs_into_a_fresh_venv_and_renders(tmp_path: Path) -> N
         check=True,
         timeout=300,
     )
-    wheel = next(dist.glob("nsml_hpc-*.whl"))
+    return next(dist.glob("nsml_hpc-*.whl"))
+
+
+def _source_files() -> dict[str, str]:
+    """Where each shipped source file must be in the wheel: nsml_hpc/** as it is, tui/** and
+    sbatch_templates/** inside nsml_hpc/ (``nsml_hpc.tui``, ``nsml_hpc.sbatch_templates``)."""
+    wanted: dict[str, str] = {}
+    for top, inside in (
+        ("nsml_hpc", "nsml_hpc"),
+        ("tui", "nsml_hpc/tui"),
+        ("sbatch_templates", "nsml_hpc/sbatch_templates"),
+    ):
+        for path in sorted((REPO / top).rglob("*")):
+            if "__pycache__" in path.parts or not path.is_file():
+                continue
+            if path.suffix in (".py", ".tcss", ".j2") or path.name == "py.typed":
+                relative = path.relative_to(REPO / top).as_posix()
+                wanted[f"{top}/{relative}"] = f"{inside}/{relative}"
+    return wanted
+
+
+@pytest.mark.slow
+def test_every_module_and_data_file_is_in_the_wheel(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    wanted = _source_files()
+    assert len(wanted) > 150  # the whole tree was found, not an empty glob
+    assert {"nsml_hpc/capture/__init__.py", "nsml_hpc/tui/app.tcss"} <= set(wanted.values())
+    missing = sorted(source for source, shipped in wanted.items() if shipped not in names)
+    assert missing == [], f"missing from the wheel: {missing}"
+
+
+@pytest.mark.slow
+def test_built_wheel_installs_into_a_fresh_venv_and_renders(wheel: Path, tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "nsml_hpc/sbatch_templates/job.sbatch.j2" in names
     assert "nsml_hpc/tui/__init__.py" in names

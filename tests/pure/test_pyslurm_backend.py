@@ -32,7 +32,7 @@ def test_pyslurm_is_used_only_with_the_slurm_release_it_was_built_for(pyslurm, s
     found = version_problem(pyslurm, slurm)
     assert (found is None) == (problem is None)
     if problem:
-        assert problem in found
+        assert found is not None and problem in found
 
 
 def test_a_finished_accounting_job_maps_to_a_record():

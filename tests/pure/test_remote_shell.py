@@ -38,7 +38,7 @@ def _sh(command: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
 
 
 @pytest.mark.parametrize("value", HOSTILE)
-def test_every_word_arrives_unchanged(value: str):
+def test_every_word_arrives_unchanged(value: str) -> None:
     done = _sh(remote_command(["printf", "%s|", value, "second"]))
     assert done.returncode == 0
     assert done.stdout.decode() == f"{value}|second|"
@@ -52,12 +52,12 @@ def test_remote_path_sets_path_for_the_command_only():
 
 
 @pytest.mark.parametrize("value", HOSTILE)
-def test_script_arguments_are_positional_never_pasted(value: str):
+def test_script_arguments_are_positional_never_pasted(value: str) -> None:
     done = _sh(sh_script('printf "%s|" "$1" "$2"', value, "two"))
     assert done.stdout.decode() == f"{value}|two|"
 
 
-def test_listed_files_are_copied_with_their_paths_and_others_are_not(tmp_path: Path):
+def test_listed_files_are_copied_with_their_paths_and_others_are_not(tmp_path: Path) -> None:
     seed = tmp_path / "seed"
     (seed / "pkg").mkdir(parents=True)
     (seed / "pkg" / "a.py").write_text("a")
@@ -70,7 +70,7 @@ def test_listed_files_are_copied_with_their_paths_and_others_are_not(tmp_path: P
     assert copied == ["b.py", "pkg/a.py"]
 
 
-def test_sizes_of_many_files_in_one_command(tmp_path: Path):
+def test_sizes_of_many_files_in_one_command(tmp_path: Path) -> None:
     (tmp_path / "a").write_bytes(b"12345")
     (tmp_path / "b").write_bytes(b"")
     paths = [str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "gone")]
@@ -79,7 +79,7 @@ def test_sizes_of_many_files_in_one_command(tmp_path: Path):
     assert parse_sizes(done.stdout, paths) == {paths[0]: 5, paths[1]: 0, paths[2]: None}
 
 
-def test_many_files_are_read_from_their_offsets_in_one_command(tmp_path: Path):
+def test_many_files_are_read_from_their_offsets_in_one_command(tmp_path: Path) -> None:
     (tmp_path / "m").write_bytes(b"line0\nline1\npart")
     (tmp_path / "e").write_bytes(b"\x00binary\xff")
     requests = [

@@ -20,7 +20,7 @@ import pytest
 
 import nsml_hpc
 from nsml_hpc.errors import SpecError
-from nsml_hpc.job.spec import EnvStep, Preemption, Resources, SessionSpec, validate_spec
+from nsml_hpc.job.spec import EnvKind, EnvStep, Preemption, Resources, SessionSpec, validate_spec
 from nsml_hpc.submit.render import (
     ScriptContext,
     check_cluster_path,
@@ -181,7 +181,7 @@ def test_requeue_off_and_grace_zero_render_no_requeue_and_no_signal():
         Preemption(grace_seconds=-1),
         Preemption(max_requeues=-3),
         Preemption(grace_seconds=70_000),
-        Preemption(grace_seconds=True),  # type: ignore[arg-type]
+        Preemption(grace_seconds=True),
     ],
     ids=ascii,
 )
@@ -223,6 +223,7 @@ HOSTILE = [
     "%j",
     "#x",
 ]
+ENV_KINDS: dict[str, EnvKind] = {"module": "module", "venv": "venv", "conda": "conda"}
 FIELDS = [
     "partition",
     "account",
@@ -251,18 +252,28 @@ def _spec_with(field: str, value: str) -> SessionSpec:
         resources = Resources(gpus=1, sbatch_args=[f"--comment={value}"])
         return SessionSpec(project="mnist", script="train.py", resources=resources)
     if field in ("reservation", "mail_user", "mail_type", "dependency", "gpu_type"):
-        return SessionSpec(
-            project="mnist", script="train.py", resources=Resources(gpus=1, **{field: value})
-        )
+        new = {
+            "reservation": Resources(gpus=1, reservation=value),
+            "mail_user": Resources(gpus=1, mail_user=value),
+            "mail_type": Resources(gpus=1, mail_type=value),
+            "dependency": Resources(gpus=1, dependency=value),
+            "gpu_type": Resources(gpus=1, gpu_type=value),
+        }[field]
+        return SessionSpec(project="mnist", script="train.py", resources=new)
     if field in ("partition", "account", "qos", "constraint"):
-        return SessionSpec(
-            project="mnist", script="train.py", resources=Resources(gpus=1, **{field: value})
-        )
+        resources = {
+            "partition": Resources(gpus=1, partition=value),
+            "account": Resources(gpus=1, account=value),
+            "qos": Resources(gpus=1, qos=value),
+            "constraint": Resources(gpus=1, constraint=value),
+        }[field]
+        return SessionSpec(project="mnist", script="train.py", resources=resources)
     if field == "project":
         return SessionSpec(project=value, script="train.py")
     if field == "memo":
         return SessionSpec(project="mnist", script="train.py", memo=value)
-    return SessionSpec(project=base.project, script="train.py", environment=[EnvStep(field, value)])
+    kind = ENV_KINDS[field]
+    return SessionSpec(project=base.project, script="train.py", environment=[EnvStep(kind, value)])
 
 
 def _directive_lines(script: str) -> list[str]:

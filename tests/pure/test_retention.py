@@ -27,8 +27,11 @@ NOW = 1_000_000.0
 PROJECTS = ["a", "b"]
 
 
+World = tuple[list[SnapshotFacts], list[SessionFacts], Policies]
+
+
 @st.composite
-def worlds(draw: st.DrawFn) -> tuple[list[SnapshotFacts], list[SessionFacts], Policies]:
+def worlds(draw: st.DrawFn) -> World:
     sessions = []
     for index in range(draw(st.integers(1, 4))):
         live = draw(st.booleans())
@@ -96,20 +99,20 @@ def _kept_by_counts(snap: SnapshotFacts, snaps: list[SnapshotFacts], policy: Pol
     )
     keep = policy.keep_last or 0
     newest = {s.id for s in by_recency[max(0, len(by_recency) - keep) :]} if keep else set()
-    scored = [s for s in ranked if s.metrics.get("val_loss") is not None]
+    scored = [(s, value) for s in ranked if (value := s.metrics.get("val_loss")) is not None]
     sign = 1 if policy.maximize else -1
     best_order = sorted(
         scored,
-        key=lambda s: (
-            sign * s.metrics["val_loss"],  # type: ignore[operator]
-            s.created,
-            s.step if s.step is not None else -1,
-            s.tag,
-            s.id,
+        key=lambda pair: (
+            sign * pair[1],
+            pair[0].created,
+            pair[0].step if pair[0].step is not None else -1,
+            pair[0].tag,
+            pair[0].id,
         ),
         reverse=True,
     )
-    best = {s.id for s in best_order[: policy.keep_best or 0]} if policy.best_metric else set()
+    best = {s.id for s, _ in best_order[: policy.keep_best or 0]} if policy.best_metric else set()
     return snap.id in newest or snap.id in best
 
 
@@ -119,7 +122,7 @@ def _policy_for(policies: Policies, project: str) -> Policy:
 
 @settings(max_examples=400, deadline=None)
 @given(worlds())
-def test_protected_snapshots_are_never_deleted(world) -> None:
+def test_protected_snapshots_are_never_deleted(world: World) -> None:
     snapshots, sessions, policies = world
     by_session = {s.id: [x for x in snapshots if x.session_id == s.id] for s in sessions}
     result = plan(snapshots, sessions, policies, NOW)
@@ -133,7 +136,7 @@ def test_protected_snapshots_are_never_deleted(world) -> None:
 
 @settings(max_examples=400, deadline=None)
 @given(worlds())
-def test_without_budgets_the_rest_follow_the_policy_exactly(world) -> None:
+def test_without_budgets_the_rest_follow_the_policy_exactly(world: World) -> None:
     snapshots, sessions, policies = world
     policies = Policies(
         default=Policy(**{**policies.default.__dict__, "disk_budget_bytes": None}),
@@ -167,7 +170,7 @@ def test_without_budgets_the_rest_follow_the_policy_exactly(world) -> None:
 
 @settings(max_examples=400, deadline=None)
 @given(worlds())
-def test_budgets_are_met_with_the_fewest_oldest_unprotected_deletions(world) -> None:
+def test_budgets_are_met_with_the_fewest_oldest_unprotected_deletions(world: World) -> None:
     snapshots, sessions, policies = world
     without = Policies(
         default=Policy(**{**policies.default.__dict__, "disk_budget_bytes": None}),

@@ -36,14 +36,16 @@ def _spec(launch: str = "plain", **resources: object) -> SessionSpec:
         ("nvidia_h100-80gb:8", ("nvidia_h100-80gb", 8)),
     ],
 )
-def test_gpus_take_a_count_or_a_type_and_a_count(text: str, expected: tuple[str | None, int]):
+def test_gpus_take_a_count_or_a_type_and_a_count(
+    text: str, expected: tuple[str | None, int]
+) -> None:
     assert parse_gpus("--gpus", text) == expected
 
 
 @pytest.mark.parametrize(
     "text", ["two", "a100:", ":2", "a100:0", "a 100:2", "a100:2:3", "-1", "1.5"]
 )
-def test_bad_gpu_requests_are_one_spec_error(text: str):
+def test_bad_gpu_requests_are_one_spec_error(text: str) -> None:
     with pytest.raises(SpecError, match="--gpus"):
         parse_gpus("--gpus", text)
 
@@ -52,7 +54,7 @@ def test_bad_gpu_requests_are_one_spec_error(text: str):
     "text",
     ["afterok:12", "afterok:12:13,afterany:4", "after:5+10?afterok:6", "singleton", "afterok:7_3"],
 )
-def test_slurm_dependency_grammar_is_accepted(text: str):
+def test_slurm_dependency_grammar_is_accepted(text: str) -> None:
     assert validate_dependency(text) == text
 
 
@@ -68,12 +70,12 @@ def test_slurm_dependency_grammar_is_accepted(text: str):
         "",
     ],
 )
-def test_other_dependencies_are_refused(text: str):
+def test_other_dependencies_are_refused(text: str) -> None:
     with pytest.raises(SpecError, match="--dependency"):
         validate_dependency(text)
 
 
-def test_mail_types_are_slurms_list_upper_cased():
+def test_mail_types_are_slurms_list_upper_cased() -> None:
     assert validate_mail_type("end,fail") == "END,FAIL"
     with pytest.raises(SpecError, match="valid: NONE, BEGIN"):
         validate_mail_type("END,SOMETIMES")
@@ -94,12 +96,12 @@ def test_mail_types_are_slurms_list_upper_cased():
     ],
     ids=lambda value: value if isinstance(value, str) else "",
 )
-def test_inconsistent_requests_are_refused(spec: SessionSpec, message: str):
+def test_inconsistent_requests_are_refused(spec: SessionSpec, message: str) -> None:
     with pytest.raises(SpecError, match=message):
         validate_spec(spec)
 
 
-def test_ranks_per_node_follow_the_launch_mode():
+def test_ranks_per_node_follow_the_launch_mode() -> None:
     assert ranks_per_node(Resources(gpus=4, nodes=2), "srun") == 1
     assert ranks_per_node(Resources(gpus=4, nodes=2, ntasks_per_node=3), "srun") == 3
     assert ranks_per_node(Resources(gpus=4, nodes=2), "srun-per-gpu") == 4
@@ -107,7 +109,7 @@ def test_ranks_per_node_follow_the_launch_mode():
     assert ranks_per_node(Resources(nodes=2), "torchrun") == 1
 
 
-def test_new_fields_survive_session_json_and_old_documents_still_load():
+def test_new_fields_survive_session_json_and_old_documents_still_load() -> None:
     spec = _spec(
         "torchrun", gpus=2, gpu_type="a100", nodes=2, exclusive=True, sbatch_args=["--nice=5"]
     )
@@ -131,7 +133,7 @@ def test_new_fields_survive_session_json_and_old_documents_still_load():
         "--exclusive-x=1",
     ],
 )
-def test_options_we_do_not_model_pass_through(text: str):
+def test_options_we_do_not_model_pass_through(text: str) -> None:
     assert validate_sbatch_arg(text) == text
 
 
@@ -154,7 +156,7 @@ def test_options_we_do_not_model_pass_through(text: str):
     ],
     ids=ascii,
 )
-def test_unsafe_or_malformed_values_are_refused(text: str, message: str):
+def test_unsafe_or_malformed_values_are_refused(text: str, message: str) -> None:
     with pytest.raises(SpecError, match=message):
         validate_sbatch_arg(text)
 
@@ -180,39 +182,41 @@ def test_unsafe_or_malformed_values_are_refused(text: str, message: str):
         ("--clusters=other", "choose the cluster with --cluster"),
     ],
 )
-def test_options_we_model_or_set_are_refused_with_a_pointer(text: str, pointer: str):
+def test_options_we_model_or_set_are_refused_with_a_pointer(text: str, pointer: str) -> None:
     with pytest.raises(SpecError, match="--sbatch-arg") as caught:
         validate_sbatch_arg(text)
     assert pointer in str(caught.value)
     assert "\n" not in str(caught.value)
 
 
-def test_an_ambiguous_abbreviation_is_refused():
+def test_an_ambiguous_abbreviation_is_refused() -> None:
     with pytest.raises(SpecError, match="ambiguous"):
         validate_sbatch_arg("--mem-per=1G")  # --mem-per-cpu or --mem-per-gpu
 
 
-def test_task_layout_options_are_refused_in_launch_modes_that_lay_out_tasks():
+def test_task_layout_options_are_refused_in_launch_modes_that_lay_out_tasks() -> None:
     assert validate_sbatch_arg("--ntasks=4") == "--ntasks=4"
     with pytest.raises(SpecError, match="--launch srun lays out the tasks itself"):
         validate_sbatch_arg("--ntasks=4", launch="srun")
 
 
-def test_an_option_given_twice_or_with_mem_is_refused():
+def test_an_option_given_twice_or_with_mem_is_refused() -> None:
     with pytest.raises(SpecError, match="given twice"):
         validate_spec(_spec(sbatch_args=["--comment=a", "--comment=b"]))
     with pytest.raises(SpecError, match="either --mem or"):
         validate_spec(_spec(mem="4G", sbatch_args=["--mem-per-cpu=1G"]))
 
 
-def test_option_names_resolve_like_sbatch_does():
+def test_option_names_resolve_like_sbatch_does() -> None:
     assert split_option("--nice=5") == ("nice", "5")
     assert split_option("--no-kill") == ("no-kill", None)
     assert option_name("--hin=nomultithread") == "hint"
     assert option_name("--brand-new-option=1") == "brand-new-option"
 
 
-def test_the_command_line_takes_an_sbatch_option_after_a_space_but_leaves_script_args_alone():
+def test_the_command_line_takes_an_sbatch_option_after_a_space_but_leaves_script_args_alone() -> (
+    None
+):
     from nsml_hpc.cli import build_parser
 
     args = build_parser().parse_args(
@@ -233,7 +237,7 @@ def test_the_command_line_takes_an_sbatch_option_after_a_space_but_leaves_script
     assert args.script_args == ["--sbatch-arg", "--lr=1"]
 
 
-def test_a_fork_keeps_the_launch_and_nodes_but_not_what_its_parent_waited_for():
+def test_a_fork_keeps_the_launch_and_nodes_but_not_what_its_parent_waited_for() -> None:
     from nsml_hpc.snapshots.fork import ForkRequest, _child_spec
 
     parent = _spec("srun", nodes=2, gpus=2, dependency="afterok:5")

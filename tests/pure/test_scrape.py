@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import pytest
 
 from nsml_hpc.runfiles import scrape
-from nsml_hpc.runfiles.scrape import parse_event_lines, parse_metric_lines, read_new_lines
+from nsml_hpc.runfiles.scrape import (
+    MetricBatch,
+    parse_event_lines,
+    parse_metric_lines,
+    read_new_lines,
+)
 
 POINT_KEYS = ("session_id", "line", "step", "time", "name", "value")
 
 
-def rows(batch) -> list[dict]:
+def rows(batch: MetricBatch) -> list[dict[str, Any]]:
     """The batch's points as dicts, whether the module stores them as dicts or as tuples."""
     columns = getattr(scrape, "POINT_COLUMNS", POINT_KEYS)
     return [p if isinstance(p, dict) else dict(zip(columns, p, strict=True)) for p in batch.points]

@@ -48,10 +48,11 @@ def test_pending_task_ranges_expand_to_one_id_per_task() -> None:
 
 
 def test_sacct_line_for_pending_array_tasks_becomes_one_record_per_task() -> None:
-    # Shape captured from the sandbox (facts file: `8_[2-9%2] PENDING (JobArrayTaskLimit)`).
+    # Shape captured from the sandbox (facts file: `8_[2-9%2] PENDING (JobArrayTaskLimit)`),
+    # in the epoch form every sacct call uses (SLURM_TIME_FORMAT=%s).
     line = (
-        "8_[2-4%2]|8|PENDING|0:0|JobArrayTaskLimit|2026-11-27T09:40:01|Unknown|Unknown|"
-        "00:00:00||None assigned"
+        "8_[2-4%2]|8|PENDING|0:0|JobArrayTaskLimit|1796109362|Unknown|Unknown|"
+        "00:00:00||None assigned|debug|root|normal|UNLIMITED|1|billing=1,cpu=1,node=1"
     )
     records = parse_sacct(line + "\n")
     assert [record.job_id for record in records] == ["8_2", "8_3", "8_4"]

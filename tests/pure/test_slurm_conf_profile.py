@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from nsml_hpc.backends.base import CommandResult
 from nsml_hpc.backends.cli import CliBackend
 from nsml_hpc.backends.registry import make_backend
-from nsml_hpc.backends.remote_shell import remote_command
-from nsml_hpc.backends.runner import LocalRunner
+from nsml_hpc.backends.remote_shell import EnvChanges, remote_command
+from nsml_hpc.backends.sbatch_env import variables_to_remove
 from nsml_hpc.config.cluster_profiles import profile_from_dict
 from nsml_hpc.config.clusters_file import load_profiles, render_profiles
 from nsml_hpc.errors import ConfigError
@@ -22,33 +23,49 @@ from nsml_hpc.submit.create import apply_profile_defaults
 DUO_CONF = "/etc/slurm-duo/slurm.conf"
 
 
+class RecordingRunner:
+    """Records the environment changes of every command; answers like an empty sinfo."""
+
+    def __init__(self) -> None:
+        self.envs: list[dict[str, str | None]] = []
+
+    def run(
+        self, argv: list[str], *, timeout: float, env: EnvChanges | None = None
+    ) -> CommandResult:
+        self.envs.append(dict(env or {}))
+        return CommandResult(argv, 0, "", "")
+
+
 def test_a_local_profile_with_slurm_conf_runs_every_command_with_it() -> None:
     profile = profile_from_dict("duo", {"backend": "local", "slurm_conf": DUO_CONF})
     backend = make_backend(profile)
     assert isinstance(backend, CliBackend)
-    result = backend.runner.run(
-        [sys.executable, "-c", "import os; print(os.environ['SLURM_CONF'])"], timeout=30
-    )
-    assert result.stdout.strip() == DUO_CONF
+    recorder = RecordingRunner()
+    backend.runner = recorder
+    backend.partitions()
+    backend.queue(["1"])
+    backend.cancel(["1"])
+    assert [env.get("SLURM_CONF") for env in recorder.envs] == [DUO_CONF] * 3
     assert profile.target_text() == f"this machine SLURM_CONF={DUO_CONF}"
 
 
-def test_without_slurm_conf_the_environment_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_slurm_conf_reaches_the_command_in_a_real_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("SLURM_CONF", "/etc/slurm/slurm.conf")
-    result = LocalRunner().run(
-        [sys.executable, "-c", "import os; print(os.environ.get('SLURM_CONF'))"], timeout=30
-    )
-    assert result.stdout.strip() == "/etc/slurm/slurm.conf"
+    backend = CliBackend("duo", slurm_conf=DUO_CONF)
+    script = "import os; print(os.environ['SLURM_CONF'])"
+    assert backend._run([sys.executable, "-c", script], 30).stdout.strip() == DUO_CONF
+    plain = CliBackend("local")
+    assert plain._run([sys.executable, "-c", script], 30).stdout.strip() == "/etc/slurm/slurm.conf"
 
 
-def test_a_remote_command_sets_path_and_slurm_conf_quoted() -> None:
-    assert remote_command(["sbatch", "--parsable", "/r/job.sbatch"], None, DUO_CONF) == (
-        f"env SLURM_CONF={DUO_CONF} sbatch --parsable /r/job.sbatch"
+def test_a_profile_without_slurm_conf_sets_none() -> None:
+    backend = make_backend(profile_from_dict("nsml", {"backend": "local"}))
+    assert isinstance(backend, CliBackend) and backend.slurm_env == {}
+    assert remote_command(["squeue"], None, {"SLURM_CONF": DUO_CONF}) == (
+        f"env SLURM_CONF={DUO_CONF} squeue"
     )
-    assert remote_command(["squeue"], "/opt/slurm/bin", DUO_CONF) == (
-        f"env PATH=/opt/slurm/bin SLURM_CONF={DUO_CONF} squeue"
-    )
-    assert remote_command(["squeue"]) == "squeue"
 
 
 @pytest.mark.parametrize(
@@ -122,3 +139,14 @@ def test_profile_defaults_fill_what_the_command_line_left_open() -> None:
     assert res.reservation == "maint"
     assert res.mail_user == "me@example.org"
     assert res.sbatch_args == ["--comment=lab", "--nice=1"]  # the command line's --nice wins
+
+
+def test_sbatch_variables_cannot_override_the_new_directives() -> None:
+    script = (
+        "#!/bin/bash\n#SBATCH --exclusive\n#SBATCH --reservation=maint\n"
+        "#SBATCH --hint=nomultithread\n#SBATCH --gres=gpu:2\nexec true\n"
+    )
+    removed = set(variables_to_remove(script))
+    assert {"SBATCH_EXCLUSIVE", "SBATCH_RESERVATION", "SBATCH_HINT", "SBATCH_GPUS_PER_NODE"} <= (
+        removed
+    )

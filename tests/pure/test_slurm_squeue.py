@@ -30,37 +30,38 @@ def test_command_asks_once_for_all_jobs_in_every_state():
 
 
 def test_pending_job_reports_its_reason(pending):
-    job = pending["22"]
+    job = pending["159"]
     assert job.state is SessionState.PENDING
     assert job.reason == "Resources"
     assert job.node_list is None
 
 
 def test_running_jobs_report_their_node_and_no_reason(pending):
-    for job_id in ("20", "21"):
+    for job_id in ("157", "158"):
         assert pending[job_id].state is SessionState.RUNNING
         assert pending[job_id].node_list == "vm"
         assert pending[job_id].reason is None
 
 
 def test_requested_gpus_are_read_from_gres(pending):
-    assert {job_id: r.gpus for job_id, r in pending.items()} == {"20": 2, "21": 2, "22": 2}
+    assert {job_id: r.gpus for job_id, r in pending.items()} == {"157": 2, "158": 2, "159": 2}
 
 
 def test_squeue_leaves_accounting_fields_to_sacct(pending):
-    job = pending["20"]
+    job = pending["157"]
     assert job.exit_code is None
     assert job.submitted_at is None
     assert job.elapsed_s is None
 
 
 def test_recently_finished_jobs_show_their_final_state_and_reason(finished):
-    assert finished["14"].state is SessionState.TIMEOUT
-    assert finished["14"].reason == "TimeLimit"
-    assert finished["16"].state is SessionState.FAILED
-    assert finished["16"].reason == "NonZeroExitCode"
-    assert finished["18"].state is SessionState.CANCELLED
-    assert finished["15"].gpus is None  # %b prints N/A without a GPU request
+    # jobs of tests/data/capture_slurm_samples.py (tests/data/README.md)
+    assert finished["148"].state is SessionState.TIMEOUT
+    assert finished["148"].reason == "TimeLimit"
+    assert finished["150"].state is SessionState.FAILED
+    assert finished["150"].reason == "NonZeroExitCode"
+    assert finished["152"].state is SessionState.CANCELLED
+    assert finished["149"].gpus is None  # %b prints N/A without a GPU request
 
 
 @pytest.mark.parametrize(

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from datetime import datetime
 
 import pytest
 
 from nsml_hpc.job.duration import parse_duration
 from nsml_hpc.slurm.sacct import SACCT_FIELDS
-from nsml_hpc.slurm.timefmt import format_duration, parse_timestamp
+from nsml_hpc.slurm.timefmt import format_duration, parse_timestamp, relative_start
 from nsml_hpc.slurm.user_queue import QUEUE_FIELDS
 
 
@@ -51,17 +51,23 @@ def test_fractions_can_be_refused_as_slurm_refuses_them_in_time():
     assert parse_duration("01:30", fractions=False) == 90.0
 
 
-def test_every_captured_elapsed_time_and_time_limit_reads(data_text: Callable[[str], str]):
+def test_every_captured_elapsed_time_and_time_limit_reads(data_text: Callable[[str], str]) -> None:
     elapsed = SACCT_FIELDS.index("Elapsed")
     seen = []
     for name in ("sacct_mixed.txt", "sacct_running_pending.txt"):
         for line in data_text(name).splitlines():
             seen.append(parse_duration(line.split("|")[elapsed]))
-    assert 71.0 in seen and all(value is not None for value in seen)
+    assert 60.0 in seen and all(value is not None for value in seen)  # the TIMEOUT job's
+    limit_column = SACCT_FIELDS.index("Timelimit")
+    limits = {
+        parse_duration(line.split("|")[limit_column])
+        for line in data_text("sacct_mixed.txt").splitlines()
+    }
+    assert limits == {60.0, 300.0, 365 * 86400.0, None}  # None: UNLIMITED, Partition_Limit
     used, limit = QUEUE_FIELDS.index("%M"), QUEUE_FIELDS.index("%l")
     rows = [line.split("|") for line in data_text("squeue_user_queue.txt").splitlines()]
     assert {parse_duration(row[used]) for row in rows} <= {0.0, 3.0}
-    assert [parse_duration(row[limit]) for row in rows][:3] == [365 * 86400.0, 365 * 86400.0, None]
+    assert [parse_duration(row[limit]) for row in rows] == [None, None, None]  # UNLIMITED
 
 
 @pytest.mark.parametrize(
@@ -91,11 +97,32 @@ def test_printed_duration_reads_back_to_the_same_seconds(text):
     assert format_duration(parse_duration(text)) == text
 
 
-def test_timestamp_is_read_as_local_time():
-    expected = datetime(2026, 11, 27, 11, 25, 14).timestamp()
-    assert parse_timestamp("2026-11-27T11:25:14") == expected
+def test_timestamp_is_epoch_seconds_whatever_the_zone(monkeypatch):
+    for zone in ("Asia/Seoul", "America/Los_Angeles", "UTC"):
+        monkeypatch.setenv("TZ", zone)
+        time.tzset()
+        assert parse_timestamp("1796109362") == 1796109362.0
+    time.tzset()
 
 
-@pytest.mark.parametrize("text", ["", "Unknown", "None", "N/A", "  Unknown "])
+@pytest.mark.parametrize("text", ["2026-11-27T11:25:14", "11:25:14", "-5", "1e9"])
+def test_a_time_of_day_is_refused_because_its_zone_is_unknown(text):
+    with pytest.raises(ValueError, match="not epoch seconds"):
+        parse_timestamp(text)
+
+
+@pytest.mark.parametrize(
+    ("since", "now", "text"),
+    [
+        (100.0, 700.0, "now-600seconds"),
+        (100.0, 700.2, "now-601seconds"),
+        (800.0, 700.0, "now-0seconds"),
+    ],
+)
+def test_start_times_are_relative_to_the_clusters_clock(since, now, text):
+    assert relative_start(since, now) == text
+
+
+@pytest.mark.parametrize("text", ["", "Unknown", "None", "N/A", "  Unknown ", "0"])
 def test_missing_timestamps_are_none(text):
     assert parse_timestamp(text) is None

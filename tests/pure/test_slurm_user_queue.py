@@ -24,12 +24,12 @@ def test_a_strange_user_name_is_refused(user: str) -> None:
 
 def test_captured_queue_has_running_and_pending_jobs(data_text: Callable[[str], str]) -> None:
     jobs = {job.job_id: job for job in parse_user_queue(data_text("squeue_user_queue.txt"))}
-    assert jobs["241"].state == "RUNNING"
-    assert (jobs["241"].gpus, jobs["241"].where, jobs["241"].reason) == (1, "vm", None)
-    assert jobs["242"].name == "cap|pipe"  # a '|' in the job name survives
-    assert (jobs["243"].state, jobs["243"].reason, jobs["243"].gpus) == ("PENDING", "Resources", 4)
-    assert jobs["243"].start_at is not None and jobs["243"].submitted_at is not None
-    assert jobs["243"].time_limit == "UNLIMITED"
+    assert jobs["242"].state == "RUNNING"
+    assert (jobs["242"].gpus, jobs["242"].where, jobs["242"].reason) == (1, "vm", None)
+    assert jobs["243"].name == "cap|pipe"  # a '|' in the job name survives
+    assert (jobs["244"].state, jobs["244"].reason, jobs["244"].gpus) == ("PENDING", "Resources", 4)
+    assert jobs["244"].start_at is not None and jobs["244"].submitted_at is not None
+    assert jobs["244"].time_limit == "UNLIMITED"
 
 
 def test_short_lines_are_skipped() -> None:

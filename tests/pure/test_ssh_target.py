@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import paramiko
 import pytest
 
 from nsml_hpc.backends.ssh_target import load_ssh_config, resolve_target
-from nsml_hpc.config.cluster_profiles import profile_from_dict
+from nsml_hpc.config.cluster_profiles import ClusterProfile, profile_from_dict
 from nsml_hpc.errors import ConfigError
 
 CONFIG = """
@@ -39,18 +41,20 @@ Host loop-b
 
 
 @pytest.fixture
-def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> paramiko.SSHConfig:
     monkeypatch.setenv("HOME", str(tmp_path))
     path = tmp_path / "ssh_config"
     path.write_text(CONFIG)
     return load_ssh_config(path)
 
 
-def _profile(**values):
+def _profile(**values: Any) -> ClusterProfile:
     return profile_from_dict("c", {"backend": "ssh", **values})
 
 
-def test_ssh_config_fills_everything_the_profile_leaves_out(config, tmp_path: Path):
+def test_ssh_config_fills_everything_the_profile_leaves_out(
+    config: paramiko.SSHConfig, tmp_path: Path
+) -> None:
     target = resolve_target(_profile(host="hpc"), config=config, local_user="laptopuser")
     end = target.endpoint
     assert (end.hostname, end.port, end.user) == ("login.hpc.example.org", 2200, "me")
@@ -71,7 +75,9 @@ def test_ssh_config_fills_everything_the_profile_leaves_out(config, tmp_path: Pa
     assert jump.known_hosts_name == "gateway.example.org"
 
 
-def test_what_the_profile_says_wins_over_ssh_config(config, tmp_path: Path):
+def test_what_the_profile_says_wins_over_ssh_config(
+    config: paramiko.SSHConfig, tmp_path: Path
+) -> None:
     target = resolve_target(
         _profile(
             host="hpc",
@@ -90,7 +96,9 @@ def test_what_the_profile_says_wins_over_ssh_config(config, tmp_path: Path):
     assert [(j.hostname, j.user, j.port) for j in target.jumps] == [("bastion", "direct", 2022)]
 
 
-def test_a_host_unknown_to_ssh_config_gets_the_defaults(config, tmp_path: Path):
+def test_a_host_unknown_to_ssh_config_gets_the_defaults(
+    config: paramiko.SSHConfig, tmp_path: Path
+) -> None:
     target = resolve_target(_profile(host="other.example.org"), config=config, local_user="u")
     end = target.endpoint
     assert (end.hostname, end.port, end.user, end.identity_files) == (
@@ -103,24 +111,26 @@ def test_a_host_unknown_to_ssh_config_gets_the_defaults(config, tmp_path: Path):
     assert target.jumps == ()
 
 
-def test_proxycommand_is_expanded_and_dropped_when_jumping(config):
+def test_proxycommand_is_expanded_and_dropped_when_jumping(config: paramiko.SSHConfig) -> None:
     target = resolve_target(_profile(host="proxied"), config=config, local_user="u")
     assert target.endpoint.proxy_command == "nc -X connect -x proxy:3128 10.0.0.7 22"
     jumped = resolve_target(_profile(host="proxied", jump_host="gw"), config=config, local_user="u")
     assert jumped.endpoint.proxy_command is None  # ProxyJump wins, as in ssh
 
 
-def test_a_jump_host_with_its_own_proxyjump_is_reached_through_it(config):
+def test_a_jump_host_with_its_own_proxyjump_is_reached_through_it(
+    config: paramiko.SSHConfig,
+) -> None:
     target = resolve_target(_profile(host="deep"), config=config, local_user="u")
     assert [hop.alias for hop in target.jumps] == ["gw", "hpc"]
 
 
-def test_a_proxyjump_loop_is_refused(config):
+def test_a_proxyjump_loop_is_refused(config: paramiko.SSHConfig) -> None:
     with pytest.raises(ConfigError, match="loop"):
         resolve_target(_profile(host="loop-a"), config=config, local_user="u")
 
 
-def test_no_ssh_config_file_is_fine(tmp_path: Path):
+def test_no_ssh_config_file_is_fine(tmp_path: Path) -> None:
     config = load_ssh_config(tmp_path / "missing")
     target = resolve_target(_profile(host="h"), config=config, local_user="u")
     assert target.endpoint.text() == "u@h:22"

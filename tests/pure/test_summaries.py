@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from nsml_hpc.catalog.summaries import BLOCK_LINES, Summary, summarize_points
+from nsml_hpc.runfiles.scrape import MetricPointRow
 
 
-def _points(values: list[float | None], name: str = "loss", first_line: int = 0):
+def _points(
+    values: Sequence[float | None], name: str = "loss", first_line: int = 0
+) -> list[MetricPointRow]:
     return [(1, first_line + i, first_line + i, None, name, v) for i, v in enumerate(values)]
 
 

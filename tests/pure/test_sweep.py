@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -68,7 +69,7 @@ def test_random_draws_combine_with_a_grid() -> None:
         (lambda: expand([]), "at least one"),
     ],
 )
-def test_bad_sweep_specs_are_one_clear_error(build, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_sweep_specs_are_one_clear_error(build: Callable[[], object], message: str) -> None:
     with pytest.raises(SpecError, match=message):
         build()
 

@@ -72,7 +72,8 @@ def test_the_new_manifest_records_kept_files_as_they_are_and_sent_files_as_sent(
 
 
 def test_a_malformed_manifest_reads_as_empty_so_everything_is_sent():
-    for data in (None, [], {"version": 2}, {"version": 1, "files": []}, "x"):
+    malformed: tuple[object, ...] = (None, [], {"version": 2}, {"version": 1, "files": []}, "x")
+    for data in malformed:
         assert parse_manifest(data) == {}
     partly = {
         "version": 1,
@@ -81,7 +82,7 @@ def test_a_malformed_manifest_reads_as_empty_so_everything_is_sent():
     assert list(parse_manifest(partly)) == ["ok"]
 
 
-def test_local_files_are_hashed_as_they_are_now(tmp_path: Path):
+def test_local_files_are_hashed_as_they_are_now(tmp_path: Path) -> None:
     (tmp_path / "a.py").write_text("print(1)\n")
     (tmp_path / "tool").write_text("#!/bin/sh\n")
     (tmp_path / "tool").chmod(0o750)

@@ -16,7 +16,7 @@ import itertools
 import json
 import posixpath
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -192,7 +192,7 @@ def test_metrics_are_scraped_from_the_stored_offset_and_match_the_file(
     reads: list[tuple[str, int, int]] = []
     original = files.read_many
 
-    def logged(requests: list[tuple[str, int, int]]) -> list[bytes]:
+    def logged(requests: Sequence[tuple[str, int, int]]) -> list[bytes]:
         chunks = original(requests)
         for (path, offset, _), raw in zip(requests, chunks, strict=True):
             reads.append((path, offset, complete_lines(raw, offset)[1]))
@@ -273,7 +273,8 @@ def test_run_directory_files_read_list_copy_and_delete_through_every_backend(
     files.write_files(folder, {"a.txt": b"alpha\n", "sub/b.bin": b"\0" * 10})
     info = files.stat(posixpath.join(folder, "a.txt"))
     assert info is not None and (info.size, info.is_dir) == (6, False)
-    assert files.stat(folder) is not None and files.stat(folder).is_dir  # type: ignore[union-attr]
+    folder_info = files.stat(folder)
+    assert folder_info is not None and folder_info.is_dir
     assert files.stat(posixpath.join(folder, "gone")) is None
     entries = files.list_dir(folder)
     assert entries is not None
@@ -360,7 +361,8 @@ def test_capture_snapshots_and_forks_work_on_every_backend(
     losses = sorted(
         (p.step, p.value) for p in metric_rows(ws.catalog, record.id) if p.name == "train_loss"
     )
-    assert losses == [(step, pytest.approx(1.0 / (step + 1))) for step in range(3)]
+    assert [step for step, _ in losses] == list(range(3))
+    assert [value for _, value in losses] == pytest.approx([1.0 / (step + 1) for step in range(3)])
     tags = [row.tag for row in list_models(ws, parent.name).snapshots]
     assert tags == ["step-0", "step-1"]
     pulled = pull_model(ws, parent.name, "step-1", tmp_path / "pulled")

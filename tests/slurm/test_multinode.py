@@ -174,7 +174,7 @@ RENDEZVOUS = """
     }
     (s.run_dir / f"rank-{s.rank}.json").write_text(json.dumps(result))
     nsml_hpc.report(step=0, value=100 + s.rank)
-    nsml_hpc.report(step=0, per_rank=True, value=s.rank)
+    nsml_hpc.report_rank(step=0, value=s.rank)
     with nsml_hpc.save(step=0) as folder:
         (folder / "who").write_text(str(s.rank))
     hold = s.run_dir / "release"

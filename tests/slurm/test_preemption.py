@@ -188,7 +188,7 @@ def test_preempted_session_checkpoints_requeues_resumes_and_completes_as_one_ses
     assert runs[0].outcome == "requeued"
     assert runs[1].resume_tag == checkpointed["snapshot"]
     resumed_step = runs[1].resume_step
-    assert resumed_step == checkpointed["step"]
+    assert resumed_step is not None and resumed_step == checkpointed["step"]
     seen = json.loads((done.run_dir / "seen-1.json").read_text())
     assert seen["start"] == resumed_step + 1
     assert seen["resume_from"].endswith(f"snapshots/{checkpointed['snapshot']}")

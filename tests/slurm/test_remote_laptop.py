@@ -78,9 +78,9 @@ def test_laptop_submits_as_alice_with_two_gpus_follows_to_completed_and_holds_th
 
 
 def _counting(calls: Counter[str], kind: str, original: Callable[..., Any]) -> Callable[..., Any]:
-    def run(self: Any, argv: list[str], *, timeout: float) -> Any:
+    def run(self: Any, argv: list[str], *, timeout: float, env: Any = None) -> Any:
         calls[f"{kind}:{argv[0]}"] += 1
-        return original(self, argv, timeout=timeout)
+        return original(self, argv, timeout=timeout, env=env)
 
     return run
 

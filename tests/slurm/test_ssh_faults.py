@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,9 @@ def _encrypted_key(tmp_path: Path, sandbox: Sandbox, passphrase: str) -> Path:
     return key
 
 
-FAULTS = {
+# a fault: the profile values that make it (from the test's context), what the error says
+Fault = tuple[Callable[[dict[str, Any]], dict[str, Any]], list[str]]
+FAULTS: dict[str, Fault] = {
     "unreachable-host": (lambda ctx: {"port": closed_port()}, ["connection refused"]),
     "wrong-user": (lambda ctx: {"user": "mallory"}, ["refused the login of user mallory"]),
     "key-refused": (
@@ -293,7 +296,7 @@ def test_a_connection_cut_during_a_sync_loses_and_doubles_no_metric_point(
     original = files.read_many
     cuts: list[int] = []
 
-    def cut_then_read(requests: list[tuple[str, int, int]]) -> list[bytes]:
+    def cut_then_read(requests: Sequence[tuple[str, int, int]]) -> list[bytes]:
         if any(path.endswith("metrics.jsonl") for path, _, _ in requests) and not cuts:
             cuts.extend(cut_connection(backend.connection.transport().sock.getsockname()[1]))
         return original(requests)

@@ -11,6 +11,7 @@ import pytest
 
 from nsml_hpc.backends.base import CommandResult
 from nsml_hpc.backends.cli import CliBackend
+from nsml_hpc.backends.remote_shell import EnvChanges
 from nsml_hpc.backends.runner import LocalRunner
 from nsml_hpc.sessions.actions import sync_now
 from nsml_hpc.workspace import Workspace
@@ -25,9 +26,11 @@ class CountingRunner(LocalRunner):
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
 
-    def run(self, argv: list[str], *, timeout: float) -> CommandResult:
+    def run(
+        self, argv: list[str], *, timeout: float, env: EnvChanges | None = None
+    ) -> CommandResult:
         self.calls[argv[0]] += 1
-        return super().run(argv, timeout=timeout)
+        return super().run(argv, timeout=timeout, env=env)
 
 
 @pytest.mark.parametrize("sessions", [1, 50])

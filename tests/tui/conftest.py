@@ -1,23 +1,24 @@
 """A fixed catalog for the TUI tests: six sessions in two projects with fixed timestamps,
-metrics, events, logs and snapshots, a frozen clock, and a fake backend above the seam (the
-TUI tests check what the TUI does with the library, not Slurm; Slurm paths are tested against
-the real sandbox elsewhere, the TUI's included, in tests/slurm/test_tui_tmux.py)."""
+metrics, events, logs and snapshots, a frozen clock, and the shipped fake backend above the
+seam, over the local run directories (the TUI tests check what the TUI does with the library,
+not Slurm; Slurm paths are tested against the real sandbox elsewhere, the TUI's included, in
+tests/slurm/test_tui_tmux.py)."""
 
 from __future__ import annotations
 
-import getpass
 import json
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from nsml_hpc.tui.app import NsmlApp
 from sqlmodel import select
 
+from nsml_hpc.backends.fake import FakeBackend, FakeJob
 from nsml_hpc.backends.files import LocalFiles
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.metrics import CursorState, store_event_batch, store_metric_batch
@@ -30,56 +31,15 @@ from nsml_hpc.job.snapshot_format import MANIFEST_FILE, Manifest
 from nsml_hpc.job.snapshot_store import collect_files
 from nsml_hpc.job.spec import Resources, SessionSpec
 from nsml_hpc.runfiles.scrape import parse_event_lines, parse_metric_lines
-from nsml_hpc.slurm.records import JobRecord
 from nsml_hpc.slurm.sinfo import NodeGpus
-from nsml_hpc.slurm.user_queue import QueueJob
 from nsml_hpc.snapshots.actions import pin_model
 from nsml_hpc.submit.rundir import json_bytes
 from nsml_hpc.sync.run import SyncReport
 from nsml_hpc.workspace import Workspace
+from tests.tui.shipped import NsmlApp
 
 T0 = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
 NOW = T0 + 3 * 3600.0
-
-
-@dataclass
-class FakeBackend:
-    """Above the backend seam: records what the TUI asked the library to do."""
-
-    cluster: str = "local"
-    files: LocalFiles = field(default_factory=LocalFiles)  # the run directories are local
-    cancelled: list[str] = field(default_factory=list)
-    submitted: list[str] = field(default_factory=list)
-    nodes: list[NodeGpus] = field(default_factory=list)
-    queue_jobs: list[QueueJob] = field(default_factory=list)
-    fail_with: str | None = None
-    user: str = field(default_factory=getpass.getuser)
-
-    def close(self) -> None:
-        return None
-
-    def submit(self, script_path: str) -> str:
-        self.submitted.append(script_path)
-        return str(900 + len(self.submitted))
-
-    def query(self, job_ids: Sequence[str], since: float) -> list[JobRecord]:
-        return []
-
-    def queue(self, job_ids: Sequence[str]) -> list[JobRecord]:
-        return []
-
-    def cancel(self, job_ids: Sequence[str]) -> None:
-        self.cancelled.extend(job_ids)
-
-    def cluster_gpus(self) -> list[NodeGpus]:
-        from nsml_hpc.errors import BackendError
-
-        if self.fail_with:
-            raise BackendError(self.fail_with)
-        return list(self.nodes)
-
-    def user_queue(self, user: str) -> list[QueueJob]:
-        return list(self.queue_jobs)
 
 
 SESSIONS = [
@@ -124,6 +84,10 @@ def _curve(step: int, lr: float, offset: float) -> dict[str, float]:
     }
 
 
+def _numbered(folder: Path, number: int) -> str:
+    return str(folder / str(number))
+
+
 def build_catalog(catalog: Catalog, run_root: Path) -> dict[str, int]:
     """The fixed sessions; returns name -> session id."""
     ids: dict[str, int] = {}
@@ -147,7 +111,7 @@ def build_catalog(catalog: Catalog, run_root: Path) -> dict[str, int]:
             catalog,
             spec=spec,
             user="alice",
-            run_dir_for=lambda n, p=project: str(run_root / "alice" / p / str(n)),
+            run_dir_for=partial(_numbered, run_root / "alice" / project),
             is_free=lambda n: True,
             now=created,
         )
@@ -301,43 +265,38 @@ def world(tmp_path: Path) -> Iterator[TuiWorld]:
     )
     workspace = Workspace(settings=settings, catalog=catalog)
     backend = FakeBackend(
+        files=LocalFiles(),  # the run directories are local
+        clock=lambda: NOW,
         nodes=[
             NodeGpus("vm", "debug", True, "mixed", 6, 8, 4, 3, ()),
             NodeGpus("gpu01", "a100", False, "idle", 0, 64, 8, 0, ("a100",)),
             NodeGpus("gpu02", "a100", False, "drained", 0, 64, 8, 0, ("a100",)),
         ],
-        queue_jobs=[
-            QueueJob(
-                "101",
-                "RUNNING",
-                None,
-                "debug",
-                4,
-                "2:10:00",
-                "UNLIMITED",
-                1,
-                T0 + 61,
-                T0 + 3000,
-                "vm",
-                "mnist/2",
-            ),
-            QueueJob(
-                "102",
-                "PENDING",
-                "Resources",
-                "debug",
-                4,
-                "0:00",
-                "UNLIMITED",
-                1,
-                T0 + 121,
-                T0 + 86400,
-                "(Resources)",
-                "mnist/3",
-            ),
-        ],
     )
-    workspace.use_backend("local", backend)  # type: ignore[arg-type]
+    backend.add(  # what squeue shows of alice's jobs
+        FakeJob(
+            "101",
+            "RUNNING",
+            None,
+            user="alice",
+            name="mnist/2",
+            gpus=4,
+            submitted_at=T0 + 61,
+            started_at=T0 + 3000,
+            node_list="vm",
+        ),
+        FakeJob(
+            "102",
+            "PENDING",
+            "Resources",
+            user="alice",
+            name="mnist/3",
+            gpus=4,
+            submitted_at=T0 + 121,
+            start_at=T0 + 86400,
+        ),
+    )
+    workspace.use_backend("local", backend)
     pin_model(workspace, "mnist/1", "ep20", True)  # pins live in the catalog
     yield TuiWorld(workspace, backend, ids, run_root)
     workspace.close()

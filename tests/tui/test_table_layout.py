@@ -3,12 +3,7 @@ the widget that draws it)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # mypy checks the TUI as the package ``tui`` (setup.py ships it as nsml_hpc.tui)
-    from tui.sessions.layout import GroupLayout, RowSlot, visible_offsets
-else:
-    from nsml_hpc.tui.sessions.layout import GroupLayout, RowSlot, visible_offsets
+from tests.tui.shipped import GroupLayout, RowSlot, visible_offsets
 
 
 def test_group_layout_maps_lines_to_headers_and_session_offsets() -> None:

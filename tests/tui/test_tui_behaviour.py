@@ -11,16 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nsml_hpc.tui.app import NsmlApp
-from nsml_hpc.tui.compare.screen import CompareScreen
-from nsml_hpc.tui.dialogs.confirm import ConfirmDialog
-from nsml_hpc.tui.dialogs.fork import ForkDialog
-from nsml_hpc.tui.dialogs.help import HelpScreen
-from nsml_hpc.tui.dialogs.memo import MemoDialog
-from nsml_hpc.tui.session.screen import SessionScreen
-from nsml_hpc.tui.sessions.screen import SessionsScreen
-from nsml_hpc.tui.sessions.table import SessionTable
-from nsml_hpc.tui.widgets.status_line import StatusLine
 from textual.widgets import DataTable, Input, Log
 
 import nsml_hpc.sessions.actions
@@ -28,6 +18,18 @@ from nsml_hpc.catalog.sessions import get_session, list_sessions
 from nsml_hpc.catalog.snapshots import lineage_of, snapshots_of
 from nsml_hpc.sync.run import SyncReport
 from tests.tui.conftest import TuiWorld, settle
+from tests.tui.shipped import (
+    CompareScreen,
+    ConfirmDialog,
+    ForkDialog,
+    HelpScreen,
+    MemoDialog,
+    NsmlApp,
+    SessionScreen,
+    SessionsScreen,
+    SessionTable,
+    StatusLine,
+)
 
 Script = Callable[[Any, NsmlApp], Awaitable[None]]
 
@@ -214,7 +216,8 @@ def test_memo_edit_is_saved_in_the_catalog(world: TuiWorld) -> None:
         await pilot.press("enter")
         await settle(pilot)
         assert get_session(world.workspace.catalog, "cifar/2").memo == "vit is slow"
-        assert table_of(app).row_at(0).memo == "vit is slow"  # type: ignore[union-attr]
+        row = table_of(app).row_at(0)
+        assert row is not None and row.memo == "vit is slow"
 
     drive(world.app(), script)
 
