@@ -162,14 +162,16 @@ class SessionRow:
     key_last: float | None = None
     key_best: float | None = None
     key_best_step: int | None = None
-    nodes: int = 1  # nodes asked for (gpus is per node)
+    nodes: int = 1  # nodes asked for (gpus counts the GPUs of all of them)
     node_list: str | None = None  # Slurm's list of the latest run's nodes
     node_summary: str = ""  # per-node state of a multi-node launch: "duo1 running, duo2 ok"
 
     @property
     def gpus_text(self) -> str:
-        """``4``, or ``2x4`` for 4 GPUs on each of 2 nodes."""
-        return str(self.gpus) if self.nodes == 1 else f"{self.nodes}x{self.gpus}"
+        """``4``, or ``2x4`` for 4 GPUs on each of 2 nodes (``gpus`` counts all nodes')."""
+        if self.nodes == 1 or self.gpus % self.nodes:
+            return str(self.gpus)
+        return f"{self.nodes}x{self.gpus // self.nodes}"
 
     @property
     def state_text(self) -> str:

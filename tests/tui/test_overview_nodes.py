@@ -16,7 +16,7 @@ def _detail() -> dict[str, Any]:
         "state": "RUNNING",
         "state_text": "RUNNING",
         "cluster": "duo",
-        "gpus": 2,
+        "gpus": 4,  # all nodes'
         "nodes": 2,
         "node_list": "duo[1-2]",
         "elapsed_s": 61.0,

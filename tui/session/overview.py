@@ -48,8 +48,8 @@ def title_line(detail: dict[str, Any]) -> Text:
     text.append(detail["name"], "bold")
     text.append("  ")
     text.append(detail["state_text"], state_style(detail["state"]))
-    nodes = detail.get("nodes", 1)
-    gpus = str(detail["gpus"]) if nodes == 1 else f"{nodes}x{detail['gpus']}"
+    nodes, total = detail.get("nodes", 1), detail["gpus"]
+    gpus = str(total) if nodes == 1 or total % nodes else f"{nodes}x{total // nodes}"
     parts = [
         detail["cluster"],
         f"{gpus} GPU{'s' if gpus != '1' else ''}",
