@@ -17,6 +17,8 @@ setup(
     package_data={
         "nsml_hpc": ["py.typed"],
         "nsml_hpc.sbatch_templates": ["*.j2"],
+        # the catalog's alembic environment: revisions (not a package), template, ini
+        "nsml_hpc.catalog.migrations": ["versions/*.py", "script.py.mako", "alembic.ini"],
         **{name: ["*.tcss"] for name in TUI},
     },
 )

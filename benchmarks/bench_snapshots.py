@@ -112,6 +112,7 @@ def bench_sync(root: Path, sessions: int, snapshots: int) -> None:
                     project="b",
                     number=number,
                     user="bench",
+                    owner="bench",
                     cluster="local",
                     state=SessionState.RUNNING,
                     run_dir=str(run_dir),

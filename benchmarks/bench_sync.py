@@ -128,6 +128,7 @@ def populate(catalog: Catalog, run_root: Path, sessions: int, t0: float) -> None
                     project=PROJECT,
                     number=number,
                     user="bench",
+                    owner="bench",
                     cluster=CLUSTER,
                     state=SessionState.RUNNING,
                     run_dir=str(run_dir),

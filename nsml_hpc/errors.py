@@ -9,6 +9,8 @@
     │                               read-only catalog file (one line naming it, nothing written)
     ├── NotFoundError            3  unknown session, snapshot or cluster
     ├── CatalogError             5  the catalog database failed or is from a newer release
+    ├── PermissionRefused        6  not the caller's to change (another user's session),
+    │                               refused by nsml-hpc or by the catalog database itself
     ├── BackendError             4  a Slurm command (or the connection to it) failed
     │   ├── SubmitRefused        4  Slurm refused the job (bad partition, account, too many GPUs)
     │   └── ConnectionFailed     4  the cluster cannot be reached, or the connection was lost
@@ -63,6 +65,10 @@ class CatalogError(NsmlError):
     """The catalog database cannot be used."""
 
 
+class PermissionRefused(NsmlError):
+    """The caller may not do this to that (another user's session); nothing was changed."""
+
+
 class BackendError(NsmlError):
     """Talking to Slurm failed."""
 
@@ -100,6 +106,7 @@ EXIT_BAD_INPUT = 2
 EXIT_NOT_FOUND = 3
 EXIT_BACKEND = 4
 EXIT_SETUP = 5  # configuration, catalog, a missing optional extra
+EXIT_NOT_YOURS = 6  # another user's session
 
 EXIT_CODES: dict[type[NsmlError], int] = {
     NsmlError: EXIT_OTHER,
@@ -109,6 +116,7 @@ EXIT_CODES: dict[type[NsmlError], int] = {
     SettingsError: EXIT_BAD_INPUT,
     NotFoundError: EXIT_NOT_FOUND,
     CatalogError: EXIT_SETUP,
+    PermissionRefused: EXIT_NOT_YOURS,
     BackendError: EXIT_BACKEND,
     SubmitRefused: EXIT_BACKEND,
     ConnectionFailed: EXIT_BACKEND,

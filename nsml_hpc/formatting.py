@@ -1,9 +1,16 @@
-"""Plain-text tables and numbers for the terminal (no dependencies)."""
+"""Plain-text tables and numbers for the terminal (no dependencies).
+
+Everything here writes for a terminal, so every piece of text from the catalog goes through
+:func:`printable` (control characters shown as escapes; see :mod:`nsml_hpc.job.text`).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
+
+from nsml_hpc.job.text import printable
 
 
 def format_number(value: float | None) -> str:
@@ -15,7 +22,9 @@ def format_number(value: float | None) -> str:
 
 
 def format_metrics(metrics: dict[str, float | None], width: int = 72) -> str:
-    text = " ".join(f"{name}={format_number(value)}" for name, value in sorted(metrics.items()))
+    text = " ".join(
+        f"{printable(name)}={format_number(value)}" for name, value in sorted(metrics.items())
+    )
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -26,6 +35,9 @@ def format_time(epoch: float | None) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns; every cell is made printable (one line, no control sequence)."""
+    headers = [printable(header) for header in headers]
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [len(header) for header in headers]
     for row in rows:
         widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
@@ -33,3 +45,25 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     for row in rows:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     return "\n".join(lines)
+
+
+def printable_tree(value: Any) -> Any:
+    """``value`` (JSON-like data: dicts, lists, strings) with every string, keys included,
+    made printable: what a terminal may be shown of a session's details."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {printable_tree(key): printable_tree(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [printable_tree(item) for item in value]
+    return value
+
+
+__all__ = [
+    "format_metrics",
+    "format_number",
+    "format_time",
+    "printable",
+    "printable_tree",
+    "table",
+]

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     import pandas
 
     from nsml_hpc.catalog.series import Series
+    from nsml_hpc.catalog.team import TeamSetup
     from nsml_hpc.clusters.check import ClusterReport
     from nsml_hpc.clusters.hostkeys import HostKeyCheck
     from nsml_hpc.clusters.info import ClusterOverview
@@ -175,11 +176,15 @@ class Workspace(Context):
         project: str | None = None,
         cluster: str | None = None,
         limit: int | None = None,
+        owner: str | None = None,
     ) -> list[SessionRow]:
-        """``ps``: submitted sessions, newest first, with job ids, GPU use and requeues."""
+        """``ps``: submitted sessions (``owner``'s, or everyone's), newest first, with job ids,
+        GPU use and requeues."""
         from nsml_hpc.sessions.views import session_rows
 
-        return session_rows(self.catalog, project=project, cluster=cluster, limit=limit)
+        return session_rows(
+            self.catalog, project=project, cluster=cluster, limit=limit, owner=owner
+        )
 
     def session(self, name: str) -> SessionRow:
         """One session's row (:class:`~nsml_hpc.errors.NotFoundError` if there is none)."""
@@ -412,23 +417,35 @@ class Workspace(Context):
         return compare_sessions(self.catalog, names, self.settings.metric_directions)
 
     def comparison_table(
-        self, names: Sequence[str], *, project: str | None = None, metrics: Sequence[str] = ()
+        self,
+        names: Sequence[str],
+        *,
+        project: str | None = None,
+        metrics: Sequence[str] = (),
+        owner: str | None = None,
     ) -> pandas.DataFrame:
-        """``compare``: one row per session (named, or every one of ``project``)."""
+        """``compare``: one row per session (named, or every one of ``project``: everyone's,
+        or ``owner``'s)."""
         from nsml_hpc.experiments.views import comparison_frame, sessions_of
 
-        chosen = sessions_of(self.catalog, names, project)
+        chosen = sessions_of(self.catalog, names, project, owner)
         directions = self.settings.metric_directions
         return comparison_frame(self.catalog, chosen, metrics, directions)
 
     def leaderboard(
-        self, project: str, metric: str, goal: Goal | None = None, top: int | None = None
+        self,
+        project: str,
+        metric: str,
+        goal: Goal | None = None,
+        top: int | None = None,
+        owner: str | None = None,
     ) -> list[Standing]:
-        """``project``'s sessions ranked by their best ``metric`` (which way: ranking_goal)."""
+        """``project``'s sessions (everyone's: the team's board, or ``owner``'s) ranked by
+        their best ``metric`` (which way: ranking_goal)."""
         from nsml_hpc.experiments.views import leaderboard
 
         name, chosen = self.ranking_goal(metric, goal)
-        return leaderboard(self.catalog, project, name, chosen, top)
+        return leaderboard(self.catalog, project, name, chosen, top, owner=owner)
 
     def curves(
         self,
@@ -443,6 +460,81 @@ class Workspace(Context):
         from nsml_hpc.experiments.views import curves
 
         return curves(self.catalog, names, metric, x=x, buckets=buckets, smoothing=smoothing)
+
+    # --- teams: one catalog, everyone's sessions (docs/teams.md) -----------------------------
+
+    @property
+    def user(self) -> str:
+        """Who the caller is in the catalog (the owner of what they submit)."""
+        return self.catalog.user
+
+    def shared(self) -> bool:
+        """The catalog holds someone else's sessions: names show ``owner/project/N``."""
+        from nsml_hpc.catalog.sessions import holds_other_users
+
+        return holds_other_users(self.catalog)
+
+    def owner_for(self, user: str | None, all_users: bool) -> str | None:
+        """Whose sessions a view shows: ``user`` (who must have sessions here), everyone's
+        (``all_users``: None), else the caller's own."""
+        from nsml_hpc.catalog.sessions import check_user_exists
+        from nsml_hpc.errors import SpecError
+
+        if user is not None and all_users:
+            raise SpecError("give --user NAME or --all-users, not both")
+        if all_users:
+            return None
+        if user is not None:
+            return check_user_exists(self.catalog, user)
+        return self.catalog.user
+
+    def whoami(self) -> dict[str, Any]:
+        """Who you are, whether the database enforces ownership, the admins, the users."""
+        from nsml_hpc.catalog.ownership import catalog_admins
+        from nsml_hpc.catalog.sessions import catalog_users
+
+        return {
+            "user": self.catalog.user,
+            "row_security": self.catalog.row_security,
+            "admins": catalog_admins(self.catalog),
+            "users": catalog_users(self.catalog),
+        }
+
+    def run_dir_note(self, name: str) -> str | None:
+        """For another user's session whose run directory you cannot read: a note saying so."""
+        from nsml_hpc.sessions.views import run_dir_note
+
+        return run_dir_note(self, name)
+
+    @staticmethod
+    def setup_team(
+        admin_url: str, users: list[str], *, admins: list[str], passwords: bool
+    ) -> TeamSetup:
+        """Make (or bring up to date) a team's PostgreSQL catalog (``catalog setup-team``)."""
+        from nsml_hpc.catalog.team import setup_postgres_team
+
+        return setup_postgres_team(admin_url, users, admins=admins, passwords=passwords)
+
+    @staticmethod
+    def share_sqlite_catalog(path: Path, group: str) -> str:
+        """Share a SQLite catalog file with a Unix group; returns its URL."""
+        from nsml_hpc.catalog.team import setup_sqlite_team
+
+        return setup_sqlite_team(path, group)
+
+    @staticmethod
+    def upgrade_team_catalog(admin_url: str) -> list[str]:
+        """Upgrade a team's catalog as its admin; returns the revisions applied."""
+        from nsml_hpc.catalog.team import upgrade_postgres_team
+
+        return upgrade_postgres_team(admin_url)
+
+    @staticmethod
+    def schema_head() -> str:
+        """The schema revision this release writes."""
+        from nsml_hpc.catalog.migrations import HEAD
+
+        return HEAD
 
     # --- clusters ---------------------------------------------------------------------------
 

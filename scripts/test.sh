@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash sandbox/slurm-sandbox.sh up
 NSML_HPC_TEST_PG_URL=$(bash scripts/postgres.sh | tail -n 1)
-export NSML_HPC_TEST_PG_URL
+NSML_HPC_TEST_PG_ADMIN_URL=$(bash scripts/postgres.sh --admin | tail -n 1)
+export NSML_HPC_TEST_PG_URL NSML_HPC_TEST_PG_ADMIN_URL
 
 echo "test: ruff"
 .venv/bin/ruff check .

@@ -103,14 +103,14 @@ def slurm_sandbox() -> Iterator[str]:
 # --- PostgreSQL -----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> str:
-    """URL of a real PostgreSQL server (started by scripts/postgres.sh if need be)."""
-    url = os.environ.get("NSML_HPC_TEST_PG_URL")
+def _postgres(variable: str, *args: str) -> str:
+    """A URL from ``variable``, else the last line of scripts/postgres.sh (which starts the
+    server if need be)."""
+    url = os.environ.get(variable)
     if url:
         return url
     done = subprocess.run(
-        ["bash", str(REPO / "scripts" / "postgres.sh")],
+        ["bash", str(REPO / "scripts" / "postgres.sh"), *args],
         capture_output=True,
         text=True,
         timeout=600,
@@ -119,6 +119,18 @@ def postgres_url() -> str:
     if done.returncode != 0:
         pytest.fail(f"PostgreSQL did not start:\n{done.stdout}\n{done.stderr}")
     return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of a real PostgreSQL server (started by scripts/postgres.sh if need be)."""
+    return _postgres("NSML_HPC_TEST_PG_URL")
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    """URL of a PostgreSQL role that may create roles and databases (a team's admin)."""
+    return _postgres("NSML_HPC_TEST_PG_ADMIN_URL", "--admin")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

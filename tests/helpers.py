@@ -7,7 +7,7 @@ import textwrap
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TypedDict, Unpack
+from typing import Any, TypedDict, Unpack
 
 from nsml_hpc.catalog.models import SessionRecord
 from nsml_hpc.catalog.sessions import get_session
@@ -127,3 +127,16 @@ def jobs_working_under(folder: Path) -> list[str]:
         if workdir.startswith(prefix) and nodes and not nodes.startswith("None"):
             found.append(job_id)
     return found
+
+
+def drop_database(conn: Any, database: str, attempts: int = 50) -> None:
+    """DROP DATABASE ... WITH (FORCE) on a psycopg connection, again while a member's last
+    session is still ending (the server ends a closed connection's backend a moment later)."""
+    for attempt in range(attempts):
+        try:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            return
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2)

@@ -237,8 +237,10 @@ class LocalFiles:
             with Path(path).open("rb") as handle:
                 handle.seek(offset)
                 return handle.read(limit)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return b""
+        except OSError as exc:  # another user's run directory: permission denied
+            raise self._fail("read", path, exc) from exc
 
     def read_many(self, requests: Sequence[tuple[str, int, int]]) -> list[bytes]:
         return [self.read_from(path, offset, limit) for path, offset, limit in requests]
@@ -272,6 +274,8 @@ class LocalFiles:
                 return handle.read(limit + 1)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
+        except OSError as exc:
+            raise self._fail("read", path, exc) from exc
 
     def make_dirs(self, path: str) -> None:
         try:

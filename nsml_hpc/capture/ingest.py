@@ -1,6 +1,10 @@
 """Sync's side of zero-code capture: find TensorBoard/CSV logs in a session's run directory
 (at most every DISCOVERY_INTERVAL seconds per live session) and ingest what is new in them,
-each file with its own cursor moved in the same transaction as its points."""
+each file with its own cursor moved in the same transaction as its points.
+
+A captured file whose name, or a metric (tag, column) whose name, holds control characters or
+is too long is refused (:func:`nsml_hpc.job.text.name_problem`): the file is not read, the
+metric's points are not stored, and the refusal is a warning and a stored ingest problem."""
 
 from __future__ import annotations
 
@@ -11,9 +15,10 @@ from nsml_hpc.capture.csvlog import CsvCursor, read_csv_stream
 from nsml_hpc.capture.discover import discover
 from nsml_hpc.capture.tfevents import read_event_points
 from nsml_hpc.catalog.engine import Catalog
-from nsml_hpc.catalog.metrics import CursorState, store_metric_batch
+from nsml_hpc.catalog.metrics import CursorState, store_metric_batch, store_problems, touch_cursors
 from nsml_hpc.errors import TensorBoardUnavailable
 from nsml_hpc.job.layout import CODE_DIR
+from nsml_hpc.job.text import name_problem, printable
 from nsml_hpc.runfiles.scrape import MAX_READ_BYTES, MetricBatch
 
 DISCOVERY_FILE = "<discover>"
@@ -36,7 +41,15 @@ def _batch(
     session_id: int, points: list[tuple[int | None, float | None, str, float | None]]
 ) -> MetricBatch:
     batch = MetricBatch()
+    checked: dict[str, str | None] = {}
     for step, when, name, value in points:
+        if name not in checked:
+            checked[name] = name_problem(name, "metric name")
+            if checked[name] is not None:
+                batch.malformed += 1
+                batch.problems.append((0, f"{checked[name]}: refused"))
+        if checked[name] is not None:
+            continue
         batch.points.append((session_id, CAPTURED_LINE, step, when, name, value))
         batch.last_metrics[name] = value
         if step is not None and (batch.last_step is None or step >= batch.last_step):
@@ -80,7 +93,13 @@ def scrape_captured(
         or (ended_at is not None and last <= ended_at + END_RESOLUTION_SECONDS)
     )
     if due:
-        known.update(found.relative for found in discover(run_dir, files=files))
+        for found in discover(run_dir, files=files):
+            why = name_problem(found.relative, "captured file name")
+            if why is None:
+                known.add(found.relative)
+            elif _marker(found.relative) not in refused_before(cursors, session_id):
+                report.warnings.append(f"{why}: not read")
+                _refuse_file(catalog, session_id, found.relative, why, now)
         report.looked = True
     for relative in sorted(known):
         cursor = cursors.get((session_id, relative), CursorState())
@@ -98,6 +117,25 @@ def scrape_captured(
         except TensorBoardUnavailable as exc:
             report.warnings.append(f"{relative}: {exc}")
     return report
+
+
+REFUSED_PREFIX = "<refused>"  # pseudo-cursor of a refused file: warned about once
+
+
+def _marker(relative: str) -> str:
+    return (REFUSED_PREFIX + printable(relative))[:200]
+
+
+def refused_before(cursors: dict[tuple[int, str], CursorState], session_id: int) -> set[str]:
+    """Pseudo-cursors of the captured files already refused."""
+    return {file for sid, file in cursors if sid == session_id and file.startswith(REFUSED_PREFIX)}
+
+
+def _refuse_file(catalog: Catalog, session_id: int, relative: str, why: str, now: float) -> None:
+    """Remember a refused file (a pseudo-cursor) and why, once."""
+    with catalog.session() as db:
+        store_problems(db, session_id, relative, [(0, f"{why}: not read")], now)
+    touch_cursors(catalog, [session_id], _marker(relative), now)
 
 
 def _ingest_events(

@@ -1,6 +1,7 @@
 """The catalog handle: the engine (SQLite with a busy timeout, or any SQLAlchemy URL) and
-:class:`Catalog`, the unit of work every catalog module takes. Opening one (the tables, the
-schema version) is :mod:`nsml_hpc.catalog.schema`.
+:class:`Catalog`, the unit of work every catalog module takes, with who the caller is in it
+(:attr:`Catalog.user`, the owner of the sessions it creates). Opening one (the schema,
+upgraded by :mod:`nsml_hpc.catalog.migrations` when behind) is :mod:`nsml_hpc.catalog.schema`.
 
 A SQLite catalog uses WAL on a local disk and SQLite's rollback journal (``DELETE``) on a
 network file system (:mod:`nsml_hpc.catalog.filesystem`), where WAL is unsafe. Its file is
@@ -11,6 +12,7 @@ file, and nothing is written.
 
 from __future__ import annotations
 
+import getpass
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,7 +26,7 @@ from sqlmodel import Session, create_engine
 
 from nsml_hpc.catalog.filesystem import mount_of_path
 from nsml_hpc.catalog.models import CatalogMeta
-from nsml_hpc.errors import CatalogError, NsmlError, SettingsError
+from nsml_hpc.errors import CatalogError, NsmlError, PermissionRefused, SettingsError
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -124,11 +126,27 @@ def make_engine_with_note(url: str) -> tuple[Engine, str | None]:
 
 
 class Catalog:
-    """An open catalog. Only the front end writes to it (jobs never do)."""
+    """An open catalog. Only the front end writes to it (jobs never do).
 
-    def __init__(self, engine: Engine, notes: list[str] | None = None) -> None:
+    ``user`` is who the caller is in the catalog: the owner of the sessions it creates and
+    the one whose sessions its syncs ask Slurm about. ``row_security`` is True on a
+    PostgreSQL catalog set up for a team (``nsml-hpc catalog setup-team``), where the
+    database itself lets each role change only its own sessions; ``user`` is then the
+    database role.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        notes: list[str] | None = None,
+        user: str | None = None,
+        *,
+        row_security: bool = False,
+    ) -> None:
         self.engine = engine
         self.notes = notes or []  # one-line notes for the user (a journal mode decided)
+        self.user = user or getpass.getuser()
+        self.row_security = row_security
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -145,9 +163,13 @@ class Catalog:
                 raise
 
     def error(self, exc: SQLAlchemyError) -> NsmlError:
-        """One line naming the catalog; a read-only one is the user's setting to fix."""
+        """One line naming the catalog; a read-only one is the user's setting to fix; the
+        database refusing a change of another user's rows is PermissionRefused."""
         where = shown_url(self.engine.url.render_as_string(hide_password=True))
         message = first_line(exc)
+        lowered = message.lower()
+        if any(marker in lowered for marker in REFUSED):
+            return PermissionRefused(f"the catalog refused the change: {message}")
         if "readonly database" in message or "read-only" in message:
             return SettingsError(f"catalog {where} is read-only ({message}); {FIX}")
         if "not a database" in message:
@@ -164,6 +186,11 @@ class Catalog:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+# What PostgreSQL says when a change is not the caller's to make (row-level security,
+# privileges, the delete guards of nsml_hpc.catalog.team).
+REFUSED = ("row-level security", "permission denied", "belongs to")
 
 
 def make_engine(url: str) -> Engine:

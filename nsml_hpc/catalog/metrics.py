@@ -21,7 +21,9 @@ from nsml_hpc.catalog.models import (
 )
 from nsml_hpc.catalog.snapshot_models import JobRunRecord
 from nsml_hpc.catalog.summaries import update_summaries_many
+from nsml_hpc.catalog.team_models import IngestProblem
 from nsml_hpc.job.layout import EVENTS_FILE, METRICS_FILE
+from nsml_hpc.job.text import printable
 from nsml_hpc.runfiles.scrape import POINT_COLUMNS, EventBatch, MetricBatch, MetricPointRow
 from nsml_hpc.runfiles.summary import Summary
 
@@ -77,6 +79,28 @@ def _insert_points(db: Session, points: list[MetricPointRow]) -> None:
         f"VALUES ({', '.join([marker] * len(POINT_COLUMNS))})"
     )
     connection.exec_driver_sql(statement, points)
+
+
+MAX_STORED_PROBLEMS = 20  # per session and file: enough to find the cause
+
+
+def store_problems(
+    db: Session, session_id: int, file: str, problems: Sequence[tuple[int, str]], now: float
+) -> None:
+    """Keep the first refused lines of ``file`` (line number, why) for ``show``."""
+    if not problems:
+        return
+    kept = db.exec(
+        select(func.count())
+        .select_from(IngestProblem)
+        .where(IngestProblem.session_id == session_id, IngestProblem.file == printable(file)[:200])
+    ).one()
+    for line, why in problems[: max(0, MAX_STORED_PROBLEMS - int(kept))]:
+        db.add(
+            IngestProblem(
+                session_id=session_id, file=printable(file)[:200], line=line, problem=why, at=now
+            )
+        )
 
 
 @dataclass
@@ -152,6 +176,10 @@ def store_ingests(
             for session_id in unfolded:  # a session with a captured batch: summarize them all
                 folded.pop(session_id, None)
             update_summaries_many(db, by_session, folded)
+        for item in metrics:
+            store_problems(db, item.session_id, item.file, item.batch.problems, now)
+        for event_item in events:
+            store_problems(db, event_item.session_id, EVENTS_FILE, event_item.batch.problems, now)
         rows = [event for item in events for event in item.batch.events]
         if rows:  # Core, not the ORM: one executemany, no per-row RETURNING
             db.connection().execute(insert(EventRecord.__table__), rows)  # type: ignore[attr-defined]

@@ -11,10 +11,14 @@ from sqlmodel import Field, SQLModel
 
 
 class SessionBase(SQLModel):
-    name: str = Field(index=True, unique=True, max_length=200)
+    # ``project/N``: unique per owner (``owner/project/N`` is unique in the catalog).
+    name: str = Field(index=True, max_length=200)
     project: str = Field(index=True, max_length=64)
     number: int
-    user: str = Field(max_length=64)
+    user: str = Field(max_length=64)  # the cluster account the job runs as
+    # Who owns the session in the catalog: the OS login user, or on a PostgreSQL catalog with
+    # row-level security the database role (see nsml_hpc.catalog.ownership).
+    owner: str = Field(index=True, max_length=64)
     cluster: str = Field(index=True, max_length=64)
     state: str = Field(index=True, max_length=32)
     reason: str | None = Field(default=None, max_length=200)
@@ -38,7 +42,9 @@ class SessionBase(SQLModel):
 
 class SessionRecord(SessionBase, table=True):
     __tablename__ = "session"
-    __table_args__ = (UniqueConstraint("project", "number", name="uq_session_project_number"),)
+    __table_args__ = (
+        UniqueConstraint("owner", "project", "number", name="uq_session_owner_project_number"),
+    )
     id: int | None = Field(default=None, primary_key=True)
 
 
@@ -137,10 +143,12 @@ class ScrapeCursor(SQLModel, table=True):
 
 
 class ClusterPoll(SQLModel, table=True):
-    """When each cluster was last asked, shared by every process using this catalog."""
+    """When each cluster was last asked about a user's sessions, shared by every process
+    using this catalog (each user's sync asks only about that user's sessions)."""
 
     __tablename__ = "cluster_poll"
     cluster: str = Field(primary_key=True, max_length=64)
+    user: str = Field(primary_key=True, max_length=64)  # the catalog user (session.owner)
     last_query_at: float = 0.0
     last_ok: bool = True
     last_error: str | None = Field(default=None, sa_type=Text)

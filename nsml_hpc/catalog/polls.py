@@ -1,4 +1,6 @@
-"""The shared poll floor: at most one Slurm query per cluster per floor, across processes."""
+"""The shared poll floor: at most one Slurm query per cluster and user per floor, across
+processes. Each user's sync asks only about that user's sessions, so the floor is per user:
+bob's sync never makes alice's wait (the catalog user is ``catalog.user``)."""
 
 from __future__ import annotations
 
@@ -15,9 +17,10 @@ def claim_poll(catalog: Catalog, cluster: str, now: float, floor: float) -> bool
 
     A compare-and-set in one UPDATE, so two processes (CLI, TUI, cron) never both win.
     """
+    key = (cluster, catalog.user)
     with Session(catalog.engine) as db:
-        if db.get(ClusterPoll, cluster) is None:
-            db.add(ClusterPoll(cluster=cluster, last_query_at=0.0))
+        if db.get(ClusterPoll, key) is None:
+            db.add(ClusterPoll(cluster=cluster, user=catalog.user, last_query_at=0.0))
             try:
                 db.commit()
             except IntegrityError:
@@ -27,6 +30,7 @@ def claim_poll(catalog: Catalog, cluster: str, now: float, floor: float) -> bool
             update(ClusterPoll)
             .where(
                 col(ClusterPoll.cluster) == cluster,
+                col(ClusterPoll.user) == catalog.user,
                 col(ClusterPoll.last_query_at) <= now - floor,
             )
             .values(last_query_at=now, queries=ClusterPoll.queries + 1)
@@ -36,7 +40,7 @@ def claim_poll(catalog: Catalog, cluster: str, now: float, floor: float) -> bool
 
 def record_poll_result(catalog: Catalog, cluster: str, error: str | None) -> None:
     with catalog.session() as db:
-        row = db.get(ClusterPoll, cluster)
+        row = db.get(ClusterPoll, (cluster, catalog.user))
         if row is None:
             return
         row.last_ok = error is None
@@ -45,5 +49,7 @@ def record_poll_result(catalog: Catalog, cluster: str, error: str | None) -> Non
 
 
 def poll_status(catalog: Catalog) -> dict[str, ClusterPoll]:
+    """How the caller's last query of each cluster went."""
     with catalog.session() as db:
-        return {row.cluster: row for row in db.exec(select(ClusterPoll)).all()}
+        rows = db.exec(select(ClusterPoll).where(ClusterPoll.user == catalog.user)).all()
+        return {row.cluster: row for row in rows}

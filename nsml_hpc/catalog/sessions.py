@@ -1,9 +1,17 @@
-"""Session rows: reserve a number, record submission, read, list, delete."""
+"""Session rows: reserve a number, record submission, read, list, delete; and session names.
+
+A session is ``project/N`` to its owner, numbered per owner and project. Where the catalog
+holds other users' sessions it is shown as ``owner/project/N`` (NSML's own form), and
+``project/N`` given on a command line means the caller's own (else the one other user's
+session of that name; several: ambiguous, name the owner).
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import delete, func, insert, update
 from sqlalchemy.exc import IntegrityError
@@ -22,20 +30,98 @@ from nsml_hpc.catalog.models import (
 )
 from nsml_hpc.errors import CatalogError, NotFoundError, SpecError
 from nsml_hpc.job.spec import SessionSpec
+from nsml_hpc.job.text import printable
 from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState, is_live
 
 RESERVE_ATTEMPTS = 50
 
 
+OWNER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}")
+
+
 def session_name(project: str, number: int) -> str:
+    """The owner's own name of a session: ``project/N``."""
     return f"{project}/{number}"
 
 
+def full_name(record: SessionRecord) -> str:
+    """``owner/project/N``: unambiguous in any catalog."""
+    return f"{record.owner}/{record.name}"
+
+
+@dataclass(frozen=True)
+class SessionRef:
+    """A session as a user names it: ``project/N`` or ``owner/project/N``."""
+
+    owner: str | None
+    project: str
+    number: int
+
+    @property
+    def text(self) -> str:
+        short = session_name(self.project, self.number)
+        return f"{self.owner}/{short}" if self.owner else short
+
+
+def parse_session_ref(name: str) -> SessionRef:
+    """``project/N`` or ``owner/project/N`` (projects never hold a ``/``)."""
+    parts = name.split("/")
+    if len(parts) in (2, 3) and parts[-1].isdigit() and parts[-1].isascii() and all(parts):
+        owner = parts[0] if len(parts) == 3 else None
+        if owner is None or OWNER_NAME.fullmatch(owner):
+            return SessionRef(owner, parts[-2], int(parts[-1]))
+    raise SpecError(
+        f"a session is named PROJECT/NUMBER or USER/PROJECT/NUMBER (e.g. mnist/3, alice/mnist/3), "
+        f"got {printable(name)!r}"
+    )
+
+
 def split_session_name(name: str) -> tuple[str, int]:
-    project, sep, number = name.rpartition("/")
-    if not sep or not project or not number.isdigit():
-        raise SpecError(f"a session is named PROJECT/NUMBER (e.g. mnist/3), got {name!r}")
-    return project, int(number)
+    ref = parse_session_ref(name)
+    return ref.project, ref.number
+
+
+def catalog_users(catalog: Catalog) -> list[str]:
+    """Everyone who owns a session in the catalog, sorted."""
+    with catalog.session() as db:
+        rows = db.exec(
+            select(SessionRecord.owner)
+            .where(SessionRecord.state != SessionState.PREPARING)
+            .distinct()
+        ).all()
+    return sorted(str(row) for row in rows)
+
+
+def holds_other_users(catalog: Catalog) -> bool:
+    """True when the catalog holds sessions of someone other than the caller: then names
+    are shown with their owner."""
+    with catalog.session() as db:
+        row = db.exec(
+            select(SessionRecord.id)
+            .where(
+                SessionRecord.owner != catalog.user, SessionRecord.state != SessionState.PREPARING
+            )
+            .limit(1)
+        ).first()
+    return row is not None
+
+
+SessionNamer = Callable[[SessionRecord], str]
+
+
+def session_namer(catalog: Catalog) -> SessionNamer:
+    """How sessions are shown in this catalog: ``project/N`` while it holds the caller's
+    sessions only, ``owner/project/N`` once it holds anyone else's."""
+    return full_name if holds_other_users(catalog) else (lambda record: record.name)
+
+
+def check_user_exists(catalog: Catalog, user: str) -> str:
+    """``user`` if they own sessions here; else NotFoundError naming those who do."""
+    users = catalog_users(catalog)
+    if user not in users:
+        known = ", ".join(users) or "none yet"
+        raise NotFoundError(f"no user {printable(user)!r} has sessions in this catalog ({known})")
+    return user
 
 
 def reserve_session(
@@ -47,10 +133,11 @@ def reserve_session(
     is_free: Callable[[int], bool],
     now: float,
 ) -> SessionRecord:
-    """Insert a PREPARING row with the next free number of ``spec.project``.
+    """Insert a PREPARING row, owned by ``catalog.user``, with the owner's next free number
+    of ``spec.project``.
 
-    The number is unique in the catalog (a constraint, retried on conflict) and its run
-    directory must not exist yet (``is_free``), so two submitters never share a folder.
+    The number is unique per owner and project (a constraint, retried on conflict) and its
+    run directory must not exist yet (``is_free``), so two submitters never share a folder.
     """
     (record,) = reserve_sessions(
         catalog, specs=[spec], user=user, run_dir_for=run_dir_for, is_free=is_free, now=now
@@ -77,7 +164,9 @@ def reserve_sessions(
     for _ in range(RESERVE_ATTEMPTS):
         with Session(catalog.engine, expire_on_commit=False) as db:
             highest = db.exec(
-                select(func.max(SessionRecord.number)).where(SessionRecord.project == project)
+                select(func.max(SessionRecord.number)).where(
+                    SessionRecord.project == project, SessionRecord.owner == catalog.user
+                )
             ).one()
             number = highest or 0
             records: list[SessionRecord] = []
@@ -91,6 +180,7 @@ def reserve_sessions(
                         project=project,
                         number=number,
                         user=user,
+                        owner=catalog.user,
                         cluster=spec.cluster,
                         state=SessionState.PREPARING,
                         run_dir=run_dir_for(number),
@@ -204,16 +294,30 @@ def discard_session(catalog: Catalog, session_id: int) -> None:
 
 
 def get_session(catalog: Catalog, name: str) -> SessionRecord:
-    project, number = split_session_name(name)
+    """The session ``name`` names (see the module doc); NotFoundError, or SpecError when
+    ``project/N`` is ambiguous between other users."""
+    ref = parse_session_ref(name)
+    query = select(SessionRecord).where(
+        SessionRecord.project == ref.project,
+        SessionRecord.number == ref.number,
+        SessionRecord.state != SessionState.PREPARING,
+    )
+    if ref.owner is not None:
+        query = query.where(SessionRecord.owner == ref.owner)
     with catalog.session() as db:
-        record = db.exec(
-            select(SessionRecord).where(
-                SessionRecord.project == project, SessionRecord.number == number
-            )
-        ).first()
-    if record is None or record.state == SessionState.PREPARING:
-        raise NotFoundError(f"no session {name!r} in the catalog")
-    return record
+        rows = list(db.exec(query.order_by(col(SessionRecord.owner))).all())
+    mine = [row for row in rows if row.owner == catalog.user]
+    if mine:
+        return mine[0]
+    if len(rows) == 1:
+        return rows[0]
+    if rows:
+        shown = ", ".join(full_name(row) for row in rows)
+        raise SpecError(
+            f"{printable(name)} is ambiguous: you have none, and {shown} exist; "
+            "name the owner (USER/PROJECT/N)"
+        )
+    raise NotFoundError(f"no session {printable(name)!r} in the catalog")
 
 
 def list_sessions(
@@ -222,9 +326,12 @@ def list_sessions(
     project: str | None = None,
     cluster: str | None = None,
     limit: int | None = None,
+    owner: str | None = None,
 ) -> list[SessionRecord]:
-    """Submitted sessions, newest first."""
+    """Submitted sessions (of ``owner`` only, when given), newest first."""
     query = select(SessionRecord).where(SessionRecord.state != SessionState.PREPARING)
+    if owner is not None:
+        query = query.where(SessionRecord.owner == owner)
     if project is not None:
         query = query.where(SessionRecord.project == project)
     if cluster is not None:
@@ -236,30 +343,26 @@ def list_sessions(
         return list(db.exec(query).all())
 
 
-def update_memo(catalog: Catalog, name: str, memo: str, *, now: float) -> None:
-    """Replace the memo of session ``name``."""
-    project, number = split_session_name(name)
+def update_memo(catalog: Catalog, session_id: int, memo: str, *, now: float) -> None:
+    """Replace the memo of session ``session_id``."""
     with catalog.session() as db:
-        record = db.exec(
-            select(SessionRecord).where(
-                SessionRecord.project == project, SessionRecord.number == number
-            )
-        ).first()
+        record = db.get(SessionRecord, session_id)
         if record is None or record.state == SessionState.PREPARING:
-            raise NotFoundError(f"no session {name!r} in the catalog")
+            raise NotFoundError(f"session id {session_id} is not in the catalog")
         record.memo = memo
         record.updated_at = now
         db.add(record)
 
 
-def live_sessions(catalog: Catalog, now: float) -> list[SessionRecord]:
-    """Sessions sync still has to ask Slurm about."""
+def live_sessions(catalog: Catalog, now: float, *, owner: str | None = None) -> list[SessionRecord]:
+    """Sessions sync still has to ask Slurm about (``owner``'s only, when given)."""
+    query = select(SessionRecord).where(
+        col(SessionRecord.state).not_in([SessionState.PREPARING, *TERMINAL_STATES])
+    )
+    if owner is not None:
+        query = query.where(SessionRecord.owner == owner)
     with catalog.session() as db:
-        rows = db.exec(
-            select(SessionRecord).where(
-                col(SessionRecord.state).not_in([SessionState.PREPARING, *TERMINAL_STATES])
-            )
-        ).all()
+        rows = db.exec(query).all()
     return [row for row in rows if is_live(row.state, row.ended_at, now)]
 
 
@@ -302,13 +405,15 @@ def events_of(catalog: Catalog, session_id: int) -> list[EventRecord]:
 
 
 def stale_reservations(catalog: Catalog, older_than: float) -> list[SessionRecord]:
-    """PREPARING rows left by a submit that crashed before it could clean up."""
+    """The caller's PREPARING rows left by a submit that crashed before it could clean up
+    (another user's are theirs to finish)."""
     with catalog.session() as db:
         return list(
             db.exec(
                 select(SessionRecord).where(
                     SessionRecord.state == SessionState.PREPARING,
                     SessionRecord.created_at < older_than,
+                    SessionRecord.owner == catalog.user,
                 )
             ).all()
         )

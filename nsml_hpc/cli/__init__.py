@@ -5,7 +5,8 @@ Commands live in one module per feature, each with a ``register(commands)`` func
 in ``COMMAND_MODULES``.
 
 Exit codes: each error's, from the table beside the error tree (:data:`nsml_hpc.errors.EXIT_CODES`:
-1 other, 2 bad input, 3 not found, 4 Slurm/backend, 5 config/catalog); 130 interrupted.
+1 other, 2 bad input, 3 not found, 4 Slurm/backend, 5 config/catalog, 6 not yours: another
+user's session); 130 interrupted.
 ``submit --follow`` exits with the job's own exit code.
 """
 
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 
 from nsml_hpc import __version__
 from nsml_hpc.cli import (
+    catalog_commands,
     cluster_commands,
     edit_commands,
     experiment_commands,
@@ -33,6 +35,7 @@ COMMAND_MODULES = [
     experiment_commands,
     edit_commands,
     tui_command,
+    catalog_commands,
 ]
 
 

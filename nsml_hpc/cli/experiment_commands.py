@@ -113,46 +113,70 @@ def _markdown(frame: Any) -> str:
 
 
 def _print_frame(frame: Any, fmt: str) -> None:
+    """CSV and JSON exact (names as the job wrote them); table and markdown for a terminal:
+    every name and text value made printable."""
     if fmt == "csv":
         sys.stdout.write(frame.to_csv())
     elif fmt == "json":
         print(frame.reset_index().to_json(orient="records", indent=2))
     elif fmt == "markdown":
-        print(_markdown(frame))
+        print(_markdown(_printable_frame(frame)))
     else:
-        print(frame.to_string(na_rep="-", float_format=lambda v: f"{v:.4g}"))
+        print(_printable_frame(frame).to_string(na_rep="-", float_format=lambda v: f"{v:.4g}"))
+
+
+def _printable_frame(frame: Any) -> Any:
+    from nsml_hpc.formatting import printable
+
+    shown = frame.copy()
+    shown.index = [printable(label) for label in frame.index]
+    shown.index.name = frame.index.name
+    shown.columns = [printable(label) for label in frame.columns]
+    for column in shown.columns:
+        if shown[column].dtype == object:
+            shown[column] = [
+                printable(value) if isinstance(value, str) else value for value in shown[column]
+            ]
+    return shown
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Compare sessions: hyperparameters that differ, state, runtime, and for each metric its
     last value, best value and the step of the best."""
     with open_workspace() as workspace:
+        owner = workspace.owner_for(args.user, False) if args.user else None  # a team view
         if not args.no_sync:
             sync_quietly(workspace)
-        frame = workspace.comparison_table(args.sessions, project=args.project, metrics=args.metric)
+        frame = workspace.comparison_table(
+            args.sessions, project=args.project, metrics=args.metric, owner=owner
+        )
     _print_frame(frame, args.format)
     return 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Rank a project's sessions by the best value of one metric."""
-    from nsml_hpc.formatting import format_number, table
+    from nsml_hpc.formatting import format_number, printable, table
     from nsml_hpc.job.direction import Goal
 
     flag: Goal | None = "max" if args.max else "min" if args.min else None
     with open_workspace() as workspace:
         metric, goal = workspace.ranking_goal(args.metric, flag)
+        owner = workspace.owner_for(args.user, False) if args.user else None  # the team's board
         if not args.no_sync:
             sync_quietly(workspace)
-        standings = workspace.leaderboard(args.project, metric, goal, args.top)
+        standings = workspace.leaderboard(args.project, metric, goal, args.top, owner=owner)
+        shared = workspace.shared()
     if args.format == "json":
         print(json.dumps([asdict(s) for s in standings], indent=2))
         return 0
-    print(f"{args.project}: {metric} ({'higher' if goal == 'max' else 'lower'} is better)")
+    better = "higher" if goal == "max" else "lower"
+    print(f"{args.project}: {printable(metric)} ({better} is better)")
     rows = [
         [
             str(s.rank),
             s.session,
+            *([s.user] if shared else []),
             format_number(s.best),
             str(s.best_step),
             format_number(s.last),
@@ -161,7 +185,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         ]
         for s in standings
     ]
-    print(table(["#", "SESSION", "BEST", "AT STEP", "LAST", "STATE", "HYPERPARAMETERS"], rows))
+    headers = ["#", "SESSION", *(["USER"] if shared else []), "BEST", "AT STEP", "LAST", "STATE"]
+    print(table([*headers, "HYPERPARAMETERS"], rows))
     return 0
 
 
@@ -189,9 +214,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     plotext.clear_figure()
     plotext.plotsize(width, args.height)
+    from nsml_hpc.formatting import printable
+
     for curve in found:
-        plotext.plot(curve.xs, curve.ys, label=curve.session)
-    plotext.title(args.metric)
+        plotext.plot(curve.xs, curve.ys, label=printable(curve.session))
+    plotext.title(printable(args.metric))
     plotext.xlabel("step" if args.x == "step" else "seconds since start")
     plotext.show()
     return 0
@@ -293,14 +320,17 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(asdict(result), indent=2, sort_keys=True, default=str))
         return 0
-    print(f"--- {result.left}\n+++ {result.right}")
+    from nsml_hpc.formatting import printable
+
+    print(f"--- {printable(result.left)}\n+++ {printable(result.right)}")
     for title, changes in (("spec", result.spec), ("hyperparameters", result.hyperparameters)):
         print(f"{title}:" + ("" if changes else " same"))
         for change in changes:
-            print(f"  {change.key}: {change.left!r} -> {change.right!r}")
+            print(f"  {printable(change.key)}: {change.left!r} -> {change.right!r}")
     if not args.no_code:
         print("code:" + ("" if result.code else " same"))
-        sys.stdout.writelines(result.code)
+        # the code diff shows the user's own files, line by line, each line made printable
+        sys.stdout.writelines(printable(line.rstrip("\n")) + "\n" for line in result.code)
     return 0
 
 
@@ -356,6 +386,10 @@ def register(commands: Commands) -> None:
     compare.add_argument("--metric", action="append", default=[], help="only these metrics")
     compare.add_argument("--format", choices=FORMATS, default="table")
     compare.add_argument("--no-sync", action="store_true")
+    compare.add_argument("--user", metavar="NAME", help="with --project: only this user's")
+    compare.add_argument(
+        "--all-users", action="store_true", help="with --project: every user's (the default)"
+    )
 
     board = commands.add("leaderboard", cmd_leaderboard)
     board.add_argument("--project", required=True)
@@ -368,6 +402,10 @@ def register(commands: Commands) -> None:
     board.add_argument("--top", type=int, help="only the first N")
     board.add_argument("--format", choices=("table", "json"), default="table")
     board.add_argument("--no-sync", action="store_true")
+    board.add_argument("--user", metavar="NAME", help="only this user's sessions")
+    board.add_argument(
+        "--all-users", action="store_true", help="every user's sessions (the default)"
+    )
 
     plot = commands.add("plot", cmd_plot)
     plot.add_argument("sessions", nargs="+", help="PROJECT/N ...")

@@ -22,6 +22,7 @@ from nsml_hpc.cli.common import (
     sync_quietly,
 )
 from nsml_hpc.errors import NotFoundError
+from nsml_hpc.formatting import printable, printable_tree
 
 if TYPE_CHECKING:
     from nsml_hpc.sessions.views import SessionRow
@@ -64,7 +65,7 @@ def follow_to_the_end(workspace: Workspace, name: str) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    """Ask Slurm about live sessions (one sacct per cluster) and ingest new metrics."""
+    """Ask Slurm about your live sessions (one sacct per cluster) and ingest new metrics."""
     with open_workspace() as workspace:
         clusters = [workspace.settings.profile(args.cluster).name] if args.cluster else None
         report = workspace.sync(clusters)
@@ -89,19 +90,24 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
-    """List sessions of every cluster (or --cluster NAME): name, state (with pending reason),
-    GPUs, elapsed, last metrics. Syncs first: one sacct call per cluster."""
+    """List your sessions of every cluster (or --cluster NAME): name, state (with pending
+    reason), GPUs, elapsed, last metrics; --user NAME or --all-users for the team's on a
+    shared catalog (with a USER column). Syncs your sessions first: one sacct per cluster."""
     from nsml_hpc.formatting import format_metrics, table
     from nsml_hpc.slurm.timefmt import format_duration
 
     with open_workspace() as workspace:
         cluster = workspace.settings.profile(args.cluster).name if args.cluster else None
+        owner = workspace.owner_for(args.user, args.all_users)
         if not args.no_sync:
             sync_quietly(workspace, [cluster] if cluster else None)
         if args.stop_idle is not None:
             _stop_idle(workspace, args.stop_idle)
-        rows = workspace.sessions(project=args.project, cluster=cluster, limit=args.limit)
+        rows = workspace.sessions(
+            project=args.project, cluster=cluster, limit=args.limit, owner=owner
+        )
         idle_after = workspace.settings.idle_gpu_seconds
+        shared = workspace.shared()
     if args.json:
         print(json.dumps([row.to_json() for row in rows], indent=2, sort_keys=True))
         return 0
@@ -114,6 +120,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
     body = [
         [
             row.name,
+            *([row.owner] if shared else []),
             *([row.cluster] if many else []),
             row.state_text + (f" [requeued {row.requeues}x]" if row.requeues else ""),
             row.gpus_text,
@@ -125,8 +132,14 @@ def cmd_ps(args: argparse.Namespace) -> int:
         ]
         for row in rows
     ]
-    headers = ["NAME", *(["CLUSTER"] if many else []), "STATE", "GPUS"]
-    headers += [*(["NODES"] if multi_node else []), "ELAPSED", "GPU%"]
+    headers = [
+        "NAME",
+        *(["USER"] if shared else []),
+        *(["CLUSTER"] if many else []),
+        *["STATE", "GPUS"],
+        *(["NODES"] if multi_node else []),
+        *["ELAPSED", "GPU%"],
+    ]
     print(table([*headers, "STEP", "METRICS"], body))
     return 0
 
@@ -137,6 +150,13 @@ def _nodes_cell(row: SessionRow) -> str:
         return "-"
     listed = row.node_list or f"{row.nodes} nodes"
     return f"{listed}: {row.node_summary}" if row.node_summary else listed
+
+
+def add_user_flags(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--user", metavar="NAME", help=f"{what} of this user (shared catalogs)")
+    parser.add_argument(
+        "--all-users", action="store_true", help=f"{what} of every user (shared catalogs)"
+    )
 
 
 def _gpu_cell(row: SessionRow, idle_after: float) -> str:
@@ -165,10 +185,14 @@ def cmd_show(args: argparse.Namespace) -> int:
         if not args.no_sync:
             sync_quietly(workspace)
         detail = workspace.show(args.session)
+        note = None if args.json else workspace.run_dir_note(args.session)
     if args.json:
-        print(json.dumps(detail, indent=2, sort_keys=True, ensure_ascii=False))
+        # exact, and ASCII: a bidi override or a C1 control stays escaped, never raw
+        print(json.dumps(detail, indent=2, sort_keys=True))
     else:
-        print(render_detail(detail))
+        print(render_detail(printable_tree(detail)))
+        if note:
+            print(f"note        {printable(note)}")
     return 0
 
 
@@ -194,6 +218,9 @@ def render_detail(detail: dict[str, Any]) -> str:
         f" {detail['malformed_metric_lines']} malformed lines)",
     ]
     lines.extend(render_node_lines(detail))
+    for problem in detail.get("ingest_problems", []):
+        where = f"line {problem['line']}" if problem["line"] else "file"
+        lines.append(f"refused     {problem['file']} {where}: {problem['problem']}")
     if detail["metric_sources"]:
         captured = ", ".join(f"{k} ({v})" for k, v in sorted(detail["metric_sources"].items()))
         lines.append(f"captured    {captured}")
@@ -408,6 +435,7 @@ def register(commands: Commands) -> None:
     ps.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     ps.add_argument("--json", action="store_true")
     ps.add_argument("--no-sync", action="store_true", help="show the catalog without asking Slurm")
+    add_user_flags(ps, "sessions (default: yours)")
     add_cluster_flag(ps, "only this cluster's sessions (default: every cluster)")
     ps.add_argument(
         "--stop-idle",

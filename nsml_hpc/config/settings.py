@@ -10,6 +10,8 @@ submit_grace_seconds = 60     # a fresh job missing from sacct is not lost befor
 max_code_mb = 100             # size guard for the code snapshot
 default_cluster = "local"     # the cluster of commands that name none (--cluster NAME)
 idle_gpu_minutes = 60         # ps flags sessions whose GPUs sat at 0 % this long
+run_dir_mode = "group"        # who may read your run directories: private | group | world
+                              # (default: your umask decides, as for any file you make)
 
 [metrics]                     # which way is better, where the name alone misleads
 fid = "min"                   # a word: val/fid, test_fid too ("min" or "max")
@@ -27,6 +29,9 @@ Cluster profiles live in ``clusters.toml`` beside this file (:mod:`nsml_hpc.conf
 ``NSML_HPC_SSH_CONFIG`` (OpenSSH config file, default ``~/.ssh/config``),
 ``NSML_HPC_SYNC_INTERVAL``, ``NSML_HPC_KEY_METRIC``.
 
+A config file whose catalog URL holds a password must be readable by its owner only (as ssh
+insists for a private key): one readable by group or others is refused, naming the fix.
+
 Mistakes are errors, never silently ignored (:class:`~nsml_hpc.errors.SettingsError`, exit 2):
 an ``NSML_HPC_CONFIG`` naming a file that does not exist, a file that cannot be read or is not
 TOML, an unknown key (with the closest known one), a value of the wrong kind.
@@ -36,6 +41,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -48,6 +54,7 @@ from nsml_hpc.config.clusters_file import load_profiles
 from nsml_hpc.errors import NotFoundError, SettingsError
 from nsml_hpc.job.direction import NO_OVERRIDES, Directions, Goal, parse_goal
 from nsml_hpc.job.layout import RUN_ROOT_ENV
+from nsml_hpc.job.permissions import RUN_DIR_MODES
 
 MIN_POLL_FLOOR = 0.5
 
@@ -81,6 +88,7 @@ class Settings:
     sync_interval_seconds: float = 5.0
     key_metric: str | None = None
     metric_directions: Directions = NO_OVERRIDES
+    run_dir_mode: str | None = None  # private | group | world; None: the umask decides
 
 
 # Every top-level key of config.toml and the kind of value it takes ("gc" is the retention
@@ -98,6 +106,7 @@ KEYS: dict[str, str] = {
     "idle_gpu_minutes": NUMBER,
     "sync_interval_seconds": NUMBER,
     "key_metric": TEXT,
+    "run_dir_mode": TEXT,
     "gc": TABLE,
     "metrics": TABLE,
 }
@@ -220,10 +229,31 @@ def _directions(path: Path, data: dict[str, Any]) -> Directions:
         raise SettingsError(f"config file {path}: {exc}") from exc
 
 
+def check_password_file(path: Path, url: str) -> None:
+    """Refuse a config file that holds a catalog password and that others may read."""
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        password = make_url(url).password
+    except (ArgumentError, ValueError):
+        return  # not a URL: opening the catalog reports it
+    if not password:
+        return
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise SettingsError(
+            f"{path} holds a catalog password and is readable by others (mode {mode:04o}); "
+            f"make it private: chmod 600 {path}"
+        )
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     path = locations.config_file()
     data = read_config(path, named=bool(env.get("NSML_HPC_CONFIG")))
+    if isinstance(data.get("catalog"), str):
+        check_password_file(path, data["catalog"])
     source = _Source(path, env)
     catalog = source.get(data, "catalog")[0] or locations.default_catalog_url()
     run_root = source.get(data, "run_root")[0]
@@ -238,6 +268,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     key_metric, where = source.get(data, "key_metric")
     if key_metric is not None and not key_metric.strip():
         raise SettingsError(f"{where} must be a metric name, got {key_metric!r}")
+    run_dir_mode, where = source.get(data, "run_dir_mode")
+    if run_dir_mode is not None and run_dir_mode not in RUN_DIR_MODES:
+        raise SettingsError(
+            f"{where}: run_dir_mode must be one of {', '.join(RUN_DIR_MODES)}, got {run_dir_mode!r}"
+        )
     return Settings(
         catalog_url=str(catalog),
         run_root=Path(run_root).expanduser() if run_root else locations.default_run_root(),
@@ -250,4 +285,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         sync_interval_seconds=source.number(data, "sync_interval_seconds", 5.0, MIN_POLL_FLOOR),
         key_metric=key_metric.strip() if key_metric else None,
         metric_directions=_directions(path, data),
+        run_dir_mode=run_dir_mode,
     )

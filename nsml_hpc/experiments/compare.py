@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from nsml_hpc.catalog.engine import Catalog
-from nsml_hpc.catalog.sessions import get_session
+from nsml_hpc.catalog.sessions import get_session, session_namer
 from nsml_hpc.catalog.summaries import summaries_of
 from nsml_hpc.errors import SpecError
 from nsml_hpc.job.direction import NO_OVERRIDES, Directions, Goal
@@ -89,12 +89,14 @@ def compare_sessions(
 ) -> Comparison:
     """Hyperparameter differences and per-metric last/best values of ``names`` (best by
     ``directions``: the rule with the config's ``[metrics]``)."""
-    unique = list(dict.fromkeys(names))
-    if not unique:
+    if not names:
         raise SpecError("name at least one session to compare")
-    records = [get_session(catalog, name) for name in unique]
-    ids = {record.name: record.id for record in records if record.id is not None}
-    hparams = {record.name: json.loads(record.hyperparameters_json) for record in records}
+    namer = session_namer(catalog)  # owner/project/N in a shared catalog: never ambiguous
+    records = [get_session(catalog, name) for name in names]
+    by_label = {namer(record): record for record in records}
+    unique = list(by_label)
+    ids = {label: record.id for label, record in by_label.items() if record.id is not None}
+    hparams = {label: json.loads(r.hyperparameters_json) for label, r in by_label.items()}
     differing, common = split_hyperparameters(hparams)
     summaries = summaries_of(catalog, list(ids.values()))
     by_id = {session_id: name for name, session_id in ids.items()}

@@ -14,7 +14,12 @@ from nsml_hpc.catalog.downsample import finite_points, minmax
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import MetricPoint, SessionRecord
 from nsml_hpc.catalog.series import metric_series
-from nsml_hpc.catalog.sessions import get_session, list_sessions
+from nsml_hpc.catalog.sessions import (
+    get_session,
+    holds_other_users,
+    list_sessions,
+    session_namer,
+)
 from nsml_hpc.catalog.summaries import summaries_of
 from nsml_hpc.errors import NotFoundError, SpecError
 from nsml_hpc.experiments.compare import compare_sessions
@@ -25,11 +30,19 @@ if TYPE_CHECKING:
     import pandas
 
 
-def sessions_of(catalog: Catalog, names: Sequence[str], project: str | None) -> list[str]:
+def sessions_of(
+    catalog: Catalog, names: Sequence[str], project: str | None, owner: str | None = None
+) -> list[str]:
+    """The sessions to compare: those named, or every session of ``project`` (``owner``'s
+    only, when given), oldest first."""
     if names and project:
         raise SpecError("name sessions or give --project, not both")
     if project:
-        found = [record.name for record in reversed(list_sessions(catalog, project=project))]
+        namer = session_namer(catalog)
+        found = [
+            namer(record)
+            for record in reversed(list_sessions(catalog, project=project, owner=owner))
+        ]
         if not found:
             raise NotFoundError(f"no sessions in project {project!r}")
         return found
@@ -54,11 +67,13 @@ def comparison_frame(
     if unknown:
         raise NotFoundError(f"no session here reported {', '.join(unknown)}")
     now = time.time()
+    shared = holds_other_users(catalog)
     rows: list[dict[str, Any]] = []
     for name in comparison.sessions:
         record = get_session(catalog, name)
         row: dict[str, Any] = {
             "session": name,
+            **({"user": record.owner} if shared else {}),
             "state": record.state,
             "runtime_s": elapsed(record, now),
         }
@@ -82,6 +97,7 @@ class Standing:
     last: float | None
     state: str
     hyperparameters: str
+    user: str = ""
 
 
 def ranking_goal(metric: str, flag: Goal | None, directions: Directions) -> tuple[str, Goal]:
@@ -94,10 +110,17 @@ def ranking_goal(metric: str, flag: Goal | None, directions: Directions) -> tupl
 
 
 def leaderboard(
-    catalog: Catalog, project: str, metric: str, goal: Goal, top: int | None = None
+    catalog: Catalog,
+    project: str,
+    metric: str,
+    goal: Goal,
+    top: int | None = None,
+    owner: str | None = None,
 ) -> list[Standing]:
-    """Sessions of ``project`` ranked by their best ``metric`` (``goal``: min or max)."""
-    records = list_sessions(catalog, project=project)
+    """Sessions of ``project`` (every user's, or ``owner``'s) ranked by their best ``metric``
+    (``goal``: min or max): on a shared catalog, the team's leaderboard."""
+    namer = session_namer(catalog)
+    records = list_sessions(catalog, project=project, owner=owner)
     if not records:
         raise NotFoundError(f"no sessions in project {project!r}")
     ids = {record.id: record for record in records if record.id is not None}
@@ -117,7 +140,8 @@ def leaderboard(
     return [
         Standing(
             rank=rank,
-            session=record.name,
+            session=namer(record),
+            user=record.owner,
             best=best,
             best_step=step,
             last=last,
@@ -162,7 +186,7 @@ def _time_series(catalog: Catalog, record: SessionRecord, metric: str, buckets: 
         [None if when is None else when - start for when, _ in rows], [value for _, value in rows]
     )
     small_x, small_y = minmax(xs, ys, buckets)
-    return Curve(record.name, small_x, small_y, len(rows))
+    return Curve(record.name, small_x, small_y, len(rows))  # relabelled by curves()
 
 
 def curves(

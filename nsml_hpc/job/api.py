@@ -37,6 +37,7 @@ from nsml_hpc.job.layout import (
     SESSION_FILE,
     relay_file,
 )
+from nsml_hpc.job.text import name_problem
 
 _RESERVED = frozenset({"step", "time"})
 
@@ -266,6 +267,9 @@ def _record(step: int | None, metrics: dict[str, Any], *, per_rank: bool) -> Non
     for name, value in metrics.items():
         if name in _RESERVED:
             raise ValueError(f"{name!r} is reserved; pick another metric name")
+        problem = name_problem(name, "metric name")
+        if problem is not None:  # the front end would refuse it anyway (nsml_hpc.job.text)
+            raise ValueError(f"{problem}; pick another metric name")
         if type(value) not in _NUMBER_TYPES:
             try:
                 value = float(value)  # numpy scalars, 0-d tensors

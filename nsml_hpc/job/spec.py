@@ -15,6 +15,8 @@ from nsml_hpc.errors import SpecError
 from nsml_hpc.job.duration import parse_duration
 from nsml_hpc.job.hparams import HParamValue, parse_hyperparameters
 from nsml_hpc.job.sbatch_options import option_name, validate_sbatch_arg
+from nsml_hpc.job.text import has_control_characters as has_control_characters
+from nsml_hpc.job.text import printable
 
 EnvKind = Literal["setup", "module", "venv", "conda"]
 # How the job starts the training script (docs/multi-node.md):
@@ -158,10 +160,6 @@ def _resources_from_dict(data: dict[str, Any]) -> Resources:
     if "sbatch_args" in values:
         values["sbatch_args"] = list(values["sbatch_args"])
     return Resources(**values)
-
-
-def has_control_characters(text: str) -> bool:
-    return any(ord(char) < 32 or ord(char) == 127 for char in text)
 
 
 def validate_project(name: str) -> str:
@@ -352,6 +350,17 @@ def validate_args(args: list[str]) -> list[str]:
     return list(args)
 
 
+def validate_hyperparameters(args: list[str]) -> None:
+    """Hyperparameter values are shown in every table: none may hold control characters
+    (the script still gets its arguments byte for byte; see nsml_hpc.job.text)."""
+    for name, value in parse_hyperparameters(args).items():
+        if isinstance(value, str) and has_control_characters(value):
+            raise SpecError(
+                f"hyperparameter --{name} has control characters in its value "
+                f"({printable(value[:60])}); pass such values in a file"
+            )
+
+
 def validate_memo(text: str) -> str:
     if has_control_characters(text.replace("\t", " ")):
         raise SpecError("--memo must be a single line without control characters")
@@ -448,6 +457,7 @@ def validate_spec(spec: SessionSpec) -> SessionSpec:
     for step in spec.environment:
         validate_env_step(step)
     validate_args(spec.args)
+    validate_hyperparameters(spec.args)
     validate_memo(spec.memo)
     validate_preemption(spec)
     validate_launch(spec)

@@ -59,6 +59,7 @@ from nsml_hpc.job.layout import (
     SNAPSHOTS_DIR,
     TASKS_DIR,
 )
+from nsml_hpc.job.permissions import MODE_KEY, apply_run_dir_mode
 from nsml_hpc.job.snapshot_format import Manifest, ManifestError, recency_key
 from nsml_hpc.job.snapshot_store import check_files, list_snapshots, read_manifest, recover
 from nsml_hpc.job.spec import SessionSpec, warning_seconds
@@ -462,6 +463,9 @@ class Wrapper:
     # --- main ----------------------------------------------------------------------------
 
     def run(self) -> int:
+        problem = apply_run_dir_mode(self.run_dir, self.document.get(MODE_KEY))
+        if problem:
+            print(f"nsml-hpc: run_dir_mode: cannot change {problem}", file=sys.stderr)
         try:
             resume, metrics_line, repairs = self._prepare()
         except FileNotFoundError as exc:

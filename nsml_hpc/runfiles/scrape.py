@@ -2,7 +2,10 @@
 
 Only complete lines are taken: a line the job is still writing stays for the next sync, and
 the returned offset points just past the last newline consumed. A line that is not a JSON
-object is counted as malformed and skipped, never fatal.
+object is counted as malformed and skipped, never fatal. So is a metric or event name that a
+terminal could act on (control characters, see :mod:`nsml_hpc.job.text`) or that is too long
+to store: that name is refused (the line's other metrics are kept), the line counts as
+malformed, and ``problems`` says which line (1-based) and why.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from nsml_hpc.job.text import name_problem
 from nsml_hpc.runfiles.summary import Summary, summarize_points
 
 MAX_READ_BYTES = 16 * 1024 * 1024  # per file and per batch of a sync: bounds memory (~100 MB)
@@ -23,6 +27,9 @@ MAX_READ_BYTES = 16 * 1024 * 1024  # per file and per batch of a sync: bounds me
 # Column order of the tuples in ``MetricBatch.points`` (the metric_point insert uses it).
 POINT_COLUMNS = ("session_id", "line", "step", "time", "name", "value")
 MetricPointRow = tuple[int, int, int | None, float | None, str, float | None]
+
+
+MAX_PROBLEMS = 20  # refused lines described per batch (all are counted)
 
 
 @dataclass
@@ -34,6 +41,7 @@ class MetricBatch:
     malformed: int = 0
     last_step: int | None = None
     last_metrics: dict[str, float | None] = field(default_factory=dict)
+    problems: list[tuple[int, str]] = field(default_factory=list)  # (line, why), 1-based
     # per (metric, block of lines) summaries, made with the points; None (a captured batch):
     # the store summarizes the points itself
     blocks: dict[tuple[str, int], Summary] | None = None
@@ -44,6 +52,12 @@ class EventBatch:
     events: list[dict[str, Any]] = field(default_factory=list)
     lines: int = 0
     malformed: int = 0
+    problems: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _note(problems: list[tuple[int, str]], line: int, why: str) -> None:
+    if len(problems) < MAX_PROBLEMS:
+        problems.append((line, why))
 
 
 def read_new_lines(path: Path, offset: int, limit: int = MAX_READ_BYTES) -> tuple[bytes, int]:
@@ -103,6 +117,7 @@ def parse_metric_lines(chunk: bytes, first_line: int, session_id: int) -> Metric
     malformed = 0
     isfinite = math.isfinite
     fast_loads, decode_error = orjson.loads, orjson.JSONDecodeError
+    good_names: set[str] = set()  # names already checked (the check runs once per name)
     lines = chunk.splitlines()
     for line_no, raw in enumerate(lines, first_line):
         try:
@@ -112,10 +127,13 @@ def parse_metric_lines(chunk: bytes, first_line: int, session_id: int) -> Metric
                 record = json.loads(raw)  # NaN/Infinity literals that only the stdlib reads
         except ValueError:
             malformed += 1
+            _note(batch.problems, line_no + 1, "not a JSON object")
             continue
         if type(record) is not dict:
             malformed += 1
+            _note(batch.problems, line_no + 1, "not a JSON object")
             continue
+        refused = False
         step = record.pop("step", None)
         if type(step) is not int:
             step = None
@@ -130,8 +148,18 @@ def parse_metric_lines(chunk: bytes, first_line: int, session_id: int) -> Metric
                 number = _finite_or_none(value)
             else:
                 continue  # text (a phase label), bool, lists: not metric values
+            if name not in good_names:
+                why = name_problem(name, "metric name")
+                if why is not None:
+                    if not refused:
+                        _note(batch.problems, line_no + 1, f"{why}: refused")
+                    refused = True
+                    continue
+                good_names.add(name)
             add_point((session_id, line_no, step, when, name, number))
             last_metrics[name] = number
+        if refused:
+            malformed += 1
     batch.blocks = summarize_points(batch.points)[1]  # the store keeps them with the points
     batch.lines = len(lines)
     batch.malformed = malformed
@@ -139,18 +167,27 @@ def parse_metric_lines(chunk: bytes, first_line: int, session_id: int) -> Metric
     return batch
 
 
-def parse_event_lines(chunk: bytes, session_id: int) -> EventBatch:
-    """Rows for ``event`` from complete ``events.jsonl`` lines."""
+def parse_event_lines(chunk: bytes, session_id: int, first_line: int = 0) -> EventBatch:
+    """Rows for ``event`` from complete ``events.jsonl`` lines (``first_line``: how many
+    lines of the file came before, for the line numbers of refused ones)."""
     batch = EventBatch()
     for raw in chunk.splitlines():
         batch.lines += 1
+        line = first_line + batch.lines
         try:
             record = _load(raw)
         except ValueError:
             batch.malformed += 1
+            _note(batch.problems, line, "not a JSON object")
             continue
         if not isinstance(record, dict) or not isinstance(record.get("event"), str):
             batch.malformed += 1
+            _note(batch.problems, line, 'not an event (no "event" name)')
+            continue
+        why = name_problem(record["event"], "event name")
+        if why is not None:
+            batch.malformed += 1
+            _note(batch.problems, line, f"{why}: refused")
             continue
         at = record.get("time")
         job_id = record.get("job_id")

@@ -2,22 +2,31 @@
 its memo (its snapshots are :mod:`nsml_hpc.snapshots.actions`', forking is
 :func:`nsml_hpc.snapshots.fork.fork_session`).
 
-The CLI and the TUI reach these through :class:`nsml_hpc.workspace.Workspace`.
+The CLI and the TUI reach these through :class:`nsml_hpc.workspace.Workspace`. Changes are
+the owner's (:mod:`nsml_hpc.catalog.ownership`): another user's session is refused before
+anything is touched.
 """
 
 from __future__ import annotations
 
 import posixpath
+import secrets
 import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from nsml_hpc.backends.files import RunFiles
-from nsml_hpc.catalog.sessions import discard_session, get_session, jobs_of, update_memo
+from nsml_hpc.catalog.ownership import check_owner
+from nsml_hpc.catalog.sessions import (
+    discard_session,
+    get_session,
+    jobs_of,
+    update_memo,
+)
 from nsml_hpc.context import Context
 from nsml_hpc.errors import NsmlError, SpecError
-from nsml_hpc.job.layout import SESSION_FILE, slurm_output
+from nsml_hpc.job.layout import SESSION_FILE, TEMP_MARK, slurm_output
 from nsml_hpc.job.spec import validate_memo
 from nsml_hpc.slurm.states import is_live
 from nsml_hpc.submit.rundir import read_json, remove_run_dir
@@ -27,13 +36,14 @@ FOLLOW_CHUNK = 64 * 1024
 
 
 def sync_now(workspace: Context, clusters: Collection[str] | None = None) -> SyncReport:
-    """One sync of every cluster with live sessions (or of ``clusters``)."""
+    """One sync of every cluster with live sessions of the caller (or of ``clusters``)."""
     return sync(workspace.catalog, workspace.settings, workspace.backend_for, clusters=clusters)
 
 
 def stop_session(workspace: Context, name: str) -> list[str]:
     """Ask Slurm to cancel the session's live job (one scancel call); returns the job ids."""
     record = get_session(workspace.catalog, name)
+    check_owner(workspace.catalog, record, "stop")
     if not is_live(record.state, record.ended_at, time.time()):
         raise SpecError(f"session {name} is already {record.state}")
     assert record.id is not None
@@ -44,13 +54,16 @@ def stop_session(workspace: Context, name: str) -> list[str]:
 
 
 def stop_idle_sessions(workspace: Context, min_idle_seconds: float) -> list[tuple[str, float]]:
-    """Cancel running sessions whose GPUs all sat at 0 % for ``min_idle_seconds`` or more:
-    one scancel per cluster. Returns (session, idle seconds) of those cancelled."""
+    """Cancel the caller's running sessions (everyone's, for a catalog admin) whose GPUs all
+    sat at 0 % for ``min_idle_seconds`` or more: one scancel per cluster. Returns (session,
+    idle seconds) of those cancelled."""
+    from nsml_hpc.catalog.ownership import is_admin
     from nsml_hpc.sessions.views import session_rows
 
+    owner = None if is_admin(workspace.catalog) else workspace.catalog.user
     idle = [
         row
-        for row in session_rows(workspace.catalog)
+        for row in session_rows(workspace.catalog, owner=owner)
         if row.state == "RUNNING" and row.gpu_idle_s >= min_idle_seconds and row.job_ids
     ]
     by_cluster: dict[str, list[str]] = {}
@@ -66,23 +79,47 @@ class Removed:
     name: str
     run_dir: Path  # on the session's cluster
     purged: bool
+    leftover: str | None = None  # a renamed run directory that could not be deleted
 
 
 def remove_session(workspace: Context, name: str, *, purge: bool = False) -> Removed:
-    """Forget a finished session; with ``purge`` also delete its run directory (on its
-    cluster, through the cluster's backend)."""
+    """Forget a finished session of the caller's; with ``purge`` also delete its run
+    directory (on its cluster, through the cluster's backend).
+
+    The purge is ordered so that no failure leaves a catalog row without its folder or a run
+    directory without its row: the folder is first renamed to a temporary name beside it
+    (``.N.tmp-purge-...``; a refusal, e.g. no permission, changes nothing), then the rows go,
+    then the renamed folder is deleted. Should the rows not go, the folder is renamed back;
+    should the last delete fail, what is left is a temporary folder (``leftover``), which the
+    next submit into the project clears after an hour, not a run directory.
+    """
     record = get_session(workspace.catalog, name)
+    check_owner(workspace.catalog, record, "remove")
     if is_live(record.state, record.ended_at, time.time()):
         raise SpecError(f"session {name} is {record.state}; stop it first (nsml-hpc stop {name})")
-    files = workspace.backend_for(record.cluster).files if purge else None
-    exists = files is not None and files.exists(record.run_dir)
     assert record.id is not None
-    if files is not None and exists:
-        _check_owned_run_dir(files, record.run_dir, name)
-        _check_not_forked_from(workspace, record.id, name)
-    discard_session(workspace.catalog, record.id)
-    purged = bool(files is not None and exists and remove_run_dir(files, record.run_dir))
-    return Removed(name=name, run_dir=Path(record.run_dir), purged=purged)
+    files = workspace.backend_for(record.cluster).files if purge else None
+    if files is None or not files.exists(record.run_dir):
+        discard_session(workspace.catalog, record.id)
+        return Removed(name=name, run_dir=Path(record.run_dir), purged=False)
+    _check_owned_run_dir(files, record.run_dir, record.name)
+    _check_not_forked_from(workspace, record.id, name)
+    parent, number = posixpath.split(record.run_dir.rstrip("/"))
+    trash = posixpath.join(parent, f".{number}{TEMP_MARK}purge-{secrets.token_hex(4)}")
+    files.rename(record.run_dir, trash)  # refused (no permission, ...): nothing changed
+    try:
+        discard_session(workspace.catalog, record.id)
+    except BaseException as exc:
+        try:
+            files.rename(trash, record.run_dir)
+        except NsmlError as back:
+            exc.add_note(f"the run directory is at {trash}; rename it back: {back}")
+        raise
+    try:
+        remove_run_dir(files, trash)
+    except NsmlError:
+        return Removed(name=name, run_dir=Path(record.run_dir), purged=False, leftover=trash)
+    return Removed(name=name, run_dir=Path(record.run_dir), purged=True)
 
 
 def _check_not_forked_from(workspace: Context, session_id: int, name: str) -> None:
@@ -162,5 +199,8 @@ def _new_bytes(files: RunFiles, path: str, offsets: dict[str, int]) -> Iterator[
 
 
 def set_memo(workspace: Context, name: str, memo: str) -> None:
-    """Replace the session's memo (one line, at most 1000 characters)."""
-    update_memo(workspace.catalog, name, validate_memo(memo.strip()), now=time.time())
+    """Replace the memo of one of the caller's sessions (one line, at most 1000 characters)."""
+    record = get_session(workspace.catalog, name)
+    check_owner(workspace.catalog, record, "change the memo of")
+    assert record.id is not None
+    update_memo(workspace.catalog, record.id, validate_memo(memo.strip()), now=time.time())

@@ -126,11 +126,11 @@ def _term_condition(term: FilterTerm) -> ColumnElement[bool]:
         condition: ColumnElement[bool] = or_(
             *(
                 _contains(column, text)
-                for column in (_S.name, _S.memo, _S.state, _S.reason, _S.cluster, _S.user)
+                for column in (_S.name, _S.memo, _S.state, _S.reason, _S.cluster, _S.owner)
             )
         )
     else:
-        column = _S[term.field]
+        column = _S["owner" if term.field == "user" else term.field]  # user: whose session
         match = _starts if term.field in _PREFIX_FIELDS else _contains
         condition = or_(*(match(column, value) for value in term.values))
     if term.negated:
@@ -214,6 +214,7 @@ def _page_statement(query: SessionQuery, now: float) -> Select[Any]:
             _S.project,
             _S.cluster,
             _S.user,
+            _S.owner,
             _S.state,
             _S.reason,
             _S.exit_code,
@@ -238,9 +239,12 @@ def session_page(
     catalog: Catalog, query: SessionQuery, offset: int, limit: int, *, now: float
 ) -> list[SessionRow]:
     """Rows ``offset`` .. ``offset + limit`` of the table in its current order."""
+    from nsml_hpc.catalog.sessions import holds_other_users
+
     statement = _page_statement(query, now).offset(max(offset, 0)).limit(max(limit, 0))
     with catalog.session() as db:
         rows = db.execute(statement).all()
+    shared = holds_other_users(catalog)
     page = [
         session_row(
             row,
@@ -248,6 +252,7 @@ def session_page(
             key_last=row.key_last,
             key_best=row.key_best,
             key_best_step=row.key_best_step,
+            shared=shared,
         )
         for row in rows
     ]
@@ -255,10 +260,14 @@ def session_page(
 
 
 def matching_names(catalog: Catalog, query: SessionQuery) -> list[str]:
-    """Every session name the filter matches (for "select all")."""
-    statement = select(_S.name).where(*_where(query)).order_by(_S.created_at.desc())
+    """Every session name the filter matches (for "select all"), as the table shows them."""
+    from nsml_hpc.catalog.sessions import holds_other_users
+
+    statement = select(_S.owner, _S.name).where(*_where(query)).order_by(_S.created_at.desc())
     with catalog.session() as db:
-        return [row[0] for row in db.execute(statement).all()]
+        rows = db.execute(statement).all()
+    shared = holds_other_users(catalog)
+    return [f"{owner}/{name}" if shared else name for owner, name in rows]
 
 
 __all__ = [

@@ -23,7 +23,14 @@ from nsml_hpc.catalog.allocations import job_allocations
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.gpu import gpu_states
 from nsml_hpc.catalog.metrics import load_cursors, metric_sources
-from nsml_hpc.catalog.sessions import events_of, get_session, jobs_of, list_sessions, state_history
+from nsml_hpc.catalog.sessions import (
+    events_of,
+    get_session,
+    holds_other_users,
+    jobs_of,
+    list_sessions,
+    state_history,
+)
 from nsml_hpc.catalog.snapshots import requeue_counts
 from nsml_hpc.job.layout import METRICS_FILE
 from nsml_hpc.runfiles.idle import IdleState, idle_for
@@ -88,6 +95,8 @@ class RecordFields(Protocol):
     @property
     def user(self) -> str: ...
     @property
+    def owner(self) -> str: ...
+    @property
     def state(self) -> str: ...
     @property
     def reason(self) -> str | None: ...
@@ -111,6 +120,7 @@ class RecordFields(Protocol):
 
 JSON_FIELDS = (
     "name",
+    "owner",
     "cluster",
     "state",
     "reason",
@@ -138,6 +148,8 @@ class SessionRow:
     ``elapsed_s`` is the elapsed time as of the read; :meth:`elapsed_at` advances it.
     ``job_ids``, ``gpu_util``, ``gpu_idle_s`` and ``requeues`` are filled for ``ps`` and
     ``show``; ``key_*`` (the table's key metric, last and best) for the table's page.
+    ``name`` is as the catalog shows it: ``project/N``, or ``owner/project/N`` once it holds
+    another user's sessions; ``owner`` is the catalog user, ``user`` the cluster account.
     """
 
     id: int
@@ -173,6 +185,8 @@ class SessionRow:
             return str(self.gpus)
         return f"{self.nodes}x{self.gpus // self.nodes}"
 
+    owner: str = ""
+
     @property
     def state_text(self) -> str:
         return format_state(self.state, self.reason, self.exit_code)
@@ -203,13 +217,16 @@ def session_row(
     nodes: int = 1,
     node_list: str | None = None,
     node_states: Sequence[NodeState] = (),
+    shared: bool = False,
 ) -> SessionRow:
-    """The row of one session as of ``now`` (GPU figures only while it runs)."""
+    """The row of one session as of ``now`` (GPU figures only while it runs); ``shared``:
+    the catalog holds other users' sessions, so the name says whose."""
     assert fields.id is not None
     live_gpu = gpu if gpu is not None and fields.state == SessionState.RUNNING else None
     return SessionRow(
         id=fields.id,
-        name=fields.name,
+        name=f"{fields.owner}/{fields.name}" if shared else fields.name,
+        owner=fields.owner,
         project=fields.project,
         cluster=fields.cluster,
         user=fields.user,
@@ -297,6 +314,7 @@ def _rows(catalog: Catalog, records: Sequence[RecordFields], now: float) -> list
     gpu = gpu_states(catalog, ids)
     requeues = requeue_counts(catalog, ids)
     nodes = _nodes(catalog, records, jobs)
+    shared = holds_other_users(catalog)
     return [
         session_row(
             record,
@@ -307,6 +325,7 @@ def _rows(catalog: Catalog, records: Sequence[RecordFields], now: float) -> list
             nodes=nodes.get(record.id or -1, _Nodes()).count,
             node_list=nodes.get(record.id or -1, _Nodes()).listed,
             node_states=nodes.get(record.id or -1, _Nodes()).states,
+            shared=shared,
         )
         for record in records
     ]
@@ -319,9 +338,11 @@ def session_rows(
     cluster: str | None = None,
     limit: int | None = None,
     now: float | None = None,
+    owner: str | None = None,
 ) -> list[SessionRow]:
-    """``ps``: submitted sessions, newest first (of ``project``, ``cluster``; ``limit`` rows)."""
-    records = list_sessions(catalog, project=project, cluster=cluster, limit=limit)
+    """``ps``: submitted sessions, newest first (of ``project``, ``cluster``, ``owner``;
+    ``limit`` rows)."""
+    records = list_sessions(catalog, project=project, cluster=cluster, limit=limit, owner=owner)
     return _rows(catalog, records, time.time() if now is None else now)
 
 
@@ -345,6 +366,7 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
         nodes=nodes.count,
         node_list=nodes.listed,
         node_states=nodes.states,
+        shared=holds_other_users(catalog),
     )
     cursor = load_cursors(catalog, [record.id]).get((record.id, METRICS_FILE))
     allocations = job_allocations(catalog, jobs)
@@ -354,6 +376,7 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
         **snapshot_detail(catalog, record.id),
         "project": record.project,
         "user": record.user,
+        "ingest_problems": ingest_problems(catalog, record.id),
         "run_dir": record.run_dir,
         "spec": json.loads(record.spec_json),
         "node_states": [node.to_json() for node in nodes.states],
@@ -402,3 +425,39 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
             for event in events_of(catalog, record.id)
         ],
     }
+
+
+def run_dir_note(workspace: Any, name: str) -> str | None:
+    """For another user's session: a note when its run directory cannot be read by the
+    caller (logs, snapshot files), what the catalog holds being shown all the same."""
+    from nsml_hpc.errors import NsmlError
+    from nsml_hpc.job.layout import SESSION_FILE
+
+    record = get_session(workspace.catalog, name)
+    if record.owner == workspace.catalog.user:
+        return None
+    try:
+        workspace.backend_for(record.cluster).files.read_from(
+            f"{record.run_dir}/{SESSION_FILE}", 0, 1
+        )
+    except NsmlError as exc:
+        return (
+            f"{record.owner}'s run directory is not readable by you ({exc}); state and "
+            "metrics are the catalog's, kept current by its owner's syncs"
+        )
+    return None
+
+
+def ingest_problems(catalog: Catalog, session_id: int) -> list[dict[str, Any]]:
+    """The lines ingestion refused (the first few per file), oldest first."""
+    from sqlmodel import col, select
+
+    from nsml_hpc.catalog.team_models import IngestProblem
+
+    with catalog.session() as db:
+        rows = db.exec(
+            select(IngestProblem)
+            .where(IngestProblem.session_id == session_id)
+            .order_by(col(IngestProblem.id))
+        ).all()
+    return [{"file": row.file, "line": row.line, "problem": row.problem} for row in rows]

@@ -3,7 +3,9 @@ The CLI (``nsml-hpc model ...``) and the TUI call these.
 
 Every command first re-reads the session's snapshot folder through the backend's files seam
 (so a folder deleted or edited by hand is seen), and reaches the files only through that
-seam, so it works wherever the run directory lives.
+seam, so it works wherever the run directory lives. Only the owner's (or an admin's) commands
+re-read it: another user's session is listed as the catalog has it (its owner's syncs keep it
+current), and pin and delete are the owner's (nsml_hpc.catalog.ownership).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from nsml_hpc.backends.files import RunFiles
 from nsml_hpc.catalog.models import SessionRecord
+from nsml_hpc.catalog.ownership import check_owner, may_change
 from nsml_hpc.catalog.sessions import get_session, list_sessions
 from nsml_hpc.catalog.snapshot_models import SnapshotRecord
 from nsml_hpc.catalog.snapshots import (
@@ -80,7 +83,11 @@ def _files(workspace: Context, record: SessionRecord) -> RunFiles:
 
 
 def refresh(workspace: Context, record: SessionRecord) -> dict[str, str]:
+    """Re-read the snapshot folder of a session the caller may change (damaged tags ->
+    why); another user's session keeps the catalog's rows, which only its owner writes."""
     assert record.id is not None
+    if not may_change(workspace.catalog, record):
+        return {}
     return refresh_session(
         workspace.catalog,
         _files(workspace, record),
@@ -134,6 +141,7 @@ def remove_model(workspace: Context, name: str, tag: str) -> SnapshotRow:
 
     record = get_session(workspace.catalog, name)
     assert record.id is not None
+    check_owner(workspace.catalog, record, "delete snapshots of")
     with gc_lock():
         listing = list_models(workspace, name)
         row = next((item for item in listing.snapshots if item.tag == tag), None)
@@ -165,6 +173,7 @@ def remove_model(workspace: Context, name: str, tag: str) -> SnapshotRow:
 def pin_model(workspace: Context, name: str, tag: str, pinned: bool) -> SnapshotRecord:
     record = get_session(workspace.catalog, name)
     assert record.id is not None
+    check_owner(workspace.catalog, record, "pin or unpin snapshots of")
     refresh(workspace, record)
     row = get_snapshot(workspace.catalog, record.id, name, tag)
     assert row.id is not None

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import col, select
 
+from nsml_hpc.catalog.ownership import check_owner
 from nsml_hpc.catalog.sessions import get_session
 from nsml_hpc.catalog.snapshot_models import LineageRecord, SnapshotRecord
 from nsml_hpc.catalog.snapshots import protect_for_fork, snapshot_metrics, snapshots_of
@@ -37,7 +38,7 @@ from nsml_hpc.job.layout import CODE_DIR, SESSION_FILE
 from nsml_hpc.job.snapshot_format import Manifest, choose, parse_selector
 from nsml_hpc.job.spec import MAX_ARG_BYTES, Preemption, Resources, SessionSpec, validate_spec
 from nsml_hpc.snapshots.sync import refresh_session
-from nsml_hpc.submit.create import Prepared, Submitted, dry_run, submit
+from nsml_hpc.submit.create import Prepared, Submitted, dry_run, run_dir_mode_document, submit
 from nsml_hpc.submit.placement import AUTO, place
 from nsml_hpc.submit.rundir import read_json
 
@@ -274,6 +275,9 @@ def _child_spec(
 def fork_session(workspace: Context, request: ForkRequest, *, dry: bool = False) -> Forked:
     parent = get_session(workspace.catalog, request.parent)
     assert parent.id is not None
+    # Forking protects the parent's snapshot from deletion (a change of the parent's rows),
+    # so it is the parent's owner's (nsml_hpc.catalog.ownership).
+    check_owner(workspace.catalog, parent, "fork from")
     sets = [parse_assignment("--set", text) for text in request.sets]
     adds = [parse_assignment("--add", text) for text in request.adds]
     parent_spec = SessionSpec.from_dict(json.loads(parent.spec_json))
@@ -315,7 +319,11 @@ def fork_session(workspace: Context, request: ForkRequest, *, dry: bool = False)
             code=code,
             profile=workspace.settings.profile(spec.cluster),
             user=current_user(),
-            extra={"fork": fork_info, **workspace.settings.metric_directions.to_document()},
+            extra={
+                "fork": fork_info,
+                **workspace.settings.metric_directions.to_document(),
+                **run_dir_mode_document(workspace.settings),
+            },
         )
         if dry:
             script = dry_run(prepared, workspace.catalog, workspace.settings, backend)

@@ -23,7 +23,6 @@ from nsml_hpc.catalog.sessions import list_sessions
 from nsml_hpc.catalog.snapshot_models import SnapshotRecord
 from nsml_hpc.catalog.snapshots import snapshot_metrics, snapshots_of
 from nsml_hpc.config import locations
-from nsml_hpc.config.identity import current_user
 from nsml_hpc.context import Context
 from nsml_hpc.errors import GcBusy, NsmlError
 from nsml_hpc.slurm.states import is_live
@@ -134,12 +133,21 @@ def run_gc(
     now: float | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> GcResult:
-    """Plan (and with ``apply``, carry out) the deletions the policies ask for. The caller
-    holds :func:`gc_lock`."""
+    """Plan (and with ``apply``, carry out) the deletions the policies ask for, among the
+    sessions of ``user`` (default: the caller; another user's only for a catalog admin).
+    The caller holds :func:`gc_lock`."""
+    from nsml_hpc.catalog.ownership import is_admin
+    from nsml_hpc.errors import PermissionRefused
+
     now = time.time() if now is None else now
     policies = policies or load_policies(locations.config_file())
-    owner = user or current_user()
-    sessions = [s for s in list_sessions(workspace.catalog, project=project) if s.user == owner]
+    owner = user or workspace.catalog.user
+    if owner != workspace.catalog.user and not is_admin(workspace.catalog):
+        raise PermissionRefused(
+            f"gc of {owner}'s sessions: only they or a catalog admin may delete their "
+            f"snapshots (you are {workspace.catalog.user}); nothing was changed"
+        )
+    sessions = list_sessions(workspace.catalog, project=project, owner=owner)
     by_id = {s.id: s for s in sessions if s.id is not None}
     files_for: dict[int, RunFiles] = {}
     errors: list[str] = []

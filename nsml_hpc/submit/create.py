@@ -56,6 +56,7 @@ from nsml_hpc.job.layout import (
     SESSION_FILE,
     TEMP_MARK,
 )
+from nsml_hpc.job.permissions import MODE_KEY
 from nsml_hpc.job.sbatch_options import option_name
 from nsml_hpc.job.spec import EnvStep, Resources, SessionSpec, validate_spec
 from nsml_hpc.submit.injob_copy import in_job_files
@@ -152,8 +153,16 @@ def prepare(spec: SessionSpec, settings: Settings, code_root: Path) -> Prepared:
         code=code,
         profile=profile,
         user=current_user(),
-        extra=settings.metric_directions.to_document(),  # what load("best:M") follows in-job
+        extra={
+            **settings.metric_directions.to_document(),  # what load("best:M") follows in-job
+            **run_dir_mode_document(settings),
+        },
     )
+
+
+def run_dir_mode_document(settings: Settings) -> dict[str, str]:
+    """session.json's ``run_dir_mode`` (nsml_hpc.job.permissions), when the user chose one."""
+    return {MODE_KEY: settings.run_dir_mode} if settings.run_dir_mode else {}
 
 
 def training_interpreter(spec: SessionSpec, profile: ClusterProfile | None = None) -> str:

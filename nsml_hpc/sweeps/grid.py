@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from nsml_hpc.errors import SpecError
-from nsml_hpc.job.spec import has_control_characters
+from nsml_hpc.job.text import has_control_characters
 
 Scale = Literal["linear", "log", "int"]
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")

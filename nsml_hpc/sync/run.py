@@ -5,6 +5,14 @@ Kind to the cluster: the poll floor is shared through the catalog, so however ma
 sync, a cluster is asked at most once per floor. A job missing from sacct right after
 submission waits out a grace period; only then is squeue asked (once, for all such jobs).
 
+On a shared catalog each sync is its caller's: it asks Slurm only about the caller's own
+sessions (``catalog.user``), and of those only the ones whose cluster account is the one this
+cluster's backend runs as (the profile's user over SSH, the login user locally). Under
+``PrivateData=jobs`` nobody's sacct sees anyone else's jobs, so another user's session is
+never asked about, never marked LOST and never written by this sync; its owner's syncs keep it
+current. A session an earlier version marked LOST that way (reason :data:`LEGACY_LOST_REASON`)
+is asked about again by its owner's next sync and takes whatever state Slurm reports.
+
 Degraded, not frozen: when sacct fails (slurmdbd down) but squeue answers, the live states come
 from ONE squeue call for all the cluster's jobs, and the report says so once per cluster
 (``SyncReport.degraded``). A job squeue no longer lists is left as it is (never LOST on that
@@ -20,7 +28,9 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
+from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
 from nsml_hpc.backends.base import SlurmBackend
@@ -76,6 +86,9 @@ REASONLESS_STATES = frozenset({SessionState.RUNNING, SessionState.COMPLETED})
 PROVISIONAL_REASON = "provisional: accounting (sacct) unavailable"
 
 SCRAPED_FILES = (METRICS_FILE, EVENTS_FILE, GPU_FILE)
+# What versions before per-user syncs wrote when ANY user's sacct missed a job: perhaps only
+# because it was someone else's. Such sessions are re-checked by their owner's sync.
+LEGACY_LOST_REASON = "Slurm no longer knows this job"
 
 BackendFor = Callable[[str], SlurmBackend]
 
@@ -124,7 +137,11 @@ def sync(
     _drop_stale_reservations(catalog, backend_for, now, wanted, unreachable)
     live = [
         record
-        for record in [*live_sessions(catalog, now), *_provisional_sessions(catalog)]
+        for record in [
+            *live_sessions(catalog, now, owner=catalog.user),
+            *_provisional_sessions(catalog),
+            *_wrongly_lost(catalog),
+        ]
         if wanted is None or record.cluster in wanted
     ]
     settling = _settling_sessions(catalog, now, wanted)
@@ -135,15 +152,17 @@ def sync(
     jobs = jobs_of(catalog, [record.id for record in [*live, *settling] if record.id is not None])
     degraded: dict[str, _Degraded] = {}
     for cluster, asked in sorted(by_cluster.items()):
-        sessions = [record for record in asked if record.id not in settling_ids]
         if not claim_poll(catalog, cluster, now, settings.poll_floor_seconds):
             report.skipped_by_floor.append(cluster)
             continue
         report.queried.append(cluster)
         pending_settle: dict[str, JobRecord | None] = {}
         try:
+            backend = backend_for(cluster)
+            asked = _run_as(backend, asked)
+            sessions = [record for record in asked if record.id not in settling_ids]
             records, why = _ask_cluster(
-                backend_for(cluster), asked, jobs, settings, now, pending_settle
+                backend, asked, jobs, settings, now, pending_settle, catalog.user
             )
         except NsmlError as exc:
             report.errors[cluster] = str(exc)
@@ -190,6 +209,7 @@ def _ask_cluster(
     settings: Settings,
     now: float,
     unsettled: dict[str, JobRecord | None],
+    asked_as: str = "",
 ) -> tuple[dict[str, JobRecord], str | None]:
     """Records by job id: ONE sacct call, plus at most ONE squeue call; and, when sacct failed
     but squeue answered, why (the sync is then degraded, see the module doc, and ``unsettled``
@@ -237,7 +257,7 @@ def _ask_cluster(
                 job_id=job_id,
                 state=SessionState.LOST,
                 slurm_state="UNKNOWN",
-                reason="Slurm no longer knows this job",
+                reason=lost_reason(asked_as),
             )
     return found, None
 
@@ -289,11 +309,44 @@ def _from_queue(job: JobRecordRow, queued: JobRecord) -> JobRecord:
 
 
 def _provisional_sessions(catalog: Catalog) -> list[SessionRecord]:
-    """Sessions whose end was seen while accounting was down: asked about again."""
+    """The caller's sessions whose end was seen while accounting was down: asked about again."""
     with catalog.session() as db:
         return list(
-            db.exec(select(SessionRecord).where(SessionRecord.reason == PROVISIONAL_REASON)).all()
+            db.exec(
+                select(SessionRecord).where(
+                    SessionRecord.reason == PROVISIONAL_REASON,
+                    SessionRecord.owner == catalog.user,
+                )
+            ).all()
         )
+
+
+def lost_reason(owner: str) -> str:
+    """Why a session is LOST now: its owner's own sacct and squeue no longer know the job."""
+    return f"{LEGACY_LOST_REASON} (asked as its owner {owner})" if owner else LEGACY_LOST_REASON
+
+
+def _wrongly_lost(catalog: Catalog) -> list[SessionRecord]:
+    """The caller's sessions an earlier version marked LOST perhaps only because another
+    user's sacct could not see them: asked about again (once: Slurm's answer, or a LOST with
+    this version's reason, replaces the old one)."""
+    with catalog.session() as db:
+        return list(
+            db.exec(
+                select(SessionRecord).where(
+                    SessionRecord.owner == catalog.user,
+                    SessionRecord.state == SessionState.LOST,
+                    SessionRecord.reason == LEGACY_LOST_REASON,
+                )
+            ).all()
+        )
+
+
+def _run_as(backend: SlurmBackend, sessions: list[SessionRecord]) -> list[SessionRecord]:
+    """The sessions whose jobs run as the account this backend asks as: only those can its
+    sacct see (another account's are left as they are, never marked LOST)."""
+    account = backend.user
+    return [record for record in sessions if not account or record.user == account]
 
 
 def _settle_from_run_dirs(catalog: Catalog, degraded: _Degraded, now: float) -> int:
@@ -443,12 +496,14 @@ def _apply_records(
 
 
 def _recently_ended(catalog: Catalog, since: float) -> list[SessionRecord]:
+    """The caller's sessions that ended since ``since`` (another user's are their syncs')."""
     with catalog.session() as db:
         return list(
             db.exec(
                 select(SessionRecord).where(
                     col(SessionRecord.state).in_(list(TERMINAL_STATES)),
                     col(SessionRecord.ended_at) >= since,
+                    col(SessionRecord.owner) == catalog.user,
                 )
             ).all()
         )
@@ -505,31 +560,36 @@ class ScrapeTarget:
     cluster: str
     run_dir: str
     ended_at: float | None
+    name: str = ""
 
 
 def _sessions_to_scrape(
     catalog: Catalog, live: list[SessionRecord], now: float, wanted: set[str] | None
 ) -> list[ScrapeTarget]:
-    """The live sessions (those that just ended included) and the sessions that ended
-    recently, whose last lines a slow shared file system may show late (of the ``wanted``
-    clusters only, when given)."""
+    """The caller's live sessions (those that just ended included) and the caller's sessions
+    that ended recently, whose last lines a slow shared file system may show late (of the
+    ``wanted`` clusters only, when given). Other users' run directories are their syncs'."""
     targets = {
-        record.id: ScrapeTarget(record.id, record.cluster, record.run_dir, None)
+        record.id: ScrapeTarget(record.id, record.cluster, record.run_dir, None, record.name)
         for record in live
         if record.id is not None
     }
     with catalog.session() as db:
-        recent = db.exec(
-            select(
-                SessionRecord.id,
-                SessionRecord.cluster,
-                SessionRecord.run_dir,
-                SessionRecord.ended_at,
-            ).where(col(SessionRecord.ended_at) >= now - RECENTLY_ENDED_SECONDS)
+        recent = db.execute(
+            sa_select(
+                col(SessionRecord.id),
+                col(SessionRecord.cluster),
+                col(SessionRecord.run_dir),
+                col(SessionRecord.ended_at),
+                col(SessionRecord.name),
+            ).where(
+                col(SessionRecord.ended_at) >= now - RECENTLY_ENDED_SECONDS,
+                col(SessionRecord.owner) == catalog.user,
+            )
         ).all()
-    for session_id, cluster, run_dir, ended_at in recent:
+    for session_id, cluster, run_dir, ended_at, name in recent:
         if session_id is not None and (wanted is None or cluster in wanted):
-            targets[session_id] = ScrapeTarget(session_id, cluster, run_dir, ended_at)
+            targets[session_id] = ScrapeTarget(session_id, cluster, run_dir, ended_at, name)
     return [targets[key] for key in sorted(targets)]
 
 
@@ -549,6 +609,7 @@ def _scrape(
     change)."""
     with_new_events: set[int] = set()
     ids = [target.session_id for target in targets]
+    names = {target.session_id: target.name for target in targets}
     cursors = load_cursors(catalog, ids)
     gpu = gpu_states(catalog, ids)
     known_captured = captured_files(cursors)
@@ -622,7 +683,7 @@ def _scrape(
                         parsed = parse_metric_lines(chunk, cursor.lines, session_id)
                         metric_items.append(MetricIngest(session_id, parsed, cursor, new_offset))
                     else:
-                        events = parse_event_lines(chunk, session_id)
+                        events = parse_event_lines(chunk, session_id, cursor.lines)
                         event_items.append(EventIngest(session_id, events, cursor, new_offset))
                         if events.events:
                             with_new_events.add(session_id)
@@ -631,9 +692,13 @@ def _scrape(
                 for item in metric_items:
                     report.new_points += len(item.batch.points)
                     report.malformed_lines += item.batch.malformed
+                    _warn_refused(report, names, item.session_id, METRICS_FILE, item.batch)
                 for event_item in event_items:
                     report.new_events += len(event_item.batch.events)
                     report.malformed_lines += event_item.batch.malformed
+                    _warn_refused(
+                        report, names, event_item.session_id, EVENTS_FILE, event_item.batch
+                    )
             looked: list[int] = []
             for target in sessions:
                 captured = scrape_captured(
@@ -657,6 +722,14 @@ def _scrape(
             report.errors.setdefault(cluster, str(exc))
             unreachable.add(cluster)
     return with_new_events
+
+
+def _warn_refused(
+    report: SyncReport, names: dict[int, str], session_id: int, file: str, batch: Any
+) -> None:
+    """Refused lines as warnings naming the session, the file and the line."""
+    label = names.get(session_id) or f"session {session_id}"
+    report.warnings.extend(f"{label}: {file} line {n}: {why}" for n, why in batch.problems)
 
 
 def _read_batches(

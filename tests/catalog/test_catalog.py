@@ -17,7 +17,7 @@ from nsml_hpc.catalog.metrics import (
     store_metric_batch,
 )
 from nsml_hpc.catalog.polls import claim_poll
-from nsml_hpc.catalog.schema import SCHEMA_VERSION, open_catalog
+from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.catalog.sessions import (
     discard_session,
     get_session,
@@ -118,20 +118,6 @@ def test_live_sessions_exclude_finished_ones(catalog: Catalog) -> None:
     running = _reserve(catalog)
     mark_submitted(catalog, running, job_id="1", cluster="local", now=1001.0)
     assert [record.id for record in live_sessions(catalog, now=1002.0)] == [running]
-
-
-def test_a_catalog_from_a_newer_release_is_refused(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'catalog.db'}"
-    catalog = open_catalog(url)
-    assert catalog.schema_version() == SCHEMA_VERSION
-    with catalog.engine.begin() as conn:
-        conn.execute(
-            text("UPDATE catalog_meta SET value = :v WHERE key = 'schema_version'"),
-            {"v": str(SCHEMA_VERSION + 1)},
-        )
-    catalog.close()
-    with pytest.raises(CatalogError, match="newer"):
-        open_catalog(url)
 
 
 def test_sqlite_catalog_uses_wal_and_a_busy_timeout(tmp_path: Path) -> None:

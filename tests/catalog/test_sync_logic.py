@@ -14,6 +14,7 @@ from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.metrics import metric_lines
 from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.catalog.sessions import get_session, mark_submitted, reserve_session
+from nsml_hpc.config.identity import current_user
 from nsml_hpc.config.settings import Settings
 from nsml_hpc.job.spec import SessionSpec
 from nsml_hpc.slurm.states import SessionState
@@ -68,7 +69,7 @@ def _session(catalog: Catalog, tmp_path: Path, job_id: str) -> str:
     record = reserve_session(
         catalog,
         spec=SessionSpec(project="p", script="t.py"),
-        user="u",
+        user=current_user(),  # the account the fake cluster runs jobs as (backend.user)
         run_dir_for=lambda n: str(tmp_path / str(n)),
         is_free=lambda n: True,
         now=SUBMITTED_AT,

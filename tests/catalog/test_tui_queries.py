@@ -40,7 +40,7 @@ from tests.tui.conftest import NOW, build_catalog
 
 @pytest.fixture
 def filled(catalog_url: str, tmp_path: Path) -> Iterator[Catalog]:
-    catalog = open_catalog(catalog_url)
+    catalog = open_catalog(catalog_url, user="alice")  # alice's sessions (user: filters owners)
     build_catalog(catalog, tmp_path / "runs")
     yield catalog
     catalog.close()
@@ -210,10 +210,12 @@ def test_compare_lists_differing_hyperparameters_and_bests(filled: Catalog) -> N
 
 
 def test_memo_update(filled: Catalog) -> None:
-    update_memo(filled, "mnist/2", "lr sweep", now=NOW)
+    session_id = get_session(filled, "mnist/2").id
+    assert session_id is not None
+    update_memo(filled, session_id, "lr sweep", now=NOW)
     assert get_session(filled, "mnist/2").memo == "lr sweep"
     with pytest.raises(NotFoundError):
-        update_memo(filled, "mnist/99", "x", now=NOW)
+        update_memo(filled, 99_999, "x", now=NOW)
 
 
 def test_cluster_overview_asks_once_per_floor_and_keeps_data_when_down(

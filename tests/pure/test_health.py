@@ -15,8 +15,10 @@ def test_errors_of_our_sync_make_a_cluster_unreachable() -> None:
 def test_a_cluster_another_process_just_asked_shares_that_answer() -> None:
     report = SyncReport(skipped_by_floor=["a", "b"])
     polls = {
-        "a": ClusterPoll(cluster="a", last_ok=False, last_error="sacct: connection refused"),
-        "b": ClusterPoll(cluster="b", last_ok=True),
+        "a": ClusterPoll(
+            cluster="a", user="me", last_ok=False, last_error="sacct: connection refused"
+        ),
+        "b": ClusterPoll(cluster="b", user="me", last_ok=True),
     }
     assert unreachable_clusters(report, polls) == {"a": "sacct: connection refused"}
     assert unreachable_clusters(SyncReport(queried=["a"]), polls) == {}

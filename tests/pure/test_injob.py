@@ -27,6 +27,7 @@ def test_the_in_job_modules_are_the_job_package_and_what_it_imports():
         "job.gpu_monitor",
         "job.hparams",
         "job.layout",
+        "job.permissions",
         "job.rendezvous",
         "job.sbatch_options",
         "job.snapshot_format",
@@ -34,6 +35,7 @@ def test_the_in_job_modules_are_the_job_package_and_what_it_imports():
         "job.snapshots",
         "job.spec",
         "job.task",
+        "job.text",
         "job.wrapper",
     ]
     assert set(in_job_files()) == {

@@ -77,6 +77,13 @@ def test_built_wheel_installs_into_a_fresh_venv_and_renders(wheel: Path, tmp_pat
     assert "nsml_hpc/tui/dialogs/dialogs.tcss" in names
     assert "nsml_hpc/tui/app.tcss" in names
     assert "nsml_hpc/tui/widgets/metric_plot.py" in names
+    for migration in (
+        "env.py",
+        "script.py.mako",
+        "versions/0001_baseline.py",
+        "versions/0002_teams.py",
+    ):
+        assert f"nsml_hpc/catalog/migrations/{migration}" in names
 
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)

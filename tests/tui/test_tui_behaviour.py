@@ -137,6 +137,45 @@ def test_enter_opens_the_session_with_its_spec_jobs_and_log(world: TuiWorld) -> 
     drive(world.app(), script)
 
 
+@pytest.mark.parametrize(
+    "tabs",
+    [[], ["1"], ["2"], ["3"], ["4"], ["2", "3"], ["3", "4", "2"]],
+    ids=lambda tabs: "-".join(tabs) or "as-opened",
+)
+def test_escape_from_any_tab_of_the_session_screen_returns_to_the_table(
+    world: TuiWorld, tabs: list[str]
+) -> None:
+    """Whatever tab is active, and whichever of its widgets has the focus (the metric picker,
+    the followed log, the snapshot list), Escape closes the session screen: the sessions table
+    is back, focused, its cursor still on the session (the tmux test's Enter, 2, 3, Escape)."""
+
+    async def script(pilot: Any, app: NsmlApp) -> None:
+        await pilot.press("down", "enter")  # cifar/1, RUNNING: its log grows while it is open
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, SessionScreen) and screen.session == "cifar/1"
+        for key in tabs:
+            await pilot.press(key)
+            await settle(pilot)
+        if tabs and tabs[-1] == "3":
+            log = screen.query_one(Log)
+            for _ in range(100):  # the pane reads on its next poll tick
+                await pilot.pause(0.05)
+                if log.lines:
+                    break
+            assert log.lines and app.focused is log
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, SessionsScreen), app.screen_stack
+        assert screen not in app.screen_stack
+        table = table_of(app)
+        assert app.focused is table
+        row = table.row_at(table.cursor_line)
+        assert row is not None and row.name == "cifar/1"
+
+    drive(world.app(), script)
+
+
 def test_stop_asks_first_and_then_calls_the_library(world: TuiWorld) -> None:
     async def script(pilot: Any, app: NsmlApp) -> None:
         await pilot.press("down", "x")  # cifar/1, RUNNING, job 104
@@ -408,6 +447,7 @@ def test_the_table_loads_only_the_rows_around_the_viewport(
                     project="big",
                     number=number,
                     user="alice",
+                    owner=world.workspace.catalog.user,
                     cluster="local",
                     state="COMPLETED",
                     run_dir=f"/runs/big/{number}",

@@ -16,6 +16,7 @@ from textual.widgets import Footer, SelectionList, Static, TabbedContent, TabPan
 from textual.widgets.selection_list import Selection
 
 from nsml_hpc.errors import NsmlError
+from nsml_hpc.formatting import printable_tree
 from nsml_hpc.snapshots.fork import ForkRequest
 
 from ..app import nsml_app
@@ -111,8 +112,9 @@ class SessionScreen(Screen[None]):
             self.query_one("#overview-body", Static).update(message.error or "gone")
             return
         self.detail = message.detail
-        self.query_one("#title", Static).update(title_line(message.detail))
-        self.query_one("#overview-body", Static).update(overview(message.detail))
+        detail = printable_tree(message.detail)  # nothing a job wrote acts on the terminal
+        self.query_one("#title", Static).update(title_line(detail))
+        self.query_one("#overview-body", Static).update(overview(detail))
         picker: SelectionList[str] = self.query_one("#metric-picker", SelectionList)
         if message.metrics != self.metrics:
             self.metrics = message.metrics

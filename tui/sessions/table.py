@@ -26,6 +26,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
 
+from nsml_hpc.formatting import printable
 from nsml_hpc.job.direction import NO_OVERRIDES, Directions
 from nsml_hpc.sessions.query import SessionQuery, SortColumn
 from nsml_hpc.sessions.views import SessionRow
@@ -48,14 +49,19 @@ class Column:
 
 
 def layout_columns(
-    width: int, key_metric: str | None, directions: Directions = NO_OVERRIDES
+    width: int,
+    key_metric: str | None,
+    directions: Directions = NO_OVERRIDES,
+    shared: bool = False,
 ) -> list[Column]:
-    """Columns that fit ``width``: fixed ones first, the memo takes what is left."""
+    """Columns that fit ``width``: fixed ones first, the memo takes what is left; USER on a
+    catalog that holds other users' sessions (``shared``)."""
     metric = key_metric or "metric"
     goal = directions.goal(metric)
     columns = [
         Column("mark", "", 2),
         Column("name", "NAME", 16, sort="name"),
+        *([Column("user", "USER", 8)] if shared else []),
         Column("cluster", "CLUSTER", 8, sort="cluster"),
         Column("state", "STATE", 22, sort="state"),
         Column("gpus", "GPUS", 4, "right", sort="gpus"),
@@ -75,6 +81,7 @@ def layout_columns(
 
 
 def _cell(text: str, width: int, align: str) -> str:
+    text = printable(text)  # what a job wrote never reaches the terminal as a control
     if len(text) > width:
         text = text[: max(width - 1, 0)] + "…" if width > 1 else text[:width]
     return text.rjust(width) if align == "right" else text.ljust(width)
@@ -323,6 +330,11 @@ class SessionTable(ScrollView, can_focus=True):
         return self.rows.get(slot.offset) if slot and slot.kind == "session" else None
 
     @property
+    def shared(self) -> bool:
+        """The loaded rows are named ``owner/project/N``: the catalog holds other users'."""
+        return any(row.name.count("/") == 2 for row in self.rows.values())
+
+    @property
     def current(self) -> SessionRow | None:
         return self.row_at(self.cursor_line)
 
@@ -392,7 +404,7 @@ class SessionTable(ScrollView, can_focus=True):
             x = 0
             query = self.session_query
             width = self.scrollable_content_region.width
-            for column in layout_columns(width, query.key_metric, query.directions):
+            for column in layout_columns(width, query.key_metric, query.directions, self.shared):
                 if x <= offset.x < x + column.width + 1 and column.sort is not None:
                     self.post_message(self.SortRequested(column.sort))
                     return
@@ -410,7 +422,7 @@ class SessionTable(ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         query = self.session_query
-        columns = layout_columns(width, query.key_metric, query.directions)
+        columns = layout_columns(width, query.key_metric, query.directions, self.shared)
         if y == 0:
             return self._header(columns, width)
         line = int(self.scroll_offset.y) + y - 1
@@ -461,6 +473,8 @@ class SessionTable(ScrollView, can_focus=True):
                 style = base + self.get_component_rich_style("session-table--mark")
             elif column.key == "name":
                 text = row.name
+            elif column.key == "user":
+                text = row.owner
             elif column.key == "cluster":
                 text = row.cluster
             elif column.key == "state":
