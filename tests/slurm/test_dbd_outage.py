@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from nsml_hpc.backends.remote_shell import EnvChanges
 from nsml_hpc.backends.runner import LocalRunner
 from nsml_hpc.catalog.sessions import get_session, jobs_of, state_history
 from nsml_hpc.cli import main
@@ -108,9 +109,11 @@ def test_a_60s_accounting_outage_with_running_sessions(
     calls: list[str] = []
     original = LocalRunner.run
 
-    def counting(self: LocalRunner, argv: list[str], *, timeout: float) -> Any:
+    def counting(
+        self: LocalRunner, argv: list[str], *, timeout: float, env: EnvChanges | None = None
+    ) -> Any:
         calls.append(argv[0])
-        return original(self, argv, timeout=timeout)
+        return original(self, argv, timeout=timeout, env=env)
 
     monkeypatch.setattr(LocalRunner, "run", counting)
     monkeypatch.setenv("SLURM_CONF", str(accounting_down_conf))
