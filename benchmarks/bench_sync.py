@@ -45,6 +45,7 @@ from nsml_hpc.backends.files import LocalFiles
 from nsml_hpc.catalog import open_catalog
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import JobRecordRow, SessionRecord
+from nsml_hpc.config.identity import current_user
 from nsml_hpc.config.settings import MIN_POLL_FLOOR, Settings
 from nsml_hpc.job.spec import SessionSpec
 from nsml_hpc.slurm.states import SessionState
@@ -54,6 +55,7 @@ CLUSTER = "bench"
 PROJECT = "bench"
 TARGET_MS = 100.0
 METRIC_LINES_PER_SESSION = 20
+BENCH_USER = current_user()  # sync asks Slurm about the caller's own sessions only
 BURST_LINES = 10  # x 4 metrics = 40 new points per session
 BURST_TARGET_MS = 1000.0
 BURST_TARGET_STATEMENTS = 50
@@ -127,8 +129,8 @@ def populate(catalog: Catalog, run_root: Path, sessions: int, t0: float) -> None
                     name=f"{PROJECT}/{number}",
                     project=PROJECT,
                     number=number,
-                    user="bench",
-                    owner="bench",
+                    user=BENCH_USER,
+                    owner=BENCH_USER,
                     cluster=CLUSTER,
                     state=SessionState.RUNNING,
                     run_dir=str(run_dir),

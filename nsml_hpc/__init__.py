@@ -11,6 +11,9 @@ but the standard library (no pandas, SQLAlchemy, Jinja or Textual)::
             ...
     nsml_hpc.session.hyperparameters["lr"]
     nsml_hpc.session.resume_from                    # snapshot to resume from (requeue, fork)
+    nsml_hpc.session.dataset                        # the --dataset folder (staged or shared)
+    lr = nsml_hpc.hparam("lr", 0.1)                 # changes made with `nsml-hpc set` too
+    nsml_hpc.on_hparam_change(lambda changes: ...)  # called when the job takes a change
 
 The front end (catalog, sync, CLI) lives in submodules that are imported only when used.
 """
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from nsml_hpc.job.api import SessionInfo, report, report_rank, session
 
 if TYPE_CHECKING:
+    from nsml_hpc.job.live_hparams import check_hparams, hparam, on_hparam_change
     from nsml_hpc.job.snapshots import (
         SnapshotWarning,
         load,
@@ -35,14 +39,22 @@ __version__ = "0.1.0"
 _SNAPSHOT_API = frozenset(
     {"SnapshotWarning", "load", "load_torch", "save", "save_torch", "should_checkpoint"}
 )
+_HPARAM_API = frozenset({"check_hparams", "hparam", "on_hparam_change"})
 
 
 def __getattr__(name: str) -> Any:
-    """The snapshot API loads on first use, so ``import nsml_hpc`` stays as cheap as ``report``."""
+    """The snapshot and live-hyperparameter APIs load on first use, so ``import nsml_hpc``
+    stays as cheap as ``report``."""
     if name in _SNAPSHOT_API:
         from nsml_hpc.job import snapshots as snapshot_api
 
         value = getattr(snapshot_api, name)
+        globals()[name] = value
+        return value
+    if name in _HPARAM_API:
+        from nsml_hpc.job import live_hparams
+
+        value = getattr(live_hparams, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'nsml_hpc' has no attribute {name!r}")
@@ -52,8 +64,11 @@ __all__ = [
     "SessionInfo",
     "SnapshotWarning",
     "__version__",
+    "check_hparams",
+    "hparam",
     "load",
     "load_torch",
+    "on_hparam_change",
     "report",
     "report_rank",
     "save",

@@ -7,7 +7,7 @@ Everything here writes for a terminal, so every piece of text from the catalog g
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from nsml_hpc.job.text import printable
@@ -26,6 +26,16 @@ def format_metrics(metrics: dict[str, float | None], width: int = 72) -> str:
         f"{printable(name)}={format_number(value)}" for name, value in sorted(metrics.items())
     )
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def format_bytes(size: int) -> str:
+    """A size for people: ``512 B``, ``1.5 KiB`` ... ``2.0 TiB``."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
 
 
 def format_time(epoch: float | None) -> str:
@@ -47,6 +57,20 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def session_sort_key(name: str) -> tuple[str, int, str]:
+    """Sessions in the order people count them: ``proj/2`` before ``proj/10`` (by project,
+    then number); a name that is not ``PROJECT/N`` sorts after its project's numbers."""
+    project, _, number = name.rpartition("/")
+    if number.isdigit():
+        return (project, int(number), "")
+    return (project or name, 1 << 62, name)
+
+
+def sorted_sessions(names: Iterable[str]) -> list[str]:
+    """``names`` sorted by :func:`session_sort_key`."""
+    return sorted(names, key=session_sort_key)
+
+
 def printable_tree(value: Any) -> Any:
     """``value`` (JSON-like data: dicts, lists, strings) with every string, keys included,
     made printable: what a terminal may be shown of a session's details."""
@@ -65,5 +89,7 @@ __all__ = [
     "format_time",
     "printable",
     "printable_tree",
+    "session_sort_key",
+    "sorted_sessions",
     "table",
 ]

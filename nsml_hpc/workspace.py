@@ -36,13 +36,14 @@ import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from nsml_hpc.context import Context
 
 if TYPE_CHECKING:
     import pandas
 
+    from nsml_hpc.catalog.hparam_events import HParamChange
     from nsml_hpc.catalog.series import Series
     from nsml_hpc.catalog.team import TeamSetup
     from nsml_hpc.clusters.check import ClusterReport
@@ -51,12 +52,16 @@ if TYPE_CHECKING:
     from nsml_hpc.code.upload import Progress as UploadProgress
     from nsml_hpc.config.cluster_profiles import ClusterProfile
     from nsml_hpc.config.settings import Settings
+    from nsml_hpc.config.site_policy import SlurmPolicy
+    from nsml_hpc.config_report import Entry as SettingEntry
+    from nsml_hpc.datasets.store import DatasetVersion, Pushed
     from nsml_hpc.experiments.compare import Comparison
     from nsml_hpc.experiments.views import Curve, Standing
     from nsml_hpc.job.direction import Goal
     from nsml_hpc.job.spec import SessionSpec
-    from nsml_hpc.sessions.actions import Removed
+    from nsml_hpc.sessions.actions import Removed, StateNote
     from nsml_hpc.sessions.diff import SessionDiff
+    from nsml_hpc.sessions.hparams import HParamSet, HParamState
     from nsml_hpc.sessions.logtail import LogTail
     from nsml_hpc.sessions.query import SessionQuery
     from nsml_hpc.sessions.views import SessionRow
@@ -111,10 +116,21 @@ class Workspace(Context):
         check_fits(spec, self.backend_for(spec.cluster))
 
     def prepare(self, spec: SessionSpec, code_root: Path) -> Prepared:
-        """Validate ``spec`` (with its cluster's defaults) and snapshot ``code_root``."""
-        from nsml_hpc.submit.create import prepare
+        """Validate ``spec`` (with its cluster's defaults) and snapshot ``code_root``; on a
+        remote cluster whose profile names no ``remote_python``, find the Python its jobs
+        run with (asked once a day: :mod:`nsml_hpc.submit.interpreter`)."""
+        from dataclasses import replace
 
-        return prepare(spec, self.settings, code_root)
+        from nsml_hpc.submit.create import prepare
+        from nsml_hpc.submit.interpreter import job_profile
+
+        prepared = prepare(spec, self.settings, code_root)
+        if prepared.profile.remote and not prepared.profile.remote_python:
+            backend = self.backend_for(prepared.spec.cluster)
+            prepared = replace(
+                prepared, profile=job_profile(prepared.profile, self.catalog, backend)
+            )
+        return prepared
 
     def dry_run(self, prepared: Prepared) -> str:
         """The sbatch script ``submit`` would send; nothing is written or submitted."""
@@ -128,7 +144,9 @@ class Workspace(Context):
         from nsml_hpc.submit.create import submit
 
         backend = self.backend_for(prepared.spec.cluster)
-        return submit(prepared, self.catalog, self.settings, backend, progress=progress)
+        done = submit(prepared, self.catalog, self.settings, backend, progress=progress)
+        self.ask_slurm_soon([done.cluster], f"{done.name} submitted")
+        return done
 
     def sweep(
         self,
@@ -142,7 +160,7 @@ class Workspace(Context):
         from nsml_hpc.sweeps.submit import submit_sweep
 
         backend = self.backend_for(prepared.spec.cluster)
-        return submit_sweep(
+        done = submit_sweep(
             prepared,
             configurations,
             self.catalog,
@@ -151,14 +169,49 @@ class Workspace(Context):
             max_parallel=max_parallel,
             progress=progress,
         )
+        self.ask_slurm_soon([prepared.spec.cluster], f"sweep {done.name} submitted")
+        return done
+
+    def sweep_dry_run(
+        self,
+        prepared: Prepared,
+        configurations: list[dict[str, str]],
+        *,
+        max_parallel: int | None = None,
+    ) -> str:
+        """The array script ``sweep`` would submit; nothing is written or submitted."""
+        from nsml_hpc.sweeps.submit import dry_run_sweep
+
+        backend = self.backend_for(prepared.spec.cluster)
+        return dry_run_sweep(
+            prepared,
+            configurations,
+            self.catalog,
+            self.settings,
+            backend,
+            max_parallel=max_parallel,
+        )
 
     # --- sync and health --------------------------------------------------------------------
 
-    def sync(self, clusters: Collection[str] | None = None) -> SyncReport:
-        """One sync of every cluster with live sessions (or of ``clusters``): one sacct each."""
+    def sync(self, clusters: Collection[str] | None = None, *, refresh: bool = False) -> SyncReport:
+        """One sync of every cluster with live sessions (or of ``clusters``): what the run
+        directories gained, and at most one sacct each when the Slurm clock says so (or, with
+        ``refresh``, a user asked: as soon as the poll floor allows)."""
         from nsml_hpc.sessions.actions import sync_now
 
-        return sync_now(self, clusters)
+        return sync_now(self, clusters, refresh=refresh)
+
+    def ask_slurm_soon(self, clusters: Collection[str], why: str) -> None:
+        """A user acted on ``clusters``: their next sync, in any process, asks Slurm as soon
+        as the poll floor allows (instead of at the Slurm clock's pace)."""
+        from nsml_hpc.catalog.slurm_clock import want_slurm
+
+        want_slurm(self.catalog, clusters, self.catalog.user, time.time(), why)
+
+    def slurm_policy(self) -> SlurmPolicy:
+        """The effective Slurm clock: these settings held to the site's policy."""
+        return self.settings.slurm_policy
 
     def unreachable_clusters(self, report: SyncReport) -> dict[str, str]:
         """Clusters whose last query failed, with the error (another process's, if skipped)."""
@@ -176,15 +229,34 @@ class Workspace(Context):
         project: str | None = None,
         cluster: str | None = None,
         limit: int | None = None,
+        sweep: str | None = None,
         owner: str | None = None,
     ) -> list[SessionRow]:
         """``ps``: submitted sessions (``owner``'s, or everyone's), newest first, with job ids,
-        GPU use and requeues."""
+        GPU use, requeues and hyperparameters (of ``project``, ``cluster``, ``sweep``
+        ``PROJECT/sweep-N``)."""
         from nsml_hpc.sessions.views import session_rows
 
         return session_rows(
-            self.catalog, project=project, cluster=cluster, limit=limit, owner=owner
+            self.catalog,
+            project=project,
+            cluster=cluster,
+            limit=limit,
+            sweep=sweep,
+            owner=owner,
         )
+
+    def session_names(self, prefix: str = "", limit: int = 1000) -> list[str]:
+        """Names of sessions starting with ``prefix``, newest first (shell completion)."""
+        from nsml_hpc.catalog.sessions import session_names
+
+        return session_names(self.catalog, prefix, limit)
+
+    def sweep_names(self, project: str | None = None) -> list[str]:
+        """Sweeps in the catalog, ``PROJECT/sweep-N`` (of ``project`` if given)."""
+        from nsml_hpc.catalog.sessions import sweep_names
+
+        return sweep_names(self.catalog, project)
 
     def session(self, name: str) -> SessionRow:
         """One session's row (:class:`~nsml_hpc.errors.NotFoundError` if there is none)."""
@@ -234,13 +306,19 @@ class Workspace(Context):
         """Cancel the session's live job (one scancel); returns the job ids."""
         from nsml_hpc.sessions.actions import stop_session
 
-        return stop_session(self, name)
+        stopped = stop_session(self, name)
+        self.ask_slurm_soon([self.session(name).cluster], f"{name} stopped")
+        return stopped
 
     def stop_idle(self, min_idle_seconds: float) -> list[tuple[str, float]]:
         """Cancel running sessions whose GPUs sat at 0 % that long: (session, idle seconds)."""
         from nsml_hpc.sessions.actions import stop_idle_sessions
 
-        return stop_idle_sessions(self, min_idle_seconds)
+        stopped = stop_idle_sessions(self, min_idle_seconds)
+        clusters = {self.session(name).cluster for name, _ in stopped}
+        if clusters:
+            self.ask_slurm_soon(clusters, "idle sessions stopped")
+        return stopped
 
     def remove(self, name: str, *, purge: bool = False) -> Removed:
         """Forget a finished session; ``purge`` deletes its run directory too."""
@@ -280,6 +358,13 @@ class Workspace(Context):
 
         return follow_logs(self, name)
 
+    def follow(self, name: str) -> Iterator[bytes | StateNote]:
+        """The session's output as it comes, with a state note first and whenever its state
+        or pending reason changes, until the session ends (``logs -f``, ``submit --follow``)."""
+        from nsml_hpc.sessions.actions import follow_session
+
+        return follow_session(self, name)
+
     def log_tail(self, name: str) -> LogTail:
         """A reader of what the session's log files gain (byte offsets, on its cluster)."""
         from nsml_hpc.catalog.sessions import get_session
@@ -301,11 +386,12 @@ class Workspace(Context):
 
         return remove_model(self, name, tag)
 
-    def pin_snapshot(self, name: str, tag: str, *, pinned: bool = True) -> None:
-        """Pin (keep from gc and deletion) or unpin one snapshot."""
+    def pin_snapshot(self, name: str, tag: str, *, pinned: bool = True) -> str:
+        """Pin (keep from gc and deletion) or unpin one snapshot (a tag, ``latest`` or
+        ``best:M``); returns its tag."""
         from nsml_hpc.snapshots.actions import pin_model
 
-        pin_model(self, name, tag, pinned)
+        return pin_model(self, name, tag, pinned).tag
 
     def pull_snapshot(self, name: str, tag: str, destination: Path) -> Path:
         """Copy a snapshot folder to ``destination`` on this machine; returns the folder."""
@@ -323,7 +409,11 @@ class Workspace(Context):
         """Submit a child of a session from one of its snapshots (``dry``: the script only)."""
         from nsml_hpc.snapshots.fork import fork_session
 
-        return fork_session(self, request, dry=dry)
+        forked = fork_session(self, request, dry=dry)
+        if forked.submitted is not None:
+            done = forked.submitted
+            self.ask_slurm_soon([done.cluster], f"{done.name} submitted")
+        return forked
 
     # --- gc ---------------------------------------------------------------------------------
 
@@ -342,12 +432,12 @@ class Workspace(Context):
 
         return policies.log_file or default_log_file()
 
-    @staticmethod
-    def gc_lock() -> AbstractContextManager[None]:
-        """Hold the gc lock (:class:`~nsml_hpc.snapshots.gc.GcBusy` if another gc runs)."""
-        from nsml_hpc.snapshots.gc import gc_lock
+    def gc_lock(self) -> AbstractContextManager[None]:
+        """Hold the gc lock, next to the catalog file (:class:`~nsml_hpc.errors.GcBusy` if
+        another gc runs)."""
+        from nsml_hpc.snapshots.gc import gc_lock, gc_lock_path
 
-        return gc_lock()
+        return gc_lock(gc_lock_path(self.settings.catalog_url))
 
     def gc(
         self, *, apply: bool = False, project: str | None = None, policies: Policies | None = None
@@ -409,6 +499,33 @@ class Workspace(Context):
         session_id = get_session(self.catalog, name).id
         assert session_id is not None
         return session_id
+
+    def metric_history(
+        self, names: Sequence[str], metrics: Sequence[str] = ()
+    ) -> dict[str, list[Any]]:
+        """Every point of ``names`` (of ``metrics`` only, if given) as columns session, step,
+        time, metric, value; points a resumed run redid are left out."""
+        from nsml_hpc.experiments.history import history_columns
+
+        return history_columns(self.catalog, names, metrics)
+
+    def export(
+        self,
+        names: Sequence[str],
+        fmt: str,
+        destination: Path | None,
+        *,
+        metrics: Sequence[str] = (),
+        force: bool = False,
+        stdout: BinaryIO | None = None,
+    ) -> int:
+        """``export``: stream the points of ``names`` as csv, jsonl or parquet into
+        ``destination`` (refused if it exists, unless ``force``) or ``stdout``."""
+        from nsml_hpc.experiments.history import export_points
+
+        return export_points(
+            self.catalog, names, fmt, destination, metrics=metrics, force=force, stdout=stdout
+        )
 
     def compare(self, names: Sequence[str]) -> Comparison:
         """Hyperparameters that differ and each metric's best and last per session."""
@@ -546,15 +663,27 @@ class Workspace(Context):
         return load_settings()
 
     @staticmethod
+    def explain_settings() -> list[SettingEntry]:
+        """``nsml-hpc config``: each effective setting, where it comes from, and the files."""
+        from nsml_hpc.config.settings import load_settings
+        from nsml_hpc.config_report import explain
+
+        return explain(load_settings())
+
+    @staticmethod
     def add_cluster(
         name: str, data: dict[str, Any], *, replace: bool = False
-    ) -> tuple[ClusterProfile, Path]:
-        """Validate a profile and write it to clusters.toml; returns it and the file."""
+    ) -> tuple[ClusterProfile, Path, str | None]:
+        """Validate a profile and write it to clusters.toml; returns it, the file and, for the
+        ``pyslurm``/``auto`` backends, which backend runs here and why. A ``pyslurm`` that
+        cannot drive this machine's Slurm is refused before anything is written."""
+        from nsml_hpc.backends.registry import backend_choice
         from nsml_hpc.config.cluster_profiles import profile_from_dict
         from nsml_hpc.config.clusters_file import add_profile
 
         profile = profile_from_dict(name, data)
-        return profile, add_profile(profile, replace=replace)
+        choice = backend_choice(profile)
+        return profile, add_profile(profile, replace=replace), choice
 
     def remove_cluster(self, name: str, *, force: bool = False) -> Path:
         """Remove a profile, refused while sessions on it are live (unless ``force``)."""
@@ -604,6 +733,96 @@ class Workspace(Context):
 
         backend = self.backend_for(cluster)
         return partition_summary(backend.cluster_gpus()), backend.pending_demand()
+
+    # --- live hyperparameters (issue 12) ------------------------------------------------------
+
+    def set_hyperparameters(
+        self, name: str, changes: Sequence[str], *, adds: Sequence[str] = ()
+    ) -> HParamSet:
+        """``nsml-hpc set``: change hyperparameters of a running session (``KEY=VALUE``;
+        ``adds`` may name new ones), written atomically into its run directory; the job takes
+        them at its next look."""
+        from nsml_hpc.sessions.hparams import set_hyperparameters
+
+        return set_hyperparameters(self, name, changes, adds=adds)
+
+    def hyperparameter_state(self, name: str) -> HParamState:
+        """A session's hyperparameters: as submitted, as asked for, the newest taken."""
+        from nsml_hpc.sessions.hparams import hyperparameter_state
+
+        return hyperparameter_state(self, name)
+
+    def hyperparameter_changes(self, names: Sequence[str]) -> dict[str, list[HParamChange]]:
+        """The changes each session's job took, with their steps (plots mark them)."""
+        from nsml_hpc.catalog.hparam_events import taken_changes
+        from nsml_hpc.catalog.sessions import get_session
+
+        ids = {name: get_session(self.catalog, name).id or 0 for name in names}
+        changes = taken_changes(self.catalog, list(ids.values()))
+        return {name: changes.get(session_id, []) for name, session_id in ids.items()}
+
+    def hyperparameter_marks(
+        self, names: Sequence[str], x: str = "step"
+    ) -> list[tuple[float, str]]:
+        """Where a plot of ``names`` marks their hyperparameter changes (x: step or time)."""
+        from nsml_hpc.experiments.views import hyperparameter_marks
+
+        return hyperparameter_marks(self.catalog, names, x)
+
+    # --- datasets (issue 12) ------------------------------------------------------------------
+
+    def push_dataset(
+        self,
+        name: str,
+        path: Path,
+        cluster: str,
+        *,
+        progress: UploadProgress | None = None,
+    ) -> Pushed:
+        """``dataset push``: the next immutable version of dataset ``name`` on ``cluster``."""
+        from nsml_hpc.datasets.store import push_dataset
+
+        return push_dataset(self, name, path, cluster, progress=progress)
+
+    def datasets(self, cluster: str) -> list[DatasetVersion]:
+        """``dataset ls``: every version of every dataset on ``cluster``."""
+        from nsml_hpc.datasets.store import list_datasets
+
+        return list_datasets(self, cluster)
+
+    def dataset(self, cluster: str, ref: str) -> list[DatasetVersion]:
+        """``dataset show NAME[:VERSION]``: its versions and the sessions that read them."""
+        from nsml_hpc.datasets.store import show_dataset
+
+        return show_dataset(self, cluster, ref)
+
+    def remove_dataset(
+        self, cluster: str, ref: str, *, all_versions: bool = False
+    ) -> list[DatasetVersion]:
+        """``dataset rm``: refused while a session that is not finished reads the version."""
+        from nsml_hpc.datasets.store import remove_dataset
+
+        return remove_dataset(self, cluster, ref, all_versions=all_versions)
+
+    def resolve_dataset(self, spec: SessionSpec) -> SessionSpec:
+        """``submit --dataset``: ``spec`` with its dataset pinned to a version and its path."""
+        from nsml_hpc.datasets.store import resolve_dataset
+
+        return resolve_dataset(self, spec)
+
+    def dataset_leaderboard(
+        self,
+        dataset: str,
+        metric: str,
+        goal: Goal,
+        *,
+        top: int | None = None,
+        project: str | None = None,
+    ) -> list[Standing]:
+        """``leaderboard --dataset NAME[:VERSION]``: the sessions that read it, ranked."""
+        from nsml_hpc.experiments.views import dataset_leaderboard
+
+        return dataset_leaderboard(self.catalog, dataset, metric, goal, top=top, project=project)
 
 
 __all__ = ["Workspace"]

@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v git >/dev/null 2>&1 || need_apt+=(git)
 command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)  # the TUI's end-to-end test drives it
+# shell completion is tested in each shell; `serve` in a real headless browser (Debian's)
+command -v zsh >/dev/null 2>&1 || need_apt+=(zsh)
+command -v fish >/dev/null 2>&1 || need_apt+=(fish)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v sshfs >/dev/null 2>&1 || need_apt+=(sshfs)  # a real network file system for the catalog tests
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
@@ -38,4 +42,76 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
   echo "$want" > "$stamp"
 fi
+
+# pyslurm, for the pyslurm backend: the vendored release in ../shared/vendor/pyslurm/ when it
+# matches this machine's Slurm (PyPI has pyslurm 25.11 only; the vendor folder holds 22.5.3
+# for Debian 12's Slurm 22.05, as a cp311 wheel and its source tarball). The wheel needs
+# Slurm's client library (libslurm38 for 22.05); a Python the wheel does not fit gets pyslurm
+# built from the tarball (about 8.5 minutes on 2 cores). Without Slurm on the machine yet this
+# waits: scripts/test.sh runs setup again once the sandbox has installed it.
+major_minor() { awk -F. '{ printf "%d.%d", $1, $2 }' <<<"$1"; }
+pyslurm_loads() { .venv/bin/python -c 'import pyslurm' >/dev/null 2>&1; }
+install_libslurm_for_pyslurm() {
+  # The library the installed pyslurm fails to load, as Debian names its package.
+  local missing
+  missing=$(.venv/bin/python -c 'import pyslurm' 2>&1 | grep -o 'libslurm\.so\.[0-9]*' | head -n 1)
+  if [ -n "$missing" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: pyslurm needs $missing: apt-get install libslurm${missing##*.}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "libslurm${missing##*.}" >/dev/null
+  fi
+}
+build_pyslurm() {
+  local tarball=$1 root build multiarch
+  root=$(pwd)
+  echo "setup: building pyslurm from $(basename "$tarball") (the wheel does not fit this Python)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    libslurm-dev gcc python3-dev >/dev/null
+  .venv/bin/python -m pip install -q --disable-pip-version-check 'Cython>=0.29.30,<3.0' \
+    setuptools wheel
+  multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
+  build=$(mktemp -d)
+  tar xzf "$tarball" -C "$build"
+  (cd "$build"/pyslurm-* && SLURM_LIB_DIR="/usr/lib/$multiarch" SLURM_INCLUDE_DIR=/usr/include \
+    "$root/.venv/bin/python" -m pip install -q --disable-pip-version-check \
+    --no-build-isolation .)
+  rm -rf "$build"
+}
+install_pyslurm() {
+  local vendor=../shared/vendor/pyslurm tarball wheel version slurm
+  tarball=$(ls "$vendor"/pyslurm-*.tar.gz 2>/dev/null | head -n 1 || true)
+  [ -n "$tarball" ] || return 0
+  if ! command -v sinfo >/dev/null 2>&1; then
+    echo "setup: pyslurm waits for Slurm (scripts/test.sh installs it after the sandbox)"
+    return 0
+  fi
+  version=$(basename "$tarball" .tar.gz)
+  version=${version#pyslurm-}
+  slurm=$(sinfo --version | awk '{ print $2 }')
+  if [ "$(major_minor "$version")" != "$(major_minor "$slurm")" ]; then
+    echo "setup: pyslurm $version is for Slurm $(major_minor "$version"), this machine runs" \
+      "Slurm $slurm: not installed (the pyslurm backend refuses to run here)"
+    return 0
+  fi
+  if [ "$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("pyslurm"))' \
+    2>/dev/null)" = "$version" ]; then
+    pyslurm_loads || install_libslurm_for_pyslurm
+  else
+    wheel=$(ls "$vendor"/pyslurm-"$version"-*.whl 2>/dev/null | head -n 1 || true)
+    if [ -z "$wheel" ] || ! .venv/bin/python -m pip install -q --disable-pip-version-check \
+      --force-reinstall --no-deps "$wheel" 2>/dev/null; then
+      build_pyslurm "$tarball"
+    fi
+    pyslurm_loads || install_libslurm_for_pyslurm
+  fi
+  if pyslurm_loads; then
+    echo "setup: pyslurm $version for Slurm $slurm"
+  else
+    echo "setup: pyslurm $version is installed but does not load:" >&2
+    .venv/bin/python -c 'import pyslurm' 2>&1 | tail -n 1 >&2
+    return 1
+  fi
+}
+install_pyslurm
+
 echo "setup: ready ($(.venv/bin/nsml-hpc --version))"

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash sandbox/slurm-sandbox.sh up
+bash scripts/setup.sh  # again, now that Slurm is installed: the vendored pyslurm that matches it
 NSML_HPC_TEST_PG_URL=$(bash scripts/postgres.sh | tail -n 1)
 NSML_HPC_TEST_PG_ADMIN_URL=$(bash scripts/postgres.sh --admin | tail -n 1)
 export NSML_HPC_TEST_PG_URL NSML_HPC_TEST_PG_ADMIN_URL

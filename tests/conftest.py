@@ -29,6 +29,11 @@ def nsml_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (home / "config.toml").write_text("")  # a named config file must exist
     monkeypatch.setenv("NSML_HPC_CONFIG", str(home / "config.toml"))
     monkeypatch.setenv("NSML_HPC_POLL_FLOOR", "0.5")
+    # Tests wait for states Slurm alone can give: its clock as fast as the poll floor, no
+    # ceiling to speak of, and no site policy but the test's own (none unless it writes one).
+    monkeypatch.setenv("NSML_HPC_SLURM_FLOOR", "0.5")
+    monkeypatch.setenv("NSML_HPC_SLURM_QUERIES", "100000")
+    monkeypatch.setenv("NSML_HPC_SITE_CONFIG", str(home / "site.toml"))
     monkeypatch.setenv("NSML_HPC_SUBMIT_GRACE", "30")
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "xdg-data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "xdg-config"))

@@ -1,11 +1,13 @@
 """The nsml-hpc TUI: the app, its background sync, and the screens' shared handles.
 
 The app owns one :class:`~nsml_hpc.workspace.Workspace` (catalog + backends), the only way
-its screens reach the library, and runs the sync in ONE background worker:
-:meth:`~nsml_hpc.workspace.Workspace.sync` every
-``sync_interval_seconds``, doubling the wait while nothing changes (up to a minute), and
-always through the catalog's shared poll floor, so ten open TUIs ask Slurm no more often
-than one. Screens never block: every catalog, Slurm or file call runs in a worker.
+its screens reach the library, and runs the sync in ONE background worker on two clocks
+(:mod:`nsml_hpc.sync.clocks`): each round reads the run directories (the file clock,
+``sync_interval_seconds``, 1 s while sessions are live, so a start or an end the job wrapper
+writes shows within about a second), and asks Slurm only when the Slurm clock, shared through
+the catalog by every process of the user, says so (60 s while sessions wait, four times that
+while they run with a live wrapper). ``r`` asks Slurm now (after the poll floor). Screens
+never block: every catalog, Slurm or file call runs in a worker.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.worker import Worker, get_current_worker
 
-from nsml_hpc.clusters.health import Backoff
 from nsml_hpc.errors import NsmlError
+from nsml_hpc.sync.clocks import FileClock
 from nsml_hpc.sync.run import SyncReport
 from nsml_hpc.workspace import Workspace
 
@@ -33,7 +35,6 @@ from .state import SyncStatus
 
 Clock = Callable[[], float]
 Syncer = Callable[[Workspace], SyncReport]
-MAX_BACKOFF_SECONDS = 60.0
 WAKE_GRANULARITY = 0.25
 
 
@@ -80,6 +81,7 @@ class NsmlApp(App[None]):
         self.open_session = open_session
         self.sync_rounds = 0
         self._wake = threading.Event()
+        self._refresh = threading.Event()  # the user asked for Slurm's answer now
         self._cluster_errors: dict[str, str] = {}
         self._sync_errors: dict[str, str] = {}
 
@@ -98,7 +100,7 @@ class NsmlApp(App[None]):
     @work(thread=True, exclusive=True, group="sync", name="sync-loop")
     def _sync_loop(self) -> None:
         worker = get_current_worker()
-        backoff = Backoff(self.sync_interval, max(MAX_BACKOFF_SECONDS, self.sync_interval))
+        clock = FileClock(self.sync_interval)
         wait = self.sync_interval
         while not worker.is_cancelled:
             self._wake.clear()
@@ -106,6 +108,10 @@ class NsmlApp(App[None]):
             error: str | None = None
             unreachable: dict[str, str] = {}
             try:
+                if self._refresh.is_set():
+                    self._refresh.clear()
+                    clusters = self.workspace.session_clusters()
+                    self.workspace.ask_slurm_soon(clusters, "refresh in the TUI")
                 report = self.syncer(self.workspace)
                 unreachable = self.workspace.unreachable_clusters(report)
             except NsmlError as exc:
@@ -113,7 +119,8 @@ class NsmlApp(App[None]):
             if _cancelled(worker):
                 return
             self.post_message(self.Synced(report, error, unreachable, self.clock()))
-            wait = backoff.next_wait(wait, report)
+            live = report is None or bool(report.sessions_scraped or report.errors)
+            wait = clock.next_wait(wait, live=live)
             deadline = time.monotonic() + wait
             while not worker.is_cancelled and not self._wake.is_set():
                 left = deadline - time.monotonic()
@@ -132,8 +139,12 @@ class NsmlApp(App[None]):
             self._sync_errors = {"catalog": message.error}
         self._publish(synced_at=message.at, bump=True)
 
-    def request_sync(self) -> None:
-        """Sync now (still honouring the shared poll floor), e.g. after an action."""
+    def request_sync(self, *, ask_slurm: bool = False) -> None:
+        """Read the run directories now, e.g. after an action; ``ask_slurm``: and ask Slurm
+        as soon as the shared poll floor allows (actions through the workspace ask it
+        themselves)."""
+        if ask_slurm:
+            self._refresh.set()
         self._wake.set()
 
     def report_cluster_health(self, cluster: str, error: str | None) -> None:
@@ -156,7 +167,7 @@ class NsmlApp(App[None]):
     # --- app-wide actions -------------------------------------------------------------------
 
     def action_sync_now(self) -> None:
-        self.request_sync()
+        self.request_sync(ask_slurm=True)
         self.notify("syncing…", timeout=1.5)
 
     def action_help(self) -> None:

@@ -112,6 +112,9 @@ class FakeJob:
     script_path: str | None = None
     array_id: str | None = None
     in_accounting: bool = True  # False: slurmdbd has not recorded it yet (sacct lags)
+    # False: slurmdbd has the job without its partition and time limit yet (sacct's Partition
+    # is empty, as the sandbox shows for a job that just started)
+    allocation_recorded: bool = True
     restarts: int = 0
     upcoming: list[Step] = field(default_factory=list)  # scripted steps, see advance()
 
@@ -136,6 +139,7 @@ class FakeJob:
             elapsed_s=float(int(elapsed)),
             gpus=self.gpus if started and self.gpus else None,
             node_list=self.node_list if started else None,
+            allocation_complete=self.allocation_recorded,
         )
 
     def queue_record(self) -> JobRecord:

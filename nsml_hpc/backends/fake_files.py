@@ -20,7 +20,7 @@ import posixpath
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nsml_hpc.backends.files import DirEntry, FileStat, removable
@@ -199,6 +199,16 @@ class MemoryFiles:
             raise BackendError(f"refusing to delete {path}: not a folder directly in {inside}")
         for name in [name for name in self._entries if name == key or name.startswith(key + "/")]:
             del self._entries[name]
+
+    def make_read_only(self, path: str) -> None:
+        self._called("make_read_only")
+        key = self._path(path)
+        entry = self._entries.get(key)
+        if entry is None or not entry.is_dir:
+            raise BackendError(f"cluster {self.cluster}: cannot make {path} read-only: no folder")
+        for name, child in list(self._entries.items()):
+            if name.startswith(key + "/") and child.data is not None:
+                self._entries[name] = replace(child, mode=child.mode & ~0o222)
 
     def copy_out(self, path: str, destination: Path) -> None:
         self._called("copy_out")

@@ -11,7 +11,8 @@ folders and manifests). Writing: ``make_dirs``, ``write_bytes`` (atomic), ``writ
 ``upload_tree`` (run directories built under a temporary name); ``batch()`` lets many writes
 reach the disk with one flush at its end (a sweep's thousand run directories). Changing:
 ``rename`` (never replaces) and ``remove_tree`` (refuses links and anything not directly in
-``inside``). Copying: ``copy_out`` (``model pull``).
+``inside``), ``make_read_only`` (a pushed dataset's files). Copying: ``copy_out``
+(``model pull``).
 
 Errors: a path that cannot be written raises :class:`~nsml_hpc.errors.BackendError` naming
 the cluster, the path and the cause; a lost connection raises
@@ -132,6 +133,11 @@ class RunFiles(Protocol):
 
     def copy_out(self, path: str, destination: Path) -> None:
         """Copy the folder ``path`` to ``destination`` on this machine (must not exist)."""
+        ...
+
+    def make_read_only(self, path: str) -> None:
+        """Take the write permission off every file under folder ``path`` (folders keep
+        theirs, so the whole folder can still be removed)."""
         ...
 
     def upload_tree(
@@ -348,6 +354,19 @@ class LocalFiles:
             shutil.rmtree(target)
         except OSError as exc:
             raise self._fail("delete", path, exc) from exc
+
+    def make_read_only(self, path: str) -> None:
+        if not os.path.isdir(path) or os.path.islink(path):  # noqa: PTH112, PTH114
+            raise BackendError(f"cluster {self.cluster}: cannot make {path} read-only: no folder")
+        try:
+            for directory, _, names in os.walk(path):
+                for name in names:
+                    target = os.path.join(directory, name)  # noqa: PTH118
+                    if not os.path.islink(target):  # noqa: PTH114
+                        mode = os.lstat(target).st_mode
+                        os.chmod(target, stat.S_IMODE(mode) & ~0o222)  # noqa: PTH101
+        except OSError as exc:
+            raise self._fail("make read-only", path, exc) from exc
 
     def copy_out(self, path: str, destination: Path) -> None:
         source = Path(path)

@@ -29,6 +29,7 @@ from nsml_hpc.backends.remote_shell import (
     REFUSED,
     parse_sizes,
     read_many_command,
+    read_only_command,
     remote_command,
     remove_tree_command,
     sh_script,
@@ -230,6 +231,11 @@ class OpenSshFiles:
             raise BackendError(f"refusing to delete {path}: not a folder directly in {inside}")
         if status != 0:
             raise self._fail("delete", path, err)
+
+    def make_read_only(self, path: str) -> None:
+        status, _, err = self.ssh.run(read_only_command(path), timeout=UPLOAD_TIMEOUT)
+        if status != 0:
+            raise self._fail("make read-only", path, err)
 
     def copy_out(self, path: str, destination: Path) -> None:
         """ONE ``tar`` stream from the cluster, unpacked here (links stay links, none may

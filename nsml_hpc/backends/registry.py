@@ -8,7 +8,7 @@ from collections.abc import Callable
 from nsml_hpc.backends.base import PassphrasePrompt, SlurmBackend
 from nsml_hpc.backends.cli import CliBackend
 from nsml_hpc.config.cluster_profiles import ClusterProfile
-from nsml_hpc.errors import ConfigError
+from nsml_hpc.errors import ConfigError, ConnectionFailed
 
 Factory = Callable[[ClusterProfile, PassphrasePrompt | None], SlurmBackend]
 
@@ -57,3 +57,28 @@ def make_backend(
             + ", ".join(BACKEND_NAMES)
         ) from None
     return factory(profile, passphrase_prompt)
+
+
+def backend_choice(profile: ClusterProfile) -> str | None:
+    """What ``cluster add`` says about the backend of ``profile``: for ``pyslurm``, the
+    installed pyslurm and the running Slurm (a pyslurm that cannot drive this Slurm is refused
+    with :class:`~nsml_hpc.errors.ConnectionFailed` naming both versions, before anything is
+    saved); for ``auto``, which backend it will use and why."""
+    if profile.backend not in ("pyslurm", "auto"):
+        return None
+    from nsml_hpc.backends.pyslurm_loader import (
+        installed_pyslurm_version,
+        load_pyslurm,
+        running_slurm_version,
+        version_problem,
+    )
+
+    try:
+        _module, version = load_pyslurm(profile.name)
+    except ConnectionFailed as exc:
+        if profile.backend == "pyslurm":
+            raise
+        why = version_problem(installed_pyslurm_version(), running_slurm_version()) or str(exc)
+        return f"auto uses the local backend here: {why}"
+    chosen = "auto uses pyslurm here" if profile.backend == "auto" else "pyslurm"
+    return f"{chosen}: pyslurm {version} matches Slurm {running_slurm_version()}"

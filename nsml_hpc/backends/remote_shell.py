@@ -98,6 +98,13 @@ REMOVE_TREE = (
 )
 REFUSED = 2
 
+# Take the write permission off every regular file under folder $1 (folders keep theirs).
+READ_ONLY = 'find "$1" -type f -exec chmod a-w -- {} +'
+
+
+def read_only_command(path: str) -> str:
+    return sh_script(READ_ONLY, path)
+
 
 def remove_tree_command(path: str, inside: str) -> str:
     return sh_script(REMOVE_TREE, path, inside)

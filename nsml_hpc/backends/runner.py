@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import shlex
 import subprocess
+import time
 
 from nsml_hpc.backends.base import CommandResult
 from nsml_hpc.backends.remote_shell import EnvChanges
 from nsml_hpc.errors import BackendError
+
+log = logging.getLogger(__name__)
 
 
 class LocalRunner:
@@ -16,6 +21,7 @@ class LocalRunner:
     def run(
         self, argv: list[str], *, timeout: float, env: EnvChanges | None = None
     ) -> CommandResult:
+        start = time.monotonic()
         try:
             completed = subprocess.run(
                 argv,
@@ -34,6 +40,12 @@ class LocalRunner:
             raise BackendError(f"{argv[0]} did not answer within {timeout:.0f} s") from exc
         except OSError as exc:
             raise BackendError(f"cannot run {argv[0]}: {exc}") from exc
+        log.debug(
+            "ran %s: exit %d in %.2f s",
+            shlex.join(argv)[:300],
+            completed.returncode,
+            time.monotonic() - start,
+        )
         return CommandResult(argv, completed.returncode, completed.stdout, completed.stderr)
 
 

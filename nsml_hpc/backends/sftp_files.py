@@ -27,6 +27,7 @@ from nsml_hpc.backends.remote_shell import (
     REFUSED,
     parse_sizes,
     read_many_command,
+    read_only_command,
     remove_tree_command,
     sh_script,
     sizes_command,
@@ -253,6 +254,16 @@ class SftpFiles:
             raise BackendError(
                 f"cluster {self.cluster}: cannot delete {path}: "
                 + (message[-1] if message else f"rm exited with {status}")
+            )
+
+    def make_read_only(self, path: str) -> None:
+        """One command on the cluster (not one SFTP chmod per file)."""
+        status, _, err = self.connection.exec(read_only_command(path), timeout=COPY_TIMEOUT)
+        if status != 0:
+            message = err.decode("utf-8", "replace").strip().splitlines()
+            raise BackendError(
+                f"cluster {self.cluster}: cannot make {path} read-only: "
+                + (message[-1] if message else f"chmod exited with {status}")
             )
 
     def copy_out(self, path: str, destination: Path) -> None:

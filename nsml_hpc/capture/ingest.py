@@ -8,11 +8,12 @@ metric's points are not stored, and the refusal is a warning and a stored ingest
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from nsml_hpc.backends.files import RunFiles
 from nsml_hpc.capture.csvlog import CsvCursor, read_csv_stream
-from nsml_hpc.capture.discover import discover
+from nsml_hpc.capture.discover import FoundFile, walk
 from nsml_hpc.capture.tfevents import read_event_points
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.metrics import CursorState, store_metric_batch, store_problems, touch_cursors
@@ -35,6 +36,8 @@ class CaptureReport:
     malformed: int = 0
     warnings: list[str] = field(default_factory=list)
     looked: bool = False  # discovery ran: the caller records it (one statement for all sessions)
+    checkpoints: list[FoundFile] | None = None  # what the look found (for the snapshot catalog)
+    printed: bool = False  # the session captures printed metrics: hand these names over
 
 
 def _batch(
@@ -77,12 +80,13 @@ def scrape_captured(
     now: float,
     *,
     ended_at: float | None = None,
+    printed_sessions: Collection[int] = (),
 ) -> CaptureReport:
     """Ingest the session's captured logs; look for new ones when the last look is older than
     DISCOVERY_INTERVAL, or older than the session's end (one final look). A look is reported
     in ``looked``: the caller records it with :func:`~nsml_hpc.catalog.metrics.touch_cursors`
     for all sessions at once (a look that is not recorded is only made again)."""
-    report = CaptureReport()
+    report = CaptureReport(printed=session_id in printed_sessions)
     known = set(known_files)
     last = discovered_at
     due = (
@@ -93,7 +97,9 @@ def scrape_captured(
         or (ended_at is not None and last <= ended_at + END_RESOLUTION_SECONDS)
     )
     if due:
-        for found in discover(run_dir, files=files):
+        walked = walk(run_dir, files=files)
+        report.checkpoints = walked.checkpoints
+        for found in walked.logs:
             why = name_problem(found.relative, "captured file name")
             if why is None:
                 known.add(found.relative)
@@ -212,6 +218,7 @@ def _store(
         now,
         file=relative,
         sources={name: f"{kind}:{relative}" for name in batch.last_metrics},
+        printed_sessions=(session_id,) if report.printed else (),
     )
     report.points += len(batch.points)
     report.malformed += batch.malformed

@@ -13,6 +13,7 @@ file, and nothing is written.
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -117,6 +118,7 @@ def make_engine_with_note(url: str) -> tuple[Engine, str | None]:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise SettingsError(f"invalid catalog URL {url!r}: {exc}") from exc
+    logging.getLogger(__name__).info("catalog %s", parsed.render_as_string(hide_password=True))
     if parsed.get_backend_name() == "sqlite":
         return _make_sqlite_engine(parsed)
     try:

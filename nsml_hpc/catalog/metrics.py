@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, insert, update
+from sqlalchemy import bindparam, case, delete, exists, func, insert, update
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
@@ -21,6 +21,7 @@ from nsml_hpc.catalog.models import (
 )
 from nsml_hpc.catalog.snapshot_models import JobRunRecord
 from nsml_hpc.catalog.summaries import update_summaries_many
+from nsml_hpc.catalog.summary_models import MetricBlock, MetricSummary
 from nsml_hpc.catalog.team_models import IngestProblem
 from nsml_hpc.job.layout import EVENTS_FILE, METRICS_FILE
 from nsml_hpc.job.text import printable
@@ -133,11 +134,16 @@ def store_metric_batch(
     *,
     file: str = METRICS_FILE,
     sources: dict[str, str] | None = None,
+    printed_sessions: Collection[int] = (),
 ) -> None:
     """Insert ``batch`` and move the cursor of ``file`` to ``new_offset`` atomically (all or
     nothing). ``sources`` records where metrics not reported through the API came from."""
     store_ingests(
-        catalog, [MetricIngest(session_id, batch, cursor, new_offset, file, sources)], [], now
+        catalog,
+        [MetricIngest(session_id, batch, cursor, new_offset, file, sources)],
+        [],
+        now,
+        printed_sessions=printed_sessions,
     )
 
 
@@ -153,14 +159,25 @@ def store_event_batch(
 
 
 def store_ingests(
-    catalog: Catalog, metrics: Sequence[MetricIngest], events: Sequence[EventIngest], now: float
+    catalog: Catalog,
+    metrics: Sequence[MetricIngest],
+    events: Sequence[EventIngest],
+    now: float,
+    *,
+    printed_sessions: Collection[int] = (),
 ) -> None:
     """Store the new points and events of many files of many sessions, and move every one of
     their cursors, in ONE transaction (all or nothing: a crash at any instant loses and
-    doubles nothing), with statements that do not grow with the number of sessions."""
+    doubles nothing), with statements that do not grow with the number of sessions.
+
+    ``printed_sessions`` capture metrics from their printed output: a metric that one of them
+    printed before and that now arrives through ``report()`` or a captured file is handed
+    over in the same transaction (its printed points removed), so it is never counted twice."""
     if not metrics and not events:
         return
     with catalog.session() as db:
+        if printed_sessions:
+            _hand_over_printed(db, metrics, printed_sessions)
         points = [point for item in metrics for point in item.batch.points]
         if points:
             _insert_points(db, points)
@@ -208,6 +225,90 @@ def store_ingests(
         )
         _add_sources(db, [item for item in metrics if item.sources])
         _update_sessions(db, metrics, now)
+
+
+PRINTED_SOURCE = "stdout:"
+
+
+def _hand_over_printed(
+    db: Session, metrics: Sequence[MetricIngest], printed_sessions: Collection[int]
+) -> None:
+    """Delete the printed points (with their summaries and source) of metrics that now come
+    from ``report()`` or a captured file, for sessions that capture printed output."""
+    incoming = {
+        (item.session_id, name)
+        for item in metrics
+        if item.session_id in printed_sessions
+        and not any(source.startswith(PRINTED_SOURCE) for source in (item.sources or {}).values())
+        for name in item.batch.last_metrics
+    }
+    if not incoming:
+        return
+    source = MetricSource.__table__.c  # type: ignore[attr-defined]
+    printed = set(
+        db.execute(
+            sql_select(source.session_id, source.name).where(
+                source.session_id.in_({session_id for session_id, _ in incoming}),
+                source.source.startswith(PRINTED_SOURCE),
+            )
+        ).all()
+    )
+    dropped: dict[int, int] = {}
+    for session_id, name in sorted(incoming & {(row[0], row[1]) for row in printed}):
+        result = db.execute(
+            delete(MetricPoint).where(
+                col(MetricPoint.session_id) == session_id,
+                col(MetricPoint.name) == name,
+                col(MetricPoint.line) < 0,
+            )
+        )
+        dropped[session_id] = dropped.get(session_id, 0) + int(getattr(result, "rowcount", 0))
+        for model in (MetricSummary, MetricBlock, MetricSource):
+            db.execute(
+                delete(model).where(
+                    col(model.session_id) == session_id,
+                    col(model.name) == name,
+                )
+            )
+    for session_id, count in dropped.items():
+        db.execute(
+            update(SessionRecord)
+            .where(col(SessionRecord.id) == session_id)
+            .values(
+                metric_count=case(
+                    (col(SessionRecord.metric_count) > count, SessionRecord.metric_count - count),
+                    else_=0,
+                )
+            )
+        )
+
+
+def owned_metric_names(
+    catalog: Catalog, session_ids: Sequence[int], printed_prefix: str
+) -> dict[int, set[str]]:
+    """Per session, the metric names that ``report()`` or a captured file brings (every name
+    with points whose source is not the printed output)."""
+    if not session_ids:
+        return {}
+    found: dict[int, set[str]] = {}
+    with catalog.session() as db:
+        names = db.execute(
+            sql_select(col(MetricSummary.session_id), col(MetricSummary.name)).where(
+                col(MetricSummary.session_id).in_(list(session_ids))
+            )
+        ).all()
+        printed = set(
+            db.execute(
+                sql_select(col(MetricSource.session_id), col(MetricSource.name)).where(
+                    col(MetricSource.session_id).in_(list(session_ids)),
+                    col(MetricSource.source).startswith(printed_prefix),
+                )
+            ).all()
+        )
+    for session_id, name in names:
+        if (session_id, name) not in printed:
+            found.setdefault(session_id, set()).add(name)
+    return found
 
 
 def _merge_blocks(
@@ -417,6 +518,19 @@ def superseded_count(catalog: Catalog, session_id: int) -> int:
                 select(func.count())
                 .select_from(MetricPoint)
                 .where(MetricPoint.session_id == session_id, superseded())
+            ).one()
+        )
+
+
+def non_finite_count(catalog: Catalog, session_id: int) -> int:
+    """Points whose value was NaN or ±inf (stored as gaps: NULL), of ``report()``'s and
+    captured metrics alike."""
+    with catalog.session() as db:
+        return int(
+            db.exec(
+                select(func.count())
+                .select_from(MetricPoint)
+                .where(MetricPoint.session_id == session_id, col(MetricPoint.value).is_(None))
             ).one()
         )
 

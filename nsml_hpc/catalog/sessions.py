@@ -8,6 +8,7 @@ session of that name; several: ambiguous, name the owner).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -17,8 +18,10 @@ from sqlalchemy import delete, func, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from nsml_hpc.catalog.datasets import link_session_rows
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import (
+    CatalogMeta,
     EventRecord,
     GpuUsage,
     JobRecordRow,
@@ -124,6 +127,34 @@ def check_user_exists(catalog: Catalog, user: str) -> str:
     return user
 
 
+def _retired_key(owner: str, project: str) -> str:
+    """The catalog_meta key of the highest number a removed session of ``owner``'s
+    ``project`` had (a digest where the names would not fit the 64-character key)."""
+    key = f"retired:{owner}/{project}"
+    if len(key) <= 64:
+        return key
+    return "retired#" + hashlib.sha256(f"{owner}/{project}".encode()).hexdigest()[:40]
+
+
+def _highest_number(db: Session, project: str, owner: str) -> int:
+    """The highest number ``owner``'s ``project`` has used: its sessions' and those of
+    removed ones, so ``rm`` (with or without ``--purge``) never frees a name."""
+    highest = db.exec(
+        select(func.max(SessionRecord.number)).where(
+            SessionRecord.project == project, SessionRecord.owner == owner
+        )
+    ).one()
+    retired = db.get(CatalogMeta, _retired_key(owner, project))
+    return max(highest or 0, int(retired.value) if retired is not None else 0)
+
+
+def next_number(catalog: Catalog, project: str) -> int:
+    """The number the caller's next session of ``project`` gets (before any run directory
+    check)."""
+    with catalog.session() as db:
+        return _highest_number(db, project, catalog.user) + 1
+
+
 def reserve_session(
     catalog: Catalog,
     *,
@@ -163,12 +194,7 @@ def reserve_sessions(
         raise SpecError("sessions reserved together must share one project")
     for _ in range(RESERVE_ATTEMPTS):
         with Session(catalog.engine, expire_on_commit=False) as db:
-            highest = db.exec(
-                select(func.max(SessionRecord.number)).where(
-                    SessionRecord.project == project, SessionRecord.owner == catalog.user
-                )
-            ).one()
-            number = highest or 0
+            number = _highest_number(db, project, catalog.user)
             records: list[SessionRecord] = []
             for spec in specs:
                 number += 1
@@ -195,6 +221,9 @@ def reserve_sessions(
                 )
             db.add_all(records)
             try:
+                db.flush()
+                pairs = zip(records, specs, strict=True)
+                link_session_rows(db, [(record.id or 0, spec) for record, spec in pairs])
                 db.commit()
             except IntegrityError:
                 db.rollback()
@@ -287,9 +316,20 @@ def _delete_rows(db: Session, session_id: int) -> None:
     db.execute(delete(SessionRecord).where(col(SessionRecord.id) == session_id))
 
 
-def discard_session(catalog: Catalog, session_id: int) -> None:
-    """Remove every row of a session (a failed submission, or ``rm``)."""
+def discard_session(catalog: Catalog, session_id: int, *, retire: bool = False) -> None:
+    """Remove every row of a session (a failed submission, or ``rm``). With ``retire``
+    (``rm``), its number is remembered so that no later session of its project reuses it."""
     with catalog.session() as db:
+        if retire:
+            record = db.get(SessionRecord, session_id)
+            if record is not None:
+                key = _retired_key(record.owner, record.project)
+                retired = db.get(CatalogMeta, key)
+                if retired is None:
+                    db.add(CatalogMeta(key=key, value=str(record.number)))
+                elif int(retired.value) < record.number:
+                    retired.value = str(record.number)
+                    db.add(retired)
         _delete_rows(db, session_id)
 
 
@@ -317,7 +357,52 @@ def get_session(catalog: Catalog, name: str) -> SessionRecord:
             f"{printable(name)} is ambiguous: you have none, and {shown} exist; "
             "name the owner (USER/PROJECT/N)"
         )
-    raise NotFoundError(f"no session {printable(name)!r} in the catalog")
+    raise NotFoundError(
+        f"no session {printable(name)!r} in the catalog{_suggestion(catalog, name)}"
+    )
+
+
+SUGGEST_LIMIT = 20_000  # names read to suggest from, newest first (only after a miss)
+
+
+def _named(owner: str, name: str, me: str) -> str:
+    """A session's name as its reader types it: ``project/N`` for their own,
+    ``owner/project/N`` for another user's."""
+    return name if owner == me else f"{owner}/{name}"
+
+
+def _suggestion(catalog: Catalog, name: str) -> str:
+    """`` (did you mean 'mnist/3'?)`` for a session name that is not in the catalog."""
+    from nsml_hpc.suggest import did_you_mean
+
+    with catalog.session() as db:
+        rows = db.exec(
+            select(SessionRecord.owner, SessionRecord.name)
+            .where(SessionRecord.state != SessionState.PREPARING)
+            .order_by(col(SessionRecord.id).desc())
+            .limit(SUGGEST_LIMIT)
+        ).all()
+    return did_you_mean(name, [_named(owner, short, catalog.user) for owner, short in rows])
+
+
+def session_names(catalog: Catalog, prefix: str = "", limit: int = 1000) -> list[str]:
+    """Names of submitted sessions starting with ``prefix``, newest first (completion): the
+    caller's as ``project/N``, other users' as ``owner/project/N``."""
+    query = select(SessionRecord.owner, SessionRecord.name).where(
+        SessionRecord.state != SessionState.PREPARING
+    )
+    if prefix:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(
+            col(SessionRecord.name).like(f"{escaped}%", escape="\\")
+            | (col(SessionRecord.owner) + "/" + col(SessionRecord.name)).like(
+                f"{escaped}%", escape="\\"
+            )
+        )
+    with catalog.session() as db:
+        rows = db.exec(query.order_by(col(SessionRecord.id).desc()).limit(limit)).all()
+    names = [_named(owner, short, catalog.user) for owner, short in rows]
+    return [name for name in names if name.startswith(prefix)]
 
 
 def list_sessions(
@@ -417,3 +502,76 @@ def stale_reservations(catalog: Catalog, older_than: float) -> list[SessionRecor
                 )
             ).all()
         )
+
+
+def _sweep_first(project: str, text: str) -> int | None:
+    word = text.removeprefix("sweep-")
+    return int(word) if word.isdigit() else None
+
+
+def sweep_members(catalog: Catalog, sweep: str) -> list[SessionRecord]:
+    """The sessions of sweep ``PROJECT/sweep-N`` (as ``sweep`` prints it), newest first: the
+    sessions a sweep reserves share its project and one creation time, and its first is
+    ``PROJECT/N``. NotFoundError (with the closest sweep names) if there is no such sweep."""
+    project, _, tail = sweep.rpartition("/")
+    first = _sweep_first(project, tail)
+    if not project or first is None:
+        raise SpecError(f"a sweep is named PROJECT/sweep-N (as `sweep` prints it), got {sweep!r}")
+    with catalog.session() as db:
+        head = db.exec(
+            select(SessionRecord).where(
+                SessionRecord.project == project,
+                SessionRecord.number == first,
+                SessionRecord.owner == catalog.user,
+            )
+        ).first()
+        members: list[SessionRecord] = []
+        if head is not None:
+            members = list(
+                db.exec(
+                    select(SessionRecord)
+                    .where(
+                        SessionRecord.project == project,
+                        SessionRecord.owner == catalog.user,
+                        SessionRecord.created_at == head.created_at,
+                        SessionRecord.state != SessionState.PREPARING,
+                    )
+                    .order_by(col(SessionRecord.number).desc())
+                ).all()
+            )
+    if (
+        not members
+        or min(record.number for record in members) != first
+        or (len(members) < 2 and not _is_array_member(catalog, members[0]))
+    ):
+        raise NotFoundError(f"no sweep {sweep!r} in the catalog{_sweep_suggestion(catalog, sweep)}")
+    return members
+
+
+def _is_array_member(catalog: Catalog, record: SessionRecord) -> bool:
+    jobs = jobs_of(catalog, [record.id or -1]).get(record.id or -1, [])
+    return bool(jobs) and "_" in jobs[0].job_id
+
+
+def sweep_names(catalog: Catalog, project: str | None = None) -> list[str]:
+    """Names of the sweeps in the catalog (``PROJECT/sweep-N``), of ``project`` if given."""
+    query = (
+        select(SessionRecord.project, func.min(SessionRecord.number))
+        .join(JobRecordRow, col(JobRecordRow.session_id) == col(SessionRecord.id))
+        .where(
+            col(JobRecordRow.job_id).like("%\\_%", escape="\\"),
+            SessionRecord.owner == catalog.user,
+        )
+        .group_by(col(SessionRecord.project), col(SessionRecord.created_at))
+    )
+    if project is not None:
+        query = query.where(SessionRecord.project == project)
+    with catalog.session() as db:
+        rows = db.exec(query).all()
+    return sorted(f"{name}/sweep-{number}" for name, number in rows)
+
+
+def _sweep_suggestion(catalog: Catalog, sweep: str) -> str:
+    from nsml_hpc.suggest import did_you_mean
+
+    return did_you_mean(sweep, sweep_names(catalog))

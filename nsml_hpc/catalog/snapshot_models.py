@@ -85,4 +85,23 @@ class SnapshotScan(SQLModel, table=True):
     scanned_at: float = 0.0
 
 
-__all__ = ["JobRunRecord", "LineageRecord", "SnapshotRecord", "SnapshotScan"]
+class FoundCheckpointRecord(SQLModel, table=True):
+    """A snapshot row that is a checkpoint file the training code wrote itself (a Lightning
+    ``epoch=E-step=S.ckpt``, a ``torch.save`` file), found in the session's working folder.
+    Its snapshot row carries step, metrics, size, pin and fork protection like any other."""
+
+    __tablename__ = "found_checkpoint"
+    snapshot_id: int = Field(foreign_key="snapshot.id", primary_key=True, ondelete="CASCADE")
+    session_id: int = Field(foreign_key="session.id", index=True, ondelete="CASCADE")
+    kind: str = Field(max_length=16)  # lightning | torch | safetensors
+    path: str = Field(sa_type=Text)  # relative to the run directory
+    mtime_ns: int = Field(default=0, sa_type=BigInteger)
+
+
+__all__ = [
+    "FoundCheckpointRecord",
+    "JobRunRecord",
+    "LineageRecord",
+    "SnapshotRecord",
+    "SnapshotScan",
+]

@@ -10,12 +10,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, update
+from sqlalchemy import case, delete, func, insert, update
 from sqlmodel import Session, col, select
 
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import EventRecord, MetricPoint, SessionRecord
 from nsml_hpc.catalog.snapshot_models import (
+    FoundCheckpointRecord,
     JobRunRecord,
     LineageRecord,
     SnapshotRecord,
@@ -42,6 +43,20 @@ class ScanChanges:
     added: list[str]
     updated: list[str]
     vanished: list[str]
+
+
+@dataclass(frozen=True)
+class ScannedFound:
+    """A checkpoint file the training code wrote, as a walk of its folder saw it."""
+
+    path: str  # relative to the run directory
+    tag: str
+    kind: str
+    step: int | None
+    metrics: dict[str, float | None]
+    size: int
+    mtime_ns: int
+    problem: str | None = None  # "being written ..." while the file still changes
 
 
 # --- reads ------------------------------------------------------------------------------------
@@ -138,10 +153,16 @@ def store_scan(
     are dropped (unless a deletion claimed them: gc finishes those)."""
     result = ScanChanges([], [], [])
     with catalog.session() as db:
+        found = select(FoundCheckpointRecord.snapshot_id).where(
+            FoundCheckpointRecord.session_id == session_id
+        )
         rows = {
             row.tag: row
             for row in db.exec(
-                select(SnapshotRecord).where(SnapshotRecord.session_id == session_id)
+                select(SnapshotRecord).where(
+                    SnapshotRecord.session_id == session_id,
+                    col(SnapshotRecord.id).not_in(found),
+                )
             ).all()
         }
         for scanned in changed:
@@ -171,6 +192,122 @@ def store_scan(
         scan.dir_mtime_ns = dir_mtime_ns
         scan.scanned_at = now
         db.add(scan)
+    return result
+
+
+# --- checkpoints the training code wrote ----------------------------------------------------------
+
+
+def found_records(catalog: Catalog, session_ids: Sequence[int]) -> dict[int, FoundCheckpointRecord]:
+    """The found-checkpoint rows of ``session_ids``, by snapshot id (one query)."""
+    if not session_ids:
+        return {}
+    with catalog.session() as db:
+        rows = db.exec(
+            select(FoundCheckpointRecord).where(
+                col(FoundCheckpointRecord.session_id).in_(list(session_ids))
+            )
+        ).all()
+    return {row.snapshot_id: row for row in rows}
+
+
+def metrics_at_steps(
+    catalog: Catalog, session_id: int, steps: Sequence[int]
+) -> dict[int, dict[str, float | None]]:
+    """The session's metric values recorded at each of ``steps`` (the last one per name)."""
+    if not steps:
+        return {}
+    found: dict[int, dict[str, float | None]] = {}
+    with catalog.session() as db:
+        rows = db.exec(
+            select(MetricPoint.step, MetricPoint.name, MetricPoint.value)
+            .where(MetricPoint.session_id == session_id, col(MetricPoint.step).in_(list(steps)))
+            .order_by(col(MetricPoint.id))
+        ).all()
+    for step, name, value in rows:
+        if step is not None:
+            found.setdefault(step, {})[name] = value
+    return found
+
+
+def store_found(
+    catalog: Catalog,
+    session_id: int,
+    scanned: Sequence[ScannedFound],
+    now: float,
+    *,
+    complete: bool = True,
+) -> ScanChanges:
+    """Apply one walk's checkpoint files of a session, in one transaction: new files become
+    snapshot rows (with their found-checkpoint row), changed ones are updated, and (when the
+    walk was ``complete``) rows whose file is gone are dropped, unless a deletion claimed them."""
+    result = ScanChanges([], [], [])
+    with catalog.session() as db:
+        links = {
+            row.path: row
+            for row in db.exec(
+                select(FoundCheckpointRecord).where(FoundCheckpointRecord.session_id == session_id)
+            ).all()
+        }
+        rows = {
+            row.id: row
+            for row in db.exec(
+                select(SnapshotRecord).where(
+                    col(SnapshotRecord.id).in_([link.snapshot_id for link in links.values()])
+                )
+            ).all()
+        }
+        tags = set(
+            db.exec(select(SnapshotRecord.tag).where(SnapshotRecord.session_id == session_id)).all()
+        )
+        present = set()
+        for item in scanned:
+            present.add(item.path)
+            link = links.get(item.path)
+            row = rows.get(link.snapshot_id) if link is not None else None
+            if row is not None and row.deleting:
+                continue
+            if link is not None and row is not None:
+                unchanged = (
+                    link.mtime_ns == item.mtime_ns
+                    and row.bytes == item.size
+                    and row.problem == item.problem
+                    and row.metrics_json == json.dumps(item.metrics, sort_keys=True)
+                )
+                if unchanged:
+                    continue
+                result.updated.append(item.tag)
+            elif item.tag in tags:
+                continue  # the tag is taken (a hashed long path met another): left out
+            else:
+                row = SnapshotRecord(session_id=session_id, tag=item.tag, created_at=0.0)
+                db.add(row)
+                db.flush()
+                assert row.id is not None
+                link = FoundCheckpointRecord(
+                    snapshot_id=row.id, session_id=session_id, kind=item.kind, path=item.path
+                )
+                tags.add(item.tag)
+                result.added.append(item.tag)
+            assert link is not None
+            row.step = item.step
+            row.metrics_json = json.dumps(item.metrics, sort_keys=True)
+            row.bytes = item.size
+            row.file_count = 1
+            row.created_at = item.mtime_ns / 1e9
+            row.problem = item.problem
+            row.dir_mtime_ns = item.mtime_ns
+            row.seen_at = now
+            link.kind, link.mtime_ns = item.kind, item.mtime_ns
+            db.add(row)
+            db.add(link)
+        if complete:
+            for path, link in links.items():
+                row = rows.get(link.snapshot_id)
+                if path not in present and row is not None and not row.deleting:
+                    db.delete(row)
+                    db.delete(link)
+                    result.vanished.append(row.tag)
     return result
 
 
@@ -403,13 +540,19 @@ def job_runs_of(catalog: Catalog, session_ids: Sequence[int]) -> dict[int, list[
 
 
 def requeue_counts(catalog: Catalog, session_ids: Sequence[int]) -> dict[int, int]:
-    """How often each session's job was started again (highest restart count), one query."""
+    """How often each session's job was requeued, in one query: the highest restart count a
+    run started with, or the number of runs that ended in a requeue, whichever is larger (a
+    requeue counts from the moment the wrapper asked for it, through Slurm's hold, not only
+    once the next run starts)."""
     if not session_ids:
         return {}
+    requeued = func.sum(case((col(JobRunRecord.outcome) == "requeued", 1), else_=0))
     with catalog.session() as db:
         rows = db.exec(
-            select(JobRunRecord.session_id, func.max(JobRunRecord.restart_count))
+            select(JobRunRecord.session_id, func.max(JobRunRecord.restart_count), requeued)
             .where(col(JobRunRecord.session_id).in_(list(session_ids)))
             .group_by(col(JobRunRecord.session_id))
         ).all()
-    return {session_id: int(count or 0) for session_id, count in rows}
+    return {
+        session_id: max(int(restarts or 0), int(ends or 0)) for session_id, restarts, ends in rows
+    }

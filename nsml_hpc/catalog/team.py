@@ -44,8 +44,10 @@ from nsml_hpc.errors import CatalogError, ConfigError, SpecError
 ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # Tables that are not a session's: members read them; who writes them is below.
 READ_ONLY = ("catalog_meta", "catalog_admin", "alembic_version")
-SHARED_CACHES = ("cluster_info_cache",)  # keyed by cluster account; a cache anyone refreshes
-PER_USER = {"cluster_poll": "user"}  # rows a user writes for themself
+# Keyed by cluster account, refreshed by anyone: the cluster's answers, and the mirror of its
+# dataset folders (whose files the cluster's own permissions guard).
+SHARED_CACHES = ("cluster_info_cache", "dataset_version")
+PER_USER = {"cluster_poll": "user", "slurm_clock": "user"}  # rows a user writes for themself
 # The column that ties a table's rows to their session (lineage: the forked child), and
 # tables whose rows belong to a session through one of its jobs.
 SESSION_COLUMN = {"lineage": "child_session_id"}

@@ -19,29 +19,43 @@ from nsml_hpc import __version__
 from nsml_hpc.cli import (
     catalog_commands,
     cluster_commands,
+    completion,
+    config_command,
+    dataset_commands,
     edit_commands,
     experiment_commands,
+    export_command,
+    hparam_commands,
+    serve_command,
     session_commands,
     snapshot_commands,
     tui_command,
 )
-from nsml_hpc.cli.common import Commands, Parser
+from nsml_hpc.cli.common import Commands, Parser, add_verbose_flag
 from nsml_hpc.errors import NsmlError, exit_code
+from nsml_hpc.logs import configure as configure_logging
 
 COMMAND_MODULES = [
     session_commands,
     cluster_commands,
     snapshot_commands,
     experiment_commands,
+    export_command,
     edit_commands,
+    config_command,
+    completion,
     tui_command,
     catalog_commands,
+    hparam_commands,
+    dataset_commands,
+    serve_command,
 ]
 
 
 def build_parser() -> Parser:
     parser = Parser(prog="nsml-hpc", description="NSML for Slurm: train, follow, compare.")
     parser.add_argument("--version", action="version", version=f"nsml-hpc {__version__}")
+    add_verbose_flag(parser)
     commands = Commands(parser.add_subparsers(dest="command", required=True, parser_class=Parser))
     for module in COMMAND_MODULES:
         module.register(commands)
@@ -49,8 +63,12 @@ def build_parser() -> Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["__complete"]:  # the shells' completion scripts: silent, always 0
+        return completion.run_complete(words[1:], build_parser)
     try:
         args = build_parser().parse_args(argv)
+        configure_logging(getattr(args, "verbose", 0))
         return int(args.func(args))
     except NsmlError as error:
         print(f"nsml-hpc: error: {error}", file=sys.stderr)

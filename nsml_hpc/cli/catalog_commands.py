@@ -60,6 +60,11 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
         with open_workspace():  # opening one's own catalog upgrades it
             applied = []
     head = Workspace.schema_head()
+    if args.json:
+        from nsml_hpc.cli.common import print_json
+
+        print_json({"schema": head, "applied": list(applied)})
+        return 0
     print(f"catalog at {head}" + (f" (applied {', '.join(applied)})" if applied else ""))
     return 0
 
@@ -82,7 +87,7 @@ def cmd_whoami(args: argparse.Namespace) -> int:
 
 
 def register(commands: Commands) -> None:
-    group = commands.group("catalog", "the catalog itself: team set-up, schema upgrade, whoami")
+    group = commands.group("catalog", "The catalog itself: team set-up, schema upgrade, whoami.")
     setup = group.add("setup-team", cmd_setup_team)
     setup.add_argument("--admin-url", help="PostgreSQL URL of an admin role and the catalog DB")
     setup.add_argument(
@@ -106,6 +111,7 @@ def register(commands: Commands) -> None:
 
     upgrade = group.add("upgrade", cmd_upgrade)
     upgrade.add_argument("--admin-url", help="a team catalog's admin URL (PostgreSQL)")
+    upgrade.add_argument("--json", action="store_true", help="print the schema as JSON")
 
     whoami = group.add("whoami", cmd_whoami)
     whoami.add_argument("--json", action="store_true")

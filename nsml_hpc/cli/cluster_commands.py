@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from nsml_hpc.cli.common import Commands, open_workspace
+from nsml_hpc.cli.common import Commands, add_json_flag, open_workspace, print_json
 from nsml_hpc.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -25,7 +24,7 @@ PROFILE_FLAGS: list[tuple[str, str, dict[str, Any]]] = [
     ("--control-path", "openssh: ControlPath of the master connection", {}),
     ("--control-persist", "openssh: how long the master stays up (default 10m)", {}),
     ("--run-root", "run directories on the cluster (relative: under the home)", {}),
-    ("--remote-python", "the cluster's Python for jobs (default python3)", {}),
+    ("--remote-python", "the cluster's Python for jobs (default: its newest python3.X)", {}),
     ("--remote-path", "PATH for Slurm commands on the cluster", {}),
     (
         "--slurm-conf",
@@ -69,8 +68,23 @@ def cmd_cluster_add(args: argparse.Namespace) -> int:
     """
     from nsml_hpc.workspace import Workspace
 
-    profile, path = Workspace.add_cluster(args.name, _profile_data(args), replace=args.replace)
+    profile, path, choice = Workspace.add_cluster(
+        args.name, _profile_data(args), replace=args.replace
+    )
+    if args.json:
+        print_json(
+            {
+                "name": profile.name,
+                "backend": profile.backend,
+                "target": profile.target_text(),
+                "file": str(path),
+                "choice": choice or None,
+            }
+        )
+        return 0
     print(f"cluster {profile.name}: {profile.backend}, {profile.target_text()} -> {path}")
+    if choice:
+        print(choice)
     if profile.remote:
         print(
             f"next: nsml-hpc cluster trust {profile.name}  (check the host key), then "
@@ -107,7 +121,7 @@ def cmd_cluster_ls(args: argparse.Namespace) -> int:
 
     rows, _ = _profile_rows()
     if args.json:
-        print(json.dumps(rows, indent=2, sort_keys=True))
+        print_json(rows)
         return 0
     body = [
         [
@@ -133,8 +147,26 @@ def cmd_cluster_rm(args: argparse.Namespace) -> int:
     """Remove a cluster profile (refused while sessions on it are live, unless --force)."""
     with open_workspace() as workspace:
         path = workspace.remove_cluster(args.name, force=args.force)
+    if args.json:
+        print_json({"removed": args.name, "file": str(path)})
+        return 0
     print(f"removed cluster {args.name} from {path}")
     return 0
+
+
+def policy_lines(policy: dict[str, Any]) -> list[str]:
+    """The effective Slurm clock, one line, and a warning line per unusable site file."""
+    if not policy:
+        return []
+    sites = ", ".join(policy["site_files"]) or "none"
+    lines = [
+        f"  {'policy':<11} ok   Slurm asked every {policy['floor_seconds']:g} s while sessions "
+        f"wait, went silent or are unconfirmed (running: every {policy['confirm_seconds']:g} "
+        f"s), {policy['action_floor_seconds']:g} s after an action, at most "
+        f"{policy['queries_per_hour']} commands an hour (site policy: {sites})"
+    ]
+    lines.extend(f"  {'policy':<11} WARN {warning}" for warning in policy["site_warnings"])
+    return lines
 
 
 def render_report(report: ClusterReport) -> str:
@@ -146,7 +178,7 @@ def render_report(report: ClusterReport) -> str:
     lines = [f"cluster {report.name} ({report.backend}, {report.target})"]
     if not report.connected:
         lines.append(line("connection", False, report.error or "failed"))
-        return "\n".join(lines)
+        return "\n".join([*lines, *policy_lines(report.policy)])
     key = f"; host key {report.host_key}" if report.host_key else ""
     lines.append(line("connection", True, f"first answer in {report.connect_seconds:.2f} s{key}"))
     lines.append(
@@ -181,6 +213,8 @@ def render_report(report: ClusterReport) -> str:
             else report.python_error,
         )
     )
+    if report.python_note:
+        lines.append(f"  {'':<11} note {report.python_note}")
     if report.sinfo_error:
         lines.append(line("partitions", False, report.sinfo_error))
     elif report.partitions:
@@ -196,7 +230,7 @@ def render_report(report: ClusterReport) -> str:
         lines.append("  partitions (* default; nodes that take jobs / all)")
         rendered = table(["PARTITION", "NODES", "GPUS", "FREE GPUS"], body)
         lines.extend("    " + row for row in rendered.splitlines())
-    return "\n".join(lines)
+    return "\n".join([*lines, *policy_lines(report.policy)])
 
 
 def cmd_cluster_test(args: argparse.Namespace) -> int:
@@ -205,7 +239,7 @@ def cmd_cluster_test(args: argparse.Namespace) -> int:
     with open_workspace() as workspace:
         report = workspace.test_cluster(args.name)
     if args.json:
-        print(json.dumps(report.to_json(), indent=2, sort_keys=True, default=str))
+        print_json(report.to_json())
     else:
         print(render_report(report))
     return 0 if report.ok else 4
@@ -232,7 +266,11 @@ def cmd_cluster_trust(args: argparse.Namespace) -> int:
             return True
         return _confirm_on_terminal(check)
 
-    for check in Workspace.trust_cluster(args.name, confirm):
+    checks = Workspace.trust_cluster(args.name, confirm)
+    if args.json:
+        print_json([check.__dict__ for check in checks])
+        return 0
+    for check in checks:
         if check.status == "trusted":
             print(f"{check.name}: {check.key_type} {check.fingerprint} is already trusted")
         else:
@@ -243,7 +281,7 @@ def cmd_cluster_trust(args: argparse.Namespace) -> int:
 
 
 def register(commands: Commands) -> None:
-    cluster = commands.group("cluster", "cluster profiles: add, ls, rm, test, trust")
+    cluster = commands.group("cluster", "Cluster profiles: add, ls, rm, test, trust.")
 
     add = cluster.add("add", cmd_cluster_add)
     add.add_argument("name", help="the cluster's name in nsml-hpc (--cluster NAME)")
@@ -270,20 +308,23 @@ def register(commands: Commands) -> None:
         "--setup", action="append", metavar="CMD", help="a shell line run in every job first"
     )
     add.add_argument("--replace", action="store_true", help="replace a profile of this name")
+    add_json_flag(add)
 
     ls = cluster.add("ls", cmd_cluster_ls)
-    ls.add_argument("--json", action="store_true")
+    add_json_flag(ls)
 
     rm = cluster.add("rm", cmd_cluster_rm)
     rm.add_argument("name")
     rm.add_argument("--force", action="store_true", help="even with live sessions on it")
+    add_json_flag(rm)
 
     test = cluster.add("test", cmd_cluster_test)
     test.add_argument("name")
-    test.add_argument("--json", action="store_true")
+    add_json_flag(test)
 
     trust = cluster.add("trust", cmd_cluster_trust)
     trust.add_argument("name")
     trust.add_argument(
         "--yes", action="store_true", help="add new host keys without asking (for scripts)"
     )
+    add_json_flag(trust)

@@ -4,12 +4,14 @@ workspace a command opens."""
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from nsml_hpc.errors import SpecError, UsageError
 from nsml_hpc.job.spec import (
@@ -33,13 +35,60 @@ Command = Callable[[argparse.Namespace], int]
 # Flags whose value is itself an option (``--sbatch-arg --comment=x``): argparse would take
 # the value for an unknown option, so the parser joins the two words first.
 DASH_VALUE_FLAGS = frozenset({"--sbatch-arg"})
+_INVALID_CHOICE = re.compile(r"^argument ([^:]+): invalid choice: '([^']*)' \(choose from (.*)\)$")
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that raises instead of printing usage, so every error is one line."""
+    """argparse that raises instead of printing usage, so every error is one line, and that
+    says which command, option or value the user probably meant."""
+
+    _argv: list[str]
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        self._argv = list(sys.argv[1:] if args is None else args)
+        return super().parse_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see: {self.prog} --help)")
+        raise UsageError(f"{self._explain(message)} (see: {self._help_prog()} --help)")
+
+    def _help_prog(self) -> str:
+        return self._command_parser().prog
+
+    def _explain(self, message: str) -> str:
+        from nsml_hpc.suggest import did_you_mean
+
+        invalid = _INVALID_CHOICE.match(message)
+        if invalid:
+            where, word, listed = invalid.groups()
+            choices = re.findall(r"'([^']*)'", listed)
+            if where in ("command",) or where.endswith("_command"):
+                return f"unknown command {word!r}{did_you_mean(word, choices)}"
+            return f"argument {where}: invalid choice {word!r}{did_you_mean(word, choices)}"
+        if message.startswith("unrecognized arguments: "):
+            words = message.removeprefix("unrecognized arguments: ").split()
+            options = self._command_parser()._option_string_actions
+            hints = [
+                f"{word!r}{did_you_mean(word.split('=')[0], options)}"
+                for word in words
+                if word.startswith("-")
+            ]
+            if hints:
+                return f"unknown option {', '.join(hints)}"
+        return message
+
+    def _command_parser(self) -> argparse.ArgumentParser:
+        """The (sub-)command parser the words of the command line chose."""
+        parser: argparse.ArgumentParser = self
+        for word in getattr(self, "_argv", []):
+            chosen = None
+            for action in parser._actions:
+                if isinstance(action, argparse._SubParsersAction) and word in action.choices:
+                    chosen = action.choices[word]
+            if chosen is not None:
+                parser = chosen
+        return parser
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
@@ -73,8 +122,28 @@ class Parser(argparse.ArgumentParser):
         return out
 
 
+def summary(doc: str) -> str:
+    """The one-line ``--help`` summary of a command: the first sentence of its docstring,
+    however many lines it spans."""
+    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+    match = re.search(r"(?<=[.!?])\s", paragraph)
+    sentence = paragraph[: match.start()] if match else paragraph
+    return sentence if sentence.endswith((".", "!", "?")) else sentence + "."
+
+
+def add_verbose_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="log what nsml-hpc does to stderr (-vv: more; also NSML_HPC_LOG=debug|info)",
+    )
+
+
 class Commands:
-    """Registers sub-commands; each command's docstring is its help."""
+    """Registers sub-commands; each command's docstring is its help (the first sentence is
+    the summary ``nsml-hpc --help`` lists)."""
 
     def __init__(self, subparsers: Any) -> None:
         self._subparsers = subparsers
@@ -82,8 +151,9 @@ class Commands:
     def add(self, name: str, func: Command, **kwargs: Any) -> argparse.ArgumentParser:
         doc = func.__doc__ or ""
         sub: argparse.ArgumentParser = self._subparsers.add_parser(
-            name, help=doc.strip().splitlines()[0] if doc else None, description=doc, **kwargs
+            name, help=summary(doc) if doc else None, description=doc, **kwargs
         )
+        add_verbose_flag(sub)
         sub.set_defaults(func=func)
         return sub
 
@@ -393,3 +463,46 @@ def resolve_dependencies(workspace: Workspace, spec: SessionSpec) -> SessionSpec
 
 def warn(message: str) -> None:
     print(f"nsml-hpc: warning: {message}", file=sys.stderr)
+
+
+def color_allowed(stream: TextIO) -> bool:
+    """Colour (ANSI escapes) only on a terminal, never with ``NO_COLOR`` set to anything
+    non-empty (https://no-color.org) or ``TERM=dumb``."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+# What a terminal must never receive raw, even inside a JSON string: C1 controls (C0 ones
+# json.dumps escapes itself), bidi overrides and isolates, line/paragraph separators.
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
+def print_json(data: Any) -> None:
+    """``--json`` output, the same on every command: indented, keys sorted, text as UTF-8
+    (no ``\\/`` escapes, letters of every script as they are) except what could steer a
+    terminal (controls, bidi overrides: ``\\u`` escapes, still exact JSON), NaN/inf as
+    null."""
+    text = json.dumps(_json_safe(data), indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    print(_UNSAFE_IN_JSON.sub(lambda match: f"\\u{ord(match.group()):04x}", text))
+
+
+def _json_safe(value: Any) -> Any:
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def add_json_flag(parser: argparse.ArgumentParser, help_text: str | None = None) -> None:
+    """``--json``: the same flag, the same output conventions (:func:`print_json`), on every
+    command that prints data."""
+    parser.add_argument("--json", action="store_true", help=help_text or "print JSON")

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -16,16 +15,19 @@ from nsml_hpc.cli.common import (
     Parser,
     add_cluster_flag,
     add_environment_flags,
+    add_json_flag,
     add_launch_flags,
     add_preemption_flags,
     add_resource_flags,
+    color_allowed,
     open_workspace,
     place_if_auto,
+    print_json,
     resolve_dependencies,
     script_spec,
     sync_quietly,
 )
-from nsml_hpc.errors import SpecError
+from nsml_hpc.errors import NotFoundError, SpecError
 from nsml_hpc.job.spec import parse_count
 from nsml_hpc.sweeps.grid import expand, parse_grid, parse_range
 
@@ -83,15 +85,32 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         prepared = workspace.prepare(spec, code_root)
         workspace.check_fits(prepared.spec)
         if args.dry_run:
+            # stdout: the array script, exactly as submit --dry-run prints its script;
+            # stderr: the configurations the array's tasks run
+            script = workspace.sweep_dry_run(prepared, configurations, max_parallel=max_parallel)
             for index, configuration in enumerate(configurations):
                 pairs = " ".join(f"{k}={v}" for k, v in configuration.items())
-                print(f"{index:>4}  {pairs}")
-            print(f"{len(configurations)} session(s) in one job array (not submitted)")
+                print(f"{index:>4}  {pairs}", file=sys.stderr)
+            print(
+                f"{len(configurations)} session(s) in one job array (not submitted)",
+                file=sys.stderr,
+            )
+            sys.stdout.write(script)
             return 0
         with progress_bar() as progress:
             done = workspace.sweep(
                 prepared, configurations, max_parallel=max_parallel, progress=progress
             )
+    if args.json:
+        print_json(
+            {
+                "sweep": done.name,
+                "sessions": done.sessions,
+                "array_ids": done.array_ids,
+                "sweep_dir": str(done.sweep_dir),
+            }
+        )
+        return 0
     arrays = ", ".join(done.array_ids)
     print(
         f"submitted sweep {done.name}: {len(done.sessions)} sessions "
@@ -117,8 +136,9 @@ def _print_frame(frame: Any, fmt: str) -> None:
     every name and text value made printable."""
     if fmt == "csv":
         sys.stdout.write(frame.to_csv())
-    elif fmt == "json":
-        print(frame.reset_index().to_json(orient="records", indent=2))
+    elif fmt == "json":  # not pandas' to_json: it writes "mnist\/1"
+        records = frame.reset_index().astype(object).where(frame.reset_index().notna(), None)
+        print_json(records.to_dict(orient="records"))
     elif fmt == "markdown":
         print(_markdown(_printable_frame(frame)))
     else:
@@ -150,33 +170,46 @@ def cmd_compare(args: argparse.Namespace) -> int:
         frame = workspace.comparison_table(
             args.sessions, project=args.project, metrics=args.metric, owner=owner
         )
-    _print_frame(frame, args.format)
+    _print_frame(frame, "json" if args.json else args.format)
     return 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    """Rank a project's sessions by the best value of one metric."""
+    """Rank a project's sessions (or, with --dataset, the sessions that read a dataset) by the
+    best value of one metric."""
     from nsml_hpc.formatting import format_number, printable, table
     from nsml_hpc.job.direction import Goal
 
+    if args.project is None and args.dataset is None:
+        raise SpecError("give --project NAME or --dataset NAME[:VERSION]")
     flag: Goal | None = "max" if args.max else "min" if args.min else None
     with open_workspace() as workspace:
         metric, goal = workspace.ranking_goal(args.metric, flag)
         owner = workspace.owner_for(args.user, False) if args.user else None  # the team's board
         if not args.no_sync:
             sync_quietly(workspace)
-        standings = workspace.leaderboard(args.project, metric, goal, args.top, owner=owner)
+        if args.dataset is not None:
+            standings = workspace.dataset_leaderboard(
+                args.dataset, metric, goal, top=args.top, project=args.project
+            )
+        else:
+            standings = workspace.leaderboard(args.project, metric, goal, args.top, owner=owner)
         shared = workspace.shared()
-    if args.format == "json":
-        print(json.dumps([asdict(s) for s in standings], indent=2))
+    if args.json or args.format == "json":
+        print_json([asdict(s) for s in standings])
         return 0
     better = "higher" if goal == "max" else "lower"
-    print(f"{args.project}: {printable(metric)} ({better} is better)")
+    title = f"dataset {args.dataset}" if args.dataset else args.project
+    if args.dataset and args.project:
+        title += f" (project {args.project})"
+    print(f"{printable(title)}: {printable(metric)} ({better} is better)")
+    with_data = args.dataset is not None
     rows = [
         [
             str(s.rank),
             s.session,
             *([s.user] if shared else []),
+            *([s.dataset or "-"] if with_data else []),
             format_number(s.best),
             str(s.best_step),
             format_number(s.last),
@@ -185,13 +218,18 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         ]
         for s in standings
     ]
-    headers = ["#", "SESSION", *(["USER"] if shared else []), "BEST", "AT STEP", "LAST", "STATE"]
+    headers = ["#", "SESSION", *(["USER"] if shared else [])]
+    headers += [*(["DATASET"] if with_data else []), "BEST", "AT STEP", "LAST", "STATE"]
     print(table([*headers, "HYPERPARAMETERS"], rows))
     return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    """Plot a metric of one or more sessions in the terminal (or into a PNG file)."""
+    """Plot metrics of one or more sessions in the terminal (or into a PNG file).
+
+    With --metric, that metric's curves; without, every metric the sessions reported, one
+    small plot each (as W&B's default panels). Colours only on a terminal, never with
+    NO_COLOR set."""
     import shutil
 
     width = args.width or shutil.get_terminal_size((100, 30)).columns
@@ -199,32 +237,80 @@ def cmd_plot(args: argparse.Namespace) -> int:
     with open_workspace() as workspace:
         if not args.no_sync:
             sync_quietly(workspace)
-        found = workspace.curves(
-            args.sessions,
-            args.metric,
-            x=args.x,
-            buckets=max(width, 20),
-            smoothing=smoothing,
-        )
+        metrics = args.metric or _all_metrics(workspace, args.sessions)
+        columns = 1 if len(metrics) == 1 else 2
+        panels = [
+            (
+                metric,
+                workspace.curves(
+                    args.sessions,
+                    metric,
+                    x=args.x,
+                    buckets=max(width // columns, 20),
+                    smoothing=smoothing,
+                ),
+            )
+            for metric in metrics
+        ]
+        shown = sorted({curve.session for _, found in panels for curve in found})
+        marks = workspace.hyperparameter_marks(shown, args.x)
     if args.png:
-        _plot_png(found, args.metric, args.x, Path(args.png))
+        _plot_png(panels, args.x, Path(args.png), marks)
         print(f"wrote {args.png}")
         return 0
-    import plotext
-
-    plotext.clear_figure()
-    plotext.plotsize(width, args.height)
-    from nsml_hpc.formatting import printable
-
-    for curve in found:
-        plotext.plot(curve.xs, curve.ys, label=printable(curve.session))
-    plotext.title(printable(args.metric))
-    plotext.xlabel("step" if args.x == "step" else "seconds since start")
-    plotext.show()
+    sys.stdout.write(render_terminal_plot(panels, args.x, width, args.height, marks))
+    for where, label in marks:
+        print(f"| {args.x} {where:g}: {label}")
     return 0
 
 
-def _plot_png(found: list[Curve], metric: str, x: str, path: Path) -> None:
+def _all_metrics(workspace: Any, sessions: list[str]) -> list[str]:
+    names = sorted({name for session in sessions for name in workspace.metric_names(session)})
+    if not names:
+        raise NotFoundError(f"{', '.join(sessions)} reported no metrics yet")
+    return names
+
+
+def render_terminal_plot(
+    panels: list[tuple[str, list[Curve]]],
+    x: str,
+    width: int,
+    height: int,
+    marks: Sequence[tuple[float, str]] = (),
+) -> str:
+    """The plot as text: one panel per metric, two per row when there are several, with a
+    line where a hyperparameter changed; colour only where :func:`color_allowed` says so
+    (stdout a terminal, NO_COLOR unset)."""
+    import plotext
+
+    from nsml_hpc.formatting import printable
+
+    plotext.clear_figure()
+    plotext.main()  # subplots() splits the ACTIVE plot: start from the whole figure
+    columns = 1 if len(panels) == 1 else 2
+    rows = (len(panels) + columns - 1) // columns
+    plotext.subplots(rows, columns)
+    plotext.plotsize(width, height * rows)
+    for index, (metric, found) in enumerate(panels):
+        plotext.subplot(index // columns + 1, index % columns + 1)
+        for curve in found:
+            plotext.plot(curve.xs, curve.ys, label=printable(curve.session))
+        for where, _ in marks:
+            plotext.vline(where, "red")
+        plotext.title(printable(metric))
+        plotext.xlabel("step" if x == "step" else "seconds since start")
+    text = str(plotext.build())
+    if not color_allowed(sys.stdout):
+        text = str(plotext.uncolorize(text))
+    return text if text.endswith("\n") else text + "\n"
+
+
+def _plot_png(
+    panels: list[tuple[str, list[Curve]]],
+    x: str,
+    path: Path,
+    marks: Sequence[tuple[float, str]] = (),
+) -> None:
     try:
         import matplotlib
 
@@ -232,13 +318,31 @@ def _plot_png(found: list[Curve], metric: str, x: str, path: Path) -> None:
         from matplotlib import pyplot
     except ImportError:
         raise SpecError("--png needs matplotlib: pip install 'nsml-hpc[plot]'") from None
-    figure, axes = pyplot.subplots(figsize=(9, 5), dpi=110)
-    for curve in found:
-        axes.plot(curve.xs, curve.ys, label=curve.session, linewidth=1.2)
-    axes.set_title(metric)
-    axes.set_xlabel("step" if x == "step" else "seconds since start")
-    axes.grid(alpha=0.3)
-    axes.legend()
+    columns = 1 if len(panels) == 1 else 2
+    rows = (len(panels) + columns - 1) // columns
+    figure, grid = pyplot.subplots(
+        rows,
+        columns,
+        figsize=(9 * columns / 1.5 if columns > 1 else 9, 4 * rows),
+        dpi=110,
+        squeeze=False,
+    )
+    for index, (metric, found) in enumerate(panels):
+        axes = grid[index // columns][index % columns]
+        for curve in found:
+            axes.plot(curve.xs, curve.ys, label=curve.session, linewidth=1.2)
+        for where, label in marks:
+            axes.axvline(where, color="red", linestyle="--", linewidth=0.8)
+            axes.annotate(
+                label, (where, 1.0), xycoords=("data", "axes fraction"), rotation=90,
+                va="top", ha="right", fontsize=7, color="red",
+            )  # fmt: skip
+        axes.set_title(metric)
+        axes.set_xlabel("step" if x == "step" else "seconds since start")
+        axes.grid(alpha=0.3)
+        axes.legend()
+    for index in range(len(panels), rows * columns):
+        grid[index // columns][index % columns].set_visible(False)
     figure.tight_layout()
     figure.savefig(path)
     pyplot.close(figure)
@@ -287,7 +391,7 @@ def cmd_gpus(args: argparse.Namespace) -> int:
             for p in partitions
         ]
         shown: Any = {"partitions": listing, "nodes": node_rows(nodes)} if args.nodes else listing
-        print(json.dumps(shown, indent=2))
+        print_json(shown)
         return 0
     headers = ["PARTITION", "TYPES", "NODES", "PER NODE", "TOTAL", "ALLOCATED", "IDLE", "DOWN"]
     print(table([*headers, "PENDING"], rows))
@@ -318,7 +422,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     with open_workspace() as workspace:
         result = workspace.diff(args.left, args.right, code=not args.no_code)
     if args.json:
-        print(json.dumps(asdict(result), indent=2, sort_keys=True, default=str))
+        print_json(asdict(result))
         return 0
     from nsml_hpc.formatting import printable
 
@@ -376,7 +480,12 @@ def _add_sweep_options(sweep: argparse.ArgumentParser) -> None:
     sweep.add_argument("--project", help="project name (default: the code folder's name)")
     sweep.add_argument("--memo", help="a note for every session of the sweep")
     add_cluster_flag(sweep, "cluster to submit to (default: default_cluster, else local)")
-    sweep.add_argument("--dry-run", action="store_true", help="list the configurations only")
+    sweep.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the array script (configurations on stderr); submit nothing",
+    )
+    add_json_flag(sweep, "print the created sweep (name, sessions, array ids) as JSON")
 
 
 def register(commands: Commands) -> None:
@@ -385,6 +494,7 @@ def register(commands: Commands) -> None:
     compare.add_argument("--project", help="every session of this project")
     compare.add_argument("--metric", action="append", default=[], help="only these metrics")
     compare.add_argument("--format", choices=FORMATS, default="table")
+    add_json_flag(compare, "the same as --format json")
     compare.add_argument("--no-sync", action="store_true")
     compare.add_argument("--user", metavar="NAME", help="with --project: only this user's")
     compare.add_argument(
@@ -392,7 +502,12 @@ def register(commands: Commands) -> None:
     )
 
     board = commands.add("leaderboard", cmd_leaderboard)
-    board.add_argument("--project", required=True)
+    board.add_argument("--project", help="rank this project's sessions")
+    board.add_argument(
+        "--dataset",
+        metavar="NAME[:VERSION]",
+        help="rank the sessions that read this dataset (of --project, if given)",
+    )
     board.add_argument(
         "--metric", required=True, help="NAME or NAME:min|max (default: by its name, [metrics])"
     )
@@ -401,6 +516,7 @@ def register(commands: Commands) -> None:
     direction.add_argument("--min", action="store_true", help="lower is better")
     board.add_argument("--top", type=int, help="only the first N")
     board.add_argument("--format", choices=("table", "json"), default="table")
+    add_json_flag(board, "the same as --format json")
     board.add_argument("--no-sync", action="store_true")
     board.add_argument("--user", metavar="NAME", help="only this user's sessions")
     board.add_argument(
@@ -409,7 +525,12 @@ def register(commands: Commands) -> None:
 
     plot = commands.add("plot", cmd_plot)
     plot.add_argument("sessions", nargs="+", help="PROJECT/N ...")
-    plot.add_argument("--metric", required=True)
+    plot.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        help="this metric (repeatable; default: every metric, one small plot each)",
+    )
     plot.add_argument("--x", choices=("step", "time"), default="step")
     plot.add_argument("--smooth", metavar="K", help="moving average over K points")
     plot.add_argument("--png", metavar="FILE", help="write a PNG instead (needs matplotlib)")
@@ -419,14 +540,14 @@ def register(commands: Commands) -> None:
 
     gpus = commands.add("gpus", cmd_gpus)
     gpus.add_argument("--cluster", default="local", help=argparse.SUPPRESS)
-    gpus.add_argument("--json", action="store_true")
+    add_json_flag(gpus)
     gpus.add_argument("--nodes", action="store_true", help="list every node's GPUs too")
 
     diff = commands.add("diff", cmd_diff)
     diff.add_argument("left", help="PROJECT/N")
     diff.add_argument("right", help="PROJECT/N")
     diff.add_argument("--no-code", action="store_true", help="skip the code snapshot diff")
-    diff.add_argument("--json", action="store_true")
+    add_json_flag(diff)
 
     sweep = commands.add("sweep", cmd_sweep, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_sweep_options(sweep)

@@ -12,15 +12,18 @@ from nsml_hpc.cli.common import (
     about_cluster,
     add_cluster_flag,
     add_environment_flags,
+    add_json_flag,
     add_launch_flags,
     add_preemption_flags,
     add_resource_flags,
     open_workspace,
     place_if_auto,
+    print_json,
     resolve_dependencies,
     script_spec,
     sync_quietly,
 )
+from nsml_hpc.cli.run_options import add_run_options, apply_run_options
 from nsml_hpc.errors import NotFoundError
 from nsml_hpc.formatting import printable, printable_tree
 
@@ -35,6 +38,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     with open_workspace() as workspace:
         spec, code_root = script_spec(args, workspace)
+        spec = apply_run_options(args, spec, workspace)
         spec = place_if_auto(spec, workspace)
         spec = resolve_dependencies(workspace, spec)
         prepared = workspace.prepare(spec, code_root)
@@ -47,17 +51,31 @@ def cmd_submit(args: argparse.Namespace) -> int:
             done = workspace.submit(prepared, progress=bar)
         finally:
             bar.finish()
-        where = "" if done.cluster == "local" else f" on {done.cluster}"
-        print(f"submitted {done.name} (job {done.job_id}){where} -> {done.run_dir}")
+        if args.json:
+            print_json(
+                {
+                    "name": done.name,
+                    "job_id": done.job_id,
+                    "cluster": done.cluster,
+                    "run_dir": str(done.run_dir),
+                }
+            )
+        else:
+            where = "" if done.cluster == "local" else f" on {done.cluster}"
+            print(f"submitted {done.name} (job {done.job_id}){where} -> {done.run_dir}")
         return follow_to_the_end(workspace, done.name) if args.follow else 0
 
 
 def follow_to_the_end(workspace: Workspace, name: str) -> int:
-    """Stream the session's output until it ends; the exit code says how it ended."""
-    out = sys.stdout.buffer
-    for chunk in workspace.follow_logs(name):
-        out.write(chunk)
-        out.flush()
+    """Stream the session's output until it ends (its state on stderr as it changes); the
+    exit code says how it ended. Ctrl-C stops following, not the session."""
+    from nsml_hpc.cli.follow import Follower
+
+    follower = Follower(name)
+    try:
+        follower.run(workspace)
+    except KeyboardInterrupt:
+        return follower.interrupted()
     record = workspace.session(name)
     exit_note = f" (exit {record.exit_code})" if record.exit_code else ""
     print(f"{name}: {record.state}{exit_note}")
@@ -65,12 +83,13 @@ def follow_to_the_end(workspace: Workspace, name: str) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    """Ask Slurm about your live sessions (one sacct per cluster) and ingest new metrics."""
+    """Ingest new metrics and events, and ask Slurm about your live sessions (one sacct per
+    cluster) as soon as the poll floor allows."""
     with open_workspace() as workspace:
         clusters = [workspace.settings.profile(args.cluster).name] if args.cluster else None
-        report = workspace.sync(clusters)
+        report = workspace.sync(clusters, refresh=True)
     if args.json:
-        print(json.dumps(report.__dict__, indent=2, sort_keys=True))
+        print_json(report.__dict__)
     else:
         skipped = (
             f", skipped by the poll floor: {', '.join(report.skipped_by_floor)}"
@@ -90,9 +109,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
-    """List your sessions of every cluster (or --cluster NAME): name, state (with pending
-    reason), GPUs, elapsed, last metrics; --user NAME or --all-users for the team's on a
-    shared catalog (with a USER column). Syncs your sessions first: one sacct per cluster."""
+    """List your sessions of every cluster (or --cluster NAME) with their name, state (and
+    pending reason), GPUs, elapsed time and last metrics.
+
+    Syncs your sessions first (one sacct call per cluster). --user NAME or --all-users: the
+    team's on a shared catalog (with a USER column). --sweep PROJECT/sweep-N lists one sweep;
+    --column NAME (repeatable) adds a hyperparameter, or memo, user, project, cluster."""
     from nsml_hpc.formatting import format_metrics, table
     from nsml_hpc.slurm.timefmt import format_duration
 
@@ -104,12 +126,14 @@ def cmd_ps(args: argparse.Namespace) -> int:
         if args.stop_idle is not None:
             _stop_idle(workspace, args.stop_idle)
         rows = workspace.sessions(
-            project=args.project, cluster=cluster, limit=args.limit, owner=owner
+            project=args.project, cluster=cluster, limit=args.limit, owner=owner, sweep=args.sweep
         )
         idle_after = workspace.settings.idle_gpu_seconds
         shared = workspace.shared()
+    columns = list(dict.fromkeys(args.column))
+    _check_columns(columns, rows)
     if args.json:
-        print(json.dumps([row.to_json() for row in rows], indent=2, sort_keys=True))
+        print_json([row.to_json() for row in rows])
         return 0
     if not rows:
         print("no sessions yet: nsml-hpc submit SCRIPT")
@@ -128,6 +152,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
             format_duration(row.elapsed_s),
             _gpu_cell(row, idle_after),
             "-" if row.last_step is None else str(row.last_step),
+            *(_cell(row.column(name)) for name in columns),
             format_metrics(row.last_metrics) or "-",
         ]
         for row in rows
@@ -140,7 +165,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
         *(["NODES"] if multi_node else []),
         *["ELAPSED", "GPU%"],
     ]
-    print(table([*headers, "STEP", "METRICS"], body))
+    extra = [name.upper() for name in columns]
+    print(table([*headers, "STEP", *extra, "METRICS"], body))
     return 0
 
 
@@ -157,6 +183,28 @@ def add_user_flags(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--all-users", action="store_true", help=f"{what} of every user (shared catalogs)"
     )
+
+
+def _cell(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = " ".join(text.split())
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _check_columns(columns: list[str], rows: list[SessionRow]) -> None:
+    """A ``--column`` must name a hyperparameter some listed session has, or a row field."""
+    from nsml_hpc.errors import SpecError
+    from nsml_hpc.sessions.views import ROW_COLUMNS
+    from nsml_hpc.suggest import did_you_mean
+
+    known = {*ROW_COLUMNS, *(key for row in rows for key in row.hyperparameters)}
+    for name in columns:
+        if name not in known and rows:
+            raise SpecError(
+                f"no listed session has a hyperparameter {name!r}{did_you_mean(name, known)}"
+            )
 
 
 def _gpu_cell(row: SessionRow, idle_after: float) -> str:
@@ -187,8 +235,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         detail = workspace.show(args.session)
         note = None if args.json else workspace.run_dir_note(args.session)
     if args.json:
-        # exact, and ASCII: a bidi override or a C1 control stays escaped, never raw
-        print(json.dumps(detail, indent=2, sort_keys=True))
+        print_json(detail)  # control and bidi characters stay escaped
     else:
         print(render_detail(printable_tree(detail)))
         if note:
@@ -215,7 +262,8 @@ def render_detail(detail: dict[str, Any]) -> str:
         f"metrics     step {detail['last_step']}: "
         f"{format_metrics(detail['last_metrics'], 200) or '-'}"
         f"  ({detail['metric_points']} points,"
-        f" {detail['malformed_metric_lines']} malformed lines)",
+        f" {detail['malformed_metric_lines']} malformed lines"
+        f"{_non_finite_note(detail)})",
     ]
     lines.extend(render_node_lines(detail))
     for problem in detail.get("ingest_problems", []):
@@ -224,6 +272,7 @@ def render_detail(detail: dict[str, Any]) -> str:
     if detail["metric_sources"]:
         captured = ", ".join(f"{k} ({v})" for k, v in sorted(detail["metric_sources"].items()))
         lines.append(f"captured    {captured}")
+    lines.extend(render_issue12_lines(detail))
     if detail["gpu_util"] is not None:
         lines.append(
             f"gpu         {detail['gpu_util']:.0f} % last sample"
@@ -236,11 +285,12 @@ def render_detail(detail: dict[str, Any]) -> str:
     if detail["memo"]:
         lines.append(f"memo        {detail['memo']}")
     lines.extend(render_snapshot_lines(detail))
-    lines.append("jobs")
-    for job in detail["jobs"]:
+    lines.append("jobs (one line per run: a requeued job id runs again)")
+    for job in detail["runs"]:
         lines.append(
-            f"  {job['job_id']:<10} {job['state']:<14} exit {job['exit_code']}  "
-            f"nodes {job['node_list'] or '-'}"
+            f"  {job['job_id']:<10} run {job['run']}  {job['state']:<19} "
+            f"exit {'-' if job['exit_code'] is None else job['exit_code']}  "
+            f"nodes {job['node_list'] or '-'}  started {format_time(job['started_at'])}"
         )
     lines.append("state history")
     for change in detail["state_history"]:
@@ -297,6 +347,18 @@ def render_node_lines(detail: dict[str, Any]) -> list[str]:
             f"{node['state']:<10} {node['tasks']} task(s)  CUDA_VISIBLE_DEVICES={devices}"
         )
     return lines
+
+
+def _non_finite_note(detail: dict[str, Any]) -> str:
+    count = detail.get("non_finite_values") or 0
+    return f", {count} NaN/inf value(s) kept as gaps" if count else ""
+
+
+def render_issue12_lines(detail: dict[str, Any]) -> list[str]:
+    """The dataset read, printed-metric capture, and hyperparameters changed while running."""
+    from nsml_hpc.cli.run_options import detail_lines
+
+    return detail_lines(detail)
 
 
 def resources_line(asked: dict[str, Any], allocation: dict[str, Any] | None) -> str:
@@ -361,16 +423,21 @@ def render_snapshot_lines(detail: dict[str, Any]) -> list[str]:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    """Print the session's Slurm output; -f follows it until the session ends."""
+    """Print the session's Slurm output; -f follows it until the session ends, saying on
+    stderr what a pending session waits for (Ctrl-C stops following, not the session)."""
+    from nsml_hpc.cli.follow import Follower
+
     out = sys.stdout.buffer
     with open_workspace() as workspace:
         check_session_cluster(workspace, args.session, args.cluster)
-        chunks = (
-            workspace.follow_logs(args.session)
-            if args.follow
-            else workspace.read_logs(args.session)
-        )
-        for chunk in chunks:
+        if args.follow:
+            follower = Follower(args.session)
+            try:
+                follower.run(workspace)
+            except KeyboardInterrupt:
+                return follower.interrupted()
+            return 0
+        for chunk in workspace.read_logs(args.session):
             out.write(chunk)
             out.flush()
     return 0
@@ -381,6 +448,9 @@ def cmd_stop(args: argparse.Namespace) -> int:
     with open_workspace() as workspace:
         check_session_cluster(workspace, args.session, args.cluster)
         job_ids = workspace.stop(args.session)
+    if args.json:
+        print_json({"session": args.session, "cancelled": job_ids})
+        return 0
     print(f"cancel requested for {args.session} (job {', '.join(job_ids)})")
     return 0
 
@@ -390,6 +460,11 @@ def cmd_rm(args: argparse.Namespace) -> int:
     with open_workspace() as workspace:
         check_session_cluster(workspace, args.session, args.cluster)
         removed = workspace.remove(args.session, purge=args.purge)
+    if args.json:
+        print_json(
+            {"session": removed.name, "run_dir": str(removed.run_dir), "purged": removed.purged}
+        )
+        return 0
     suffix = f"; deleted {removed.run_dir}" if removed.purged else f"; kept {removed.run_dir}"
     print(f"removed {removed.name}{suffix}")
     return 0
@@ -414,7 +489,9 @@ def register(commands: Commands) -> None:
     submit.add_argument("--project", help="project name (default: the code folder's name)")
     submit.add_argument("--memo", help="a note to remember this session by")
     add_cluster_flag(submit, "cluster to submit to (default: default_cluster, else local)")
+    add_run_options(submit)
     submit.add_argument("--dry-run", action="store_true", help="print the sbatch script only")
+    add_json_flag(submit, "print the created session (name, job id, run dir) as JSON")
     submit.add_argument(
         "--follow",
         "-f",
@@ -427,13 +504,22 @@ def register(commands: Commands) -> None:
     )
 
     sync_cmd = commands.add("sync", cmd_sync)
-    sync_cmd.add_argument("--json", action="store_true")
+    add_json_flag(sync_cmd)
     add_cluster_flag(sync_cmd, "sync only this cluster (default: every cluster)")
 
     ps = commands.add("ps", cmd_ps)
     ps.add_argument("--project", help="only this project")
     ps.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
-    ps.add_argument("--json", action="store_true")
+    add_json_flag(ps)
+    ps.add_argument("--sweep", metavar="PROJECT/sweep-N", help="only this sweep's sessions")
+    ps.add_argument(
+        "--column",
+        "-c",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="add a column: a hyperparameter, or memo, user, project, cluster (repeatable)",
+    )
     ps.add_argument("--no-sync", action="store_true", help="show the catalog without asking Slurm")
     add_user_flags(ps, "sessions (default: yours)")
     add_cluster_flag(ps, "only this cluster's sessions (default: every cluster)")
@@ -446,7 +532,7 @@ def register(commands: Commands) -> None:
     show = commands.add("show", cmd_show)
     show.add_argument("session", help="PROJECT/N")
     add_cluster_flag(show, "check that the session is on this cluster")
-    show.add_argument("--json", action="store_true")
+    add_json_flag(show)
     show.add_argument("--no-sync", action="store_true")
 
     logs = commands.add("logs", cmd_logs)
@@ -457,8 +543,10 @@ def register(commands: Commands) -> None:
     stop = commands.add("stop", cmd_stop)
     stop.add_argument("session", help="PROJECT/N")
     add_cluster_flag(stop, "check that the session is on this cluster")
+    add_json_flag(stop)
 
     rm = commands.add("rm", cmd_rm)
     rm.add_argument("session", help="PROJECT/N")
     add_cluster_flag(rm, "check that the session is on this cluster")
     rm.add_argument("--purge", action="store_true", help="also delete the run directory")
+    add_json_flag(rm)

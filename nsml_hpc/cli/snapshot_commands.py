@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -11,28 +10,22 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from nsml_hpc.cli.common import (
     Commands,
+    add_json_flag,
     add_preemption_flags,
     add_resource_flags,
     open_workspace,
     preemption_given,
+    print_json,
     resources_given,
     sync_quietly,
     warn,
 )
 from nsml_hpc.errors import SpecError
+from nsml_hpc.formatting import format_bytes
 
 if TYPE_CHECKING:
     from nsml_hpc.snapshots.gc import GcResult
     from nsml_hpc.workspace import Workspace
-
-
-def _size(value: int) -> str:
-    amount = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if amount < 1024 or unit == "TiB":
-            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1024
-    return f"{value} B"
 
 
 def cmd_model_ls(args: argparse.Namespace) -> int:
@@ -42,7 +35,7 @@ def cmd_model_ls(args: argparse.Namespace) -> int:
     with open_workspace() as workspace:
         snapshots = workspace.snapshots(args.session)
     if args.json:
-        print(json.dumps([row.to_json() for row in snapshots], indent=2, sort_keys=True))
+        print_json([row.to_json() for row in snapshots])
         return 0
     if not snapshots:
         print(f"{args.session} has no snapshots (the script saves them with nsml_hpc.save)")
@@ -52,7 +45,7 @@ def cmd_model_ls(args: argparse.Namespace) -> int:
             row.tag,
             "-" if row.step is None else str(row.step),
             format_metrics(row.metrics, 48) or "-",
-            _size(row.bytes),
+            format_bytes(row.bytes),
             format_time(row.created_at),
             row.flags or "-",
         ]
@@ -69,23 +62,32 @@ def cmd_model_rm(args: argparse.Namespace) -> int:
     """Delete one snapshot (never a pinned or forked-from one, nor a live session's latest)."""
     with open_workspace() as workspace:
         row = workspace.remove_snapshot(args.session, args.tag)
-    print(f"deleted {args.session}:{row.tag} ({_size(row.bytes)})")
+    if args.json:
+        print_json({"session": args.session, "deleted": row.tag, "bytes": row.bytes})
+        return 0
+    print(f"deleted {args.session}:{row.tag} ({format_bytes(row.bytes)})")
     return 0
 
 
 def cmd_model_pin(args: argparse.Namespace) -> int:
     """Pin a snapshot: gc never deletes it, and model rm refuses to."""
     with open_workspace() as workspace:
-        workspace.pin_snapshot(args.session, args.tag, pinned=True)
-    print(f"pinned {args.session}:{args.tag}")
+        tag = workspace.pin_snapshot(args.session, args.tag, pinned=True)
+    if args.json:
+        print_json({"session": args.session, "tag": tag, "pinned": True})
+        return 0
+    print(f"pinned {args.session}:{tag}")
     return 0
 
 
 def cmd_model_unpin(args: argparse.Namespace) -> int:
     """Unpin a snapshot: the retention policies apply to it again."""
     with open_workspace() as workspace:
-        workspace.pin_snapshot(args.session, args.tag, pinned=False)
-    print(f"unpinned {args.session}:{args.tag}")
+        tag = workspace.pin_snapshot(args.session, args.tag, pinned=False)
+    if args.json:
+        print_json({"session": args.session, "tag": tag, "pinned": False})
+        return 0
+    print(f"unpinned {args.session}:{tag}")
     return 0
 
 
@@ -93,6 +95,9 @@ def cmd_model_pull(args: argparse.Namespace) -> int:
     """Copy a snapshot folder to DEST on this machine (through the backend, so over SSH too)."""
     with open_workspace() as workspace:
         target = workspace.pull_snapshot(args.session, args.tag, Path(args.dest))
+    if args.json:
+        print_json({"session": args.session, "selector": args.tag, "path": str(target)})
+        return 0
     print(f"pulled {args.session}:{args.tag} -> {target}")
     return 0
 
@@ -104,7 +109,7 @@ def cmd_model_du(args: argparse.Namespace) -> int:
     with open_workspace() as workspace:
         usage = workspace.snapshot_usage(args.project)
     if args.json:
-        print(json.dumps([item.__dict__ for item in usage], indent=2, sort_keys=True))
+        print_json([item.__dict__ for item in usage])
         return 0
     usage = [item for item in usage if item.snapshots]
     if not usage:
@@ -115,9 +120,9 @@ def cmd_model_du(args: argparse.Namespace) -> int:
             item.session,
             item.state,
             str(item.snapshots),
-            _size(item.bytes),
-            _size(item.pinned_bytes),
-            _size(item.protected_bytes),
+            format_bytes(item.bytes),
+            format_bytes(item.pinned_bytes),
+            format_bytes(item.protected_bytes),
         ]
         for item in usage
     ]
@@ -128,12 +133,14 @@ def cmd_model_du(args: argparse.Namespace) -> int:
         totals[0] += item.snapshots
         totals[1] += item.bytes
     print()
-    rows = [[name, str(count), _size(size)] for name, (count, size) in sorted(projects.items())]
+    rows = [
+        [name, str(count), format_bytes(size)] for name, (count, size) in sorted(projects.items())
+    ]
     rows.append(
         [
             "(all)",
             str(sum(c for c, _ in projects.values())),
-            _size(sum(s for _, s in projects.values())),
+            format_bytes(sum(s for _, s in projects.values())),
         ]
     )
     print(table(["PROJECT", "SNAPSHOTS", "SIZE"], rows))
@@ -168,6 +175,20 @@ def cmd_fork(args: argparse.Namespace) -> int:
         return 0
     assert forked.submitted is not None
     done = forked.submitted
+    if args.json:
+        print_json(
+            {
+                "name": done.name,
+                "job_id": done.job_id,
+                "cluster": done.cluster,
+                "run_dir": str(done.run_dir),
+                "parent": forked.parent,
+                "snapshot": forked.tag,
+                "step": forked.step,
+                "changes": {c.key: {"old": c.old, "new": c.new} for c in forked.changes},
+            }
+        )
+        return 0
     print(
         f"forked {done.name} from {forked.parent}:{forked.tag} (step {forked.step}) "
         f"(job {done.job_id}) -> {done.run_dir}"
@@ -214,6 +235,8 @@ def cmd_gc(args: argparse.Namespace) -> int:
     if args.dry_run and (args.yes or args.cron):
         raise SpecError("--dry-run cannot go with --yes or --cron")
     apply = bool(args.yes or args.cron)
+    if args.json and args.cron:
+        raise SpecError("--json cannot go with --cron (cron logs to the gc log file)")
     policies = Workspace.gc_policies()
     log_file = Workspace.gc_log_file(policies)
     out: Any = _CronLog(log_file) if args.cron else print
@@ -229,7 +252,10 @@ def cmd_gc(args: argparse.Namespace) -> int:
                     out(f"skipped: {exc}")
                     return 0
                 raise
-        _print_result(result, out, apply, policies.configured)
+        if args.json:
+            print_json(_result_json(result, apply, policies.configured))
+        else:
+            _print_result(result, out, apply, policies.configured)
     finally:
         if isinstance(out, _CronLog):
             out.close()
@@ -244,6 +270,30 @@ def _sync_for_gc(workspace: Workspace, out: Any) -> None:
     report = workspace.sync()
     for cluster, error in report.errors.items():
         out(f"warning: cluster {cluster} unreachable; using the catalog's last states ({error})")
+
+
+def _result_json(result: GcResult, apply: bool, configured: bool) -> dict[str, Any]:
+    names = result.names
+    deletions = []
+    for decision in result.plan.deletions:
+        snap = decision.snapshot
+        label = f"{names.get(snap.session_id, snap.session_id)}:{snap.tag}"
+        if apply and label not in result.deleted:
+            continue
+        deletions.append({"snapshot": label, "bytes": snap.bytes, "reason": decision.reason})
+    return {
+        "configured": configured,
+        "applied": apply,
+        "deletions": deletions,
+        "deleted": sorted(result.deleted),
+        "freed_bytes": result.freed_bytes if apply else result.plan.freed_bytes,
+        "kept": len(result.plan.decisions) - len(deletions),
+        "protected": sum(1 for d in result.plan.decisions if d.protected),
+        "damaged": dict(result.damaged),
+        "skipped": list(result.skipped),
+        "notes": list(result.plan.notes),
+        "errors": list(result.errors),
+    }
 
 
 def _print_result(result: GcResult, out: Any, apply: bool, configured: bool) -> None:
@@ -265,7 +315,7 @@ def _print_result(result: GcResult, out: Any, apply: bool, configured: bool) -> 
         label = f"{names.get(snap.session_id, snap.session_id)}:{snap.tag}"
         if apply and label not in result.deleted:
             continue
-        out(f"{verb} {label}  {_size(snap.bytes)}  ({decision.reason})")
+        out(f"{verb} {label}  {format_bytes(snap.bytes)}  ({decision.reason})")
     for skipped in result.skipped:
         out(f"skipped {skipped}")
     for note in result.plan.notes:
@@ -274,35 +324,42 @@ def _print_result(result: GcResult, out: Any, apply: bool, configured: bool) -> 
     protected = sum(1 for d in result.plan.decisions if d.protected)
     if apply:
         out(
-            f"deleted {len(result.deleted)} snapshot(s), freed {_size(result.freed_bytes)}; "
+            f"deleted {len(result.deleted)} snapshot(s), freed {format_bytes(result.freed_bytes)}; "
             f"kept {len(result.plan.decisions) - len(result.deleted)} ({protected} protected)"
         )
     else:
         out(
-            f"would delete {len(deletions)} snapshot(s), freeing {_size(result.plan.freed_bytes)}; "
+            f"would delete {len(deletions)} snapshot(s), "
+            f"freeing {format_bytes(result.plan.freed_bytes)}; "
             f"would keep {kept} ({protected} protected). Run with --yes to delete."
         )
+
+
+TAG_HELP = "a tag, latest, or best:METRIC[:min|max] (as fork --snapshot and load() take)"
 
 
 def register(commands: Commands) -> None:
     model = commands.group("model", "Snapshots of a session: ls, rm, pin, unpin, pull, du.")
     ls = model.add("ls", cmd_model_ls)
     ls.add_argument("session", help="PROJECT/N")
-    ls.add_argument("--json", action="store_true")
+    add_json_flag(ls)
     rm = model.add("rm", cmd_model_rm)
     rm.add_argument("session", help="PROJECT/N")
-    rm.add_argument("tag")
+    rm.add_argument("tag", help=TAG_HELP)
+    add_json_flag(rm)
     for name, func in (("pin", cmd_model_pin), ("unpin", cmd_model_unpin)):
         sub = model.add(name, func)
         sub.add_argument("session", help="PROJECT/N")
-        sub.add_argument("tag")
+        sub.add_argument("tag", help=TAG_HELP)
+        add_json_flag(sub)
     pull = model.add("pull", cmd_model_pull)
     pull.add_argument("session", help="PROJECT/N")
-    pull.add_argument("tag")
+    pull.add_argument("tag", help=TAG_HELP)
     pull.add_argument("dest", help="folder to create (or an existing folder to put TAG in)")
+    add_json_flag(pull)
     du = model.add("du", cmd_model_du)
     du.add_argument("--project", help="only this project")
-    du.add_argument("--json", action="store_true")
+    add_json_flag(du)
 
     fork = commands.add("fork", cmd_fork)
     fork.add_argument("session", help="the parent session, PROJECT/N")
@@ -319,6 +376,7 @@ def register(commands: Commands) -> None:
     )
     fork.add_argument("--memo", help="a note (default: 'fork of PARENT:TAG')")
     fork.add_argument("--dry-run", action="store_true", help="print the sbatch script only")
+    add_json_flag(fork, "print the created session (name, job id, parent snapshot) as JSON")
     fork.add_argument("--no-sync", action="store_true", help=argparse.SUPPRESS)
     add_resource_flags(fork, inherit=True)
     add_preemption_flags(fork)
@@ -335,3 +393,4 @@ def register(commands: Commands) -> None:
     )
     gc.add_argument("--print", action="store_true", help="with --install-cron: print the line only")
     gc.add_argument("--no-sync", action="store_true", help="do not ask Slurm first")
+    add_json_flag(gc, "print the plan (or what was deleted) as JSON")

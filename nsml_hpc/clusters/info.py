@@ -85,6 +85,16 @@ def _decode(cluster: str, user: str, row: ClusterInfoCache | None, asked: bool) 
     )
 
 
+def _cluster_user(workspace: Context, cluster: str) -> str:
+    """The account the cluster knows us by: the profile's (or ~/.ssh/config's) user on a
+    remote cluster, this machine's user on a local one. Building the backend connects to
+    nothing."""
+    try:
+        return workspace.backend_for(cluster).user
+    except NsmlError:
+        return current_user()
+
+
 def cluster_overview(
     workspace: Context,
     cluster: str = "local",
@@ -95,7 +105,7 @@ def cluster_overview(
 ) -> ClusterOverview:
     """GPUs per node/partition and ``user``'s queue on ``cluster``, at most one query per floor."""
     now = time.time() if now is None else now
-    user = user or current_user()
+    user = user or _cluster_user(workspace, cluster)
     floor = workspace.settings.poll_floor_seconds if floor is None else floor
     catalog = workspace.catalog
     asked = _claim(catalog, cluster, user, now, floor)

@@ -15,6 +15,7 @@ A profile is plain data, validated once when it is read or added; nothing here c
     control_path     ControlPath of the openssh transport (default: ~/.ssh/config's, else ours)
     control_persist  ControlPersist of the openssh transport's master connection
     run_root         where run directories live on the cluster (relative = under the home)
+    dataset_root     where pushed datasets live (default: <run_root>/<user>/.datasets)
     remote_python    the cluster's interpreter for the job wrapper (and the script, without
                      an environment step); default python3 on remote clusters
     remote_path      PATH for Slurm commands on the cluster, if the SSH shell's lacks them
@@ -120,6 +121,7 @@ class ClusterProfile:
     control_path: str | None = None
     control_persist: str = "10m"
     run_root: str | None = None
+    dataset_root: str | None = None
     remote_python: str | None = None
     remote_path: str | None = None
     slurm_conf: str | None = None
@@ -317,6 +319,8 @@ def validate_profile(profile: ClusterProfile) -> ClusterProfile:
         check_run_root(profile)
     if profile.slurm_conf is not None:
         check_slurm_conf(profile)
+    if profile.dataset_root is not None:
+        check_run_root(profile, "dataset_root")
     return profile
 
 
@@ -341,16 +345,17 @@ def check_slurm_conf(profile: ClusterProfile) -> str:
     return path
 
 
-def check_run_root(profile: ClusterProfile) -> str:
-    root = profile.run_root or ""
+def check_run_root(profile: ClusterProfile, key: str = "run_root") -> str:
+    """``run_root`` (or ``dataset_root``): a path Slurm and the shell take as it is."""
+    root = getattr(profile, key) or ""
     if not root or RUN_ROOT_UNSAFE.search(root):
         raise ConfigError(
-            f"cluster {profile.name!r}: run_root {root!r} cannot hold spaces, quotes, '%', '$' "
+            f"cluster {profile.name!r}: {key} {root!r} cannot hold spaces, quotes, '%', '$' "
             "or control characters"
         )
     if not profile.remote and not (root.startswith("/") or root.startswith("~")):
         raise ConfigError(
-            f"cluster {profile.name!r}: run_root must be an absolute path (or start with ~)"
+            f"cluster {profile.name!r}: {key} must be an absolute path (or start with ~)"
         )
     return root
 

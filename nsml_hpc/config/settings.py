@@ -3,11 +3,18 @@
 ```toml
 catalog = "postgresql+psycopg://team@db/nsml"   # default: SQLite under the XDG data dir
 run_root = "/shared/home/me/nsml-runs"
-poll_floor_seconds = 5        # never ask Slurm more often than this, whoever asks
-sync_interval_seconds = 5     # how often an open TUI syncs (backing off while nothing changes)
+poll_floor_seconds = 5        # never ask Slurm more often than this, whoever asks (even
+                              # right after a submit, stop or explicit refresh)
+slurm_floor_seconds = 60      # the Slurm clock: sessions that need Slurm (waiting, silent,
+                              # unconfirmed) are asked about this often; running ones with a
+                              # live wrapper 4x less (what job wrappers write shows without it)
+slurm_queries_per_hour = 60   # at most this many Slurm commands per cluster in any hour
+sync_interval_seconds = 1     # the file clock: how often an open TUI reads run directories
 key_metric = "val_loss"       # the metric the TUI's session table shows (default: guessed)
 submit_grace_seconds = 60     # a fresh job missing from sacct is not lost before this
 max_code_mb = 100             # size guard for the code snapshot
+max_dataset_gb = 100          # size guard for `dataset push`
+capture_stdout = false        # submit --capture-stdout by default (metrics printed to the output)
 default_cluster = "local"     # the cluster of commands that name none (--cluster NAME)
 idle_gpu_minutes = 60         # ps flags sessions whose GPUs sat at 0 % this long
 run_dir_mode = "group"        # who may read your run directories: private | group | world
@@ -27,7 +34,11 @@ Cluster profiles live in ``clusters.toml`` beside this file (:mod:`nsml_hpc.conf
 ``NSML_HPC_CATALOG``, ``NSML_HPC_RUN_ROOT``, ``NSML_HPC_POLL_FLOOR``, ``NSML_HPC_SUBMIT_GRACE``,
 ``NSML_HPC_CLUSTER`` (default cluster), ``NSML_HPC_CLUSTERS`` (profiles file),
 ``NSML_HPC_SSH_CONFIG`` (OpenSSH config file, default ``~/.ssh/config``),
-``NSML_HPC_SYNC_INTERVAL``, ``NSML_HPC_KEY_METRIC``.
+``NSML_HPC_SYNC_INTERVAL``, ``NSML_HPC_KEY_METRIC``, ``NSML_HPC_MAX_DATASET_GB``,
+``NSML_HPC_SLURM_FLOOR``, ``NSML_HPC_SLURM_QUERIES``.
+
+The site's policy (:mod:`nsml_hpc.config.site_policy`, ``/etc/nsml-hpc/site.toml``) holds the
+three Slurm settings to its floors and ceiling: user config cannot loosen it.
 
 A config file whose catalog URL holds a password must be readable by its owner only (as ssh
 insists for a private key): one readable by group or others is refused, naming the fix.
@@ -39,7 +50,6 @@ TOML, an unknown key (with the closest known one), a value of the wrong kind.
 
 from __future__ import annotations
 
-import difflib
 import os
 import stat
 import tomllib
@@ -51,12 +61,14 @@ from typing import Any
 from nsml_hpc.config import locations
 from nsml_hpc.config.cluster_profiles import LOCAL, ClusterProfile, implicit_local
 from nsml_hpc.config.clusters_file import load_profiles
+from nsml_hpc.config.site_policy import SitePolicy, SlurmPolicy, effective_policy, load_site_policy
 from nsml_hpc.errors import NotFoundError, SettingsError
 from nsml_hpc.job.direction import NO_OVERRIDES, Directions, Goal, parse_goal
 from nsml_hpc.job.layout import RUN_ROOT_ENV
 from nsml_hpc.job.permissions import RUN_DIR_MODES
 
 MIN_POLL_FLOOR = 0.5
+MIN_SLURM_QUERIES = 2  # one sacct and one squeue
 
 
 @dataclass(frozen=True)
@@ -79,16 +91,33 @@ class Settings:
             return self.clusters[name]
         if name == LOCAL:
             return implicit_local()
+        from nsml_hpc.suggest import did_you_mean
+
         raise NotFoundError(
-            f"unknown cluster {name!r}; configured: {', '.join(self.cluster_names())} "
-            "(add one with: nsml-hpc cluster add NAME ...)"
+            f"unknown cluster {name!r}{did_you_mean(name, self.cluster_names())}; configured: "
+            f"{', '.join(self.cluster_names())} (add one with: nsml-hpc cluster add NAME ...)"
         )
 
     idle_gpu_seconds: float = 3600.0  # flag sessions whose GPUs sat at 0 % this long
-    sync_interval_seconds: float = 5.0
+    sync_interval_seconds: float = 1.0  # the file clock of a live view
     key_metric: str | None = None
     metric_directions: Directions = NO_OVERRIDES
     run_dir_mode: str | None = None  # private | group | world; None: the umask decides
+    max_dataset_bytes: int = 100 * 1024**3
+    capture_stdout: bool = False  # the default of submit --capture-stdout
+    slurm_floor_seconds: float = 60.0  # the Slurm clock (see nsml_hpc.sync.clocks)
+    slurm_queries_per_hour: int = 60
+    site: SitePolicy = field(default_factory=SitePolicy)
+
+    @property
+    def slurm_policy(self) -> SlurmPolicy:
+        """The Slurm clock these settings ask for, held to the site's policy."""
+        return effective_policy(
+            floor_seconds=self.slurm_floor_seconds,
+            action_floor_seconds=self.poll_floor_seconds,
+            queries_per_hour=self.slurm_queries_per_hour,
+            site=self.site,
+        )
 
 
 # Every top-level key of config.toml and the kind of value it takes ("gc" is the retention
@@ -105,8 +134,12 @@ KEYS: dict[str, str] = {
     "default_cluster": TEXT,
     "idle_gpu_minutes": NUMBER,
     "sync_interval_seconds": NUMBER,
+    "slurm_floor_seconds": NUMBER,
+    "slurm_queries_per_hour": NUMBER,
     "key_metric": TEXT,
     "run_dir_mode": TEXT,
+    "max_dataset_gb": NUMBER,
+    "capture_stdout": "a boolean",
     "gc": TABLE,
     "metrics": TABLE,
 }
@@ -117,7 +150,10 @@ ENV_KEYS = {
     "NSML_HPC_SUBMIT_GRACE": "submit_grace_seconds",
     "NSML_HPC_CLUSTER": "default_cluster",
     "NSML_HPC_SYNC_INTERVAL": "sync_interval_seconds",
+    "NSML_HPC_SLURM_FLOOR": "slurm_floor_seconds",
+    "NSML_HPC_SLURM_QUERIES": "slurm_queries_per_hour",
     "NSML_HPC_KEY_METRIC": "key_metric",
+    "NSML_HPC_MAX_DATASET_GB": "max_dataset_gb",
 }
 
 
@@ -137,7 +173,9 @@ def _kind_of(value: Any) -> str:
 
 def unknown_key_message(key: str) -> str:
     """``unknown key 'run_rot' (did you mean 'run_root'?)``."""
-    close = difflib.get_close_matches(key, list(KEYS), n=1, cutoff=0.6)
+    from nsml_hpc.suggest import close_matches  # the one "did you mean" helper
+
+    close = close_matches(key, KEYS, n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(KEYS))}"
     return f"unknown key {key!r} ({hint})"
 
@@ -273,17 +311,29 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(
             f"{where}: run_dir_mode must be one of {', '.join(RUN_DIR_MODES)}, got {run_dir_mode!r}"
         )
+    site = load_site_policy(env)
+    policy = effective_policy(
+        floor_seconds=source.number(data, "slurm_floor_seconds", 60.0, MIN_POLL_FLOOR),
+        action_floor_seconds=source.number(data, "poll_floor_seconds", 5.0, MIN_POLL_FLOOR),
+        queries_per_hour=int(source.number(data, "slurm_queries_per_hour", 60, MIN_SLURM_QUERIES)),
+        site=site,
+    )
     return Settings(
         catalog_url=str(catalog),
         run_root=Path(run_root).expanduser() if run_root else locations.default_run_root(),
-        poll_floor_seconds=source.number(data, "poll_floor_seconds", 5.0, MIN_POLL_FLOOR),
+        poll_floor_seconds=policy.action_floor_seconds,
         submit_grace_seconds=source.number(data, "submit_grace_seconds", 60.0, 0.0),
         max_code_bytes=int(source.number(data, "max_code_mb", 100, 0.001) * 1024 * 1024),
         clusters=clusters,
         default_cluster=default_cluster,
         idle_gpu_seconds=source.number(data, "idle_gpu_minutes", 60, 0.0) * 60,
-        sync_interval_seconds=source.number(data, "sync_interval_seconds", 5.0, MIN_POLL_FLOOR),
+        sync_interval_seconds=source.number(data, "sync_interval_seconds", 1.0, MIN_POLL_FLOOR),
         key_metric=key_metric.strip() if key_metric else None,
         metric_directions=_directions(path, data),
         run_dir_mode=run_dir_mode,
+        max_dataset_bytes=int(source.number(data, "max_dataset_gb", 100, 0.0) * 1024**3),
+        capture_stdout=bool(data.get("capture_stdout", False)),
+        slurm_floor_seconds=policy.floor_seconds,
+        slurm_queries_per_hour=policy.queries_per_hour,
+        site=site,
     )

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from nsml_hpc.catalog.engine import Catalog
+from nsml_hpc.catalog.hparam_events import taken_changes, with_history
 from nsml_hpc.catalog.sessions import get_session, session_namer
 from nsml_hpc.catalog.summaries import summaries_of
 from nsml_hpc.errors import SpecError
@@ -96,7 +97,11 @@ def compare_sessions(
     by_label = {namer(record): record for record in records}
     unique = list(by_label)
     ids = {label: record.id for label, record in by_label.items() if record.id is not None}
-    hparams = {label: json.loads(r.hyperparameters_json) for label, r in by_label.items()}
+    taken = taken_changes(catalog, list(ids.values()))
+    hparams = {  # a value changed while the session ran shows its history: 0.1 → 0.01@40
+        label: with_history(json.loads(r.hyperparameters_json), taken.get(r.id or -1, []))
+        for label, r in by_label.items()
+    }
     differing, common = split_hyperparameters(hparams)
     summaries = summaries_of(catalog, list(ids.values()))
     by_id = {session_id: name for name, session_id in ids.items()}

@@ -20,11 +20,12 @@ from nsml_hpc.catalog.sessions import (
     list_sessions,
     session_namer,
 )
-from nsml_hpc.catalog.summaries import summaries_of
+from nsml_hpc.catalog.summaries import metric_names, summaries_of
 from nsml_hpc.errors import NotFoundError, SpecError
 from nsml_hpc.experiments.compare import compare_sessions
 from nsml_hpc.job.direction import NO_OVERRIDES, Directions, Goal, split_goal
 from nsml_hpc.sessions.views import elapsed
+from nsml_hpc.suggest import did_you_mean
 
 if TYPE_CHECKING:
     import pandas
@@ -65,7 +66,8 @@ def comparison_frame(
     chosen = list(metrics) or sorted(comparison.metrics)
     unknown = [metric for metric in chosen if metric not in comparison.metrics]
     if unknown:
-        raise NotFoundError(f"no session here reported {', '.join(unknown)}")
+        hints = "".join(did_you_mean(metric, comparison.metrics) for metric in unknown)
+        raise NotFoundError(f"no session here reported {', '.join(unknown)}{hints}")
     now = time.time()
     shared = holds_other_users(catalog)
     rows: list[dict[str, Any]] = []
@@ -98,6 +100,7 @@ class Standing:
     state: str
     hyperparameters: str
     user: str = ""
+    dataset: str | None = None  # NAME:VERSION the session read (leaderboard --dataset)
 
 
 def ranking_goal(metric: str, flag: Goal | None, directions: Directions) -> tuple[str, Goal]:
@@ -119,10 +122,46 @@ def leaderboard(
 ) -> list[Standing]:
     """Sessions of ``project`` (every user's, or ``owner``'s) ranked by their best ``metric``
     (``goal``: min or max): on a shared catalog, the team's leaderboard."""
-    namer = session_namer(catalog)
     records = list_sessions(catalog, project=project, owner=owner)
     if not records:
         raise NotFoundError(f"no sessions in project {project!r}")
+    return _ranked(catalog, records, metric, goal, top, f"project {project!r}")
+
+
+def dataset_leaderboard(
+    catalog: Catalog,
+    dataset: str,
+    metric: str,
+    goal: Goal,
+    *,
+    top: int | None = None,
+    project: str | None = None,
+) -> list[Standing]:
+    """Sessions that read dataset ``NAME`` (or ``NAME:VERSION``), of every project (or of
+    ``project``), ranked by their best ``metric``; each standing names the version read."""
+    from nsml_hpc.catalog.datasets import sessions_on_dataset
+    from nsml_hpc.job.spec import parse_dataset_ref
+
+    name, version = parse_dataset_ref(dataset)
+    links = {link.session_id: link for link in sessions_on_dataset(catalog, name, version)}
+    records = [record for record in list_sessions(catalog, project=project) if record.id in links]
+    if not records:
+        where = f" in project {project!r}" if project else ""
+        raise NotFoundError(f"no session{where} read dataset {dataset}")
+    versions = {sid: f"{link.name}:{link.version}" for sid, link in links.items()}
+    return _ranked(catalog, records, metric, goal, top, f"dataset {dataset}", versions)
+
+
+def _ranked(
+    catalog: Catalog,
+    records: list[SessionRecord],
+    metric: str,
+    goal: Goal,
+    top: int | None,
+    label: str,
+    datasets: dict[int, str] | None = None,
+) -> list[Standing]:
+    namer = session_namer(catalog)
     ids = {record.id: record for record in records if record.id is not None}
     summaries = summaries_of(catalog, list(ids), [metric])
     entries = []
@@ -135,7 +174,10 @@ def leaderboard(
         if best is not None:
             entries.append((best, step, summary.last_value, ids[session_id]))
     if not entries:
-        raise NotFoundError(f"no session of project {project!r} reported {metric!r}")
+        known = metric_names(catalog, list(ids))
+        raise NotFoundError(
+            f"no session of {label} reported {metric!r}{did_you_mean(metric, known)}"
+        )
     entries.sort(key=lambda entry: entry[0], reverse=goal == "max")
     return [
         Standing(
@@ -147,6 +189,7 @@ def leaderboard(
             last=last,
             state=record.state,
             hyperparameters=record.hyperparameters_json,
+            dataset=(datasets or {}).get(record.id or -1),
         )
         for rank, (best, step, last, record) in enumerate(entries[:top] if top else entries, 1)
     ]
@@ -202,9 +245,11 @@ def curves(
     if x not in ("step", "time"):
         raise SpecError("--x is step or time")
     found: list[Curve] = []
+    ids: list[int] = []
     for name in names:
         record = get_session(catalog, name)
         assert record.id is not None
+        ids.append(record.id)
         if x == "step":
             series = metric_series(catalog, record.id, metric, buckets)
             curve = Curve(name, series.xs, series.ys, series.points)
@@ -213,5 +258,30 @@ def curves(
         if curve.xs:
             found.append(Curve(name, curve.xs, smooth(curve.ys, smoothing), curve.points))
     if not found:
-        raise NotFoundError(f"no session here reported {metric!r}")
+        known = metric_names(catalog, ids)
+        raise NotFoundError(f"no session here reported {metric!r}{did_you_mean(metric, known)}")
     return found
+
+
+def hyperparameter_marks(
+    catalog: Catalog, names: Sequence[str], x: str = "step"
+) -> list[tuple[float, str]]:
+    """Where each session's job took a hyperparameter change, for a plot's x axis (``step``,
+    or ``time``: seconds since the start): ``(x, "mnist/3: lr -> 0.01")``."""
+    from nsml_hpc.catalog.hparam_events import taken_changes
+
+    records = [get_session(catalog, name) for name in names]
+    changes = taken_changes(catalog, [record.id for record in records if record.id is not None])
+    marks: list[tuple[float, str]] = []
+    for record in records:
+        for change in changes.get(record.id or -1, []):
+            if x == "step":
+                where = float(change.step) if change.step is not None else None
+            else:
+                started = record.started_at
+                where = change.at - started if change.at is not None and started else None
+            if where is None:
+                continue
+            moved = ", ".join(f"{k} -> {v}" for k, v in sorted(change.changes.items()))
+            marks.append((where, f"{record.name}: {moved}"))
+    return marks

@@ -6,7 +6,8 @@ returns: a crash of the training process afterwards loses nothing already report
 
 Outside a session (no ``NSML_HPC_RUN_DIR``, e.g. on a laptop) ``report`` checks its arguments
 and does nothing else, and ``session.hyperparameters`` is read from ``sys.argv``, so the same
-script runs anywhere.
+script runs anywhere. Inside one, ``session.hyperparameters`` includes the changes made with
+``nsml-hpc set`` while the job runs (:mod:`nsml_hpc.job.live_hparams`).
 
 Several ranks (a multi-node launch, or a script that runs srun itself): ``report`` records on
 global rank 0 only (``session.rank``: ``RANK``, else ``SLURM_PROCID`` inside a job step, else
@@ -25,9 +26,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nsml_hpc.job import progress
 from nsml_hpc.job.direction import Directions
 from nsml_hpc.job.hparams import HParamValue, parse_hyperparameters
 from nsml_hpc.job.layout import (
+    DATASET_ENV,
+    DATASET_NAME_ENV,
     METRICS_FILE,
     RANKS_DIR,
     RESTART_COUNT_ENV,
@@ -100,7 +104,40 @@ class SessionInfo:
 
     @property
     def hyperparameters(self) -> dict[str, HParamValue]:
+        """As submitted; for the running session itself, with the changes taken so far."""
+        own = os.environ.get(RUN_DIR_ENV)
+        if self.run_dir is not None and own and Path(own) == self.run_dir:
+            from nsml_hpc.job.live_hparams import live
+
+            return live.current()
+        return self.submitted_hyperparameters
+
+    @property
+    def submitted_hyperparameters(self) -> dict[str, HParamValue]:
         return parse_hyperparameters(self.args)
+
+    @property
+    def dataset(self) -> Path | None:
+        """The folder of the dataset given at submit (``--dataset``): the node-local copy
+        when it was staged, else the shared one; ``None`` without a dataset."""
+        path = os.environ.get(DATASET_ENV)
+        if path:
+            return Path(path)
+        spec = self._document.get("spec") or {}
+        use = spec.get("dataset") if isinstance(spec, dict) else None
+        return Path(use["path"]) if isinstance(use, dict) and use.get("path") else None
+
+    @property
+    def dataset_name(self) -> str | None:
+        """``NAME:VERSION`` of :attr:`dataset`."""
+        name = os.environ.get(DATASET_NAME_ENV)
+        if name:
+            return name
+        spec = self._document.get("spec") or {}
+        use = spec.get("dataset") if isinstance(spec, dict) else None
+        if isinstance(use, dict) and use.get("name"):
+            return f"{use['name']}:{use.get('version')}"
+        return None
 
     @property
     def job_id(self) -> str | None:
@@ -232,6 +269,16 @@ class _MetricWriter:
 
 
 _writer = _MetricWriter()
+
+
+def next_step() -> int:
+    """The step the next ``report()`` without a step would record."""
+    return _writer.next_step
+
+
+progress.next_step = next_step
+
+
 _NUMBER_TYPES = (int, float)
 _encode = json.JSONEncoder(separators=(",", ":")).encode  # built once: ~1 µs per call saved
 
@@ -291,3 +338,6 @@ def _record(step: int | None, metrics: dict[str, Any], *, per_rank: bool) -> Non
     while data:
         written = os.write(fd, data)
         data = data[written:]
+    hook = progress.after_report
+    if hook is not None:
+        hook()

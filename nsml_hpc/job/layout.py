@@ -22,10 +22,19 @@ context) take the names from here. Standard library only: this module runs insid
                          the wrapper on the first node relays them into events.jsonl
       .nsml/ranks/*.jsonl  per-rank metrics of ranks other than 0 (report_rank());
                          relayed into metrics.jsonl the same way
+      hparams.json       hyperparameters changed while the job runs (``nsml-hpc set``; the
+                         in-job API stats it at most every NSML_HPC_HPARAM_INTERVAL seconds)
     <run_root>/<user>/<project>/.N.tmp-...  a run directory being built (renamed into place)
+
+    <dataset root>/<name>/<version>/        one immutable version of a dataset (``dataset push``)
+      manifest.json      name, version, every file with its size and sha256 (written last)
+      data/              the pushed files, read-only (what NSML_HPC_DATASET points at)
+    <dataset root>/<name>/.<version>.tmp-...  a version being uploaded (renamed into place)
 """
 
 from __future__ import annotations
+
+import os
 
 # --- files and folders of a run directory ------------------------------------------------------
 
@@ -46,6 +55,11 @@ TASKS_DIR = f"{PRIVATE_DIR}/tasks"  # one events file per task wrapper (relative
 RANKS_DIR = f"{PRIVATE_DIR}/ranks"  # one metrics file per rank other than 0 (report_rank)
 TEMP_MARK = ".tmp-"  # ``.<N>.tmp-<pid>-<hex>``: a run directory still being built
 LOCAL_SNAPSHOTS_DIR = "nsml-snapshots"  # save() outside a session: ./nsml-snapshots/<tag>/
+HPARAMS_FILE = "hparams.json"  # live hyperparameter changes ({"version", "values", ...})
+DATASET_MANIFEST = "manifest.json"  # in a dataset version's folder
+DATASET_DATA_DIR = "data"  # in a dataset version's folder: the files themselves
+DATASETS_DIR = ".datasets"  # the default dataset root: <run_root>/<user>/.datasets
+STAGED_DIR_PREFIX = "nsml-hpc-data-"  # node-local copies: $SLURM_TMPDIR/nsml-hpc-data-<job>/
 
 
 def slurm_output(job: str) -> str:
@@ -69,6 +83,20 @@ RESTART_COUNT_ENV = "NSML_HPC_RESTART_COUNT"  # how often Slurm requeued the job
 RUN_ROOT_ENV = "NSML_HPC_RUN_ROOT"  # where load(session=...) looks (also a front-end setting)
 LOCAL_SNAPSHOTS_ENV = "NSML_HPC_LOCAL_SNAPSHOTS"  # where save() writes outside a session
 GPU_INTERVAL_ENV = "NSML_HPC_GPU_INTERVAL"  # seconds between the wrapper's GPU samples
+HEARTBEAT_ENV = "NSML_HPC_HEARTBEAT"  # seconds between the wrapper's ``alive`` lines (0: none)
+HEARTBEAT_EVENT = "alive"  # the wrapper's sign of life in events.jsonl (never stored as a row)
+HPARAM_INTERVAL_ENV = "NSML_HPC_HPARAM_INTERVAL"  # seconds between stats of hparams.json
+DATASET_ENV = "NSML_HPC_DATASET"  # the dataset folder the job reads (staged or shared)
+DATASET_NAME_ENV = "NSML_HPC_DATASET_NAME"  # NAME:VERSION of that dataset
+SCRATCH_ENVS = ("SLURM_TMPDIR", "TMPDIR")  # node-local scratch, in order of preference
+
+
+def job_id_from_env() -> str | None:
+    """The id sync knows the job by: ``<array>_<task>`` for an array task, else the job id."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"{array}_{task}"
+    return os.environ.get("SLURM_JOB_ID")
 
 
 def relay_file(folder: str, job_id: str | None, restart_count: int, index: int) -> str:

@@ -160,6 +160,17 @@ def safe_relative(path: str) -> bool:
     return all(part not in ("", ".", "..") for part in path.split("/"))
 
 
+def is_found_tag(tag: str) -> bool:
+    """The tag of a checkpoint file the training code wrote itself (``model ls`` lists them
+    beside saved snapshots): its path in the run directory, so it always holds a '/', which a
+    saved snapshot's tag never does. Safe, relative, at most 128 characters."""
+    if not isinstance(tag, str) or "/" not in tag or len(tag) > 128:
+        return False
+    if tag.startswith("/") or "\\" in tag or any(ord(c) < 32 or ord(c) == 127 for c in tag):
+        return False
+    return all(part not in ("", ".", "..") for part in tag.split("/"))
+
+
 def is_listed_name(name: str) -> bool:
     """Folder names that are snapshots (temp, replaced and deleting folders are not)."""
     return not name.startswith(".") and bool(TAG_PATTERN.fullmatch(name)) and ".." not in name
@@ -206,6 +217,8 @@ def parse_selector(text: str, directions: Directions = NO_OVERRIDES) -> Selector
         return Selector("best", metric=metric, maximize=maximize)
     if text in RESERVED_TAGS:
         return Selector("latest")
+    if is_found_tag(text):
+        return Selector("tag", tag=text)
     try:
         validate_tag(text)
     except SpecError:

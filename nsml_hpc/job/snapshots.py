@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -182,14 +183,43 @@ def save(
 # --- load -------------------------------------------------------------------------------------
 
 
+def _config_file() -> Path:
+    """The front end's config file (``nsml_hpc.config.locations.config_file``, with the
+    standard library only: this module runs inside jobs)."""
+    named = os.environ.get("NSML_HPC_CONFIG")
+    if named:
+        return Path(named).expanduser()
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "nsml-hpc" / "config.toml"
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "nsml-hpc" / "config.toml"
+
+
+def configured_run_root() -> Path:
+    """The run root as the front end sees it: ``NSML_HPC_RUN_ROOT``, else the config file's
+    ``run_root``, else ``~/nsml-runs`` (what ``load(session=...)`` searches outside a job)."""
+    env_root = os.environ.get(RUN_ROOT_ENV)
+    if env_root:
+        return Path(env_root).expanduser()
+    try:
+        import tomllib
+
+        data = tomllib.loads(_config_file().read_text("utf-8"))
+    except (OSError, ValueError):
+        data = {}
+    configured = data.get("run_root")
+    if isinstance(configured, str) and configured.strip():
+        return Path(configured).expanduser()
+    return Path.home() / "nsml-runs"
+
+
 def _run_root_and_user() -> tuple[Path, str]:
     own = _run_dir()
     env_root = os.environ.get(RUN_ROOT_ENV)
     if own is not None and len(own.parents) >= 3:
         root = Path(env_root) if env_root else own.parents[2]
         return root, own.parents[1].name
-    root = Path(env_root).expanduser() if env_root else Path.home() / "nsml-runs"
-    return root, getpass.getuser()
+    return configured_run_root(), getpass.getuser()
 
 
 def _holds_session(run_dir: Path, name: str) -> bool:

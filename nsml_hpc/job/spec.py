@@ -56,6 +56,10 @@ DEPENDENCY_ITEM = re.compile(
 )
 MAX_ARG_BYTES = 100_000  # Linux refuses a single argv word over 128 KiB at exec time
 MAX_COUNT = 100_000
+DATASET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+MAX_PATTERN_CHARS = 1000
+X_AXIS_GROUPS = frozenset({"step", "epoch"})
+METRIC_GROUP = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,23 @@ class Preemption:
 
 
 @dataclass(frozen=True)
+class DatasetUse:
+    """A pushed dataset the session reads: ``submit --dataset NAME[:VERSION] [--stage]``.
+
+    ``version`` and ``path`` (its ``data/`` folder on the cluster) are filled in at submit
+    time, so the session.json of a job names exactly the version it reads."""
+
+    name: str
+    version: int | None = None  # None: the newest, resolved at submit
+    stage: bool = False  # copy it to node-local scratch at job start
+    path: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name if self.version is None else f"{self.name}:{self.version}"
+
+
+@dataclass(frozen=True)
 class SessionSpec:
     """Everything needed to render and submit one session."""
 
@@ -131,10 +152,18 @@ class SessionSpec:
     preemption: Preemption = field(default_factory=Preemption)
     launch: str = "plain"
     after: list[str] = field(default_factory=list)  # sessions resources.dependency waits for
+    dataset: DatasetUse | None = None
+    capture_stdout: bool = False  # metrics printed to the Slurm output become points
+    stdout_pattern: str | None = None  # a regex with named groups, for other formats
 
     @property
     def hyperparameters(self) -> dict[str, HParamValue]:
         return parse_hyperparameters(self.args)
+
+    @property
+    def captures_stdout(self) -> bool:
+        """Whether metrics printed to the Slurm output are captured (a pattern implies it)."""
+        return self.capture_stdout or self.stdout_pattern is not None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -152,6 +181,9 @@ class SessionSpec:
             preemption=Preemption(**data.get("preemption", {})),
             launch=data.get("launch", "plain"),
             after=list(data.get("after", [])),
+            dataset=DatasetUse(**data["dataset"]) if data.get("dataset") else None,
+            capture_stdout=bool(data.get("capture_stdout", False)),
+            stdout_pattern=data.get("stdout_pattern"),
         )
 
 
@@ -450,6 +482,63 @@ def validate_preemption(spec: SessionSpec) -> Preemption:
     return policy
 
 
+def validate_dataset_name(name: str) -> str:
+    if not isinstance(name, str) or not DATASET_NAME.fullmatch(name) or ".." in name:
+        raise SpecError(
+            f"invalid dataset name {name!r}: use letters, digits, '-', '_' and '.' "
+            "(at most 64, not starting with '.' or '-', no '..')"
+        )
+    return name
+
+
+def parse_dataset_ref(text: str) -> tuple[str, int | None]:
+    """``NAME`` or ``NAME:VERSION`` -> (name, version or None)."""
+    name, sep, version = text.partition(":")
+    validate_dataset_name(name)
+    if not sep:
+        return name, None
+    if not version.isascii() or not version.isdigit() or int(version) < 1:
+        raise SpecError(f"--dataset {text!r}: the version is a whole number >= 1 (NAME:3)")
+    return name, int(version)
+
+
+def validate_dataset(use: DatasetUse) -> DatasetUse:
+    validate_dataset_name(use.name)
+    if use.version is not None and (
+        isinstance(use.version, bool) or not isinstance(use.version, int) or use.version < 1
+    ):
+        raise SpecError(f"dataset {use.name}: the version must be a whole number >= 1")
+    if use.path is not None and (not use.path.startswith("/") or has_control_characters(use.path)):
+        raise SpecError(f"dataset {use.name}: invalid path {use.path!r}")
+    if not isinstance(use.stage, bool):
+        raise SpecError("stage must be true or false")
+    return use
+
+
+def validate_stdout_pattern(pattern: str) -> re.Pattern[str]:
+    """A ``--stdout-pattern``: a regular expression whose named groups are the metrics
+    (``step``/``epoch`` are the x axis), e.g. ``Iter (?P<step>\\d+): loss (?P<loss>\\S+)``."""
+    if not pattern or has_control_characters(pattern) or len(pattern) > MAX_PATTERN_CHARS:
+        raise SpecError(
+            f"--stdout-pattern must be one line of at most {MAX_PATTERN_CHARS} characters"
+        )
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise SpecError(f"--stdout-pattern is not a regular expression: {exc}") from None
+    names = set(compiled.groupindex)
+    metrics = names - X_AXIS_GROUPS
+    if not metrics:
+        raise SpecError(
+            "--stdout-pattern needs a named group per metric, e.g. (?P<loss>\\S+) "
+            "(and (?P<step>\\d+) or (?P<epoch>\\d+) for the x axis)"
+        )
+    bad = sorted(name for name in metrics if not METRIC_GROUP.fullmatch(name))
+    if bad:
+        raise SpecError(f"--stdout-pattern: {bad[0]!r} is not a metric name")
+    return compiled
+
+
 def validate_spec(spec: SessionSpec) -> SessionSpec:
     """Raise :class:`SpecError` unless every field of ``spec`` is safe to render and submit."""
     validate_project(spec.project)
@@ -467,4 +556,8 @@ def validate_spec(spec: SessionSpec) -> SessionSpec:
             raise SpecError(f"--after {name!r} is not a session name")
     if not spec.script or has_control_characters(spec.script) or spec.script.startswith("/"):
         raise SpecError(f"invalid script path {spec.script!r}")
+    if spec.dataset is not None:
+        validate_dataset(spec.dataset)
+    if spec.stdout_pattern is not None:
+        validate_stdout_pattern(spec.stdout_pattern)
     return spec

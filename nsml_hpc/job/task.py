@@ -25,8 +25,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from nsml_hpc.job.layout import CODE_DIR, SESSION_FILE, TASKS_DIR, relay_file
-from nsml_hpc.job.wrapper import EventLog, catches, command_for, job_id_from_env, restart_count
+from nsml_hpc.job.layout import CODE_DIR, SESSION_FILE, TASKS_DIR, job_id_from_env, relay_file
+from nsml_hpc.job.wrapper import EventLog, catches, command_for, restart_count
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGCONT, signal.SIGUSR2)
 TORCHRUN = "torchrun"

@@ -15,8 +15,11 @@ picks the snapshot to resume from (the latest of this session after a requeue, t
 on a fork) and passes it to the script as ``NSML_HPC_RESUME_FROM``.
 
 Events: started (with restart_count, metrics_line = lines of metrics.jsonl written by earlier
-runs, resume_tag/resume_step), resumed, signal, checkpointed / checkpoint_missed, ended,
-requeued / requeue_refused / requeue_failed.
+runs, resume_tag/resume_step, heartbeat), resumed, signal, checkpointed / checkpoint_missed,
+ended, requeued / requeue_refused / requeue_failed. While the training process runs, an
+``alive`` line every ``heartbeat`` seconds (``NSML_HPC_HEARTBEAT``, default 15; 0: none) tells
+the front end the wrapper still runs: one that stops without an ``ended`` line was killed,
+and only then does the front end need to ask Slurm early.
 
 Launch modes other than plain (docs/multi-node.md): the batch script runs this wrapper with
 the command to supervise after ``--`` (``srun ... python -m nsml_hpc.job RUN_DIR --task
@@ -49,7 +52,11 @@ from nsml_hpc.job.gpu_monitor import GpuMonitor
 from nsml_hpc.job.layout import (
     CHECKPOINT_FLAG,
     CODE_DIR,
+    DATASET_ENV,
+    DATASET_NAME_ENV,
     EVENTS_FILE,
+    HEARTBEAT_ENV,
+    HEARTBEAT_EVENT,
     METRICS_FILE,
     RANKS_DIR,
     RESTART_COUNT_ENV,
@@ -58,27 +65,24 @@ from nsml_hpc.job.layout import (
     SESSION_FILE,
     SNAPSHOTS_DIR,
     TASKS_DIR,
+    job_id_from_env,
 )
 from nsml_hpc.job.permissions import MODE_KEY, apply_run_dir_mode
-from nsml_hpc.job.snapshot_format import Manifest, ManifestError, recency_key
+from nsml_hpc.job.snapshot_format import FileEntry, Manifest, ManifestError, recency_key
 from nsml_hpc.job.snapshot_store import check_files, list_snapshots, read_manifest, recover
 from nsml_hpc.job.spec import SessionSpec, warning_seconds
+from nsml_hpc.job.staging import Staged, StagingError, stage, unstage
 
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGCONT)
 POLL_SECONDS = 0.25
 STOP_SECONDS = 10.0  # SIGTERM -> SIGKILL for the training process once the snapshot is in
 REQUEUE_TIMEOUT = 30.0
+DEFAULT_HEARTBEAT_SECONDS = 15.0
 EXIT_NO_START_SNAPSHOT = 66
 RELAY_SECONDS = 1.0  # how often task events and per-rank metrics are relayed
 RELAY_MAX_BYTES = 4 << 20  # read at most this much of one file per relay
 
-
-def job_id_from_env() -> str | None:
-    """The id sync knows the job by: ``<array>_<task>`` for an array task, else the job id."""
-    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
-    if array and task:
-        return f"{array}_{task}"
-    return os.environ.get("SLURM_JOB_ID")
+EXIT_STAGING_FAILED = 67
 
 
 class EventLog:
@@ -177,6 +181,16 @@ def command_for(document: dict[str, Any], code_dir: Path) -> list[str]:
     return [script, *args]
 
 
+def heartbeat_seconds() -> float | None:
+    """Seconds between ``alive`` lines (``NSML_HPC_HEARTBEAT``); None: no heartbeat."""
+    text = os.environ.get(HEARTBEAT_ENV, "").strip()
+    try:
+        value = float(text) if text else DEFAULT_HEARTBEAT_SECONDS
+    except ValueError:
+        value = DEFAULT_HEARTBEAT_SECONDS
+    return value if 0 < value < 1e6 else None
+
+
 def restart_count() -> int:
     text = os.environ.get("SLURM_RESTART_COUNT", "0").strip()
     return int(text) if text.isdigit() else 0
@@ -240,6 +254,9 @@ class Wrapper:
         self.warning_handled = False
         self.requeued = False
         self.term_pending = False  # multi-node: SIGTERM to pass on to the tasks
+        self.staged: Staged | None = None
+        self.heartbeat = heartbeat_seconds()
+        self.beat_at = time.monotonic()
 
     # --- start ---------------------------------------------------------------------------
 
@@ -257,6 +274,8 @@ class Wrapper:
         if not isinstance(fork, dict) or not fork.get("snapshot_path"):
             return None
         path = Path(str(fork["snapshot_path"]))
+        if fork.get("found"):
+            return self._found_checkpoint(fork, path)
         try:
             manifest = read_manifest(path)
         except (ManifestError, OSError) as exc:
@@ -270,6 +289,31 @@ class Wrapper:
             self.events.write(
                 "warning",
                 message=f"{fork.get('session')}:{manifest.tag} was replaced after the fork; "
+                "starting from its current content",
+            )
+        return ResumePoint(path, manifest, "fork")
+
+    def _found_checkpoint(self, fork: dict[str, Any], path: Path) -> ResumePoint:
+        """A checkpoint file the parent's training code wrote itself (found, not saved with
+        nsml_hpc.save): the file is what the child resumes from."""
+        try:
+            info = path.stat()
+        except OSError as exc:
+            raise FileNotFoundError(f"the checkpoint to start from, {path}, is gone") from exc
+        if not path.is_file():
+            raise FileNotFoundError(f"the checkpoint to start from, {path}, is not a file")
+        step = fork.get("step")
+        manifest = Manifest(
+            tag=str(fork.get("snapshot")),
+            step=step if isinstance(step, int) and not isinstance(step, bool) else None,
+            metrics={},
+            files=(FileEntry(path.name, info.st_size),),
+            created=info.st_mtime,
+        )
+        if fork.get("bytes") is not None and fork.get("bytes") != info.st_size:
+            self.events.write(
+                "warning",
+                message=f"{fork.get('session')}:{manifest.tag} changed after the fork; "
                 "starting from its current content",
             )
         return ResumePoint(path, manifest, "fork")
@@ -301,7 +345,43 @@ class Wrapper:
             env[RESUME_FROM_ENV] = str(resume.path)
             if resume.manifest.step is not None:
                 env[RESUME_STEP_ENV] = str(resume.manifest.step)
+        dataset = self.spec.dataset
+        env.pop(DATASET_ENV, None)
+        env.pop(DATASET_NAME_ENV, None)
+        if dataset is not None and dataset.path:
+            env[DATASET_ENV] = str(self.staged.path if self.staged else dataset.path)
+            env[DATASET_NAME_ENV] = f"{dataset.name}:{dataset.version}"
+        if self.spec.captures_stdout:
+            env.setdefault("PYTHONUNBUFFERED", "1")  # printed metrics reach the output promptly
         return env
+
+    # --- dataset staging -------------------------------------------------------------------
+
+    def _stage_dataset(self) -> None:
+        """Copy a ``--stage`` dataset to node-local scratch (StagingError says why not)."""
+        dataset = self.spec.dataset
+        if dataset is None or not dataset.stage or not dataset.path:
+            return
+        nodes = self.spec.resources.nodes
+        self.staged = stage(
+            Path(dataset.path), f"{dataset.name}-{dataset.version}", self.events.job_id, nodes
+        )
+        self.events.write(
+            "dataset_staged",
+            dataset=f"{dataset.name}:{dataset.version}",
+            path=str(self.staged.path),
+            files=self.staged.files,
+            bytes=self.staged.bytes,
+            seconds=self.staged.seconds,
+            method=self.staged.method,
+            nodes=nodes,
+        )
+
+    def _unstage_dataset(self) -> None:
+        if self.staged is not None:
+            unstage(self.staged)
+            self.events.write("dataset_unstaged", path=str(self.staged.path))
+            self.staged = None
 
     # --- signals -------------------------------------------------------------------------
 
@@ -389,6 +469,7 @@ class Wrapper:
             if snapshot is not None or child.poll() is not None:
                 break
             self.relay.poll()
+            self._beat()
             time.sleep(POLL_SECONDS)
         if snapshot is None:
             snapshot = self._new_snapshot(before, start)
@@ -418,6 +499,14 @@ class Wrapper:
         self.events.write("ended", exit_code=exit_code, requeue=True)
         self._requeue()
         return exit_code if exit_code != 0 else 75  # EX_TEMPFAIL when the requeue failed
+
+    def _beat(self) -> None:
+        """An ``alive`` line every heartbeat (a full disk costs the line, not the job)."""
+        if self.heartbeat is None or time.monotonic() - self.beat_at < self.heartbeat:
+            return
+        self.beat_at = time.monotonic()
+        with contextlib.suppress(OSError):
+            self.events.write(HEARTBEAT_EVENT)
 
     def _stop(self, child: subprocess.Popen[bytes]) -> int:
         if child.poll() is None and self.launch_command is not None:
@@ -480,6 +569,7 @@ class Wrapper:
             cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
             pid=os.getpid(),
             **self._launch_details(),
+            heartbeat=self.heartbeat,
             metrics_line=metrics_line,
             resume_tag=resume.manifest.tag if resume else None,
             resume_step=resume.manifest.step if resume else None,
@@ -494,12 +584,19 @@ class Wrapper:
                 source=resume.source,
                 restart_count=self.restart,
             )
+        try:
+            self._stage_dataset()
+        except StagingError as exc:
+            self.events.write("ended", exit_code=EXIT_STAGING_FAILED, error=str(exc))
+            print(f"nsml-hpc: cannot stage the dataset: {exc}", file=sys.stderr)
+            return EXIT_STAGING_FAILED
         monitor = GpuMonitor.start_if_available(self.run_dir)
         try:
             return self._supervise(resume)
         finally:
             if monitor is not None:
                 monitor.stop()
+            self._unstage_dataset()
 
     def _launch_details(self) -> dict[str, Any]:
         """What the started event says about a multi-node launch (nothing for plain)."""
@@ -536,6 +633,7 @@ class Wrapper:
             if self.term_pending:
                 self.term_pending = False
                 self._signal_tasks("TERM")
+            self._beat()
             if self.warned_at is not None and not self.warning_handled:
                 stopped = self._handle_warning(child)
                 if stopped is not None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from nsml_hpc.job.layout import HEARTBEAT_EVENT
 from nsml_hpc.job.text import name_problem
 from nsml_hpc.runfiles.summary import Summary, summarize_points
 
@@ -104,11 +105,20 @@ def _finite_or_none(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _integral(value: Any) -> int | None:
+    """A step written as a float with an integral value (``3.0``, numpy's habit) as an int;
+    None for anything else."""
+    if type(value) is float and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return None
+
+
 def parse_metric_lines(chunk: bytes, first_line: int, session_id: int) -> MetricBatch:
     """Rows for ``metric_point`` from complete ``metrics.jsonl`` lines.
 
-    Numbers become points (NaN/inf as ``None``: a gap, not a dropped point); text and bool
-    fields are not metrics and are skipped; a line that is not a JSON object is malformed.
+    Numbers become points (NaN/inf as ``None``: a gap, not a dropped point, counted by
+    ``show`` as non-finite values); text and bool fields are not metrics and are skipped; a
+    line that is not a JSON object, or whose ``step`` is not an integer, is malformed.
     """
     batch = MetricBatch()
     add_point = batch.points.append  # bound once: this loop runs per point
@@ -135,9 +145,12 @@ def parse_metric_lines(chunk: bytes, first_line: int, session_id: int) -> Metric
             continue
         refused = False
         step = record.pop("step", None)
-        if type(step) is not int:
-            step = None
-        else:
+        if type(step) is not int and step is not None:
+            step = _integral(step)
+            if step is None:  # "step": "x", 1.5, true, NaN: the line's step is wrong
+                malformed += 1
+                continue
+        if step is not None:
             last_step = step
         when = _finite_or_none(record.pop("time", None))
         for name, value in record.items():
@@ -169,7 +182,9 @@ def parse_metric_lines(chunk: bytes, first_line: int, session_id: int) -> Metric
 
 def parse_event_lines(chunk: bytes, session_id: int, first_line: int = 0) -> EventBatch:
     """Rows for ``event`` from complete ``events.jsonl`` lines (``first_line``: how many
-    lines of the file came before, for the line numbers of refused ones)."""
+    lines of the file came before, for the line numbers of refused ones). The wrapper's
+    heartbeat (``alive``) lines are read (the cursor moves past them: a sign of life) but
+    not stored."""
     batch = EventBatch()
     for raw in chunk.splitlines():
         batch.lines += 1
@@ -188,6 +203,8 @@ def parse_event_lines(chunk: bytes, session_id: int, first_line: int = 0) -> Eve
         if why is not None:
             batch.malformed += 1
             _note(batch.problems, line, f"{why}: refused")
+            continue
+        if record["event"] == HEARTBEAT_EVENT:
             continue
         at = record.get("time")
         job_id = record.get("job_id")

@@ -35,9 +35,18 @@ from nsml_hpc.sync.run import SyncReport, sync
 FOLLOW_CHUNK = 64 * 1024
 
 
-def sync_now(workspace: Context, clusters: Collection[str] | None = None) -> SyncReport:
-    """One sync of every cluster with live sessions of the caller (or of ``clusters``)."""
-    return sync(workspace.catalog, workspace.settings, workspace.backend_for, clusters=clusters)
+def sync_now(
+    workspace: Context, clusters: Collection[str] | None = None, *, refresh: bool = False
+) -> SyncReport:
+    """One sync of every cluster with live sessions of the caller (or of ``clusters``);
+    ``refresh``: a user asked, so Slurm is asked as soon as the poll floor allows."""
+    return sync(
+        workspace.catalog,
+        workspace.settings,
+        workspace.backend_for,
+        clusters=clusters,
+        refresh=refresh,
+    )
 
 
 def stop_session(workspace: Context, name: str) -> list[str]:
@@ -100,7 +109,7 @@ def remove_session(workspace: Context, name: str, *, purge: bool = False) -> Rem
     assert record.id is not None
     files = workspace.backend_for(record.cluster).files if purge else None
     if files is None or not files.exists(record.run_dir):
-        discard_session(workspace.catalog, record.id)
+        discard_session(workspace.catalog, record.id, retire=True)
         return Removed(name=name, run_dir=Path(record.run_dir), purged=False)
     _check_owned_run_dir(files, record.run_dir, record.name)
     _check_not_forked_from(workspace, record.id, name)
@@ -108,7 +117,7 @@ def remove_session(workspace: Context, name: str, *, purge: bool = False) -> Rem
     trash = posixpath.join(parent, f".{number}{TEMP_MARK}purge-{secrets.token_hex(4)}")
     files.rename(record.run_dir, trash)  # refused (no permission, ...): nothing changed
     try:
-        discard_session(workspace.catalog, record.id)
+        discard_session(workspace.catalog, record.id, retire=True)
     except BaseException as exc:
         try:
             files.rename(trash, record.run_dir)
@@ -158,6 +167,69 @@ def read_logs(workspace: Context, name: str) -> Iterator[bytes]:
         yield from _new_bytes(files, path, offsets)
 
 
+@dataclass(frozen=True)
+class StateNote:
+    """What a follower is told between chunks of output: the session's state changed (or
+    following it hit a problem it will retry)."""
+
+    session: str
+    state: str
+    reason: str | None
+    text: str  # "PENDING (Resources)", "RUNNING", "cluster hpc unreachable: ..."
+    job_ids: tuple[str, ...] = ()
+    problem: bool = False
+
+
+def follow_session(
+    workspace: Context,
+    name: str,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    interval: float = 1.0,
+) -> Iterator[bytes | StateNote]:
+    """The session's output as it comes, with a :class:`StateNote` first and whenever its
+    state or pending reason changes, until it has ended: a follower of a pending session
+    sees why it waits instead of silence.
+
+    The state is refreshed by :func:`sync_now` for the session's cluster only, which honours
+    the shared poll floor, so a follower never asks Slurm more often than any other client
+    would. On a remote cluster only the new bytes of the log are read each time; a dropped
+    connection is opened again at the next round (and said once, as a problem note).
+    """
+    from nsml_hpc.sessions.views import format_state
+
+    cluster = get_session(workspace.catalog, name).cluster
+    offsets: dict[str, int] = {}
+    shown: tuple[str, str | None] | None = None
+    problem_shown: str | None = None
+    while True:
+        failed: str | None = None
+        try:
+            report = sync_now(workspace, clusters=[cluster])
+            failed = report.errors.get(cluster)
+        except NsmlError as exc:
+            failed = str(exc)
+        record = get_session(workspace.catalog, name)
+        assert record.id is not None
+        if (record.state, record.reason) != shown:
+            shown = (record.state, record.reason)
+            jobs = tuple(job.job_id for job in jobs_of(workspace.catalog, [record.id])[record.id])
+            text = format_state(record.state, record.reason, record.exit_code)
+            yield StateNote(name, record.state, record.reason, text, jobs)
+        try:
+            files = workspace.backend_for(cluster).files
+            for path in log_paths(workspace, name):
+                yield from _new_bytes(files, path, offsets)
+        except NsmlError as exc:
+            failed = failed or str(exc)
+        if failed and failed != problem_shown:
+            problem_shown = failed
+            yield StateNote(name, record.state, record.reason, failed, problem=True)
+        if not failed and not is_live(record.state, record.ended_at, time.time()):
+            return
+        sleep(max(interval, 0.2))
+
+
 def follow_logs(
     workspace: Context,
     name: str,
@@ -165,31 +237,11 @@ def follow_logs(
     sleep: Callable[[float], None] = time.sleep,
     interval: float = 1.0,
 ) -> Iterator[bytes]:
-    """Everything the session printed, then new output as it comes, until it has ended.
-
-    The state is refreshed by :func:`sync_now` for the session's cluster only, which honours
-    the shared poll floor, so a follower never asks Slurm more often than any other client
-    would. On a remote cluster only the new bytes of the log are read each time; a dropped
-    connection is opened again at the next round.
-    """
-    cluster = get_session(workspace.catalog, name).cluster
-    offsets: dict[str, int] = {}
-    while True:
-        failed = False
-        try:
-            sync_now(workspace, clusters=[cluster])
-        except NsmlError:
-            failed = True
-        record = get_session(workspace.catalog, name)
-        try:
-            files = workspace.backend_for(cluster).files
-            for path in log_paths(workspace, name):
-                yield from _new_bytes(files, path, offsets)
-        except NsmlError:
-            failed = True
-        if not failed and not is_live(record.state, record.ended_at, time.time()):
-            return
-        sleep(max(interval, 0.2))
+    """Everything the session printed, then new output as it comes, until it has ended
+    (:func:`follow_session` without the state notes)."""
+    for item in follow_session(workspace, name, sleep=sleep, interval=interval):
+        if isinstance(item, bytes):
+            yield item
 
 
 def _new_bytes(files: RunFiles, path: str, offsets: dict[str, int]) -> Iterator[bytes]:

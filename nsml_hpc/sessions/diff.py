@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from nsml_hpc.catalog.engine import Catalog
+from nsml_hpc.catalog.hparam_events import taken_changes, with_history
 from nsml_hpc.catalog.sessions import get_session
 from nsml_hpc.job.layout import CODE_DIR
 
@@ -117,12 +118,14 @@ def diff_sessions(
                 right.name,
             )
         )
+    taken = taken_changes(catalog, [left.id or -1, right.id or -1])
     return SessionDiff(
         left=left.name,
         right=right.name,
         spec=field_changes(left_spec, right_spec),
-        hyperparameters=field_changes(
-            json.loads(left.hyperparameters_json), json.loads(right.hyperparameters_json)
+        hyperparameters=field_changes(  # values changed while running show their history
+            with_history(json.loads(left.hyperparameters_json), taken[left.id or -1]),
+            with_history(json.loads(right.hyperparameters_json), taken[right.id or -1]),
         ),
         code=lines,
     )

@@ -2,10 +2,12 @@
 of a listed session (``ps``, ``ps --json``, the TUI's session table, the head of ``show``), and
 :func:`session_detail`, everything ``show`` prints.
 
-Elapsed time has one rule, :func:`elapsed_seconds`: Slurm's recorded elapsed time, advanced by
-the wall clock while the session runs. Every row is built by :func:`session_row` with it, a row
-advances with :meth:`SessionRow.elapsed_at`, and the table's ELAPSED sort uses its SQL form,
-:func:`elapsed_expression`.
+Elapsed time has one rule, :func:`elapsed_seconds`: the wall-clock time since the session's
+first start, up to now while it is still going (running, or held for a requeue) and up to its
+end once it ended (sync records ``max(Slurm's Elapsed, end - first start)``, so a requeued
+session shows the same time just before and just after it ends). Every row is built by
+:func:`session_row` with it, a row advances with :meth:`SessionRow.elapsed_at`, and the
+table's ELAPSED sort uses its SQL form, :func:`elapsed_expression`.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ from sqlalchemy import and_, case, func, literal
 from sqlalchemy.sql import ColumnElement
 
 from nsml_hpc.catalog.allocations import job_allocations
+from nsml_hpc.catalog.datasets import dataset_of, stdout_captures
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.gpu import gpu_states
-from nsml_hpc.catalog.metrics import load_cursors, metric_sources
+from nsml_hpc.catalog.hparam_events import taken_changes
+from nsml_hpc.catalog.metrics import load_cursors, metric_sources, non_finite_count
+from nsml_hpc.catalog.models import SessionRecord
 from nsml_hpc.catalog.sessions import (
     events_of,
     get_session,
@@ -30,6 +35,7 @@ from nsml_hpc.catalog.sessions import (
     jobs_of,
     list_sessions,
     state_history,
+    sweep_members,
 )
 from nsml_hpc.catalog.snapshots import requeue_counts
 from nsml_hpc.job.layout import METRICS_FILE
@@ -55,11 +61,21 @@ def format_state(state: str, reason: str | None, exit_code: int | None) -> str:
     return state
 
 
+# States in which a session that has started is still going: its elapsed time advances.
+ADVANCING_STATES = (
+    SessionState.RUNNING,
+    SessionState.PENDING,  # held for a requeue (a session that never started has no start)
+    SessionState.REQUEUED,
+    SessionState.SUSPENDED,
+)
+
+
 def elapsed_seconds(
     state: str, recorded: float | None, started_at: float | None, now: float
 ) -> float | None:
-    """Slurm's elapsed time (``recorded``), advanced by the wall clock while the job runs."""
-    if state == SessionState.RUNNING and started_at:
+    """Wall-clock time since the first start (``started_at``) while the session is still
+    going; the recorded time (Slurm's, or end - first start, whichever is larger) after."""
+    if state in ADVANCING_STATES and started_at:
         return max(recorded or 0.0, now - started_at)
     return recorded
 
@@ -71,7 +87,7 @@ def elapsed(record: RecordFields, now: float) -> float | None:
 
 def elapsed_expression(state: Any, recorded: Any, started_at: Any, now: float) -> Any:
     """:func:`elapsed_seconds` over table columns, for sorting in SQL (SQLite and PostgreSQL)."""
-    running = and_(state == SessionState.RUNNING, started_at.is_not(None), started_at != 0)
+    running = and_(state.in_(ADVANCING_STATES), started_at.is_not(None), started_at != 0)
     recorded_or_zero = func.coalesce(recorded, 0.0)
     since_start = literal(now) - started_at
     advanced: ColumnElement[Any] = case(
@@ -117,6 +133,8 @@ class RecordFields(Protocol):
     @property
     def created_at(self) -> float: ...
 
+
+ROW_COLUMNS = ("memo", "user", "project", "cluster")  # ps --column names that are not hparams
 
 JSON_FIELDS = (
     "name",
@@ -186,6 +204,7 @@ class SessionRow:
         return f"{self.nodes}x{self.gpus // self.nodes}"
 
     owner: str = ""
+    hyperparameters: dict[str, Any] = field(default_factory=dict)  # filled for ps and show
 
     @property
     def state_text(self) -> str:
@@ -201,7 +220,15 @@ class SessionRow:
         data["last_metrics"] = dict(self.last_metrics)
         data["job_ids"] = list(self.job_ids)
         data["state_text"] = self.state_text
+        data["hyperparameters"] = dict(self.hyperparameters)
         return data
+
+    def column(self, name: str) -> Any:
+        """A ``ps --column`` value: ``memo``, ``user``, ``project``, ``cluster`` or a
+        hyperparameter (None where the session has none)."""
+        if name in ROW_COLUMNS:
+            return getattr(self, name)
+        return self.hyperparameters.get(name)
 
 
 def session_row(
@@ -217,6 +244,7 @@ def session_row(
     nodes: int = 1,
     node_list: str | None = None,
     node_states: Sequence[NodeState] = (),
+    hyperparameters: dict[str, Any] | None = None,
     shared: bool = False,
 ) -> SessionRow:
     """The row of one session as of ``now`` (GPU figures only while it runs); ``shared``:
@@ -250,6 +278,7 @@ def session_row(
         nodes=nodes,
         node_list=node_list,
         node_summary=node_summary(node_states),
+        hyperparameters=hyperparameters or {},
     )
 
 
@@ -307,8 +336,9 @@ def _nodes(
     return found
 
 
-def _rows(catalog: Catalog, records: Sequence[RecordFields], now: float) -> list[SessionRow]:
-    """Rows with job ids, GPU state and requeues: three queries for all of ``records``."""
+def _rows(catalog: Catalog, records: Sequence[SessionRecord], now: float) -> list[SessionRow]:
+    """Rows with job ids, GPU state, requeues, nodes and hyperparameters: five queries for all
+    of ``records``."""
     ids = [record.id for record in records if record.id is not None]
     jobs = jobs_of(catalog, ids)
     gpu = gpu_states(catalog, ids)
@@ -325,6 +355,7 @@ def _rows(catalog: Catalog, records: Sequence[RecordFields], now: float) -> list
             nodes=nodes.get(record.id or -1, _Nodes()).count,
             node_list=nodes.get(record.id or -1, _Nodes()).listed,
             node_states=nodes.get(record.id or -1, _Nodes()).states,
+            hyperparameters=json.loads(record.hyperparameters_json or "{}"),
             shared=shared,
         )
         for record in records
@@ -338,11 +369,20 @@ def session_rows(
     cluster: str | None = None,
     limit: int | None = None,
     now: float | None = None,
+    sweep: str | None = None,
     owner: str | None = None,
 ) -> list[SessionRow]:
-    """``ps``: submitted sessions, newest first (of ``project``, ``cluster``, ``owner``;
-    ``limit`` rows)."""
-    records = list_sessions(catalog, project=project, cluster=cluster, limit=limit, owner=owner)
+    """``ps``: submitted sessions, newest first (of ``project``, ``cluster``, ``owner``,
+    ``sweep``; ``limit`` rows)."""
+    if sweep is not None:
+        records = [
+            record
+            for record in sweep_members(catalog, sweep)
+            if cluster is None or record.cluster == cluster
+        ]
+        records = records[:limit] if limit is not None else records
+    else:
+        records = list_sessions(catalog, project=project, cluster=cluster, limit=limit, owner=owner)
     return _rows(catalog, records, time.time() if now is None else now)
 
 
@@ -371,9 +411,47 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
     cursor = load_cursors(catalog, [record.id]).get((record.id, METRICS_FILE))
     allocations = job_allocations(catalog, jobs)
     latest = allocations.get(jobs[-1].job_id) if jobs else None
+    snapshots = snapshot_detail(catalog, record.id)
+    job_rows = [
+        {
+            "job_id": job.job_id,
+            "cluster": job.cluster,
+            "state": job.state,
+            "reason": job.reason,
+            "exit_code": job.exit_code,
+            "submitted_at": job.submitted_at,
+            "started_at": job.started_at,
+            "ended_at": job.ended_at,
+            "node_list": job.node_list,
+            "allocation": allocations[job.job_id].to_json() if job.job_id in allocations else None,
+        }
+        for job in jobs
+    ]
+    dataset = dataset_of(catalog, record.id)
+    captures = stdout_captures(catalog, [record.id])
     return {
         **row.to_json(),
-        **snapshot_detail(catalog, record.id),
+        "dataset": None
+        if dataset is None
+        else {
+            "name": dataset.name,
+            "version": dataset.version,
+            "path": dataset.path,
+            "staged": dataset.staged,
+        },
+        "stdout_capture": None if record.id not in captures else {"pattern": captures[record.id]},
+        "hyperparameter_changes": [
+            {
+                "at": change.at,
+                "step": change.step,
+                "version": change.version,
+                "changes": change.changes,
+                "previous": change.previous,
+            }
+            for change in taken_changes(catalog, [record.id])[record.id]
+        ],
+        **snapshots,
+        "runs": run_rows(job_rows, snapshots["job_runs"]),
         "project": record.project,
         "user": record.user,
         "ingest_problems": ingest_problems(catalog, record.id),
@@ -389,23 +467,8 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
         "metric_points": record.metric_count,
         "metric_sources": metric_sources(catalog, record.id),
         "malformed_metric_lines": cursor.malformed if cursor else 0,
-        "jobs": [
-            {
-                "job_id": job.job_id,
-                "cluster": job.cluster,
-                "state": job.state,
-                "reason": job.reason,
-                "exit_code": job.exit_code,
-                "submitted_at": job.submitted_at,
-                "started_at": job.started_at,
-                "ended_at": job.ended_at,
-                "node_list": job.node_list,
-                "allocation": allocations[job.job_id].to_json()
-                if job.job_id in allocations
-                else None,
-            }
-            for job in jobs
-        ],
+        "non_finite_values": non_finite_count(catalog, record.id),
+        "jobs": job_rows,
         "state_history": [
             {
                 "at": change.at,
@@ -425,6 +488,42 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
             for event in events_of(catalog, record.id)
         ],
     }
+
+
+def run_rows(jobs: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``show``'s job table: one row per RUN of each Slurm job (a requeued job id runs again
+    with a new restart count), with the job's fields; a job that has not started yet (or
+    whose wrapper wrote no events) is one row. The last run of the last job carries the
+    job's current Slurm state; earlier runs say how they ended (``requeued``, ...)."""
+    rows: list[dict[str, Any]] = []
+    for index, job in enumerate(jobs):
+        mine = sorted(
+            (run for run in runs if run["job_id"] == job["job_id"]),
+            key=lambda run: run["restart_count"],
+        )
+        if not mine:
+            rows.append({**job, "run": 0})
+            continue
+        for position, run in enumerate(mine):
+            current = position == len(mine) - 1 and index == len(jobs) - 1
+            rows.append(
+                {
+                    **job,
+                    "run": run["restart_count"],
+                    "state": job["state"] if current else (run["outcome"] or "ended"),
+                    "reason": job["reason"] if current else None,
+                    "exit_code": job["exit_code"]
+                    if current and job["exit_code"] is not None
+                    else run["exit_code"],
+                    "submitted_at": job["submitted_at"] if position == 0 else None,
+                    "started_at": run["started_at"],
+                    "ended_at": (run["ended_at"] or job["ended_at"])
+                    if current
+                    else run["ended_at"],
+                    "node_list": run["host"] or job["node_list"],
+                }
+            )
+    return rows
 
 
 def run_dir_note(workspace: Any, name: str) -> str | None:

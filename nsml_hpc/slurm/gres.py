@@ -2,7 +2,8 @@
 
     squeue %b (asked)        gres:gpu:2   gres/gpu:a100:2   gpu:2   N/A
     sinfo Gres / GresUsed    gpu:4   gpu:a100:2(S:0-1),gpu:v100:2   gpu:(null):2(IDX:0-1)   gpu
-    pyslurm                  {"gpu:a100": 4}  (spelled as GRES text by :func:`gres_text`)
+    pyslurm                  {"gpu:a100": 4}  {"gpu:a100": {"count": 2, ...}}  ["gpu:3"]
+                             (spelled as GRES text by :func:`gres_text`)
     sacct AllocTRES          billing=1,cpu=1,gres/gpu=2,gres/gpu:a100=2,mem=4G,node=1
 
 A GRES item is ``[gres:|gres/]NAME[:TYPE][:COUNT][(...)]``: a bare name counts 1, a count must
@@ -113,7 +114,16 @@ def gpus_in_tres(text: str) -> int | None:
 
 
 def gres_text(value: object) -> str:
-    """pyslurm's GRES (a ``{"gpu:a100": 4}`` dict, a string or None) as GRES text."""
+    """pyslurm's GRES as GRES text: a ``{"gpu:a100": 4}`` dict (with indexes, 25.11 gives
+    ``{"gpu:a100": {"count": 2, "indexes": "0-1"}}``), a list of items (the old dictionary
+    API's ``["gpu:3"]``), a string, or None."""
     if isinstance(value, Mapping):
-        return ",".join(f"{key}:{count}" for key, count in value.items())
+        items = []
+        for key, count in value.items():
+            if isinstance(count, Mapping):
+                count = count.get("count")
+            items.append(f"{key}:{count}")
+        return ",".join(items)
+    if isinstance(value, list | tuple):
+        return ",".join(str(item) for item in value)
     return str(value or "")

@@ -57,3 +57,13 @@ def format_duration(seconds: float | None, *, pad_first: bool = True) -> str:
     if hours:
         return f"{hours:{first}}:{minutes:02d}:{secs:02d}"
     return f"{minutes:{first}}:{secs:02d}"
+
+
+def format_time_limit(minutes: int | None) -> str:
+    """A time limit as sacct's ``Timelimit`` prints it: ``00:05:00``, ``1-00:00:00``;
+    ``UNLIMITED`` for None (for pyslurm, which gives minutes and None for INFINITE)."""
+    if minutes is None:
+        return "UNLIMITED"
+    days, rest = divmod(int(minutes), 1440)
+    text = f"{rest // 60:02d}:{rest % 60:02d}:00"
+    return f"{days}-{text}" if days else text

@@ -1,5 +1,7 @@
 """What a user does with a session's snapshots: list, remove, pin, pull a copy, see disk use.
-The CLI (``nsml-hpc model ...``) and the TUI call these.
+The CLI (``nsml-hpc model ...``) and the TUI call these. Checkpoint files the training code
+wrote itself (:mod:`nsml_hpc.snapshots.found`) are listed beside saved snapshots, marked as
+found, and pulled, pinned and removed the same way.
 
 Every command first re-reads the session's snapshot folder through the backend's files seam
 (so a folder deleted or edited by hand is seen), and reaches the files only through that
@@ -22,9 +24,10 @@ from nsml_hpc.backends.files import RunFiles
 from nsml_hpc.catalog.models import SessionRecord
 from nsml_hpc.catalog.ownership import check_owner, may_change
 from nsml_hpc.catalog.sessions import get_session, list_sessions
-from nsml_hpc.catalog.snapshot_models import SnapshotRecord
+from nsml_hpc.catalog.snapshot_models import FoundCheckpointRecord, SnapshotRecord
 from nsml_hpc.catalog.snapshots import (
     children_of,
+    found_records,
     get_snapshot,
     set_pinned,
     snapshot_metrics,
@@ -36,7 +39,10 @@ from nsml_hpc.job.snapshot_format import MANIFEST_FILE, parse_manifest
 from nsml_hpc.job.snapshot_store import MAX_MANIFEST_BYTES, check_files
 from nsml_hpc.slurm.states import is_live
 from nsml_hpc.snapshots.delete import delete_snapshot
+from nsml_hpc.snapshots.found import is_writing
 from nsml_hpc.snapshots.sync import refresh_session
+
+PULL_CHUNK = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -52,16 +58,23 @@ class SnapshotRow:
     latest: bool
     problem: str | None
     path: str
+    found: str | None = None  # a checkpoint the training code wrote: lightning, torch, ...
+
+    @property
+    def writing(self) -> bool:
+        return is_writing(self.problem)
 
     @property
     def flags(self) -> str:
         names = [
             name
             for name, on in (
+                (f"found:{self.found}", self.found is not None),
                 ("latest", self.latest),
                 ("pinned", self.pinned),
                 ("forked", self.forked_from),
-                ("DAMAGED", self.problem is not None),
+                ("writing", self.writing),
+                ("DAMAGED", self.problem is not None and not self.writing),
             )
             if on
         ]
@@ -82,9 +95,12 @@ def _files(workspace: Context, record: SessionRecord) -> RunFiles:
     return workspace.backend_for(record.cluster).files
 
 
-def refresh(workspace: Context, record: SessionRecord) -> dict[str, str]:
-    """Re-read the snapshot folder of a session the caller may change (damaged tags ->
-    why); another user's session keeps the catalog's rows, which only its owner writes."""
+def refresh(
+    workspace: Context, record: SessionRecord, *, checkpoints: bool = True
+) -> dict[str, str]:
+    """Re-read the snapshot folder (and, with ``checkpoints``, walk for checkpoint files) of
+    a session the caller may change (damaged tags -> why); another user's session keeps the
+    catalog's rows, which only its owner writes."""
     assert record.id is not None
     if not may_change(workspace.catalog, record):
         return {}
@@ -95,15 +111,34 @@ def refresh(workspace: Context, record: SessionRecord) -> dict[str, str]:
         record.name,
         record.run_dir,
         time.time(),
+        checkpoints=checkpoints,
     )
 
 
-def _rows(record: SessionRecord, rows: list[SnapshotRecord]) -> list[SnapshotRow]:
+def _rows(
+    record: SessionRecord,
+    rows: list[SnapshotRecord],
+    links: dict[int, FoundCheckpointRecord] | None = None,
+) -> list[SnapshotRow]:
+    """Rows for ``model ls``: the newest intact one of each kind (saved snapshots, found
+    checkpoints) is ``latest``."""
+    links = links or {}
+
     def key(row: SnapshotRecord) -> tuple[float, int, str]:
         return (row.created_at, row.step if row.step is not None else -1, row.tag)
 
-    intact = [row for row in rows if row.problem is None]
-    latest = max(intact, key=key).tag if intact else None
+    latest: set[str] = set()
+    for found in (False, True):
+        intact = [r for r in rows if r.problem is None and (r.id in links) == found]
+        if intact:
+            latest.add(max(intact, key=key).tag)
+
+    def path(row: SnapshotRecord) -> str:
+        link = links.get(row.id or -1)
+        if link is not None:
+            return f"{record.run_dir}/{link.path}"
+        return f"{record.run_dir}/snapshots/{row.tag}"
+
     return [
         SnapshotRow(
             tag=row.tag,
@@ -114,9 +149,10 @@ def _rows(record: SessionRecord, rows: list[SnapshotRecord]) -> list[SnapshotRow
             created_at=row.created_at,
             pinned=row.pinned,
             forked_from=row.forked_from,
-            latest=row.tag == latest,
+            latest=row.tag in latest,
             problem=row.problem,
-            path=f"{record.run_dir}/snapshots/{row.tag}",
+            path=path(row),
+            found=links[row.id].kind if row.id in links else None,
         )
         for row in sorted(rows, key=key)
     ]
@@ -128,7 +164,23 @@ def list_models(workspace: Context, name: str) -> Listing:
     refresh(workspace, record)
     rows = snapshots_of(workspace.catalog, [record.id])[record.id]
     live = is_live(record.state, record.ended_at, time.time())
-    return Listing(name, live, _rows(record, rows))
+    links = found_records(workspace.catalog, [record.id])
+    return Listing(name, live, _rows(record, rows, links))
+
+
+def is_selector(text: str) -> bool:
+    """``latest`` or ``best:METRIC[:min|max]``: a choice among snapshots, not a tag."""
+    return text == "latest" or text.startswith("best:")
+
+
+def resolve_tag(workspace: Context, name: str, tag: str) -> str:
+    """The tag ``tag`` names: itself, or the snapshot a ``latest`` / ``best:M`` selector
+    chooses (the same choice ``fork --snapshot`` and ``load()`` make; damaged ones never)."""
+    if not is_selector(tag):
+        return tag
+    from nsml_hpc.snapshots.fork import choose_snapshot
+
+    return choose_snapshot(workspace, name, tag).tag
 
 
 def _latest_of(rows: list[SnapshotRow]) -> str | None:
@@ -137,12 +189,13 @@ def _latest_of(rows: list[SnapshotRow]) -> str | None:
 
 def remove_model(workspace: Context, name: str, tag: str) -> SnapshotRow:
     """Delete one snapshot (crash-safe order), refusing protected ones with the reason."""
-    from nsml_hpc.snapshots.gc import gc_lock
+    from nsml_hpc.snapshots.gc import gc_lock, gc_lock_path
 
     record = get_session(workspace.catalog, name)
     assert record.id is not None
     check_owner(workspace.catalog, record, "delete snapshots of")
-    with gc_lock():
+    with gc_lock(gc_lock_path(workspace.settings.catalog_url)):
+        tag = resolve_tag(workspace, name, tag)
         listing = list_models(workspace, name)
         row = next((item for item in listing.snapshots if item.tag == tag), None)
         if row is None:
@@ -150,6 +203,8 @@ def remove_model(workspace: Context, name: str, tag: str) -> SnapshotRow:
             raise SpecError(f"session {name} has no snapshot {tag!r}")
         if row.pinned:
             raise SpecError(f"{name}:{tag} is pinned; unpin it first (nsml-hpc model unpin)")
+        if row.writing:
+            raise SpecError(f"{name}:{tag} is {row.problem}; try again once it is written")
         if row.forked_from:
             children = [
                 child
@@ -174,6 +229,7 @@ def pin_model(workspace: Context, name: str, tag: str, pinned: bool) -> Snapshot
     record = get_session(workspace.catalog, name)
     assert record.id is not None
     check_owner(workspace.catalog, record, "pin or unpin snapshots of")
+    tag = resolve_tag(workspace, name, tag)
     refresh(workspace, record)
     row = get_snapshot(workspace.catalog, record.id, name, tag)
     assert row.id is not None
@@ -192,15 +248,43 @@ def _pull_target(destination: Path, tag: str) -> Path:
     return target
 
 
+def _pull_file(
+    files: RunFiles, source: str, size: int, mtime_ns: int, target: Path, label: str
+) -> None:
+    """Copy one checkpoint file in pieces through the files seam into ``target`` (a temp
+    name here), refusing a file that changed meanwhile (still being written)."""
+    with target.open("xb") as out:
+        offset = 0
+        while offset < size:
+            chunk = files.read_from(source, offset, min(PULL_CHUNK, size - offset))
+            if not chunk:
+                break
+            out.write(chunk)
+            offset += len(chunk)
+    after = files.stat(source)
+    if offset != size or after is None or (after.size, after.mtime_ns) != (size, mtime_ns):
+        raise NsmlError(
+            f"{label} changed while it was copied (it is being written); pull it again later"
+        )
+
+
 def pull_model(workspace: Context, name: str, tag: str, destination: Path) -> Path:
-    """Copy a snapshot folder to ``destination`` on this machine (through the backend's files
-    seam, so over SSH too); verified against its manifest, then renamed into place."""
+    """Copy a snapshot folder (or a found checkpoint file) to ``destination`` on this machine
+    (through the backend's files seam, so over SSH too); verified against its manifest (or
+    its size, unchanged during the copy), then renamed into place."""
     record = get_session(workspace.catalog, name)
     assert record.id is not None
+    tag = resolve_tag(workspace, name, tag)
     damaged = refresh(workspace, record)
     row = get_snapshot(workspace.catalog, record.id, name, tag)
+    problem = damaged.get(tag) or row.problem
+    if problem and is_writing(problem):
+        raise NsmlError(f"{name}:{tag} is {problem}; pull it once it is written")
     if tag in damaged or row.problem:
-        raise NsmlError(f"snapshot {name}:{tag} is damaged ({damaged.get(tag) or row.problem})")
+        raise NsmlError(f"snapshot {name}:{tag} is damaged ({problem})")
+    link = found_records(workspace.catalog, [record.id]).get(row.id or -1)
+    if link is not None:
+        return _pull_found(workspace, record, row, link, destination)
     target = _pull_target(destination.expanduser().absolute(), tag)
     temp = target.parent / f".{target.name}.nsml-pull-{os.getpid()}"
     if temp.exists():
@@ -222,6 +306,31 @@ def pull_model(workspace: Context, name: str, tag: str, destination: Path) -> Pa
     return target
 
 
+def _pull_found(
+    workspace: Context,
+    record: SessionRecord,
+    row: SnapshotRecord,
+    link: FoundCheckpointRecord,
+    destination: Path,
+) -> Path:
+    label = f"{record.name}:{row.tag}"
+    name = link.path.rsplit("/", 1)[-1]
+    target = _pull_target(destination.expanduser().absolute(), name)
+    temp = target.parent / f".{target.name}.nsml-pull-{os.getpid()}"
+    temp.unlink(missing_ok=True)
+    source = f"{record.run_dir}/{link.path}"
+    try:
+        _pull_file(_files(workspace, record), source, row.bytes, link.mtime_ns, temp, label)
+        temp.rename(target)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise NsmlError(f"cannot pull {label}: {exc}") from exc
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return target
+
+
 @dataclass(frozen=True)
 class Usage:
     session: str
@@ -237,9 +346,12 @@ def disk_usage(workspace: Context, project: str | None = None) -> list[Usage]:
     """Snapshot disk use per session (re-read from disk), newest sessions first."""
     now = time.time()
     sessions = list_sessions(workspace.catalog, project=project)
+    ids = [s.id for s in sessions if s.id is not None]
+    with_found = {link.session_id for link in found_records(workspace.catalog, ids).values()}
     for record in sessions:
+        walk = is_live(record.state, record.ended_at, now) or record.id in with_found
         try:
-            refresh(workspace, record)
+            refresh(workspace, record, checkpoints=walk)
         except NsmlError:
             continue  # unreachable cluster: the catalog's last view
     rows = snapshots_of(workspace.catalog, [s.id for s in sessions if s.id is not None])
@@ -279,4 +391,5 @@ __all__ = [
     "pin_model",
     "pull_model",
     "remove_model",
+    "resolve_tag",
 ]

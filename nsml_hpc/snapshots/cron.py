@@ -62,7 +62,10 @@ def _run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProce
             check=False,
         )
     except FileNotFoundError as exc:
-        raise NsmlError("crontab is not installed here; add the line yourself (--print)") from exc
+        raise NsmlError(
+            "crontab is not installed here; add the line yourself (--print), or where Slurm "
+            "has scrontab, with scrontab -e (see docs/snapshots.md)"
+        ) from exc
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise NsmlError(f"crontab failed: {exc}") from exc
 

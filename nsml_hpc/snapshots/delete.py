@@ -16,6 +16,13 @@ whose folder still has its name (same manifest) is deleted the same way; a claim
 folder was renamed is dropped; a ``.deleting-`` folder is removed. Every path is built from a
 session's run directory and a name checked to be one plain folder name, and the backend's
 ``remove_tree`` refuses anything that is not a real folder directly in ``snapshots/``.
+
+A **found checkpoint** (a file the training code wrote in its code folder) is deleted in the
+same spirit: claim the row; move the file into a hidden folder ``.nsml-deleting-<row id>``
+made beside it (the file is now invisible to every reader and to the next walk); remove that
+folder; drop the row. A crash between two steps leaves a claimed row that
+:func:`finish_interrupted` completes. The file's path must be a safe path inside the
+session's ``code/`` folder.
 """
 
 from __future__ import annotations
@@ -26,19 +33,22 @@ from dataclasses import dataclass, field
 from nsml_hpc.backends.files import RunFiles
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import SessionRecord
-from nsml_hpc.catalog.snapshot_models import SnapshotRecord
+from nsml_hpc.catalog.snapshot_models import FoundCheckpointRecord, SnapshotRecord
 from nsml_hpc.catalog.snapshots import (
     claim_deletion,
     claimed_rows,
     drop_snapshot_row,
+    found_records,
     release_claim,
 )
 from nsml_hpc.errors import BackendError, NsmlError, UnsafePath
+from nsml_hpc.job.layout import CODE_DIR
 from nsml_hpc.job.snapshot_format import (
     DELETING_PREFIX,
     OLD_PREFIX,
     TMP_PREFIX,
     is_listed_name,
+    safe_relative,
 )
 from nsml_hpc.snapshots.sync import read_snapshot, snapshots_path
 
@@ -71,12 +81,68 @@ class Deleted:
     message: str = ""
 
 
+FOUND_DELETING_PREFIX = ".nsml-deleting-"
+
+
+def found_paths(run_dir: str, link: FoundCheckpointRecord) -> tuple[str, str, str]:
+    """(the file, the hidden folder it is moved into, their folder) of a found checkpoint,
+    refusing a path that is not a plain relative path inside the code folder."""
+    relative = link.path
+    if (
+        not safe_relative(relative)
+        or not relative.startswith(f"{CODE_DIR}/")
+        or not run_dir.startswith("/")
+        or "/../" in f"{run_dir}/"
+    ):
+        raise UnsafePath(f"refusing to touch {run_dir!r}/{relative!r}: not a checkpoint file")
+    path = f"{run_dir.rstrip('/')}/{relative}"
+    folder = path.rsplit("/", 1)[0]
+    return path, f"{folder}/{FOUND_DELETING_PREFIX}{link.snapshot_id}", folder
+
+
+def _delete_found(
+    catalog: Catalog,
+    files: RunFiles,
+    session: SessionRecord,
+    row: SnapshotRecord,
+    link: FoundCheckpointRecord,
+) -> Deleted:
+    assert row.id is not None
+    path, hidden, folder = found_paths(session.run_dir, link)
+    if not claim_deletion(catalog, row.id):
+        return Deleted(False, "pinned, forked from, or being deleted by another process")
+    try:
+        _finish_found(files, path, hidden, folder)
+    except NsmlError as exc:
+        if files.stat(path) is not None:
+            release_claim(catalog, row.id)  # still in place: nothing happened
+        return Deleted(False, f"cannot delete it: {exc}")
+    drop_snapshot_row(catalog, row.id)
+    return Deleted(True)
+
+
+def _finish_found(files: RunFiles, path: str, hidden: str, folder: str) -> None:
+    """Move the file into the hidden folder (if it is still in place), remove the folder."""
+    info = files.stat(path)
+    if info is not None:
+        if info.is_dir:
+            raise UnsafePath(f"refusing to delete {path}: a folder, not a checkpoint file")
+        files.make_dirs(hidden)
+        files.rename(path, f"{hidden}/{path.rsplit('/', 1)[1]}")
+    if files.stat(hidden) is not None:
+        files.remove_tree(hidden, inside=folder)
+
+
 def delete_snapshot(
     catalog: Catalog, files: RunFiles, session: SessionRecord, row: SnapshotRecord
 ) -> Deleted:
     """Delete one snapshot in the crash-safe order; ``done`` False if it was not ours to
     delete (protected, or claimed by another process meanwhile) or the disk refused."""
     assert row.id is not None
+    if row.session_id == session.id:
+        link = found_records(catalog, [row.session_id]).get(row.id)
+        if link is not None:
+            return _delete_found(catalog, files, session, row, link)
     if row.session_id != session.id or not is_listed_name(row.tag):
         raise UnsafePath(f"snapshot row {row.id} does not belong to {session.name}")
     folder = snapshot_folder(session.run_dir, row.tag)
@@ -112,12 +178,29 @@ def finish_interrupted(
     """Complete deletions a crash interrupted, and remove what crashed saves left behind in
     sessions that are no longer running (``.tmp-`` folders, replaced ``.old-`` folders)."""
     recovery = Recovery()
-    for row in claimed_rows(catalog):
+    claimed = claimed_rows(catalog)
+    links = found_records(catalog, sorted({row.session_id for row in claimed}))
+    for row in claimed:
         session = sessions.get(row.session_id)
         if session is None or row.id is None:
             continue
         files = files_for[row.session_id]
         label = f"{session.name}:{row.tag}"
+        link = links.get(row.id)
+        if link is not None:
+            try:
+                path, hidden, folder = found_paths(session.run_dir, link)
+                info = files.stat(path)
+                if info is not None and info.mtime_ns != link.mtime_ns:
+                    release_claim(catalog, row.id)  # the training code wrote it again
+                    recovery.released.append(label)
+                    continue
+                _finish_found(files, path, hidden, folder)
+                drop_snapshot_row(catalog, row.id)
+                recovery.finished.append(label)
+            except NsmlError as exc:
+                recovery.errors.append(f"{label}: {exc}")
+            continue
         try:
             folder = snapshot_folder(session.run_dir, row.tag)
             hidden = snapshot_folder(session.run_dir, deleting_name(row.tag, row.id))

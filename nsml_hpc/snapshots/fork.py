@@ -8,6 +8,14 @@ The child's ``session.json`` names the snapshot (``fork``), and its job wrapper 
 script as ``nsml_hpc.session.resume_from``. The lineage row and the snapshot's protection from
 gc are written in one transaction before sbatch, so a gc running at that moment can never
 delete the snapshot the child will start from.
+
+The child starts from the parent's *current* hyperparameters: values changed while the parent
+ran (``nsml-hpc set``, the changes its job took) replace those of its command line, and values
+the parent only got through ``set --add`` reach the child as ``hparam()`` values
+(``session.json`` ``live_hyperparameters``), not as new flags its script may not accept. A
+checkpoint file the parent's training code wrote itself (a found checkpoint) is handed over as
+a path too. The child's code is the code the parent was submitted with (the files of its code
+manifest), never what the parent's job wrote into its folder (checkpoints, logs).
 """
 
 from __future__ import annotations
@@ -25,20 +33,29 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import col, select
 
+from nsml_hpc.catalog.hparam_events import taken_changes
 from nsml_hpc.catalog.ownership import check_owner
 from nsml_hpc.catalog.sessions import get_session
 from nsml_hpc.catalog.snapshot_models import LineageRecord, SnapshotRecord
-from nsml_hpc.catalog.snapshots import protect_for_fork, snapshot_metrics, snapshots_of
+from nsml_hpc.catalog.snapshots import (
+    found_records,
+    protect_for_fork,
+    snapshot_metrics,
+    snapshots_of,
+)
 from nsml_hpc.code.selection import collect_code
+from nsml_hpc.code.upload import parse_manifest
 from nsml_hpc.config.identity import current_user
 from nsml_hpc.context import Context
 from nsml_hpc.errors import NotFoundError, NsmlError, SpecError
-from nsml_hpc.job.hparams import parse_hyperparameters
-from nsml_hpc.job.layout import CODE_DIR, SESSION_FILE
+from nsml_hpc.job.hparams import HParamValue, coerce, parse_hyperparameters
+from nsml_hpc.job.layout import CODE_DIR, CODE_MANIFEST, PRIVATE_DIR, SESSION_FILE
+from nsml_hpc.job.live_hparams import LIVE_KEY
 from nsml_hpc.job.snapshot_format import Manifest, choose, parse_selector
 from nsml_hpc.job.spec import MAX_ARG_BYTES, Preemption, Resources, SessionSpec, validate_spec
 from nsml_hpc.snapshots.sync import refresh_session
 from nsml_hpc.submit.create import Prepared, Submitted, dry_run, run_dir_mode_document, submit
+from nsml_hpc.submit.interpreter import job_profile
 from nsml_hpc.submit.placement import AUTO, place
 from nsml_hpc.submit.rundir import read_json
 
@@ -272,6 +289,47 @@ def _child_spec(
     )
 
 
+def arg_text(value: HParamValue) -> str:
+    """A value as the command line word that reads back as it (``true``, ``0.01``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _live_start(
+    workspace: Context, parent_id: int, args: list[str], document: Any
+) -> tuple[list[str], dict[str, HParamValue], list[Change]]:
+    """The parent's command line with the values its job took while running, the values it
+    only had through ``set --add`` (and its own live values, if it was a fork), and the
+    changes that makes (shown, and recorded as the fork's overrides)."""
+    on_line = parse_hyperparameters(args)
+    live: dict[str, HParamValue] = {}
+    if isinstance(document, dict) and isinstance(document.get(LIVE_KEY), dict):
+        live = {
+            str(k): v
+            for k, v in document[LIVE_KEY].items()
+            if isinstance(v, bool | int | float | str)
+        }
+    taken: dict[str, HParamValue] = {}
+    for change in taken_changes(workspace.catalog, [parent_id])[parent_id]:
+        taken.update(change.changes)
+    sets = [
+        (name, arg_text(value))
+        for name, value in taken.items()
+        if name in on_line and arg_text(on_line[name]) != arg_text(value)
+    ]
+    args, changes = apply_overrides(args, sets, [])
+    for name, value in taken.items():
+        if name not in on_line:
+            if name in live and live[name] == value:
+                continue
+            changes.append(
+                Change(name, arg_text(live[name]) if name in live else None, arg_text(value))
+            )
+            live[name] = value
+    return args, live, changes
+
+
 def fork_session(workspace: Context, request: ForkRequest, *, dry: bool = False) -> Forked:
     parent = get_session(workspace.catalog, request.parent)
     assert parent.id is not None
@@ -281,9 +339,27 @@ def fork_session(workspace: Context, request: ForkRequest, *, dry: bool = False)
     sets = [parse_assignment("--set", text) for text in request.sets]
     adds = [parse_assignment("--add", text) for text in request.adds]
     parent_spec = SessionSpec.from_dict(json.loads(parent.spec_json))
-    args, changes = apply_overrides(parent_spec.args, sets, adds)
+    files = workspace.backend_for(parent.cluster).files
+    document = read_json(files, f"{parent.run_dir}/{SESSION_FILE}")
+    start_args, live, inherited = _live_start(workspace, parent.id, parent_spec.args, document)
+    # A --set of a value the parent only had live changes that value (not a new flag).
+    live_sets = [(key, value) for key, value in sets if _norm(key) in live]
+    for key, value in live_sets:
+        live[_norm(key)] = coerce(value)
+    sets = [(key, value) for key, value in sets if _norm(key) not in live]
+    args, changes = apply_overrides(start_args, sets, adds)
+    changes = [
+        *[c for c in inherited if c.key not in {_norm(change.key) for change in changes}],
+        *changes,
+        *[Change(key, None, value) for key, value in live_sets],
+    ]
     row = choose_snapshot(workspace, request.parent, request.snapshot)
     assert row.id is not None
+    link = found_records(workspace.catalog, [parent.id]).get(row.id)
+    if link is not None and row.problem:
+        raise NsmlError(
+            f"{parent.name}:{row.tag} is {row.problem}; fork from it once it is written"
+        )
     label = f"{parent.name}:{row.tag}"
     spec = _child_spec(parent_spec, request, args, label)
     backend = workspace.backend_for(spec.cluster)
@@ -291,22 +367,29 @@ def fork_session(workspace: Context, request: ForkRequest, *, dry: bool = False)
     if spec.resources.partition == AUTO:
         placed = place(spec, backend)
         spec, placement = placed.spec, placed.explanation
-    files = workspace.backend_for(parent.cluster).files
     # A remote parent's code is on the cluster: it is copied here first (the child's upload
     # then sends only what the cluster's earlier snapshot of the project lacks).
     with tempfile.TemporaryDirectory(prefix="nsml-hpc-fork-") as scratch:
         code_dir = _parent_code(workspace, parent.cluster, parent.run_dir, parent.name, scratch)
         code = collect_code(code_dir, MAX_CODE_BYTES)
-        document = read_json(files, f"{parent.run_dir}/{SESSION_FILE}")
+        uploaded = parse_manifest(
+            read_json(files, f"{parent.run_dir}/{PRIVATE_DIR}/{CODE_MANIFEST}")
+        )
+        if uploaded:  # what the parent's job wrote into its folder is not code
+            code = replace(code, files=[item for item in code.files if item.relative in uploaded])
         parent_code = document.get("code", {}) if isinstance(document, dict) else {}
         if not isinstance(parent_code, dict):
             parent_code = {}
         code = replace(
             code, git_commit=parent_code.get("git_commit"), git_dirty=parent_code.get("git_dirty")
         )
-        snapshot_path = f"{parent.run_dir}/snapshots/{row.tag}"
+        snapshot_path = (
+            f"{parent.run_dir}/{link.path}"
+            if link is not None
+            else f"{parent.run_dir}/snapshots/{row.tag}"
+        )
         overrides = {change.key: change.new for change in changes}
-        fork_info = {
+        fork_info: dict[str, Any] = {
             "session": parent.name,
             "snapshot": row.tag,
             "snapshot_path": snapshot_path,
@@ -314,16 +397,23 @@ def fork_session(workspace: Context, request: ForkRequest, *, dry: bool = False)
             "created": row.created_at,
             "overrides": overrides,
         }
+        if link is not None:
+            fork_info.update(found=link.kind, bytes=row.bytes)
+        extra: dict[str, Any] = {
+            "fork": fork_info,
+            **workspace.settings.metric_directions.to_document(),
+            **run_dir_mode_document(workspace.settings),
+        }
+        if live:
+            extra[LIVE_KEY] = live
         prepared = Prepared(
             spec=spec,
             code=code,
-            profile=workspace.settings.profile(spec.cluster),
+            profile=job_profile(
+                workspace.settings.profile(spec.cluster), workspace.catalog, backend
+            ),
             user=current_user(),
-            extra={
-                "fork": fork_info,
-                **workspace.settings.metric_directions.to_document(),
-                **run_dir_mode_document(workspace.settings),
-            },
+            extra=extra,
         )
         if dry:
             script = dry_run(prepared, workspace.catalog, workspace.settings, backend)
@@ -345,7 +435,8 @@ def fork_session(workspace: Context, request: ForkRequest, *, dry: bool = False)
                         created_at=time.time(),
                     )
                 )
-            if files.stat(f"{snapshot_path}/manifest.json") is None:
+            check = snapshot_path if link is not None else f"{snapshot_path}/manifest.json"
+            if files.stat(check) is None:
                 raise NotFoundError(f"{label} vanished from disk")
 
         try:

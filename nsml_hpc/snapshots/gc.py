@@ -21,12 +21,13 @@ from nsml_hpc.backends.files import RunFiles
 from nsml_hpc.catalog.models import SessionRecord
 from nsml_hpc.catalog.sessions import list_sessions
 from nsml_hpc.catalog.snapshot_models import SnapshotRecord
-from nsml_hpc.catalog.snapshots import snapshot_metrics, snapshots_of
+from nsml_hpc.catalog.snapshots import found_records, snapshot_metrics, snapshots_of
 from nsml_hpc.config import locations
 from nsml_hpc.context import Context
 from nsml_hpc.errors import GcBusy, NsmlError
 from nsml_hpc.slurm.states import is_live
 from nsml_hpc.snapshots.delete import Recovery, delete_snapshot, finish_interrupted
+from nsml_hpc.snapshots.found import is_writing
 from nsml_hpc.snapshots.retention import (
     Plan,
     Policies,
@@ -41,18 +42,40 @@ LOCK_FILE = "gc.lock"
 LOG_FILE = "gc.log"
 
 
-def lock_path() -> Path:
+def gc_lock_path(catalog_url: str) -> Path:
+    """Where the gc lock lives: next to the catalog file (a SQLite catalog), so every
+    process that uses one catalog shares one lock whatever its data folder; the data folder's
+    for a catalog on a server."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(catalog_url)
+    except ArgumentError:
+        return locations.data_dir() / LOCK_FILE
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return Path(url.database).expanduser().absolute().parent / LOCK_FILE
     return locations.data_dir() / LOCK_FILE
 
 
+def lock_path() -> Path:
+    """The lock of the configured catalog (:func:`gc_lock_path`)."""
+    from nsml_hpc.config.settings import load_settings
+
+    return gc_lock_path(load_settings().catalog_url)
+
+
 def default_log_file() -> Path:
+    """``gc --cron``'s log when ``[gc] log_file`` names none: ``gc.log`` in the data folder
+    (``$XDG_DATA_HOME/nsml-hpc``, by default ``~/.local/share/nsml-hpc``)."""
     return locations.data_dir() / LOG_FILE
 
 
 @contextmanager
 def gc_lock(path: Path | None = None) -> Iterator[None]:
-    """Hold the gc lock; :class:`GcBusy` at once if another process holds it. The kernel
-    drops the lock when its holder dies, however it dies (``kill -9`` included)."""
+    """Hold the gc lock (:func:`gc_lock_path`); :class:`GcBusy` at once if another process
+    holds it. The kernel drops the lock when its holder dies, however it dies (``kill -9``
+    included)."""
     path = path or lock_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -90,6 +113,7 @@ def _facts(
     rows: dict[int, list[SnapshotRecord]],
     damaged: dict[int, set[str]],
     now: float,
+    found: set[int] | None = None,
 ) -> tuple[list[SnapshotFacts], list[SessionFacts]]:
     snapshot_facts: list[SnapshotFacts] = []
     session_facts: list[SessionFacts] = []
@@ -118,6 +142,8 @@ def _facts(
                     pinned=row.pinned,
                     forked_from=row.forked_from,
                     damaged=bool(row.problem) or row.tag in damaged.get(record.id, set()),
+                    found=row.id in (found or set()),
+                    writing=is_writing(row.problem),
                 )
             )
     return snapshot_facts, session_facts
@@ -163,6 +189,11 @@ def run_gc(
     )
     damaged: dict[int, set[str]] = {}
     result_damaged: dict[str, str] = {}
+    # Checkpoint files are walked for again where new ones may have come (a live session) or
+    # known ones may have gone; a finished session's last look was taken by sync at its end.
+    with_found = {
+        link.session_id for link in found_records(workspace.catalog, list(reachable)).values()
+    }
     for session_id, record in reachable.items():
         try:
             problems = refresh_session(
@@ -172,6 +203,7 @@ def run_gc(
                 record.name,
                 record.run_dir,
                 now,
+                checkpoints=session_id in live or session_id in with_found,
             )
         except NsmlError as exc:
             errors.append(f"{record.name}: {exc}")
@@ -181,7 +213,8 @@ def run_gc(
             result_damaged[f"{record.name}:{tag}"] = why
     in_scope = list(reachable.values())
     rows = snapshots_of(workspace.catalog, list(reachable))
-    snapshot_facts, session_facts = _facts(in_scope, rows, damaged, now)
+    found = set(found_records(workspace.catalog, list(reachable)))
+    snapshot_facts, session_facts = _facts(in_scope, rows, damaged, now, found)
     the_plan = plan(snapshot_facts, session_facts, policies, now)
     result = GcResult(
         plan=the_plan,

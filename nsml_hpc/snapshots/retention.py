@@ -6,8 +6,13 @@ on random inputs):
 
 1. **Never deleted**, whatever the policy: pinned snapshots; snapshots a session was forked
    from; the latest intact snapshot (by creation time) of a session that is pending, running
-   or may be requeued (what a requeue resumes from); and damaged snapshots (files missing:
-   left for a person to look at).
+   or may be requeued (what a requeue resumes from); checkpoint files still being written;
+   and damaged snapshots (files missing: left for a person to look at).
+
+Checkpoint files the training code wrote itself (*found*, not saved with ``nsml_hpc.save``)
+are a kind of their own: rules 1 and 3 apply to each kind separately (the newest found
+checkpoint of a live session is protected as well as its newest saved snapshot, and
+``keep_last``/``keep_best`` keep that many of each).
 2. A session **finished more than ``finished_days`` ago**: every other snapshot is deleted.
 3. Otherwise, if ``keep_last`` or ``keep_best`` is set, a snapshot is kept when it is among
    the session's ``keep_last`` newest snapshots, or among its ``keep_best`` best by
@@ -112,6 +117,8 @@ class SnapshotFacts:
     pinned: bool = False
     forked_from: bool = False
     damaged: bool = False
+    found: bool = False  # a checkpoint file the training code wrote (its own kind)
+    writing: bool = False  # a found checkpoint still being written
 
 
 @dataclass(frozen=True)
@@ -185,18 +192,22 @@ def plan(
             continue
         policy = policies.for_project(session.project)
         ordered = sorted(snaps, key=_recency)
-        intact = [s for s in ordered if not s.damaged]
-        # What a requeued job would resume from: the newest intact snapshot.
-        latest = intact[-1].id if intact and session.live else None
+        latest: set[int] = set()
+        newest: set[int] = set()
+        best: set[int] = set()
+        for found in (False, True):  # saved snapshots, then found checkpoints
+            intact = [s for s in ordered if not s.damaged and not s.writing and s.found == found]
+            # What a requeued job would resume from: the newest intact one of each kind.
+            if intact and session.live:
+                latest.add(intact[-1].id)
+            newest |= {s.id for s in intact[::-1][: policy.keep_last or 0]}
+            best |= {s.id for s in best_of(intact, policy)[: policy.keep_best or 0]}
         expired = (
             not session.live
             and session.ended_at is not None
             and policy.finished_days is not None
             and now - session.ended_at > policy.finished_days * DAY
         )
-        ranked = intact
-        newest = {s.id for s in ranked[::-1][: policy.keep_last or 0]}
-        best = {s.id for s in best_of(ranked, policy)[: policy.keep_best or 0]}
         for snap in snaps:
             protection = _protection(snap, latest)
             if protection:
@@ -229,13 +240,15 @@ def plan(
     return Plan([decisions[snap.id] for snap in snapshots], notes)
 
 
-def _protection(snap: SnapshotFacts, latest: int | None) -> str | None:
+def _protection(snap: SnapshotFacts, latest: set[int]) -> str | None:
     if snap.pinned:
         return "pinned"
     if snap.forked_from:
         return "a session was forked from it"
-    if snap.id == latest:
+    if snap.id in latest:
         return "latest of a live session"
+    if snap.writing:
+        return "still being written"
     if snap.damaged:
         return "damaged: left for you to inspect"
     return None

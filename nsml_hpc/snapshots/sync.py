@@ -6,6 +6,9 @@ works wherever a run directory is. It is cheap when nothing changed: one ``stat`
 changed folder is listed, and only a snapshot folder whose own mtime changed has its
 manifest read again. An mtime within ``RACY_SECONDS`` of now is not trusted (a second change
 in the same tick of a coarse clock would go unseen), so such a folder is read again next time.
+
+Checkpoint files the training code writes itself are stored here too, from what the capture
+walk of each session's code folder saw (:mod:`nsml_hpc.snapshots.found`).
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from nsml_hpc.backends.files import RunFiles
+from nsml_hpc.capture.discover import FoundFile
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.snapshots import (
     ScanChanges,
     ScannedSnapshot,
+    found_records,
     refresh_job_runs,
     scan_states,
     snapshots_of,
@@ -35,6 +40,7 @@ from nsml_hpc.job.snapshot_format import (
     parse_manifest,
 )
 from nsml_hpc.job.snapshot_store import MAX_MANIFEST_BYTES
+from nsml_hpc.snapshots.found import refresh_found, scan_found
 
 RACY_SECONDS = 2.0
 FilesFor = Callable[[str], RunFiles]
@@ -129,9 +135,13 @@ def refresh_session(
     name: str,
     run_dir: str,
     now: float,
+    *,
+    checkpoints: bool = True,
 ) -> dict[str, str]:
-    """Re-read every snapshot of one session (``model ls``, ``model du``, gc): catches hand
-    edits the cheap sync gate cannot see. Returns the damaged ones: tag -> why."""
+    """Re-read every snapshot of one session (``model ls``, ``model du``, gc), and (with
+    ``checkpoints``) walk its code folder for checkpoint files again: catches hand edits the
+    cheap sync gate cannot see. Returns the damaged ones (and checkpoints still being
+    written): tag -> why."""
     info = files.stat(snapshots_path(run_dir))
     _, scanned, _ = scan_session(
         catalog,
@@ -142,7 +152,10 @@ def refresh_session(
         dir_mtime_ns=info.mtime_ns if info else 0,
         reread_all=True,
     )
-    return {item.tag: item.problem for item in scanned if item.problem}
+    problems = {item.tag: item.problem for item in scanned if item.problem}
+    if checkpoints:
+        problems.update(refresh_found(catalog, files, session_id, run_dir, now))
+    return problems
 
 
 def sync_snapshots(
@@ -153,13 +166,26 @@ def sync_snapshots(
     *,
     sessions_with_new_events: Sequence[int] = (),
     names: dict[int, str] | None = None,
+    found: dict[int, list[FoundFile]] | None = None,
 ) -> SnapshotSyncReport:
-    """The snapshot and job-run part of a sync, for ``targets`` (id, cluster, run_dir)."""
+    """The snapshot and job-run part of a sync, for ``targets`` (id, cluster, run_dir);
+    ``found``: the checkpoint files each session's capture walk saw in this sync."""
     report = SnapshotSyncReport()
     states = scan_states(catalog, [session_id for session_id, _, _ in targets])
+    # A walk that saw no checkpoint changes nothing unless the session had some (one query).
+    had_found = (
+        {link.session_id for link in found_records(catalog, list(found)).values()}
+        if found
+        else set()
+    )
     for session_id, cluster, run_dir in targets:
         try:
             files = files_for(cluster)
+            if found and (found.get(session_id) or session_id in had_found):
+                seen = found.get(session_id, [])
+                changes = scan_found(catalog, files, session_id, run_dir, seen, now)
+                report.added += len(changes.added)
+                report.vanished += len(changes.vanished)
             info = files.stat(snapshots_path(run_dir))
         except NsmlError:
             continue  # the cluster's error is already in the sync report

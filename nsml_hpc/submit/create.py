@@ -30,6 +30,7 @@ from nsml_hpc.catalog.sessions import (
     discard_session,
     list_sessions,
     mark_submitted,
+    next_number,
     reserve_session,
     session_name,
 )
@@ -191,9 +192,8 @@ def project_base(prepared: Prepared, settings: Settings, backend: SlurmBackend) 
 def dry_run(prepared: Prepared, catalog: Catalog, settings: Settings, backend: SlurmBackend) -> str:
     """The exact script a submit would render now (the number is the next free one)."""
     files = backend.files
-    numbers = [s.number for s in list_sessions(catalog, project=prepared.spec.project)]
     base = project_base(prepared, settings, backend)
-    number = max(numbers, default=0) + 1
+    number = next_number(catalog, prepared.spec.project)
     while files.exists(f"{base}/{number}"):
         number += 1
     name = session_name(prepared.spec.project, number)

@@ -170,6 +170,53 @@ def submit_sweep(
     )
 
 
+def dry_run_sweep(
+    prepared: Prepared,
+    configurations: list[dict[str, str]],
+    catalog: Catalog,
+    settings: Settings,
+    backend: SlurmBackend,
+    *,
+    max_parallel: int | None = None,
+) -> str:
+    """The array script(s) ``sweep`` would submit now (the numbers are the next free ones);
+    nothing is written, reserved or submitted. Several scripts (a sweep larger than the
+    cluster's MaxArraySize) are separated by a comment line naming each."""
+    from nsml_hpc.catalog.sessions import next_number, session_name
+
+    spec = prepared.spec
+    files = backend.files
+    base = project_base(prepared, settings, backend)
+    number = next_number(catalog, spec.project)
+    numbers: list[int] = []
+    while len(numbers) < len(configurations):
+        if not files.exists(f"{base}/{number}"):
+            numbers.append(number)
+        number += 1
+    sweep_name = f"{spec.project}/sweep-{numbers[0]}"
+    sweep_dir = f"{base}/sweep-{numbers[0]}"
+    chunk_sizes = split_counts(len(configurations), backend.max_array_size())
+    scripts: list[str] = []
+    start = 0
+    for chunk, size in enumerate(chunk_sizes):
+        members = numbers[start : start + size]
+        context = ArrayContext(
+            sweep_name=sweep_name,
+            sweep_dir=sweep_dir,
+            run_dirs=[f"{base}/{n}" for n in members],
+            session_names=[session_name(spec.project, n) for n in members],
+            wrapper_python=prepared.profile.python or sys.executable,
+            array=array_spec(size, max_parallel),
+            api_path=posixpath.join(sweep_dir, PRIVATE_DIR, API_PATH_DIR),
+        )
+        script = render_array_script(spec, context)
+        if len(chunk_sizes) > 1:
+            script = f"# ---- {sweep_dir}/array-{chunk}.sbatch ----\n{script}"
+        scripts.append(script)
+        start += size
+    return "".join(scripts)
+
+
 def _undo(
     catalog: Catalog,
     backend: SlurmBackend,

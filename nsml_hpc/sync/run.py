@@ -1,5 +1,7 @@
-"""One sync: ask each cluster about its live sessions (ONE sacct call per cluster), apply the
-state changes, and ingest what the jobs wrote to their run directories since the last sync.
+"""One sync: ingest what the jobs wrote to their run directories since the last sync, take the
+state their wrappers' events show (file-first, :mod:`nsml_hpc.sync.file_first`), and ask each
+cluster about its live sessions (ONE sacct call per cluster) when the Slurm clock says so
+(:mod:`nsml_hpc.sync.clocks`): for what files cannot tell, and to confirm what they told.
 
 Kind to the cluster: the poll floor is shared through the catalog, so however many processes
 sync, a cluster is asked at most once per floor. A job missing from sacct right after
@@ -23,7 +25,7 @@ the next sync that sacct answers asks about it again and takes the accounting tr
 
 from __future__ import annotations
 
-import json
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
@@ -34,7 +36,9 @@ from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
 from nsml_hpc.backends.base import SlurmBackend
+from nsml_hpc.capture.discover import FoundFile
 from nsml_hpc.capture.ingest import DISCOVERY_FILE, captured_files, scrape_captured
+from nsml_hpc.capture.printed import printed_outputs
 from nsml_hpc.catalog.allocations import Allocation, allocations_of, store_allocations
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.gpu import gpu_states, store_gpu_state
@@ -46,7 +50,7 @@ from nsml_hpc.catalog.metrics import (
     store_ingests,
     touch_cursors,
 )
-from nsml_hpc.catalog.models import EventRecord, JobRecordRow, SessionRecord, StateChange
+from nsml_hpc.catalog.models import JobRecordRow, SessionRecord, StateChange
 from nsml_hpc.catalog.polls import claim_poll, record_poll_result
 from nsml_hpc.catalog.sessions import (
     discard_session,
@@ -55,6 +59,7 @@ from nsml_hpc.catalog.sessions import (
     mark_submitted,
     stale_reservations,
 )
+from nsml_hpc.catalog.slurm_clock import want_slurm
 from nsml_hpc.config.settings import Settings
 from nsml_hpc.errors import (
     BackendError,
@@ -77,13 +82,16 @@ from nsml_hpc.slurm.records import JobRecord
 from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
 from nsml_hpc.snapshots.sync import sync_snapshots
 from nsml_hpc.submit.rundir import read_job_id_marker, remove_run_dir
+from nsml_hpc.sync import file_first
+from nsml_hpc.sync.events_state import PROVISIONAL_PREFIX, is_provisional
 
 STALE_RESERVATION_SECONDS = 3600.0
 RECENTLY_ENDED_SECONDS = 120.0  # keep scraping a little after the end (slow shared FS)
 SINCE_MARGIN_SECONDS = 300.0
 REASONLESS_STATES = frozenset({SessionState.RUNNING, SessionState.COMPLETED})
-# The reason of an end seen while accounting was down; such sessions are asked about again.
-PROVISIONAL_REASON = "provisional: accounting (sacct) unavailable"
+# The reason of an end seen while accounting was down; such sessions are asked about again, as
+# are those of every reason with the same prefix (an end seen in the job's events).
+PROVISIONAL_REASON = f"{PROVISIONAL_PREFIX} accounting (sacct) unavailable"
 
 SCRAPED_FILES = (METRICS_FILE, EVENTS_FILE, GPU_FILE)
 # What versions before per-user syncs wrote when ANY user's sacct missed a job: perhaps only
@@ -91,6 +99,9 @@ SCRAPED_FILES = (METRICS_FILE, EVENTS_FILE, GPU_FILE)
 LEGACY_LOST_REASON = "Slurm no longer knows this job"
 
 BackendFor = Callable[[str], SlurmBackend]
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -108,6 +119,10 @@ class SyncReport:
     snapshot_problems: dict[str, str] = field(default_factory=dict)  # "session:tag" -> why
     # Clusters whose sacct failed while squeue answered: states came from squeue (one line each)
     degraded: dict[str, str] = field(default_factory=dict)
+    # Why each cluster was (or was not) asked: the Slurm clock's reason
+    slurm_clock: dict[str, str] = field(default_factory=dict)
+    # Ends the job's events showed that accounting then reported otherwise (accounting won)
+    disagreements: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -126,14 +141,18 @@ def sync(
     *,
     now: float | None = None,
     clusters: Collection[str] | None = None,
+    refresh: bool = False,
 ) -> SyncReport:
-    """Bring the catalog up to date with Slurm and the run directories (of ``clusters`` only,
-    when given). A cluster that cannot be reached is reported in ``errors`` and skipped; the
-    others are synced as usual."""
+    """Bring the catalog up to date with the run directories and, when the Slurm clock says
+    (or ``refresh``: a user asked), with Slurm (of ``clusters`` only, when given). A cluster
+    that cannot be reached is reported in ``errors`` and skipped; the others are synced as
+    usual."""
     now = time.time() if now is None else now
     report = SyncReport()
+    report.warnings.extend(settings.site.warnings)  # a site policy file that cannot be used
     unreachable: set[str] = set()
     wanted = set(clusters) if clusters is not None else None
+    user = catalog.user
     _drop_stale_reservations(catalog, backend_for, now, wanted, unreachable)
     live = [
         record
@@ -144,25 +163,62 @@ def sync(
         ]
         if wanted is None or record.cluster in wanted
     ]
-    settling = _settling_sessions(catalog, now, wanted)
+    # A session already asked about for its state (a provisional end above all) is never
+    # settling too: that would ask twice and leave sacct's record of its end unapplied.
+    live_ids = {record.id for record in live}
+    settling = [
+        record for record in _settling_sessions(catalog, now, wanted) if record.id not in live_ids
+    ]
     settling_ids = {record.id for record in settling}
     by_cluster: dict[str, list[SessionRecord]] = defaultdict(list)
     for record in [*live, *settling]:
         by_cluster[record.cluster].append(record)
+    if refresh and by_cluster:
+        want_slurm(catalog, by_cluster, user, now, "asked for (refresh)")
     jobs = jobs_of(catalog, [record.id for record in [*live, *settling] if record.id is not None])
+    targets = _sessions_to_scrape(catalog, live, now, wanted)
+    troubled: dict[int, str] = {}
+    found: dict[int, list[FoundFile]] = {}
+    with_new_events = _scrape(
+        catalog, targets, backend_for, report, now, unreachable, found=found, troubled=troubled
+    )
+    views = file_first.read_views(catalog, live, jobs, now)
+    report.state_changes += _apply_file_states(catalog, live, jobs, views, now)
+    explain = file_first.notice(views, with_new_events, troubled, report.warnings)
     degraded: dict[str, _Degraded] = {}
+    policy = settings.slurm_policy
     for cluster, asked in sorted(by_cluster.items()):
-        if not claim_poll(catalog, cluster, now, settings.poll_floor_seconds):
+        if cluster in unreachable:
+            continue
+        cluster_views = [views[r.id] for r in asked if r.id in views]
+        needs = file_first.needs_of(
+            cluster_views,
+            explain.get(cluster, ()),
+            settling=sum(1 for record in asked if record.id in settling_ids),
+        )
+        decision = file_first.decide_query(catalog, cluster, user, needs, policy, now)
+        report.slurm_clock[cluster] = decision.why
+        if not decision.due or not claim_poll(catalog, cluster, now, decision.period or 0.0):
             report.skipped_by_floor.append(cluster)
             continue
         report.queried.append(cluster)
         pending_settle: dict[str, JobRecord | None] = {}
+        counted: file_first.CountingBackend | None = None
         try:
-            backend = backend_for(cluster)
+            counted = file_first.CountingBackend(backend_for(cluster))
+            backend = counted.as_backend()
             asked = _run_as(backend, asked)
             sessions = [record for record in asked if record.id not in settling_ids]
             records, why = _ask_cluster(
-                backend, asked, jobs, settings, now, pending_settle, catalog.user
+                backend,
+                asked,
+                jobs,
+                settings,
+                now,
+                pending_settle,
+                catalog.user,
+                may_queue=decision.may_queue,
+                refresh_reasons=decision.refresh_reasons,
             )
         except NsmlError as exc:
             report.errors[cluster] = str(exc)
@@ -170,16 +226,18 @@ def sync(
             if isinstance(exc, ConnectionFailed | ConfigError | NotFoundError):
                 unreachable.add(cluster)
             continue
+        finally:
+            if counted is not None:
+                file_first.spend(catalog, cluster, user, policy, now, counted)
         record_poll_result(catalog, cluster, None)
         if why is not None:
             report.degraded[cluster] = why
             degraded[cluster] = _Degraded(sessions, pending_settle)
+        records = file_first.reconcile(records, cluster_views, report.disagreements)
         report.state_changes += _apply_records(catalog, sessions, jobs, records, now)
         _store_allocations(catalog, asked, jobs, records)
-    targets = _sessions_to_scrape(catalog, live, now, wanted)
-    with_new_events = _scrape(catalog, targets, backend_for, report, now, unreachable)
     for state in degraded.values():
-        report.state_changes += _settle_from_run_dirs(catalog, state, now)
+        report.state_changes += _settle_from_run_dirs(catalog, state, views, now)
     snapshots = sync_snapshots(
         catalog,
         [
@@ -191,10 +249,48 @@ def sync(
         now,
         sessions_with_new_events=sorted(with_new_events),
         names={record.id: record.name for record in live if record.id is not None},
+        found=found,
     )
     report.new_snapshots = snapshots.added
     report.snapshot_problems = snapshots.problems
+    log.info(
+        "sync: %d live session(s); asked %s%s; %d state change(s), %d new point(s), "
+        "%d event(s), %d malformed line(s)%s",
+        len(live),
+        ", ".join(report.queried) or "no cluster",
+        f" (poll floor skipped {', '.join(report.skipped_by_floor)})"
+        if report.skipped_by_floor
+        else "",
+        report.state_changes,
+        report.new_points,
+        report.new_events,
+        report.malformed_lines,
+        f"; errors: {report.errors}" if report.errors else "",
+    )
     return report
+
+
+def _apply_file_states(
+    catalog: Catalog,
+    live: list[SessionRecord],
+    jobs: dict[int, list[JobRecordRow]],
+    views: dict[int, file_first.SessionView],
+    now: float,
+) -> int:
+    """File-first: the states the wrappers' events show that are newer than the catalog's,
+    applied like Slurm's answers (one transaction per cluster); the views and the live
+    records then show them too."""
+    ahead = file_first.ahead_records(views.values())
+    changes = 0
+    for cluster, records in sorted(ahead.items()):
+        sessions = [record for record in live if record.cluster == cluster]
+        changes += _apply_records(catalog, sessions, jobs, records, now)
+    file_first.applied(views, ahead)
+    for record in live:
+        view = views.get(record.id or -1)
+        if view is not None:
+            record.state, record.reason = view.state, view.reason
+    return changes
 
 
 def _latest_job(jobs: dict[int, list[JobRecordRow]], record: SessionRecord) -> JobRecordRow | None:
@@ -210,6 +306,9 @@ def _ask_cluster(
     now: float,
     unsettled: dict[str, JobRecord | None],
     asked_as: str = "",
+    *,
+    may_queue: bool = True,
+    refresh_reasons: bool = True,
 ) -> tuple[dict[str, JobRecord], str | None]:
     """Records by job id: ONE sacct call, plus at most ONE squeue call; and, when sacct failed
     but squeue answered, why (the sync is then degraded, see the module doc, and ``unsettled``
@@ -217,7 +316,9 @@ def _ask_cluster(
 
     squeue is asked only when it knows something sacct cannot tell: why a job is pending
     (slurmdbd keeps the reason of a pending job at "None"), and whether a job that sacct
-    still does not show after the grace period is queued or lost.
+    still does not show after the grace period is queued or lost; and only if ``may_queue``
+    (the Slurm clock's ceiling allows a second command). Reasons the catalog already has are
+    kept unless ``refresh_reasons``.
     """
     latest = [job for job in (_latest_job(jobs, record) for record in sessions) if job]
     if not latest:
@@ -228,12 +329,14 @@ def _ask_cluster(
     except ConnectionFailed:
         raise
     except BackendError as exc:
+        if not may_queue:
+            raise
         return _ask_queue_only(backend, latest, exc, unsettled)
     found = {rec.job_id: rec for rec in accounted}
     provisional = {
         job.job_id
         for record in sessions
-        if record.reason == PROVISIONAL_REASON and (job := _latest_job(jobs, record)) is not None
+        if is_provisional(record.reason) and (job := _latest_job(jobs, record)) is not None
     }
     overdue = [
         job.job_id
@@ -247,6 +350,10 @@ def _ask_cluster(
         for job_id, rec in found.items()
         if rec.state == SessionState.PENDING and rec.reason is None
     ]
+    if not refresh_reasons or not may_queue:
+        reasonless = _keep_known_reasons(found, reasonless, latest)
+    if not may_queue:  # asked at the next query the ceiling allows a second command
+        overdue, reasonless = [], []
     if overdue or reasonless:
         queued = {rec.job_id: rec for rec in backend.queue(overdue + reasonless)}
         for job_id in reasonless:
@@ -260,6 +367,22 @@ def _ask_cluster(
                 reason=lost_reason(asked_as),
             )
     return found, None
+
+
+def _keep_known_reasons(
+    found: dict[str, JobRecord], reasonless: list[str], latest: list[JobRecordRow]
+) -> list[str]:
+    """Pending jobs whose reason the catalog has keep it (``found`` is updated); the others
+    are returned: only for those is squeue worth its cost now."""
+    known = {job.job_id: job.reason for job in latest if job.state == SessionState.PENDING}
+    left = []
+    for job_id in reasonless:
+        reason = known.get(job_id)
+        if reason:
+            found[job_id] = replace(found[job_id], reason=reason)
+        else:
+            left.append(job_id)
+    return left
 
 
 def _ask_queue_only(
@@ -309,12 +432,14 @@ def _from_queue(job: JobRecordRow, queued: JobRecord) -> JobRecord:
 
 
 def _provisional_sessions(catalog: Catalog) -> list[SessionRecord]:
-    """The caller's sessions whose end was seen while accounting was down: asked about again."""
+    """The caller's sessions whose end accounting has not confirmed yet (seen in their events,
+    or while accounting was down): asked about again."""
     with catalog.session() as db:
         return list(
             db.exec(
                 select(SessionRecord).where(
-                    SessionRecord.reason == PROVISIONAL_REASON,
+                    col(SessionRecord.reason).startswith(PROVISIONAL_PREFIX),
+                    col(SessionRecord.state).in_(list(TERMINAL_STATES)),
                     SessionRecord.owner == catalog.user,
                 )
             ).all()
@@ -349,67 +474,54 @@ def _run_as(backend: SlurmBackend, sessions: list[SessionRecord]) -> list[Sessio
     return [record for record in sessions if not account or record.user == account]
 
 
-def _settle_from_run_dirs(catalog: Catalog, degraded: _Degraded, now: float) -> int:
-    """Jobs of a degraded sync that squeue no longer lists, or lists as ended: the wrapper's
-    last ``ended`` event of the job (not one that asked for a requeue) says it finished, with
-    its exit code and time. Without one, the job is left as it is."""
+def _settle_from_run_dirs(
+    catalog: Catalog,
+    degraded: _Degraded,
+    views: dict[int, file_first.SessionView],
+    now: float,
+) -> int:
+    """Jobs of a degraded sync that squeue no longer lists, or lists as ended: their end, by
+    the one rule of :mod:`nsml_hpc.sync.events_state`. squeue's state (when it lists the job)
+    with the exit code and time of the wrapper's ``ended`` line; without squeue's, a clean end
+    of the events; without either, the job is left as it is."""
     if not degraded.unsettled:
         return 0
     jobs = jobs_of(catalog, [record.id for record in degraded.sessions if record.id is not None])
-    wanted = {
-        record.id: job
-        for record in degraded.sessions
-        if record.id is not None
-        and (job := _latest_job(jobs, record)) is not None
-        and job.job_id in degraded.unsettled
-    }
-    if not wanted:
-        return 0
-    with catalog.session() as db:
-        events = db.exec(
-            select(EventRecord)
-            .where(col(EventRecord.session_id).in_(list(wanted)))
-            .where(col(EventRecord.kind).in_(["started", "ended"]))
-            .order_by(col(EventRecord.id))
-        ).all()
-    started: dict[int, float] = {}
-    last_end: dict[int, tuple[EventRecord, dict[str, object]]] = {}
-    for event in events:
-        job = wanted[event.session_id]
-        if event.job_id != job.job_id:
-            continue
-        if event.kind == "started" and event.at is not None:
-            started[event.session_id] = event.at
-        elif event.kind == "ended":
-            last_end[event.session_id] = (event, json.loads(event.data_json or "{}"))
     records: dict[str, JobRecord] = {}
-    for session_id, (event, data) in last_end.items():
-        job = wanted[session_id]
-        exit_code = data.get("exit_code")
-        if data.get("requeue") or not isinstance(exit_code, int) or event.at is None:
+    sessions: list[SessionRecord] = []
+    for record in degraded.sessions:
+        job = _latest_job(jobs, record)
+        view = views.get(record.id or -1)
+        if job is None or view is None or job.job_id not in degraded.unsettled:
+            continue
+        files = view.files
+        if files is None or files.job_id != job.job_id or files.problem is not None:
+            continue
+        if files.exit_code is None or files.ended_at is None:
+            continue  # no end in the events, or one that asked for a requeue
+        if files.state in (SessionState.REQUEUED, SessionState.PENDING):
             continue
         listed = degraded.unsettled[job.job_id]
-        state = (
-            listed.state
-            if listed is not None
-            else (SessionState.COMPLETED if exit_code == 0 else SessionState.FAILED)
-        )
-        start = job.started_at or started.get(session_id)
+        if listed is None and not files.ended:
+            continue  # ended after a signal: only accounting can say how
+        state = listed.state if listed is not None else files.state
+        assert state is not None
+        start = job.started_at or files.started_at
         records[job.job_id] = JobRecord(
             job_id=job.job_id,
             state=state,
             slurm_state=listed.slurm_state if listed is not None else state.value,
             reason=PROVISIONAL_REASON,
-            exit_code=exit_code,
+            exit_code=files.exit_code,
             submitted_at=job.submitted_at,
             started_at=start,
-            ended_at=event.at,
-            elapsed_s=max(0.0, event.at - start) if start is not None else None,
+            ended_at=files.ended_at,
+            elapsed_s=max(0.0, files.ended_at - start) if start is not None else None,
             node_list=(listed.node_list if listed is not None else None) or job.node_list,
         )
+        sessions.append(record)
     if not records:
         return 0
-    sessions = [record for record in degraded.sessions if record.id in wanted]
     return _apply_records(catalog, sessions, jobs, records, now)
 
 
@@ -455,7 +567,11 @@ def _apply_records(
         job = _latest_job(jobs, session)
         if job is not None and session.id is not None and job.job_id in records:
             rec = records[job.job_id]
-            if rec.state in REASONLESS_STATES and rec.reason not in (None, PROVISIONAL_REASON):
+            if (
+                rec.state in REASONLESS_STATES
+                and rec.reason is not None
+                and not is_provisional(rec.reason)
+            ):
                 rec = replace(rec, reason=None)  # Slurm leaves stale pending reasons behind
             if _job_changed(job, rec):
                 changed[session.id] = (job, rec)
@@ -471,7 +587,7 @@ def _apply_records(
             job.ended_at, job.elapsed_s = rec.ended_at, rec.elapsed_s
             job.node_list = rec.node_list or job.node_list
             db.add(job)
-            confirmed = row.state == rec.state and row.reason == PROVISIONAL_REASON
+            confirmed = row.state == rec.state and is_provisional(row.reason)
             if (row.state, row.reason) != (rec.state, rec.reason) and not confirmed:
                 changes += 1
                 db.add(
@@ -484,15 +600,30 @@ def _apply_records(
                     )
                 )
             row.state, row.reason, row.exit_code = rec.state, rec.reason, rec.exit_code
-            row.started_at = row.started_at or rec.started_at
+            # the session's first start: accounting's (a little before the wrapper's line)
+            if rec.started_at is not None and (
+                row.started_at is None or rec.started_at < row.started_at
+            ):
+                row.started_at = rec.started_at
             if rec.state in TERMINAL_STATES:
                 row.ended_at = rec.ended_at or now
             else:
                 row.ended_at = rec.ended_at if rec.state == SessionState.PREEMPTED else None
-            row.elapsed_s = rec.elapsed_s
+            row.elapsed_s = recorded_elapsed(row.started_at, row.ended_at, rec.elapsed_s)
             row.updated_at = now
             db.add(row)
     return changes
+
+
+def recorded_elapsed(
+    first_start: float | None, ended_at: float | None, slurm_elapsed: float | None
+) -> float | None:
+    """The elapsed time a session keeps: Slurm's Elapsed counts only the last run of a
+    requeued job, so an ended session keeps ``end - first start`` when that is larger (the
+    time it showed while running: :func:`nsml_hpc.sessions.views.elapsed_seconds`)."""
+    if first_start and ended_at and ended_at > first_start:
+        return max(slurm_elapsed or 0.0, ended_at - first_start)
+    return slurm_elapsed
 
 
 def _recently_ended(catalog: Catalog, since: float) -> list[SessionRecord]:
@@ -514,7 +645,8 @@ def _settling_sessions(
 ) -> list[SessionRecord]:
     """Sessions that ended recently while accounting's record of their job was incomplete
     (slurmdbd can report a finished job before it has the job's partition and time limit):
-    the same sacct call asks about them again, for their allocation only."""
+    the same sacct call asks about them again, for their allocation only (:func:`sync` leaves
+    out those it asks about for their state anyway, such as a provisional end)."""
     recent = [
         record
         for record in _recently_ended(catalog, now - RECENTLY_ENDED_SECONDS)
@@ -600,17 +732,23 @@ def _scrape(
     report: SyncReport,
     now: float,
     unreachable: set[str],
+    found: dict[int, list[FoundFile]] | None = None,
+    troubled: dict[int, str] | None = None,
 ) -> set[int]:
     """Ingest what the jobs appended, one cluster at a time: ONE sizes call for all its
-    metrics, events and gpu.jsonl files, then ONE read_many of only the new bytes of the files
-    that grew (in batches of at most MAX_READ_BYTES); then each session's captured logs. A
-    cluster whose connection fails is left for the next sync (cursors move with their points,
-    so nothing is lost or doubled). Returns the sessions that got new events (their job runs
-    change)."""
+    metrics, events and gpu.jsonl files (and the Slurm output of sessions that capture printed
+    metrics), then ONE read_many of only the new bytes of the files that grew (in batches of
+    at most MAX_READ_BYTES); then each session's captured logs. A cluster whose connection
+    fails is left for the next sync (cursors move with their points, so nothing is lost or
+    doubled). Returns the sessions that got new events (their job runs change); ``found``
+    receives the checkpoint files each session's capture walk saw; ``troubled`` the sessions
+    whose events.jsonl had lines that are not events or shrank (see :func:`_shrunk_events`)."""
+    troubled = {} if troubled is None else troubled
     with_new_events: set[int] = set()
     ids = [target.session_id for target in targets]
     names = {target.session_id: target.name for target in targets}
     cursors = load_cursors(catalog, ids)
+    printed = printed_outputs(catalog, ids)
     gpu = gpu_states(catalog, ids)
     known_captured = captured_files(cursors)
     discovered = {
@@ -625,9 +763,12 @@ def _scrape(
     for cluster, sessions in sorted(by_cluster.items()):
         if cluster in unreachable:
             continue
+        scraped = {
+            t.session_id: [*SCRAPED_FILES, *printed.files_of(t.session_id)] for t in sessions
+        }
         try:
             files = backend_for(cluster).files
-            paths = [f"{t.run_dir}/{name}" for t in sessions for name in SCRAPED_FILES]
+            paths = [f"{t.run_dir}/{name}" for t in sessions for name in scraped[t.session_id]]
             sizes = files.sizes(paths)
         except NsmlError as exc:
             report.errors.setdefault(cluster, str(exc))
@@ -635,13 +776,16 @@ def _scrape(
             continue
         report.sessions_scraped += len(sessions)
         grown: list[tuple[int, str, CursorState, str, int]] = []
+        shrunk: list[EventIngest] = []
         for target in sessions:
-            for file in SCRAPED_FILES:
+            for file in scraped[target.session_id]:
                 cursor = cursors.get((target.session_id, file), empty)
                 path = f"{target.run_dir}/{file}"
                 size = sizes.get(path)
                 if size is not None and size > cursor.offset:
                     grown.append((target.session_id, file, cursor, path, size))
+                elif size is not None and size < cursor.offset and file == EVENTS_FILE:
+                    shrunk.append(_shrunk_events(target.session_id, cursor, size, troubled))
                 # else: missing, unchanged, or truncated (its points are already in)
         try:
             for batch in _read_batches(grown):
@@ -653,7 +797,11 @@ def _scrape(
                 )
                 metric_items: list[MetricIngest] = []
                 event_items: list[EventIngest] = []
+                outputs: list[tuple[int, str, CursorState, bytes]] = []
                 for (session_id, file, cursor, path, _), raw in zip(batch, chunks, strict=True):
+                    if file not in SCRAPED_FILES:  # a Slurm output: read after the batch
+                        outputs.append((session_id, file, cursor, raw))
+                        continue
                     chunk, new_offset = complete_lines(raw, cursor.offset)
                     if not chunk and len(raw) >= MAX_READ_BYTES and file != GPU_FILE:
                         # One line longer than a whole read can never complete within one:
@@ -687,8 +835,15 @@ def _scrape(
                         event_items.append(EventIngest(session_id, events, cursor, new_offset))
                         if events.events:
                             with_new_events.add(session_id)
+                # Printed metrics, without those the same batch brings through report().
+                metric_items += printed.ingest(outputs, metric_items, report.warnings)
                 # Every changed file of the batch in ONE transaction, offsets with their rows.
-                store_ingests(catalog, metric_items, event_items, now)
+                event_items += shrunk
+                shrunk = []
+                store_ingests(
+                    catalog, metric_items, event_items, now, printed_sessions=printed.sessions
+                )
+                _note_malformed_events(event_items, troubled)
                 for item in metric_items:
                     report.new_points += len(item.batch.points)
                     report.malformed_lines += item.batch.malformed
@@ -699,6 +854,8 @@ def _scrape(
                     _warn_refused(
                         report, names, event_item.session_id, EVENTS_FILE, event_item.batch
                     )
+            store_ingests(catalog, [], shrunk, now)  # when no file grew
+            report.malformed_lines += len(shrunk)
             looked: list[int] = []
             for target in sessions:
                 captured = scrape_captured(
@@ -711,7 +868,10 @@ def _scrape(
                     discovered.get(target.session_id),
                     now,
                     ended_at=target.ended_at,
+                    printed_sessions=printed.sessions,
                 )
+                if found is not None and captured.checkpoints is not None:
+                    found[target.session_id] = captured.checkpoints
                 report.new_points += captured.points
                 report.malformed_lines += captured.malformed
                 report.warnings.extend(captured.warnings)
@@ -722,6 +882,24 @@ def _scrape(
             report.errors.setdefault(cluster, str(exc))
             unreachable.add(cluster)
     return with_new_events
+
+
+def _shrunk_events(
+    session_id: int, cursor: CursorState, size: int, troubled: dict[int, str]
+) -> EventIngest:
+    """An events.jsonl shorter than what was read of it (cut short, or replaced): its events
+    are in the catalog already; reading goes on from its new end, and it counts as one
+    malformed line (so its events are not trusted for the state any more)."""
+    troubled[session_id] = f"shrank from {cursor.offset} to {size} bytes"
+    return EventIngest(session_id, EventBatch(malformed=1), cursor, size)
+
+
+def _note_malformed_events(items: list[EventIngest], troubled: dict[int, str]) -> None:
+    for item in items:
+        if item.batch.malformed and item.session_id not in troubled:
+            troubled[item.session_id] = (
+                f"{item.batch.malformed} line(s) that are not events (corrupt or cut short)"
+            )
 
 
 def _warn_refused(

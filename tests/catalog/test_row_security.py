@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from sqlalchemy import make_url, text
 
+from nsml_hpc.catalog import migrations
 from nsml_hpc.catalog.metrics import CursorState, store_metric_batch
 from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.catalog.sessions import get_session, mark_submitted, reserve_session, update_memo
@@ -172,6 +173,6 @@ def test_setup_is_idempotent_and_a_member_cannot_upgrade_the_schema(
     with pytest.raises(CatalogError, match="the team's admin runs: nsml-hpc catalog upgrade"):
         open_catalog(urls["bob"])
     with psycopg.connect(_plain(admin_url)) as conn:
-        conn.execute("UPDATE alembic_version SET version_num = '0003_job_allocation'")
+        conn.execute(f"UPDATE alembic_version SET version_num = '{migrations.HEAD}'")
     with psycopg.connect(_plain(urls["bob"])) as bob:
         assert bob.execute(text("SELECT 1").text).fetchone() == (1,)

@@ -11,9 +11,10 @@ import pytest
 
 from nsml_hpc.backends.fake import FakeBackend, FakeJob, Step
 from nsml_hpc.backends.files import LocalFiles
+from nsml_hpc.catalog.allocations import allocations_of
 from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.schema import open_catalog
-from nsml_hpc.catalog.sessions import get_session, state_history
+from nsml_hpc.catalog.sessions import get_session, jobs_of, state_history
 from nsml_hpc.config.settings import Settings
 from nsml_hpc.errors import BackendError
 from nsml_hpc.slurm.states import SessionState
@@ -31,7 +32,11 @@ def catalog(tmp_path: Path) -> Catalog:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(
-        catalog_url="unused", run_root=tmp_path, poll_floor_seconds=1.0, submit_grace_seconds=60.0
+        catalog_url="unused",
+        run_root=tmp_path,
+        poll_floor_seconds=1.0,
+        slurm_floor_seconds=1.0,
+        submit_grace_seconds=60.0,
     )
 
 
@@ -138,6 +143,76 @@ def test_an_end_seen_in_squeue_is_provisional_until_sacct_answers(
     ]
     backend.calls.clear()
     outage.sync(SUBMITTED_AT + 420)
+    assert backend.calls == []
+
+
+def test_a_provisional_end_with_an_incomplete_allocation_takes_sacct_record_at_recovery(
+    catalog: Catalog, settings: Settings, tmp_path: Path, clock: Clock
+) -> None:
+    # As on the sandbox: the last sacct before the outage had the running job without its
+    # partition (an incomplete allocation), and accounting is back within a minute of the end,
+    # so the session is both provisional and "settling" (ended recently, allocation
+    # incomplete). Its end must still be replaced by sacct's record, in the one sacct call.
+    name = _session(catalog, tmp_path, "91")
+    outage = Outage(catalog, settings, clock)
+    backend = outage.backend
+    backend.add(
+        FakeJob(
+            "91",
+            "RUNNING",
+            None,
+            gpus=1,
+            submitted_at=SUBMITTED_AT,
+            started_at=SUBMITTED_AT + 1,
+            allocation_recorded=False,
+        )
+    )
+    outage.sync(SUBMITTED_AT + 5)
+    record = get_session(catalog, name)
+    assert record.id is not None
+    [job] = jobs_of(catalog, [record.id])[record.id]
+    assert job.id is not None
+    assert allocations_of(catalog, [job.id])[job.id][1] is False
+    backend.fail("query", error=BackendError(DOWN))
+    # The job ends; squeue has already forgotten it (MinJobAge), and the run directory's
+    # `ended` event settles it, provisionally (no squeue line: nothing to store of its
+    # allocation meanwhile).
+    backend.min_job_age = 0.0
+    _ended(outage, "91", SUBMITTED_AT + 15, Step("COMPLETED"))
+    run_dir = Path(record.run_dir)
+    run_dir.mkdir(parents=True)
+    events = [
+        {"event": "started", "time": SUBMITTED_AT + 1, "job_id": "91"},
+        {"event": "ended", "time": SUBMITTED_AT + 15, "job_id": "91", "exit_code": 0},
+    ]
+    (run_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    assert outage.sync(SUBMITTED_AT + 20).state_changes == 1
+    assert get_session(catalog, name).reason == PROVISIONAL_REASON
+    assert allocations_of(catalog, [job.id])[job.id][1] is False
+    # Accounting is back 40 s later, with the whole record now.
+    backend.recover("query")
+    backend.job("91").allocation_recorded = True
+    backend.calls.clear()
+    report = outage.sync(SUBMITTED_AT + 60)
+    assert report.degraded == {} and report.errors == {}
+    assert _asked(backend) == [("query", ["91"])]
+    assert report.state_changes == 0  # the same state, confirmed
+    recovered = get_session(catalog, name)
+    assert (recovered.state, recovered.reason, recovered.exit_code, recovered.ended_at) == (
+        "COMPLETED",
+        None,
+        0,
+        SUBMITTED_AT + 15,
+    )
+    assert [change.state for change in state_history(catalog, record.id)] == [
+        "SUBMITTED",
+        "RUNNING",
+        "COMPLETED",
+    ]
+    assert allocations_of(catalog, [job.id])[job.id][1] is True
+    # Settled: neither provisional nor incomplete any more, so not asked about again.
+    backend.calls.clear()
+    outage.sync(SUBMITTED_AT + 70)
     assert backend.calls == []
 
 

@@ -61,7 +61,11 @@ def catalog(tmp_path: Path) -> Catalog:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(
-        catalog_url="unused", run_root=tmp_path, poll_floor_seconds=1.0, submit_grace_seconds=60.0
+        catalog_url="unused",
+        run_root=tmp_path,
+        poll_floor_seconds=1.0,
+        slurm_floor_seconds=1.0,
+        submit_grace_seconds=60.0,
     )
 
 

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from nsml_hpc.snapshots.gc import run_gc
 from nsml_hpc.snapshots.sync import refresh_session
 from nsml_hpc.sync.run import LEGACY_LOST_REASON, sync
 from nsml_hpc.workspace import Workspace
+from tests.conftest import create_postgres_schema, drop_postgres_schema
 
 T0 = 1_000_000.0
 
@@ -325,17 +327,36 @@ def test_a_session_wrongly_marked_lost_is_repaired_by_its_owners_sync(
 def test_a_config_holding_a_catalog_password_must_be_private(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    config = tmp_path / "config.toml"
-    config.write_text(f"catalog = {postgres_url!r}\n")
-    env = {
-        **os.environ,
-        "NSML_HPC_CONFIG": str(config),
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-        "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
-    }
-    env.pop("NSML_HPC_CATALOG", None)
-    for mode in (0o644, 0o640, 0o604):
-        config.chmod(mode)
+    # A schema of its own: the shared database's public schema may hold a catalog of any
+    # revision (another checkout's tests), which this refusal must not depend on.
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    create_postgres_schema(postgres_url, schema)
+    url = f"{postgres_url}?options=-csearch_path%3D{schema}"
+    try:
+        config = tmp_path / "config.toml"
+        config.write_text(f"catalog = {url!r}\n")
+        env = {
+            **os.environ,
+            "NSML_HPC_CONFIG": str(config),
+            "XDG_DATA_HOME": str(tmp_path / "data"),
+            "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+        }
+        env.pop("NSML_HPC_CATALOG", None)
+        for mode in (0o644, 0o640, 0o604):
+            config.chmod(mode)
+            done = subprocess.run(
+                [str(Path(sys.executable).parent / "nsml-hpc"), "catalog", "whoami"],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=120,
+                check=False,
+            )
+            assert done.returncode == 2, done.stderr  # the user's setting to fix
+            assert done.stderr.count("\n") == 1
+            assert "holds a catalog password and is readable by others" in done.stderr
+            assert f"chmod 600 {config}" in done.stderr
+        config.chmod(0o600)
         done = subprocess.run(
             [str(Path(sys.executable).parent / "nsml-hpc"), "catalog", "whoami"],
             capture_output=True,
@@ -344,18 +365,7 @@ def test_a_config_holding_a_catalog_password_must_be_private(
             timeout=120,
             check=False,
         )
-        assert done.returncode == 2, done.stderr  # the user's setting to fix
-        assert done.stderr.count("\n") == 1
-        assert "holds a catalog password and is readable by others" in done.stderr
-        assert f"chmod 600 {config}" in done.stderr
-    config.chmod(0o600)
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "nsml-hpc"), "catalog", "whoami"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("you are ")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("you are ")
+    finally:
+        drop_postgres_schema(postgres_url, schema)

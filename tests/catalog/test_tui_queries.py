@@ -116,10 +116,11 @@ def test_ps_and_the_table_page_build_one_row_model_with_one_elapsed_rule(
             gpu_util=ps.gpu_util,
             gpu_idle_s=ps.gpu_idle_s,
             requeues=ps.requeues,
+            hyperparameters=ps.hyperparameters,  # ps shows them (ps --column), the table not
         )
         assert as_ps == ps
         assert row.elapsed_at(NOW + 90) == ps.elapsed_at(NOW + 90)
-        assert set(ps.to_json()) == {*JSON_FIELDS, "state_text"}
+        assert set(ps.to_json()) == {*JSON_FIELDS, "state_text", "hyperparameters"}
     running = listed["cifar/1"]
     assert running.elapsed_at(NOW + 90) == pytest.approx((running.elapsed_s or 0) + 90)
     assert listed["mnist/1"].elapsed_at(NOW + 90) == listed["mnist/1"].elapsed_s  # ended

@@ -102,15 +102,23 @@ def test_the_workspace_face_loads_its_features_only_when_an_operation_runs() -> 
 # --- the front ends reach the library through the workspace -------------------------------
 
 REPO = Path(__file__).resolve().parents[2]
-FRONT_ENDS = {"nsml_hpc.cli": REPO / "nsml_hpc" / "cli", "nsml_hpc.tui": REPO / "tui"}
+FRONT_ENDS = {
+    "nsml_hpc.cli": REPO / "nsml_hpc" / "cli",
+    "nsml_hpc.tui": REPO / "tui",
+    "nsml_hpc.client": REPO / "nsml_hpc" / "client.py",  # the notebook API (one module)
+}
 BEHIND_THE_WORKSPACE = ("nsml_hpc.catalog", "nsml_hpc.backends")
-# What a front end may import from whole: the face, the errors, the formatting, itself.
+# What a front end may import from whole: the face, the errors, the formatting, the "did
+# you mean" helper, logging's set-up, itself.
 OPEN_TO_FRONT_ENDS = (
     "nsml_hpc.workspace",
     "nsml_hpc.errors",
     "nsml_hpc.formatting",
+    "nsml_hpc.suggest",
+    "nsml_hpc.logs",
     "nsml_hpc.cli",
     "nsml_hpc.tui",
+    "nsml_hpc.client",
 )
 # Pure functions of values a front end may call directly (they touch no state): parsers of a
 # user's text and formatters. Everything else that is callable is a Workspace method.
@@ -124,8 +132,10 @@ PURE_FUNCTIONS = {
     "nsml_hpc.slurm.sinfo.partition_summary",
     "nsml_hpc.slurm.sinfo.per_node_text",
     "nsml_hpc.job.spec.time_limit_minutes",
+    "nsml_hpc.job.spec.parse_dataset_ref",
     "nsml_hpc.job.spec.validate_memo",
     "nsml_hpc.job.spec.validate_memory",
+    "nsml_hpc.job.spec.validate_stdout_pattern",
     "nsml_hpc.slurm.timefmt.format_duration",
     "nsml_hpc.snapshots.fork.parse_changes",
     "nsml_hpc.snapshots.fork.split_changes",
@@ -149,6 +159,9 @@ class Import:
 def _front_end_modules() -> list[tuple[str, Path, bool]]:
     found = []
     for package, folder in FRONT_ENDS.items():
+        if folder.is_file():
+            found.append((package, folder, False))
+            continue
         for path in sorted(folder.rglob("*.py")):
             parts = path.relative_to(folder).with_suffix("").parts
             is_package = parts[-1] == "__init__"

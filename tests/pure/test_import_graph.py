@@ -10,7 +10,10 @@ import nsml_hpc
 
 PACKAGE = Path(nsml_hpc.__file__).resolve().parent
 # Loaded by name on purpose: the TUI is optional (Textual), imported only by ``nsml-hpc tui``.
-LOADED_BY_NAME = {("nsml_hpc.cli.tui_command", "nsml_hpc.tui")}
+LOADED_BY_NAME = {
+    ("nsml_hpc.cli.tui_command", "nsml_hpc.tui"),
+    ("nsml_hpc.cli.serve_command", "nsml_hpc.tui.web"),  # the TUI in a browser (optional)
+}
 
 
 def _modules() -> dict[str, Path]:
@@ -82,7 +85,7 @@ def test_the_circle_finder_finds_one() -> None:
 
 def test_no_module_of_ours_is_loaded_by_a_string() -> None:
     """``import_module`` only with a literal name: a third-party optional one (pyslurm, torch),
-    or the optional TUI."""
+    or the optional TUI (in a terminal or in a browser)."""
     ours, computed = set(), set()
     for name, path in _modules().items():
         for node in ast.walk(ast.parse(path.read_text("utf-8"))):

@@ -109,3 +109,20 @@ def test_copy_out_copies_a_folder_to_a_new_local_one(
         files.copy_out(f"{root}/snapshots/best", destination)  # must not exist
     with pytest.raises(BackendError, match="is not a folder"):
         files.copy_out(f"{root}/snapshots/best/model.pt", tmp_path / "other")
+
+
+def test_make_read_only_takes_write_permission_off_files_not_folders(
+    seam: tuple[RunFiles, str],
+) -> None:
+    files, root = seam
+    folder = f"{root}/version/data"
+    files.write_files(folder, {"a.txt": b"a", "sub/b.txt": b"b"})
+    files.make_read_only(folder)
+    for name in ("a.txt", "sub/b.txt"):
+        if isinstance(files, LocalFiles):
+            assert Path(folder, name).stat().st_mode & 0o222 == 0
+        assert files.read_bytes(f"{folder}/{name}", 10) is not None
+    files.remove_tree(f"{root}/version", inside=root)  # folders stay writable: it can go
+    assert files.stat(f"{root}/version") is None
+    with pytest.raises(BackendError):
+        files.make_read_only(f"{root}/gone")

@@ -146,11 +146,20 @@ def test_bool_text_list_and_null_fields_are_not_metrics():
     assert [r["name"] for r in rows(parse_metric_lines(chunk, 0, 1))] == ["v"]
 
 
-@pytest.mark.parametrize("step", [b"", b'"step": "7", ', b'"step": 1.5, ', b'"step": true, '])
-def test_missing_or_non_integer_step_leaves_the_point_without_a_step(step):
+def test_a_missing_step_leaves_the_point_without_a_step():
+    batch = parse_metric_lines(b'{"loss": 1}\n', 0, 1)
+    assert [r["step"] for r in rows(batch)] == [None]
+    assert batch.last_step is None
+    assert batch.malformed == 0
+
+
+@pytest.mark.parametrize("step", [b'"step": "7", ', b'"step": 1.5, ', b'"step": true, '])
+def test_a_non_integer_step_makes_the_line_malformed(step):
+    """Issue 15: such lines were ingested without a step and never counted."""
     chunk = b"{" + step + b'"loss": 1}\n'
     batch = parse_metric_lines(chunk, 0, 1)
-    assert [r["step"] for r in rows(batch)] == [None]
+    assert rows(batch) == []
+    assert batch.malformed == 1
     assert batch.last_step is None
 
 

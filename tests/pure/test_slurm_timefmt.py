@@ -9,7 +9,12 @@ import pytest
 
 from nsml_hpc.job.duration import parse_duration
 from nsml_hpc.slurm.sacct import SACCT_FIELDS
-from nsml_hpc.slurm.timefmt import format_duration, parse_timestamp, relative_start
+from nsml_hpc.slurm.timefmt import (
+    format_duration,
+    format_time_limit,
+    parse_timestamp,
+    relative_start,
+)
 from nsml_hpc.slurm.user_queue import QUEUE_FIELDS
 
 
@@ -126,3 +131,20 @@ def test_start_times_are_relative_to_the_clusters_clock(since, now, text):
 @pytest.mark.parametrize("text", ["", "Unknown", "None", "N/A", "  Unknown ", "0"])
 def test_missing_timestamps_are_none(text):
     assert parse_timestamp(text) is None
+
+
+@pytest.mark.parametrize(
+    ("minutes", "text"),
+    [
+        (5, "00:05:00"),
+        (60, "01:00:00"),
+        (1439, "23:59:00"),
+        (525600, "365-00:00:00"),
+        (None, "UNLIMITED"),
+    ],
+)
+def test_a_time_limit_prints_as_saccts_timelimit(minutes: int | None, text: str) -> None:
+    """sacct's Timelimit column on the sandbox (22.05): 365-00:00:00, UNLIMITED."""
+    assert format_time_limit(minutes) == text
+    if minutes is not None:
+        assert parse_duration(text) == minutes * 60

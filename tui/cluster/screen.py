@@ -94,7 +94,8 @@ class ClusterScreen(Screen[None]):
             "job", "name", "state", "reason / nodes", "partition", "GPUs", "time", "limit", "start"
         )
         app = nsml_app(self)
-        interval = max(app.workspace.settings.poll_floor_seconds, app.sync_interval)
+        # sinfo + squeue are Slurm queries: on the Slurm clock (opening the screen fetches)
+        interval = max(app.workspace.slurm_policy().floor_seconds, app.sync_interval)
         self.set_interval(interval, self._fetch)
         self._fetch()
 

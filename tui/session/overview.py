@@ -113,10 +113,21 @@ def overview(detail: dict[str, Any]) -> RenderableType:
     if not detail["hyperparameters"]:
         hparams.add_row("-", "-")
 
-    jobs = _table("Slurm jobs", "job", "state", "exit", "nodes", "submitted", "started", "ended")
-    for job in detail["jobs"]:
+    jobs = _table(
+        "Slurm jobs (one row per run)",
+        "job",
+        "run",
+        "state",
+        "exit",
+        "nodes",
+        "submitted",
+        "started",
+        "ended",
+    )
+    for job in detail["runs"]:
         jobs.add_row(
             job["job_id"],
+            str(job["run"]),
             Text(job["state"], state_style(job["state"])),
             "-" if job["exit_code"] is None else str(job["exit_code"]),
             job["node_list"] or "-",

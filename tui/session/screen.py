@@ -3,7 +3,7 @@ the followed Slurm output, and the snapshot list, with stop / fork / memo / pin 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from textual import on, work
@@ -22,6 +22,7 @@ from nsml_hpc.snapshots.fork import ForkRequest
 from ..app import nsml_app
 from ..dialogs.confirm import ConfirmDialog
 from ..dialogs.fork import ForkDialog
+from ..dialogs.hparams import HParamChanges, HParamDialog
 from ..dialogs.memo import MemoDialog
 from ..session.logs import LogPane
 from ..session.overview import overview, title_line
@@ -44,6 +45,7 @@ class SessionScreen(Screen[None]):
         Binding("x", "stop", "Stop"),
         Binding("f", "fork", "Fork"),
         Binding("e", "memo", "Memo"),
+        Binding("h", "hparams", "Set hyperparameters", show=False),
         Binding("p", "pin", "Pin snapshot"),
         Binding("d", "delete_snapshot", "Delete snapshot"),
         Binding("F", "follow", "Follow log", show=False),
@@ -57,7 +59,9 @@ class SessionScreen(Screen[None]):
 
     @dataclass
     class CurvesLoaded(Message):
+        names: list[str]  # the metrics asked for (a result for an older pick is dropped)
         curves: list[tuple[str, PlotCurve]]
+        marks: list[float] = field(default_factory=list)  # steps of hyperparameter changes
 
     @dataclass
     class ActionDone(Message):
@@ -141,14 +145,20 @@ class SessionScreen(Screen[None]):
             curves: list[tuple[str, PlotCurve]] = [
                 (name, workspace.metric_series(self.session, name, buckets)) for name in names
             ]
+            marks = [step for step, _ in workspace.hyperparameter_marks([self.session])]
         except NsmlError:
             return
-        self.post_message(self.CurvesLoaded(curves))
+        self.post_message(self.CurvesLoaded(names, curves, marks))
 
     def on_session_screen_curves_loaded(self, message: CurvesLoaded) -> None:
+        # Workers of one group are exclusive, but a thread cannot be stopped: a slow load for
+        # an earlier pick may finish after the load for the ticks on screen now. Only the
+        # curves of the current pick are drawn.
+        if message.names != sorted(self._picked or ()):
+            return
         points = sum(series.points for _, series in message.curves)
         title = f"{self.session} · {points:,} points" if message.curves else "pick metrics ←"
-        self.query_one(MetricPlot).show_curves(message.curves, title=title)
+        self.query_one(MetricPlot).show_curves(message.curves, title=title, marks=message.marks)
 
     # --- keys -------------------------------------------------------------------------------
 
@@ -215,6 +225,34 @@ class SessionScreen(Screen[None]):
         child = forked.submitted
         assert child is not None
         text = f"forked {forked.tag} → {child.name} (job {child.job_id})"
+        self.post_message(self.ActionDone(text, []))
+
+    def action_hparams(self) -> None:
+        current = (self.detail or {}).get("hyperparameters") or {}
+        shown = " ".join(f"{key}={value}" for key, value in sorted(current.items()))
+
+        def done(request: HParamChanges | None) -> None:
+            if request is not None:
+                self._run_hparams(request)
+
+        self.app.push_screen(HParamDialog(self.session, shown), done)
+
+    @work(thread=True, exclusive=True, group="session-hparams", name="set-hyperparameters")
+    def _run_hparams(self, request: HParamChanges) -> None:
+        workspace = nsml_app(self).workspace
+        try:
+            if request.add_new:
+                known = workspace.hyperparameter_state(self.session).current
+                sets = [text for text in request.changes if text.split("=", 1)[0] in known]
+                adds = [text for text in request.changes if text not in sets]
+            else:
+                sets, adds = request.changes, []
+            done = workspace.set_hyperparameters(self.session, sets, adds=adds)
+        except NsmlError as exc:
+            self.post_message(self.ActionDone("", [f"set: {exc}"]))
+            return
+        moved = ", ".join(f"{key}={value}" for key, value in sorted(done.changes.items()))
+        text = f"set {moved} (version {done.version}); the job takes it at its next look"
         self.post_message(self.ActionDone(text, []))
 
     def action_memo(self) -> None:

@@ -12,11 +12,10 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from nsml_hpc.errors import NsmlError
-from nsml_hpc.formatting import format_metrics, format_time
+from nsml_hpc.formatting import format_bytes, format_metrics, format_time
 from nsml_hpc.snapshots.actions import SnapshotRow
 
 from ..app import nsml_app
-from ..widgets.styling import size_text
 
 
 class SnapshotTable(DataTable[str | Text]):
@@ -55,7 +54,7 @@ class SnapshotTable(DataTable[str | Text]):
                 info.tag,
                 "-" if info.step is None else str(info.step),
                 format_metrics(info.metrics, 40) or "-",
-                size_text(info.bytes),
+                format_bytes(info.bytes),
                 str(info.files),
                 flags_text(info),
                 format_time(info.created_at),

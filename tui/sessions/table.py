@@ -26,7 +26,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
 
-from nsml_hpc.formatting import printable
+from nsml_hpc.formatting import printable, sorted_sessions
 from nsml_hpc.job.direction import NO_OVERRIDES, Directions
 from nsml_hpc.sessions.query import SessionQuery, SortColumn
 from nsml_hpc.sessions.views import SessionRow
@@ -346,7 +346,7 @@ class SessionTable(ScrollView, can_focus=True):
     def targets(self) -> list[str]:
         """What an action applies to: the marked sessions, else the one under the cursor."""
         if self.marks:
-            return sorted(self.marks)
+            return sorted_sessions(self.marks)  # proj/2 before proj/10
         name = self.current_name
         return [name] if name else []
 

@@ -40,7 +40,14 @@ class MetricPlot(PlotextPlot):
         width = self.size.width or 80
         return max(2 * (width - 10), 20)
 
-    def show_curves(self, curves: list[tuple[str, PlotCurve]], *, title: str = "") -> None:
+    def show_curves(
+        self,
+        curves: list[tuple[str, PlotCurve]],
+        *,
+        title: str = "",
+        marks: Sequence[float] = (),
+    ) -> None:
+        """Draw ``curves``; ``marks``: steps where a hyperparameter changed (vertical lines)."""
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
@@ -50,6 +57,9 @@ class MetricPlot(PlotextPlot):
                 continue
             plt.plot(series.xs, series.ys, label=label, color=COLORS[index % len(COLORS)])
             drawn += 1
+        if drawn:
+            for step in marks:
+                plt.vline(step, "red")
         plt.xlabel("step")
         if not drawn:
             title = f"{title} — no points yet" if title else "no points yet"

@@ -46,15 +46,6 @@ def metric_text(value: float | None) -> str:
     return "-" if value is None else format_number(value)
 
 
-def size_text(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
-
-
 def ago_text(seconds: float) -> str:
     seconds = max(seconds, 0.0)
     if seconds < 60:

@@ -26,7 +26,9 @@ from sqlmodel import SQLModel, create_engine
 
 from nsml_hpc.catalog import (
     allocations,
+    clock_models,
     cluster_models,
+    dataset_models,
     models,
     snapshot_models,
     summary_models,
@@ -34,10 +36,10 @@ from nsml_hpc.catalog import (
 )
 from nsml_hpc.errors import CatalogError
 
-HEAD = "0003_job_allocation"
+HEAD = "0005_slurm_clock"
 SCHEMA_VERSION = 2  # catalog_meta's number, which nsml-hpc 0.1 (no migrations) checks
 BASELINE = "0001_baseline"
-KNOWN = (BASELINE, "0002_teams", HEAD)
+KNOWN = (BASELINE, "0002_teams", "0003_job_allocation", "0004_issue12_tables", HEAD)
 HERE = Path(__file__).resolve().parent
 VERSION_KEY = "schema_version"
 # catalog.summaries' mark that the summaries of older points are filled (none in a new one):
@@ -54,6 +56,8 @@ MODEL_MODULES = (
     cluster_models,
     team_models,
     allocations,
+    dataset_models,
+    clock_models,
 )
 
 

@@ -1,0 +1,107 @@
+"""``nsml-hpc --help``, every ``SUBCOMMAND --help`` and ``ps --no-sync`` stay light: none of
+them imports Textual, pandas, paramiko, Jinja2 or matplotlib, and ``--help`` not even
+SQLModel/SQLAlchemy (issue 15: completion and help must answer at once)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nsml_hpc.cli import build_parser
+
+NEVER = ("textual", "pandas", "paramiko", "jinja2", "matplotlib", "plotext", "tomlkit")
+NOT_FOR_HELP = (*NEVER, "sqlmodel", "sqlalchemy")
+
+
+def _modules_after(argv: list[str], env: dict[str, str] | None = None) -> set[str]:
+    probe = (
+        "import json, sys\n"
+        "from nsml_hpc.cli import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "sys.stdout.flush()\n"
+        "print('\\n@@' + json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert "@@" in done.stdout, done.stderr
+    return set(json.loads(done.stdout.rsplit("@@", 1)[1]))
+
+
+def _tops(modules: set[str]) -> set[str]:
+    return {name.split(".")[0] for name in modules}
+
+
+def _commands() -> list[list[str]]:
+    found: list[list[str]] = []
+
+    def walk(parser: argparse.ArgumentParser, prefix: list[str]) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    found.append([*prefix, name])
+                    walk(sub, [*prefix, name])
+
+    walk(build_parser(), [])
+    return found
+
+
+def test_help_imports_no_catalog_and_nothing_heavy() -> None:
+    loaded = _tops(_modules_after(["--help"]))
+    assert not loaded & set(NOT_FOR_HELP), loaded & set(NOT_FOR_HELP)
+
+
+def test_every_subcommand_help_imports_nothing_heavy() -> None:
+    commands = _commands()
+    assert len(commands) > 25
+    # one process for all of them (each --help raises SystemExit inside main's parse)
+    probe = (
+        "import json, sys, io, contextlib\n"
+        "from nsml_hpc.cli import main\n"
+        f"for argv in {commands!r}:\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        try:\n"
+        "            main([*argv, '--help'])\n"
+        "        except SystemExit:\n"
+        "            pass\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+    )
+    loaded = _tops(set(json.loads(done.stdout.strip().splitlines()[-1])))
+    assert not loaded & set(NOT_FOR_HELP), loaded & set(NOT_FOR_HELP)
+
+
+def test_ps_without_sync_imports_nothing_heavy(tmp_path: Path) -> None:
+    import os
+
+    env = {
+        **os.environ,
+        "NSML_HPC_CATALOG": f"sqlite:///{tmp_path / 'catalog.db'}",
+        "NSML_HPC_RUN_ROOT": str(tmp_path / "runs"),
+        "NSML_HPC_CONFIG": str(tmp_path / "config.toml"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+    }
+    loaded = _tops(_modules_after(["ps", "--no-sync"], env))
+    assert "sqlmodel" in loaded  # it did open the catalog
+    assert not loaded & set(NEVER), loaded & set(NEVER)
+
+
+@pytest.mark.parametrize("word", ["--help"])
+def test_help_lists_every_command(word: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from nsml_hpc.cli import main
+
+    with pytest.raises(SystemExit):
+        main([word])
+    out = capsys.readouterr().out
+    for command in ("submit", "export", "completion", "config", "serve"):
+        assert command in out
