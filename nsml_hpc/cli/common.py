@@ -35,6 +35,9 @@ Command = Callable[[argparse.Namespace], int]
 # Flags whose value is itself an option (``--sbatch-arg --comment=x``): argparse would take
 # the value for an unknown option, so the parser joins the two words first.
 DASH_VALUE_FLAGS = frozenset({"--sbatch-arg"})
+# Positionals that take the rest of the line, options included: the script's arguments and a
+# command's sub-command (whose own parser joins its words).
+_TAKES_THE_REST = frozenset({argparse.REMAINDER, argparse.PARSER})
 _INVALID_CHOICE = re.compile(r"^argument ([^:]+): invalid choice: '([^']*)' \(choose from (.*)\)$")
 
 
@@ -97,14 +100,31 @@ class Parser(argparse.ArgumentParser):
         return super().parse_known_args(self._join_dash_values(words), namespace)
 
     def _join_dash_values(self, words: list[str]) -> list[str]:
-        """``--sbatch-arg --comment=x`` -> ``--sbatch-arg=--comment=x``, among the options
-        before the first positional word only (the script's own arguments stay untouched)."""
+        """``--sbatch-arg --comment=x`` -> ``--sbatch-arg=--comment=x``. Positional words are
+        stepped over (``cluster add duo --sbatch-arg --comment=x``); the joining stops only
+        where the rest of the line belongs to a positional that takes it whole: the script's
+        own arguments (nargs=REMAINDER) or a sub-command's words (which its own parser joins)."""
+        positionals = [action for action in self._actions if not action.option_strings]
+        slot = 0  # the positional the next positional word fills
         out: list[str] = []
         index = 0
         while index < len(words):
             word = words[index]
-            if word == "--" or not word.startswith("-") or word == "-":
+            if word == "--":
                 return out + words[index:]
+            if not word.startswith("-") or word == "-":
+                action = positionals[slot] if slot < len(positionals) else None
+                if action is not None and action.nargs in _TAKES_THE_REST:
+                    return out + words[index:]
+                out.append(word)
+                index += 1
+                if action is not None and action.nargs not in ("*", "+"):
+                    slot += 1
+                    following = positionals[slot] if slot < len(positionals) else None
+                    if following is not None and following.nargs == argparse.REMAINDER:
+                        # argparse hands everything after this word to the remainder
+                        return out + words[index:]
+                continue
             action = self._option_string_actions.get(word)
             if word in DASH_VALUE_FLAGS and action is not None and index + 1 < len(words):
                 out.append(f"{word}={words[index + 1]}")

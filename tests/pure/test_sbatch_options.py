@@ -245,3 +245,54 @@ def test_a_fork_keeps_the_launch_and_nodes_but_not_what_its_parent_waited_for() 
     child = _child_spec(parent, ForkRequest(parent="mnist/2"), [], "mnist/2:step-1")
     assert (child.launch, child.resources.nodes, child.resources.gpus) == ("srun", 2, 2)
     assert child.resources.dependency is None and child.after == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["cluster", "add", "duo", "--backend", "local", "--sbatch-arg", "--comment=x"], "x"),
+        (["fork", "p/1", "--sbatch-arg", "--comment=y"], "y"),
+        (["fork", "--memo", "m", "p/1", "--sbatch-arg", "--comment=z", "--gpus", "1"], "z"),
+    ],
+    ids=["cluster-add", "fork", "fork-option-first"],
+)
+def test_the_space_form_works_after_a_positional_word(argv: list[str], expected: str) -> None:
+    from nsml_hpc.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert args.sbatch_args == [f"--comment={expected}"]
+
+
+def test_script_args_that_look_like_sbatch_args_stay_untouched() -> None:
+    from nsml_hpc.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["submit", "train.py", "--sbatch-arg", "--comment=x", "--sbatch-arg=--nice=1"]
+    )
+    assert args.sbatch_args in (None, [])
+    assert args.script_args == ["--sbatch-arg", "--comment=x", "--sbatch-arg=--nice=1"]
+
+
+def test_sweep_options_after_the_script_take_the_space_form_but_shared_args_do_not() -> None:
+    from nsml_hpc.cli import build_parser
+    from nsml_hpc.cli.experiment_commands import _sweep_options
+
+    args = build_parser().parse_args(
+        [
+            "sweep",
+            "--sbatch-arg",
+            "--comment=x",
+            "train.py",
+            "--sbatch-arg",
+            "--nice=2",
+            "--",
+            "--sbatch-arg",
+            "--lr=1",
+        ]
+    )
+    assert args.sbatch_args == ["--comment=x"]
+    assert args.rest == ["--sbatch-arg", "--nice=2", "--", "--sbatch-arg", "--lr=1"]
+    cut = args.rest.index("--")
+    _sweep_options().parse_args(args.rest[:cut], namespace=args)
+    assert args.sbatch_args == ["--comment=x", "--nice=2"]
+    assert args.rest[cut + 1 :] == ["--sbatch-arg", "--lr=1"]
