@@ -430,8 +430,14 @@ def test_every_new_flag_reaches_slurm(
     reservation: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # held, so the session is still waiting for it when scontrol is asked
     before = duo(
-        "sbatch", "--parsable", f"--reservation={reservation}", "--output=/dev/null", "--wrap=true"
+        "sbatch",
+        "--parsable",
+        "--hold",
+        f"--reservation={reservation}",
+        "--output=/dev/null",
+        "--wrap=true",
     ).strip()
     write_script(project_dir, "noop.py", "import nsml_hpc; nsml_hpc.report(step=0, ok=1)\n")
     name, job_id, run_dir = _submit(
@@ -465,6 +471,14 @@ def test_every_new_flag_reaches_slurm(
         "--nice=7",
     ):
         assert f"#SBATCH {directive}\n" in script
+    deadline = time.monotonic() + 30  # the scheduler names the reason on its next pass
+    waiting = _scontrol_job(job_id)
+    while "Reason=Dependency" not in waiting and time.monotonic() < deadline:
+        time.sleep(1)
+        waiting = _scontrol_job(job_id)
+    assert "JobState=PENDING Reason=Dependency" in waiting, waiting
+    assert f"Dependency=afterany:{before}(unfulfilled)" in waiting, waiting
+    duo("scontrol", "release", before)
     record = wait_for_state(workspace_duo, name, {"COMPLETED", "FAILED", "CANCELLED"}, 120)
     assert record.state == "COMPLETED"
     job = _scontrol_job(job_id)
@@ -480,7 +494,7 @@ def test_every_new_flag_reaches_slurm(
         "TresPerNode=gres:gpu:1",
     ):
         assert expected in job, (expected, job)
-    assert "Dependency=(null)" in job or f"afterany:{before}" in job
+    assert _sacct(before, "State")["State"] == "COMPLETED"  # it ran first, once released
     assert "NodeList=duo[1-2]" in job
     # (sacct's NodeList reads only duo1 for a moment after a multi-node job ends)
     # slurmdbd fills in the requested TRES a moment after the job's end record
