@@ -600,6 +600,91 @@ def test_a_sweep_runs_every_session_on_both_nodes(
         assert ranks[1]["seen"] == {"duo1": "10.231.0.11"}
 
 
+SWEEP_FLAGS = (
+    "--exclusive",
+    "--mail-type",
+    "END",
+    "--gpus-per-node",
+    "1",
+    "--nodes",
+    "2",
+    "--launch",
+    "srun",
+)
+SWEEP_DIRECTIVES = (
+    "--nodes=2",
+    "--gres=gpu:1",
+    "--exclusive",
+    "--mail-type=END",
+    "--comment=x",
+    "--ntasks-per-node=1",
+)
+
+
+def test_a_sweep_with_the_new_flags_renders_them_and_records_them_in_every_spec(
+    workspace_duo: Workspace,
+    nsml_env: Path,
+    project_dir: Path,
+    reservation: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    write_script(project_dir, "noop.py", "import nsml_hpc; nsml_hpc.report(step=0, ok=1)\n")
+    flags = (*SWEEP_FLAGS, "--reservation", reservation, "--grid", "x=1,2")
+    # --dry-run: the array script carries every directive; nothing is created
+    code, out, err = _cli(
+        capsys,
+        "sweep",
+        "--dry-run",
+        "--cluster",
+        "duo",
+        *flags,
+        "--sbatch-arg",
+        "--comment=x",
+        "noop.py",
+    )
+    assert code == 0, err
+    for directive in (*SWEEP_DIRECTIVES, f"--reservation={reservation}", "--array=0-1"):
+        assert f"#SBATCH {directive}\n" in out, (directive, out)
+    assert "srun " in out and "2 session(s) in one job array (not submitted)" in err
+    _assert_nothing_created(nsml_env)
+
+    # submitted: each session's recorded spec holds them, and Slurm got them
+    code, out, err = _cli(
+        capsys,
+        "sweep",
+        "--cluster",
+        "duo",
+        *flags,
+        "--max-parallel",
+        "1",
+        "noop.py",
+        "--sbatch-arg",  # the space form among the sweep options after the script
+        "--comment=x",
+    )
+    assert code == 0, err
+    names = sorted(s.name for s in list_sessions(workspace_duo.catalog))
+    assert len(names) == 2
+    for name in names:
+        record = wait_for_state(workspace_duo, name, {"COMPLETED", "FAILED", "CANCELLED"}, 180)
+        assert record.state == "COMPLETED"
+        detail = session_detail(workspace_duo.catalog, name)
+        asked = detail["spec"]["resources"]
+        assert detail["spec"]["launch"] == "srun"
+        assert (asked["nodes"], asked["gpus"], asked["exclusive"]) == (2, 1, True)
+        assert (asked["reservation"], asked["mail_type"]) == (reservation, "END")
+        assert asked["sbatch_args"] == ["--comment=x"]
+        job = _scontrol_job(detail["jobs"][-1]["job_id"])  # an array task: 123_0
+        for expected in (
+            "NumNodes=2",
+            "OverSubscribe=NO",
+            f"Reservation={reservation}",
+            "MailType=END",
+            "Comment=x",
+            "TresPerNode=gres:gpu:1",
+        ):
+            assert expected in job, (expected, job)
+
+
 ALL_REDUCE = """
     import os, socket
     import torch, torch.distributed as dist
