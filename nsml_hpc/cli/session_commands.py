@@ -324,6 +324,8 @@ def render_node_lines(detail: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     asked = shown_resources(spec["resources"])
     extra = {key: asked[key] for key in REQUEST_ONLY if key in asked}
+    if spec["resources"].get("gpu_type") and "gpus" in asked:
+        extra = {"gpus": asked["gpus"], **extra}  # Slurm's count does not name the type
     if detail.get("allocation") is not None and extra:
         lines.append(f"requests    {', '.join(f'{k}={v}' for k, v in extra.items())}")
     launch = spec.get("launch", "plain")
