@@ -793,3 +793,64 @@ def test_an_ssh_profile_with_slurm_conf_reaches_the_two_node_cluster(
     assert _sacct(job_id, "User,Cluster")["Cluster"] == "duo"
     ranks = _ranks(Path(record.run_dir))
     assert {r["host"] for r in ranks.values()} == {"duo1", "duo2"}
+
+
+def test_gpus_counts_each_node_of_duo_in_the_table_and_in_json(
+    duo_cluster: str, duo_nodes: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # one GPU of duo1 held by a job, so the per-node counts have something to count
+    holder = duo(
+        "sbatch",
+        "--parsable",
+        "--gres=gpu:1",
+        "-w",
+        "duo1",
+        "--output=/dev/null",
+        "--wrap=sleep 120",
+    ).strip()
+    try:
+        deadline = time.monotonic() + 120
+        while "JobState=RUNNING" not in _scontrol_job(holder) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert "JobState=RUNNING" in _scontrol_job(holder)
+
+        code, out, err = _cli(capsys, "gpus", "--cluster", "duo", "--nodes")
+        assert code == 0, err
+        partitions, nodes = out.split("\n\n")
+        header = partitions.splitlines()[0].split()
+        assert header[:4] == ["PARTITION", "TYPES", "NODES", "PER"]  # PER NODE
+        debug = next(line.split() for line in partitions.splitlines() if line.startswith("debug"))
+        assert debug[:5] == ["debug*", "-", "2", "2", "4"]  # 2 nodes, 2 GPUs on each, 4 in all
+        rows = {line.split()[0]: line.split() for line in nodes.strip().splitlines()}
+        assert rows["NODE"] == ["NODE", "PARTITIONS", "STATE", "TYPES", "GPUS", "USED", "FREE"]
+        assert sorted(set(rows) - {"NODE"}) == duo_nodes == ["duo1", "duo2"]
+        for node in duo_nodes:
+            _, partitions_of, _, types, total, used, free = rows[node]
+            assert (partitions_of, types, total) == ("debug", "-", "2")
+            assert int(used) + int(free) == 2
+        assert int(rows["duo1"][5]) >= 1  # the holder's GPU
+
+        code, out, err = _cli(capsys, "gpus", "--cluster", "duo", "--nodes", "--json")
+        assert code == 0, err
+        document = json.loads(out)
+        assert set(document) == {"partitions", "nodes"}
+        (part,) = document["partitions"]
+        assert (part["partition"], part["default"], part["nodes"], part["per_node"]) == (
+            "debug",
+            True,
+            2,
+            "2",
+        )
+        assert part["total"] == 4 and part["allocated"] >= 1
+        assert part["allocated"] + part["idle"] + part["unavailable"] == 4
+        by_node = {row["node"]: row for row in document["nodes"]}
+        assert sorted(by_node) == ["duo1", "duo2"]
+        assert all(row["total"] == 2 and row["partitions"] == ["debug"] for row in by_node.values())
+        assert by_node["duo1"]["used"] >= 1
+        assert all(row["used"] + row["free"] == 2 for row in by_node.values())
+
+        code, out, err = _cli(capsys, "gpus", "--cluster", "duo", "--json")  # without --nodes
+        assert code == 0, err
+        assert [p["partition"] for p in json.loads(out)] == ["debug"]
+    finally:
+        duo("scancel", holder, check=False)
