@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -854,3 +855,68 @@ def test_gpus_counts_each_node_of_duo_in_the_table_and_in_json(
         assert [p["partition"] for p in json.loads(out)] == ["debug"]
     finally:
         duo("scancel", holder, check=False)
+
+
+WAIT_FOR_FILE = """
+    import time, nsml_hpc
+    go = nsml_hpc.session.run_dir / "go"
+    while not go.exists():
+        time.sleep(0.2)
+"""
+
+
+def test_the_notebook_client_launches_waits_and_checks_like_the_cli(
+    workspace_duo: Workspace,
+    nsml_env: Path,
+    project_dir: Path,
+) -> None:
+    """Client.submit takes launch, after, gpus="TYPE:N" and the resource keywords through
+    the CLI's own parser and pre-submit path: the fit check refuses what duo cannot hold."""
+    from nsml_hpc.client import Client
+    from nsml_hpc.errors import SpecError
+
+    write_script(project_dir, "rdv.py", RENDEZVOUS)
+    write_script(project_dir, "wait.py", WAIT_FOR_FILE)
+    client = Client(workspace_duo)
+    for resources, message in (
+        ({"nodes": 3}, "--nodes 3: partition debug has 2 node(s) (duo1, duo2)"),
+        ({"nodes": 2, "gpus": "a100:2"}, "no node of partition debug has GPUs of type a100"),
+        ({"gpus_per_node": 3, "nodes": 2}, "--nodes 2 with 3 GPU(s) each"),
+        ({"gpus": "a100:0"}, "gpus TYPE:N needs N >= 1"),
+        ({"launch": "mpirun"}, "valid modes are plain, srun, srun-per-gpu, torchrun"),
+        ({"sbatch_args": ["--nodes=2"]}, "use --nodes"),
+    ):
+        with pytest.raises(SpecError, match=re.escape(message)):
+            client.submit("rdv.py", cluster="duo", **resources)
+    _assert_nothing_created(nsml_env)
+
+    parent = client.submit("wait.py", cluster="duo", project="nb")
+    child = client.submit(
+        "rdv.py",
+        cluster="duo",
+        project="nb",
+        launch="srun",
+        after=[parent.name],
+        nodes=2,
+        gpus_per_node=1,
+        exclusive=True,
+        sbatch_args=["--comment=notebook"],
+    )
+    job_id = child.job_ids[-1]
+    deadline = time.monotonic() + 30
+    waiting = _scontrol_job(job_id)
+    while "Reason=Dependency" not in waiting and time.monotonic() < deadline:
+        time.sleep(1)
+        waiting = _scontrol_job(job_id)
+    assert f"Dependency=afterok:{parent.job_ids[-1]}(unfulfilled)" in waiting, waiting
+    assert "Comment=notebook" in waiting and "OverSubscribe=NO" in waiting
+    (Path(parent.run_dir) / "go").write_text("")
+    parent.wait(timeout=120, interval=0.6)
+    child.wait(timeout=180, interval=0.6)
+    assert (parent.state, child.state) == ("COMPLETED", "COMPLETED")
+    spec = child.spec
+    assert (spec.launch, spec.after) == ("srun", [parent.name])
+    assert (spec.resources.nodes, spec.resources.gpus, spec.resources.exclusive) == (2, 1, True)
+    assert spec.resources.dependency == f"afterok:{parent.job_ids[-1]}"
+    ranks = _ranks(Path(child.run_dir))
+    assert {r["host"] for r in ranks.values()} == {"duo1", "duo2"}
