@@ -920,3 +920,26 @@ def test_the_notebook_client_launches_waits_and_checks_like_the_cli(
     assert spec.resources.dependency == f"afterok:{parent.job_ids[-1]}"
     ranks = _ranks(Path(child.run_dir))
     assert {r["host"] for r in ranks.values()} == {"duo1", "duo2"}
+
+
+def test_a_fork_the_cluster_cannot_hold_is_one_line_and_nothing_is_submitted(
+    workspace_duo: Workspace,
+    nsml_env: Path,
+    project_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    write_script(
+        project_dir,
+        "saves.py",
+        "import nsml_hpc\nwith nsml_hpc.save(step=1) as folder:\n"
+        "    (folder / 'w.txt').write_text('1')\n",
+    )
+    parent, _job, _run_dir = _submit(capsys, "saves.py")
+    wait_for_state(workspace_duo, parent, {"COMPLETED"})
+    before = _jobs_under(nsml_env)
+    code, out, err = _cli(capsys, "fork", parent, "--nodes", "3")
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1, err
+    assert "--nodes 3: partition debug has 2 node(s) (duo1, duo2)" in err
+    assert [s.name for s in list_sessions(workspace_duo.catalog)] == [parent]
+    assert _jobs_under(nsml_env) == before
