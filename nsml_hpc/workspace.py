@@ -699,12 +699,18 @@ class Workspace(Context):
         return trust_cluster(load_settings().profile(name), confirm)
 
     def cluster_overview(
-        self, cluster: str, *, user: str | None = None, now: float | None = None
+        self,
+        cluster: str,
+        *,
+        user: str | None = None,
+        now: float | None = None,
+        explicit: bool = False,
     ) -> ClusterOverview:
-        """GPUs per partition and ``user``'s queue, at most one sinfo + squeue per floor."""
+        """GPUs per partition and ``user``'s queue: at most one sinfo + squeue per Slurm floor
+        (``explicit``, a user's refresh: per action floor), spent from the hourly allowance."""
         from nsml_hpc.clusters.info import cluster_overview
 
-        return cluster_overview(self, cluster, user=user, now=now)
+        return cluster_overview(self, cluster, user=user, now=now, explicit=explicit)
 
     def gpus(self, cluster: str) -> tuple[list[PartitionGpus], dict[str, Demand]]:
         """GPUs per partition and the pending demand per partition (one sinfo, one squeue)."""
