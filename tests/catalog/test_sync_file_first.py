@@ -22,11 +22,14 @@ from nsml_hpc.catalog.metrics import CursorState, store_event_batch
 from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.catalog.sessions import events_of, get_session, jobs_of, state_history
 from nsml_hpc.catalog.slurm_clock import clock_rows
+from nsml_hpc.cli import main, session_commands
 from nsml_hpc.config.settings import Settings
 from nsml_hpc.config.site_policy import read_policy_file
 from nsml_hpc.runfiles.scrape import parse_event_lines
 from nsml_hpc.sync.events_state import FROM_EVENTS_REASON
 from nsml_hpc.sync.run import SyncReport, sync
+from nsml_hpc.workspace import Workspace
+from tests.catalog.test_follow import _reuse
 from tests.catalog.test_sync_logic import SUBMITTED_AT, _session
 
 
@@ -387,3 +390,32 @@ def test_a_site_policy_file_that_does_not_parse_is_named_and_slurm_is_still_aske
     assert report.queried == ["local"]
     assert get_session(world.catalog, name).state == "RUNNING"
     assert world.settings.slurm_policy.floor_seconds == 60.0
+
+
+def test_plain_sync_prints_each_disagreement_on_one_line(
+    workspace: Workspace,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``nsml-hpc sync`` (not only --json and the log) names the session, what its events said
+    and what accounting said, one line each."""
+    backend = FakeBackend(files=LocalFiles(), clock=lambda: SUBMITTED_AT + 5)
+    workspace.use_backend("local", backend)
+    name = _session(workspace.catalog, tmp_path, "51")
+    run_dir = Path(get_session(workspace.catalog, name).run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lines = [started("51", SUBMITTED_AT + 1), ended("51", SUBMITTED_AT + 5, 0)]
+    (run_dir / "events.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    backend.add(FakeJob("51", submitted_at=SUBMITTED_AT))
+    backend.apply("51", Step("RUNNING"))
+    backend.apply("51", Step("CANCELLED by 0"))
+    monkeypatch.setattr(session_commands, "open_workspace", _reuse(workspace))
+    assert main(["sync"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("queried 1 cluster(s)")
+    assert out[1:] == [
+        f"disagreement: {name}: job 51: its events said COMPLETED (exit 0), accounting says "
+        "CANCELLED (exit 0); accounting wins"
+    ]
+    assert get_session(workspace.catalog, name).state == "CANCELLED"
