@@ -419,3 +419,31 @@ def test_plain_sync_prints_each_disagreement_on_one_line(
         "CANCELLED (exit 0); accounting wins"
     ]
     assert get_session(workspace.catalog, name).state == "CANCELLED"
+
+
+def test_a_requeue_the_wrapper_writes_goes_through_the_catalog_without_asking_slurm(
+    world: World,
+) -> None:
+    """``started``, ``ended`` with requeue, ``requeued``, ``started`` (restart 1): RUNNING,
+    REQUEUED, PENDING, RUNNING again, each from the files within the Slurm floor (no sacct)."""
+    name = world.session("37")
+    first_query(world, "37", "PENDING", SUBMITTED_AT + 1)
+    record = get_session(world.catalog, name)
+    assert record.id is not None
+    steps: list[tuple[dict[str, Any], str]] = [
+        (started("37", SUBMITTED_AT + 2, heartbeat=15), "RUNNING"),
+        (ended("37", SUBMITTED_AT + 10, 0, requeue=True, signal="SIGUSR1"), "REQUEUED"),
+        ({"event": "requeued", "time": SUBMITTED_AT + 11, "job_id": "37"}, "PENDING"),
+        (started("37", SUBMITTED_AT + 20, heartbeat=15, restart_count=1), "RUNNING"),
+    ]
+    for line, state in steps:
+        world.events(name, line)
+        at = float(line["time"]) + 1
+        report = world.sync(at)
+        assert report.state_changes == 1, (line, report)
+        assert get_session(world.catalog, name).state == state, line
+    assert world.sacct_calls() == 0 and world.asked() == []
+    states = [change.state for change in state_history(world.catalog, record.id)]
+    assert states == ["SUBMITTED", "PENDING", "RUNNING", "REQUEUED", "PENDING", "RUNNING"]
+    final = get_session(world.catalog, name)
+    assert (final.reason, final.exit_code) == (None, None)
