@@ -447,3 +447,34 @@ def test_a_requeue_the_wrapper_writes_goes_through_the_catalog_without_asking_sl
     assert states == ["SUBMITTED", "PENDING", "RUNNING", "REQUEUED", "PENDING", "RUNNING"]
     final = get_session(world.catalog, name)
     assert (final.reason, final.exit_code) == (None, None)
+
+
+def test_a_provisional_end_accounting_never_records_is_kept_and_no_longer_asked_about(
+    world: World,
+) -> None:
+    """sacct answers, but never with the job: asked every floor while the end is young; once
+    it is ten floors old (and ten minutes) it keeps the files' end, says accounting never
+    recorded the job, and is never asked about again."""
+    name = world.session("38")
+    first_query(world, "38", "RUNNING", SUBMITTED_AT + 1)
+    world.events(name, started("38", SUBMITTED_AT + 2), ended("38", SUBMITTED_AT + 5, 3))
+    world.sync(SUBMITTED_AT + 6)
+    assert get_session(world.catalog, name).reason == FROM_EVENTS_REASON
+    world.backend.forget("38")  # accounting lost the job (or never had it)
+    asked_at = []
+    for second in range(7, 1800):
+        before = world.sacct_calls()
+        world.sync(SUBMITTED_AT + second)
+        if world.sacct_calls() > before:
+            asked_at.append(second)
+    assert world.asked() == [("query", ["38"])] * len(asked_at)  # never squeue: it ended
+    # every floor after the first query (+1) while the end (+5) is younger than 600 s; the
+    # query at +661 finds it older and gives up; never again
+    assert asked_at == list(range(61, 662, 60)), asked_at
+    record = get_session(world.catalog, name)
+    assert (record.state, record.exit_code, record.ended_at) == ("FAILED", 3, SUBMITTED_AT + 5)
+    assert record.reason is not None and not record.reason.startswith("provisional")
+    assert "accounting never recorded job 38" in record.reason
+    assert record.id is not None
+    states = [change.state for change in state_history(world.catalog, record.id)]
+    assert states == ["SUBMITTED", "RUNNING", "FAILED"]  # the state itself never changed
