@@ -26,6 +26,9 @@ user, sessions submitted with the CLI as a user would:
   heartbeat stops, and only Slurm can tell (FAILED, signal 9);
 * ``late``: submitted at minute 45 (a user action), completes 5 minutes later.
 
+The TUI shows the session list, except from minute 40 to minute 50, when its cluster screen is
+open (sinfo + squeue on the Slurm clock, from the same hourly allowance).
+
 Figures: Slurm query commands (sacct, squeue, sinfo, ``scontrol show``) per user-hour (target
 <= 60; today's 5 s poll gave ~690 with one TUI); the delay from a state event the wrapper wrote
 (``started``, ``ended``, with its time) to ``ps --json`` and to the TUI showing it (target
@@ -58,8 +61,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # mypy checks the TUI as the package "tui"; it ships as nsml_hpc.tui
     from tui.app import NsmlApp
+    from tui.cluster.screen import ClusterScreen
 else:
     from nsml_hpc.tui.app import NsmlApp
+    from nsml_hpc.tui.cluster.screen import ClusterScreen
 
 REPO = Path(__file__).resolve().parent.parent
 CLI = str(Path(sys.executable).with_name("nsml-hpc"))
@@ -239,7 +244,9 @@ async def run_tui(plan: Plan, code: Path, observed: Observed, log: Path) -> dict
         timeline = [
             (plan.at(24 / 60), "kill"),
             (plan.at(35 / 60), "vanish"),
+            (plan.at(40 / 60), "cluster"),
             (plan.at(45 / 60), "late"),
+            (plan.at(50 / 60), "sessions"),
         ]
         for when, what in timeline:
             await asyncio.sleep(max(0.0, start + when - time.time()))
@@ -251,6 +258,10 @@ async def run_tui(plan: Plan, code: Path, observed: Observed, log: Path) -> dict
             elif what == "vanish":
                 moments["vanish"] = time.time()
                 kill_job_processes(Path(os.environ["NSML_HPC_RUN_ROOT"]), "vanished")
+            elif what == "cluster":
+                app.push_screen(ClusterScreen())
+            elif what == "sessions" and isinstance(app.screen, ClusterScreen):
+                app.pop_screen()
             else:
                 jobs["late"] = await asyncio.to_thread(submit, code, "late", plan.real(5))
         await asyncio.sleep(max(0.0, start + plan.seconds - time.time()))

@@ -106,7 +106,7 @@ def _an_hour_with_the_cluster_view_open(
         view = cluster_overview(workspace, "local", user="alice", now=now, explicit=explicit)
         asked += view.asked
         if view.held_back:
-            assert view.fetched_at is not None and view.fetched_at < now or view.asked
+            assert view.asked or (view.fetched_at is not None and view.fetched_at < now)
             held_back.append(view.held_back)
     assert get_session(catalog, name).state == ("PENDING" if pending else "RUNNING")
     return backend, workspace, asked, held_back, synced
