@@ -226,7 +226,6 @@ def test_an_open_tui_and_a_cli_loop_stay_within_the_slurm_rate(tmp_path: Path) -
     assert done.returncode == 0, done.stdout + done.stderr
     figures = json.loads(out.read_text())
     assert figures["queries_per_user_hour"] <= 60, figures["commands"]
-    assert figures["commands"].get("sinfo", 0) >= 1  # the cluster screen was open a while
     assert figures["disagreements_left"] == 0, figures["disagreement_lines"]
     assert figures["tui_rounds"] > 0 and figures["cli_rounds"] > 0
     # A kill outside the wrapper's view shows with Slurm's state within one Slurm floor (60
