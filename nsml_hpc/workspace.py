@@ -66,12 +66,13 @@ if TYPE_CHECKING:
     from nsml_hpc.sessions.query import SessionQuery
     from nsml_hpc.sessions.views import SessionRow
     from nsml_hpc.slurm.demand import Demand
-    from nsml_hpc.slurm.sinfo import PartitionGpus
+    from nsml_hpc.slurm.sinfo import NodeGpus, PartitionGpus
     from nsml_hpc.snapshots.actions import SnapshotRow, Usage
     from nsml_hpc.snapshots.fork import Forked, ForkRequest
     from nsml_hpc.snapshots.gc import GcResult
     from nsml_hpc.snapshots.retention import Policies
     from nsml_hpc.submit.create import Prepared, Submitted
+    from nsml_hpc.submit.dependencies import Resolved
     from nsml_hpc.submit.placement import Placement
     from nsml_hpc.sweeps.submit import Progress as SweepProgress
     from nsml_hpc.sweeps.submit import SubmittedSweep
@@ -99,6 +100,20 @@ class Workspace(Context):
         from nsml_hpc.submit.placement import place
 
         return place(spec, self.backend_for(spec.cluster))
+
+    def resolve_after(self, spec: SessionSpec) -> Resolved:
+        """``--after SESSION``: the job ids of ``spec.after`` (same cluster) added to its
+        ``--dependency`` as ``afterok`` (sync the cluster first for fresh states)."""
+        from nsml_hpc.submit.dependencies import resolve_after
+
+        return resolve_after(self.catalog, spec)
+
+    def check_fits(self, spec: SessionSpec) -> None:
+        """A multi-node or typed-GPU request its partition can never hold: SpecError in one
+        line (one sinfo call; nothing is created)."""
+        from nsml_hpc.submit.fit import check_fits
+
+        check_fits(spec, self.backend_for(spec.cluster))
 
     def prepare(self, spec: SessionSpec, code_root: Path) -> Prepared:
         """Validate ``spec`` (with its cluster's defaults) and snapshot ``code_root``; on a
@@ -711,6 +726,12 @@ class Workspace(Context):
         from nsml_hpc.clusters.info import cluster_overview
 
         return cluster_overview(self, cluster, user=user, now=now, explicit=explicit)
+
+    def gpu_nodes(self, cluster: str) -> tuple[list[NodeGpus], dict[str, Demand]]:
+        """GPUs of every node (per partition) and the pending demand (one sinfo, one squeue);
+        ``slurm.sinfo.partition_summary`` sums them per partition."""
+        backend = self.backend_for(cluster)
+        return backend.cluster_gpus(), backend.pending_demand()
 
     def gpus(self, cluster: str) -> tuple[list[PartitionGpus], dict[str, Demand]]:
         """GPUs per partition and the pending demand per partition (one sinfo, one squeue)."""

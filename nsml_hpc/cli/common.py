@@ -20,6 +20,9 @@ from nsml_hpc.job.spec import (
     Resources,
     SessionSpec,
     parse_count,
+    parse_gpus,
+    validate_dependency,
+    validate_mail_type,
     validate_memory,
 )
 
@@ -29,6 +32,9 @@ if TYPE_CHECKING:
 Command = Callable[[argparse.Namespace], int]
 
 
+# Flags whose value is itself an option (``--sbatch-arg --comment=x``): argparse would take
+# the value for an unknown option, so the parser joins the two words first.
+DASH_VALUE_FLAGS = frozenset({"--sbatch-arg"})
 _INVALID_CHOICE = re.compile(r"^argument ([^:]+): invalid choice: '([^']*)' \(choose from (.*)\)$")
 
 
@@ -83,6 +89,37 @@ class Parser(argparse.ArgumentParser):
             if chosen is not None:
                 parser = chosen
         return parser
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        words = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(self._join_dash_values(words), namespace)
+
+    def _join_dash_values(self, words: list[str]) -> list[str]:
+        """``--sbatch-arg --comment=x`` -> ``--sbatch-arg=--comment=x``, among the options
+        before the first positional word only (the script's own arguments stay untouched)."""
+        out: list[str] = []
+        index = 0
+        while index < len(words):
+            word = words[index]
+            if word == "--" or not word.startswith("-") or word == "-":
+                return out + words[index:]
+            action = self._option_string_actions.get(word)
+            if word in DASH_VALUE_FLAGS and action is not None and index + 1 < len(words):
+                out.append(f"{word}={words[index + 1]}")
+                index += 2
+                continue
+            out.append(word)
+            index += 1
+            if action is None or action.nargs == 0 or "=" in word:
+                continue
+            if action.nargs not in (None, 1):
+                return out + words[index:]  # a variable number of values: leave the rest be
+            if index < len(words):
+                out.append(words[index])  # the option's value, whatever it looks like
+                index += 1
+        return out
 
 
 def summary(doc: str) -> str:
@@ -148,9 +185,22 @@ def add_resource_flags(parser: argparse.ArgumentParser, *, inherit: bool = False
     """Resource flags; with ``inherit`` (fork) none has a default, so only given ones count."""
     group = parser.add_argument_group("resources" + (" (default: the parent's)" if inherit else ""))
     group.add_argument(
-        "--gpus", default=None if inherit else "0", help="GPUs per node (--gres=gpu:N)"
+        "--gpus",
+        metavar="[TYPE:]N",
+        help="GPUs on each node, optionally of a type: 4 or a100:4 (--gres=gpu[:TYPE]:N)",
+    )
+    group.add_argument(
+        "--gpus-per-node", metavar="[TYPE:]N", help="the same as --gpus (Slurm's spelling)"
     )
     group.add_argument("--nodes", default=None if inherit else "1", help="number of nodes")
+    group.add_argument(
+        "--ntasks-per-node",
+        metavar="N",
+        help="tasks on each node (--launch srun: ranks on each node; default 1)",
+    )
+    group.add_argument(
+        "--cpus-per-task", metavar="N", help="CPU cores per task (torchrun: per node)"
+    )
     group.add_argument("--cpus-per-gpu", help="CPU cores per GPU")
     group.add_argument("--mem", help="memory per node, e.g. 32G")
     group.add_argument("--time", help="time limit, e.g. 4:00:00 or 2-00:00")
@@ -160,6 +210,49 @@ def add_resource_flags(parser: argparse.ArgumentParser, *, inherit: bool = False
     group.add_argument("--account", help="Slurm account")
     group.add_argument("--qos", help="Slurm QOS")
     group.add_argument("--constraint", help="node features, e.g. a100|h100")
+    group.add_argument(
+        "--exclusive",
+        action="store_const",
+        const=True,
+        help="whole nodes, shared with no other job",
+    )
+    group.add_argument("--reservation", help="run in this Slurm reservation")
+    group.add_argument(
+        "--dependency",
+        metavar="DEP",
+        help="Slurm's --dependency, e.g. afterok:1234 (see also --after)",
+    )
+    group.add_argument(
+        "--mail-type", metavar="TYPES", help="mail on these events, e.g. END,FAIL (Slurm's list)"
+    )
+    group.add_argument("--mail-user", metavar="ADDRESS", help="who gets the mail")
+    group.add_argument(
+        "--sbatch-arg",
+        dest="sbatch_args",
+        action="append",
+        metavar="--OPT=VALUE",
+        help="one more sbatch option nsml-hpc does not model, e.g. --sbatch-arg=--comment=x "
+        "(repeatable; one option per value)",
+    )
+
+
+def add_launch_flags(parser: argparse.ArgumentParser) -> None:
+    """How the script is started on the nodes, and what it waits for (submit, sweep)."""
+    group = parser.add_argument_group("launch")
+    group.add_argument(
+        "--launch",
+        default="plain",
+        metavar="MODE",
+        help="plain (once, on the first node), srun (--ntasks-per-node ranks on every node), "
+        "srun-per-gpu (one rank per GPU), torchrun (torchrun on every node); "
+        "see docs/multi-node.md",
+    )
+    group.add_argument(
+        "--after",
+        action="append",
+        metavar="SESSION",
+        help="start once SESSION (same cluster) completed successfully (repeatable)",
+    )
 
 
 def add_preemption_flags(parser: argparse.ArgumentParser) -> None:
@@ -211,24 +304,53 @@ def script_spec(args: argparse.Namespace, workspace: Workspace) -> tuple[Session
         memo=args.memo or "",
         cluster=args.cluster or workspace.settings.default_cluster,
         preemption=Preemption(**preemption_given(args)),
+        launch=args.launch,
+        after=list(dict.fromkeys(args.after or [])),
     )
     return spec, code_root
+
+
+def gpus_given(args: argparse.Namespace) -> tuple[str | None, int | None]:
+    """``--gpus`` / ``--gpus-per-node`` (one field, two spellings): (type, count per node)."""
+    given = [
+        (flag, parse_gpus(flag, value))
+        for flag, value in (("--gpus", args.gpus), ("--gpus-per-node", args.gpus_per_node))
+        if value is not None
+    ]
+    if len(given) == 2 and given[0][1] != given[1][1]:
+        raise SpecError(
+            f"--gpus {args.gpus} and --gpus-per-node {args.gpus_per_node} disagree "
+            "(both are GPUs on each node: give one)"
+        )
+    return given[0][1] if given else (None, None)
 
 
 def resources_given(args: argparse.Namespace) -> dict[str, Any]:
     """The resource flags given on the command line (parsed), by field name."""
     given: dict[str, Any] = {}
-    if args.gpus is not None:
-        given["gpus"] = parse_count("--gpus", args.gpus)
+    gpu_type, gpus = gpus_given(args)
+    if gpus is not None:
+        given["gpus"] = gpus
+        given["gpu_type"] = gpu_type
     if args.nodes is not None:
         given["nodes"] = parse_count("--nodes", args.nodes, minimum=1)
-    if args.cpus_per_gpu is not None:
-        given["cpus_per_gpu"] = parse_count("--cpus-per-gpu", args.cpus_per_gpu, minimum=1)
+    for flag in ("--cpus-per-gpu", "--ntasks-per-node", "--cpus-per-task"):
+        name = flag.removeprefix("--").replace("-", "_")
+        if getattr(args, name) is not None:
+            given[name] = parse_count(flag, getattr(args, name), minimum=1)
     if args.mem is not None:
         given["mem"] = validate_memory(args.mem)
-    for name in ("time", "partition", "account", "qos", "constraint"):
+    for name in ("time", "partition", "account", "qos", "constraint", "reservation", "mail_user"):
         if getattr(args, name) is not None:
             given[name] = getattr(args, name)
+    if args.exclusive:
+        given["exclusive"] = True
+    if args.dependency is not None:
+        given["dependency"] = validate_dependency(args.dependency)
+    if args.mail_type is not None:
+        given["mail_type"] = validate_mail_type(args.mail_type)
+    if args.sbatch_args:
+        given["sbatch_args"] = list(args.sbatch_args)
     return given
 
 
@@ -265,17 +387,10 @@ def environment_steps(args: argparse.Namespace) -> list[EnvStep]:
 
 
 def resources_from(args: argparse.Namespace) -> Resources:
-    return Resources(
-        gpus=parse_count("--gpus", args.gpus) or 0,
-        nodes=parse_count("--nodes", args.nodes, minimum=1) or 1,
-        cpus_per_gpu=parse_count("--cpus-per-gpu", args.cpus_per_gpu, minimum=1),
-        mem=validate_memory(args.mem) if args.mem is not None else None,
-        time=args.time,
-        partition=args.partition,
-        account=args.account,
-        qos=args.qos,
-        constraint=args.constraint,
-    )
+    """Every resource flag, with the defaults for those not given."""
+    given = resources_given(args)
+    given["gpus"] = given.get("gpus") or 0
+    return Resources(**given)
 
 
 def default_project(code_root: Path) -> str:
@@ -333,6 +448,17 @@ def place_if_auto(spec: SessionSpec, workspace: Workspace) -> SessionSpec:
     placement = workspace.place(spec)
     print(f"placement: {placement.explanation}", file=sys.stderr)
     return placement.spec
+
+
+def resolve_dependencies(workspace: Workspace, spec: SessionSpec) -> SessionSpec:
+    """``--after``: sync the cluster (for fresh states), then wait for those sessions' jobs."""
+    if not spec.after:
+        return spec
+    sync_quietly(workspace, [spec.cluster])
+    resolved = workspace.resolve_after(spec)
+    for name in resolved.already_done:
+        print(f"--after {name}: it already completed; nothing to wait for", file=sys.stderr)
+    return resolved.spec
 
 
 def warn(message: str) -> None:

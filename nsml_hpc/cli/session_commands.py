@@ -13,11 +13,13 @@ from nsml_hpc.cli.common import (
     add_cluster_flag,
     add_environment_flags,
     add_json_flag,
+    add_launch_flags,
     add_preemption_flags,
     add_resource_flags,
     open_workspace,
     place_if_auto,
     print_json,
+    resolve_dependencies,
     script_spec,
     sync_quietly,
 )
@@ -38,7 +40,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
         spec, code_root = script_spec(args, workspace)
         spec = apply_run_options(args, spec, workspace)
         spec = place_if_auto(spec, workspace)
+        spec = resolve_dependencies(workspace, spec)
         prepared = workspace.prepare(spec, code_root)
+        workspace.check_fits(prepared.spec)
         if args.dry_run:
             sys.stdout.write(workspace.dry_run(prepared))
             return 0
@@ -138,13 +142,15 @@ def cmd_ps(args: argparse.Namespace) -> int:
         return 0
     clusters = {row.cluster for row in rows}
     many = len(clusters) > 1 or clusters != {"local"}
+    multi_node = any(row.nodes > 1 for row in rows)
     body = [
         [
             row.name,
             *([row.owner] if shared else []),
             *([row.cluster] if many else []),
             row.state_text + (f" [requeued {row.requeues}x]" if row.requeues else ""),
-            str(row.gpus),
+            row.gpus_text,
+            *([_nodes_cell(row)] if multi_node else []),
             format_duration(row.elapsed_s),
             _gpu_cell(row, idle_after),
             "-" if row.last_step is None else str(row.last_step),
@@ -157,11 +163,21 @@ def cmd_ps(args: argparse.Namespace) -> int:
         "NAME",
         *(["USER"] if shared else []),
         *(["CLUSTER"] if many else []),
-        *["STATE", "GPUS", "ELAPSED", "GPU%"],
+        *["STATE", "GPUS"],
+        *(["NODES"] if multi_node else []),
+        *["ELAPSED", "GPU%"],
     ]
     extra = [name.upper() for name in columns]
     print(table([*headers, "STEP", *extra, "METRICS"], body))
     return 0
+
+
+def _nodes_cell(row: SessionRow) -> str:
+    """``duo[1-2]: duo1 running, duo2 running`` for a multi-node session, ``-`` otherwise."""
+    if row.nodes == 1:
+        return "-"
+    listed = row.node_list or f"{row.nodes} nodes"
+    return f"{listed}: {row.node_summary}" if row.node_summary else listed
 
 
 def add_user_flags(parser: argparse.ArgumentParser, what: str) -> None:
@@ -251,6 +267,7 @@ def render_detail(detail: dict[str, Any]) -> str:
         f" {detail['malformed_metric_lines']} malformed lines"
         f"{_non_finite_note(detail)})",
     ]
+    lines.extend(render_node_lines(detail))
     for problem in detail.get("ingest_problems", []):
         where = f"line {problem['line']}" if problem["line"] else "file"
         lines.append(f"refused     {problem['file']} {where}: {problem['problem']}")
@@ -291,6 +308,49 @@ def render_detail(detail: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# Requests Slurm's allocation (the resources line once synced) does not show.
+REQUEST_ONLY = (
+    "ntasks_per_node",
+    "cpus_per_task",
+    "exclusive",
+    "reservation",
+    "dependency",
+    "mail_type",
+    "mail_user",
+    "sbatch_args",
+)
+
+
+def render_node_lines(detail: dict[str, Any]) -> list[str]:
+    """The requests the allocation does not show, the launch mode, what the session waits
+    for, and each node's state."""
+    from nsml_hpc.sessions.views import shown_resources
+
+    spec = detail["spec"]
+    lines: list[str] = []
+    asked = shown_resources(spec["resources"])
+    extra = {key: asked[key] for key in REQUEST_ONLY if key in asked}
+    if detail.get("allocation") is not None and extra:
+        lines.append(f"requests    {', '.join(f'{k}={v}' for k, v in extra.items())}")
+    launch = spec.get("launch", "plain")
+    if launch != "plain" or detail.get("nodes", 1) > 1:
+        nodes = f"{detail.get('nodes', 1)} node(s)"
+        listed = f": {detail['node_list']}" if detail.get("node_list") else ""
+        lines.append(f"launch      {launch} on {nodes}{listed}")
+    if spec.get("after"):
+        lines.append(
+            f"after       {', '.join(spec['after'])} "
+            f"(--dependency={spec['resources'].get('dependency') or '-'})"
+        )
+    for node in detail.get("node_states", []):
+        devices = node["cuda_visible_devices"] or "-"
+        lines.append(
+            f"  node {'-' if node['node'] is None else node['node']:<3} {node['host']:<16} "
+            f"{node['state']:<10} {node['tasks']} task(s)  CUDA_VISIBLE_DEVICES={devices}"
+        )
+    return lines
+
+
 def _non_finite_note(detail: dict[str, Any]) -> str:
     count = detail.get("non_finite_values") or 0
     return f", {count} NaN/inf value(s) kept as gaps" if count else ""
@@ -305,8 +365,10 @@ def render_issue12_lines(detail: dict[str, Any]) -> list[str]:
 
 def resources_line(asked: dict[str, Any], allocation: dict[str, Any] | None) -> str:
     """What Slurm gave the job (read back by sync); what was asked only until Slurm said."""
+    from nsml_hpc.sessions.views import shown_resources
+
     if allocation is None:
-        shown = {key: value for key, value in asked.items() if value not in (None, 0)}
+        shown = shown_resources(asked)
         return f"resources   {', '.join(f'{k}={v}' for k, v in shown.items())}  (as asked)"
     names = ("partition", "account", "qos", "gpus", "time_limit", "nodes")
     return "resources   " + ", ".join(
@@ -423,6 +485,7 @@ def check_session_cluster(workspace: Workspace, name: str, cluster: str | None) 
 def register(commands: Commands) -> None:
     submit = commands.add("submit", cmd_submit)
     add_resource_flags(submit)
+    add_launch_flags(submit)
     add_preemption_flags(submit)
     add_environment_flags(submit)
     submit.add_argument("--project", help="project name (default: the code folder's name)")

@@ -272,7 +272,8 @@ def _child_spec(
     parent: SessionSpec, request: ForkRequest, args: list[str], label: str
 ) -> SessionSpec:
     try:
-        resources = replace(parent.resources, **request.resources)
+        # A fork starts from a snapshot: what its parent waited for (--after) is over.
+        resources = replace(parent.resources, **{"dependency": None, **request.resources})
         preemption = replace(parent.preemption, **request.preemption)
     except TypeError as exc:
         raise SpecError(f"unknown resource: {exc}") from exc
@@ -283,6 +284,7 @@ def _child_spec(
             resources=resources if isinstance(resources, Resources) else parent.resources,
             preemption=preemption if isinstance(preemption, Preemption) else parent.preemption,
             memo=request.memo if request.memo is not None else f"fork of {label}",
+            after=[],
         )
     )
 

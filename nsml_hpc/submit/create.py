@@ -58,6 +58,7 @@ from nsml_hpc.job.layout import (
     TEMP_MARK,
 )
 from nsml_hpc.job.permissions import MODE_KEY
+from nsml_hpc.job.sbatch_options import option_name
 from nsml_hpc.job.spec import EnvStep, Resources, SessionSpec, validate_spec
 from nsml_hpc.submit.injob_copy import in_job_files
 from nsml_hpc.submit.render import ScriptContext, render_script
@@ -104,14 +105,24 @@ def code_root_for(script: Path, cwd: Path) -> Path:
 
 
 def apply_profile_defaults(spec: SessionSpec, profile: ClusterProfile) -> SessionSpec:
-    """Partition, account and QOS the command line left open, and setup lines first."""
+    """Partition, account, QOS, reservation and mail settings the command line left open,
+    the profile's sbatch options before the command line's (one the command line sets
+    again replaces the profile's), and setup lines first."""
     defaults = profile.defaults
     res = spec.resources
+    own = {option_name(text) for text in res.sbatch_args}
     resources: Resources = replace(
         res,
         partition=res.partition if res.partition is not None else defaults.partition,
         account=res.account if res.account is not None else defaults.account,
         qos=res.qos if res.qos is not None else defaults.qos,
+        reservation=res.reservation if res.reservation is not None else defaults.reservation,
+        mail_type=res.mail_type if res.mail_type is not None else defaults.mail_type,
+        mail_user=res.mail_user if res.mail_user is not None else defaults.mail_user,
+        sbatch_args=[
+            *(text for text in defaults.sbatch_args if option_name(text) not in own),
+            *res.sbatch_args,
+        ],
     )
     setup = [EnvStep("setup", line) for line in defaults.setup]
     return replace(spec, resources=resources, environment=[*setup, *spec.environment])

@@ -481,7 +481,7 @@ class SessionTable(ScrollView, can_focus=True):
                 text = row.state_text
                 style = base + Style.parse(state_style(row.state) or "none")
             elif column.key == "gpus":
-                text = str(row.gpus)
+                text = row.gpus_text
             elif column.key == "elapsed":
                 text = format_duration(row.elapsed_at(self.clock()))
             elif column.key == "last":
