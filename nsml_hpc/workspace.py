@@ -746,12 +746,18 @@ class Workspace(Context):
         return trust_cluster(load_settings().profile(name), confirm)
 
     def cluster_overview(
-        self, cluster: str, *, user: str | None = None, now: float | None = None
+        self,
+        cluster: str,
+        *,
+        user: str | None = None,
+        now: float | None = None,
+        explicit: bool = False,
     ) -> ClusterOverview:
-        """GPUs per partition and ``user``'s queue, at most one sinfo + squeue per floor."""
+        """GPUs per partition and ``user``'s queue: at most one sinfo + squeue per Slurm floor
+        (``explicit``, a user's refresh: per action floor), spent from the hourly allowance."""
         from nsml_hpc.clusters.info import cluster_overview
 
-        return cluster_overview(self, cluster, user=user, now=now)
+        return cluster_overview(self, cluster, user=user, now=now, explicit=explicit)
 
     def gpu_nodes(self, cluster: str) -> tuple[list[NodeGpus], dict[str, Demand]]:
         """GPUs of every node (per partition) and the pending demand (one sinfo, one squeue);

@@ -97,6 +97,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
             f"change(s), {report.new_points} new metric point(s), {report.new_events} event(s), "
             f"{report.malformed_lines} malformed line(s)"
         )
+        for line in report.disagreements:  # session, its events' end, accounting's (which won)
+            print(f"disagreement: {line}")
     for cluster, why in report.degraded.items():
         print(f"nsml-hpc: warning: {about_cluster(cluster, why)}", file=sys.stderr)
     for cluster, error in report.errors.items():
