@@ -116,6 +116,26 @@ def test_export_csv_to_stdout_and_jsonl_and_parquet_files(
     assert table.column_names == ["session", "step", "time", "metric", "value"]
 
 
+def test_export_to_stdout_of_an_unknown_name_writes_nothing_to_stdout(
+    client: Client, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    for argv in (
+        ["export", "nosuch/1"],
+        ["export", "mnist/1", "mnsit/2"],
+        ["export", "mnsit/2", "--format", "jsonl"],
+        ["export", "mnist/1", "--metric", "val_los"],
+    ):
+        assert main(argv) == 3, argv
+        out, err = capsysbinary.readouterr()
+        assert out == b"", argv  # not even the CSV header
+        lines = err.decode().strip().splitlines()
+        assert len(lines) == 1, lines
+    assert main(["export", "mnsit/2"]) == 3
+    assert "did you mean 'mnist/2'" in capsysbinary.readouterr().err.decode()
+    assert main(["export", "mnist/1", "--metric", "val_los"]) == 3
+    assert "did you mean 'val_loss'" in capsysbinary.readouterr().err.decode()
+
+
 def test_export_refuses_an_existing_file_without_force_and_leaves_nothing_on_error(
     client: Client, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
