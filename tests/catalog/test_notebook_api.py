@@ -83,6 +83,30 @@ def test_nan_and_inf_are_nan_in_the_history(client: Client, workspace: Workspace
     assert client.session("mnist/4").detail["non_finite_values"] == 2
 
 
+def test_nsml_hpc_log_turns_on_logging_in_a_notebook(
+    nsml_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import logging
+
+    logger = logging.getLogger("nsml_hpc")
+    try:
+        with Client():
+            pass
+        assert "INFO" not in capsys.readouterr().err  # nothing by default
+        monkeypatch.setenv("NSML_HPC_LOG", "info")
+        with Client() as nsml:
+            nsml.sessions()
+        assert "nsml-hpc: INFO nsml_hpc.catalog.engine: catalog sqlite:" in capsys.readouterr().err
+        monkeypatch.setenv("NSML_HPC_LOG", "verbos")
+        with Client():
+            pass
+        assert "NSML_HPC_LOG='verbos' is not a level" in capsys.readouterr().err
+    finally:
+        logger.setLevel(logging.NOTSET)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+
+
 # --- export ---------------------------------------------------------------------------------
 
 
