@@ -132,6 +132,38 @@ class Workspace(Context):
             )
         return prepared
 
+    def prepare_submission(
+        self,
+        spec: SessionSpec,
+        code_root: Path,
+        *,
+        sync: Callable[[list[str]], object] | None = None,
+        note: Callable[[str], None] | None = None,
+    ) -> Prepared:
+        """Every step before a submit or a sweep, the same for the CLI and the notebook
+        client: ``--partition auto`` placed, ``--after`` sessions resolved to job ids (their
+        cluster synced first by ``sync``, default :meth:`sync`, for fresh states), the spec
+        validated with its cluster's defaults and the code snapshotted (:meth:`prepare`),
+        and a request no partition can hold refused (:meth:`check_fits`). ``note`` hears
+        what the user may want to know (the placement, an ``--after`` already done).
+        Nothing is created."""
+        from nsml_hpc.submit.placement import AUTO
+
+        tell = note or (lambda text: None)
+        if spec.resources.partition == AUTO:
+            placement = self.place(spec)
+            tell(f"placement: {placement.explanation}")
+            spec = placement.spec
+        if spec.after:
+            (sync or self.sync)([spec.cluster])
+            resolved = self.resolve_after(spec)
+            for name in resolved.already_done:
+                tell(f"--after {name}: it already completed; nothing to wait for")
+            spec = resolved.spec
+        prepared = self.prepare(spec, code_root)
+        self.check_fits(prepared.spec)
+        return prepared
+
     def dry_run(self, prepared: Prepared) -> str:
         """The sbatch script ``submit`` would send; nothing is written or submitted."""
         from nsml_hpc.submit.create import dry_run
