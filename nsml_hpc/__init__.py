@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from nsml_hpc.job.api import SessionInfo, report, session
+from nsml_hpc.job.api import SessionInfo, report, report_rank, session
 
 if TYPE_CHECKING:
     from nsml_hpc.job.live_hparams import check_hparams, hparam, on_hparam_change
@@ -70,6 +70,7 @@ __all__ = [
     "load_torch",
     "on_hparam_change",
     "report",
+    "report_rank",
     "save",
     "save_torch",
     "session",

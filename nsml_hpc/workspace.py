@@ -66,12 +66,13 @@ if TYPE_CHECKING:
     from nsml_hpc.sessions.query import SessionQuery
     from nsml_hpc.sessions.views import SessionRow
     from nsml_hpc.slurm.demand import Demand
-    from nsml_hpc.slurm.sinfo import PartitionGpus
+    from nsml_hpc.slurm.sinfo import NodeGpus, PartitionGpus
     from nsml_hpc.snapshots.actions import SnapshotRow, Usage
     from nsml_hpc.snapshots.fork import Forked, ForkRequest
     from nsml_hpc.snapshots.gc import GcResult
     from nsml_hpc.snapshots.retention import Policies
     from nsml_hpc.submit.create import Prepared, Submitted
+    from nsml_hpc.submit.dependencies import Resolved
     from nsml_hpc.submit.placement import Placement
     from nsml_hpc.sweeps.submit import Progress as SweepProgress
     from nsml_hpc.sweeps.submit import SubmittedSweep
@@ -100,6 +101,20 @@ class Workspace(Context):
 
         return place(spec, self.backend_for(spec.cluster))
 
+    def resolve_after(self, spec: SessionSpec) -> Resolved:
+        """``--after SESSION``: the job ids of ``spec.after`` (same cluster) added to its
+        ``--dependency`` as ``afterok`` (sync the cluster first for fresh states)."""
+        from nsml_hpc.submit.dependencies import resolve_after
+
+        return resolve_after(self.catalog, spec)
+
+    def check_fits(self, spec: SessionSpec) -> None:
+        """A multi-node or typed-GPU request its partition can never hold: SpecError in one
+        line (one sinfo call; nothing is created)."""
+        from nsml_hpc.submit.fit import check_fits
+
+        check_fits(spec, self.backend_for(spec.cluster))
+
     def prepare(self, spec: SessionSpec, code_root: Path) -> Prepared:
         """Validate ``spec`` (with its cluster's defaults) and snapshot ``code_root``; on a
         remote cluster whose profile names no ``remote_python``, find the Python its jobs
@@ -115,6 +130,38 @@ class Workspace(Context):
             prepared = replace(
                 prepared, profile=job_profile(prepared.profile, self.catalog, backend)
             )
+        return prepared
+
+    def prepare_submission(
+        self,
+        spec: SessionSpec,
+        code_root: Path,
+        *,
+        sync: Callable[[list[str]], object] | None = None,
+        note: Callable[[str], None] | None = None,
+    ) -> Prepared:
+        """Every step before a submit or a sweep, the same for the CLI and the notebook
+        client: ``--partition auto`` placed, ``--after`` sessions resolved to job ids (their
+        cluster synced first by ``sync``, default :meth:`sync`, for fresh states), the spec
+        validated with its cluster's defaults and the code snapshotted (:meth:`prepare`),
+        and a request no partition can hold refused (:meth:`check_fits`). ``note`` hears
+        what the user may want to know (the placement, an ``--after`` already done).
+        Nothing is created."""
+        from nsml_hpc.submit.placement import AUTO
+
+        tell = note or (lambda text: None)
+        if spec.resources.partition == AUTO:
+            placement = self.place(spec)
+            tell(f"placement: {placement.explanation}")
+            spec = placement.spec
+        if spec.after:
+            (sync or self.sync)([spec.cluster])
+            resolved = self.resolve_after(spec)
+            for name in resolved.already_done:
+                tell(f"--after {name}: it already completed; nothing to wait for")
+            spec = resolved.spec
+        prepared = self.prepare(spec, code_root)
+        self.check_fits(prepared.spec)
         return prepared
 
     def dry_run(self, prepared: Prepared) -> str:
@@ -440,6 +487,13 @@ class Workspace(Context):
         return cron_line(schedule)
 
     @staticmethod
+    def gc_scrontab(schedule: str) -> str:
+        """The ``scrontab -e`` lines running the crontab line's command on ``schedule``."""
+        from nsml_hpc.snapshots.cron import scrontab_entry
+
+        return scrontab_entry(schedule)
+
+    @staticmethod
     def install_gc_cron(line: str) -> bool:
         """Put ``line`` in the user's crontab; True if it replaced an earlier gc line."""
         from nsml_hpc.snapshots.cron import install_cron
@@ -699,12 +753,24 @@ class Workspace(Context):
         return trust_cluster(load_settings().profile(name), confirm)
 
     def cluster_overview(
-        self, cluster: str, *, user: str | None = None, now: float | None = None
+        self,
+        cluster: str,
+        *,
+        user: str | None = None,
+        now: float | None = None,
+        explicit: bool = False,
     ) -> ClusterOverview:
-        """GPUs per partition and ``user``'s queue, at most one sinfo + squeue per floor."""
+        """GPUs per partition and ``user``'s queue: at most one sinfo + squeue per Slurm floor
+        (``explicit``, a user's refresh: per action floor), spent from the hourly allowance."""
         from nsml_hpc.clusters.info import cluster_overview
 
-        return cluster_overview(self, cluster, user=user, now=now)
+        return cluster_overview(self, cluster, user=user, now=now, explicit=explicit)
+
+    def gpu_nodes(self, cluster: str) -> tuple[list[NodeGpus], dict[str, Demand]]:
+        """GPUs of every node (per partition) and the pending demand (one sinfo, one squeue);
+        ``slurm.sinfo.partition_summary`` sums them per partition."""
+        backend = self.backend_for(cluster)
+        return backend.cluster_gpus(), backend.pending_demand()
 
     def gpus(self, cluster: str) -> tuple[list[PartitionGpus], dict[str, Demand]]:
         """GPUs per partition and the pending demand per partition (one sinfo, one squeue)."""

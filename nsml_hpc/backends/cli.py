@@ -76,10 +76,15 @@ class CliBackend:
         cluster: str = LOCAL,
         runner: CommandRunner | None = None,
         files: RunFiles | None = None,
+        *,
+        slurm_conf: str | None = None,
     ) -> None:
         self.cluster = cluster
         self.runner: CommandRunner = runner or LocalRunner()
         self.files: RunFiles = files or LocalFiles(cluster)
+        # A cluster with its own slurm.conf (several clusters on one login node): every
+        # Slurm command of this backend runs with SLURM_CONF set to it, and so do its jobs.
+        self.slurm_env: dict[str, str | None] = {"SLURM_CONF": slurm_conf} if slurm_conf else {}
 
     @property
     def user(self) -> str:
@@ -88,7 +93,9 @@ class CliBackend:
     def _run(self, argv: list[str], timeout: float, env: EnvChanges | None = None) -> CommandResult:
         """Run one Slurm command; times in its output are epoch seconds (TIME_FORMAT_ENV),
         whatever the zone of this machine or of the login node."""
-        result = self.runner.run(argv, timeout=timeout, env={**TIME_FORMAT_ENV, **(env or {})})
+        result = self.runner.run(
+            argv, timeout=timeout, env={**TIME_FORMAT_ENV, **self.slurm_env, **(env or {})}
+        )
         if result.returncode == NOT_FOUND_EXIT:
             raise BackendError(
                 f"cluster {self.cluster}: {argv[0]} not found on the cluster's PATH "

@@ -49,7 +49,12 @@ class OpenSshBackend(CliBackend):
         """``interactive``: ssh may prompt on the terminal (a CLI command on one); otherwise
         (the TUI, cron, tests) BatchMode makes a needed prompt an error instead."""
         self.ssh = OpenSsh(profile, interactive=interactive)
-        super().__init__(profile.name, OpenSshRunner(self.ssh), OpenSshFiles(self.ssh))
+        super().__init__(
+            profile.name,
+            OpenSshRunner(self.ssh),
+            OpenSshFiles(self.ssh),
+            slurm_conf=profile.slurm_conf,
+        )
         self.profile = profile
 
     @property

@@ -14,7 +14,8 @@ Factory = Callable[[ClusterProfile, PassphrasePrompt | None], SlurmBackend]
 
 
 def _local(profile: ClusterProfile, _prompt: PassphrasePrompt | None) -> SlurmBackend:
-    return CliBackend(profile.name)
+    """Slurm's commands here; with ``slurm_conf``, every one of them gets that SLURM_CONF."""
+    return CliBackend(profile.name, slurm_conf=profile.slurm_conf)
 
 
 def _ssh(profile: ClusterProfile, prompt: PassphrasePrompt | None) -> SlurmBackend:

@@ -60,8 +60,12 @@ def directive_options(script: str) -> list[str]:
 
 
 def variables_to_remove(script: str) -> list[str]:
-    """The ``SBATCH_*`` variables to remove from sbatch's environment for ``script``."""
+    """The ``SBATCH_*`` variables to remove from sbatch's environment for ``script``: for an
+    option without an entry in OPTION_VARIABLES (``--exclusive``, ``--reservation``, an
+    ``--sbatch-arg`` such as ``--hint``) the variable sbatch names after it
+    (``SBATCH_EXCLUSIVE``, ``SBATCH_RESERVATION``, ``SBATCH_HINT``)."""
     names = dict.fromkeys(ALWAYS_REMOVED)
     for option in directive_options(script):
-        names.update(dict.fromkeys(OPTION_VARIABLES.get(option, ())))
+        default = ("SBATCH_" + option.upper().replace("-", "_"),)
+        names.update(dict.fromkeys(OPTION_VARIABLES.get(option, default)))
     return sorted(names)

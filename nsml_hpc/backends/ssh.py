@@ -48,6 +48,7 @@ class SshBackend(CliBackend):
             profile.name,
             ParamikoRunner(connection, profile.remote_path),
             SftpFiles(connection),
+            slurm_conf=profile.slurm_conf,
         )
         self.profile = profile
         self.connection = connection

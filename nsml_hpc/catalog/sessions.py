@@ -235,7 +235,8 @@ def reserve_sessions(
                         "spec_json": spec_json,
                         "hyperparameters_json": json.dumps(spec.hyperparameters, sort_keys=True),
                         "memo": spec.memo,
-                        "gpus": spec.resources.gpus,
+                        # the job's GPUs, all nodes (what sync reads back from sacct)
+                        "gpus": spec.resources.gpus * spec.resources.nodes,
                         "created_at": now,
                         "updated_at": now,
                     }

@@ -26,6 +26,12 @@ PROFILE_FLAGS: list[tuple[str, str, dict[str, Any]]] = [
     ("--run-root", "run directories on the cluster (relative: under the home)", {}),
     ("--remote-python", "the cluster's Python for jobs (default: its newest python3.X)", {}),
     ("--remote-path", "PATH for Slurm commands on the cluster", {}),
+    (
+        "--slurm-conf",
+        "the cluster's slurm.conf (SLURM_CONF for every Slurm command), for a machine "
+        "whose Slurm commands reach several clusters",
+        {},
+    ),
     ("--connect-timeout", "seconds to wait for the connection (default 15)", {"type": float}),
 ]
 
@@ -41,11 +47,23 @@ def _profile_data(args: argparse.Namespace) -> dict[str, Any]:
             data[key] = value
     defaults = {
         key: getattr(args, key)
-        for key in ("partition", "account", "qos")
+        for key in (
+            "partition",
+            "account",
+            "qos",
+            "reservation",
+            "mail_type",
+            "mail_user",
+            "exclusive",
+            "cpus_per_task",
+            "gpu_type",
+        )
         if getattr(args, key) is not None
     }
     if args.setup:
         defaults["setup"] = list(args.setup)
+    if args.sbatch_args:
+        defaults["sbatch_args"] = list(args.sbatch_args)
     if defaults:
         data["defaults"] = defaults
     return data
@@ -122,7 +140,9 @@ def cmd_cluster_ls(args: argparse.Namespace) -> int:
             row["target"],
             row["run_root"],
             " ".join(
-                f"{key}={value}" if key != "setup" else f"setup={len(value)} line(s)"
+                f"setup={len(value)} line(s)"
+                if key == "setup"
+                else f"{key}={' '.join(value) if isinstance(value, list) else value}"
                 for key, value in row["defaults"].items()
             )
             or "-",
@@ -284,6 +304,32 @@ def register(commands: Commands) -> None:
     defaults.add_argument("--partition")
     defaults.add_argument("--account")
     defaults.add_argument("--qos")
+    defaults.add_argument("--reservation")
+    defaults.add_argument("--mail-type", metavar="TYPES")
+    defaults.add_argument("--mail-user", metavar="ADDRESS")
+    defaults.add_argument(
+        "--exclusive",
+        action="store_const",
+        const=True,
+        help="whole nodes (a session's --no-exclusive shares them)",
+    )
+    defaults.add_argument(
+        "--cpus-per-task",
+        metavar="N",
+        help="CPU cores per task, for sessions giving neither --cpus-per-task nor --cpus-per-gpu",
+    )
+    defaults.add_argument(
+        "--gpu-type",
+        metavar="TYPE",
+        help="the GPU type of sessions that ask for GPUs without one (--gpus 2 -> TYPE:2)",
+    )
+    defaults.add_argument(
+        "--sbatch-arg",
+        dest="sbatch_args",
+        action="append",
+        metavar="--OPT=VALUE",
+        help="an sbatch option for every job (repeatable; see submit --sbatch-arg)",
+    )
     defaults.add_argument(
         "--setup", action="append", metavar="CMD", help="a shell line run in every job first"
     )

@@ -20,15 +20,21 @@ from nsml_hpc.job.spec import (
     Resources,
     SessionSpec,
     parse_count,
-    validate_memory,
 )
 
 if TYPE_CHECKING:
+    from nsml_hpc.submit.create import Prepared
     from nsml_hpc.workspace import Workspace
 
 Command = Callable[[argparse.Namespace], int]
 
 
+# Flags whose value is itself an option (``--sbatch-arg --comment=x``): argparse would take
+# the value for an unknown option, so the parser joins the two words first.
+DASH_VALUE_FLAGS = frozenset({"--sbatch-arg"})
+# Positionals that take the rest of the line, options included: the script's arguments and a
+# command's sub-command (whose own parser joins its words).
+_TAKES_THE_REST = frozenset({argparse.REMAINDER, argparse.PARSER})
 _INVALID_CHOICE = re.compile(r"^argument ([^:]+): invalid choice: '([^']*)' \(choose from (.*)\)$")
 
 
@@ -84,11 +90,76 @@ class Parser(argparse.ArgumentParser):
                 parser = chosen
         return parser
 
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        words = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(self._join_dash_values(words), namespace)
+
+    def _join_dash_values(self, words: list[str]) -> list[str]:
+        """``--sbatch-arg --comment=x`` -> ``--sbatch-arg=--comment=x``. Positional words are
+        stepped over (``cluster add duo --sbatch-arg --comment=x``); the joining stops only
+        where the rest of the line belongs to a positional that takes it whole: the script's
+        own arguments (nargs=REMAINDER) or a sub-command's words (which its own parser joins)."""
+        positionals = [action for action in self._actions if not action.option_strings]
+        slot = 0  # the positional the next positional word fills
+        out: list[str] = []
+        index = 0
+        while index < len(words):
+            word = words[index]
+            if word == "--":
+                return out + words[index:]
+            if not word.startswith("-") or word == "-":
+                action = positionals[slot] if slot < len(positionals) else None
+                if action is not None and action.nargs in _TAKES_THE_REST:
+                    return out + words[index:]
+                out.append(word)
+                index += 1
+                if action is not None and action.nargs not in ("*", "+"):
+                    slot += 1
+                    following = positionals[slot] if slot < len(positionals) else None
+                    if following is not None and following.nargs == argparse.REMAINDER:
+                        # argparse hands everything after this word to the remainder
+                        return out + words[index:]
+                continue
+            action = self._option_string_actions.get(word)
+            if word in DASH_VALUE_FLAGS and action is not None and index + 1 < len(words):
+                out.append(f"{word}={words[index + 1]}")
+                index += 2
+                continue
+            out.append(word)
+            index += 1
+            if action is None or action.nargs == 0 or "=" in word:
+                continue
+            if action.nargs not in (None, 1):
+                return out + words[index:]  # a variable number of values: leave the rest be
+            if index < len(words):
+                out.append(words[index])  # the option's value, whatever it looks like
+                index += 1
+        return out
+
+
+_RST_ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`(~?)([^`<]+?)\s*(?:<[^`>]*>)?`")
+_RST_LITERAL = re.compile(r"``(.+?)``")
+_RST_INTERPRETED = re.compile(r"`([^`<]+?)\s*(?:<[^`>]*>)?`_{0,2}")
+
+
+def plain(text: str) -> str:
+    """``text`` without reStructuredText inline markup (a docstring's markup is for the API
+    docs, not for a terminal): double back-quoted literals, roles (``:func:``, ``:class:``;
+    with ``~``, only the last dotted name) and interpreted text or links (the text, without
+    its target) keep their words and lose their back quotes."""
+    text = _RST_ROLE.sub(
+        lambda m: m.group(2).rsplit(".", 1)[-1] if m.group(1) else m.group(2), text
+    )
+    text = _RST_LITERAL.sub(r"\1", text)
+    return _RST_INTERPRETED.sub(r"\1", text)
+
 
 def summary(doc: str) -> str:
     """The one-line ``--help`` summary of a command: the first sentence of its docstring,
-    however many lines it spans."""
-    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+    however many lines it spans, as plain text (:func:`plain`)."""
+    paragraph = plain(" ".join(doc.strip().split("\n\n")[0].split()))
     match = re.search(r"(?<=[.!?])\s", paragraph)
     sentence = paragraph[: match.start()] if match else paragraph
     return sentence if sentence.endswith((".", "!", "?")) else sentence + "."
@@ -148,9 +219,22 @@ def add_resource_flags(parser: argparse.ArgumentParser, *, inherit: bool = False
     """Resource flags; with ``inherit`` (fork) none has a default, so only given ones count."""
     group = parser.add_argument_group("resources" + (" (default: the parent's)" if inherit else ""))
     group.add_argument(
-        "--gpus", default=None if inherit else "0", help="GPUs per node (--gres=gpu:N)"
+        "--gpus",
+        metavar="[TYPE:]N",
+        help="GPUs on each node, optionally of a type: 4 or a100:4 (--gres=gpu[:TYPE]:N)",
+    )
+    group.add_argument(
+        "--gpus-per-node", metavar="[TYPE:]N", help="the same as --gpus (Slurm's spelling)"
     )
     group.add_argument("--nodes", default=None if inherit else "1", help="number of nodes")
+    group.add_argument(
+        "--ntasks-per-node",
+        metavar="N",
+        help="tasks on each node (--launch srun: ranks on each node; default 1)",
+    )
+    group.add_argument(
+        "--cpus-per-task", metavar="N", help="CPU cores per task (torchrun: per node)"
+    )
     group.add_argument("--cpus-per-gpu", help="CPU cores per GPU")
     group.add_argument("--mem", help="memory per node, e.g. 32G")
     group.add_argument("--time", help="time limit, e.g. 4:00:00 or 2-00:00")
@@ -160,6 +244,56 @@ def add_resource_flags(parser: argparse.ArgumentParser, *, inherit: bool = False
     group.add_argument("--account", help="Slurm account")
     group.add_argument("--qos", help="Slurm QOS")
     group.add_argument("--constraint", help="node features, e.g. a100|h100")
+    group.add_argument(
+        "--exclusive",
+        action="store_const",
+        const=True,
+        help="whole nodes, shared with no other job",
+    )
+    group.add_argument(
+        "--no-exclusive",
+        action="store_const",
+        const=False,
+        dest="exclusive",
+        help="share nodes, though the cluster profile (or the parent) asks for whole ones",
+    )
+    group.add_argument("--reservation", help="run in this Slurm reservation")
+    group.add_argument(
+        "--dependency",
+        metavar="DEP",
+        help="Slurm's --dependency, e.g. afterok:1234 (see also --after)",
+    )
+    group.add_argument(
+        "--mail-type", metavar="TYPES", help="mail on these events, e.g. END,FAIL (Slurm's list)"
+    )
+    group.add_argument("--mail-user", metavar="ADDRESS", help="who gets the mail")
+    group.add_argument(
+        "--sbatch-arg",
+        dest="sbatch_args",
+        action="append",
+        metavar="--OPT=VALUE",
+        help="one more sbatch option nsml-hpc does not model, e.g. --sbatch-arg=--comment=x "
+        "(repeatable; one option per value)",
+    )
+
+
+def add_launch_flags(parser: argparse.ArgumentParser) -> None:
+    """How the script is started on the nodes, and what it waits for (submit, sweep)."""
+    group = parser.add_argument_group("launch")
+    group.add_argument(
+        "--launch",
+        default="plain",
+        metavar="MODE",
+        help="plain (once, on the first node), srun (--ntasks-per-node ranks on every node), "
+        "srun-per-gpu (one rank per GPU), torchrun (torchrun on every node); "
+        "see docs/multi-node.md",
+    )
+    group.add_argument(
+        "--after",
+        action="append",
+        metavar="SESSION",
+        help="start once SESSION (same cluster) completed successfully (repeatable)",
+    )
 
 
 def add_preemption_flags(parser: argparse.ArgumentParser) -> None:
@@ -201,6 +335,8 @@ def script_spec(args: argparse.Namespace, workspace: Workspace) -> tuple[Session
     script = Path(args.script)
     if not script.is_file():
         raise SpecError(f"script not found: {args.script}")
+    from nsml_hpc.submit.request import after_given
+
     code_root = workspace.code_root_for(script, Path.cwd())
     spec = SessionSpec(
         project=args.project or default_project(code_root),
@@ -211,25 +347,25 @@ def script_spec(args: argparse.Namespace, workspace: Workspace) -> tuple[Session
         memo=args.memo or "",
         cluster=args.cluster or workspace.settings.default_cluster,
         preemption=Preemption(**preemption_given(args)),
+        launch=args.launch,
+        after=after_given(args.after),
     )
     return spec, code_root
 
 
+def request_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The resource flags as the request parser takes them (None: not given)."""
+    from nsml_hpc.submit.request import REQUEST_KEYS
+
+    return {name: getattr(args, name, None) for name in REQUEST_KEYS}
+
+
 def resources_given(args: argparse.Namespace) -> dict[str, Any]:
-    """The resource flags given on the command line (parsed), by field name."""
-    given: dict[str, Any] = {}
-    if args.gpus is not None:
-        given["gpus"] = parse_count("--gpus", args.gpus)
-    if args.nodes is not None:
-        given["nodes"] = parse_count("--nodes", args.nodes, minimum=1)
-    if args.cpus_per_gpu is not None:
-        given["cpus_per_gpu"] = parse_count("--cpus-per-gpu", args.cpus_per_gpu, minimum=1)
-    if args.mem is not None:
-        given["mem"] = validate_memory(args.mem)
-    for name in ("time", "partition", "account", "qos", "constraint"):
-        if getattr(args, name) is not None:
-            given[name] = getattr(args, name)
-    return given
+    """The resource flags given on the command line (parsed), by field name: the same parser
+    as the notebook client's (:mod:`nsml_hpc.submit.request`)."""
+    from nsml_hpc.submit.request import resources_given as parse
+
+    return parse(request_values(args))
 
 
 def add_environment_flags(parser: argparse.ArgumentParser) -> None:
@@ -265,17 +401,10 @@ def environment_steps(args: argparse.Namespace) -> list[EnvStep]:
 
 
 def resources_from(args: argparse.Namespace) -> Resources:
-    return Resources(
-        gpus=parse_count("--gpus", args.gpus) or 0,
-        nodes=parse_count("--nodes", args.nodes, minimum=1) or 1,
-        cpus_per_gpu=parse_count("--cpus-per-gpu", args.cpus_per_gpu, minimum=1),
-        mem=validate_memory(args.mem) if args.mem is not None else None,
-        time=args.time,
-        partition=args.partition,
-        account=args.account,
-        qos=args.qos,
-        constraint=args.constraint,
-    )
+    """Every resource flag, with the defaults for those not given."""
+    from nsml_hpc.submit.request import resources_from as parse
+
+    return parse(request_values(args))
 
 
 def default_project(code_root: Path) -> str:
@@ -324,15 +453,16 @@ def about_cluster(cluster: str, error: str) -> str:
     return error if f"cluster {cluster}" in error else f"cluster {cluster}: {error}"
 
 
-def place_if_auto(spec: SessionSpec, workspace: Workspace) -> SessionSpec:
-    """Resolve ``--partition auto`` (one sinfo + one sbatch --test-only per partition)."""
-    from nsml_hpc.submit.placement import AUTO
-
-    if spec.resources.partition != AUTO:
-        return spec
-    placement = workspace.place(spec)
-    print(f"placement: {placement.explanation}", file=sys.stderr)
-    return placement.spec
+def prepare_submission(workspace: Workspace, spec: SessionSpec, code_root: Path) -> Prepared:
+    """The workspace's steps before a submit or a sweep (placement, ``--after``, the
+    spec's checks and the code snapshot, the fit check), with its notes on stderr and a
+    sync whose problems are warnings."""
+    return workspace.prepare_submission(
+        spec,
+        code_root,
+        sync=lambda clusters: sync_quietly(workspace, clusters),
+        note=lambda text: print(text, file=sys.stderr),
+    )
 
 
 def warn(message: str) -> None:

@@ -16,11 +16,12 @@ from nsml_hpc.cli.common import (
     add_cluster_flag,
     add_environment_flags,
     add_json_flag,
+    add_launch_flags,
     add_preemption_flags,
     add_resource_flags,
     color_allowed,
     open_workspace,
-    place_if_auto,
+    prepare_submission,
     print_json,
     script_spec,
     sync_quietly,
@@ -78,8 +79,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     max_parallel = parse_count("--max-parallel", args.max_parallel, minimum=1)
     with open_workspace() as workspace:
         spec, code_root = script_spec(args, workspace)
-        spec = place_if_auto(spec, workspace)
-        prepared = workspace.prepare(spec, code_root)
+        prepared = prepare_submission(workspace, spec, code_root)
         if args.dry_run:
             # stdout: the array script, exactly as submit --dry-run prints its script;
             # stderr: the configurations the array's tasks run
@@ -345,12 +345,14 @@ def _plot_png(
 
 
 def cmd_gpus(args: argparse.Namespace) -> int:
-    """GPUs per partition: types, total, allocated, idle, and pending demand
-    (one sinfo and one squeue call)."""
+    """GPUs per partition: types, GPUs on each node, total, allocated, idle, and pending
+    demand (one sinfo and one squeue call); with --nodes, every node's GPUs too."""
     from nsml_hpc.formatting import table
+    from nsml_hpc.slurm.sinfo import node_rows, partition_summary, per_node_text
 
     with open_workspace() as workspace:
-        partitions, demand = workspace.gpus(args.cluster)
+        nodes, demand = workspace.gpu_nodes(args.cluster)
+    partitions = partition_summary(nodes)
     rows = []
     for part in partitions:
         pending = demand.get(part.name)
@@ -358,6 +360,8 @@ def cmd_gpus(args: argparse.Namespace) -> int:
             [
                 part.name + ("*" if part.is_default else ""),
                 ",".join(part.gpu_types) or "-",
+                str(part.nodes),
+                per_node_text(nodes, part.name),
                 str(part.gpus_total),
                 str(part.gpus_allocated),
                 str(part.gpus_idle),
@@ -366,24 +370,46 @@ def cmd_gpus(args: argparse.Namespace) -> int:
             ]
         )
     if args.json:
-        print_json(
-            [
-                {
-                    "partition": p.name,
-                    "default": p.is_default,
-                    "types": list(p.gpu_types),
-                    "total": p.gpus_total,
-                    "allocated": p.gpus_allocated,
-                    "idle": p.gpus_idle,
-                    "unavailable": p.gpus_unavailable,
-                    "pending_gpus": demand[p.name].gpus if p.name in demand else 0,
-                    "pending_jobs": demand[p.name].jobs if p.name in demand else 0,
-                }
-                for p in partitions
-            ],
-        )
+        listing = [
+            {
+                "partition": p.name,
+                "default": p.is_default,
+                "types": list(p.gpu_types),
+                "nodes": p.nodes,
+                "per_node": per_node_text(nodes, p.name),
+                "total": p.gpus_total,
+                "allocated": p.gpus_allocated,
+                "idle": p.gpus_idle,
+                "unavailable": p.gpus_unavailable,
+                "pending_gpus": demand[p.name].gpus if p.name in demand else 0,
+                "pending_jobs": demand[p.name].jobs if p.name in demand else 0,
+            }
+            for p in partitions
+        ]
+        shown: Any = {"partitions": listing, "nodes": node_rows(nodes)} if args.nodes else listing
+        print_json(shown)
         return 0
-    print(table(["PARTITION", "TYPES", "TOTAL", "ALLOCATED", "IDLE", "DOWN", "PENDING"], rows))
+    headers = ["PARTITION", "TYPES", "NODES", "PER NODE", "TOTAL", "ALLOCATED", "IDLE", "DOWN"]
+    print(table([*headers, "PENDING"], rows))
+    if args.nodes:
+        print()
+        print(
+            table(
+                ["NODE", "PARTITIONS", "STATE", "TYPES", "GPUS", "USED", "FREE"],
+                [
+                    [
+                        row["node"],
+                        ",".join(row["partitions"]),
+                        row["state"],
+                        ",".join(row["types"]) or "-",
+                        str(row["total"]),
+                        str(row["used"]),
+                        str(row["free"]),
+                    ]
+                    for row in node_rows(nodes)
+                ],
+            )
+        )
     return 0
 
 
@@ -444,6 +470,7 @@ def _add_sweep_options(sweep: argparse.ArgumentParser) -> None:
     space.add_argument("--seed", default="0", help="seed of the random draws")
     sweep.add_argument("--max-parallel", metavar="K", help="at most K sessions run at once")
     add_resource_flags(sweep)
+    add_launch_flags(sweep)
     add_environment_flags(sweep)
     add_preemption_flags(sweep)
     sweep.add_argument("--project", help="project name (default: the code folder's name)")
@@ -510,6 +537,7 @@ def register(commands: Commands) -> None:
     gpus = commands.add("gpus", cmd_gpus)
     gpus.add_argument("--cluster", default="local", help=argparse.SUPPRESS)
     add_json_flag(gpus)
+    gpus.add_argument("--nodes", action="store_true", help="list every node's GPUs too")
 
     diff = commands.add("diff", cmd_diff)
     diff.add_argument("left", help="PROJECT/N")

@@ -13,10 +13,11 @@ from nsml_hpc.cli.common import (
     add_cluster_flag,
     add_environment_flags,
     add_json_flag,
+    add_launch_flags,
     add_preemption_flags,
     add_resource_flags,
     open_workspace,
-    place_if_auto,
+    prepare_submission,
     print_json,
     script_spec,
     sync_quietly,
@@ -33,12 +34,14 @@ if TYPE_CHECKING:
 def cmd_submit(args: argparse.Namespace) -> int:
     """Submit SCRIPT [ARGS...] as a new session (on --cluster NAME, default: local)."""
     from nsml_hpc.cli.progress import UploadBar
+    from nsml_hpc.errors import SpecError
 
+    if args.json and args.follow:  # JSON on stdout stays one document, not the job's output
+        raise SpecError("--json and --follow do not go together; follow with: nsml-hpc logs -f")
     with open_workspace() as workspace:
         spec, code_root = script_spec(args, workspace)
         spec = apply_run_options(args, spec, workspace)
-        spec = place_if_auto(spec, workspace)
-        prepared = workspace.prepare(spec, code_root)
+        prepared = prepare_submission(workspace, spec, code_root)
         if args.dry_run:
             sys.stdout.write(workspace.dry_run(prepared))
             return 0
@@ -97,6 +100,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
             f"change(s), {report.new_points} new metric point(s), {report.new_events} event(s), "
             f"{report.malformed_lines} malformed line(s)"
         )
+        for line in report.disagreements:  # session, its events' end, accounting's (which won)
+            print(f"disagreement: {line}")
     for cluster, why in report.degraded.items():
         print(f"nsml-hpc: warning: {about_cluster(cluster, why)}", file=sys.stderr)
     for cluster, error in report.errors.items():
@@ -136,13 +141,15 @@ def cmd_ps(args: argparse.Namespace) -> int:
         return 0
     clusters = {row.cluster for row in rows}
     many = len(clusters) > 1 or clusters != {"local"}
+    multi_node = any(row.nodes > 1 for row in rows)
     body = [
         [
             row.name,
             *([row.owner] if shared else []),
             *([row.cluster] if many else []),
             row.state_text + (f" [requeued {row.requeues}x]" if row.requeues else ""),
-            str(row.gpus),
+            row.gpus_text,
+            *([_nodes_cell(row)] if multi_node else []),
             format_duration(row.elapsed_s),
             _gpu_cell(row, idle_after),
             "-" if row.last_step is None else str(row.last_step),
@@ -155,11 +162,21 @@ def cmd_ps(args: argparse.Namespace) -> int:
         "NAME",
         *(["USER"] if shared else []),
         *(["CLUSTER"] if many else []),
-        *["STATE", "GPUS", "ELAPSED", "GPU%"],
+        *["STATE", "GPUS"],
+        *(["NODES"] if multi_node else []),
+        *["ELAPSED", "GPU%"],
     ]
     extra = [name.upper() for name in columns]
     print(table([*headers, "STEP", *extra, "METRICS"], body))
     return 0
+
+
+def _nodes_cell(row: SessionRow) -> str:
+    """``duo[1-2]: duo1 running, duo2 running`` for a multi-node session, ``-`` otherwise."""
+    if row.nodes == 1:
+        return "-"
+    listed = row.node_list or f"{row.nodes} nodes"
+    return f"{listed}: {row.node_summary}" if row.node_summary else listed
 
 
 def add_user_flags(parser: argparse.ArgumentParser, what: str) -> None:
@@ -249,6 +266,7 @@ def render_detail(detail: dict[str, Any]) -> str:
         f" {detail['malformed_metric_lines']} malformed lines"
         f"{_non_finite_note(detail)})",
     ]
+    lines.extend(render_node_lines(detail))
     for problem in detail.get("ingest_problems", []):
         where = f"line {problem['line']}" if problem["line"] else "file"
         lines.append(f"refused     {problem['file']} {where}: {problem['problem']}")
@@ -289,6 +307,51 @@ def render_detail(detail: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# Requests Slurm's allocation (the resources line once synced) does not show.
+REQUEST_ONLY = (
+    "ntasks_per_node",
+    "cpus_per_task",
+    "exclusive",
+    "reservation",
+    "dependency",
+    "mail_type",
+    "mail_user",
+    "sbatch_args",
+)
+
+
+def render_node_lines(detail: dict[str, Any]) -> list[str]:
+    """The requests the allocation does not show, the launch mode, what the session waits
+    for, and each node's state."""
+    from nsml_hpc.sessions.views import shown_resources
+
+    spec = detail["spec"]
+    lines: list[str] = []
+    asked = shown_resources(spec["resources"])
+    extra = {key: asked[key] for key in REQUEST_ONLY if key in asked}
+    if spec["resources"].get("gpu_type") and "gpus" in asked:
+        extra = {"gpus": asked["gpus"], **extra}  # Slurm's count does not name the type
+    if detail.get("allocation") is not None and extra:
+        lines.append(f"requests    {', '.join(f'{k}={v}' for k, v in extra.items())}")
+    launch = spec.get("launch", "plain")
+    if launch != "plain" or detail.get("nodes", 1) > 1:
+        nodes = f"{detail.get('nodes', 1)} node(s)"
+        listed = f": {detail['node_list']}" if detail.get("node_list") else ""
+        lines.append(f"launch      {launch} on {nodes}{listed}")
+    if spec.get("after"):
+        lines.append(
+            f"after       {', '.join(spec['after'])} "
+            f"(--dependency={spec['resources'].get('dependency') or '-'})"
+        )
+    for node in detail.get("node_states", []):
+        devices = node["cuda_visible_devices"] or "-"
+        lines.append(
+            f"  node {'-' if node['node'] is None else node['node']:<3} {node['host']:<16} "
+            f"{node['state']:<10} {node['tasks']} task(s)  CUDA_VISIBLE_DEVICES={devices}"
+        )
+    return lines
+
+
 def _non_finite_note(detail: dict[str, Any]) -> str:
     count = detail.get("non_finite_values") or 0
     return f", {count} NaN/inf value(s) kept as gaps" if count else ""
@@ -303,8 +366,10 @@ def render_issue12_lines(detail: dict[str, Any]) -> list[str]:
 
 def resources_line(asked: dict[str, Any], allocation: dict[str, Any] | None) -> str:
     """What Slurm gave the job (read back by sync); what was asked only until Slurm said."""
+    from nsml_hpc.sessions.views import shown_resources
+
     if allocation is None:
-        shown = {key: value for key, value in asked.items() if value not in (None, 0)}
+        shown = shown_resources(asked)
         return f"resources   {', '.join(f'{k}={v}' for k, v in shown.items())}  (as asked)"
     names = ("partition", "account", "qos", "gpus", "time_limit", "nodes")
     return "resources   " + ", ".join(
@@ -421,6 +486,7 @@ def check_session_cluster(workspace: Workspace, name: str, cluster: str | None) 
 def register(commands: Commands) -> None:
     submit = commands.add("submit", cmd_submit)
     add_resource_flags(submit)
+    add_launch_flags(submit)
     add_preemption_flags(submit)
     add_environment_flags(submit)
     submit.add_argument("--project", help="project name (default: the code folder's name)")
@@ -428,12 +494,14 @@ def register(commands: Commands) -> None:
     add_cluster_flag(submit, "cluster to submit to (default: default_cluster, else local)")
     add_run_options(submit)
     submit.add_argument("--dry-run", action="store_true", help="print the sbatch script only")
-    add_json_flag(submit, "print the created session (name, job id, run dir) as JSON")
+    add_json_flag(
+        submit, "print the created session (name, job id, cluster, run dir) as JSON; not with -f"
+    )
     submit.add_argument(
         "--follow",
         "-f",
         action="store_true",
-        help="stream the output until the session ends; exit with its code",
+        help="stream the output until the session ends; exit with its code (not with --json)",
     )
     submit.add_argument("script", help="training script (.py, or an executable)")
     submit.add_argument(

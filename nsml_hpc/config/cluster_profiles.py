@@ -19,20 +19,34 @@ A profile is plain data, validated once when it is read or added; nothing here c
     remote_python    the cluster's interpreter for the job wrapper (and the script, without
                      an environment step); default python3 on remote clusters
     remote_path      PATH for Slurm commands on the cluster, if the SSH shell's lacks them
-    defaults         partition, account, qos and setup lines for sessions that name none
+    slurm_conf       the cluster's slurm.conf, for a machine whose Slurm commands reach
+                     several clusters (local and ssh backends): every Slurm command nsml-hpc
+                     runs for this cluster gets SLURM_CONF=<it>, and so do its jobs (sbatch
+                     passes the submitter's environment on)
+    defaults         partition, account, qos, reservation, mail_type, mail_user,
+                     exclusive, cpus_per_task, gpu_type, sbatch_args and setup lines for
+                     sessions that name none (gpu_type: for sessions that ask for GPUs
+                     without a type; there is no default GPU count, as a session that asks
+                     for none could not be told from one that asks for 0)
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from nsml_hpc.errors import ConfigError, SpecError
+from nsml_hpc.job.sbatch_options import option_name, validate_sbatch_arg
 from nsml_hpc.job.spec import (
     EnvStep,
     has_control_characters,
+    parse_count,
     validate_env_step,
+    validate_gpu_type,
+    validate_mail_type,
+    validate_mail_user,
     validate_slurm_name,
 )
 
@@ -70,20 +84,38 @@ class ProfileDefaults:
     account: str | None = None
     qos: str | None = None
     setup: tuple[str, ...] = ()
+    reservation: str | None = None
+    mail_type: str | None = None
+    mail_user: str | None = None
+    sbatch_args: tuple[str, ...] = ()  # before the command line's; one of its own replaces one
+    exclusive: bool | None = None  # whole nodes unless the session says --no-exclusive
+    cpus_per_task: int | None = None  # unless the session gives --cpus-per-task/--cpus-per-gpu
+    gpu_type: str | None = None  # for a session asking for GPUs without a type (--gpus 2)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
-            key: value
-            for key, value in (
-                ("partition", self.partition),
-                ("account", self.account),
-                ("qos", self.qos),
-            )
-            if value is not None
+            key: getattr(self, key)
+            for key in (*NAMED_DEFAULTS, *TYPED_DEFAULTS)
+            if getattr(self, key) is not None
         }
         if self.setup:
             data["setup"] = list(self.setup)
+        if self.sbatch_args:
+            data["sbatch_args"] = list(self.sbatch_args)
         return data
+
+
+NAMED_DEFAULTS = (
+    "partition",
+    "account",
+    "qos",
+    "reservation",
+    "mail_type",
+    "mail_user",
+    "gpu_type",
+)
+TYPED_DEFAULTS = ("exclusive", "cpus_per_task")  # not strings
+DEFAULT_KEYS = (*NAMED_DEFAULTS, *TYPED_DEFAULTS, "setup", "sbatch_args")
 
 
 @dataclass(frozen=True)
@@ -112,6 +144,7 @@ class ClusterProfile:
     dataset_root: str | None = None
     remote_python: str | None = None
     remote_path: str | None = None
+    slurm_conf: str | None = None
     connect_timeout: float = 15.0
     defaults: ProfileDefaults = field(default_factory=ProfileDefaults)
 
@@ -131,13 +164,15 @@ class ClusterProfile:
         return parse_jump_hosts(self.jump_host) if self.jump_host else []
 
     def target_text(self) -> str:
-        """``alice@login.example.org:2222 via gw (paramiko)`` or ``this machine``."""
+        """``alice@login.example.org:2222 via gw (paramiko)`` or ``this machine``, with
+        ``SLURM_CONF=...`` when the profile names a Slurm configuration."""
+        conf = f" SLURM_CONF={self.slurm_conf}" if self.slurm_conf else ""
         if not self.remote:
-            return "this machine"
+            return f"this machine{conf}"
         user = f"{self.user}@" if self.user else ""
         port = f":{self.port}" if self.port else ""
         via = f" via {self.jump_host}" if self.jump_host else ""
-        return f"{user}{self.host}{port}{via} ({self.transport})"
+        return f"{user}{self.host}{port}{via} ({self.transport}){conf}"
 
     def to_dict(self) -> dict[str, Any]:
         """The profile as its TOML table holds it (defaults left out)."""
@@ -184,30 +219,63 @@ def _text(name: str, key: str, value: Any) -> str:
 def _defaults(name: str, data: Any) -> ProfileDefaults:
     if not isinstance(data, dict):
         raise ConfigError(f"cluster {name!r}: defaults must be a table")
-    unknown = set(data) - {"partition", "account", "qos", "setup"}
+    unknown = set(data) - set(DEFAULT_KEYS)
     if unknown:
+        from nsml_hpc.suggest import did_you_mean
+
+        named = ", ".join(key + did_you_mean(key, DEFAULT_KEYS) for key in sorted(unknown))
         raise ConfigError(
-            f"cluster {name!r}: unknown defaults key(s) {', '.join(sorted(unknown))}; "
-            "valid: partition, account, qos, setup"
+            f"cluster {name!r}: unknown defaults key(s) {named}; valid: {', '.join(DEFAULT_KEYS)}"
         )
-    setup = data.get("setup", [])
-    if isinstance(setup, str):
-        setup = [setup]
-    if not isinstance(setup, list):
-        raise ConfigError(f"cluster {name!r}: defaults.setup must be a list of lines")
+    setup = _lines(name, "setup", data.get("setup", []))
+    sbatch_args = _lines(name, "sbatch_args", data.get("sbatch_args", []))
+    checks: dict[str, Callable[[str], str]] = {
+        "partition": lambda text: validate_slurm_name("defaults.partition", text),
+        "account": lambda text: validate_slurm_name("defaults.account", text),
+        "qos": lambda text: validate_slurm_name("defaults.qos", text),
+        "reservation": lambda text: validate_slurm_name("defaults.reservation", text),
+        "mail_type": validate_mail_type,
+        "mail_user": validate_mail_user,
+        "gpu_type": lambda text: validate_gpu_type("defaults.gpu_type", text),
+    }
     try:
-        values = {
-            key: validate_slurm_name(f"defaults.{key}", _text(name, f"defaults.{key}", data[key]))
-            for key in ("partition", "account", "qos")
+        values: dict[str, Any] = {
+            key: checks[key](_text(name, f"defaults.{key}", data[key]))
+            for key in NAMED_DEFAULTS
             if key in data
         }
         lines = tuple(
             validate_env_step(EnvStep("setup", _text(name, "defaults.setup", line))).value
             for line in setup
         )
+        passed = tuple(
+            validate_sbatch_arg(_text(name, "defaults.sbatch_args", text)) for text in sbatch_args
+        )
+        names = [option_name(text) for text in passed]
+        if len(set(names)) != len(names):
+            raise SpecError("defaults.sbatch_args sets an option twice")
+        if "cpus_per_task" in data:
+            values["cpus_per_task"] = parse_count(
+                "defaults.cpus_per_task", data["cpus_per_task"], minimum=1
+            )
     except SpecError as exc:
         raise ConfigError(f"cluster {name!r}: {exc}") from None
-    return ProfileDefaults(setup=lines, **values)
+    if "exclusive" in data:
+        if not isinstance(data["exclusive"], bool):
+            raise ConfigError(
+                f"cluster {name!r}: defaults.exclusive must be true or false, "
+                f"got {data['exclusive']!r}"
+            )
+        values["exclusive"] = data["exclusive"]
+    return ProfileDefaults(setup=lines, sbatch_args=passed, **values)
+
+
+def _lines(name: str, key: str, value: Any) -> list[Any]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise ConfigError(f"cluster {name!r}: defaults.{key} must be a list")
+    return value
 
 
 def profile_from_dict(name: str, data: dict[str, Any]) -> ClusterProfile:
@@ -217,9 +285,11 @@ def profile_from_dict(name: str, data: dict[str, Any]) -> ClusterProfile:
     known = {item.name for item in fields(ClusterProfile)} - {"name"}
     unknown = set(data) - known
     if unknown:
+        from nsml_hpc.suggest import did_you_mean
+
+        named = ", ".join(key + did_you_mean(key, known) for key in sorted(unknown))
         raise ConfigError(
-            f"cluster {name!r}: unknown key(s) {', '.join(sorted(unknown))}; "
-            f"valid keys: {', '.join(sorted(known))}"
+            f"cluster {name!r}: unknown key(s) {named}; valid keys: {', '.join(sorted(known))}"
         )
     values: dict[str, Any] = {}
     for key, value in data.items():
@@ -283,9 +353,32 @@ def validate_profile(profile: ClusterProfile) -> ClusterProfile:
             raise ConfigError(f"cluster {name!r}: {key} cannot hold whitespace, got {value!r}")
     if profile.run_root is not None:
         check_run_root(profile)
+    if profile.slurm_conf is not None:
+        check_slurm_conf(profile)
     if profile.dataset_root is not None:
         check_run_root(profile, "dataset_root")
     return profile
+
+
+SLURM_CONF_BACKENDS = ("local", "ssh")
+
+
+def check_slurm_conf(profile: ClusterProfile) -> str:
+    """An absolute path without spaces or control characters, for a backend that runs
+    Slurm's commands (pyslurm reads one Slurm configuration per process)."""
+    path = profile.slurm_conf or ""
+    if not path.startswith("/") or RUN_ROOT_UNSAFE.search(path):
+        raise ConfigError(
+            f"cluster {profile.name!r}: slurm_conf {path!r} must be an absolute path without "
+            "spaces, quotes, '%', '$' or control characters"
+        )
+    if profile.backend not in SLURM_CONF_BACKENDS:
+        raise ConfigError(
+            f"cluster {profile.name!r}: slurm_conf applies to the "
+            f"{' and '.join(SLURM_CONF_BACKENDS)} backends (this profile's backend is "
+            f"{profile.backend}; pyslurm reads one Slurm configuration per process)"
+        )
+    return path
 
 
 def check_run_root(profile: ClusterProfile, key: str = "run_root") -> str:

@@ -8,6 +8,13 @@ Outside a session (no ``NSML_HPC_RUN_DIR``, e.g. on a laptop) ``report`` checks 
 and does nothing else, and ``session.hyperparameters`` is read from ``sys.argv``, so the same
 script runs anywhere. Inside one, ``session.hyperparameters`` includes the changes made with
 ``nsml-hpc set`` while the job runs (:mod:`nsml_hpc.job.live_hparams`).
+
+Several ranks (a multi-node launch, or a script that runs srun itself): ``report`` records on
+global rank 0 only (``session.rank``: ``RANK``, else ``SLURM_PROCID`` inside a job step, else
+0); every other rank checks its arguments and returns. ``report_rank(...)`` (the opt-in)
+records on every rank, each metric tagged with the rank (``loss/rank3``); ranks other than 0
+write to a file of their own that the job wrapper relays into metrics.jsonl, so metrics.jsonl
+never has writers on two nodes.
 """
 
 from __future__ import annotations
@@ -26,15 +33,42 @@ from nsml_hpc.job.layout import (
     DATASET_ENV,
     DATASET_NAME_ENV,
     METRICS_FILE,
+    RANKS_DIR,
     RESTART_COUNT_ENV,
     RESUME_FROM_ENV,
     RESUME_STEP_ENV,
     RUN_DIR_ENV,
     SESSION_FILE,
+    relay_file,
 )
 from nsml_hpc.job.text import name_problem
 
 _RESERVED = frozenset({"step", "time"})
+
+
+def _in_step() -> bool:
+    """Inside an srun job step (the batch script itself is not one)."""
+    return bool(os.environ.get("SLURM_STEP_ID"))
+
+
+def _rank_env(torch_name: str, slurm_name: str) -> int:
+    """``torch_name`` (set by torchrun and nsml-hpc's launch modes), else Slurm's per-task
+    variable inside a job step (a script that runs srun itself), else 0."""
+    value = _int_env(torch_name)
+    if value is None and _in_step():
+        value = _int_env(slurm_name)
+    return value if value is not None and value >= 0 else 0
+
+
+def global_rank() -> int:
+    return _rank_env("RANK", "SLURM_PROCID")
+
+
+def world_size() -> int:
+    value = _int_env("WORLD_SIZE")
+    if value is None and _in_step():
+        value = _int_env("SLURM_STEP_NUM_TASKS")
+    return value if value is not None and value >= 1 else 1
 
 
 class SessionInfo:
@@ -127,6 +161,35 @@ class SessionInfo:
         return _int_env(RESTART_COUNT_ENV) or _int_env("SLURM_RESTART_COUNT") or 0
 
     @property
+    def rank(self) -> int:
+        """This process's global rank (0 in a single-process session)."""
+        return global_rank()
+
+    @property
+    def world_size(self) -> int:
+        """How many ranks the session runs (1 in a single-process session)."""
+        return world_size()
+
+    @property
+    def local_rank(self) -> int:
+        """The rank among this node's ranks (``LOCAL_RANK``, else ``SLURM_LOCALID``)."""
+        return _rank_env("LOCAL_RANK", "SLURM_LOCALID")
+
+    @property
+    def node_rank(self) -> int:
+        """The node's index in the allocation (``NODE_RANK``/``GROUP_RANK``, else
+        ``SLURM_NODEID``)."""
+        value = _int_env("NODE_RANK")
+        if value is None:
+            value = _int_env("GROUP_RANK")
+        return value if value is not None else _rank_env("NODE_RANK", "SLURM_NODEID")
+
+    @property
+    def is_primary(self) -> bool:
+        """Global rank 0: the rank whose ``report`` and ``save`` are recorded."""
+        return global_rank() == 0
+
+    @property
     def metric_directions(self) -> Directions:
         """Which way is better per metric: the submitter's ``[metrics]`` config at submit
         time (``load("best:M")`` inside the job follows it, as the front end does)."""
@@ -173,21 +236,35 @@ class _MetricWriter:
         self.fd: int | None = None
         self.pid = -1
         self.checked = False
+        self.rank = 0
         resumed = _int_env(RESUME_STEP_ENV)
         self.next_step = resumed + 1 if resumed is not None else 0
         self.latest: dict[str, Any] = {}  # last value of each metric (for snapshot manifests)
 
+    def current_rank(self) -> int:
+        """This process's global rank, looked up once per process."""
+        if self.pid != os.getpid():
+            self.checked, self.fd, self.pid = False, None, os.getpid()
+            self.rank = global_rank()
+        return self.rank
+
     def open(self) -> int | None:
-        if self.checked and self.pid == os.getpid():
+        self.current_rank()
+        if self.checked:
             return self.fd
-        self.checked, self.pid = True, os.getpid()
+        self.checked = True
         run_dir = os.environ.get(RUN_DIR_ENV)
         if not run_dir:
             self.fd = None
             return None
-        self.fd = os.open(
-            Path(run_dir) / METRICS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
-        )
+        if self.rank == 0:
+            path = Path(run_dir) / METRICS_FILE
+        else:  # report_rank lines only: relayed into metrics.jsonl by the job wrapper
+            restart = _int_env(RESTART_COUNT_ENV) or _int_env("SLURM_RESTART_COUNT") or 0
+            job = os.environ.get("SLURM_JOB_ID")
+            path = Path(run_dir) / relay_file(RANKS_DIR, job, restart, self.rank)
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         return self.fd
 
 
@@ -214,7 +291,19 @@ def latest_metrics() -> tuple[int | None, dict[str, float | None]]:
 
 
 def report(step: int | None = None, **metrics: Any) -> None:
-    """Record ``metrics`` (numbers) at ``step``; without a step, the last step plus one."""
+    """Record ``metrics`` (numbers) at ``step``; without a step, the last step plus one.
+
+    With several ranks only global rank 0's calls are recorded (see :func:`report_rank`)."""
+    _record(step, metrics, per_rank=False)
+
+
+def report_rank(step: int | None = None, **metrics: Any) -> None:
+    """Record this rank's ``metrics`` at ``step``, on every rank, each named
+    ``<name>/rank<rank>`` (``loss/rank3``): per-rank values, opted into explicitly."""
+    _record(step, metrics, per_rank=True)
+
+
+def _record(step: int | None, metrics: dict[str, Any], *, per_rank: bool) -> None:
     if step is None:
         step = _writer.next_step
     elif type(step) is not int:
@@ -235,7 +324,13 @@ def report(step: int | None = None, **metrics: Any) -> None:
                 raise TypeError(f"metric {name}={value!r} is not a number") from None
         line[name] = value
     _writer.next_step = step + 1
-    _writer.latest.update(line)
+    rank = _writer.current_rank()
+    if per_rank:
+        line = {key if key in _RESERVED else f"{key}/rank{rank}": v for key, v in line.items()}
+    else:
+        _writer.latest.update(line)
+        if rank != 0:
+            return  # only global rank 0's metrics are the session's
     fd = _writer.open()
     if fd is None:
         return

@@ -20,6 +20,10 @@ context) take the names from here. Standard library only: this module runs insid
       .nsml/code.json    the code snapshot's manifest (the next submit uploads only changes)
       .nsml/python/      on the job's PYTHONPATH: a copy of the in-job nsml_hpc modules
       .nsml/checkpoint-requested   written by the wrapper when Slurm warns (USR2/TERM)
+      .nsml/tasks/*.jsonl  events of the task wrappers on every node (multi-node launch modes);
+                         the wrapper on the first node relays them into events.jsonl
+      .nsml/ranks/*.jsonl  per-rank metrics of ranks other than 0 (report_rank());
+                         relayed into metrics.jsonl the same way
       hparams.json       hyperparameters changed while the job runs (``nsml-hpc set``; the
                          in-job API stats it at most every NSML_HPC_HPARAM_INTERVAL seconds)
     <run_root>/<user>/<project>/.N.tmp-...  a run directory being built (renamed into place)
@@ -49,6 +53,8 @@ JOB_ID_MARKER = "job_id"  # in PRIVATE_DIR
 CODE_MANIFEST = "code.json"  # in PRIVATE_DIR
 API_PATH_DIR = "python"  # in PRIVATE_DIR
 CHECKPOINT_FLAG = f"{PRIVATE_DIR}/checkpoint-requested"  # relative to the run directory
+TASKS_DIR = f"{PRIVATE_DIR}/tasks"  # one events file per task wrapper (relative to the run dir)
+RANKS_DIR = f"{PRIVATE_DIR}/ranks"  # one metrics file per rank other than 0 (report_rank)
 TEMP_MARK = ".tmp-"  # ``.<N>.tmp-<pid>-<hex>``: a run directory still being built
 LOCAL_SNAPSHOTS_DIR = "nsml-snapshots"  # save() outside a session: ./nsml-snapshots/<tag>/
 HPARAMS_FILE = "hparams.json"  # live hyperparameter changes ({"version", "values", ...})
@@ -93,6 +99,12 @@ def job_id_from_env() -> str | None:
     if array and task:
         return f"{array}_{task}"
     return os.environ.get("SLURM_JOB_ID")
+
+
+def relay_file(folder: str, job_id: str | None, restart_count: int, index: int) -> str:
+    """``.nsml/tasks/42-0-3.jsonl``: task (or rank) ``index`` of run ``restart_count`` of job
+    ``job_id``, relative to the run directory (one writer per file)."""
+    return f"{folder}/{job_id or 'nojob'}-{restart_count}-{index}.jsonl"
 
 
 def template_names() -> dict[str, str]:

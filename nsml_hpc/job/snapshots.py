@@ -9,6 +9,13 @@ Standard library only; torch is imported only when a torch helper is called.
 
 Inside a session snapshots go to ``<run_dir>/snapshots/<tag>/``; outside one (a laptop) to
 ``./nsml-snapshots/<tag>/`` (``NSML_HPC_LOCAL_SNAPSHOTS`` moves it), so scripts run anywhere.
+
+With several ranks only global rank 0 writes snapshots (``nsml_hpc.session.rank``). On other
+ranks ``save`` hands the block (or the callback) a scratch folder in the node's temporary
+directory and removes it afterwards, so code that saves on every rank (a collective
+``state_dict`` gather, say) runs unchanged and nothing is written twice; guard large writes
+with ``if nsml_hpc.session.is_primary`` to skip them there. ``load`` and
+``should_checkpoint`` work on every rank.
 """
 
 from __future__ import annotations
@@ -19,8 +26,10 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -30,7 +39,7 @@ from types import FrameType, TracebackType
 from typing import Any, overload
 
 from nsml_hpc.errors import NotFoundError, SnapshotError, SpecError
-from nsml_hpc.job.api import SessionInfo, latest_metrics
+from nsml_hpc.job.api import SessionInfo, global_rank, latest_metrics
 from nsml_hpc.job.layout import (
     CHECKPOINT_FLAG,
     LOCAL_SNAPSHOTS_DIR,
@@ -79,13 +88,20 @@ class SnapshotWriter:
         self._tag = tag
         self._step = int(step) if step is not None else None
         self._pending: PendingSnapshot | None = None
+        self._scratch: Path | None = None
         self.path: Path | None = None
+        self.target: Path | None = None  # where the snapshot goes (rank 0 writes it)
 
     def __enter__(self) -> Path:
         last_step, _ = latest_metrics()
         if self._step is None:
             self._step = last_step
         tag = self._tag if self._tag is not None else default_tag(self._step, time.time())
+        self.target = snapshots_root() / tag
+        rank = global_rank()
+        if rank != 0:
+            self._scratch = Path(tempfile.mkdtemp(prefix=f"nsml-hpc-rank{rank}-"))
+            return self._scratch
         self._pending = PendingSnapshot.begin(snapshots_root(), tag)
         return self._pending.folder
 
@@ -95,6 +111,10 @@ class SnapshotWriter:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+            return
         pending = self._pending
         if pending is None:
             return
@@ -147,14 +167,17 @@ def save(
 
     The tag defaults to ``step-<step>``; ``step`` to the last reported step. The manifest
     records the step, the last value of every reported metric, and each file's size. Saving a
-    tag that exists replaces it (atomically, for readers)."""
+    tag that exists replaces it (atomically, for readers). On ranks other than 0 the folder
+    is a scratch folder, removed afterwards, and the path returned is where rank 0's
+    snapshot of that tag goes."""
     snapshot = SnapshotWriter(tag, step)
     if writer is None:
         return snapshot
     with snapshot as folder:
         writer(folder)
-    assert snapshot.path is not None
-    return snapshot.path
+    path = snapshot.path or snapshot.target
+    assert path is not None
+    return path
 
 
 # --- load -------------------------------------------------------------------------------------

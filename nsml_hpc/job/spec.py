@@ -14,16 +14,46 @@ from typing import Any, Literal
 from nsml_hpc.errors import SpecError
 from nsml_hpc.job.duration import parse_duration
 from nsml_hpc.job.hparams import HParamValue, parse_hyperparameters
+from nsml_hpc.job.sbatch_options import option_name, validate_sbatch_arg
 from nsml_hpc.job.text import has_control_characters as has_control_characters
 from nsml_hpc.job.text import printable
 
 EnvKind = Literal["setup", "module", "venv", "conda"]
+# How the job starts the training script (docs/multi-node.md):
+#   plain         once, on the first node (the script may call srun itself)
+#   srun          srun starts --ntasks-per-node tasks (default 1) on every node, one rank each
+#   srun-per-gpu  srun starts one task per GPU on every node, one rank each
+#   torchrun      srun starts one torchrun per node; torchrun starts one process per GPU and
+#                 finds the others through a c10d rendezvous at the first node
+LAUNCH_MODES = ("plain", "srun", "srun-per-gpu", "torchrun")
 
 PROJECT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 SLURM_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}(,[A-Za-z0-9_.-]{1,128})*$")
 CONSTRAINT = re.compile(r"^[A-Za-z0-9_.,&|()\[\]*:!-]{1,512}$")
 MODULE_NAME = re.compile(r"^[A-Za-z0-9_./+-]{1,256}$")
 MEMORY = re.compile(r"^([0-9]+)([KMGT]?)B?$", re.IGNORECASE)
+GPU_TYPE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+MAIL_USER = re.compile(r"^[A-Za-z0-9_.+-]{1,128}(@[A-Za-z0-9.-]{1,253})?$")
+MAIL_TYPES = (
+    "NONE",
+    "BEGIN",
+    "END",
+    "FAIL",
+    "REQUEUE",
+    "ALL",
+    "INVALID_DEPEND",
+    "STAGE_OUT",
+    "TIME_LIMIT",
+    "TIME_LIMIT_90",
+    "TIME_LIMIT_80",
+    "TIME_LIMIT_50",
+    "ARRAY_TASKS",
+)
+DEPENDENCY_TYPES = ("after", "afterany", "afterburstbuffer", "aftercorr", "afternotok", "afterok")
+_JOB_REF = r"[0-9]+(?:_[0-9]+)?(?:\+[0-9]+)?"
+DEPENDENCY_ITEM = re.compile(
+    rf"^(?:singleton|(?:{'|'.join(DEPENDENCY_TYPES)}):{_JOB_REF}(?::{_JOB_REF})*)$"
+)
 MAX_ARG_BYTES = 100_000  # Linux refuses a single argv word over 128 KiB at exec time
 MAX_COUNT = 100_000
 DATASET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
@@ -42,7 +72,12 @@ class EnvStep:
 
 @dataclass(frozen=True)
 class Resources:
-    """What Slurm is asked for. ``None`` leaves the cluster's default."""
+    """What Slurm is asked for. ``None`` leaves the cluster's default.
+
+    ``gpus`` is per node (``--gres=gpu[:gpu_type]:gpus`` on each of ``nodes``).
+    ``dependency`` is Slurm's ``--dependency`` value (``--after`` sessions resolved to job
+    ids). ``sbatch_args`` are further ``--name[=value]`` options, one per item, passed through.
+    """
 
     gpus: int = 0
     nodes: int = 1
@@ -53,6 +88,21 @@ class Resources:
     account: str | None = None
     qos: str | None = None
     constraint: str | None = None
+    gpu_type: str | None = None
+    ntasks_per_node: int | None = None
+    cpus_per_task: int | None = None
+    exclusive: bool | None = None  # None: not said (the cluster profile's default, else shared)
+    dependency: str | None = None
+    reservation: str | None = None
+    mail_type: str | None = None
+    mail_user: str | None = None
+    sbatch_args: list[str] = field(default_factory=list)
+
+    @property
+    def gpus_text(self) -> str:
+        """``4``, ``a100:4``; ``2x a100:4`` for 4 GPUs on each of 2 nodes (views)."""
+        per_node = f"{self.gpu_type}:{self.gpus}" if self.gpu_type else str(self.gpus)
+        return per_node if self.nodes == 1 else f"{self.nodes}x {per_node}"
 
 
 DEFAULT_GRACE_SECONDS = 120
@@ -100,6 +150,8 @@ class SessionSpec:
     memo: str = ""
     cluster: str = "local"
     preemption: Preemption = field(default_factory=Preemption)
+    launch: str = "plain"
+    after: list[str] = field(default_factory=list)  # sessions resources.dependency waits for
     dataset: DatasetUse | None = None
     capture_stdout: bool = False  # metrics printed to the Slurm output become points
     stdout_pattern: str | None = None  # a regex with named groups, for other formats
@@ -122,15 +174,24 @@ class SessionSpec:
             project=data["project"],
             script=data["script"],
             args=list(data.get("args", [])),
-            resources=Resources(**data.get("resources", {})),
+            resources=_resources_from_dict(data.get("resources", {})),
             environment=[EnvStep(**step) for step in data.get("environment", [])],
             memo=data.get("memo", ""),
             cluster=data.get("cluster", "local"),
             preemption=Preemption(**data.get("preemption", {})),
+            launch=data.get("launch", "plain"),
+            after=list(data.get("after", [])),
             dataset=DatasetUse(**data["dataset"]) if data.get("dataset") else None,
             capture_stdout=bool(data.get("capture_stdout", False)),
             stdout_pattern=data.get("stdout_pattern"),
         )
+
+
+def _resources_from_dict(data: dict[str, Any]) -> Resources:
+    values = dict(data)
+    if "sbatch_args" in values:
+        values["sbatch_args"] = list(values["sbatch_args"])
+    return Resources(**values)
 
 
 def validate_project(name: str) -> str:
@@ -201,6 +262,105 @@ def validate_constraint(text: str) -> str:
     return text
 
 
+def parse_gpus(flag: str, text: str | int | None) -> tuple[str | None, int | None]:
+    """``4`` -> ``(None, 4)``, ``a100:4`` -> ``("a100", 4)`` (Slurm's ``gpu:TYPE:N``)."""
+    if text is None:
+        return None, None
+    if isinstance(text, str) and ":" in text:
+        gpu_type, _, count = text.strip().rpartition(":")
+        parsed = parse_count(flag, count)
+        if parsed is None or parsed == 0:
+            raise SpecError(f"{flag} TYPE:N needs N >= 1, got {text!r}")
+        return validate_gpu_type(flag, gpu_type), parsed
+    try:
+        return None, parse_count(flag, text)
+    except SpecError:
+        raise SpecError(
+            f"{flag} must be a whole number >= 0 or TYPE:N (such as a100:2), got {text!r}"
+        ) from None
+
+
+def validate_gpu_type(flag: str, text: str) -> str:
+    if not GPU_TYPE.fullmatch(text):
+        raise SpecError(f"{flag}: GPU type {text!r} is not a name (letters, digits, '-', '_', '.')")
+    return text
+
+
+def validate_mail_type(text: str) -> str:
+    """Slurm's ``--mail-type`` list, upper-cased: ``END,FAIL``."""
+    items = [item.strip().upper() for item in str(text).split(",")]
+    bad = [item for item in items if item not in MAIL_TYPES]
+    if bad or not items:
+        raise SpecError(
+            f"--mail-type {text!r}: unknown type(s) {', '.join(map(repr, bad))}; valid: "
+            + ", ".join(MAIL_TYPES)
+        )
+    return ",".join(items)
+
+
+def validate_mail_user(text: str) -> str:
+    if not MAIL_USER.fullmatch(text):
+        raise SpecError(f"--mail-user {text!r} is not a user name or mail address")
+    return text
+
+
+def validate_dependency(text: str) -> str:
+    """Slurm's ``--dependency``: ``afterok:12:13,afterany:14`` (all) or ``a?b`` (any)."""
+    separator = "?" if "?" in text else ","
+    items = text.split(separator)
+    if not text or ("," in text and "?" in text) or not all(map(DEPENDENCY_ITEM.fullmatch, items)):
+        raise SpecError(
+            f"--dependency {text!r}: use TYPE:JOBID[:JOBID...] joined by ',' (all) or '?' "
+            f"(any); TYPE is one of {', '.join(DEPENDENCY_TYPES)}, or singleton"
+        )
+    return text
+
+
+def ranks_per_node(resources: Resources, launch: str) -> int:
+    """Processes of the training script on each node in a launch mode other than plain."""
+    if launch == "srun":
+        return resources.ntasks_per_node or 1
+    if launch in ("srun-per-gpu", "torchrun"):
+        return max(resources.gpus, 1)
+    return 1
+
+
+def validate_launch(spec: SessionSpec) -> str:
+    launch, res = spec.launch, spec.resources
+    if launch not in LAUNCH_MODES:
+        raise SpecError(f"--launch {launch!r}: valid modes are {', '.join(LAUNCH_MODES)}")
+    if launch == "srun-per-gpu":
+        if res.gpus == 0:
+            raise SpecError("--launch srun-per-gpu starts one task per GPU: give --gpus-per-node")
+        if res.ntasks_per_node not in (None, res.gpus):
+            raise SpecError(
+                f"--launch srun-per-gpu starts one task per GPU ({res.gpus} per node); "
+                f"--ntasks-per-node {res.ntasks_per_node} disagrees"
+            )
+    if launch == "torchrun" and res.ntasks_per_node not in (None, 1):
+        raise SpecError(
+            "--launch torchrun runs one task per node (torchrun starts one process per GPU "
+            "itself); leave out --ntasks-per-node"
+        )
+    return launch
+
+
+def validate_sbatch_args(spec: SessionSpec) -> list[str]:
+    seen: dict[str, str] = {}
+    for text in spec.resources.sbatch_args:
+        validate_sbatch_arg(text, launch=spec.launch)
+        name = option_name(text)
+        if name in seen:
+            raise SpecError(
+                f"--sbatch-arg {text!r}: --{name} is given twice ({seen[name]!r} and {text!r})"
+            )
+        seen[name] = text
+    mem_option = next((n for n in ("mem-per-cpu", "mem-per-gpu") if n in seen), None)
+    if mem_option and spec.resources.mem is not None:
+        raise SpecError(f"give either --mem or --sbatch-arg --{mem_option}=..., not both")
+    return spec.resources.sbatch_args
+
+
 def validate_env_step(step: EnvStep) -> EnvStep:
     flag = f"--{step.kind}"
     if not step.value or has_control_characters(step.value):
@@ -262,6 +422,28 @@ def validate_resources(resources: Resources) -> Resources:
             validate_slurm_name(flag, value)
     if resources.constraint is not None:
         validate_constraint(resources.constraint)
+    if resources.gpu_type is not None:
+        validate_gpu_type("--gpus", resources.gpu_type)
+        if resources.gpus == 0:
+            raise SpecError("a GPU type needs a GPU count (--gpus TYPE:N)")
+    for flag, count in (
+        ("--ntasks-per-node", resources.ntasks_per_node),
+        ("--cpus-per-task", resources.cpus_per_task),
+    ):
+        if count is not None and (isinstance(count, bool) or count < 1 or count > MAX_COUNT):
+            raise SpecError(f"{flag} must be a whole number >= 1")
+    if resources.cpus_per_task is not None and resources.cpus_per_gpu is not None:
+        raise SpecError("give either --cpus-per-task or --cpus-per-gpu (Slurm takes one)")
+    if resources.exclusive is not None and not isinstance(resources.exclusive, bool):
+        raise SpecError("exclusive must be true or false")
+    if resources.dependency is not None:
+        validate_dependency(resources.dependency)
+    if resources.reservation is not None:
+        validate_slurm_name("--reservation", resources.reservation)
+    if resources.mail_type is not None:
+        validate_mail_type(resources.mail_type)
+    if resources.mail_user is not None:
+        validate_mail_user(resources.mail_user)
     return resources
 
 
@@ -367,6 +549,11 @@ def validate_spec(spec: SessionSpec) -> SessionSpec:
     validate_hyperparameters(spec.args)
     validate_memo(spec.memo)
     validate_preemption(spec)
+    validate_launch(spec)
+    validate_sbatch_args(spec)
+    for name in spec.after:
+        if not isinstance(name, str) or has_control_characters(name) or len(name) > 200:
+            raise SpecError(f"--after {name!r} is not a session name")
     if not spec.script or has_control_characters(spec.script) or spec.script.startswith("/"):
         raise SpecError(f"invalid script path {spec.script!r}")
     if spec.dataset is not None:

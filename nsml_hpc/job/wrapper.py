@@ -20,6 +20,15 @@ ended, requeued / requeue_refused / requeue_failed. While the training process r
 ``alive`` line every ``heartbeat`` seconds (``NSML_HPC_HEARTBEAT``, default 15; 0: none) tells
 the front end the wrapper still runs: one that stops without an ``ended`` line was killed,
 and only then does the front end need to ask Slurm early.
+
+Launch modes other than plain (docs/multi-node.md): the batch script runs this wrapper with
+the command to supervise after ``--`` (``srun ... python -m nsml_hpc.job RUN_DIR --task
+[-- torchrun ...]``) instead of the training script. srun starts the wrapper again on every
+node in task mode (:mod:`nsml_hpc.job.task`), which writes task_started / task_ended events
+(host, node, task, CUDA_VISIBLE_DEVICES, exit code) to a file of its own under
+``.nsml/tasks/``; this wrapper, the one writer of events.jsonl, relays them there (and per-rank
+metric lines from ``.nsml/ranks/`` into metrics.jsonl), so no two nodes ever append to the same
+file on a shared file system. Slurm's warning reaches srun, which forwards it to every task.
 """
 
 from __future__ import annotations
@@ -49,11 +58,13 @@ from nsml_hpc.job.layout import (
     HEARTBEAT_ENV,
     HEARTBEAT_EVENT,
     METRICS_FILE,
+    RANKS_DIR,
     RESTART_COUNT_ENV,
     RESUME_FROM_ENV,
     RESUME_STEP_ENV,
     SESSION_FILE,
     SNAPSHOTS_DIR,
+    TASKS_DIR,
     job_id_from_env,
 )
 from nsml_hpc.job.permissions import MODE_KEY, apply_run_dir_mode
@@ -68,12 +79,15 @@ STOP_SECONDS = 10.0  # SIGTERM -> SIGKILL for the training process once the snap
 REQUEUE_TIMEOUT = 30.0
 DEFAULT_HEARTBEAT_SECONDS = 15.0
 EXIT_NO_START_SNAPSHOT = 66
+RELAY_SECONDS = 1.0  # how often task events and per-rank metrics are relayed
+RELAY_MAX_BYTES = 4 << 20  # read at most this much of one file per relay
+
 EXIT_STAGING_FAILED = 67
 
 
 class EventLog:
-    def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / EVENTS_FILE
+    def __init__(self, run_dir: Path, path: Path | None = None) -> None:
+        self.path = path or run_dir / EVENTS_FILE
         self.job_id = job_id_from_env()
 
     def write(self, event: str, **data: Any) -> None:
@@ -83,6 +97,79 @@ class EventLog:
             os.write(fd, (json.dumps(line, sort_keys=True) + "\n").encode())
         finally:
             os.close(fd)
+
+
+def append_lines(path: Path, data: bytes) -> None:
+    """Append complete lines with single ``write`` calls on an ``O_APPEND`` descriptor."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+class Relay:
+    """Copies complete lines from the task wrappers' event files (``.nsml/tasks/``) into
+    events.jsonl and from per-rank metric files (``.nsml/ranks/``) into metrics.jsonl.
+
+    Each of those files has one writer (one task, one rank) and is read here from where the
+    last look stopped, so a partly written last line waits for the next look."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.pairs = (
+            (run_dir / TASKS_DIR, run_dir / EVENTS_FILE),
+            (run_dir / RANKS_DIR, run_dir / METRICS_FILE),
+        )
+        self.offsets: dict[str, int] = {}
+        self.next_at = 0.0
+
+    def clear(self) -> None:
+        """Remove the files of earlier runs (no task of ours is alive yet)."""
+        for folder, _ in self.pairs:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def poll(self, *, force: bool = False) -> int:
+        """Relay what is new (at most every RELAY_SECONDS unless ``force``); lines copied."""
+        now = time.monotonic()
+        if not force and now < self.next_at:
+            return 0
+        self.next_at = now + RELAY_SECONDS
+        copied = 0
+        for folder, target in self.pairs:
+            chunks = [self._new_lines(path) for path in self._files(folder)]
+            data = b"".join(chunks)
+            if data:
+                append_lines(target, data)
+                copied += data.count(b"\n")
+        return copied
+
+    @staticmethod
+    def _files(folder: Path) -> list[str]:
+        try:
+            return sorted(
+                entry.path
+                for entry in os.scandir(folder)
+                if entry.name.endswith(".jsonl") and entry.is_file()
+            )
+        except OSError:
+            return []
+
+    def _new_lines(self, path: str) -> bytes:
+        offset = self.offsets.get(path, 0)
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(offset)
+                data = handle.read(RELAY_MAX_BYTES)
+        except OSError:
+            return b""
+        end = data.rfind(b"\n") + 1
+        if end == 0 and len(data) == RELAY_MAX_BYTES:
+            self.offsets[path] = offset + len(data)  # a line longer than a read: dropped
+            return b""
+        self.offsets[path] = offset + end
+        return data[:end]
 
 
 def command_for(document: dict[str, Any], code_dir: Path) -> list[str]:
@@ -151,8 +238,10 @@ class ResumePoint:
 
 
 class Wrapper:
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, launch_command: list[str] | None = None) -> None:
         self.run_dir = run_dir
+        self.launch_command = launch_command  # srun ... (multi-node launch modes)
+        self.relay = Relay(run_dir)
         self.document: dict[str, Any] = json.loads((run_dir / SESSION_FILE).read_text("utf-8"))
         self.spec = SessionSpec.from_dict(self.document["spec"])
         self.events = EventLog(run_dir)
@@ -164,6 +253,7 @@ class Wrapper:
         self.warned_at: float | None = None  # USR2 received, not yet handled
         self.warning_handled = False
         self.requeued = False
+        self.term_pending = False  # multi-node: SIGTERM to pass on to the tasks
         self.staged: Staged | None = None
         self.heartbeat = heartbeat_seconds()
         self.beat_at = time.monotonic()
@@ -236,6 +326,7 @@ class Wrapper:
             self.events.write("warning", message=f"cannot tidy {self.snapshots}: {exc}")
         try:
             self.flag.unlink(missing_ok=True)
+            self.relay.clear()
             metrics_line = close_and_count_lines(self.run_dir / METRICS_FILE)
         except OSError as exc:
             self.events.write("warning", message=f"cannot read {METRICS_FILE}: {exc}")
@@ -300,8 +391,30 @@ class Wrapper:
         self.events.write("signal", signal=signal.Signals(signum).name)
         if signum == signal.SIGTERM:
             self._write_flag(reason="SIGTERM")
+            if self.launch_command is not None:
+                # srun answers SIGTERM by killing its tasks (SIGKILL): the main loop asks
+                # Slurm to send the tasks SIGTERM instead.
+                self.term_pending = True
+                return
         if self.child is not None and self.child.poll() is None:
             self.child.send_signal(signum)
+
+    def _signal_tasks(self, name: str) -> None:
+        """``scancel --signal=NAME <job>``: every job step's tasks (not this batch shell)
+        get the signal as such; srun itself would turn TERM into KILL."""
+        job_id, scancel = os.environ.get("SLURM_JOB_ID"), shutil.which("scancel")
+        if not job_id or scancel is None:
+            return
+        try:
+            subprocess.run(
+                [scancel, f"--signal={name}", job_id],
+                capture_output=True,
+                timeout=REQUEUE_TIMEOUT,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            self.events.write("warning", message=f"scancel --signal={name} {job_id}: {exc}")
 
     def _on_warning(self, _signum: int, _frame: FrameType | None) -> None:
         if self.warned_at is None:
@@ -355,6 +468,7 @@ class Wrapper:
             snapshot = self._new_snapshot(before, start)
             if snapshot is not None or child.poll() is not None:
                 break
+            self.relay.poll()
             self._beat()
             time.sleep(POLL_SECONDS)
         if snapshot is None:
@@ -381,6 +495,7 @@ class Wrapper:
             )
             return None
         exit_code = self._stop(child)
+        self.relay.poll(force=True)
         self.events.write("ended", exit_code=exit_code, requeue=True)
         self._requeue()
         return exit_code if exit_code != 0 else 75  # EX_TEMPFAIL when the requeue failed
@@ -394,6 +509,10 @@ class Wrapper:
             self.events.write(HEARTBEAT_EVENT)
 
     def _stop(self, child: subprocess.Popen[bytes]) -> int:
+        if child.poll() is None and self.launch_command is not None:
+            self._signal_tasks("TERM")  # the tasks stop their ranks; srun then ends
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=STOP_SECONDS)
         if child.poll() is None:
             child.terminate()
             try:
@@ -449,6 +568,7 @@ class Wrapper:
             restart_count=self.restart,
             cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
             pid=os.getpid(),
+            **self._launch_details(),
             heartbeat=self.heartbeat,
             metrics_line=metrics_line,
             resume_tag=resume.manifest.tag if resume else None,
@@ -478,12 +598,23 @@ class Wrapper:
                 monitor.stop()
             self._unstage_dataset()
 
+    def _launch_details(self) -> dict[str, Any]:
+        """What the started event says about a multi-node launch (nothing for plain)."""
+        if self.launch_command is None:
+            return {}
+        return {
+            "launch": self.spec.launch,
+            "nodes": os.environ.get("SLURM_JOB_NODELIST"),
+            "node_count": self.spec.resources.nodes,
+            "master_addr": os.environ.get("MASTER_ADDR"),
+            "master_port": os.environ.get("MASTER_PORT"),
+        }
+
     def _supervise(self, resume: ResumePoint | None) -> int:
         code_dir = self.run_dir / CODE_DIR
+        command = self.launch_command or command_for(self.document, code_dir)
         try:
-            child = subprocess.Popen(
-                command_for(self.document, code_dir), cwd=code_dir, env=self._child_env(resume)
-            )
+            child = subprocess.Popen(command, cwd=code_dir, env=self._child_env(resume))
         except OSError as exc:
             self.events.write("ended", exit_code=127, error=str(exc))
             print(f"nsml-hpc: cannot start the training script: {exc}", file=sys.stderr)
@@ -498,6 +629,10 @@ class Wrapper:
                 break
             except subprocess.TimeoutExpired:
                 pass
+            self.relay.poll()
+            if self.term_pending:
+                self.term_pending = False
+                self._signal_tasks("TERM")
             self._beat()
             if self.warned_at is not None and not self.warning_handled:
                 stopped = self._handle_warning(child)
@@ -507,6 +642,7 @@ class Wrapper:
             # The warning came as the script ended by itself: it finished, nothing to requeue.
             self.events.write("signal", signal="USR2", note="after the training script ended")
         exit_code = returncode if returncode >= 0 else 128 - returncode
+        self.relay.poll(force=True)
         self.events.write(
             "ended",
             exit_code=exit_code,
@@ -515,17 +651,5 @@ class Wrapper:
         return exit_code
 
 
-def run(run_dir: Path) -> int:
-    return Wrapper(run_dir).run()
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m nsml_hpc.job RUN_DIR", file=sys.stderr)
-        return 2
-    return run(Path(args[0]))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def run(run_dir: Path, launch_command: list[str] | None = None) -> int:
+    return Wrapper(run_dir, launch_command).run()

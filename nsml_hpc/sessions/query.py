@@ -28,7 +28,7 @@ from nsml_hpc.catalog.engine import Catalog
 from nsml_hpc.catalog.models import SessionRecord
 from nsml_hpc.catalog.summary_models import MetricSummary
 from nsml_hpc.job.direction import NO_OVERRIDES, Directions
-from nsml_hpc.sessions.views import SessionRow, elapsed_expression, session_row
+from nsml_hpc.sessions.views import SessionRow, elapsed_expression, session_row, with_nodes
 from nsml_hpc.slurm.states import SessionState
 
 SortColumn = Literal["created", "name", "cluster", "state", "gpus", "elapsed", "last", "best"]
@@ -245,7 +245,7 @@ def session_page(
     with catalog.session() as db:
         rows = db.execute(statement).all()
     shared = holds_other_users(catalog)
-    return [
+    page = [
         session_row(
             row,
             now,
@@ -256,6 +256,7 @@ def session_page(
         )
         for row in rows
     ]
+    return with_nodes(catalog, page)
 
 
 def matching_names(catalog: Catalog, query: SessionQuery) -> list[str]:

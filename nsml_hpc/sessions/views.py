@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from sqlalchemy import and_, case, func, literal
@@ -40,6 +40,14 @@ from nsml_hpc.catalog.sessions import (
 from nsml_hpc.catalog.snapshots import requeue_counts
 from nsml_hpc.job.layout import METRICS_FILE
 from nsml_hpc.runfiles.idle import IdleState, idle_for
+from nsml_hpc.sessions.nodes import (
+    NodeState,
+    allocated_nodes,
+    node_states,
+    node_summary,
+    requested_nodes,
+    task_events,
+)
 from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
 from nsml_hpc.snapshots.views import snapshot_detail
 
@@ -145,6 +153,9 @@ JSON_FIELDS = (
     "gpu_util",
     "gpu_idle_s",
     "requeues",
+    "nodes",
+    "node_list",
+    "node_summary",
 )
 
 
@@ -181,6 +192,18 @@ class SessionRow:
     key_last: float | None = None
     key_best: float | None = None
     key_best_step: int | None = None
+    nodes: int = 1  # nodes asked for (gpus counts the GPUs of all of them)
+    node_list: str | None = None  # Slurm's list of the latest run's nodes
+    node_summary: str = ""  # per-node state of a multi-node launch: "duo1 running, duo2 ok"
+
+    @property
+    def gpus_text(self) -> str:
+        """``4``, or ``2x4`` for 4 GPUs on each of 2 nodes (``gpus`` counts all nodes');
+        ``0`` for a CPU-only session on any number of nodes."""
+        if self.nodes == 1 or self.gpus == 0 or self.gpus % self.nodes:
+            return str(self.gpus)
+        return f"{self.nodes}x{self.gpus // self.nodes}"
+
     owner: str = ""
     hyperparameters: dict[str, Any] = field(default_factory=dict)  # filled for ps and show
 
@@ -219,6 +242,9 @@ def session_row(
     key_last: float | None = None,
     key_best: float | None = None,
     key_best_step: int | None = None,
+    nodes: int = 1,
+    node_list: str | None = None,
+    node_states: Sequence[NodeState] = (),
     hyperparameters: dict[str, Any] | None = None,
     shared: bool = False,
 ) -> SessionRow:
@@ -250,17 +276,75 @@ def session_row(
         key_last=key_last,
         key_best=key_best,
         key_best_step=key_best_step,
+        nodes=nodes,
+        node_list=node_list,
+        node_summary=node_summary(node_states),
         hyperparameters=hyperparameters or {},
     )
 
 
+def shown_resources(resources: dict[str, Any]) -> dict[str, Any]:
+    """The resources a session asked for, without the unset ones (GPUs as ``a100:4``)."""
+    shown = {k: v for k, v in resources.items() if v not in (None, 0, False, [], "")}
+    if resources.get("gpu_type") and "gpus" in shown:
+        shown["gpus"] = f"{resources['gpu_type']}:{resources['gpus']}"
+        shown.pop("gpu_type", None)
+    if "sbatch_args" in shown:
+        shown["sbatch_args"] = " ".join(shown["sbatch_args"])
+    return shown
+
+
+@dataclass(frozen=True)
+class _Nodes:
+    """A session's nodes, for its row: asked for, allocated, and how each is doing."""
+
+    count: int = 1
+    listed: str | None = None
+    states: list[NodeState] = field(default_factory=list)
+
+
+def with_nodes(catalog: Catalog, rows: Sequence[SessionRow]) -> list[SessionRow]:
+    """``rows`` with their node count, node list and per-node state filled in (the TUI
+    table's page; ``ps`` and ``show`` rows have them already)."""
+    nodes = _nodes(catalog, rows, {})
+    return [
+        replace(
+            row,
+            nodes=found.count,
+            node_list=found.listed,
+            node_summary=node_summary(found.states),
+        )
+        if (found := nodes.get(row.id)) is not None
+        else row
+        for row in rows
+    ]
+
+
+def _nodes(
+    catalog: Catalog, records: Sequence[RecordFields | SessionRow], jobs: dict[int, list[Any]]
+) -> dict[int, _Nodes]:
+    """Nodes of multi-node sessions (two queries: requested nodes, then their task events);
+    the node list is the one the job wrapper saw, else sacct's."""
+    live = {r.id: r.state not in TERMINAL_STATES for r in records if r.id is not None}
+    counts = {key: n for key, n in requested_nodes(catalog, list(live)).items() if n > 1}
+    events = task_events(catalog, list(counts))
+    found: dict[int, _Nodes] = {}
+    for key, count in counts.items():
+        own = events.get(key, [])
+        runs = jobs.get(key, [])
+        listed = allocated_nodes(own) or (runs[-1].node_list if runs else None)
+        found[key] = _Nodes(count, listed, node_states(own, live=live[key]))
+    return found
+
+
 def _rows(catalog: Catalog, records: Sequence[SessionRecord], now: float) -> list[SessionRow]:
-    """Rows with job ids, GPU state, requeues and hyperparameters: three queries for all of
-    ``records``."""
+    """Rows with job ids, GPU state, requeues, nodes and hyperparameters: five queries for all
+    of ``records``."""
     ids = [record.id for record in records if record.id is not None]
     jobs = jobs_of(catalog, ids)
     gpu = gpu_states(catalog, ids)
     requeues = requeue_counts(catalog, ids)
+    nodes = _nodes(catalog, records, jobs)
     shared = holds_other_users(catalog)
     return [
         session_row(
@@ -269,6 +353,9 @@ def _rows(catalog: Catalog, records: Sequence[SessionRecord], now: float) -> lis
             job_ids=[job.job_id for job in jobs.get(record.id or -1, [])],
             gpu=gpu.get(record.id or -1),
             requeues=requeues.get(record.id or -1, 0),
+            nodes=nodes.get(record.id or -1, _Nodes()).count,
+            node_list=nodes.get(record.id or -1, _Nodes()).listed,
+            node_states=nodes.get(record.id or -1, _Nodes()).states,
             hyperparameters=json.loads(record.hyperparameters_json or "{}"),
             shared=shared,
         )
@@ -310,12 +397,16 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
     record = get_session(catalog, name)
     assert record.id is not None
     jobs = jobs_of(catalog, [record.id])[record.id]
+    nodes = _nodes(catalog, [record], {record.id: jobs}).get(record.id, _Nodes())
     row = session_row(
         record,
         time.time() if now is None else now,
         job_ids=[job.job_id for job in jobs],
         gpu=gpu_states(catalog, [record.id]).get(record.id),
         requeues=requeue_counts(catalog, [record.id]).get(record.id, 0),
+        nodes=nodes.count,
+        node_list=nodes.listed,
+        node_states=nodes.states,
         shared=holds_other_users(catalog),
     )
     cursor = load_cursors(catalog, [record.id]).get((record.id, METRICS_FILE))
@@ -367,6 +458,7 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
         "ingest_problems": ingest_problems(catalog, record.id),
         "run_dir": record.run_dir,
         "spec": json.loads(record.spec_json),
+        "node_states": [node.to_json() for node in nodes.states],
         # What Slurm gave the latest job (sacct), None before the first sync that saw it.
         "allocation": latest.to_json() if latest else None,
         "hyperparameters": json.loads(record.hyperparameters_json),

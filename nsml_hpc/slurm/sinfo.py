@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from nsml_hpc.slurm.gres import gpu_count, gpu_types, gpus_in_gres, parse_gres
 
@@ -143,3 +144,31 @@ def partition_summary(nodes: Iterable[NodeGpus]) -> list[PartitionGpus]:
             )
         )
     return sorted(summaries, key=lambda item: (not item.is_default, item.name))
+
+
+def per_node_text(nodes: list[NodeGpus], partition: str) -> str:
+    """GPUs on each node of ``partition``: ``2``, or ``2-8`` when nodes differ."""
+    counts = sorted({node.gpus_total for node in nodes if node.partition == partition})
+    if not counts:
+        return "-"
+    return str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+
+
+def node_rows(nodes: list[NodeGpus]) -> list[dict[str, Any]]:
+    """One row per node (its partitions joined): what ``gpus --nodes`` lists."""
+    merged: dict[str, dict[str, Any]] = {}
+    for node in nodes:
+        row = merged.setdefault(
+            node.node,
+            {
+                "node": node.node,
+                "partitions": [],
+                "state": node.state,
+                "types": list(node.gpu_types),
+                "total": node.gpus_total,
+                "used": node.gpus_used,
+                "free": max(node.gpus_total - node.gpus_used, 0) if node.usable else 0,
+            },
+        )
+        row["partitions"].append(node.partition)
+    return [merged[name] for name in sorted(merged)]

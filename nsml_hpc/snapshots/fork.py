@@ -55,6 +55,7 @@ from nsml_hpc.job.snapshot_format import Manifest, choose, parse_selector
 from nsml_hpc.job.spec import MAX_ARG_BYTES, Preemption, Resources, SessionSpec, validate_spec
 from nsml_hpc.snapshots.sync import refresh_session
 from nsml_hpc.submit.create import Prepared, Submitted, dry_run, run_dir_mode_document, submit
+from nsml_hpc.submit.fit import check_fits
 from nsml_hpc.submit.interpreter import job_profile
 from nsml_hpc.submit.placement import AUTO, place
 from nsml_hpc.submit.rundir import read_json
@@ -272,7 +273,8 @@ def _child_spec(
     parent: SessionSpec, request: ForkRequest, args: list[str], label: str
 ) -> SessionSpec:
     try:
-        resources = replace(parent.resources, **request.resources)
+        # A fork starts from a snapshot: what its parent waited for (--after) is over.
+        resources = replace(parent.resources, **{"dependency": None, **request.resources})
         preemption = replace(parent.preemption, **request.preemption)
     except TypeError as exc:
         raise SpecError(f"unknown resource: {exc}") from exc
@@ -283,6 +285,7 @@ def _child_spec(
             resources=resources if isinstance(resources, Resources) else parent.resources,
             preemption=preemption if isinstance(preemption, Preemption) else parent.preemption,
             memo=request.memo if request.memo is not None else f"fork of {label}",
+            after=[],
         )
     )
 
@@ -365,6 +368,7 @@ def fork_session(workspace: Context, request: ForkRequest, *, dry: bool = False)
     if spec.resources.partition == AUTO:
         placed = place(spec, backend)
         spec, placement = placed.spec, placed.explanation
+    check_fits(spec, backend)  # a request the partition can never hold: refused, nothing made
     # A remote parent's code is on the cluster: it is copied here first (the child's upload
     # then sends only what the cluster's earlier snapshot of the project lacks).
     with tempfile.TemporaryDirectory(prefix="nsml-hpc-fork-") as scratch:

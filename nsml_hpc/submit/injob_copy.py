@@ -22,7 +22,8 @@ from pathlib import Path
 
 PACKAGE = "nsml_hpc"
 IN_JOB_PACKAGE = "job"
-ROOTS = ("__init__", f"{IN_JOB_PACKAGE}.__main__")
+# The API, the wrapper, and the rendezvous helper multi-node batch scripts run.
+ROOTS = ("__init__", f"{IN_JOB_PACKAGE}.__main__", f"{IN_JOB_PACKAGE}.rendezvous")
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 

@@ -14,7 +14,7 @@ from nsml_hpc.backends.base import SlurmBackend
 from nsml_hpc.errors import SubmitRefused
 from nsml_hpc.job.spec import SessionSpec
 from nsml_hpc.slurm.placement import StartEstimate, choose_partition, explain
-from nsml_hpc.submit.render import resource_directives
+from nsml_hpc.submit.render import directive_args, resource_directives
 
 AUTO = "auto"
 
@@ -30,7 +30,7 @@ def place(spec: SessionSpec, backend: SlurmBackend, now: float | None = None) ->
     """``spec`` with its partition chosen; :class:`SubmitRefused` if no partition can run it."""
     now = time.time() if now is None else now
     unplaced = replace(spec, resources=replace(spec.resources, partition=None))
-    args = [f"--{key}={value}" for key, value in resource_directives(unplaced)]
+    args = directive_args(resource_directives(unplaced))
     estimates = [backend.estimate_start(args, name) for name in backend.partitions()]
     choice = choose_partition(estimates)
     if choice is None:

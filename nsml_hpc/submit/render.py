@@ -19,7 +19,8 @@ import jinja2
 from nsml_hpc import __version__
 from nsml_hpc.errors import SpecError
 from nsml_hpc.job import layout
-from nsml_hpc.job.spec import EnvStep, SessionSpec, warning_seconds
+from nsml_hpc.job.sbatch_options import directive
+from nsml_hpc.job.spec import EnvStep, Resources, SessionSpec, ranks_per_node, warning_seconds
 
 TEMPLATE_PACKAGE = "nsml_hpc.sbatch_templates"
 TEMPLATE_NAME = "job.sbatch.j2"
@@ -91,8 +92,29 @@ def array_directives(spec: SessionSpec, context: ArrayContext) -> list[tuple[str
 
 
 def resource_directives(spec: SessionSpec) -> list[tuple[str, str]]:
-    """Just the resource requests (for ``sbatch --test-only`` and the scripts)."""
+    """Just the resource requests (for ``sbatch --test-only`` and the scripts): no
+    dependency, mail or preemption settings."""
     return _directives(spec, [], preemption=False)
+
+
+def directive_args(directives: list[tuple[str, str]]) -> list[str]:
+    """``[("nodes", "2"), ("exclusive", "")]`` -> ``["--nodes=2", "--exclusive"]``."""
+    return [f"--{key}={value}" if value else f"--{key}" for key, value in directives]
+
+
+def gres_value(res: Resources) -> str | None:
+    """``gpu:4`` or ``gpu:a100:4`` (per node), or None without GPUs."""
+    if not res.gpus:
+        return None
+    return f"gpu:{res.gpu_type}:{res.gpus}" if res.gpu_type else f"gpu:{res.gpus}"
+
+
+def tasks_per_node(spec: SessionSpec) -> int | None:
+    """``--ntasks-per-node``: what the user gave in plain mode, else what the launch starts
+    (the ranks of srun modes, one torchrun per node)."""
+    if spec.launch == "plain":
+        return spec.resources.ntasks_per_node
+    return 1 if spec.launch == "torchrun" else ranks_per_node(spec.resources, spec.launch)
 
 
 def _directives(
@@ -103,7 +125,9 @@ def _directives(
     pairs: list[tuple[str, str | int | None]] = [
         *head,
         ("nodes", res.nodes),
-        ("gres", f"gpu:{res.gpus}" if res.gpus else None),
+        ("gres", gres_value(res)),
+        ("ntasks-per-node", tasks_per_node(spec)),
+        ("cpus-per-task", res.cpus_per_task),
         ("cpus-per-gpu", res.cpus_per_gpu),
         ("mem", res.mem),
         ("time", res.time),
@@ -111,19 +135,78 @@ def _directives(
         ("account", res.account),
         ("qos", res.qos),
         ("constraint", res.constraint),
+        ("exclusive", "" if res.exclusive else None),
+        ("reservation", res.reservation),
     ]
     if preemption:
         # USR2 (NCCL takes USR1) to the batch shell, which exec's the wrapper: it asks the
         # training code for a snapshot and requeues the job (see nsml_hpc/job/wrapper.py).
         pairs += [
+            ("dependency", res.dependency),
+            ("mail-type", res.mail_type),
+            ("mail-user", res.mail_user),
             ("signal", f"B:USR2@{grace}" if grace > 0 else None),
             ("requeue" if spec.preemption.requeue else "no-requeue", ""),
         ]
+    # --sbatch-arg values last, in the order given (validated by nsml_hpc.job.sbatch_options).
+    pairs += [directive(text) for text in res.sbatch_args]
     directives = [(key, str(value)) for key, value in pairs if value is not None]
     for key, value in directives:
         if _DIRECTIVE_UNSAFE.search(value):
             raise SpecError(f"refusing to render --{key}={value!r}: unsafe characters")
     return directives
+
+
+def launch_lines(spec: SessionSpec, wrapper_python: str, run_dir_word: str) -> list[str]:
+    """The end of the script for a launch mode other than plain (plain: the templates' own
+    ``exec`` of the wrapper). ``run_dir_word`` is the run directory as one shell word.
+
+    The wrapper on the first node runs ``srun``, which starts the job wrapper again on every
+    node (``--task``): there it runs one rank of the script (srun modes) or torchrun.
+    Everything here is fixed text, numbers and quoted paths; the script's arguments are read
+    from session.json by the task wrappers, never from this shell."""
+    if spec.launch == "plain":
+        return []
+    res = spec.resources
+    nodes, ranks = res.nodes, ranks_per_node(res, spec.launch)
+    python = shlex.quote(wrapper_python)
+    step_tasks = 1 if spec.launch == "torchrun" else ranks
+    lines = [f"# Launch mode {spec.launch} (docs/multi-node.md):"]
+    if spec.launch == "torchrun":
+        lines += [
+            f"# srun starts the job wrapper once on each of the {nodes} node(s); each runs "
+            f"torchrun, which starts {ranks}",
+            "# process(es) there and finds the other nodes through a c10d rendezvous (id: "
+            "the job id)",
+            "# at MASTER_ADDR:MASTER_PORT.",
+        ]
+    else:
+        lines += [
+            f"# srun starts {ranks} task(s) on each of the {nodes} node(s), each a job wrapper "
+            "running one rank",
+            f"# of the script (RANK=SLURM_PROCID, LOCAL_RANK=SLURM_LOCALID, WORLD_SIZE="
+            f"{nodes * ranks}).",
+        ]
+    lines += [
+        "# The wrapper here, on the first node, relays their events and handles Slurm's warning.",
+        "# Rendezvous: the first node's address (its NodeAddr; node names need not resolve) and a",
+        "# port that is free there.",
+        f"MASTER_ADDR=$({python} -m nsml_hpc.job.rendezvous addr)",
+        f"MASTER_PORT=$({python} -m nsml_hpc.job.rendezvous port)",
+        "export MASTER_ADDR MASTER_PORT",
+        f"exec {python} -m nsml_hpc.job {run_dir_word} -- \\",
+        f"  srun --nodes={nodes} --ntasks-per-node={step_tasks} --kill-on-bad-exit=1 \\",
+    ]
+    task = f"  {python} -m nsml_hpc.job {run_dir_word} --task"
+    if spec.launch != "torchrun":
+        return [*lines, task]
+    return [
+        *lines,
+        f"{task} -- \\",
+        f"  torchrun --nnodes={nodes} --nproc-per-node={ranks} --rdzv-backend=c10d "
+        '--rdzv-id="$SLURM_JOB_ID" \\',
+        '  --rdzv-endpoint="$MASTER_ADDR:$MASTER_PORT"',
+    ]
 
 
 # Where the job looks for the site's module system when ``module`` is not defined (it is a
@@ -251,6 +334,7 @@ def render_script(spec: SessionSpec, context: ScriptContext) -> str:
         wrapper_python=context.wrapper_python,
         api_path=context.api_path,
         layout=layout.template_names(),
+        launch=launch_lines(spec, context.wrapper_python, shlex.quote(context.run_dir)),
     )
 
 
@@ -271,4 +355,5 @@ def render_array_script(spec: SessionSpec, context: ArrayContext) -> str:
         wrapper_python=context.wrapper_python,
         api_path=context.api_path,
         layout=layout.template_names(),
+        launch=launch_lines(spec, context.wrapper_python, f'"${layout.RUN_DIR_ENV}"'),
     )

@@ -62,6 +62,34 @@ BEFORE_SLURM = [
     pytest.param(["--setup", "echo a\necho b"], "--setup", id="setup-newline"),
     pytest.param(["--memo", "line1\nline2"], "--memo", id="memo-newline"),
     pytest.param(["--venv", "/a", "--conda", "b"], "--venv", id="venv-and-conda"),
+    # issue 10: multi-node launch and the new resource flags
+    pytest.param(["--gpus", "a100:x"], "--gpus", id="gpu-type-bad-count"),
+    pytest.param(["--gpus", "a 100:2"], "--gpus", id="gpu-type-space"),
+    pytest.param(["--gpus", "2", "--gpus-per-node", "4"], "disagree", id="gpus-twice"),
+    pytest.param(
+        ["--sbatch-arg=--comment=a\n#SBATCH --uid=0"], "control characters", id="sbatch-arg-newline"
+    ),
+    pytest.param(["--sbatch-arg=--comment=a --nice=1"], "one option", id="sbatch-arg-two-options"),
+    pytest.param(["--sbatch-arg=--partition=gpu"], "use --partition", id="sbatch-arg-modeled"),
+    pytest.param(["--sbatch-arg=--part=gpu"], "abbreviates --partition", id="sbatch-arg-prefix"),
+    pytest.param(["--sbatch-arg=--output=/tmp/x"], "sets --output itself", id="sbatch-arg-ours"),
+    pytest.param(["--sbatch-arg", "-pgpu"], "long form", id="sbatch-arg-short"),
+    pytest.param(["--sbatch-arg", "--gres=gpu:2"], "use --gpus", id="sbatch-arg-spaced"),
+    pytest.param(["--launch", "mpirun"], "--launch", id="unknown-launch"),
+    pytest.param(["--launch", "srun-per-gpu"], "--gpus-per-node", id="per-gpu-without-gpus"),
+    pytest.param(
+        ["--launch", "torchrun", "--ntasks-per-node", "4"], "torchrun", id="torchrun-ntasks"
+    ),
+    pytest.param(["--mail-type", "SOMETIMES"], "--mail-type", id="bad-mail-type"),
+    pytest.param(["--mail-user", "a b"], "--mail-user", id="bad-mail-user"),
+    pytest.param(["--dependency", "afterok:x"], "--dependency", id="bad-dependency"),
+    pytest.param(["--reservation", "a;b"], "--reservation", id="bad-reservation"),
+    pytest.param(["--ntasks-per-node", "0"], "--ntasks-per-node", id="zero-tasks"),
+    pytest.param(
+        ["--cpus-per-task", "2", "--cpus-per-gpu", "2", "--gpus", "1"],
+        "--cpus-per-task or --cpus-per-gpu",
+        id="cpus-per-task-and-per-gpu",
+    ),
 ]
 
 
@@ -80,6 +108,16 @@ def test_bad_flag_is_one_error_line_and_creates_nothing(
     assert len(err.strip().splitlines()) == 1, err
     assert err.startswith("nsml-hpc: error: ")
     assert mentions in err
+    _assert_nothing_created(nsml_env)
+
+
+def test_after_an_unknown_session_is_exit_code_3_and_creates_nothing(
+    nsml_env: Path, project_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_script(project_dir, "train.py", "print('never runs')\n")
+    code, out, err = _run(["submit", "--after", "mnist/99", "train.py"], capsys)
+    assert (code, out) == (3, "")
+    assert err.strip() == "nsml-hpc: error: no session 'mnist/99' in the catalog"
     _assert_nothing_created(nsml_env)
 
 

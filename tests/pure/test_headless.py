@@ -124,6 +124,13 @@ OPEN_TO_FRONT_ENDS = (
 # user's text and formatters. Everything else that is callable is a Workspace method.
 PURE_FUNCTIONS = {
     "nsml_hpc.job.spec.parse_count",
+    "nsml_hpc.job.spec.parse_gpus",
+    "nsml_hpc.job.spec.validate_dependency",
+    "nsml_hpc.job.spec.validate_mail_type",
+    "nsml_hpc.sessions.views.shown_resources",
+    "nsml_hpc.slurm.sinfo.node_rows",
+    "nsml_hpc.slurm.sinfo.partition_summary",
+    "nsml_hpc.slurm.sinfo.per_node_text",
     "nsml_hpc.job.spec.time_limit_minutes",
     "nsml_hpc.job.spec.parse_dataset_ref",
     "nsml_hpc.job.spec.validate_memo",
@@ -135,6 +142,10 @@ PURE_FUNCTIONS = {
     "nsml_hpc.sweeps.grid.expand",
     "nsml_hpc.sweeps.grid.parse_grid",
     "nsml_hpc.sweeps.grid.parse_range",
+    "nsml_hpc.submit.request.after_given",
+    "nsml_hpc.submit.request.keyword",
+    "nsml_hpc.submit.request.resources_from",
+    "nsml_hpc.submit.request.resources_given",
 }
 
 

@@ -21,6 +21,8 @@ DISTINCT_NAMES = [
     layout.SWEEP_FILE,
     layout.CODE_MANIFEST,
     layout.CHECKPOINT_FLAG,
+    layout.TASKS_DIR,
+    layout.RANKS_DIR,
     layout.LOCAL_SNAPSHOTS_DIR,
     f"{layout.PRIVATE_DIR}/",
     "slurm-",
@@ -38,7 +40,7 @@ DISTINCT_NAMES = [
 def _spells(text: str, name: str) -> bool:
     """Env variables and prefixes anywhere; file names as a whole path component."""
     if name.startswith("NSML_HPC_") or name.endswith(("/", "-")):
-        return name in text
+        return name in text.replace(f"--{name}", "")  # a flag such as --slurm-conf is not one
     return any(part == name for part in text.split("/")) or name in text.split()
 
 

@@ -68,6 +68,43 @@ GOLDEN_SPECS = {
             EnvStep("setup", "export OMP_NUM_THREADS=4"),
         ],
     ),
+    # Multi-node launch modes (docs/multi-node.md) and every resource flag of issue 10.
+    "multi_node_srun": SessionSpec(
+        project="mnist",
+        script="train.py",
+        resources=Resources(gpus=2, nodes=2, ntasks_per_node=2, cpus_per_task=4),
+        launch="srun",
+    ),
+    "multi_node_srun_per_gpu": SessionSpec(
+        project="mnist",
+        script="train.py",
+        resources=Resources(gpus=4, nodes=2, time="4:00:00"),
+        launch="srun-per-gpu",
+    ),
+    "multi_node_torchrun": SessionSpec(
+        project="mnist",
+        script="train.py",
+        resources=Resources(gpus=4, gpu_type="a100", nodes=2, cpus_per_task=32, exclusive=True),
+        launch="torchrun",
+    ),
+    "every_resource_flag": SessionSpec(
+        project="mnist",
+        script="train.py",
+        resources=Resources(
+            gpus=2,
+            gpu_type="h100",
+            nodes=2,
+            ntasks_per_node=2,
+            cpus_per_task=8,
+            exclusive=True,
+            dependency="afterok:123:124,afterany:99",
+            reservation="maint",
+            mail_type="END,FAIL",
+            mail_user="alice@example.org",
+            sbatch_args=["--comment=nightly", "--hint=nomultithread", "--nice=10"],
+        ),
+        after=["mnist/3"],
+    ),
 }
 
 
@@ -187,12 +224,42 @@ HOSTILE = [
     "#x",
 ]
 ENV_KINDS: dict[str, EnvKind] = {"module": "module", "venv": "venv", "conda": "conda"}
-FIELDS = ["partition", "account", "qos", "constraint", "project", "memo", "module", "venv", "conda"]
+FIELDS = [
+    "partition",
+    "account",
+    "qos",
+    "constraint",
+    "project",
+    "memo",
+    "module",
+    "venv",
+    "conda",
+    "reservation",
+    "mail_user",
+    "mail_type",
+    "dependency",
+    "gpu_type",
+    "sbatch_arg",
+]
+# Fields whose accepted values reach a directive line as they are.
+VERBATIM = ("constraint", "memo", "sbatch_arg")
 _UNSAFE_IN_DIRECTIVE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029\"'\\]")
 
 
 def _spec_with(field: str, value: str) -> SessionSpec:
     base = SessionSpec(project="mnist", script="train.py", resources=Resources(gpus=1))
+    if field == "sbatch_arg":
+        resources = Resources(gpus=1, sbatch_args=[f"--comment={value}"])
+        return SessionSpec(project="mnist", script="train.py", resources=resources)
+    if field in ("reservation", "mail_user", "mail_type", "dependency", "gpu_type"):
+        new = {
+            "reservation": Resources(gpus=1, reservation=value),
+            "mail_user": Resources(gpus=1, mail_user=value),
+            "mail_type": Resources(gpus=1, mail_type=value),
+            "dependency": Resources(gpus=1, dependency=value),
+            "gpu_type": Resources(gpus=1, gpu_type=value),
+        }[field]
+        return SessionSpec(project="mnist", script="train.py", resources=new)
     if field in ("partition", "account", "qos", "constraint"):
         resources = {
             "partition": Resources(gpus=1, partition=value),
@@ -232,10 +299,21 @@ def test_hostile_value_is_refused_or_only_reaches_the_shell_quoted(field, value,
         assert value not in script.replace(quoted, "")
     else:
         # accepted directive values are plain words; memo and project never reach the script
-        assert field in ("constraint", "memo") or value not in script
+        assert field in VERBATIM or value not in script
 
 
-DIRECTIVE_FIELDS = ["partition", "account", "qos", "constraint", "project"]
+DIRECTIVE_FIELDS = [
+    "partition",
+    "account",
+    "qos",
+    "constraint",
+    "project",
+    "reservation",
+    "mail_user",
+    "mail_type",
+    "dependency",
+    "gpu_type",
+]
 
 
 @pytest.mark.parametrize(

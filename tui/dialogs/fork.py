@@ -82,7 +82,9 @@ class ForkDialog(ModalScreen[ForkRequest | None]):
         except NsmlError as exc:
             self.post_message(self.ParentLoaded({}, 0, [], str(exc)))
             return
-        self.post_message(self.ParentLoaded(parent["hyperparameters"], parent["gpus"], snapshots))
+        # the fork's --gpus is per node, as the parent asked (the row's gpus count all nodes)
+        per_node = parent["spec"]["resources"].get("gpus", parent["gpus"])
+        self.post_message(self.ParentLoaded(parent["hyperparameters"], per_node, snapshots))
 
     def on_fork_dialog_parent_loaded(self, message: ParentLoaded) -> None:
         if message.error:

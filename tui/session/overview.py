@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from nsml_hpc.formatting import format_metrics, format_time
+from nsml_hpc.sessions.views import shown_resources
 from nsml_hpc.slurm.timefmt import format_duration
 
 from ..widgets.styling import state_style
@@ -47,11 +48,16 @@ def title_line(detail: dict[str, Any]) -> Text:
     text.append(detail["name"], "bold")
     text.append("  ")
     text.append(detail["state_text"], state_style(detail["state"]))
+    nodes, total = detail.get("nodes", 1), detail["gpus"]
+    single = nodes == 1 or total == 0 or total % nodes  # CPU-only on 2 nodes: 0, not 2x0
+    gpus = str(total) if single else f"{nodes}x{total // nodes}"
     parts = [
         detail["cluster"],
-        f"{detail['gpus']} GPU{'s' if detail['gpus'] != 1 else ''}",
+        f"{gpus} GPU{'s' if gpus != '1' else ''}",
         format_duration(detail["elapsed_s"]),
     ]
+    if detail.get("nodes", 1) > 1:
+        parts.insert(2, f"{detail['nodes']} nodes")
     for part in parts:
         text.append("  ·  ", "dim")
         text.append(part)
@@ -62,7 +68,7 @@ def title_line(detail: dict[str, Any]) -> Text:
 
 def overview(detail: dict[str, Any]) -> RenderableType:
     spec = detail["spec"]
-    res = {key: value for key, value in spec["resources"].items() if value not in (None, 0)}
+    res = shown_resources(spec["resources"])
     about = _table("Session", "", "")
     about.show_header = False
     rows = [
@@ -79,6 +85,13 @@ def overview(detail: dict[str, Any]) -> RenderableType:
             f"({detail['metric_points']} points, {detail['malformed_metric_lines']} malformed)",
         ),
     ]
+    if spec.get("launch", "plain") != "plain" or detail.get("nodes", 1) > 1:
+        listed = f": {detail['node_list']}" if detail.get("node_list") else ""
+        rows.append(
+            ("launch", f"{spec.get('launch', 'plain')} on {detail['nodes']} node(s){listed}")
+        )
+    if spec.get("after"):
+        rows.append(("after", ", ".join(spec["after"])))
     if spec.get("environment"):
         steps = [f"{step['kind']} {step['value']}" for step in spec["environment"]]
         rows.append(("environment", "; ".join(steps)))
@@ -124,6 +137,17 @@ def overview(detail: dict[str, Any]) -> RenderableType:
             format_time(job["ended_at"]),
         )
 
+    nodes = _table("Nodes", "node", "host", "state", "tasks", "CUDA_VISIBLE_DEVICES")
+    for node in detail.get("node_states", []):
+        nodes.add_row(
+            "-" if node["node"] is None else str(node["node"]),
+            node["host"],
+            Text(node["state"], _node_style(node["state"])),
+            str(node["tasks"]),
+            node["cuda_visible_devices"] or "-",
+        )
+    node_part: list[RenderableType] = [nodes, Text("")] if detail.get("node_states") else []
+
     history = _table("State history", "at", "state", "job")
     for change in detail["state_history"]:
         reason = f" ({change['reason']})" if change["reason"] else ""
@@ -140,4 +164,14 @@ def overview(detail: dict[str, Any]) -> RenderableType:
         events.add_row(format_time(event["at"]), event["event"], event["job_id"] or "-", details)
     if not detail["events"]:
         events.add_row("-", "no events yet", "", "")
-    return Group(about, Text(""), hparams, Text(""), jobs, Text(""), history, Text(""), events)
+    return Group(
+        about, Text(""), hparams, Text(""), jobs, Text(""), *node_part, history, Text(""), events
+    )
+
+
+def _node_style(state: str) -> str:
+    if state == "running":
+        return state_style("RUNNING")
+    if state == "ok":
+        return state_style("COMPLETED")
+    return state_style("FAILED")
