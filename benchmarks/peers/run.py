@@ -186,6 +186,36 @@ def ingest(work: Path, lines: int, rounds_: int, peers: Path, before: Path | Non
     )
 
 
+ROOM_FOR_OTHERS = 3000  # job records left free for the other users of the shared sandbox
+WAITED: list[float] = []
+
+
+def _job_records() -> tuple[int, int]:
+    """(job records slurmctld holds now, every array task and ended job counted; its
+    MaxJobCount). A cancelled 1,000-task array holds 1,000 records for MinJobAge (300 s)."""
+    held = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-r", "-o", "%i"], capture_output=True, text=True
+    ).stdout
+    config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True).stdout
+    limit = 10_000
+    for line in config.splitlines():
+        if line.split("=")[0].strip() == "MaxJobCount":
+            limit = int(line.split("=")[1])
+    return len(held.splitlines()), limit
+
+
+def _wait_for_room(tasks: int) -> None:
+    """Wait (untimed) until the sweep fits under MaxJobCount with room left for others: a
+    full table makes sbatch retry for minutes, which would be timed, and blocks everyone."""
+    started = time.perf_counter()
+    while True:
+        held, limit = _job_records()
+        if held + tasks <= limit - ROOM_FOR_OTHERS:
+            break
+        time.sleep(5)
+    WAITED.append(time.perf_counter() - started)
+
+
 def sweeps(count: int, rounds_: int, peers: Path, before: Path | None = None) -> None:
     print(
         f"\nsweep of {count:,} configurations (held, then cancelled; real sbatch)\n"
@@ -195,7 +225,12 @@ def sweeps(count: int, rounds_: int, peers: Path, before: Path | None = None) ->
     )
     created: list[float] = []
 
+    def paced(python: Path, kind: str) -> float:
+        _wait_for_room(count)
+        return side(python, kind, str(count), tries=3)["seconds"]
+
     def nsml_sweep(python: Path) -> float:
+        _wait_for_room(count)
         result = side(python, "sweep-nsml", str(count), tries=3)
         created.append(result["catalog_seconds"])
         return result["seconds"]
@@ -209,12 +244,8 @@ def sweeps(count: int, rounds_: int, peers: Path, before: Path | None = None) ->
         rounds_,
         {
             **measures,
-            "submitit map_array": lambda: side(peers, "sweep-submitit", str(count), tries=3)[
-                "seconds"
-            ],
-            "floor: dirs + JSON + one sbatch": lambda: side(
-                NSML_PYTHON, "sweep-floor", str(count), tries=3
-            )["seconds"],
+            "submitit map_array": lambda: paced(peers, "sweep-submitit"),
+            "floor: dirs + JSON + one sbatch": lambda: paced(NSML_PYTHON, "sweep-floor"),
         },
     )
     for name, values in seen.items():
@@ -223,6 +254,11 @@ def sweeps(count: int, rounds_: int, peers: Path, before: Path | None = None) ->
     submitit = min(seen["submitit map_array"])
     floor = min(seen["floor: dirs + JSON + one sbatch"])
     print(f"  (creating the catalog, outside the clock: median {statistics.median(created):.2f} s)")
+    print(
+        f"  (waited {sum(WAITED):.0f} s in all, untimed, for slurmctld's job table to have room "
+        f"for {count:,} tasks plus {ROOM_FOR_OTHERS:,} for others: each cancelled array holds "
+        "its records for MinJobAge)"
+    )
     if RETRIED:
         print(f"  (run again after the shared Slurm did not answer within 60 s: {RETRIED})")
     print(
@@ -283,6 +319,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--lines", type=int, default=50_000)
     parser.add_argument("--sweep", type=int, default=1000)
+    parser.add_argument(
+        "--sweep-rounds", type=int, help="rounds of the sweep part (default: --rounds)"
+    )
     parser.add_argument("--no-sweep", action="store_true", help="skip the part that needs Slurm")
     parser.add_argument("--sessions", type=int, default=10_000)
     parser.add_argument(
@@ -302,7 +341,7 @@ def main() -> None:
     try:
         ingest(work, args.lines, args.rounds, peers, args.before)
         if not args.no_sweep:
-            sweeps(args.sweep, args.rounds, peers, args.before)
+            sweeps(args.sweep, args.sweep_rounds or args.rounds, peers, args.before)
         if not args.no_startup:
             startup(work, args.rounds, args.sessions)
     finally:
