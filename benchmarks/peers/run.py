@@ -118,11 +118,11 @@ def rounds(count: int, measures: dict[str, Callable[[], float]]) -> dict[str, li
 
 
 def row(label: str, values: list[float], unit: str = "ms") -> None:
-    scale = 1000 if unit == "ms" else 1
-    shown = ", ".join(f"{v * scale:.0f}" for v in values)
+    scale, digits = (1000, 0) if unit == "ms" else (1, 2)
+    shown = ", ".join(f"{v * scale:.{digits}f}" for v in values)
     print(
-        f"  {label:<34} best {min(values) * scale:9.1f} {unit}   median "
-        f"{statistics.median(values) * scale:9.1f} {unit}   ({shown})"
+        f"  {label:<34} best {min(values) * scale:9.{digits + 1}f} {unit}   median "
+        f"{statistics.median(values) * scale:9.{digits + 1}f} {unit}   ({shown})"
     )
 
 
@@ -331,6 +331,7 @@ def main() -> None:
         "run in the same rounds, for before/after figures from one run",
     )
     parser.add_argument("--no-startup", action="store_true", help="skip the start-up part")
+    parser.add_argument("--no-ingest", action="store_true", help="skip the ingest part")
     args = parser.parse_args()
     print(
         f"{time.strftime('%Y-%m-%d %H:%M')}  {platform.node()}  {os.cpu_count()} cores  "
@@ -339,7 +340,8 @@ def main() -> None:
     peers = peers_python()
     work = Path(tempfile.mkdtemp(prefix="nsml-peers-"))
     try:
-        ingest(work, args.lines, args.rounds, peers, args.before)
+        if not args.no_ingest:
+            ingest(work, args.lines, args.rounds, peers, args.before)
         if not args.no_sweep:
             sweeps(args.sweep, args.sweep_rounds or args.rounds, peers, args.before)
         if not args.no_startup:
