@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
-from nsml_hpc.backends.base import PassphrasePrompt, SlurmBackend
-from nsml_hpc.backends.registry import make_backend
-from nsml_hpc.catalog.engine import Catalog
-from nsml_hpc.catalog.schema import open_catalog
-from nsml_hpc.config.settings import Settings, load_settings
+if TYPE_CHECKING:
+    from nsml_hpc.backends.base import PassphrasePrompt, SlurmBackend
+    from nsml_hpc.catalog.engine import Catalog
+    from nsml_hpc.config.settings import Settings
 
 
 @dataclass
@@ -35,6 +34,9 @@ class Context:
         *,
         passphrase_prompt: PassphrasePrompt | None = None,
     ) -> Self:
+        from nsml_hpc.catalog.schema import open_catalog
+        from nsml_hpc.config.settings import load_settings
+
         settings = settings or load_settings()
         return cls(
             settings=settings,
@@ -45,6 +47,8 @@ class Context:
     def backend_for(self, cluster: str) -> SlurmBackend:
         """The backend of ``cluster``, built once per workspace (one connection per command)."""
         if cluster not in self._backends:
+            from nsml_hpc.backends.registry import make_backend
+
             profile = self.settings.profile(cluster)
             self._backends[cluster] = make_backend(
                 profile, passphrase_prompt=self.passphrase_prompt

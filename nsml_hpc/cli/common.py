@@ -11,23 +11,16 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 from nsml_hpc.errors import SpecError, UsageError
-from nsml_hpc.job.spec import (
-    EnvStep,
-    Preemption,
-    Resources,
-    SessionSpec,
-    parse_count,
-    parse_gpus,
-    validate_dependency,
-    validate_mail_type,
-    validate_memory,
-)
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
-    from nsml_hpc.workspace import Workspace
+    from nsml_hpc.config.settings import Settings
+    from nsml_hpc.job.spec import EnvStep, Resources, SessionSpec
+    from nsml_hpc.workspace import Reader, Workspace
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -176,6 +169,8 @@ class EnvAction(argparse.Action):
         option_string: str | None = None,
     ) -> None:
         steps = list(getattr(namespace, "environment", None) or [])
+        from nsml_hpc.job.spec import EnvStep
+
         kind = self.dest.removeprefix("env_")
         steps.append(EnvStep(kind=kind, value=str(values)))  # type: ignore[arg-type]
         namespace.environment = steps
@@ -279,6 +274,8 @@ def add_preemption_flags(parser: argparse.ArgumentParser) -> None:
 
 def preemption_given(args: argparse.Namespace) -> dict[str, Any]:
     """The preemption settings given on the command line (parsed), by field name."""
+    from nsml_hpc.job.spec import parse_count
+
     given: dict[str, Any] = {}
     if args.grace is not None:
         given["grace_seconds"] = parse_count("--grace", args.grace)
@@ -291,6 +288,8 @@ def preemption_given(args: argparse.Namespace) -> dict[str, Any]:
 
 def script_spec(args: argparse.Namespace, workspace: Workspace) -> tuple[SessionSpec, Path]:
     """The spec a `submit` or `sweep` command line describes, and the code folder to snapshot."""
+    from nsml_hpc.job.spec import Preemption, SessionSpec
+
     script = Path(args.script)
     if not script.is_file():
         raise SpecError(f"script not found: {args.script}")
@@ -312,6 +311,8 @@ def script_spec(args: argparse.Namespace, workspace: Workspace) -> tuple[Session
 
 def gpus_given(args: argparse.Namespace) -> tuple[str | None, int | None]:
     """``--gpus`` / ``--gpus-per-node`` (one field, two spellings): (type, count per node)."""
+    from nsml_hpc.job.spec import parse_gpus
+
     given = [
         (flag, parse_gpus(flag, value))
         for flag, value in (("--gpus", args.gpus), ("--gpus-per-node", args.gpus_per_node))
@@ -327,6 +328,13 @@ def gpus_given(args: argparse.Namespace) -> tuple[str | None, int | None]:
 
 def resources_given(args: argparse.Namespace) -> dict[str, Any]:
     """The resource flags given on the command line (parsed), by field name."""
+    from nsml_hpc.job.spec import (
+        parse_count,
+        validate_dependency,
+        validate_mail_type,
+        validate_memory,
+    )
+
     given: dict[str, Any] = {}
     gpu_type, gpus = gpus_given(args)
     if gpus is not None:
@@ -388,6 +396,8 @@ def environment_steps(args: argparse.Namespace) -> list[EnvStep]:
 
 def resources_from(args: argparse.Namespace) -> Resources:
     """Every resource flag, with the defaults for those not given."""
+    from nsml_hpc.job.spec import Resources
+
     given = resources_given(args)
     given["gpus"] = given.get("gpus") or 0
     return Resources(**given)
@@ -415,6 +425,34 @@ def open_workspace() -> Iterator[Workspace]:
         for note in workspace.catalog.notes:  # e.g. the journal mode of a catalog on NFS
             print(f"nsml-hpc: note: {note}", file=sys.stderr)
         yield workspace
+
+
+def read_workspace(
+    read: Callable[[Reader], T],
+    *,
+    settings: Settings | None = None,
+    sync: bool = False,
+    clusters: list[str] | None = None,
+    before: Callable[[Workspace], None] | None = None,
+) -> T:
+    """``read`` on the login node's fast path when it can answer (:meth:`Workspace.read`:
+    a SQLite catalog of the known schema, and with ``sync`` only when a sync could find
+    nothing new), else on a full workspace: ``before`` (checks), then its notes, then (with
+    ``sync``) a quiet sync of ``clusters``, then ``read``."""
+    from nsml_hpc.workspace import Workspace
+
+    def on_open(workspace: Workspace) -> None:
+        if before is not None:
+            before(workspace)
+        for note in workspace.catalog.notes:  # e.g. the journal mode of a catalog on NFS
+            print(f"nsml-hpc: note: {note}", file=sys.stderr)
+        if sync:
+            sync_quietly(workspace, clusters)
+
+    prompt = terminal_passphrase if sys.stdin.isatty() else None
+    return Workspace.read(
+        read, settings=settings, sync=sync, passphrase_prompt=prompt, on_open=on_open
+    )
 
 
 def add_cluster_flag(parser: argparse.ArgumentParser, help_text: str) -> None:
