@@ -12,7 +12,6 @@ user's session); 130 interrupted.
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -81,7 +80,60 @@ COMMAND_SUMMARIES: dict[str, str] = {
 
 
 def command_module(name: str) -> ModuleType:
-    return importlib.import_module(f"nsml_hpc.cli.{name}")
+    """The command module ``name`` of :data:`COMMAND_INDEX`, imported now."""
+    if name == "session_commands":
+        from nsml_hpc.cli import session_commands
+
+        return session_commands
+    if name == "cluster_commands":
+        from nsml_hpc.cli import cluster_commands
+
+        return cluster_commands
+    if name == "snapshot_commands":
+        from nsml_hpc.cli import snapshot_commands
+
+        return snapshot_commands
+    if name == "experiment_commands":
+        from nsml_hpc.cli import experiment_commands
+
+        return experiment_commands
+    if name == "export_command":
+        from nsml_hpc.cli import export_command
+
+        return export_command
+    if name == "edit_commands":
+        from nsml_hpc.cli import edit_commands
+
+        return edit_commands
+    if name == "config_command":
+        from nsml_hpc.cli import config_command
+
+        return config_command
+    if name == "completion":
+        from nsml_hpc.cli import completion
+
+        return completion
+    if name == "tui_command":
+        from nsml_hpc.cli import tui_command
+
+        return tui_command
+    if name == "catalog_commands":
+        from nsml_hpc.cli import catalog_commands
+
+        return catalog_commands
+    if name == "hparam_commands":
+        from nsml_hpc.cli import hparam_commands
+
+        return hparam_commands
+    if name == "dataset_commands":
+        from nsml_hpc.cli import dataset_commands
+
+        return dataset_commands
+    if name == "serve_command":
+        from nsml_hpc.cli import serve_command
+
+        return serve_command
+    raise KeyError(name)
 
 
 def _command_word(words: Sequence[str]) -> str | None:
