@@ -19,6 +19,7 @@ is :mod:`nsml_hpc.sessions.views`' (the same for both paths). Rows are
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -81,6 +82,7 @@ def open_quick(url: str) -> QuickReader | None:
         conn.close()
         return None
     conn.row_factory = _namespace
+    logging.getLogger(__name__).info("catalog sqlite:///%s (read-only, sqlite3)", path)
     return QuickReader(conn)
 
 
