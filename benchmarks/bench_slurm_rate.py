@@ -26,6 +26,12 @@ user, sessions submitted with the CLI as a user would:
   heartbeat stops, and only Slurm can tell (FAILED, signal 9);
 * ``late``: submitted at minute 45 (a user action), completes 5 minutes later.
 
+With ``--cluster-screen``, the TUI's cluster screen is open from minute 40 to minute 50
+(sinfo + squeue on the Slurm clock, from the same hourly allowance). Note that a shortened
+clock scales the ceiling (60 an hour -> ``60 / scale``) and with it the token bucket's burst
+(a tenth of the ceiling: 6 -> 120 at 0.05), so in a short run the floors shape the rate and the
+ceiling hardly binds; tests/catalog/test_slurm_clock_users.py shows it binding at full scale.
+
 Figures: Slurm query commands (sacct, squeue, sinfo, ``scontrol show``) per user-hour (target
 <= 60; today's 5 s poll gave ~690 with one TUI); the delay from a state event the wrapper wrote
 (``started``, ``ended``, with its time) to ``ps --json`` and to the TUI showing it (target
@@ -58,8 +64,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # mypy checks the TUI as the package "tui"; it ships as nsml_hpc.tui
     from tui.app import NsmlApp
+    from tui.cluster.screen import ClusterScreen
 else:
     from nsml_hpc.tui.app import NsmlApp
+    from nsml_hpc.tui.cluster.screen import ClusterScreen
 
 REPO = Path(__file__).resolve().parent.parent
 CLI = str(Path(sys.executable).with_name("nsml-hpc"))
@@ -86,6 +94,7 @@ sys.exit(args.code)
 class Plan:
     minutes: float
     scale: float
+    cluster_screen: bool = False
 
     def real(self, simulated_minutes: float) -> float:
         return simulated_minutes * 60 * self.scale
@@ -241,6 +250,9 @@ async def run_tui(plan: Plan, code: Path, observed: Observed, log: Path) -> dict
             (plan.at(35 / 60), "vanish"),
             (plan.at(45 / 60), "late"),
         ]
+        if plan.cluster_screen:
+            timeline += [(plan.at(40 / 60), "cluster"), (plan.at(50 / 60), "sessions")]
+            timeline.sort()
         for when, what in timeline:
             await asyncio.sleep(max(0.0, start + when - time.time()))
             if what == "kill":
@@ -251,6 +263,10 @@ async def run_tui(plan: Plan, code: Path, observed: Observed, log: Path) -> dict
             elif what == "vanish":
                 moments["vanish"] = time.time()
                 kill_job_processes(Path(os.environ["NSML_HPC_RUN_ROOT"]), "vanished")
+            elif what == "cluster":
+                app.push_screen(ClusterScreen())
+            elif what == "sessions" and isinstance(app.screen, ClusterScreen):
+                app.pop_screen()
             else:
                 jobs["late"] = await asyncio.to_thread(submit, code, "late", plan.real(5))
         await asyncio.sleep(max(0.0, start + plan.seconds - time.time()))
@@ -395,8 +411,13 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60.0, help="simulated minutes")
     parser.add_argument("--scale", type=float, default=0.1, help="real seconds per second")
     parser.add_argument("--json", type=Path, help="write the figures here too")
+    parser.add_argument(
+        "--cluster-screen",
+        action="store_true",
+        help="open the TUI's cluster screen from minute 40 to minute 50",
+    )
     args = parser.parse_args()
-    plan = Plan(args.minutes, args.scale)
+    plan = Plan(args.minutes, args.scale, args.cluster_screen)
     with tempfile.TemporaryDirectory(prefix="nsml-rate-", ignore_cleanup_errors=True) as tmp:
         home = Path(tmp)
         wrappers, code = home / "bin", home / "code"
@@ -433,6 +454,7 @@ def main() -> None:
         "code": "file-first, two clocks" if has_slurm_clock() else "baseline (no Slurm clock)",
         "scale": plan.scale,
         "simulated_minutes": plan.minutes,
+        "cluster_screen": plan.cluster_screen,
         "real_seconds": round(end - start, 1),
         "clocks_simulated": {"slurm_floor": 60, "action_floor": 5, "heartbeat": 15},
         "clocks_real": {

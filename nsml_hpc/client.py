@@ -27,22 +27,22 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from nsml_hpc.errors import NsmlError, SpecError
-from nsml_hpc.job.spec import Preemption, Resources, SessionSpec
+from nsml_hpc.job.spec import Preemption, SessionSpec
 from nsml_hpc.sweeps.grid import expand, parse_grid
 
 if TYPE_CHECKING:
     import pandas
 
     from nsml_hpc.sessions.views import SessionRow
+    from nsml_hpc.submit.create import Prepared
     from nsml_hpc.workspace import Workspace
 
-RESOURCE_FIELDS = {item.name for item in fields(Resources)}
 _TERMINAL = (
     "COMPLETED",
     "FAILED",
@@ -201,15 +201,33 @@ class Client:
         code_root: str | Path | None = None,
         grace_seconds: int | None = None,
         max_requeues: int | None = None,
+        launch: str = "plain",
+        after: Sequence[str] | str | None = None,
         **resources: Any,
     ) -> Session:
         """Submit ``script`` with ``args`` as a new session, as ``nsml-hpc submit`` does:
         the code folder (``code_root``, default: the working directory when it holds the
-        script, else the script's folder) is snapshotted. Resources as keywords: ``gpus``,
-        ``nodes``, ``cpus_per_gpu``, ``mem``, ``time``, ``partition`` (or ``"auto"``),
-        ``account``, ``qos``, ``constraint``."""
+        script, else the script's folder) is snapshotted. ``launch`` is ``--launch`` (plain,
+        srun, srun-per-gpu, torchrun); ``after`` names sessions to wait for (``--after``).
+        Resources as keywords, the CLI's flags with ``_`` for ``-``: ``gpus`` (``2`` or
+        ``"a100:2"``, per node), ``gpus_per_node``, ``nodes``, ``ntasks_per_node``,
+        ``cpus_per_task``, ``cpus_per_gpu``, ``mem``, ``time``, ``partition`` (or
+        ``"auto"``), ``account``, ``qos``, ``constraint``, ``exclusive``, ``reservation``,
+        ``dependency``, ``mail_type``, ``mail_user``, ``sbatch_args`` (a list). They are
+        parsed and checked as the CLI's are, the cluster asked whether any partition can
+        hold the request, and nothing is created when one is refused."""
         prepared = self._prepare(
-            script, args, project, cluster, memo, code_root, grace_seconds, max_requeues, resources
+            script,
+            args,
+            project,
+            cluster,
+            memo,
+            code_root,
+            grace_seconds,
+            max_requeues,
+            launch,
+            after,
+            resources,
         )
         done = self.workspace.submit(prepared)
         return self.session(done.name)
@@ -225,10 +243,13 @@ class Client:
         cluster: str | None = None,
         memo: str = "",
         code_root: str | Path | None = None,
+        launch: str = "plain",
+        after: Sequence[str] | str | None = None,
         **resources: Any,
     ) -> list[Session]:
         """One session per combination of ``grid`` (``{"lr": [0.1, 0.01], "bs": [32]}``),
-        submitted as ONE job array (at most ``max_parallel`` at once); ``args`` are shared."""
+        submitted as ONE job array (at most ``max_parallel`` at once); ``args`` are shared;
+        ``launch``, ``after`` and the resources as for :meth:`submit`."""
         if not grid:
             raise SpecError("give the grid to sweep over, e.g. grid={'lr': [0.1, 0.01]}")
         grids = [
@@ -237,7 +258,7 @@ class Client:
         ]
         configurations = expand(grids)
         prepared = self._prepare(
-            script, args, project, cluster, memo, code_root, None, None, resources
+            script, args, project, cluster, memo, code_root, None, None, launch, after, resources
         )
         done = self.workspace.sweep(prepared, configurations, max_parallel=max_parallel)
         return [self.session(name) for name in done.sessions]
@@ -256,17 +277,15 @@ class Client:
         code_root: str | Path | None,
         grace_seconds: int | None,
         max_requeues: int | None,
+        launch: str,
+        after: Sequence[str] | str | None,
         resources: dict[str, Any],
-    ) -> Any:
-        unknown = set(resources) - RESOURCE_FIELDS
-        if unknown:
-            from nsml_hpc.suggest import did_you_mean
+    ) -> Prepared:
+        """The CLI's path (:mod:`nsml_hpc.submit.request`, then
+        :meth:`Workspace.prepare_submission`), from keywords instead of flags."""
+        from nsml_hpc.submit.request import after_given, keyword, resources_from
 
-            word = sorted(unknown)[0]
-            raise SpecError(
-                f"unknown resource {word!r}{did_you_mean(word, RESOURCE_FIELDS)}; "
-                f"resources: {', '.join(sorted(RESOURCE_FIELDS))}"
-            )
+        built = resources_from(resources, keyword)
         path = Path(script)
         root = Path(code_root) if code_root is not None else None
         if root is None:
@@ -286,14 +305,14 @@ class Client:
             project=project or _default_project(root),
             script=absolute.resolve().relative_to(root.resolve()).as_posix(),
             args=[str(arg) for arg in args],
-            resources=Resources(**resources),
+            resources=built,
             memo=memo,
             cluster=cluster or self.workspace.settings.default_cluster,
             preemption=Preemption(**preemption),
+            launch=launch,
+            after=after_given(after, keyword),
         )
-        if spec.resources.partition == "auto":
-            spec = self.workspace.place(spec).spec
-        return self.workspace.prepare(spec, root)
+        return self.workspace.prepare_submission(spec, root)
 
 
 def _default_project(code_root: Path) -> str:

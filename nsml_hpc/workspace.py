@@ -265,6 +265,38 @@ class Workspace(Context):
             )
         return prepared
 
+    def prepare_submission(
+        self,
+        spec: SessionSpec,
+        code_root: Path,
+        *,
+        sync: Callable[[list[str]], object] | None = None,
+        note: Callable[[str], None] | None = None,
+    ) -> Prepared:
+        """Every step before a submit or a sweep, the same for the CLI and the notebook
+        client: ``--partition auto`` placed, ``--after`` sessions resolved to job ids (their
+        cluster synced first by ``sync``, default :meth:`sync`, for fresh states), the spec
+        validated with its cluster's defaults and the code snapshotted (:meth:`prepare`),
+        and a request no partition can hold refused (:meth:`check_fits`). ``note`` hears
+        what the user may want to know (the placement, an ``--after`` already done).
+        Nothing is created."""
+        from nsml_hpc.submit.placement import AUTO
+
+        tell = note or (lambda text: None)
+        if spec.resources.partition == AUTO:
+            placement = self.place(spec)
+            tell(f"placement: {placement.explanation}")
+            spec = placement.spec
+        if spec.after:
+            (sync or self.sync)([spec.cluster])
+            resolved = self.resolve_after(spec)
+            for name in resolved.already_done:
+                tell(f"--after {name}: it already completed; nothing to wait for")
+            spec = resolved.spec
+        prepared = self.prepare(spec, code_root)
+        self.check_fits(prepared.spec)
+        return prepared
+
     def dry_run(self, prepared: Prepared) -> str:
         """The sbatch script ``submit`` would send; nothing is written or submitted."""
         from nsml_hpc.submit.create import dry_run
@@ -847,12 +879,18 @@ class Workspace(Context):
         return trust_cluster(load_settings().profile(name), confirm)
 
     def cluster_overview(
-        self, cluster: str, *, user: str | None = None, now: float | None = None
+        self,
+        cluster: str,
+        *,
+        user: str | None = None,
+        now: float | None = None,
+        explicit: bool = False,
     ) -> ClusterOverview:
-        """GPUs per partition and ``user``'s queue, at most one sinfo + squeue per floor."""
+        """GPUs per partition and ``user``'s queue: at most one sinfo + squeue per Slurm floor
+        (``explicit``, a user's refresh: per action floor), spent from the hourly allowance."""
         from nsml_hpc.clusters.info import cluster_overview
 
-        return cluster_overview(self, cluster, user=user, now=now)
+        return cluster_overview(self, cluster, user=user, now=now, explicit=explicit)
 
     def gpu_nodes(self, cluster: str) -> tuple[list[NodeGpus], dict[str, Demand]]:
         """GPUs of every node (per partition) and the pending demand (one sinfo, one squeue);

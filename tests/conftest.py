@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from nsml_hpc.catalog.engine import Catalog
+from nsml_hpc.config import site_policy
 from nsml_hpc.config.settings import load_settings
 from nsml_hpc.workspace import Workspace
 
@@ -33,6 +34,8 @@ def nsml_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # ceiling to speak of, and no site policy but the test's own (none unless it writes one).
     monkeypatch.setenv("NSML_HPC_SLURM_FLOOR", "0.5")
     monkeypatch.setenv("NSML_HPC_SLURM_QUERIES", "100000")
+    # Both policy files are the test's: a host's real /etc/nsml-hpc/site.toml changes nothing.
+    monkeypatch.setattr(site_policy, "SITE_CONFIG", home / "etc-site.toml")
     monkeypatch.setenv("NSML_HPC_SITE_CONFIG", str(home / "site.toml"))
     monkeypatch.setenv("NSML_HPC_SUBMIT_GRACE", "30")
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "xdg-data"))

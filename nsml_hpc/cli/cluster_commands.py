@@ -47,7 +47,17 @@ def _profile_data(args: argparse.Namespace) -> dict[str, Any]:
             data[key] = value
     defaults = {
         key: getattr(args, key)
-        for key in ("partition", "account", "qos", "reservation", "mail_type", "mail_user")
+        for key in (
+            "partition",
+            "account",
+            "qos",
+            "reservation",
+            "mail_type",
+            "mail_user",
+            "exclusive",
+            "cpus_per_task",
+            "gpu_type",
+        )
         if getattr(args, key) is not None
     }
     if args.setup:
@@ -297,6 +307,22 @@ def register(commands: Commands) -> None:
     defaults.add_argument("--reservation")
     defaults.add_argument("--mail-type", metavar="TYPES")
     defaults.add_argument("--mail-user", metavar="ADDRESS")
+    defaults.add_argument(
+        "--exclusive",
+        action="store_const",
+        const=True,
+        help="whole nodes (a session's --no-exclusive shares them)",
+    )
+    defaults.add_argument(
+        "--cpus-per-task",
+        metavar="N",
+        help="CPU cores per task, for sessions giving neither --cpus-per-task nor --cpus-per-gpu",
+    )
+    defaults.add_argument(
+        "--gpu-type",
+        metavar="TYPE",
+        help="the GPU type of sessions that ask for GPUs without one (--gpus 2 -> TYPE:2)",
+    )
     defaults.add_argument(
         "--sbatch-arg",
         dest="sbatch_args",

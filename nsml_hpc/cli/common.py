@@ -20,6 +20,7 @@ T = TypeVar("T")
 if TYPE_CHECKING:
     from nsml_hpc.config.settings import Settings
     from nsml_hpc.job.spec import EnvStep, Resources, SessionSpec
+    from nsml_hpc.submit.create import Prepared
     from nsml_hpc.workspace import Reader, Workspace
 
 Command = Callable[[argparse.Namespace], int]
@@ -28,6 +29,9 @@ Command = Callable[[argparse.Namespace], int]
 # Flags whose value is itself an option (``--sbatch-arg --comment=x``): argparse would take
 # the value for an unknown option, so the parser joins the two words first.
 DASH_VALUE_FLAGS = frozenset({"--sbatch-arg"})
+# Positionals that take the rest of the line, options included: the script's arguments and a
+# command's sub-command (whose own parser joins its words).
+_TAKES_THE_REST = frozenset({argparse.REMAINDER, argparse.PARSER})
 _INVALID_CHOICE = re.compile(r"^argument ([^:]+): invalid choice: '([^']*)' \(choose from (.*)\)$")
 
 
@@ -90,14 +94,31 @@ class Parser(argparse.ArgumentParser):
         return super().parse_known_args(self._join_dash_values(words), namespace)
 
     def _join_dash_values(self, words: list[str]) -> list[str]:
-        """``--sbatch-arg --comment=x`` -> ``--sbatch-arg=--comment=x``, among the options
-        before the first positional word only (the script's own arguments stay untouched)."""
+        """``--sbatch-arg --comment=x`` -> ``--sbatch-arg=--comment=x``. Positional words are
+        stepped over (``cluster add duo --sbatch-arg --comment=x``); the joining stops only
+        where the rest of the line belongs to a positional that takes it whole: the script's
+        own arguments (nargs=REMAINDER) or a sub-command's words (which its own parser joins)."""
+        positionals = [action for action in self._actions if not action.option_strings]
+        slot = 0  # the positional the next positional word fills
         out: list[str] = []
         index = 0
         while index < len(words):
             word = words[index]
-            if word == "--" or not word.startswith("-") or word == "-":
+            if word == "--":
                 return out + words[index:]
+            if not word.startswith("-") or word == "-":
+                action = positionals[slot] if slot < len(positionals) else None
+                if action is not None and action.nargs in _TAKES_THE_REST:
+                    return out + words[index:]
+                out.append(word)
+                index += 1
+                if action is not None and action.nargs not in ("*", "+"):
+                    slot += 1
+                    following = positionals[slot] if slot < len(positionals) else None
+                    if following is not None and following.nargs == argparse.REMAINDER:
+                        # argparse hands everything after this word to the remainder
+                        return out + words[index:]
+                continue
             action = self._option_string_actions.get(word)
             if word in DASH_VALUE_FLAGS and action is not None and index + 1 < len(words):
                 out.append(f"{word}={words[index + 1]}")
@@ -211,6 +232,13 @@ def add_resource_flags(parser: argparse.ArgumentParser, *, inherit: bool = False
         const=True,
         help="whole nodes, shared with no other job",
     )
+    group.add_argument(
+        "--no-exclusive",
+        action="store_const",
+        const=False,
+        dest="exclusive",
+        help="share nodes, though the cluster profile (or the parent) asks for whole ones",
+    )
     group.add_argument("--reservation", help="run in this Slurm reservation")
     group.add_argument(
         "--dependency",
@@ -293,6 +321,8 @@ def script_spec(args: argparse.Namespace, workspace: Workspace) -> tuple[Session
     script = Path(args.script)
     if not script.is_file():
         raise SpecError(f"script not found: {args.script}")
+    from nsml_hpc.submit.request import after_given
+
     code_root = workspace.code_root_for(script, Path.cwd())
     spec = SessionSpec(
         project=args.project or default_project(code_root),
@@ -304,62 +334,24 @@ def script_spec(args: argparse.Namespace, workspace: Workspace) -> tuple[Session
         cluster=args.cluster or workspace.settings.default_cluster,
         preemption=Preemption(**preemption_given(args)),
         launch=args.launch,
-        after=list(dict.fromkeys(args.after or [])),
+        after=after_given(args.after),
     )
     return spec, code_root
 
 
-def gpus_given(args: argparse.Namespace) -> tuple[str | None, int | None]:
-    """``--gpus`` / ``--gpus-per-node`` (one field, two spellings): (type, count per node)."""
-    from nsml_hpc.job.spec import parse_gpus
+def request_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The resource flags as the request parser takes them (None: not given)."""
+    from nsml_hpc.submit.request import REQUEST_KEYS
 
-    given = [
-        (flag, parse_gpus(flag, value))
-        for flag, value in (("--gpus", args.gpus), ("--gpus-per-node", args.gpus_per_node))
-        if value is not None
-    ]
-    if len(given) == 2 and given[0][1] != given[1][1]:
-        raise SpecError(
-            f"--gpus {args.gpus} and --gpus-per-node {args.gpus_per_node} disagree "
-            "(both are GPUs on each node: give one)"
-        )
-    return given[0][1] if given else (None, None)
+    return {name: getattr(args, name, None) for name in REQUEST_KEYS}
 
 
 def resources_given(args: argparse.Namespace) -> dict[str, Any]:
-    """The resource flags given on the command line (parsed), by field name."""
-    from nsml_hpc.job.spec import (
-        parse_count,
-        validate_dependency,
-        validate_mail_type,
-        validate_memory,
-    )
+    """The resource flags given on the command line (parsed), by field name: the same parser
+    as the notebook client's (:mod:`nsml_hpc.submit.request`)."""
+    from nsml_hpc.submit.request import resources_given as parse
 
-    given: dict[str, Any] = {}
-    gpu_type, gpus = gpus_given(args)
-    if gpus is not None:
-        given["gpus"] = gpus
-        given["gpu_type"] = gpu_type
-    if args.nodes is not None:
-        given["nodes"] = parse_count("--nodes", args.nodes, minimum=1)
-    for flag in ("--cpus-per-gpu", "--ntasks-per-node", "--cpus-per-task"):
-        name = flag.removeprefix("--").replace("-", "_")
-        if getattr(args, name) is not None:
-            given[name] = parse_count(flag, getattr(args, name), minimum=1)
-    if args.mem is not None:
-        given["mem"] = validate_memory(args.mem)
-    for name in ("time", "partition", "account", "qos", "constraint", "reservation", "mail_user"):
-        if getattr(args, name) is not None:
-            given[name] = getattr(args, name)
-    if args.exclusive:
-        given["exclusive"] = True
-    if args.dependency is not None:
-        given["dependency"] = validate_dependency(args.dependency)
-    if args.mail_type is not None:
-        given["mail_type"] = validate_mail_type(args.mail_type)
-    if args.sbatch_args:
-        given["sbatch_args"] = list(args.sbatch_args)
-    return given
+    return parse(request_values(args))
 
 
 def add_environment_flags(parser: argparse.ArgumentParser) -> None:
@@ -396,11 +388,9 @@ def environment_steps(args: argparse.Namespace) -> list[EnvStep]:
 
 def resources_from(args: argparse.Namespace) -> Resources:
     """Every resource flag, with the defaults for those not given."""
-    from nsml_hpc.job.spec import Resources
+    from nsml_hpc.submit.request import resources_from as parse
 
-    given = resources_given(args)
-    given["gpus"] = given.get("gpus") or 0
-    return Resources(**given)
+    return parse(request_values(args))
 
 
 def default_project(code_root: Path) -> str:
@@ -477,26 +467,16 @@ def about_cluster(cluster: str, error: str) -> str:
     return error if f"cluster {cluster}" in error else f"cluster {cluster}: {error}"
 
 
-def place_if_auto(spec: SessionSpec, workspace: Workspace) -> SessionSpec:
-    """Resolve ``--partition auto`` (one sinfo + one sbatch --test-only per partition)."""
-    from nsml_hpc.submit.placement import AUTO
-
-    if spec.resources.partition != AUTO:
-        return spec
-    placement = workspace.place(spec)
-    print(f"placement: {placement.explanation}", file=sys.stderr)
-    return placement.spec
-
-
-def resolve_dependencies(workspace: Workspace, spec: SessionSpec) -> SessionSpec:
-    """``--after``: sync the cluster (for fresh states), then wait for those sessions' jobs."""
-    if not spec.after:
-        return spec
-    sync_quietly(workspace, [spec.cluster])
-    resolved = workspace.resolve_after(spec)
-    for name in resolved.already_done:
-        print(f"--after {name}: it already completed; nothing to wait for", file=sys.stderr)
-    return resolved.spec
+def prepare_submission(workspace: Workspace, spec: SessionSpec, code_root: Path) -> Prepared:
+    """The workspace's steps before a submit or a sweep (placement, ``--after``, the
+    spec's checks and the code snapshot, the fit check), with its notes on stderr and a
+    sync whose problems are warnings."""
+    return workspace.prepare_submission(
+        spec,
+        code_root,
+        sync=lambda clusters: sync_quietly(workspace, clusters),
+        note=lambda text: print(text, file=sys.stderr),
+    )
 
 
 def warn(message: str) -> None:

@@ -21,9 +21,8 @@ from nsml_hpc.cli.common import (
     add_resource_flags,
     color_allowed,
     open_workspace,
-    place_if_auto,
+    prepare_submission,
     print_json,
-    resolve_dependencies,
     script_spec,
     sync_quietly,
 )
@@ -80,10 +79,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     max_parallel = parse_count("--max-parallel", args.max_parallel, minimum=1)
     with open_workspace() as workspace:
         spec, code_root = script_spec(args, workspace)
-        spec = place_if_auto(spec, workspace)
-        spec = resolve_dependencies(workspace, spec)
-        prepared = workspace.prepare(spec, code_root)
-        workspace.check_fits(prepared.spec)
+        prepared = prepare_submission(workspace, spec, code_root)
         if args.dry_run:
             # stdout: the array script, exactly as submit --dry-run prints its script;
             # stderr: the configurations the array's tasks run

@@ -18,10 +18,9 @@ from nsml_hpc.cli.common import (
     add_preemption_flags,
     add_resource_flags,
     open_workspace,
-    place_if_auto,
+    prepare_submission,
     print_json,
     read_workspace,
-    resolve_dependencies,
     script_spec,
     sync_quietly,
 )
@@ -41,10 +40,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     with open_workspace() as workspace:
         spec, code_root = script_spec(args, workspace)
         spec = apply_run_options(args, spec, workspace)
-        spec = place_if_auto(spec, workspace)
-        spec = resolve_dependencies(workspace, spec)
-        prepared = workspace.prepare(spec, code_root)
-        workspace.check_fits(prepared.spec)
+        prepared = prepare_submission(workspace, spec, code_root)
         if args.dry_run:
             sys.stdout.write(workspace.dry_run(prepared))
             return 0
@@ -103,6 +99,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
             f"change(s), {report.new_points} new metric point(s), {report.new_events} event(s), "
             f"{report.malformed_lines} malformed line(s)"
         )
+        for line in report.disagreements:  # session, its events' end, accounting's (which won)
+            print(f"disagreement: {line}")
     for cluster, why in report.degraded.items():
         print(f"nsml-hpc: warning: {about_cluster(cluster, why)}", file=sys.stderr)
     for cluster, error in report.errors.items():
@@ -366,6 +364,8 @@ def render_node_lines(detail: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     asked = shown_resources(spec["resources"])
     extra = {key: asked[key] for key in REQUEST_ONLY if key in asked}
+    if spec["resources"].get("gpu_type") and "gpus" in asked:
+        extra = {"gpus": asked["gpus"], **extra}  # Slurm's count does not name the type
     if detail.get("allocation") is not None and extra:
         lines.append(f"requests    {', '.join(f'{k}={v}' for k, v in extra.items())}")
     launch = spec.get("launch", "plain")

@@ -24,12 +24,16 @@ A profile is plain data, validated once when it is read or added; nothing here c
                      runs for this cluster gets SLURM_CONF=<it>, and so do its jobs (sbatch
                      passes the submitter's environment on)
     defaults         partition, account, qos, reservation, mail_type, mail_user,
-                     sbatch_args and setup lines for sessions that name none
+                     exclusive, cpus_per_task, gpu_type, sbatch_args and setup lines for
+                     sessions that name none (gpu_type: for sessions that ask for GPUs
+                     without a type; there is no default GPU count, as a session that asks
+                     for none could not be told from one that asks for 0)
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -38,7 +42,9 @@ from nsml_hpc.job.sbatch_options import option_name, validate_sbatch_arg
 from nsml_hpc.job.spec import (
     EnvStep,
     has_control_characters,
+    parse_count,
     validate_env_step,
+    validate_gpu_type,
     validate_mail_type,
     validate_mail_user,
     validate_slurm_name,
@@ -82,10 +88,15 @@ class ProfileDefaults:
     mail_type: str | None = None
     mail_user: str | None = None
     sbatch_args: tuple[str, ...] = ()  # before the command line's; one of its own replaces one
+    exclusive: bool | None = None  # whole nodes unless the session says --no-exclusive
+    cpus_per_task: int | None = None  # unless the session gives --cpus-per-task/--cpus-per-gpu
+    gpu_type: str | None = None  # for a session asking for GPUs without a type (--gpus 2)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
-            key: getattr(self, key) for key in NAMED_DEFAULTS if getattr(self, key) is not None
+            key: getattr(self, key)
+            for key in (*NAMED_DEFAULTS, *TYPED_DEFAULTS)
+            if getattr(self, key) is not None
         }
         if self.setup:
             data["setup"] = list(self.setup)
@@ -94,8 +105,17 @@ class ProfileDefaults:
         return data
 
 
-NAMED_DEFAULTS = ("partition", "account", "qos", "reservation", "mail_type", "mail_user")
-DEFAULT_KEYS = (*NAMED_DEFAULTS, "setup", "sbatch_args")
+NAMED_DEFAULTS = (
+    "partition",
+    "account",
+    "qos",
+    "reservation",
+    "mail_type",
+    "mail_user",
+    "gpu_type",
+)
+TYPED_DEFAULTS = ("exclusive", "cpus_per_task")  # not strings
+DEFAULT_KEYS = (*NAMED_DEFAULTS, *TYPED_DEFAULTS, "setup", "sbatch_args")
 
 
 @dataclass(frozen=True)
@@ -207,16 +227,17 @@ def _defaults(name: str, data: Any) -> ProfileDefaults:
         )
     setup = _lines(name, "setup", data.get("setup", []))
     sbatch_args = _lines(name, "sbatch_args", data.get("sbatch_args", []))
-    checks = {
+    checks: dict[str, Callable[[str], str]] = {
         "partition": lambda text: validate_slurm_name("defaults.partition", text),
         "account": lambda text: validate_slurm_name("defaults.account", text),
         "qos": lambda text: validate_slurm_name("defaults.qos", text),
         "reservation": lambda text: validate_slurm_name("defaults.reservation", text),
         "mail_type": validate_mail_type,
         "mail_user": validate_mail_user,
+        "gpu_type": lambda text: validate_gpu_type("defaults.gpu_type", text),
     }
     try:
-        values = {
+        values: dict[str, Any] = {
             key: checks[key](_text(name, f"defaults.{key}", data[key]))
             for key in NAMED_DEFAULTS
             if key in data
@@ -231,8 +252,19 @@ def _defaults(name: str, data: Any) -> ProfileDefaults:
         names = [option_name(text) for text in passed]
         if len(set(names)) != len(names):
             raise SpecError("defaults.sbatch_args sets an option twice")
+        if "cpus_per_task" in data:
+            values["cpus_per_task"] = parse_count(
+                "defaults.cpus_per_task", data["cpus_per_task"], minimum=1
+            )
     except SpecError as exc:
         raise ConfigError(f"cluster {name!r}: {exc}") from None
+    if "exclusive" in data:
+        if not isinstance(data["exclusive"], bool):
+            raise ConfigError(
+                f"cluster {name!r}: defaults.exclusive must be true or false, "
+                f"got {data['exclusive']!r}"
+            )
+        values["exclusive"] = data["exclusive"]
     return ProfileDefaults(setup=lines, sbatch_args=passed, **values)
 
 

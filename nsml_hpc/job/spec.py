@@ -91,7 +91,7 @@ class Resources:
     gpu_type: str | None = None
     ntasks_per_node: int | None = None
     cpus_per_task: int | None = None
-    exclusive: bool = False
+    exclusive: bool | None = None  # None: not said (the cluster profile's default, else shared)
     dependency: str | None = None
     reservation: str | None = None
     mail_type: str | None = None
@@ -434,7 +434,7 @@ def validate_resources(resources: Resources) -> Resources:
             raise SpecError(f"{flag} must be a whole number >= 1")
     if resources.cpus_per_task is not None and resources.cpus_per_gpu is not None:
         raise SpecError("give either --cpus-per-task or --cpus-per-gpu (Slurm takes one)")
-    if not isinstance(resources.exclusive, bool):
+    if resources.exclusive is not None and not isinstance(resources.exclusive, bool):
         raise SpecError("exclusive must be true or false")
     if resources.dependency is not None:
         validate_dependency(resources.dependency)

@@ -182,8 +182,9 @@ class SessionRow:
 
     @property
     def gpus_text(self) -> str:
-        """``4``, or ``2x4`` for 4 GPUs on each of 2 nodes (``gpus`` counts all nodes')."""
-        if self.nodes == 1 or self.gpus % self.nodes:
+        """``4``, or ``2x4`` for 4 GPUs on each of 2 nodes (``gpus`` counts all nodes');
+        ``0`` for a CPU-only session on any number of nodes."""
+        if self.nodes == 1 or self.gpus == 0 or self.gpus % self.nodes:
             return str(self.gpus)
         return f"{self.nodes}x{self.gpus // self.nodes}"
 

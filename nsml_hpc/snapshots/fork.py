@@ -55,6 +55,7 @@ from nsml_hpc.job.spec import MAX_ARG_BYTES, Preemption, Resources, SessionSpec,
 from nsml_hpc.snapshots.sync import refresh_session
 from nsml_hpc.snapshots.views import snapshot_metrics
 from nsml_hpc.submit.create import Prepared, Submitted, dry_run, run_dir_mode_document, submit
+from nsml_hpc.submit.fit import check_fits
 from nsml_hpc.submit.interpreter import job_profile
 from nsml_hpc.submit.placement import AUTO, place
 from nsml_hpc.submit.rundir import read_json
@@ -367,6 +368,7 @@ def fork_session(workspace: Context, request: ForkRequest, *, dry: bool = False)
     if spec.resources.partition == AUTO:
         placed = place(spec, backend)
         spec, placement = placed.spec, placed.explanation
+    check_fits(spec, backend)  # a request the partition can never hold: refused, nothing made
     # A remote parent's code is on the cluster: it is copied here first (the child's upload
     # then sends only what the cluster's earlier snapshot of the project lacks).
     with tempfile.TemporaryDirectory(prefix="nsml-hpc-fork-") as scratch:

@@ -105,12 +105,15 @@ def code_root_for(script: Path, cwd: Path) -> Path:
 
 
 def apply_profile_defaults(spec: SessionSpec, profile: ClusterProfile) -> SessionSpec:
-    """Partition, account, QOS, reservation and mail settings the command line left open,
-    the profile's sbatch options before the command line's (one the command line sets
-    again replaces the profile's), and setup lines first."""
+    """Partition, account, QOS, reservation, mail settings, ``--exclusive``, CPUs per task
+    and the GPU type the command line left open, the profile's sbatch options before the
+    command line's (one the command line sets again replaces the profile's), and setup lines
+    first. CPUs per task only when the session names neither --cpus-per-task nor
+    --cpus-per-gpu (Slurm takes one); the GPU type only for a session that asks for GPUs."""
     defaults = profile.defaults
     res = spec.resources
     own = {option_name(text) for text in res.sbatch_args}
+    cpus_open = res.cpus_per_task is None and res.cpus_per_gpu is None
     resources: Resources = replace(
         res,
         partition=res.partition if res.partition is not None else defaults.partition,
@@ -119,6 +122,9 @@ def apply_profile_defaults(spec: SessionSpec, profile: ClusterProfile) -> Sessio
         reservation=res.reservation if res.reservation is not None else defaults.reservation,
         mail_type=res.mail_type if res.mail_type is not None else defaults.mail_type,
         mail_user=res.mail_user if res.mail_user is not None else defaults.mail_user,
+        exclusive=res.exclusive if res.exclusive is not None else defaults.exclusive,
+        cpus_per_task=defaults.cpus_per_task if cpus_open else res.cpus_per_task,
+        gpu_type=defaults.gpu_type if res.gpus and res.gpu_type is None else res.gpu_type,
         sbatch_args=[
             *(text for text in defaults.sbatch_args if option_name(text) not in own),
             *res.sbatch_args,

@@ -236,7 +236,8 @@ def files_ahead(files: FileState, current: SessionState | str, *, silent: bool) 
 
     A clean end is ahead of any state that is not an end; a start is ahead of waiting (the
     accounting record of a job that just started may still say PENDING) while the wrapper
-    shows signs of life; a requeue the wrapper made is ahead of RUNNING. An end, once it is
+    shows signs of life; a requeue the wrapper made is ahead of RUNNING, and its ``requeued``
+    (waiting again) ahead of RUNNING and of the requeue's end (REQUEUED). An end, once it is
     one, is never undone from files; anything else is Slurm's to say.
     """
     if files.state is None or files.problem is not None:
@@ -248,8 +249,10 @@ def files_ahead(files: FileState, current: SessionState | str, *, silent: bool) 
         return True
     if files.state == SessionState.RUNNING:
         return current in WAITING and not silent
-    if files.state in (SessionState.PENDING, SessionState.REQUEUED):
+    if files.state == SessionState.REQUEUED:
         return current == SessionState.RUNNING
+    if files.state == SessionState.PENDING:  # ``requeued``: after the requeue's end too
+        return current in (SessionState.RUNNING, SessionState.REQUEUED)
     return False
 
 

@@ -271,20 +271,43 @@ def spend(
     counted: CountingBackend,
 ) -> None:
     """Take what a query cost from the user's bucket on this cluster."""
+    spend_commands(
+        catalog,
+        cluster,
+        user,
+        policy,
+        now,
+        counted.commands,
+        queued_at=now if counted.queued else None,
+    )
+
+
+def spend_commands(
+    catalog: Catalog,
+    cluster: str,
+    user: str,
+    policy: SlurmPolicy,
+    now: float,
+    commands: int,
+    *,
+    queued_at: float | None = None,
+) -> None:
+    """Take ``commands`` Slurm commands from the user's bucket on this cluster (the sync's
+    sacct/squeue, the cluster view's sinfo/squeue: one allowance for all of them)."""
     _, row = read_clock(catalog, cluster, user)
     clock = ClockState(
         tokens=row.tokens if row is not None else None,
         tokens_at=row.tokens_at if row is not None else 0.0,
     )
-    tokens, tokens_at = after_spending(clock, policy, now, counted.commands)
+    tokens, tokens_at = after_spending(clock, policy, now, commands)
     record_query(
         catalog,
         cluster,
         user,
-        commands=counted.commands,
+        commands=commands,
         tokens=tokens,
         tokens_at=tokens_at,
-        queued_at=now if counted.queued else None,
+        queued_at=queued_at,
     )
 
 

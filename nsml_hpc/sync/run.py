@@ -21,6 +21,11 @@ from ONE squeue call for all the cluster's jobs, and the report says so once per
 evidence); a job that ended is seen as ended when squeue still lists it that way or its run
 directory has the wrapper's ``ended`` event. Such an end is provisional (its reason says so):
 the next sync that sacct answers asks about it again and takes the accounting truth.
+
+Provisional ends (from squeue, or from the job's events) are asked about at every Slurm floor,
+but not forever: one whose job sacct still does not list ten floors (at least ten minutes)
+after the end keeps its state, with a reason that says accounting never recorded the job
+(:func:`never_recorded_reason`), and is not asked about again.
 """
 
 from __future__ import annotations
@@ -93,6 +98,12 @@ REASONLESS_STATES = frozenset({SessionState.RUNNING, SessionState.COMPLETED})
 # The reason of an end seen while accounting was down; such sessions are asked about again, as
 # are those of every reason with the same prefix (an end seen in the job's events).
 PROVISIONAL_REASON = f"{PROVISIONAL_PREFIX} accounting (sacct) unavailable"
+# A provisional end whose job sacct still does not list this long after the end (in Slurm
+# floors, and seconds: whichever is longer) keeps its state with a reason that says accounting
+# never recorded the job, and is asked about no more (slurmdbd records an end within seconds;
+# a job it lost, or never had, would otherwise be asked about every floor forever).
+UNRECORDED_AFTER_FLOORS = 10.0
+UNRECORDED_AFTER_SECONDS = 600.0
 
 SCRAPED_FILES = (METRICS_FILE, EVENTS_FILE, GPU_FILE)
 
@@ -231,6 +242,8 @@ def sync(
         if why is not None:
             report.degraded[cluster] = why
             degraded[cluster] = _Degraded(sessions, pending_settle)
+        else:
+            records.update(_never_recorded(sessions, jobs, records, policy.floor_seconds, now))
         records = file_first.reconcile(records, cluster_views, report.disagreements)
         report.state_changes += _apply_records(catalog, sessions, jobs, records, now)
         _store_allocations(catalog, asked, jobs, records)
@@ -442,6 +455,49 @@ def _provisional_sessions(catalog: Catalog) -> list[SessionRecord]:
                 )
             ).all()
         )
+
+
+def never_recorded_reason(job_id: str) -> str:
+    """Why a session keeps the end its files (or squeue) showed without accounting's word."""
+    return f"accounting never recorded job {job_id}: the end shown is the job's own"
+
+
+def _never_recorded(
+    sessions: list[SessionRecord],
+    jobs: dict[int, list[JobRecordRow]],
+    records: dict[str, JobRecord],
+    floor: float,
+    now: float,
+) -> dict[str, JobRecord]:
+    """Provisional ends whose job accounting still does not know (sacct answered without it)
+    once the end is :data:`UNRECORDED_AFTER_FLOORS` Slurm floors old (and at least
+    :data:`UNRECORDED_AFTER_SECONDS`): they keep their state, exit code and times, and their
+    reason says accounting never recorded the job; they are not asked about again."""
+    patience = max(UNRECORDED_AFTER_SECONDS, UNRECORDED_AFTER_FLOORS * floor)
+    found: dict[str, JobRecord] = {}
+    for record in sessions:
+        job = _latest_job(jobs, record)
+        if job is None or not is_provisional(record.reason) or job.job_id in records:
+            continue
+        if record.state not in TERMINAL_STATES:
+            continue
+        ended = job.ended_at or record.ended_at or record.updated_at
+        if now - ended < patience:
+            continue
+        state = SessionState(record.state)
+        found[job.job_id] = JobRecord(
+            job_id=job.job_id,
+            state=state,
+            slurm_state=state.value,
+            reason=never_recorded_reason(job.job_id),
+            exit_code=job.exit_code,
+            submitted_at=job.submitted_at,
+            started_at=job.started_at,
+            ended_at=job.ended_at or record.ended_at,
+            elapsed_s=job.elapsed_s,
+            node_list=job.node_list,
+        )
+    return found
 
 
 def lost_reason(owner: str) -> str:

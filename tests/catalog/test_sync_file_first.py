@@ -22,11 +22,14 @@ from nsml_hpc.catalog.metrics import CursorState, store_event_batch
 from nsml_hpc.catalog.schema import open_catalog
 from nsml_hpc.catalog.sessions import events_of, get_session, jobs_of, state_history
 from nsml_hpc.catalog.slurm_clock import clock_rows
+from nsml_hpc.cli import main, session_commands
 from nsml_hpc.config.settings import Settings
 from nsml_hpc.config.site_policy import read_policy_file
 from nsml_hpc.runfiles.scrape import parse_event_lines
 from nsml_hpc.sync.events_state import FROM_EVENTS_REASON
 from nsml_hpc.sync.run import SyncReport, sync
+from nsml_hpc.workspace import Workspace
+from tests.catalog.test_follow import _reuse
 from tests.catalog.test_sync_logic import SUBMITTED_AT, _session
 
 
@@ -387,3 +390,91 @@ def test_a_site_policy_file_that_does_not_parse_is_named_and_slurm_is_still_aske
     assert report.queried == ["local"]
     assert get_session(world.catalog, name).state == "RUNNING"
     assert world.settings.slurm_policy.floor_seconds == 60.0
+
+
+def test_plain_sync_prints_each_disagreement_on_one_line(
+    workspace: Workspace,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``nsml-hpc sync`` (not only --json and the log) names the session, what its events said
+    and what accounting said, one line each."""
+    backend = FakeBackend(files=LocalFiles(), clock=lambda: SUBMITTED_AT + 5)
+    workspace.use_backend("local", backend)
+    name = _session(workspace.catalog, tmp_path, "51")
+    run_dir = Path(get_session(workspace.catalog, name).run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lines = [started("51", SUBMITTED_AT + 1), ended("51", SUBMITTED_AT + 5, 0)]
+    (run_dir / "events.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    backend.add(FakeJob("51", submitted_at=SUBMITTED_AT))
+    backend.apply("51", Step("RUNNING"))
+    backend.apply("51", Step("CANCELLED by 0"))
+    monkeypatch.setattr(session_commands, "open_workspace", _reuse(workspace))
+    assert main(["sync"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("queried 1 cluster(s)")
+    assert out[1:] == [
+        f"disagreement: {name}: job 51: its events said COMPLETED (exit 0), accounting says "
+        "CANCELLED (exit 0); accounting wins"
+    ]
+    assert get_session(workspace.catalog, name).state == "CANCELLED"
+
+
+def test_a_requeue_the_wrapper_writes_goes_through_the_catalog_without_asking_slurm(
+    world: World,
+) -> None:
+    """``started``, ``ended`` with requeue, ``requeued``, ``started`` (restart 1): RUNNING,
+    REQUEUED, PENDING, RUNNING again, each from the files within the Slurm floor (no sacct)."""
+    name = world.session("37")
+    first_query(world, "37", "PENDING", SUBMITTED_AT + 1)
+    record = get_session(world.catalog, name)
+    assert record.id is not None
+    steps: list[tuple[dict[str, Any], str]] = [
+        (started("37", SUBMITTED_AT + 2, heartbeat=15), "RUNNING"),
+        (ended("37", SUBMITTED_AT + 10, 0, requeue=True, signal="SIGUSR1"), "REQUEUED"),
+        ({"event": "requeued", "time": SUBMITTED_AT + 11, "job_id": "37"}, "PENDING"),
+        (started("37", SUBMITTED_AT + 20, heartbeat=15, restart_count=1), "RUNNING"),
+    ]
+    for line, state in steps:
+        world.events(name, line)
+        at = float(line["time"]) + 1
+        report = world.sync(at)
+        assert report.state_changes == 1, (line, report)
+        assert get_session(world.catalog, name).state == state, line
+    assert world.sacct_calls() == 0 and world.asked() == []
+    states = [change.state for change in state_history(world.catalog, record.id)]
+    assert states == ["SUBMITTED", "PENDING", "RUNNING", "REQUEUED", "PENDING", "RUNNING"]
+    final = get_session(world.catalog, name)
+    assert (final.reason, final.exit_code) == (None, None)
+
+
+def test_a_provisional_end_accounting_never_records_is_kept_and_no_longer_asked_about(
+    world: World,
+) -> None:
+    """sacct answers, but never with the job: asked every floor while the end is young; once
+    it is ten floors old (and ten minutes) it keeps the files' end, says accounting never
+    recorded the job, and is never asked about again."""
+    name = world.session("38")
+    first_query(world, "38", "RUNNING", SUBMITTED_AT + 1)
+    world.events(name, started("38", SUBMITTED_AT + 2), ended("38", SUBMITTED_AT + 5, 3))
+    world.sync(SUBMITTED_AT + 6)
+    assert get_session(world.catalog, name).reason == FROM_EVENTS_REASON
+    world.backend.forget("38")  # accounting lost the job (or never had it)
+    asked_at = []
+    for second in range(7, 1800):
+        before = world.sacct_calls()
+        world.sync(SUBMITTED_AT + second)
+        if world.sacct_calls() > before:
+            asked_at.append(second)
+    assert world.asked() == [("query", ["38"])] * len(asked_at)  # never squeue: it ended
+    # every floor after the first query (+1) while the end (+5) is younger than 600 s; the
+    # query at +661 finds it older and gives up; never again
+    assert asked_at == list(range(61, 662, 60)), asked_at
+    record = get_session(world.catalog, name)
+    assert (record.state, record.exit_code, record.ended_at) == ("FAILED", 3, SUBMITTED_AT + 5)
+    assert record.reason is not None and not record.reason.startswith("provisional")
+    assert "accounting never recorded job 38" in record.reason
+    assert record.id is not None
+    states = [change.state for change in state_history(world.catalog, record.id)]
+    assert states == ["SUBMITTED", "RUNNING", "FAILED"]  # the state itself never changed

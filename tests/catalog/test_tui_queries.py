@@ -235,9 +235,9 @@ def test_cluster_overview_asks_once_per_floor_and_keeps_data_when_down(
     assert backend.count("cluster_gpus") == 1
     failure = BackendError("sinfo failed on local: Unable to contact slurm controller")
     backend.fail("cluster_gpus", error=failure)
-    down = cluster_overview(workspace, "local", user="alice", now=1010.0)
+    down = cluster_overview(workspace, "local", user="alice", now=1060.0)  # a Slurm floor
     assert down.asked and down.error and "Unable to contact" in down.error
     assert down.fetched_at == 1000.0 and down.partitions == first.partitions
     backend.recover()
-    back = cluster_overview(workspace, "local", user="alice", now=1020.0)
-    assert back.error is None and back.fetched_at == 1020.0
+    back = cluster_overview(workspace, "local", user="alice", now=1120.0)
+    assert back.error is None and back.fetched_at == 1120.0

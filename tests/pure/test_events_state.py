@@ -190,6 +190,9 @@ WAITING_AGAIN = FileState("7", SessionState.PENDING, restart=1)
         (COMPLETED, "CANCELLED", True, False),  # an end is never undone from files
         (WAITING_AGAIN, "RUNNING", True, True),
         (WAITING_AGAIN, "PENDING", True, False),
+        (WAITING_AGAIN, "REQUEUED", True, True),  # ``requeued`` after the requeue's end
+        (FileState("7", SessionState.REQUEUED, exit_code=0), "RUNNING", True, True),
+        (FileState("7", SessionState.REQUEUED, exit_code=0), "PENDING", True, False),
         (FileState("7", problem="bad"), "PENDING", False, False),
         (FileState("7", unexplained="signal"), "RUNNING", True, False),
     ],

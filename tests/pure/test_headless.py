@@ -142,6 +142,10 @@ PURE_FUNCTIONS = {
     "nsml_hpc.sweeps.grid.expand",
     "nsml_hpc.sweeps.grid.parse_grid",
     "nsml_hpc.sweeps.grid.parse_range",
+    "nsml_hpc.submit.request.after_given",
+    "nsml_hpc.submit.request.keyword",
+    "nsml_hpc.submit.request.resources_from",
+    "nsml_hpc.submit.request.resources_given",
 }
 
 

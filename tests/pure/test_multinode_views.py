@@ -121,3 +121,33 @@ def test_gpus_lists_the_gpus_of_each_node(data_text: Callable[[str], str]) -> No
         ("duo1", 2, 2),
         ("duo2", 2, 2),
     ]
+
+
+@pytest.mark.parametrize(
+    ("gpus", "nodes", "shown"),
+    [(0, 2, "0"), (0, 1, "0"), (4, 1, "4"), (8, 2, "2x4"), (128, 16, "16x8"), (3, 2, "3")],
+)
+def test_a_rows_gpus_read_nodes_x_per_node_and_cpu_only_reads_0(
+    gpus: int, nodes: int, shown: str
+) -> None:
+    from nsml_hpc.sessions.views import SessionRow
+
+    row = SessionRow(
+        id=1,
+        name="p/1",
+        project="p",
+        cluster="duo",
+        user="alice",
+        state="RUNNING",
+        reason=None,
+        exit_code=None,
+        gpus=gpus,
+        elapsed_s=None,
+        started_at=None,
+        last_step=None,
+        last_metrics={},
+        memo="",
+        created_at=0.0,
+        nodes=nodes,
+    )
+    assert row.gpus_text == shown

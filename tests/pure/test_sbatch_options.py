@@ -4,6 +4,7 @@ the directives nsml-hpc renders itself."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -245,3 +246,145 @@ def test_a_fork_keeps_the_launch_and_nodes_but_not_what_its_parent_waited_for() 
     child = _child_spec(parent, ForkRequest(parent="mnist/2"), [], "mnist/2:step-1")
     assert (child.launch, child.resources.nodes, child.resources.gpus) == ("srun", 2, 2)
     assert child.resources.dependency is None and child.after == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["cluster", "add", "duo", "--backend", "local", "--sbatch-arg", "--comment=x"], "x"),
+        (["fork", "p/1", "--sbatch-arg", "--comment=y"], "y"),
+        (["fork", "--memo", "m", "p/1", "--sbatch-arg", "--comment=z", "--gpus", "1"], "z"),
+    ],
+    ids=["cluster-add", "fork", "fork-option-first"],
+)
+def test_the_space_form_works_after_a_positional_word(argv: list[str], expected: str) -> None:
+    from nsml_hpc.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert args.sbatch_args == [f"--comment={expected}"]
+
+
+def test_script_args_that_look_like_sbatch_args_stay_untouched() -> None:
+    from nsml_hpc.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["submit", "train.py", "--sbatch-arg", "--comment=x", "--sbatch-arg=--nice=1"]
+    )
+    assert args.sbatch_args in (None, [])
+    assert args.script_args == ["--sbatch-arg", "--comment=x", "--sbatch-arg=--nice=1"]
+
+
+def test_sweep_options_after_the_script_take_the_space_form_but_shared_args_do_not() -> None:
+    from nsml_hpc.cli import build_parser
+    from nsml_hpc.cli.experiment_commands import _sweep_options
+
+    args = build_parser().parse_args(
+        [
+            "sweep",
+            "--sbatch-arg",
+            "--comment=x",
+            "train.py",
+            "--sbatch-arg",
+            "--nice=2",
+            "--",
+            "--sbatch-arg",
+            "--lr=1",
+        ]
+    )
+    assert args.sbatch_args == ["--comment=x"]
+    assert args.rest == ["--sbatch-arg", "--nice=2", "--", "--sbatch-arg", "--lr=1"]
+    cut = args.rest.index("--")
+    _sweep_options().parse_args(args.rest[:cut], namespace=args)
+    assert args.sbatch_args == ["--comment=x", "--nice=2"]
+    assert args.rest[cut + 1 :] == ["--sbatch-arg", "--lr=1"]
+
+
+# --- one parser for the CLI and the notebook client ---------------------------------------------
+
+
+def test_the_cli_and_the_client_parse_resources_with_the_same_code() -> None:
+    from nsml_hpc.cli import build_parser
+    from nsml_hpc.cli.common import resources_from
+    from nsml_hpc.submit.request import keyword
+    from nsml_hpc.submit.request import resources_from as parse
+
+    args = build_parser().parse_args(
+        [
+            "submit",
+            "--gpus",
+            "a100:2",
+            "--nodes",
+            "2",
+            "--cpus-per-task",
+            "4",
+            "--exclusive",
+            "--mail-type",
+            "end",
+            "--sbatch-arg",
+            "--comment=x",
+            "t.py",
+        ]
+    )
+    from_flags = resources_from(args)
+    from_keywords = parse(
+        {
+            "gpus": "a100:2",
+            "nodes": 2,
+            "cpus_per_task": 4,
+            "exclusive": True,
+            "mail_type": "end",
+            "sbatch_args": ["--comment=x"],
+        },
+        keyword,
+    )
+    assert from_flags == from_keywords
+    assert (from_keywords.gpu_type, from_keywords.gpus, from_keywords.mail_type) == (
+        "a100",
+        2,
+        "END",
+    )
+    assert parse({"gpus": 2, "gpu_type": "h100"}, keyword).gpu_type == "h100"  # the old keyword
+    assert parse({"sbatch_args": "--comment=y"}, keyword).sbatch_args == ["--comment=y"]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"gpus": "a100:0"}, "gpus TYPE:N needs N >= 1"),
+        ({"gpus": True}, "gpus must be a whole number"),
+        ({"gpus": 2, "gpus_per_node": 4}, "gpus 2 and gpus_per_node 4 disagree"),
+        ({"gpus": "a100:2", "gpu_type": "h100"}, "give one"),
+        ({"nodes": 0}, "nodes must be a whole number >= 1"),
+        ({"exclusive": "yes"}, "exclusive must be True or False"),
+        ({"mail_type": "SOMETIMES"}, "--mail-type"),
+        ({"mem": 4}, "mem must be text"),
+        ({"gpu": 1}, "did you mean 'gpus'"),
+        ({"sbatch_args": 5}, "sbatch_args must be a list"),
+    ],
+)
+def test_the_clients_bad_values_are_one_line_errors_named_as_keywords(
+    values: dict[str, object], message: str
+) -> None:
+    from nsml_hpc.submit.request import keyword, resources_from
+
+    with pytest.raises(SpecError, match=re.escape(message)) as caught:
+        resources_from(values, keyword)
+    assert "\n" not in str(caught.value)
+
+
+def test_no_exclusive_is_a_request_of_its_own_and_a_fork_can_drop_its_parents() -> None:
+    from nsml_hpc.cli import build_parser
+    from nsml_hpc.cli.common import resources_from, resources_given
+    from nsml_hpc.snapshots.fork import ForkRequest, _child_spec
+
+    parser = build_parser()
+    assert resources_from(parser.parse_args(["submit", "t.py"])).exclusive is None
+    assert resources_from(parser.parse_args(["submit", "--exclusive", "t.py"])).exclusive is True
+    assert (
+        resources_from(parser.parse_args(["submit", "--no-exclusive", "t.py"])).exclusive is False
+    )
+    given = resources_given(parser.parse_args(["fork", "mnist/1", "--no-exclusive"]))
+    assert given == {"exclusive": False}
+    parent = _spec("srun", nodes=2, exclusive=True)
+    child = _child_spec(parent, ForkRequest(parent="mnist/1", resources=given), [], "mnist/1:s")
+    assert child.resources.exclusive is False

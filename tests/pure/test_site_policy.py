@@ -14,6 +14,7 @@ from nsml_hpc.config.site_policy import (
     SitePolicy,
     effective_policy,
     load_site_policy,
+    policy_files,
     read_policy_file,
 )
 
@@ -130,3 +131,12 @@ def test_a_broken_site_file_never_loosens_the_users_stricter_settings(no_system_
         site=load_site_policy({}),
     )
     assert (mine.floor_seconds, mine.action_floor_seconds, mine.queries_per_hour) == (900, 30, 10)
+
+
+def test_the_tests_environment_reads_no_policy_file_of_the_host(nsml_env: Path) -> None:
+    """tests/conftest.py's ``nsml_env`` points both policy files at the test's folder, so a
+    machine with a real /etc/nsml-hpc/site.toml runs the tests as any other."""
+    assert nsml_env / "etc-site.toml" == site_policy.SITE_CONFIG
+    assert policy_files() == [nsml_env / "etc-site.toml", nsml_env / "site.toml"]
+    (nsml_env / "etc-site.toml").write_text("[slurm]\nfloor_seconds = 600\n", encoding="utf-8")
+    assert load_site_policy().floor_seconds == 600.0  # the one the test writes, and only it

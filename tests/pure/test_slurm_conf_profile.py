@@ -14,7 +14,7 @@ from nsml_hpc.backends.cli import CliBackend
 from nsml_hpc.backends.registry import make_backend
 from nsml_hpc.backends.remote_shell import EnvChanges, remote_command
 from nsml_hpc.backends.sbatch_env import variables_to_remove
-from nsml_hpc.config.cluster_profiles import profile_from_dict
+from nsml_hpc.config.cluster_profiles import ClusterProfile, profile_from_dict
 from nsml_hpc.config.clusters_file import load_profiles, render_profiles
 from nsml_hpc.errors import ConfigError
 from nsml_hpc.job.spec import Resources, SessionSpec
@@ -150,3 +150,117 @@ def test_sbatch_variables_cannot_override_the_new_directives() -> None:
     assert {"SBATCH_EXCLUSIVE", "SBATCH_RESERVATION", "SBATCH_HINT", "SBATCH_GPUS_PER_NODE"} <= (
         removed
     )
+
+
+# --- exclusive, cpus_per_task and gpu_type defaults --------------------------------------------
+
+
+def _whole_nodes_profile() -> ClusterProfile:
+    return profile_from_dict(
+        "duo",
+        {
+            "backend": "local",
+            "defaults": {"exclusive": True, "cpus_per_task": 4, "gpu_type": "a100"},
+        },
+    )
+
+
+def test_exclusive_cpus_and_gpu_type_defaults_fill_what_the_session_left_open() -> None:
+    profile = _whole_nodes_profile()
+    spec = SessionSpec(project="p", script="t.py", resources=Resources(gpus=2, nodes=2))
+    res = apply_profile_defaults(spec, profile).resources
+    assert (res.exclusive, res.cpus_per_task, res.gpu_type, res.gpus) == (True, 4, "a100", 2)
+
+
+@pytest.mark.parametrize(
+    ("asked", "expected"),
+    [
+        # the session's own values win; --no-exclusive is a value too
+        (Resources(exclusive=False), (False, 4, None)),
+        (Resources(cpus_per_task=8), (True, 8, None)),
+        # --cpus-per-gpu and --cpus-per-task cannot both reach Slurm: no default then
+        (Resources(gpus=1, cpus_per_gpu=2), (True, None, "a100")),
+        (Resources(gpus=1, gpu_type="h100"), (True, 4, "h100")),
+        # a CPU-only session gets no GPU type (a type needs a count)
+        (Resources(), (True, 4, None)),
+    ],
+    ids=["no-exclusive", "own-cpus", "cpus-per-gpu", "own-type", "cpu-only"],
+)
+def test_the_sessions_own_values_win_over_the_new_defaults(
+    asked: Resources, expected: tuple[object, ...]
+) -> None:
+    from nsml_hpc.job.spec import validate_spec
+
+    spec = SessionSpec(project="p", script="t.py", resources=asked)
+    res = validate_spec(apply_profile_defaults(spec, _whole_nodes_profile())).resources
+    assert (res.exclusive, res.cpus_per_task, res.gpu_type) == expected
+
+
+def test_the_new_defaults_render_as_directives() -> None:
+    from nsml_hpc.submit.render import directive_args, resource_directives
+
+    spec = SessionSpec(project="p", script="t.py", resources=Resources(gpus=2))
+    lines = directive_args(
+        resource_directives(apply_profile_defaults(spec, _whole_nodes_profile()))
+    )
+    assert {"--exclusive", "--cpus-per-task=4", "--gres=gpu:a100:2"} <= set(lines)
+
+
+def test_cluster_add_takes_the_new_defaults_and_the_file_keeps_them(tmp_path: Path) -> None:
+    from nsml_hpc.cli import build_parser
+    from nsml_hpc.cli.cluster_commands import _profile_data
+
+    args = build_parser().parse_args(
+        [
+            "cluster",
+            "add",
+            "duo",
+            "--backend",
+            "local",
+            "--exclusive",
+            "--cpus-per-task",
+            "4",
+            "--gpu-type",
+            "a100",
+            "--sbatch-arg",
+            "--comment=lab",
+        ]
+    )
+    profile = profile_from_dict("duo", _profile_data(args))
+    assert profile.defaults.exclusive is True
+    assert profile.defaults.cpus_per_task == 4  # the flag's text, parsed
+    assert profile.defaults.gpu_type == "a100"
+    assert profile.defaults.sbatch_args == ("--comment=lab",)
+    path = tmp_path / "clusters.toml"
+    path.write_text(render_profiles({"duo": profile}))
+    assert "exclusive = true" in path.read_text() and "cpus_per_task = 4" in path.read_text()
+    assert load_profiles(path)["duo"] == profile
+
+
+@pytest.mark.parametrize(
+    ("defaults", "message"),
+    [
+        ({"exclusive": "yes"}, "defaults.exclusive must be true or false"),
+        ({"cpus_per_task": 0}, "defaults.cpus_per_task must be a whole number >= 1"),
+        ({"cpus_per_task": "four"}, "defaults.cpus_per_task"),
+        ({"cpus_per_task": True}, "defaults.cpus_per_task"),
+        ({"gpu_type": "a100:2"}, "defaults.gpu_type"),
+        ({"gpu_type": "a 100"}, "defaults.gpu_type"),
+        ({"gpus": 2}, "unknown defaults key"),
+    ],
+)
+def test_bad_new_defaults_are_refused_in_one_line(
+    defaults: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        profile_from_dict("duo", {"backend": "local", "defaults": defaults})
+    assert "\n" not in str(caught.value)
+
+
+def test_cluster_add_with_a_bad_cpus_per_task_is_one_line() -> None:
+    from nsml_hpc.cli import build_parser
+    from nsml_hpc.cli.cluster_commands import _profile_data
+
+    args = build_parser().parse_args(["cluster", "add", "duo", "--cpus-per-task", "x"])
+    with pytest.raises(ConfigError, match=r"defaults\.cpus_per_task must be a whole number"):
+        profile_from_dict("duo", _profile_data(args))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -430,8 +431,14 @@ def test_every_new_flag_reaches_slurm(
     reservation: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # held, so the session is still waiting for it when scontrol is asked
     before = duo(
-        "sbatch", "--parsable", f"--reservation={reservation}", "--output=/dev/null", "--wrap=true"
+        "sbatch",
+        "--parsable",
+        "--hold",
+        f"--reservation={reservation}",
+        "--output=/dev/null",
+        "--wrap=true",
     ).strip()
     write_script(project_dir, "noop.py", "import nsml_hpc; nsml_hpc.report(step=0, ok=1)\n")
     name, job_id, run_dir = _submit(
@@ -465,6 +472,14 @@ def test_every_new_flag_reaches_slurm(
         "--nice=7",
     ):
         assert f"#SBATCH {directive}\n" in script
+    deadline = time.monotonic() + 30  # the scheduler names the reason on its next pass
+    waiting = _scontrol_job(job_id)
+    while "Reason=Dependency" not in waiting and time.monotonic() < deadline:
+        time.sleep(1)
+        waiting = _scontrol_job(job_id)
+    assert "JobState=PENDING Reason=Dependency" in waiting, waiting
+    assert f"Dependency=afterany:{before}(unfulfilled)" in waiting, waiting
+    duo("scontrol", "release", before)
     record = wait_for_state(workspace_duo, name, {"COMPLETED", "FAILED", "CANCELLED"}, 120)
     assert record.state == "COMPLETED"
     job = _scontrol_job(job_id)
@@ -480,7 +495,7 @@ def test_every_new_flag_reaches_slurm(
         "TresPerNode=gres:gpu:1",
     ):
         assert expected in job, (expected, job)
-    assert "Dependency=(null)" in job or f"afterany:{before}" in job
+    assert _sacct(before, "State")["State"] == "COMPLETED"  # it ran first, once released
     assert "NodeList=duo[1-2]" in job
     # (sacct's NodeList reads only duo1 for a moment after a multi-node job ends)
     # slurmdbd fills in the requested TRES a moment after the job's end record
@@ -584,6 +599,91 @@ def test_a_sweep_runs_every_session_on_both_nodes(
         ranks = _ranks(Path(record.run_dir))
         assert {r["host"] for r in ranks.values()} == {"duo1", "duo2"}
         assert ranks[1]["seen"] == {"duo1": "10.231.0.11"}
+
+
+SWEEP_FLAGS = (
+    "--exclusive",
+    "--mail-type",
+    "END",
+    "--gpus-per-node",
+    "1",
+    "--nodes",
+    "2",
+    "--launch",
+    "srun",
+)
+SWEEP_DIRECTIVES = (
+    "--nodes=2",
+    "--gres=gpu:1",
+    "--exclusive",
+    "--mail-type=END",
+    "--comment=x",
+    "--ntasks-per-node=1",
+)
+
+
+def test_a_sweep_with_the_new_flags_renders_them_and_records_them_in_every_spec(
+    workspace_duo: Workspace,
+    nsml_env: Path,
+    project_dir: Path,
+    reservation: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    write_script(project_dir, "noop.py", "import nsml_hpc; nsml_hpc.report(step=0, ok=1)\n")
+    flags = (*SWEEP_FLAGS, "--reservation", reservation, "--grid", "x=1,2")
+    # --dry-run: the array script carries every directive; nothing is created
+    code, out, err = _cli(
+        capsys,
+        "sweep",
+        "--dry-run",
+        "--cluster",
+        "duo",
+        *flags,
+        "--sbatch-arg",
+        "--comment=x",
+        "noop.py",
+    )
+    assert code == 0, err
+    for directive in (*SWEEP_DIRECTIVES, f"--reservation={reservation}", "--array=0-1"):
+        assert f"#SBATCH {directive}\n" in out, (directive, out)
+    assert "srun " in out and "2 session(s) in one job array (not submitted)" in err
+    _assert_nothing_created(nsml_env)
+
+    # submitted: each session's recorded spec holds them, and Slurm got them
+    code, out, err = _cli(
+        capsys,
+        "sweep",
+        "--cluster",
+        "duo",
+        *flags,
+        "--max-parallel",
+        "1",
+        "noop.py",
+        "--sbatch-arg",  # the space form among the sweep options after the script
+        "--comment=x",
+    )
+    assert code == 0, err
+    names = sorted(s.name for s in list_sessions(workspace_duo.catalog))
+    assert len(names) == 2
+    for name in names:
+        record = wait_for_state(workspace_duo, name, {"COMPLETED", "FAILED", "CANCELLED"}, 180)
+        assert record.state == "COMPLETED"
+        detail = session_detail(workspace_duo.catalog, name)
+        asked = detail["spec"]["resources"]
+        assert detail["spec"]["launch"] == "srun"
+        assert (asked["nodes"], asked["gpus"], asked["exclusive"]) == (2, 1, True)
+        assert (asked["reservation"], asked["mail_type"]) == (reservation, "END")
+        assert asked["sbatch_args"] == ["--comment=x"]
+        job = _scontrol_job(detail["jobs"][-1]["job_id"])  # an array task: 123_0
+        for expected in (
+            "NumNodes=2",
+            "OverSubscribe=NO",
+            f"Reservation={reservation}",
+            "MailType=END",
+            "Comment=x",
+            "TresPerNode=gres:gpu:1",
+        ):
+            assert expected in job, (expected, job)
 
 
 ALL_REDUCE = """
@@ -694,3 +794,152 @@ def test_an_ssh_profile_with_slurm_conf_reaches_the_two_node_cluster(
     assert _sacct(job_id, "User,Cluster")["Cluster"] == "duo"
     ranks = _ranks(Path(record.run_dir))
     assert {r["host"] for r in ranks.values()} == {"duo1", "duo2"}
+
+
+def test_gpus_counts_each_node_of_duo_in_the_table_and_in_json(
+    duo_cluster: str, duo_nodes: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # one GPU of duo1 held by a job, so the per-node counts have something to count
+    holder = duo(
+        "sbatch",
+        "--parsable",
+        "--gres=gpu:1",
+        "-w",
+        "duo1",
+        "--output=/dev/null",
+        "--wrap=sleep 120",
+    ).strip()
+    try:
+        deadline = time.monotonic() + 120
+        while "JobState=RUNNING" not in _scontrol_job(holder) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert "JobState=RUNNING" in _scontrol_job(holder)
+
+        code, out, err = _cli(capsys, "gpus", "--cluster", "duo", "--nodes")
+        assert code == 0, err
+        partitions, nodes = out.split("\n\n")
+        header = partitions.splitlines()[0].split()
+        assert header[:4] == ["PARTITION", "TYPES", "NODES", "PER"]  # PER NODE
+        debug = next(line.split() for line in partitions.splitlines() if line.startswith("debug"))
+        assert debug[:5] == ["debug*", "-", "2", "2", "4"]  # 2 nodes, 2 GPUs on each, 4 in all
+        rows = {line.split()[0]: line.split() for line in nodes.strip().splitlines()}
+        assert rows["NODE"] == ["NODE", "PARTITIONS", "STATE", "TYPES", "GPUS", "USED", "FREE"]
+        assert sorted(set(rows) - {"NODE"}) == duo_nodes == ["duo1", "duo2"]
+        for node in duo_nodes:
+            _, partitions_of, _, types, total, used, free = rows[node]
+            assert (partitions_of, types, total) == ("debug", "-", "2")
+            assert int(used) + int(free) == 2
+        assert int(rows["duo1"][5]) >= 1  # the holder's GPU
+
+        code, out, err = _cli(capsys, "gpus", "--cluster", "duo", "--nodes", "--json")
+        assert code == 0, err
+        document = json.loads(out)
+        assert set(document) == {"partitions", "nodes"}
+        (part,) = document["partitions"]
+        assert (part["partition"], part["default"], part["nodes"], part["per_node"]) == (
+            "debug",
+            True,
+            2,
+            "2",
+        )
+        assert part["total"] == 4 and part["allocated"] >= 1
+        assert part["allocated"] + part["idle"] + part["unavailable"] == 4
+        by_node = {row["node"]: row for row in document["nodes"]}
+        assert sorted(by_node) == ["duo1", "duo2"]
+        assert all(row["total"] == 2 and row["partitions"] == ["debug"] for row in by_node.values())
+        assert by_node["duo1"]["used"] >= 1
+        assert all(row["used"] + row["free"] == 2 for row in by_node.values())
+
+        code, out, err = _cli(capsys, "gpus", "--cluster", "duo", "--json")  # without --nodes
+        assert code == 0, err
+        assert [p["partition"] for p in json.loads(out)] == ["debug"]
+    finally:
+        duo("scancel", holder, check=False)
+
+
+WAIT_FOR_FILE = """
+    import time, nsml_hpc
+    go = nsml_hpc.session.run_dir / "go"
+    while not go.exists():
+        time.sleep(0.2)
+"""
+
+
+def test_the_notebook_client_launches_waits_and_checks_like_the_cli(
+    workspace_duo: Workspace,
+    nsml_env: Path,
+    project_dir: Path,
+) -> None:
+    """Client.submit takes launch, after, gpus="TYPE:N" and the resource keywords through
+    the CLI's own parser and pre-submit path: the fit check refuses what duo cannot hold."""
+    from nsml_hpc.client import Client
+    from nsml_hpc.errors import SpecError
+
+    write_script(project_dir, "rdv.py", RENDEZVOUS)
+    write_script(project_dir, "wait.py", WAIT_FOR_FILE)
+    client = Client(workspace_duo)
+    for resources, message in (
+        ({"nodes": 3}, "--nodes 3: partition debug has 2 node(s) (duo1, duo2)"),
+        ({"nodes": 2, "gpus": "a100:2"}, "no node of partition debug has GPUs of type a100"),
+        ({"gpus_per_node": 3, "nodes": 2}, "--nodes 2 with 3 GPU(s) each"),
+        ({"gpus": "a100:0"}, "gpus TYPE:N needs N >= 1"),
+        ({"launch": "mpirun"}, "valid modes are plain, srun, srun-per-gpu, torchrun"),
+        ({"sbatch_args": ["--nodes=2"]}, "use --nodes"),
+    ):
+        with pytest.raises(SpecError, match=re.escape(message)):
+            client.submit("rdv.py", cluster="duo", **resources)
+    _assert_nothing_created(nsml_env)
+
+    parent = client.submit("wait.py", cluster="duo", project="nb")
+    child = client.submit(
+        "rdv.py",
+        cluster="duo",
+        project="nb",
+        launch="srun",
+        after=[parent.name],
+        nodes=2,
+        gpus_per_node=1,
+        exclusive=True,
+        sbatch_args=["--comment=notebook"],
+    )
+    job_id = child.job_ids[-1]
+    deadline = time.monotonic() + 30
+    waiting = _scontrol_job(job_id)
+    while "Reason=Dependency" not in waiting and time.monotonic() < deadline:
+        time.sleep(1)
+        waiting = _scontrol_job(job_id)
+    assert f"Dependency=afterok:{parent.job_ids[-1]}(unfulfilled)" in waiting, waiting
+    assert "Comment=notebook" in waiting and "OverSubscribe=NO" in waiting
+    (Path(parent.run_dir) / "go").write_text("")
+    parent.wait(timeout=120, interval=0.6)
+    child.wait(timeout=180, interval=0.6)
+    assert (parent.state, child.state) == ("COMPLETED", "COMPLETED")
+    spec = child.spec
+    assert (spec.launch, spec.after) == ("srun", [parent.name])
+    assert (spec.resources.nodes, spec.resources.gpus, spec.resources.exclusive) == (2, 1, True)
+    assert spec.resources.dependency == f"afterok:{parent.job_ids[-1]}"
+    ranks = _ranks(Path(child.run_dir))
+    assert {r["host"] for r in ranks.values()} == {"duo1", "duo2"}
+
+
+def test_a_fork_the_cluster_cannot_hold_is_one_line_and_nothing_is_submitted(
+    workspace_duo: Workspace,
+    nsml_env: Path,
+    project_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    write_script(
+        project_dir,
+        "saves.py",
+        "import nsml_hpc\nwith nsml_hpc.save(step=1) as folder:\n"
+        "    (folder / 'w.txt').write_text('1')\n",
+    )
+    parent, _job, _run_dir = _submit(capsys, "saves.py")
+    wait_for_state(workspace_duo, parent, {"COMPLETED"})
+    before = _jobs_under(nsml_env)
+    code, out, err = _cli(capsys, "fork", parent, "--nodes", "3")
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1, err
+    assert "--nodes 3: partition debug has 2 node(s) (duo1, duo2)" in err
+    assert [s.name for s in list_sessions(workspace_duo.catalog)] == [parent]
+    assert _jobs_under(nsml_env) == before

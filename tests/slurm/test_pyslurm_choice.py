@@ -125,6 +125,7 @@ def test_auto_uses_slurms_commands_when_pyslurm_does_not_match(
     assert code == 0
     note = out.splitlines()[1]
     assert note.startswith("auto uses the local backend here: ")
+    assert f"pyslurm {installed_pyslurm_version()} is built for Slurm 22.5" in note
     assert f"but this cluster runs Slurm {other_slurm}" in note
     workspace = Workspace.open(load_settings())
     try:

@@ -31,6 +31,7 @@ def _detail() -> dict[str, Any]:
         "malformed_metric_lines": 0,
         "hyperparameters": {},
         "jobs": [],
+        "runs": [],
         "state_history": [],
         "events": [],
         "spec": {
@@ -74,3 +75,18 @@ def test_the_overview_shows_the_launch_and_every_node() -> None:
     assert ["0", "duo1", "running", "1", "0,1"] in rows
     assert ["1", "duo2", "exit", "3", "1", "0,1"] in rows
     assert "2x2 GPUs" in _text(title_line(_detail()))
+
+
+def test_a_cpu_only_multi_node_session_has_0_gpus_in_the_title() -> None:
+    detail = {**_detail(), "gpus": 0}
+    title = _text(title_line(detail))
+    assert "0 GPUs" in title and "2x0" not in title
+    assert "16x8 GPUs" in _text(title_line({**_detail(), "gpus": 128, "nodes": 16}))
+
+
+def test_the_gpus_column_holds_16x8_and_its_sorted_header() -> None:
+    from tui.sessions.table import _cell, layout_columns
+
+    gpus = next(column for column in layout_columns(120, None) if column.key == "gpus")
+    for text in ("16x8", "128x8", "GPUS ▼"):
+        assert _cell(text, gpus.width, gpus.align).strip() == text

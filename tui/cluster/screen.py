@@ -1,7 +1,10 @@
 """The cluster: GPUs per partition (total / allocated / idle, with a bar) and the user's own
 queue, from :meth:`nsml_hpc.workspace.Workspace.cluster_overview` (one sinfo + one squeue per
-poll floor, shared by every open view through the catalog). Refreshed in a worker while the
-screen is open; a failed query keeps the last answer and says so in the status line."""
+Slurm floor, shared by every open view through the catalog and spent from the user's hourly
+Slurm allowance). Refreshed in a worker every Slurm floor while the screen is open; ``r`` (and
+``n``, another cluster) asks as soon as the action floor allows. The info line says how old the
+data is, and why it was not renewed when the allowance is short; a failed query keeps the last
+answer and says so in the status line."""
 
 from __future__ import annotations
 
@@ -99,16 +102,18 @@ class ClusterScreen(Screen[None]):
         self.set_interval(interval, self._fetch)
         self._fetch()
 
-    def _fetch(self) -> None:
-        self._refresh_worker(self.cluster)
+    def _fetch(self, *, explicit: bool = False) -> None:
+        self._refresh_worker(self.cluster, explicit)
 
     @work(thread=True, exclusive=True, group="cluster", name="cluster-overview")
-    def _refresh_worker(self, cluster: str | None) -> None:
+    def _refresh_worker(self, cluster: str | None, explicit: bool = False) -> None:
         app = nsml_app(self)
         try:
             clusters = sorted(set(app.workspace.session_clusters()) | {"local"})
             chosen = cluster or ("local" if "local" in clusters else clusters[0])
-            overview = app.workspace.cluster_overview(chosen, user=app.user, now=app.clock())
+            overview = app.workspace.cluster_overview(
+                chosen, user=app.user, now=app.clock(), explicit=explicit
+            )
         except NsmlError as exc:
             self.post_message(self.Fetched(None, [], str(exc)))
             return
@@ -128,6 +133,8 @@ class ClusterScreen(Screen[None]):
             if overview.fetched_at
             else "no answer yet"
         )
+        if overview.held_back:
+            fetched += f" ({overview.held_back})"
         others = (
             f" · n: next of {len(message.clusters)} clusters" if len(message.clusters) > 1 else ""
         )
@@ -181,10 +188,10 @@ class ClusterScreen(Screen[None]):
         self.app.pop_screen()
 
     def action_refresh(self) -> None:
-        self._fetch()
+        self._fetch(explicit=True)
 
     def action_next_cluster(self) -> None:
         if len(self.clusters) > 1 and self.cluster in self.clusters:
             index = (self.clusters.index(self.cluster) + 1) % len(self.clusters)
             self.cluster = self.clusters[index]
-            self._fetch()
+            self._fetch(explicit=True)

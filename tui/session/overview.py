@@ -49,7 +49,8 @@ def title_line(detail: dict[str, Any]) -> Text:
     text.append("  ")
     text.append(detail["state_text"], state_style(detail["state"]))
     nodes, total = detail.get("nodes", 1), detail["gpus"]
-    gpus = str(total) if nodes == 1 or total % nodes else f"{nodes}x{total // nodes}"
+    single = nodes == 1 or total == 0 or total % nodes  # CPU-only on 2 nodes: 0, not 2x0
+    gpus = str(total) if single else f"{nodes}x{total // nodes}"
     parts = [
         detail["cluster"],
         f"{gpus} GPU{'s' if gpus != '1' else ''}",

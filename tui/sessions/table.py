@@ -64,7 +64,7 @@ def layout_columns(
         *([Column("user", "USER", 8)] if shared else []),
         Column("cluster", "CLUSTER", 8, sort="cluster"),
         Column("state", "STATE", 22, sort="state"),
-        Column("gpus", "GPUS", 4, "right", sort="gpus"),
+        Column("gpus", "GPUS", 6, "right", sort="gpus"),  # 16x8, 128x8, "GPUS ▼"
         Column("elapsed", "ELAPSED", 10, "right", sort="elapsed"),
         Column("last", metric.upper(), 11, "right", sort="last"),
         Column("best", "BEST " + ("↓" if goal == "min" else "↑"), 10, "right", sort="best"),
