@@ -40,6 +40,7 @@ def build(path: Path, sessions: int, python: str) -> None:
     subprocess.run(
         [python, "-c", f"from nsml_hpc.catalog import open_catalog; open_catalog({url!r})"],
         check=True,
+        cwd=path.parent,
         env={**os.environ, "NSML_HPC_CATALOG": url},
     )
     me = getpass.getuser()
@@ -100,8 +101,12 @@ def live_copy(source: Path, target: Path) -> None:
 
 
 def wall(command: list[str], env: dict[str, str]) -> float:
+    """One run, from the temporary folder (``-m`` puts the working directory first on the
+    path: from a checkout it would import that checkout whatever ``--python`` says)."""
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, env=env, check=False)
+    done = subprocess.run(
+        command, capture_output=True, env=env, check=False, cwd=env["NSML_HPC_RUN_ROOT"]
+    )
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr.decode()[-2000:]}")
@@ -110,7 +115,8 @@ def wall(command: list[str], env: dict[str, str]) -> float:
 
 def subcommands(python: str, env: dict[str, str]) -> list[str]:
     probe = "from nsml_hpc.cli import COMMAND_SUMMARIES as C; print(' '.join(C))"
-    done = subprocess.run([python, "-c", probe], capture_output=True, text=True, env=env)
+    where = env["NSML_HPC_RUN_ROOT"]
+    done = subprocess.run([python, "-c", probe], capture_output=True, text=True, env=env, cwd=where)
     if done.returncode == 0:
         return done.stdout.split()
     probe = (  # an older checkout: ask its parser
@@ -119,7 +125,7 @@ def subcommands(python: str, env: dict[str, str]) -> list[str]:
         "a = [x for x in p._actions if isinstance(x, argparse._SubParsersAction)][0]\n"
         "print(' '.join(a.choices))"
     )
-    done = subprocess.run([python, "-c", probe], capture_output=True, text=True, env=env)
+    done = subprocess.run([python, "-c", probe], capture_output=True, text=True, env=env, cwd=where)
     return done.stdout.split()
 
 
@@ -143,6 +149,7 @@ def main() -> None:
         catalog = work / "catalog.db"
         build(catalog, args.sessions, python)
         (work / "config.toml").write_text("")
+        (work / "runs").mkdir()
         env = {
             **os.environ,
             "NSML_HPC_CATALOG": f"sqlite:///{catalog}",

@@ -156,8 +156,11 @@ def build_parser(words: Sequence[str] | None = None) -> Parser:
     commands = Commands(subparsers)
     wanted = None if words is None else _command_word(words)
     for module, names in COMMAND_INDEX.items():
-        if words is None or wanted in names:
+        if words is None:
             command_module(module).register(commands)
+            continue
+        if wanted in names:  # the others of its module: listed, not built
+            command_module(module).register(Commands(subparsers, only=wanted))
             continue
         for name in names:
             subparsers.add_parser(name, help=COMMAND_SUMMARIES[name], add_help=False)

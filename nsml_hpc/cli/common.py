@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar, cast
 
 from nsml_hpc.errors import SpecError, UsageError
 
@@ -155,15 +155,31 @@ def add_verbose_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _Unbuilt:
+    """Takes a command's arguments without building them: the parser of a command the
+    command line does not name (listed by its summary only)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self._ignore
+
+    def _ignore(self, *args: Any, **kwargs: Any) -> _Unbuilt:
+        return self
+
+
 class Commands:
     """Registers sub-commands; each command's docstring is its help (the first sentence is
-    the summary ``nsml-hpc --help`` lists)."""
+    the summary ``nsml-hpc --help`` lists). With ``only``, the other commands are listed
+    (name and summary) but their arguments are not built."""
 
-    def __init__(self, subparsers: Any) -> None:
+    def __init__(self, subparsers: Any, only: str | None = None) -> None:
         self._subparsers = subparsers
+        self._only = only
 
     def add(self, name: str, func: Command, **kwargs: Any) -> argparse.ArgumentParser:
         doc = func.__doc__ or ""
+        if self._only is not None and name != self._only:
+            self._subparsers.add_parser(name, help=summary(doc) if doc else None, add_help=False)
+            return cast(argparse.ArgumentParser, _Unbuilt())
         sub: argparse.ArgumentParser = self._subparsers.add_parser(
             name, help=summary(doc) if doc else None, description=doc, **kwargs
         )
@@ -173,6 +189,9 @@ class Commands:
 
     def group(self, name: str, help_text: str) -> Commands:
         """A command with sub-commands of its own (``nsml-hpc model ls``)."""
+        if self._only is not None and name != self._only:
+            self._subparsers.add_parser(name, help=help_text, add_help=False)
+            return cast(Commands, _Unbuilt())
         parser = self._subparsers.add_parser(name, help=help_text, description=help_text)
         return Commands(
             parser.add_subparsers(dest=f"{name}_command", required=True, parser_class=Parser)
