@@ -64,6 +64,7 @@ class Client:
     the catalog and any SSH connection."""
 
     def __init__(self, workspace: Workspace | None = None) -> None:
+        __import__("nsml_hpc.logs").logs.configure()  # NSML_HPC_LOG, as in the CLI
         if workspace is None:
             from nsml_hpc.workspace import Workspace
 

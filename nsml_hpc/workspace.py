@@ -620,6 +620,13 @@ class Workspace(Context):
         return cron_line(schedule)
 
     @staticmethod
+    def gc_scrontab(schedule: str) -> str:
+        """The ``scrontab -e`` lines running the crontab line's command on ``schedule``."""
+        from nsml_hpc.snapshots.cron import scrontab_entry
+
+        return scrontab_entry(schedule)
+
+    @staticmethod
     def install_gc_cron(line: str) -> bool:
         """Put ``line`` in the user's crontab; True if it replaced an earlier gc line."""
         from nsml_hpc.snapshots.cron import install_cron

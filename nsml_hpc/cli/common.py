@@ -136,10 +136,27 @@ class Parser(argparse.ArgumentParser):
         return out
 
 
+_RST_ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`(~?)([^`<]+?)\s*(?:<[^`>]*>)?`")
+_RST_LITERAL = re.compile(r"``(.+?)``")
+_RST_INTERPRETED = re.compile(r"`([^`<]+?)\s*(?:<[^`>]*>)?`_{0,2}")
+
+
+def plain(text: str) -> str:
+    """``text`` without reStructuredText inline markup (a docstring's markup is for the API
+    docs, not for a terminal): double back-quoted literals, roles (``:func:``, ``:class:``;
+    with ``~``, only the last dotted name) and interpreted text or links (the text, without
+    its target) keep their words and lose their back quotes."""
+    text = _RST_ROLE.sub(
+        lambda m: m.group(2).rsplit(".", 1)[-1] if m.group(1) else m.group(2), text
+    )
+    text = _RST_LITERAL.sub(r"\1", text)
+    return _RST_INTERPRETED.sub(r"\1", text)
+
+
 def summary(doc: str) -> str:
     """The one-line ``--help`` summary of a command: the first sentence of its docstring,
-    however many lines it spans."""
-    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+    however many lines it spans, as plain text (:func:`plain`)."""
+    paragraph = plain(" ".join(doc.strip().split("\n\n")[0].split()))
     match = re.search(r"(?<=[.!?])\s", paragraph)
     sentence = paragraph[: match.start()] if match else paragraph
     return sentence if sentence.endswith((".", "!", "?")) else sentence + "."

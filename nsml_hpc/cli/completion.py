@@ -56,8 +56,19 @@ _nsml_hpc() {
         compadd -Q -S '' -- "${candidates[@]}"
     fi
 }
-compdef _nsml_hpc nsml-hpc
+if [[ ${zsh_eval_context[-1]} == loadautofunc ]]; then
+    _nsml_hpc "$@"  # autoloaded from fpath by the first Tab: complete now, not at the next
+else
+    compdef _nsml_hpc nsml-hpc
+fi
 """
+
+# The one line ``completion zsh --install`` keeps in ${ZDOTDIR:-$HOME}/.zshrc, found again by
+# its marker. It works whether or not the user's zshrc runs compinit (before or after it):
+# the folder goes on fpath (a later compinit finds the #compdef file there), compinit runs
+# only when nothing has (compdef is then still undefined), and the function is bound by hand
+# (an earlier compinit scanned fpath before the folder was on it).
+ZSHRC_MARK = "# nsml-hpc completion (nsml-hpc completion zsh --install)"
 
 FISH = r"""# nsml-hpc completion for fish (nsml-hpc completion fish)
 function __nsml_hpc_complete
@@ -79,8 +90,8 @@ SCRIPTS = {"bash": BASH, "zsh": ZSH, "fish": FISH}
 
 def install_path(shell: str, home: Path | None = None) -> Path:
     """Where ``completion --install`` puts the script: the shell's own per-user folder that
-    it reads at start without any change to the user's rc files (zsh: a folder on
-    ``fpath`` that the printed hint adds once)."""
+    it reads at start (bash, fish: without any change to the user's rc files; zsh: a folder
+    that the line :func:`install_zshrc_line` keeps in .zshrc puts on ``fpath``)."""
     home = home or Path.home()
     if shell == "bash":
         data = os.environ.get("XDG_DATA_HOME") or str(home / ".local" / "share")
@@ -89,6 +100,48 @@ def install_path(shell: str, home: Path | None = None) -> Path:
         return home / ".zfunc" / "_nsml-hpc"
     config = os.environ.get("XDG_CONFIG_HOME") or str(home / ".config")
     return Path(config) / "fish" / "completions" / "nsml-hpc.fish"
+
+
+def zshrc_path(home: Path | None = None) -> Path:
+    """The zshrc zsh reads: ``${ZDOTDIR:-$HOME}/.zshrc``."""
+    return Path(os.environ.get("ZDOTDIR") or home or Path.home()) / ".zshrc"
+
+
+def zshrc_line(folder: Path) -> str:
+    """The marked .zshrc line that makes ``folder``'s ``_nsml-hpc`` complete nsml-hpc."""
+    quoted = "'" + str(folder).replace("'", "'\\''") + "'"
+    return (
+        f"fpath=({quoted} $fpath); (( $+functions[compdef] )) || "
+        "{ autoload -Uz compinit && compinit -i; }; "
+        f"autoload -Uz _nsml-hpc && compdef _nsml-hpc nsml-hpc  {ZSHRC_MARK}"
+    )
+
+
+def install_zshrc_line(rc: Path, folder: Path) -> bool:
+    """Keep exactly one marked line in ``rc`` (added at the end, or the old one replaced in
+    place); every other line stays as it was. Returns whether the file changed. A zshrc that
+    is a link (a dotfiles repository) is written through to its target."""
+    line = zshrc_line(folder)
+    target = rc.resolve() if rc.is_symlink() else rc
+    text = target.read_text(encoding="utf-8") if target.exists() else ""
+    lines = text.splitlines(keepends=True)
+    marked = [index for index, old in enumerate(lines) if old.rstrip("\n").endswith(ZSHRC_MARK)]
+    if marked and [lines[index].rstrip("\n") for index in marked] == [line]:
+        return False
+    if marked:
+        lines[marked[0]] = line + "\n"
+        lines = [old for index, old in enumerate(lines) if index not in marked[1:]]
+    else:
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += "\n"
+        lines.append(line + "\n")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.nsml-hpc-tmp")
+    temp.write_text("".join(lines), encoding="utf-8")
+    if target.exists():
+        temp.chmod(target.stat().st_mode & 0o7777)
+    temp.replace(target)
+    return True
 
 
 # --- what to offer ---------------------------------------------------------------------------
@@ -319,7 +372,9 @@ def cmd_completion(args: argparse.Namespace) -> int:
     """Print the shell completion script for bash, zsh or fish, or install it (--install).
 
     Completes commands, options, session names, cluster names, metric names, sweeps and
-    settings. Without SHELL, the shell of $SHELL."""
+    settings. Without SHELL, the shell of $SHELL. --install writes the script where the shell
+    loads it; for zsh it also keeps one marked line in ${ZDOTDIR:-$HOME}/.zshrc (fpath,
+    compinit when the zshrc has none), added once."""
     from nsml_hpc.errors import SpecError
 
     shell = args.shell or Path(os.environ.get("SHELL", "bash")).name
@@ -344,10 +399,11 @@ def cmd_completion(args: argparse.Namespace) -> int:
             "it loads in new shells (bash-completion reads that folder); now: source " + str(target)
         )
     elif shell == "zsh":
-        print(
-            "once, in ~/.zshrc before compinit: fpath=(~/.zfunc $fpath); autoload -Uz compinit "
-            "&& compinit"
-        )
+        rc = zshrc_path()
+        if install_zshrc_line(rc, target.parent):
+            print(f"added one line to {rc} (marked '{ZSHRC_MARK}'); it loads in new shells")
+        else:
+            print(f"{rc} already loads it; it loads in new shells")
     else:
         print("it loads in new fish shells")
     return 0
@@ -357,5 +413,7 @@ def register(commands: Commands) -> None:
     completion = commands.add("completion", cmd_completion)
     completion.add_argument("shell", nargs="?", choices=SHELLS, help="default: $SHELL's")
     completion.add_argument(
-        "--install", action="store_true", help="write it where the shell loads it"
+        "--install",
+        action="store_true",
+        help="write it where the shell loads it (zsh: and one marked line in .zshrc)",
     )

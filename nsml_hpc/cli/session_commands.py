@@ -36,7 +36,10 @@ if TYPE_CHECKING:
 def cmd_submit(args: argparse.Namespace) -> int:
     """Submit SCRIPT [ARGS...] as a new session (on --cluster NAME, default: local)."""
     from nsml_hpc.cli.progress import UploadBar
+    from nsml_hpc.errors import SpecError
 
+    if args.json and args.follow:  # JSON on stdout stays one document, not the job's output
+        raise SpecError("--json and --follow do not go together; follow with: nsml-hpc logs -f")
     with open_workspace() as workspace:
         spec, code_root = script_spec(args, workspace)
         spec = apply_run_options(args, spec, workspace)
@@ -529,12 +532,14 @@ def register(commands: Commands) -> None:
     add_cluster_flag(submit, "cluster to submit to (default: default_cluster, else local)")
     add_run_options(submit)
     submit.add_argument("--dry-run", action="store_true", help="print the sbatch script only")
-    add_json_flag(submit, "print the created session (name, job id, run dir) as JSON")
+    add_json_flag(
+        submit, "print the created session (name, job id, cluster, run dir) as JSON; not with -f"
+    )
     submit.add_argument(
         "--follow",
         "-f",
         action="store_true",
-        help="stream the output until the session ends; exit with its code",
+        help="stream the output until the session ends; exit with its code (not with --json)",
     )
     submit.add_argument("script", help="training script (.py, or an executable)")
     submit.add_argument(

@@ -224,7 +224,15 @@ def cmd_gc(args: argparse.Namespace) -> int:
     from nsml_hpc.errors import GcBusy
     from nsml_hpc.workspace import Workspace
 
+    if args.scrontab and (args.install_cron is None or not args.print):
+        raise SpecError(
+            "--scrontab prints the entry for scrontab -e: use it with --install-cron SCHEDULE "
+            "--print (nsml-hpc never edits your scrontab)"
+        )
     if args.install_cron is not None:
+        if args.scrontab:
+            sys.stdout.write(Workspace.gc_scrontab(args.install_cron))
+            return 0
         line = Workspace.gc_cron_line(args.install_cron)
         if args.print:
             print(line)
@@ -392,5 +400,10 @@ def register(commands: Commands) -> None:
         help="install a crontab line running 'gc --cron' on SCHEDULE, e.g. '0 3 * * *'",
     )
     gc.add_argument("--print", action="store_true", help="with --install-cron: print the line only")
+    gc.add_argument(
+        "--scrontab",
+        action="store_true",
+        help="with --install-cron SCHEDULE --print: print it as a Slurm scrontab entry instead",
+    )
     gc.add_argument("--no-sync", action="store_true", help="do not ask Slurm first")
     add_json_flag(gc, "print the plan (or what was deleted) as JSON")

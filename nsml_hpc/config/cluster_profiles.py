@@ -221,9 +221,11 @@ def _defaults(name: str, data: Any) -> ProfileDefaults:
         raise ConfigError(f"cluster {name!r}: defaults must be a table")
     unknown = set(data) - set(DEFAULT_KEYS)
     if unknown:
+        from nsml_hpc.suggest import did_you_mean
+
+        named = ", ".join(key + did_you_mean(key, DEFAULT_KEYS) for key in sorted(unknown))
         raise ConfigError(
-            f"cluster {name!r}: unknown defaults key(s) {', '.join(sorted(unknown))}; "
-            f"valid: {', '.join(DEFAULT_KEYS)}"
+            f"cluster {name!r}: unknown defaults key(s) {named}; valid: {', '.join(DEFAULT_KEYS)}"
         )
     setup = _lines(name, "setup", data.get("setup", []))
     sbatch_args = _lines(name, "sbatch_args", data.get("sbatch_args", []))
@@ -283,9 +285,11 @@ def profile_from_dict(name: str, data: dict[str, Any]) -> ClusterProfile:
     known = {item.name for item in fields(ClusterProfile)} - {"name"}
     unknown = set(data) - known
     if unknown:
+        from nsml_hpc.suggest import did_you_mean
+
+        named = ", ".join(key + did_you_mean(key, known) for key in sorted(unknown))
         raise ConfigError(
-            f"cluster {name!r}: unknown key(s) {', '.join(sorted(unknown))}; "
-            f"valid keys: {', '.join(sorted(known))}"
+            f"cluster {name!r}: unknown key(s) {named}; valid keys: {', '.join(sorted(known))}"
         )
     values: dict[str, Any] = {}
     for key, value in data.items():

@@ -48,7 +48,8 @@ def load_profiles(path: Path | None = None) -> dict[str, ClusterProfile]:
         raise ConfigError(f"cannot read cluster profiles {path}: {exc}") from exc
     unknown = set(data) - {"clusters"}
     if unknown:
-        raise ConfigError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}")
+        named = ", ".join(key + did_you_mean(key, ["clusters"]) for key in sorted(unknown))
+        raise ConfigError(f"{path}: unknown top-level key(s) {named}; use [clusters.NAME] tables")
     tables = data.get("clusters", {})
     if not isinstance(tables, dict):
         raise ConfigError(f"{path}: 'clusters' must be a table of [clusters.NAME] tables")

@@ -63,9 +63,17 @@ def iter_points(
     chunk_rows: int = CHUNK_ROWS,
 ) -> Iterator[list[Point]]:
     """Chunks of (session, step, time, metric, value), session by session in the order
-    they were named, each in the order its points were reported."""
+    they were named, each in the order its points were reported. The names and metrics are
+    checked here, before the first chunk is asked for, so a caller can write nothing (not
+    even a header) when one is wrong."""
     ids = _session_ids(catalog, names)
     check_metrics(catalog, list(ids), metrics)
+    return _chunks(catalog, ids, metrics, chunk_rows)
+
+
+def _chunks(
+    catalog: Catalog, ids: dict[int, str], metrics: Sequence[str], chunk_rows: int
+) -> Iterator[list[Point]]:
     point = MetricPoint
     for session_id, name in ids.items():
         query = (
@@ -190,7 +198,7 @@ def export_points(
         if fmt == "parquet":
             raise SpecError("--format parquet writes a file: give -o PATH")
         assert stdout is not None
-        chunks = iter_points(catalog, names, metrics)
+        chunks = iter_points(catalog, names, metrics)  # checks the names before the header
         return _write_csv(chunks, stdout) if fmt == "csv" else _write_jsonl(chunks, stdout)
     destination = destination.expanduser()
     if (destination.exists() or destination.is_symlink()) and not force:
@@ -200,26 +208,18 @@ def export_points(
     if not destination.parent.is_dir():
         raise SpecError(f"{destination.parent} is not a folder")
     chunks = iter_points(catalog, names, metrics)  # checks the names before a file exists
-    first = next(chunks, None)
-    rest: Iterator[list[Point]] = _prepend(first, chunks)
     temp = destination.parent / f".{destination.name}.nsml-export-{os.getpid()}"
     try:
         if fmt == "parquet":
-            count = _write_parquet(rest, temp)
+            count = _write_parquet(chunks, temp)
         else:
             with temp.open("wb") as out:
-                count = _write_csv(rest, out) if fmt == "csv" else _write_jsonl(rest, out)
+                count = _write_csv(chunks, out) if fmt == "csv" else _write_jsonl(chunks, out)
         temp.replace(destination)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
     return count
-
-
-def _prepend(first: list[Point] | None, rest: Iterator[list[Point]]) -> Iterator[list[Point]]:
-    if first is not None:
-        yield first
-    yield from rest
 
 
 def history_columns(

@@ -1,5 +1,14 @@
 """The crontab line that runs ``nsml-hpc gc --cron``, and installing it (idempotently: a
-previous nsml-hpc gc line is replaced, every other line is kept as it was)."""
+previous nsml-hpc gc line is replaced, every other line is kept as it was); and the same
+command as a Slurm ``scrontab`` entry, printed for ``scrontab -e``.
+
+Both carry one shell command (:func:`gc_command`): the variables that locate the config,
+catalog, run root and data folder, then this Python's ``-m nsml_hpc gc --cron``. cron hands
+its command to ``/bin/sh`` after turning a bare ``%`` into a newline, so the crontab line
+escapes ``%`` as ``\\%``; scrontab writes its command into a ``#!/bin/sh`` batch script as it
+stands (Slurm's src/scrontab/scrontab.c), so its entry carries the command unescaped: both
+shells run the same words.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +34,8 @@ ENV_VARS = (
     "PATH",
 )
 CRONTAB_TIMEOUT = 30.0
+SCRON_TIME = "00:30:00"  # the Slurm time limit of one gc run
+SCRON_JOB_NAME = "nsml-hpc-gc"
 
 
 def validate_schedule(schedule: str) -> str:
@@ -41,14 +52,34 @@ def validate_schedule(schedule: str) -> str:
     return text
 
 
-def cron_line(schedule: str, environ: dict[str, str] | None = None) -> str:
+def gc_command(environ: dict[str, str] | None = None) -> str:
+    """The shell command cron or scrontab runs: ``VAR=value ... python -m nsml_hpc gc --cron``
+    (cron starts jobs with an almost empty environment; scrontab with the login one)."""
     env = os.environ if environ is None else environ
     words = [f"{name}={shlex.quote(env[name])}" for name in ENV_VARS if env.get(name)]
     words += [shlex.quote(sys.executable), "-m", "nsml_hpc", "gc", "--cron"]
-    command = " ".join(words).replace("%", "\\%")  # cron turns a bare % into a newline
+    command = " ".join(words)
     if "\n" in command or "\r" in command:
         raise SpecError("an environment value holds a newline; cannot write a cron line")
+    return command
+
+
+def cron_line(schedule: str, environ: dict[str, str] | None = None) -> str:
+    command = gc_command(environ).replace("%", "\\%")  # cron turns a bare % into a newline
     return f"{validate_schedule(schedule)} {command} {MARKER}"
+
+
+def scrontab_entry(
+    schedule: str, environ: dict[str, str] | None = None, *, time_limit: str = SCRON_TIME
+) -> str:
+    """The lines to add with ``scrontab -e``: a marker comment, ``#SCRON`` options (a time
+    limit, a job name to find it by), then the schedule and :func:`gc_command` unchanged."""
+    return (
+        f"{MARKER} (nsml-hpc gc --install-cron ... --print --scrontab)\n"
+        f"#SCRON --time={time_limit}\n"
+        f"#SCRON --job-name={SCRON_JOB_NAME}\n"
+        f"{validate_schedule(schedule)} {gc_command(environ)}\n"
+    )
 
 
 def _run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:

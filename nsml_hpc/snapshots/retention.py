@@ -50,6 +50,7 @@ from nsml_hpc.config.settings import metric_directions
 from nsml_hpc.errors import ConfigError, SpecError
 from nsml_hpc.job.direction import NO_OVERRIDES, Directions
 from nsml_hpc.job.snapshot_format import parse_selector
+from nsml_hpc.suggest import did_you_mean
 
 GIB = 1024**3
 DAY = 86400.0
@@ -315,8 +316,10 @@ def _policy(
 ) -> Policy:
     unknown = sorted(set(table) - set(GC_KEYS))
     if unknown:
+        valid = GC_KEYS if where == "[gc]" else POLICY_KEYS  # a project table: policies only
         raise ConfigError(
-            f"{where}: unknown setting {unknown[0]!r}; valid: {', '.join(POLICY_KEYS)}"
+            f"{where}: unknown setting {unknown[0]!r}{did_you_mean(unknown[0], valid)}; "
+            f"valid: {', '.join(valid)}"
         )
     policy = base
     if "keep_last" in table:

@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 
 from nsml_hpc.cli import build_parser, main
-from nsml_hpc.cli.completion import FILES, SCRIPTS, complete, install_path
+from nsml_hpc.cli.completion import (
+    FILES,
+    SCRIPTS,
+    ZSHRC_MARK,
+    complete,
+    install_path,
+    zshrc_line,
+)
 from nsml_hpc.workspace import Workspace
 from tests.catalog.test_everyday_cli import _sweep
 from tests.tui.conftest import build_catalog
@@ -206,3 +213,115 @@ def test_completion_prints_the_script_for_the_users_shell(
     monkeypatch.setenv("SHELL", "/bin/tcsh")
     assert main(["completion"]) == 2
     assert "no completion for shell 'tcsh'" in capsys.readouterr().err
+
+
+# --- zsh, installed with one command, in a real interactive zsh ------------------------------
+
+
+def _interactive_zsh(home: Path, line: str, env: dict[str, str]) -> str:
+    """Start a real ``zsh -i`` on a terminal (HOME=home, so it reads the .zshrc the install
+    wrote), type ``line`` and Tab, then turn what the line became into a file and return it."""
+    import pty
+    import select
+    import time
+
+    result = home / "completed-line"
+    result.unlink(missing_ok=True)
+    leader, follower = pty.openpty()
+    shell = subprocess.Popen(
+        ["zsh", "-i"],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=env,
+        cwd=home,
+        start_new_session=True,
+    )
+    os.close(follower)
+    seen = b""
+
+    def drain(until: bytes | None, seconds: float) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if until is not None and until in seen:
+                return
+            if until is None and result.exists():
+                return
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    seen += os.read(leader, 65536)
+                except OSError:
+                    return
+        raise AssertionError(f"zsh -i never showed {until!r}; its terminal: {seen[-2000:]!r}")
+
+    try:
+        drain(b"READY> ", 60)  # the prompt the user's own .zshrc line set
+        os.write(leader, line.encode() + b"\t")
+        drain(b"submit", 60)
+        # Ctrl-A, prefix the completed line with a print to a file, Ctrl-E, Enter.
+        os.write(leader, b"\x01print -r -- \x05 > " + str(result).encode() + b"\r")
+        drain(None, 60)
+        os.write(leader, b"exit\r")
+        shell.wait(timeout=30)
+    finally:
+        if shell.poll() is None:
+            shell.kill()
+            shell.wait()
+        os.close(leader)
+    return result.read_text()
+
+
+@pytest.mark.parametrize("runs_compinit", ["none", "before", "zdotdir"])
+def test_zsh_install_is_one_command_in_a_real_interactive_zsh(
+    nsml_env: Path, runs_compinit: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert shutil.which("zsh"), "zsh is installed by scripts/setup.sh"
+    home = nsml_env / "home"
+    home.mkdir(mode=0o700)
+    rc_dir = home / "zdot" if runs_compinit == "zdotdir" else home
+    rc_dir.mkdir(exist_ok=True)
+    monkeypatch.setenv("HOME", str(home))
+    if runs_compinit == "zdotdir":
+        monkeypatch.setenv("ZDOTDIR", str(rc_dir))
+    else:
+        monkeypatch.delenv("ZDOTDIR", raising=False)
+    own = ["# the user's own lines", "PS1='READY> '", "alias ll='ls -l'"]
+    if runs_compinit == "before":
+        own[1:1] = ["autoload -Uz compinit && compinit -i"]
+    rc = rc_dir / ".zshrc"
+    rc.write_text("\n".join(own))  # no final newline: the install adds one before its line
+    assert main(["completion", "zsh", "--install"]) == 0
+    after_one = rc.read_text()
+    assert after_one.splitlines()[: len(own)] == own
+    assert len(after_one.splitlines()) == len(own) + 1
+    assert after_one.splitlines()[-1].endswith(ZSHRC_MARK)
+    assert main(["completion", "zsh", "--install"]) == 0  # again: nothing added
+    assert rc.read_text() == after_one
+    assert not (home / ".zshrc").exists() or runs_compinit != "zdotdir"
+
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"EDITOR", "VISUAL", "ZDOTDIR", "PS1", "RPS1", "RPROMPT"}
+    }
+    env.update({"PATH": f"{BIN}:{os.environ['PATH']}", "HOME": str(home), "TERM": "dumb"})
+    if runs_compinit == "zdotdir":
+        env["ZDOTDIR"] = str(rc_dir)
+    assert _interactive_zsh(home, "nsml-hpc subm", env) == "nsml-hpc submit\n"
+
+
+def test_zsh_install_replaces_an_old_marked_line_in_place(
+    nsml_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(nsml_env))
+    monkeypatch.delenv("ZDOTDIR", raising=False)
+    rc = nsml_env / ".zshrc"
+    rc.write_text(f"export A=1\nfpath=(/old $fpath)  {ZSHRC_MARK}\nexport B=2\n")
+    rc.chmod(0o640)
+    assert main(["completion", "zsh", "--install"]) == 0
+    lines = rc.read_text().splitlines()
+    assert lines[0] == "export A=1" and lines[2] == "export B=2" and len(lines) == 3
+    assert lines[1] == zshrc_line(nsml_env / ".zfunc")
+    assert rc.stat().st_mode & 0o777 == 0o640

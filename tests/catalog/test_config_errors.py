@@ -225,3 +225,47 @@ def test_a_catalog_folder_that_cannot_be_made_is_named(
     code, _, err = _run(["ps", "--no-sync"], capsys)
     line = _one_error_line(err)
     assert code == 2 and "cannot create the catalog's folder /proc/nsml-nowhere" in line
+
+
+@pytest.mark.parametrize(
+    ("clusters", "expected"),
+    [
+        (
+            '[clusters.hpc]\nbackend = "ssh"\nhots = "login.example.org"\n',
+            "cluster 'hpc': unknown key(s) hots (did you mean 'host'?); valid keys: ",
+        ),
+        (
+            '[clusters.hpc]\nbackend = "local"\n[clusters.hpc.defaults]\npartiton = "gpu"\n',
+            "cluster 'hpc': unknown defaults key(s) partiton (did you mean 'partition'?)",
+        ),
+        ('[cluster.hpc]\nbackend = "local"\n', "unknown top-level key(s) cluster (did you mean"),
+    ],
+)
+def test_a_misspelt_clusters_toml_key_says_what_it_resembles(
+    nsml_env: Path, clusters: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (nsml_env / "clusters.toml").write_text(clusters)  # beside the config file
+    code, _, err = _run(["cluster", "ls"], capsys)
+    assert code == 5 and expected in _one_error_line(err)  # 5: invalid configuration
+
+
+@pytest.mark.parametrize(
+    ("gc", "expected"),
+    [
+        (
+            "[gc]\nkeep_lst = 3\n",
+            "[gc]: unknown setting 'keep_lst' (did you mean 'keep_last' or 'keep_best'?)",
+        ),
+        ("[gc]\nlogfile = 'x'\n", "[gc]: unknown setting 'logfile' (did you mean 'log_file'?)"),
+        (
+            "[gc.project.mnist]\nkeep_bets = 1\n",
+            "[gc.project.mnist]: unknown setting 'keep_bets' (did you mean 'keep_best' or",
+        ),
+    ],
+)
+def test_a_misspelt_gc_setting_says_what_it_resembles(
+    nsml_env: Path, config: Path, gc: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config.write_text(gc)
+    code, _, err = _run(["gc", "--no-sync"], capsys)
+    assert code == 5 and expected in _one_error_line(err)  # 5: invalid configuration

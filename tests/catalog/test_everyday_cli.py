@@ -106,17 +106,46 @@ def _leaf_parsers() -> dict[str, argparse.ArgumentParser]:
     return found
 
 
-def test_every_command_summary_is_a_whole_sentence() -> None:
-    parser = build_parser()
-    helps = []
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            helps = [(choice.dest, choice.help) for choice in action._choices_actions]
-    assert len(helps) > 15
+def _summaries() -> list[tuple[str, str | None]]:
+    """Every command's and sub-command's one-line summary, as its parent's --help lists it."""
+    found: list[tuple[str, str | None]] = []
+
+    def walk(parser: argparse.ArgumentParser, prefix: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for choice in action._choices_actions:
+                    found.append((f"{prefix} {choice.dest}".strip(), choice.help))
+                for name, sub in action.choices.items():
+                    walk(sub, f"{prefix} {name}".strip())
+
+    walk(build_parser(), "")
+    return found
+
+
+def test_every_command_summary_is_a_whole_sentence_in_plain_text() -> None:
+    helps = _summaries()
+    assert len([name for name, _ in helps if " " not in name]) > 15
+    assert {"cluster ls", "model pin", "catalog upgrade", "dataset rm"} <= {n for n, _ in helps}
     for name, text in helps:
         assert text and text.endswith("."), (name, text)
         assert text[0].isupper(), (name, text)
         assert text.count("(") == text.count(")"), (name, text)
+        assert "`" not in text and ":func:" not in text, (name, text)  # no RST markup
+    assert dict(helps)["cluster ls"] == (
+        "List the configured clusters (local is always there); * marks the default."
+    )
+
+
+def test_summaries_drop_rst_markup() -> None:
+    from nsml_hpc.cli.common import plain, summary
+
+    assert plain("the ``local`` cluster") == "the local cluster"
+    assert plain("see :func:`nsml_hpc.save` and :class:`~nsml_hpc.client.Client`") == (
+        "see nsml_hpc.save and Client"
+    )
+    assert plain("read `the guide <https://example.org>`_ or `this`") == ("read the guide or this")
+    assert plain("* marks the default; 2 * 3") == "* marks the default; 2 * 3"
+    assert summary("Pin ``best``: gc keeps it.\n\nMore.") == "Pin best: gc keeps it."
 
 
 # Commands that print data take --json; these print something else (a log, a plot, a UI,

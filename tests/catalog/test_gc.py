@@ -353,3 +353,68 @@ def test_install_cron_adds_one_line_and_keeps_the_others(
     assert f"NSML_HPC_CATALOG=sqlite:///{nsml_env / 'catalog.db'}" in line
     code, out, _ = _run(["gc", "--install-cron", "0 3 * * *", "--print"], capsys)
     assert out.startswith("0 3 * * * ") and fake_crontab.read_text().count("nsml-hpc gc") == 1
+
+
+def test_scrontab_entry_runs_the_crontab_lines_command(
+    workspace: Workspace,
+    nsml_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Debian 12's Slurm 22.05 client has no scrontab: the entry is checked here by its
+    command being the crontab line's (as cron hands it to sh: ``\\%`` back to ``%``) and by
+    that command, run by sh and bash with an empty environment, running gc."""
+    record = _make_session(workspace, 4)
+    config = nsml_env / "100%" / "config.toml"  # a % that cron must see escaped, sh not
+    config.parent.mkdir()
+    config.write_text("[gc]\nkeep_last = 1\n")
+    monkeypatch.setenv("NSML_HPC_CONFIG", str(config))
+    code, crontab, _ = _run(["gc", "--install-cron", "0 3 * * *", "--print"], capsys)
+    assert code == 0
+    code, scrontab, err = _run(
+        ["gc", "--install-cron", "0 3 * * *", "--print", "--scrontab"], capsys
+    )
+    assert code == 0, err
+    lines = scrontab.splitlines()
+    assert lines[0].startswith("# nsml-hpc gc")
+    assert lines[1:3] == ["#SCRON --time=00:30:00", "#SCRON --job-name=nsml-hpc-gc"]
+    assert len(lines) == 4 and lines[3].startswith("0 3 * * * ")
+    scron_command = lines[3].removeprefix("0 3 * * * ")
+    cron_command = crontab.strip().removeprefix("0 3 * * * ").removesuffix(" # nsml-hpc gc")
+    assert "\\%" in cron_command and "\\%" not in scron_command
+    assert cron_command.replace("\\%", "%") == scron_command  # the same words reach sh
+    assert "NSML_HPC_CATALOG=" in scron_command and scron_command.endswith(" gc --cron")
+
+    for shell in ("bash", "sh"):  # scrontab's batch script is #!/bin/sh
+        done = subprocess.run(
+            ["env", "-i", shell, "-c", scron_command],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=nsml_env,
+        )
+        assert done.returncode == 0 and done.stdout == "", done.stderr
+    assert _consistent(workspace, record) == {"step-3"}
+    log = (nsml_env / "xdg-data" / "nsml-hpc" / "gc.log").read_text()
+    assert "deleted gc/1:step-0" in log and "deleted 3 snapshot(s)" in log
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["gc", "--scrontab"],
+        ["gc", "--install-cron", "0 3 * * *", "--scrontab"],
+        ["gc", "--yes", "--scrontab"],
+    ],
+)
+def test_scrontab_only_prints(
+    nsml_env: Path, fake_crontab: Path, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = fake_crontab.read_text()
+    code, out, err = _run(argv, capsys)
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [
+        "nsml-hpc: error: --scrontab prints the entry for scrontab -e: use it with "
+        "--install-cron SCHEDULE --print (nsml-hpc never edits your scrontab)"
+    ]
+    assert fake_crontab.read_text() == before

@@ -83,6 +83,30 @@ def test_nan_and_inf_are_nan_in_the_history(client: Client, workspace: Workspace
     assert client.session("mnist/4").detail["non_finite_values"] == 2
 
 
+def test_nsml_hpc_log_turns_on_logging_in_a_notebook(
+    nsml_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import logging
+
+    logger = logging.getLogger("nsml_hpc")
+    try:
+        with Client():
+            pass
+        assert "INFO" not in capsys.readouterr().err  # nothing by default
+        monkeypatch.setenv("NSML_HPC_LOG", "info")
+        with Client() as nsml:
+            nsml.sessions()
+        assert "nsml-hpc: INFO nsml_hpc.catalog.engine: catalog sqlite:" in capsys.readouterr().err
+        monkeypatch.setenv("NSML_HPC_LOG", "verbos")
+        with Client():
+            pass
+        assert "NSML_HPC_LOG='verbos' is not a level" in capsys.readouterr().err
+    finally:
+        logger.setLevel(logging.NOTSET)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+
+
 # --- export ---------------------------------------------------------------------------------
 
 
@@ -114,6 +138,26 @@ def test_export_csv_to_stdout_and_jsonl_and_parquet_files(
     table = pyarrow.parquet.read_table(parquet)
     assert table.num_rows == (30 + 22) * 3
     assert table.column_names == ["session", "step", "time", "metric", "value"]
+
+
+def test_export_to_stdout_of_an_unknown_name_writes_nothing_to_stdout(
+    client: Client, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    for argv in (
+        ["export", "nosuch/1"],
+        ["export", "mnist/1", "mnsit/2"],
+        ["export", "mnsit/2", "--format", "jsonl"],
+        ["export", "mnist/1", "--metric", "val_los"],
+    ):
+        assert main(argv) == 3, argv
+        out, err = capsysbinary.readouterr()
+        assert out == b"", argv  # not even the CSV header
+        lines = err.decode().strip().splitlines()
+        assert len(lines) == 1, lines
+    assert main(["export", "mnsit/2"]) == 3
+    assert "did you mean 'mnist/2'" in capsysbinary.readouterr().err.decode()
+    assert main(["export", "mnist/1", "--metric", "val_los"]) == 3
+    assert "did you mean 'val_loss'" in capsysbinary.readouterr().err.decode()
 
 
 def test_export_refuses_an_existing_file_without_force_and_leaves_nothing_on_error(

@@ -6,7 +6,8 @@ installation replaces the line instead of adding one, cron runs it at the next m
 right snapshots go, and the gc log says so.
 
 Debian 12's Slurm (slurm-client 22.05.8) ships no ``scrontab``, so only cron is tested here;
-docs/snapshots.md gives the scrontab line for sites that have it.
+docs/snapshots.md gives the scrontab entry (`gc --install-cron ... --print --scrontab`, checked in
+tests/catalog/test_gc.py) for sites that have it.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import getpass
 import json
 import os
 import re
@@ -263,10 +264,12 @@ def test_the_tui_in_a_headless_browser_with_a_token(
     try:
         assert server.stdout is not None
         banner = [server.stdout.readline() for _ in range(3)]
+        # The user and host the line names are this user's (as getpass finds it) and this
+        # machine's full name (the server runs here, as this user).
         assert banner[1].strip() == (
             f"from your laptop:  ssh -N -L {port}:127.0.0.1:{port} "
-            f"{os.environ.get('USER') or 'root'}@{socket.getfqdn()}"
-        ) or banner[1].startswith(f"from your laptop:  ssh -N -L {port}:127.0.0.1:{port} ")
+            f"{getpass.getuser()}@{socket.getfqdn()}"
+        )
         assert banner[2].strip() == f"then open:         http://127.0.0.1:{port}/?token={TOKEN}"
         base = f"http://127.0.0.1:{port}"
         assert _status(f"{base}/") == 403
