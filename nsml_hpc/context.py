@@ -17,7 +17,18 @@ from typing import TYPE_CHECKING, Self
 if TYPE_CHECKING:
     from nsml_hpc.backends.base import PassphrasePrompt, SlurmBackend
     from nsml_hpc.catalog.engine import Catalog
+    from nsml_hpc.config.cluster_profiles import ClusterProfile
     from nsml_hpc.config.settings import Settings
+
+
+def make_backend(
+    profile: ClusterProfile, *, passphrase_prompt: PassphrasePrompt | None = None
+) -> SlurmBackend:
+    """The backend of a cluster profile (the registry is imported on first use: reading the
+    catalog on the login node's fast path needs no backend)."""
+    from nsml_hpc.backends.registry import make_backend as make
+
+    return make(profile, passphrase_prompt=passphrase_prompt)
 
 
 @dataclass
@@ -47,8 +58,6 @@ class Context:
     def backend_for(self, cluster: str) -> SlurmBackend:
         """The backend of ``cluster``, built once per workspace (one connection per command)."""
         if cluster not in self._backends:
-            from nsml_hpc.backends.registry import make_backend
-
             profile = self.settings.profile(cluster)
             self._backends[cluster] = make_backend(
                 profile, passphrase_prompt=self.passphrase_prompt
