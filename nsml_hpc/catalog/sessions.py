@@ -25,6 +25,7 @@ from nsml_hpc.catalog.models import (
     JobRecordRow,
     MetricPoint,
     MetricSource,
+    RetiredNumber,
     ScrapeCursor,
     SessionRecord,
     StateChange,
@@ -88,9 +89,9 @@ def check_user_exists(catalog: Catalog, user: str) -> str:
     return user
 
 
-def _retired_key(owner: str, project: str) -> str:
-    """The catalog_meta key of the highest number a removed session of ``owner``'s
-    ``project`` had (a digest where the names would not fit the 64-character key)."""
+def _legacy_retired_key(owner: str, project: str) -> str:
+    """Where catalogs before revision 0006 kept a retired number: a catalog_meta key (a
+    digest where the names would not fit its 64 characters). Read, never written."""
     key = f"retired:{owner}/{project}"
     if len(key) <= 64:
         return key
@@ -105,8 +106,13 @@ def _highest_number(db: Session, project: str, owner: str) -> int:
             SessionRecord.project == project, SessionRecord.owner == owner
         )
     ).one()
-    retired = db.get(CatalogMeta, _retired_key(owner, project))
-    return max(highest or 0, int(retired.value) if retired is not None else 0)
+    retired = db.get(RetiredNumber, (owner, project))
+    legacy = db.get(CatalogMeta, _legacy_retired_key(owner, project))
+    return max(
+        highest or 0,
+        retired.number if retired is not None else 0,
+        int(legacy.value) if legacy is not None else 0,
+    )
 
 
 def next_number(catalog: Catalog, project: str) -> int:
@@ -284,12 +290,15 @@ def discard_session(catalog: Catalog, session_id: int, *, retire: bool = False) 
         if retire:
             record = db.get(SessionRecord, session_id)
             if record is not None:
-                key = _retired_key(record.owner, record.project)
-                retired = db.get(CatalogMeta, key)
+                retired = db.get(RetiredNumber, (record.owner, record.project))
                 if retired is None:
-                    db.add(CatalogMeta(key=key, value=str(record.number)))
-                elif int(retired.value) < record.number:
-                    retired.value = str(record.number)
+                    db.add(
+                        RetiredNumber(
+                            owner=record.owner, project=record.project, number=record.number
+                        )
+                    )
+                elif retired.number < record.number:
+                    retired.number = record.number
                     db.add(retired)
         _delete_rows(db, session_id)
 
