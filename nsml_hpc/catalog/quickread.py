@@ -34,7 +34,7 @@ from nsml_hpc.errors import NsmlError
 from nsml_hpc.job.layout import METRICS_FILE
 from nsml_hpc.runfiles.idle import IdleState
 
-REVISION = "0005_slurm_clock"  # the alembic revision whose tables these queries read
+REVISION = "0006_retired_number"  # the alembic revision whose tables these queries read
 PREPARING = "PREPARING"
 TASK_EVENTS = ("started", "task_started", "task_ended")  # nsml_hpc.sessions.nodes.TASK_EVENTS
 

@@ -444,7 +444,7 @@ def test_only_a_plain_sqlite_catalog_of_the_known_revision(tmp_path: Path) -> No
     assert open_quick("postgresql://u@h/db") is None
     assert open_quick(f"sqlite:///{path}?timeout=3") is None
     conn = sqlite3.connect(path)
-    conn.execute("UPDATE alembic_version SET version_num = '0004_issue12_tables'")
+    conn.execute("UPDATE alembic_version SET version_num = '0005_slurm_clock'")
     conn.commit()
     conn.close()
     assert open_quick(f"sqlite:///{path}") is None  # the full path upgrades it
