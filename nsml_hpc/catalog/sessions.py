@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from sqlalchemy import delete, func, insert, update
 from sqlalchemy.exc import IntegrityError
@@ -32,52 +30,15 @@ from nsml_hpc.catalog.models import (
     SessionRecord,
     StateChange,
 )
+from nsml_hpc.catalog.names import full_name as full_name
+from nsml_hpc.catalog.names import parse_session_ref as parse_session_ref
+from nsml_hpc.catalog.names import session_name as session_name
 from nsml_hpc.errors import CatalogError, NotFoundError, SpecError
 from nsml_hpc.job.spec import SessionSpec
 from nsml_hpc.job.text import printable
 from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState, is_live
 
 RESERVE_ATTEMPTS = 50
-
-
-OWNER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}")
-
-
-def session_name(project: str, number: int) -> str:
-    """The owner's own name of a session: ``project/N``."""
-    return f"{project}/{number}"
-
-
-def full_name(record: SessionRecord) -> str:
-    """``owner/project/N``: unambiguous in any catalog."""
-    return f"{record.owner}/{record.name}"
-
-
-@dataclass(frozen=True)
-class SessionRef:
-    """A session as a user names it: ``project/N`` or ``owner/project/N``."""
-
-    owner: str | None
-    project: str
-    number: int
-
-    @property
-    def text(self) -> str:
-        short = session_name(self.project, self.number)
-        return f"{self.owner}/{short}" if self.owner else short
-
-
-def parse_session_ref(name: str) -> SessionRef:
-    """``project/N`` or ``owner/project/N`` (projects never hold a ``/``)."""
-    parts = name.split("/")
-    if len(parts) in (2, 3) and parts[-1].isdigit() and parts[-1].isascii() and all(parts):
-        owner = parts[0] if len(parts) == 3 else None
-        if owner is None or OWNER_NAME.fullmatch(owner):
-            return SessionRef(owner, parts[-2], int(parts[-1]))
-    raise SpecError(
-        f"a session is named PROJECT/NUMBER or USER/PROJECT/NUMBER (e.g. mnist/3, alice/mnist/3), "
-        f"got {printable(name)!r}"
-    )
 
 
 def split_session_name(name: str) -> tuple[str, int]:
