@@ -33,6 +33,7 @@ from nsml_hpc.catalog.names import parse_session_ref
 from nsml_hpc.errors import NsmlError
 from nsml_hpc.job.layout import METRICS_FILE
 from nsml_hpc.runfiles.idle import IdleState
+from nsml_hpc.runfiles.scrape import stored_event_fields
 
 REVISION = "0006_retired_number"  # the alembic revision whose tables these queries read
 PREPARING = "PREPARING"
@@ -225,7 +226,6 @@ class QuickReader:
         }
 
     def task_events(self, session_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
-        import json
 
         found: dict[int, list[dict[str, Any]]] = {session_id: [] for session_id in session_ids}
         if not session_ids:
@@ -235,7 +235,7 @@ class QuickReader:
             f"({_marks(session_ids)}) AND kind IN ({_marks(TASK_EVENTS)}) ORDER BY id",
             [*session_ids, *TASK_EVENTS],
         ):
-            found[row.session_id].append({"event": row.kind, **json.loads(row.data_json or "{}")})
+            found[row.session_id].append({"event": row.kind, **stored_event_fields(row.data_json)})
         return found
 
     # --- show -------------------------------------------------------------------------------

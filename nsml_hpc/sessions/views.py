@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from nsml_hpc.job.layout import METRICS_FILE
 from nsml_hpc.runfiles.idle import IdleState, idle_for
+from nsml_hpc.runfiles.scrape import stored_event_fields
 from nsml_hpc.sessions.nodes import (
     NodeState,
     allocated_nodes,
@@ -674,7 +675,7 @@ def session_detail(
                 "at": event.at,
                 "event": event.kind,
                 "job_id": event.job_id,
-                **json.loads(event.data_json),
+                **stored_event_fields(event.data_json),
             }
             for event in source.events_of(record.id)
         ],

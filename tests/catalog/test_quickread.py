@@ -196,6 +196,19 @@ def _fill(path: Path) -> None:
             "data_json": json.dumps({"host": "duo2", "node": 1, "task": 1, "exit_code": 0}),
         },
     )
+    # events whose stored fields are not a JSON object (a damaged row): shown, never a crash
+    for at, data_json in ((NOW - 8, '"oops"'), (NOW - 7, "[1, 2]"), (NOW - 6, "{not json")):
+        _insert(
+            conn,
+            "event",
+            {
+                "session_id": ids[1],
+                "at": at,
+                "kind": "signal",
+                "job_id": None,
+                "data_json": data_json,
+            },
+        )
     first = ids[0]
     _insert(
         conn,
@@ -420,6 +433,10 @@ def test_show_detail_is_the_same_for_every_session(both: tuple[Catalog, QuickRea
     assert full["hyperparameter_changes"] and full["snapshots"]["count"] == 2
     assert full["superseded_points"] and full["non_finite_values"] == 1
     assert session_detail(catalog, "gpt/77", now=NOW)["node_states"]
+    damaged = [
+        e for e in session_detail(catalog, "cifar/1", now=NOW)["events"] if "unreadable" in e
+    ]
+    assert [e["unreadable"] for e in damaged] == ['"oops"', "[1, 2]", "{not json"]
 
 
 def test_unusual_questions_fall_back(both: tuple[Catalog, QuickReader]) -> None:
