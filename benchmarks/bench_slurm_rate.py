@@ -27,10 +27,14 @@ user, sessions submitted with the CLI as a user would:
 * ``late``: submitted at minute 45 (a user action), completes 5 minutes later.
 
 With ``--cluster-screen``, the TUI's cluster screen is open from minute 40 to minute 50
-(sinfo + squeue on the Slurm clock, from the same hourly allowance). Note that a shortened
-clock scales the ceiling (60 an hour -> ``60 / scale``) and with it the token bucket's burst
-(a tenth of the ceiling: 6 -> 120 at 0.05), so in a short run the floors shape the rate and the
-ceiling hardly binds; tests/catalog/test_slurm_clock_users.py shows it binding at full scale.
+(sinfo + squeue on the Slurm clock, from the same hourly allowance). The ceiling's hour cannot
+be shortened (it is the policy's, and nothing a user sets may change it), so the run sets the
+ceiling to what gives one simulated hour exactly the real hour's allowance: the token bucket
+starts full (a tenth of the ceiling) and refills the rest over 3,600 real seconds, of which
+the run sees ``3600 * scale``; :func:`scaled_ceiling` picks the largest ceiling whose burst
+plus that refill is <= 60 (419 at --scale 0.05: a burst of 41, then 18.9 refilled). So the
+ceiling binds in the short run as it does in a real hour (tests/catalog/test_slurm_clock_users.py
+shows it binding at full scale).
 
 Figures: Slurm query commands (sacct, squeue, sinfo, ``scontrol show``) per user-hour (target
 <= 60; today's 5 s poll gave ~690 with one TUI); the delay from a state event the wrapper wrote
@@ -141,13 +145,27 @@ def has_slurm_clock() -> bool:
     return hasattr(Settings, "slurm_policy")
 
 
+def scaled_ceiling(scale: float, per_hour: int = 60) -> int:
+    """The largest ``slurm_queries_per_hour`` whose allowance over a simulated hour (the full
+    bucket, a tenth of it, plus the refill of ``3600 * scale`` real seconds) is <= ``per_hour``:
+    the allowance a real hour gives, under a clock shortened by ``scale``."""
+    from nsml_hpc.config.site_policy import SlurmPolicy
+
+    best = 2
+    for ceiling in range(2, round(per_hour / scale) + 1):
+        policy = SlurmPolicy(queries_per_hour=ceiling)
+        if policy.burst + policy.refill_per_second * 3600 * scale <= per_hour:
+            best = ceiling
+    return best
+
+
 def environment(home: Path, plan: Plan, wrappers: Path) -> dict[str, str]:
     config = home / "config.toml"
     if has_slurm_clock():
         text = (
             f"slurm_floor_seconds = {60 * plan.scale}\n"
             f"poll_floor_seconds = {max(0.5, 5 * plan.scale)}\n"
-            f"slurm_queries_per_hour = {round(60 / plan.scale)}\n"
+            f"slurm_queries_per_hour = {scaled_ceiling(plan.scale)}\n"
             "sync_interval_seconds = 1\n"
         )
     else:  # the poll floor and the TUI's sync interval (both 5 s) were the Slurm clock

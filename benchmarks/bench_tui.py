@@ -59,6 +59,7 @@ def build(catalog: Catalog, sessions: int, points: int) -> int:
                 project,
                 number,
                 "alice",
+                catalog.user,  # the owner: the user the benchmark runs as, whose ps lists them
                 "local",
                 states[index % 4],
                 f"/runs/alice/{project}/{number}",
@@ -76,10 +77,10 @@ def build(catalog: Catalog, sessions: int, points: int) -> int:
     with catalog.session() as db:
         connection = db.connection()
         connection.exec_driver_sql(
-            "INSERT INTO session (name, project, number, user, cluster, state, run_dir, "
+            "INSERT INTO session (name, project, number, user, owner, cluster, state, run_dir, "
             "spec_json, hyperparameters_json, memo, gpus, created_at, started_at, ended_at, "
             "elapsed_s, updated_at, last_metrics_json, metric_count, malformed_lines) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '{}', 0, 0)",
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '{}', 0, 0)",
             rows,
         )
     with catalog.session() as db:

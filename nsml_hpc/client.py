@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from nsml_hpc.errors import NsmlError, SpecError
 from nsml_hpc.job.spec import Preemption, SessionSpec
+from nsml_hpc.logs import configure as configure_logging
 from nsml_hpc.sweeps.grid import expand, parse_grid
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ class Client:
     the catalog and any SSH connection."""
 
     def __init__(self, workspace: Workspace | None = None) -> None:
-        __import__("nsml_hpc.logs").logs.configure()  # NSML_HPC_LOG, as in the CLI
+        configure_logging()  # NSML_HPC_LOG, as in the CLI
         if workspace is None:
             from nsml_hpc.workspace import Workspace
 

@@ -12,13 +12,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
-from nsml_hpc.backends.base import PassphrasePrompt, SlurmBackend
-from nsml_hpc.backends.registry import make_backend
-from nsml_hpc.catalog.engine import Catalog
-from nsml_hpc.catalog.schema import open_catalog
-from nsml_hpc.config.settings import Settings, load_settings
+if TYPE_CHECKING:
+    from nsml_hpc.backends.base import PassphrasePrompt, SlurmBackend
+    from nsml_hpc.catalog.engine import Catalog
+    from nsml_hpc.config.cluster_profiles import ClusterProfile
+    from nsml_hpc.config.settings import Settings
+
+
+def make_backend(
+    profile: ClusterProfile, *, passphrase_prompt: PassphrasePrompt | None = None
+) -> SlurmBackend:
+    """The backend of a cluster profile (the registry is imported on first use: reading the
+    catalog on the login node's fast path needs no backend)."""
+    from nsml_hpc.backends.registry import make_backend as make
+
+    return make(profile, passphrase_prompt=passphrase_prompt)
 
 
 @dataclass
@@ -35,6 +45,9 @@ class Context:
         *,
         passphrase_prompt: PassphrasePrompt | None = None,
     ) -> Self:
+        from nsml_hpc.catalog.schema import open_catalog
+        from nsml_hpc.config.settings import load_settings
+
         settings = settings or load_settings()
         return cls(
             settings=settings,

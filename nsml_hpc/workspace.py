@@ -36,14 +36,16 @@ import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
 
 from nsml_hpc.context import Context
 
 if TYPE_CHECKING:
     import pandas
 
+    from nsml_hpc.backends.base import PassphrasePrompt
     from nsml_hpc.catalog.hparam_events import HParamChange
+    from nsml_hpc.catalog.quickread import QuickReader
     from nsml_hpc.catalog.series import Series
     from nsml_hpc.catalog.team import TeamSetup
     from nsml_hpc.clusters.check import ClusterReport
@@ -79,12 +81,143 @@ if TYPE_CHECKING:
     from nsml_hpc.sync.run import SyncReport
 
 
+T = TypeVar("T")
+
+
+class Reader(Protocol):
+    """What ``ps`` and ``show`` read through: a :class:`Workspace`, or on the fast path a
+    :class:`QuickView` (the same answers, without SQLAlchemy)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def user(self) -> str: ...
+    def owner_for(self, user: str | None, all_users: bool) -> str | None: ...
+    def sessions(
+        self,
+        *,
+        project: str | None = None,
+        cluster: str | None = None,
+        limit: int | None = None,
+        sweep: str | None = None,
+        owner: str | None = None,
+    ) -> list[SessionRow]: ...
+    def shared(self) -> bool: ...
+    def show(self, name: str, *, now: float | None = None) -> dict[str, Any]: ...
+    def run_dir_note(self, name: str) -> str | None: ...
+
+
+class QuickView:
+    """:class:`Reader` over a SQLite catalog read with the standard library
+    (:mod:`nsml_hpc.catalog.quickread`); any question it cannot answer exactly raises its
+    ``Fallback``, which :meth:`Workspace.read` turns into the same question to a full
+    workspace."""
+
+    def __init__(self, settings: Settings, reader: QuickReader) -> None:
+        self.settings = settings
+        self.reader = reader
+
+    @property
+    def user(self) -> str:
+        return self.reader.user
+
+    def owner_for(self, user: str | None, all_users: bool) -> str | None:
+        from nsml_hpc.catalog.quickread import Fallback
+
+        if user is not None and (all_users or user not in self.reader.catalog_users()):
+            raise Fallback("the full path says what is wrong with --user")
+        return None if all_users else (user if user is not None else self.user)
+
+    def sessions(
+        self,
+        *,
+        project: str | None = None,
+        cluster: str | None = None,
+        limit: int | None = None,
+        sweep: str | None = None,
+        owner: str | None = None,
+    ) -> list[SessionRow]:
+        from nsml_hpc.sessions.views import session_rows
+
+        return session_rows(
+            self.reader, project=project, cluster=cluster, limit=limit, sweep=sweep, owner=owner
+        )
+
+    def shared(self) -> bool:
+        return self.reader.holds_other_users()
+
+    def show(self, name: str, *, now: float | None = None) -> dict[str, Any]:
+        from nsml_hpc.sessions.views import session_detail
+
+        return session_detail(self.reader, name, now=now)
+
+    def run_dir_note(self, name: str) -> str | None:
+        """None for the caller's own session; another user's needs its cluster: Fallback."""
+        from nsml_hpc.catalog.quickread import Fallback
+
+        if self.reader.get_session(name).owner != self.user:
+            raise Fallback("whether its run directory is readable is the cluster's to say")
+        return None
+
+    def has_sync_work(self, now: float) -> bool:
+        """Whether a sync could find anything for the caller (conservative: any session of
+        theirs not ended, or ended lately, or with an unconfirmed end, or a site policy
+        warning to repeat, says yes)."""
+        from nsml_hpc.slurm.states import TERMINAL_STATES
+        from nsml_hpc.sync.clocks import LEGACY_LOST_REASON, RECENTLY_ENDED_SECONDS
+        from nsml_hpc.sync.events_state import PROVISIONAL_PREFIX
+
+        if self.settings.site.warnings:
+            return True
+        return self.reader.has_sync_work(
+            terminal=sorted(str(state) for state in TERMINAL_STATES),
+            since=now - RECENTLY_ENDED_SECONDS,
+            provisional=PROVISIONAL_PREFIX,
+            legacy_lost=LEGACY_LOST_REASON,
+        )
+
+
 def _no_progress(phase: str, done: int, total: int) -> None:
     """A sweep's progress, shown nowhere."""
 
 
 class Workspace(Context):
     """Settings, the catalog and the clusters' backends, with the users' operations."""
+
+    # --- the login node's fast path (ps, show) ------------------------------------------------
+
+    @classmethod
+    def read(
+        cls,
+        read: Callable[[Reader], T],
+        *,
+        settings: Settings | None = None,
+        sync: bool = False,
+        passphrase_prompt: PassphrasePrompt | None = None,
+        on_open: Callable[[Workspace], None] | None = None,
+    ) -> T:
+        """``read`` (ps, show) on the fast path when the catalog allows it (a SQLite file of
+        the known schema; with ``sync``, only when a sync could find nothing new), else, or
+        when the fast path cannot answer exactly, on a full workspace (``on_open`` runs first:
+        the sync, notes for the user). The same answer either way."""
+        from nsml_hpc.catalog.quickread import Fallback, open_quick
+        from nsml_hpc.config.settings import load_settings
+
+        settings = settings or load_settings()
+        reader = open_quick(settings.catalog_url)
+        if reader is not None:
+            try:
+                view = QuickView(settings, reader)
+                if not sync or not view.has_sync_work(time.time()):
+                    return read(view)
+            except Fallback:
+                pass
+            finally:
+                reader.close()
+        with cls.open(settings, passphrase_prompt=passphrase_prompt) as workspace:
+            if on_open is not None:
+                on_open(workspace)
+            return read(workspace)
 
     # --- submit and sweep -------------------------------------------------------------------
 
@@ -870,4 +1003,4 @@ class Workspace(Context):
         return dataset_leaderboard(self.catalog, dataset, metric, goal, top=top, project=project)
 
 
-__all__ = ["Workspace"]
+__all__ = ["QuickView", "Reader", "Workspace"]

@@ -82,6 +82,8 @@ readonly DUO_NODES=(duo1 duo2)
 readonly DUO_NODE_CPUS=4
 readonly DUO_NODE_MEMORY_MB=4000
 readonly DUO_GPUS_PER_NODE=2
+# Typed, as on a real site (--gpus a100:N must reach Slurm); nsml's GPUs stay untyped.
+readonly DUO_GPU_TYPE=a100
 readonly DUO_SUBNET=10.231.0          # bridge .1, duo1 .11, duo2 .12 (/24)
 readonly DUO_BRIDGE=br-nsmlduo
 readonly DUO_CTLD_PORT=7817
@@ -916,10 +918,10 @@ make_duo_fake_gpus() {
   for node in "${DUO_NODES[@]}"; do
     first=$(( n * DUO_GPUS_PER_NODE ))
     if (( ok )); then
-      echo "NodeName=$node Name=gpu File=$DUO_FAKEGPU_DIR/gpu[$first-$(( first + DUO_GPUS_PER_NODE - 1 ))]"
+      echo "NodeName=$node Name=gpu Type=$DUO_GPU_TYPE File=$DUO_FAKEGPU_DIR/gpu[$first-$(( first + DUO_GPUS_PER_NODE - 1 ))]"
     else
       for (( i = first; i < first + DUO_GPUS_PER_NODE; i++ )); do
-        echo "NodeName=$node Name=gpu File=${fallback[i % ${#fallback[@]}]}"
+        echo "NodeName=$node Name=gpu Type=$DUO_GPU_TYPE File=${fallback[i % ${#fallback[@]}]}"
       done
     fi
     n=$(( n + 1 ))
@@ -930,11 +932,11 @@ write_duo_config() {
   local gres_lines=$1 node nodes_conf="" restart=(duo-slurmctld)
   for node in "${DUO_NODES[@]}"; do
     restart+=("duo-slurmd-$node")
-    nodes_conf+="NodeName=$node NodeAddr=$(duo_addr "$node") CPUs=$DUO_NODE_CPUS Boards=1 SocketsPerBoard=1 CoresPerSocket=$DUO_NODE_CPUS ThreadsPerCore=1 RealMemory=$DUO_NODE_MEMORY_MB Gres=gpu:$DUO_GPUS_PER_NODE State=UNKNOWN"$'\n'
+    nodes_conf+="NodeName=$node NodeAddr=$(duo_addr "$node") CPUs=$DUO_NODE_CPUS Boards=1 SocketsPerBoard=1 CoresPerSocket=$DUO_NODE_CPUS ThreadsPerCore=1 RealMemory=$DUO_NODE_MEMORY_MB Gres=gpu:$DUO_GPU_TYPE:$DUO_GPUS_PER_NODE State=UNKNOWN"$'\n'
   done
   write_file "$DUO_CONF" 0644 root:root "${restart[@]}" <<EOF
 # Written by nsml-hpc sandbox/slurm-sandbox.sh; rewritten on every 'up'.
-# Cluster $DUO_CLUSTER: ${#DUO_NODES[@]} nodes in network namespaces, $DUO_GPUS_PER_NODE fake GPUs each.
+# Cluster $DUO_CLUSTER: ${#DUO_NODES[@]} nodes in network namespaces, $DUO_GPUS_PER_NODE fake GPUs each (type $DUO_GPU_TYPE).
 # Clients: SLURM_CONF=$DUO_CONF sbatch ... (or -M $DUO_CLUSTER for sacct/squeue/sbatch).
 ClusterName=$DUO_CLUSTER
 SlurmctldHost=$NODE($DUO_CTLD_ADDR)
@@ -1037,7 +1039,7 @@ wait_for_duo_nodes() {
     for node in "${DUO_NODES[@]}"; do
       read -r _ state gres < <(grep "^$node " <<<"$lines" || echo "$node none none")
       if state_is_usable "$state"; then
-        [[ $gres == *"gpu:$DUO_GPUS_PER_NODE"* ]] || fail "duo node $node is $state but reports gres '$gres'"
+        [[ $gres == *"gpu:$DUO_GPU_TYPE:$DUO_GPUS_PER_NODE"* ]] || fail "duo node $node is $state but reports gres '$gres'"
         ready=$(( ready + 1 ))
       elif (( ! resumed )) && [[ $state =~ drain|inval|fail ]]; then
         resumed=1
@@ -1117,7 +1119,7 @@ cmd_up() {
   wait_for_node
   if duo_enabled; then
     wait_for_duo_nodes
-    duo_summary="duo=$(IFS=,; echo "${DUO_NODES[*]}")(gpu:$DUO_GPUS_PER_NODE/node,SLURM_CONF=$DUO_CONF)"
+    duo_summary="duo=$(IFS=,; echo "${DUO_NODES[*]}")(gpu:$DUO_GPU_TYPE:$DUO_GPUS_PER_NODE/node,SLURM_CONF=$DUO_CONF)"
   fi
   exec 9>&-   # release the lock: `run` stays in the foreground after this
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlmodel import col, select
-
-from nsml_hpc.catalog.engine import Catalog
-from nsml_hpc.catalog.models import EventRecord
 from nsml_hpc.job.hparams import HParamValue
+
+if TYPE_CHECKING:
+    from nsml_hpc.catalog.engine import Catalog
+    from nsml_hpc.catalog.models import EventRecord
 
 TAKEN = "hparam"  # written by the job when it takes a change (with the step)
 REQUESTED = "hparam_requested"  # written by `nsml-hpc set` into the catalog
@@ -37,7 +37,9 @@ def _scalars(data: Any) -> dict[str, HParamValue]:
     return {str(k): v for k, v in data.items() if isinstance(v, bool | int | float | str)}
 
 
-def _change(event: EventRecord) -> HParamChange | None:
+def _change(event: Any) -> HParamChange | None:
+    """The change one ``hparam`` event (a catalog row, or any object with its ``at`` and
+    ``data_json``) says the job took; None for an unreadable one."""
     try:
         data = json.loads(event.data_json or "{}")
     except ValueError:
@@ -55,28 +57,46 @@ def _change(event: EventRecord) -> HParamChange | None:
     )
 
 
+def taken_events(catalog: Catalog, session_ids: Sequence[int]) -> list[EventRecord]:
+    """The ``hparam`` events of ``session_ids``, in the order the jobs wrote them (one query)."""
+    from sqlmodel import col, select
+
+    from nsml_hpc.catalog.models import EventRecord
+
+    if not session_ids:
+        return []
+    with catalog.session() as db:
+        return list(
+            db.exec(
+                select(EventRecord)
+                .where(
+                    col(EventRecord.session_id).in_(list(session_ids)), EventRecord.kind == TAKEN
+                )
+                .order_by(col(EventRecord.id))
+            ).all()
+        )
+
+
+def taken_from(events: Sequence[Any]) -> list[HParamChange]:
+    """The changes ``events`` (one session's ``hparam`` events, oldest first) say the job
+    took; unreadable and empty ones are left out."""
+    return [change for event in events if (change := _change(event)) is not None and change.changes]
+
+
 def taken_changes(catalog: Catalog, session_ids: Sequence[int]) -> dict[int, list[HParamChange]]:
     """The changes each session's job took, in the order it took them (one query)."""
-    found: dict[int, list[HParamChange]] = {session_id: [] for session_id in session_ids}
-    if not session_ids:
-        return found
-    with catalog.session() as db:
-        rows = db.exec(
-            select(EventRecord)
-            .where(col(EventRecord.session_id).in_(list(session_ids)), EventRecord.kind == TAKEN)
-            .order_by(col(EventRecord.id))
-        ).all()
-    for row in rows:
-        change = _change(row)
-        if change is not None and change.changes:
-            found[row.session_id].append(change)
-    return found
+    found: dict[int, list[Any]] = {session_id: [] for session_id in session_ids}
+    for row in taken_events(catalog, session_ids):
+        found[row.session_id].append(row)
+    return {session_id: taken_from(events) for session_id, events in found.items()}
 
 
 def record_request(
     catalog: Catalog, session_id: int, version: int, changes: Mapping[str, HParamValue], at: float
 ) -> None:
     """Note a ``set`` in the session's events (the job's own event follows when it takes it)."""
+    from nsml_hpc.catalog.models import EventRecord
+
     with catalog.session() as db:
         db.add(
             EventRecord(

@@ -161,6 +161,16 @@ class CatalogMeta(SQLModel, table=True):
     value: str = Field(sa_type=Text)
 
 
+class RetiredNumber(SQLModel, table=True):
+    """The highest number a removed session of ``owner``'s ``project`` had, so that ``rm``
+    (even ``--purge``) never frees a name. Its owner's row: a team member writes their own."""
+
+    __tablename__ = "retired_number"
+    owner: str = Field(primary_key=True, max_length=64)
+    project: str = Field(primary_key=True, max_length=64)
+    number: int
+
+
 __all__ = [
     "CatalogMeta",
     "ClusterPoll",
@@ -169,6 +179,7 @@ __all__ = [
     "JobRecordRow",
     "MetricPoint",
     "MetricSource",
+    "RetiredNumber",
     "ScrapeCursor",
     "SessionPublic",
     "SessionRecord",

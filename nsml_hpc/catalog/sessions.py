@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -27,56 +26,20 @@ from nsml_hpc.catalog.models import (
     JobRecordRow,
     MetricPoint,
     MetricSource,
+    RetiredNumber,
     ScrapeCursor,
     SessionRecord,
     StateChange,
 )
+from nsml_hpc.catalog.names import full_name as full_name
+from nsml_hpc.catalog.names import parse_session_ref as parse_session_ref
+from nsml_hpc.catalog.names import session_name as session_name
 from nsml_hpc.errors import CatalogError, NotFoundError, SpecError
 from nsml_hpc.job.spec import SessionSpec
 from nsml_hpc.job.text import printable
 from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState, is_live
 
 RESERVE_ATTEMPTS = 50
-
-
-OWNER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}")
-
-
-def session_name(project: str, number: int) -> str:
-    """The owner's own name of a session: ``project/N``."""
-    return f"{project}/{number}"
-
-
-def full_name(record: SessionRecord) -> str:
-    """``owner/project/N``: unambiguous in any catalog."""
-    return f"{record.owner}/{record.name}"
-
-
-@dataclass(frozen=True)
-class SessionRef:
-    """A session as a user names it: ``project/N`` or ``owner/project/N``."""
-
-    owner: str | None
-    project: str
-    number: int
-
-    @property
-    def text(self) -> str:
-        short = session_name(self.project, self.number)
-        return f"{self.owner}/{short}" if self.owner else short
-
-
-def parse_session_ref(name: str) -> SessionRef:
-    """``project/N`` or ``owner/project/N`` (projects never hold a ``/``)."""
-    parts = name.split("/")
-    if len(parts) in (2, 3) and parts[-1].isdigit() and parts[-1].isascii() and all(parts):
-        owner = parts[0] if len(parts) == 3 else None
-        if owner is None or OWNER_NAME.fullmatch(owner):
-            return SessionRef(owner, parts[-2], int(parts[-1]))
-    raise SpecError(
-        f"a session is named PROJECT/NUMBER or USER/PROJECT/NUMBER (e.g. mnist/3, alice/mnist/3), "
-        f"got {printable(name)!r}"
-    )
 
 
 def split_session_name(name: str) -> tuple[str, int]:
@@ -127,9 +90,9 @@ def check_user_exists(catalog: Catalog, user: str) -> str:
     return user
 
 
-def _retired_key(owner: str, project: str) -> str:
-    """The catalog_meta key of the highest number a removed session of ``owner``'s
-    ``project`` had (a digest where the names would not fit the 64-character key)."""
+def _legacy_retired_key(owner: str, project: str) -> str:
+    """Where catalogs before revision 0006 kept a retired number: a catalog_meta key (a
+    digest where the names would not fit its 64 characters). Read, never written."""
     key = f"retired:{owner}/{project}"
     if len(key) <= 64:
         return key
@@ -144,8 +107,13 @@ def _highest_number(db: Session, project: str, owner: str) -> int:
             SessionRecord.project == project, SessionRecord.owner == owner
         )
     ).one()
-    retired = db.get(CatalogMeta, _retired_key(owner, project))
-    return max(highest or 0, int(retired.value) if retired is not None else 0)
+    retired = db.get(RetiredNumber, (owner, project))
+    legacy = db.get(CatalogMeta, _legacy_retired_key(owner, project))
+    return max(
+        highest or 0,
+        retired.number if retired is not None else 0,
+        int(legacy.value) if legacy is not None else 0,
+    )
 
 
 def next_number(catalog: Catalog, project: str) -> int:
@@ -375,12 +343,15 @@ def discard_session(catalog: Catalog, session_id: int, *, retire: bool = False) 
         if retire:
             record = db.get(SessionRecord, session_id)
             if record is not None:
-                key = _retired_key(record.owner, record.project)
-                retired = db.get(CatalogMeta, key)
+                retired = db.get(RetiredNumber, (record.owner, record.project))
                 if retired is None:
-                    db.add(CatalogMeta(key=key, value=str(record.number)))
-                elif int(retired.value) < record.number:
-                    retired.value = str(record.number)
+                    db.add(
+                        RetiredNumber(
+                            owner=record.owner, project=record.project, number=record.number
+                        )
+                    )
+                elif retired.number < record.number:
+                    retired.number = record.number
                     db.add(retired)
         _delete_rows(db, session_id)
 

@@ -116,11 +116,6 @@ def get_snapshot(catalog: Catalog, session_id: int, name: str, tag: str) -> Snap
     return row
 
 
-def snapshot_metrics(row: SnapshotRecord) -> dict[str, float | None]:
-    data = json.loads(row.metrics_json or "{}")
-    return data if isinstance(data, dict) else {}
-
-
 # --- scans ------------------------------------------------------------------------------------
 
 

@@ -47,7 +47,11 @@ READ_ONLY = ("catalog_meta", "catalog_admin", "alembic_version")
 # Keyed by cluster account, refreshed by anyone: the cluster's answers, and the mirror of its
 # dataset folders (whose files the cluster's own permissions guard).
 SHARED_CACHES = ("cluster_info_cache", "dataset_version")
-PER_USER = {"cluster_poll": "user", "slurm_clock": "user"}  # rows a user writes for themself
+PER_USER = {
+    "cluster_poll": "user",
+    "slurm_clock": "user",
+    "retired_number": "owner",
+}  # rows a user writes for themself
 # The column that ties a table's rows to their session (lineage: the forked child), and
 # tables whose rows belong to a session through one of its jobs.
 SESSION_COLUMN = {"lineage": "child_session_id"}

@@ -11,20 +11,17 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar, cast
 
 from nsml_hpc.errors import SpecError, UsageError
-from nsml_hpc.job.spec import (
-    EnvStep,
-    Preemption,
-    Resources,
-    SessionSpec,
-    parse_count,
-)
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
+    from nsml_hpc.config.settings import Settings
+    from nsml_hpc.job.spec import EnvStep, Resources, SessionSpec
     from nsml_hpc.submit.create import Prepared
-    from nsml_hpc.workspace import Workspace
+    from nsml_hpc.workspace import Reader, Workspace
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -175,15 +172,31 @@ def add_verbose_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _Unbuilt:
+    """Takes a command's arguments without building them: the parser of a command the
+    command line does not name (listed by its summary only)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self._ignore
+
+    def _ignore(self, *args: Any, **kwargs: Any) -> _Unbuilt:
+        return self
+
+
 class Commands:
     """Registers sub-commands; each command's docstring is its help (the first sentence is
-    the summary ``nsml-hpc --help`` lists)."""
+    the summary ``nsml-hpc --help`` lists). With ``only``, the other commands are listed
+    (name and summary) but their arguments are not built."""
 
-    def __init__(self, subparsers: Any) -> None:
+    def __init__(self, subparsers: Any, only: str | None = None) -> None:
         self._subparsers = subparsers
+        self._only = only
 
     def add(self, name: str, func: Command, **kwargs: Any) -> argparse.ArgumentParser:
         doc = func.__doc__ or ""
+        if self._only is not None and name != self._only:
+            self._subparsers.add_parser(name, help=summary(doc) if doc else None, add_help=False)
+            return cast(argparse.ArgumentParser, _Unbuilt())
         sub: argparse.ArgumentParser = self._subparsers.add_parser(
             name, help=summary(doc) if doc else None, description=doc, **kwargs
         )
@@ -193,6 +206,9 @@ class Commands:
 
     def group(self, name: str, help_text: str) -> Commands:
         """A command with sub-commands of its own (``nsml-hpc model ls``)."""
+        if self._only is not None and name != self._only:
+            self._subparsers.add_parser(name, help=help_text, add_help=False)
+            return cast(Commands, _Unbuilt())
         parser = self._subparsers.add_parser(name, help=help_text, description=help_text)
         return Commands(
             parser.add_subparsers(dest=f"{name}_command", required=True, parser_class=Parser)
@@ -210,6 +226,8 @@ class EnvAction(argparse.Action):
         option_string: str | None = None,
     ) -> None:
         steps = list(getattr(namespace, "environment", None) or [])
+        from nsml_hpc.job.spec import EnvStep
+
         kind = self.dest.removeprefix("env_")
         steps.append(EnvStep(kind=kind, value=str(values)))  # type: ignore[arg-type]
         namespace.environment = steps
@@ -320,6 +338,8 @@ def add_preemption_flags(parser: argparse.ArgumentParser) -> None:
 
 def preemption_given(args: argparse.Namespace) -> dict[str, Any]:
     """The preemption settings given on the command line (parsed), by field name."""
+    from nsml_hpc.job.spec import parse_count
+
     given: dict[str, Any] = {}
     if args.grace is not None:
         given["grace_seconds"] = parse_count("--grace", args.grace)
@@ -332,6 +352,8 @@ def preemption_given(args: argparse.Namespace) -> dict[str, Any]:
 
 def script_spec(args: argparse.Namespace, workspace: Workspace) -> tuple[SessionSpec, Path]:
     """The spec a `submit` or `sweep` command line describes, and the code folder to snapshot."""
+    from nsml_hpc.job.spec import Preemption, SessionSpec
+
     script = Path(args.script)
     if not script.is_file():
         raise SpecError(f"script not found: {args.script}")
@@ -429,6 +451,34 @@ def open_workspace() -> Iterator[Workspace]:
         for note in workspace.catalog.notes:  # e.g. the journal mode of a catalog on NFS
             print(f"nsml-hpc: note: {note}", file=sys.stderr)
         yield workspace
+
+
+def read_workspace(
+    read: Callable[[Reader], T],
+    *,
+    settings: Settings | None = None,
+    sync: bool = False,
+    clusters: list[str] | None = None,
+    before: Callable[[Workspace], None] | None = None,
+) -> T:
+    """``read`` on the login node's fast path when it can answer (:meth:`Workspace.read`:
+    a SQLite catalog of the known schema, and with ``sync`` only when a sync could find
+    nothing new), else on a full workspace: ``before`` (checks), then its notes, then (with
+    ``sync``) a quiet sync of ``clusters``, then ``read``."""
+    from nsml_hpc.workspace import Workspace
+
+    def on_open(workspace: Workspace) -> None:
+        if before is not None:
+            before(workspace)
+        for note in workspace.catalog.notes:  # e.g. the journal mode of a catalog on NFS
+            print(f"nsml-hpc: note: {note}", file=sys.stderr)
+        if sync:
+            sync_quietly(workspace, clusters)
+
+    prompt = terminal_passphrase if sys.stdin.isatty() else None
+    return Workspace.read(
+        read, settings=settings, sync=sync, passphrase_prompt=prompt, on_open=on_open
+    )
 
 
 def add_cluster_flag(parser: argparse.ArgumentParser, help_text: str) -> None:

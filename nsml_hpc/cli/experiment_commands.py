@@ -27,8 +27,6 @@ from nsml_hpc.cli.common import (
     sync_quietly,
 )
 from nsml_hpc.errors import NotFoundError, SpecError
-from nsml_hpc.job.spec import parse_count
-from nsml_hpc.sweeps.grid import expand, parse_grid, parse_range
 
 if TYPE_CHECKING:
     from nsml_hpc.experiments.views import Curve
@@ -68,6 +66,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         options, args.script_args = args.rest[:cut], args.rest[cut + 1 :]
     else:
         options, args.script_args = args.rest, []
+    from nsml_hpc.job.spec import parse_count
+    from nsml_hpc.sweeps.grid import expand, parse_grid, parse_range
+
     _sweep_options().parse_args(options, namespace=args)
     configurations = expand(
         [parse_grid(text) for text in args.grid],
@@ -227,6 +228,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     small plot each (as W&B's default panels). Colours only on a terminal, never with
     NO_COLOR set."""
     import shutil
+
+    from nsml_hpc.job.spec import parse_count
 
     width = args.width or shutil.get_terminal_size((100, 30)).columns
     smoothing = parse_count("--smooth", args.smooth, minimum=1) or 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from nsml_hpc.cli.common import (
@@ -19,6 +20,7 @@ from nsml_hpc.cli.common import (
     open_workspace,
     prepare_submission,
     print_json,
+    read_workspace,
     script_spec,
     sync_quietly,
 )
@@ -28,7 +30,7 @@ from nsml_hpc.formatting import printable, printable_tree
 
 if TYPE_CHECKING:
     from nsml_hpc.sessions.views import SessionRow
-    from nsml_hpc.workspace import Workspace
+    from nsml_hpc.workspace import Reader, Workspace
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -118,19 +120,26 @@ def cmd_ps(args: argparse.Namespace) -> int:
     --column NAME (repeatable) adds a hyperparameter, or memo, user, project, cluster."""
     from nsml_hpc.formatting import format_metrics, table
     from nsml_hpc.slurm.timefmt import format_duration
+    from nsml_hpc.workspace import Workspace
 
-    with open_workspace() as workspace:
-        cluster = workspace.settings.profile(args.cluster).name if args.cluster else None
-        owner = workspace.owner_for(args.user, args.all_users)
-        if not args.no_sync:
-            sync_quietly(workspace, [cluster] if cluster else None)
-        if args.stop_idle is not None:
+    settings = Workspace.read_settings()
+    cluster = settings.profile(args.cluster).name if args.cluster else None
+    if args.stop_idle is not None:
+        with open_workspace() as workspace:
+            _check_owner(workspace, args)
+            if not args.no_sync:
+                sync_quietly(workspace, [cluster] if cluster else None)
             _stop_idle(workspace, args.stop_idle)
-        rows = workspace.sessions(
-            project=args.project, cluster=cluster, limit=args.limit, owner=owner, sweep=args.sweep
+            rows, shared = _listing(args, cluster)(workspace)
+    else:
+        rows, shared = read_workspace(
+            _listing(args, cluster),
+            settings=settings,
+            sync=not args.no_sync,
+            clusters=[cluster] if cluster else None,
+            before=lambda workspace: _check_owner(workspace, args),
         )
-        idle_after = workspace.settings.idle_gpu_seconds
-        shared = workspace.shared()
+    idle_after = settings.idle_gpu_seconds
     columns = list(dict.fromkeys(args.column))
     _check_columns(columns, rows)
     if args.json:
@@ -169,6 +178,26 @@ def cmd_ps(args: argparse.Namespace) -> int:
     extra = [name.upper() for name in columns]
     print(table([*headers, "STEP", *extra, "METRICS"], body))
     return 0
+
+
+def _check_owner(reader: Reader, args: argparse.Namespace) -> None:
+    """``--user``/``--all-users`` checked before anything else is done."""
+    reader.owner_for(args.user, args.all_users)
+
+
+def _listing(
+    args: argparse.Namespace, cluster: str | None
+) -> Callable[[Reader], tuple[list[SessionRow], bool]]:
+    """What ``ps`` reads: the rows and whether the catalog is shared."""
+
+    def read(reader: Reader) -> tuple[list[SessionRow], bool]:
+        owner = reader.owner_for(args.user, args.all_users)
+        rows = reader.sessions(
+            project=args.project, cluster=cluster, limit=args.limit, owner=owner, sweep=args.sweep
+        )
+        return rows, reader.shared()
+
+    return read
 
 
 def _nodes_cell(row: SessionRow) -> str:
@@ -229,12 +258,21 @@ def _stop_idle(workspace: Workspace, text: str) -> None:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Show one session: spec, job ids, state history, events, latest metrics."""
-    with open_workspace() as workspace:
-        check_session_cluster(workspace, args.session, args.cluster)
-        if not args.no_sync:
-            sync_quietly(workspace)
-        detail = workspace.show(args.session)
-        note = None if args.json else workspace.run_dir_note(args.session)
+    if args.cluster is not None:
+        with open_workspace() as workspace:
+            check_session_cluster(workspace, args.session, args.cluster)
+            if not args.no_sync:
+                sync_quietly(workspace)
+            detail = workspace.show(args.session)
+            note = None if args.json else workspace.run_dir_note(args.session)
+    else:
+        detail, note = read_workspace(
+            lambda reader: (
+                reader.show(args.session),
+                None if args.json else reader.run_dir_note(args.session),
+            ),
+            sync=not args.no_sync,
+        )
     if args.json:
         print_json(detail)  # control and bidi characters stay escaped
     else:

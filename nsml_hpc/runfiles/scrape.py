@@ -219,3 +219,14 @@ def parse_event_lines(chunk: bytes, session_id: int, first_line: int = 0) -> Eve
             }
         )
     return batch
+
+
+def stored_event_fields(data_json: str | None) -> dict[str, Any]:
+    """An event's stored fields (``data_json``, as :func:`scrape_events` wrote them) read
+    back: a JSON object; anything else (a catalog edited by hand, a damaged row) is kept as
+    ``{"unreadable": <the text>}`` so that ``show`` still shows the session."""
+    try:
+        data = json.loads(data_json or "{}")
+    except ValueError:
+        return {"unreadable": data_json}
+    return data if isinstance(data, dict) else {"unreadable": data_json}

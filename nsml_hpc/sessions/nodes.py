@@ -15,12 +15,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlmodel import col, select
-
-from nsml_hpc.catalog.engine import Catalog
-from nsml_hpc.catalog.models import EventRecord, SessionRecord
+if TYPE_CHECKING:
+    from nsml_hpc.catalog.engine import Catalog
 
 TASK_EVENTS = ("started", "task_started", "task_ended")
 LISTED_NODES = 4  # a summary names at most this many nodes, then counts
@@ -130,8 +128,21 @@ def node_summary(states: Sequence[NodeState]) -> str:
     return f"{len(states)} nodes: " + ", ".join(parts)
 
 
-def requested_nodes(catalog: Catalog, session_ids: Iterable[int]) -> dict[int, int]:
-    """How many nodes each session asked for (from its spec; one query)."""
+def requested_nodes(spec_json: str | None) -> int:
+    """How many nodes a session asked for, from its spec (1 when it says nothing usable)."""
+    try:
+        nodes = json.loads(spec_json or "{}").get("resources", {}).get("nodes", 1)
+    except (ValueError, AttributeError):
+        nodes = 1
+    return nodes if isinstance(nodes, int) and nodes > 0 else 1
+
+
+def spec_jsons(catalog: Catalog, session_ids: Iterable[int]) -> dict[int, str]:
+    """The spec of each session, as stored (one query)."""
+    from sqlmodel import col, select
+
+    from nsml_hpc.catalog.models import SessionRecord
+
     ids = list(session_ids)
     if not ids:
         return {}
@@ -139,19 +150,15 @@ def requested_nodes(catalog: Catalog, session_ids: Iterable[int]) -> dict[int, i
         rows = db.exec(
             select(SessionRecord.id, SessionRecord.spec_json).where(col(SessionRecord.id).in_(ids))
         ).all()
-    found: dict[int, int] = {}
-    for session_id, spec_json in rows:
-        try:
-            nodes = json.loads(spec_json or "{}").get("resources", {}).get("nodes", 1)
-        except (ValueError, AttributeError):
-            nodes = 1
-        if session_id is not None:
-            found[session_id] = nodes if isinstance(nodes, int) and nodes > 0 else 1
-    return found
+    return {session_id: spec_json for session_id, spec_json in rows if session_id is not None}
 
 
 def task_events(catalog: Catalog, session_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
     """The ``started``/``task_*`` events of many sessions, oldest first (one query)."""
+    from sqlmodel import col, select
+
+    from nsml_hpc.catalog.models import EventRecord
+
     ids = list(session_ids)
     found: dict[int, list[dict[str, Any]]] = {session_id: [] for session_id in ids}
     if not ids:

@@ -16,40 +16,22 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from sqlalchemy import and_, case, func, literal
-from sqlalchemy.sql import ColumnElement
-
-from nsml_hpc.catalog.allocations import job_allocations
-from nsml_hpc.catalog.datasets import dataset_of, stdout_captures
-from nsml_hpc.catalog.engine import Catalog
-from nsml_hpc.catalog.gpu import gpu_states
-from nsml_hpc.catalog.hparam_events import taken_changes
-from nsml_hpc.catalog.metrics import load_cursors, metric_sources, non_finite_count
-from nsml_hpc.catalog.models import SessionRecord
-from nsml_hpc.catalog.sessions import (
-    events_of,
-    get_session,
-    holds_other_users,
-    jobs_of,
-    list_sessions,
-    state_history,
-    sweep_members,
-)
-from nsml_hpc.catalog.snapshots import requeue_counts
 from nsml_hpc.job.layout import METRICS_FILE
 from nsml_hpc.runfiles.idle import IdleState, idle_for
+from nsml_hpc.runfiles.scrape import stored_event_fields
 from nsml_hpc.sessions.nodes import (
     NodeState,
     allocated_nodes,
     node_states,
     node_summary,
     requested_nodes,
-    task_events,
 )
 from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
-from nsml_hpc.snapshots.views import snapshot_detail
+
+if TYPE_CHECKING:
+    from nsml_hpc.catalog.engine import Catalog
 
 
 def format_state(state: str, reason: str | None, exit_code: int | None) -> str:
@@ -87,6 +69,9 @@ def elapsed(record: RecordFields, now: float) -> float | None:
 
 def elapsed_expression(state: Any, recorded: Any, started_at: Any, now: float) -> Any:
     """:func:`elapsed_seconds` over table columns, for sorting in SQL (SQLite and PostgreSQL)."""
+    from sqlalchemy import and_, case, func, literal
+    from sqlalchemy.sql import ColumnElement
+
     running = and_(state.in_(ADVANCING_STATES), started_at.is_not(None), started_at != 0)
     recorded_or_zero = func.coalesce(recorded, 0.0)
     since_start = literal(now) - started_at
@@ -303,10 +288,183 @@ class _Nodes:
     states: list[NodeState] = field(default_factory=list)
 
 
+class ReadSource(Protocol):
+    """Where ``ps`` and ``show`` read from: the catalog through SQLAlchemy
+    (:class:`CatalogSource`), or a SQLite catalog read with the standard library
+    (:class:`nsml_hpc.catalog.quickread.QuickReader`, the login node's fast path). Records are
+    catalog rows, or plain rows with the same attribute names; every rule that turns them into
+    what ``ps`` and ``show`` print is below, once, for both."""
+
+    @property
+    def user(self) -> str: ...
+    def list_sessions(
+        self, *, project: str | None, cluster: str | None, limit: int | None, owner: str | None
+    ) -> Sequence[Any]: ...
+    def sweep_members(self, sweep: str) -> Sequence[Any]: ...
+    def get_session(self, name: str) -> Any: ...
+    def jobs_of(self, session_ids: Sequence[int]) -> dict[int, list[Any]]: ...
+    def gpu_states(self, session_ids: Sequence[int]) -> dict[int, IdleState]: ...
+    def requeue_counts(self, session_ids: Sequence[int]) -> dict[int, int]: ...
+    def holds_other_users(self) -> bool: ...
+    def spec_jsons(self, session_ids: Sequence[int]) -> dict[int, str]: ...
+    def task_events(self, session_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]: ...
+    # show only
+    def malformed_lines(self, session_id: int) -> int: ...
+    def allocations(self, jobs: Sequence[Any]) -> dict[str, dict[str, Any]]: ...
+    def job_runs(self, session_id: int) -> list[Any]: ...
+    def snapshots(self, session_id: int) -> list[Any]: ...
+    def lineage(self, session_id: int) -> Any: ...
+    def children(self, session_id: int) -> list[tuple[str, str]]: ...
+    def superseded_count(self, session_id: int) -> int: ...
+    def dataset(self, session_id: int) -> Any: ...
+    def stdout_captures(self, session_ids: Sequence[int]) -> dict[int, str | None]: ...
+    def hparam_events(self, session_id: int) -> list[Any]: ...
+    def ingest_problems(self, session_id: int) -> list[dict[str, Any]]: ...
+    def metric_sources(self, session_id: int) -> dict[str, str]: ...
+    def non_finite_count(self, session_id: int) -> int: ...
+    def state_history(self, session_id: int) -> list[Any]: ...
+    def events_of(self, session_id: int) -> list[Any]: ...
+
+
+class CatalogSource:
+    """:class:`ReadSource` over any catalog (SQLite or PostgreSQL), through the catalog
+    modules' own queries."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    @property
+    def user(self) -> str:
+        return self.catalog.user
+
+    def list_sessions(
+        self, *, project: str | None, cluster: str | None, limit: int | None, owner: str | None
+    ) -> Sequence[Any]:
+        from nsml_hpc.catalog.sessions import list_sessions
+
+        return list_sessions(
+            self.catalog, project=project, cluster=cluster, limit=limit, owner=owner
+        )
+
+    def sweep_members(self, sweep: str) -> Sequence[Any]:
+        from nsml_hpc.catalog.sessions import sweep_members
+
+        return sweep_members(self.catalog, sweep)
+
+    def get_session(self, name: str) -> Any:
+        from nsml_hpc.catalog.sessions import get_session
+
+        return get_session(self.catalog, name)
+
+    def jobs_of(self, session_ids: Sequence[int]) -> dict[int, list[Any]]:
+        from nsml_hpc.catalog.sessions import jobs_of
+
+        return dict(jobs_of(self.catalog, session_ids))
+
+    def gpu_states(self, session_ids: Sequence[int]) -> dict[int, IdleState]:
+        from nsml_hpc.catalog.gpu import gpu_states
+
+        return gpu_states(self.catalog, session_ids)
+
+    def requeue_counts(self, session_ids: Sequence[int]) -> dict[int, int]:
+        from nsml_hpc.catalog.snapshots import requeue_counts
+
+        return requeue_counts(self.catalog, session_ids)
+
+    def holds_other_users(self) -> bool:
+        from nsml_hpc.catalog.sessions import holds_other_users
+
+        return holds_other_users(self.catalog)
+
+    def spec_jsons(self, session_ids: Sequence[int]) -> dict[int, str]:
+        from nsml_hpc.sessions.nodes import spec_jsons
+
+        return spec_jsons(self.catalog, session_ids)
+
+    def task_events(self, session_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+        from nsml_hpc.sessions.nodes import task_events
+
+        return task_events(self.catalog, session_ids)
+
+    def malformed_lines(self, session_id: int) -> int:
+        from nsml_hpc.catalog.metrics import load_cursors
+
+        cursor = load_cursors(self.catalog, [session_id]).get((session_id, METRICS_FILE))
+        return cursor.malformed if cursor else 0
+
+    def allocations(self, jobs: Sequence[Any]) -> dict[str, dict[str, Any]]:
+        from nsml_hpc.catalog.allocations import job_allocations
+
+        return {key: found.to_json() for key, found in job_allocations(self.catalog, jobs).items()}
+
+    def job_runs(self, session_id: int) -> list[Any]:
+        from nsml_hpc.catalog.snapshots import job_runs_of
+
+        return list(job_runs_of(self.catalog, [session_id])[session_id])
+
+    def snapshots(self, session_id: int) -> list[Any]:
+        from nsml_hpc.catalog.snapshots import snapshots_of
+
+        return list(snapshots_of(self.catalog, [session_id])[session_id])
+
+    def lineage(self, session_id: int) -> Any:
+        from nsml_hpc.catalog.snapshots import lineage_of
+
+        return lineage_of(self.catalog, session_id)
+
+    def children(self, session_id: int) -> list[tuple[str, str]]:
+        from nsml_hpc.catalog.snapshots import children_of
+
+        return children_of(self.catalog, session_id)
+
+    def superseded_count(self, session_id: int) -> int:
+        from nsml_hpc.catalog.metrics import superseded_count
+
+        return superseded_count(self.catalog, session_id)
+
+    def dataset(self, session_id: int) -> Any:
+        from nsml_hpc.catalog.datasets import dataset_of
+
+        return dataset_of(self.catalog, session_id)
+
+    def stdout_captures(self, session_ids: Sequence[int]) -> dict[int, str | None]:
+        from nsml_hpc.catalog.datasets import stdout_captures
+
+        return stdout_captures(self.catalog, session_ids)
+
+    def hparam_events(self, session_id: int) -> list[Any]:
+        from nsml_hpc.catalog.hparam_events import taken_events
+
+        return taken_events(self.catalog, [session_id])
+
+    def ingest_problems(self, session_id: int) -> list[dict[str, Any]]:
+        return ingest_problems(self.catalog, session_id)
+
+    def metric_sources(self, session_id: int) -> dict[str, str]:
+        from nsml_hpc.catalog.metrics import metric_sources
+
+        return metric_sources(self.catalog, session_id)
+
+    def non_finite_count(self, session_id: int) -> int:
+        from nsml_hpc.catalog.metrics import non_finite_count
+
+        return non_finite_count(self.catalog, session_id)
+
+    def state_history(self, session_id: int) -> list[Any]:
+        from nsml_hpc.catalog.sessions import state_history
+
+        return list(state_history(self.catalog, session_id))
+
+    def events_of(self, session_id: int) -> list[Any]:
+        from nsml_hpc.catalog.sessions import events_of
+
+        return list(events_of(self.catalog, session_id))
+
+
 def with_nodes(catalog: Catalog, rows: Sequence[SessionRow]) -> list[SessionRow]:
     """``rows`` with their node count, node list and per-node state filled in (the TUI
     table's page; ``ps`` and ``show`` rows have them already)."""
-    nodes = _nodes(catalog, rows, {})
+    nodes = _nodes(CatalogSource(catalog), rows, {})
     return [
         replace(
             row,
@@ -321,13 +479,14 @@ def with_nodes(catalog: Catalog, rows: Sequence[SessionRow]) -> list[SessionRow]
 
 
 def _nodes(
-    catalog: Catalog, records: Sequence[RecordFields | SessionRow], jobs: dict[int, list[Any]]
+    source: ReadSource, records: Sequence[RecordFields | SessionRow], jobs: dict[int, list[Any]]
 ) -> dict[int, _Nodes]:
     """Nodes of multi-node sessions (two queries: requested nodes, then their task events);
     the node list is the one the job wrapper saw, else sacct's."""
     live = {r.id: r.state not in TERMINAL_STATES for r in records if r.id is not None}
-    counts = {key: n for key, n in requested_nodes(catalog, list(live)).items() if n > 1}
-    events = task_events(catalog, list(counts))
+    specs = source.spec_jsons(list(live))
+    counts = {key: n for key, text in specs.items() if (n := requested_nodes(text)) > 1}
+    events = source.task_events(list(counts))
     found: dict[int, _Nodes] = {}
     for key, count in counts.items():
         own = events.get(key, [])
@@ -337,15 +496,15 @@ def _nodes(
     return found
 
 
-def _rows(catalog: Catalog, records: Sequence[SessionRecord], now: float) -> list[SessionRow]:
+def _rows(source: ReadSource, records: Sequence[Any], now: float) -> list[SessionRow]:
     """Rows with job ids, GPU state, requeues, nodes and hyperparameters: five queries for all
     of ``records``."""
     ids = [record.id for record in records if record.id is not None]
-    jobs = jobs_of(catalog, ids)
-    gpu = gpu_states(catalog, ids)
-    requeues = requeue_counts(catalog, ids)
-    nodes = _nodes(catalog, records, jobs)
-    shared = holds_other_users(catalog)
+    jobs = source.jobs_of(ids)
+    gpu = source.gpu_states(ids)
+    requeues = source.requeue_counts(ids)
+    nodes = _nodes(source, records, jobs)
+    shared = source.holds_other_users()
     return [
         session_row(
             record,
@@ -364,7 +523,7 @@ def _rows(catalog: Catalog, records: Sequence[SessionRecord], now: float) -> lis
 
 
 def session_rows(
-    catalog: Catalog,
+    catalog: Catalog | ReadSource,
     *,
     project: str | None = None,
     cluster: str | None = None,
@@ -374,45 +533,77 @@ def session_rows(
     owner: str | None = None,
 ) -> list[SessionRow]:
     """``ps``: submitted sessions, newest first (of ``project``, ``cluster``, ``owner``,
-    ``sweep``; ``limit`` rows)."""
+    ``sweep``; ``limit`` rows), from a catalog or any :class:`ReadSource`."""
+    source = _source(catalog)
     if sweep is not None:
         records = [
             record
-            for record in sweep_members(catalog, sweep)
+            for record in source.sweep_members(sweep)
             if cluster is None or record.cluster == cluster
         ]
         records = records[:limit] if limit is not None else records
     else:
-        records = list_sessions(catalog, project=project, cluster=cluster, limit=limit, owner=owner)
-    return _rows(catalog, records, time.time() if now is None else now)
+        records = list(
+            source.list_sessions(project=project, cluster=cluster, limit=limit, owner=owner)
+        )
+    return _rows(source, records, time.time() if now is None else now)
 
 
-def one_session_row(catalog: Catalog, name: str, *, now: float | None = None) -> SessionRow:
+def _source(catalog: Catalog | ReadSource) -> ReadSource:
+    """A catalog (it has an engine) is read through :class:`CatalogSource`."""
+    if getattr(catalog, "engine", None) is not None:
+        return CatalogSource(cast("Catalog", catalog))
+    return cast(ReadSource, catalog)
+
+
+def one_session_row(
+    catalog: Catalog | ReadSource, name: str, *, now: float | None = None
+) -> SessionRow:
     """The row of session ``name`` (:class:`NotFoundError` if there is none)."""
-    return _rows(catalog, [get_session(catalog, name)], time.time() if now is None else now)[0]
+    source = _source(catalog)
+    return _rows(source, [source.get_session(name)], time.time() if now is None else now)[0]
 
 
-def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> dict[str, Any]:
+def snapshot_detail(source: ReadSource, session_id: int) -> dict[str, Any]:
+    """What ``show`` adds for snapshots, requeues and forks: the job runs (one per Slurm
+    start), the lineage (parent and children), the snapshot totals and how many metric points
+    a resumed run superseded."""
+    from nsml_hpc.snapshots.views import snapshot_summary
+
+    return snapshot_summary(
+        runs=source.job_runs(session_id),
+        snaps=source.snapshots(session_id),
+        parent=source.lineage(session_id),
+        children=source.children(session_id),
+        superseded=source.superseded_count(session_id),
+    )
+
+
+def session_detail(
+    catalog: Catalog | ReadSource, name: str, *, now: float | None = None
+) -> dict[str, Any]:
     """Everything ``show`` prints, as JSON-ready data (elapsed time as of ``now``)."""
-    record = get_session(catalog, name)
+    from nsml_hpc.catalog.hparam_events import taken_from
+
+    source = _source(catalog)
+    record = source.get_session(name)
     assert record.id is not None
-    jobs = jobs_of(catalog, [record.id])[record.id]
-    nodes = _nodes(catalog, [record], {record.id: jobs}).get(record.id, _Nodes())
+    jobs = source.jobs_of([record.id])[record.id]
+    nodes = _nodes(source, [record], {record.id: jobs}).get(record.id, _Nodes())
     row = session_row(
         record,
         time.time() if now is None else now,
         job_ids=[job.job_id for job in jobs],
-        gpu=gpu_states(catalog, [record.id]).get(record.id),
-        requeues=requeue_counts(catalog, [record.id]).get(record.id, 0),
+        gpu=source.gpu_states([record.id]).get(record.id),
+        requeues=source.requeue_counts([record.id]).get(record.id, 0),
         nodes=nodes.count,
         node_list=nodes.listed,
         node_states=nodes.states,
-        shared=holds_other_users(catalog),
+        shared=source.holds_other_users(),
     )
-    cursor = load_cursors(catalog, [record.id]).get((record.id, METRICS_FILE))
-    allocations = job_allocations(catalog, jobs)
+    allocations = source.allocations(jobs)
     latest = allocations.get(jobs[-1].job_id) if jobs else None
-    snapshots = snapshot_detail(catalog, record.id)
+    snapshots = snapshot_detail(source, record.id)
     job_rows = [
         {
             "job_id": job.job_id,
@@ -424,12 +615,12 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
             "started_at": job.started_at,
             "ended_at": job.ended_at,
             "node_list": job.node_list,
-            "allocation": allocations[job.job_id].to_json() if job.job_id in allocations else None,
+            "allocation": allocations.get(job.job_id),
         }
         for job in jobs
     ]
-    dataset = dataset_of(catalog, record.id)
-    captures = stdout_captures(catalog, [record.id])
+    dataset = source.dataset(record.id)
+    captures = source.stdout_captures([record.id])
     return {
         **row.to_json(),
         "dataset": None
@@ -438,7 +629,7 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
             "name": dataset.name,
             "version": dataset.version,
             "path": dataset.path,
-            "staged": dataset.staged,
+            "staged": bool(dataset.staged),
         },
         "stdout_capture": None if record.id not in captures else {"pattern": captures[record.id]},
         "hyperparameter_changes": [
@@ -449,26 +640,26 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
                 "changes": change.changes,
                 "previous": change.previous,
             }
-            for change in taken_changes(catalog, [record.id])[record.id]
+            for change in taken_from(source.hparam_events(record.id))
         ],
         **snapshots,
         "runs": run_rows(job_rows, snapshots["job_runs"]),
         "project": record.project,
         "user": record.user,
-        "ingest_problems": ingest_problems(catalog, record.id),
+        "ingest_problems": source.ingest_problems(record.id),
         "run_dir": record.run_dir,
         "spec": json.loads(record.spec_json),
         "node_states": [node.to_json() for node in nodes.states],
         # What Slurm gave the latest job (sacct), None before the first sync that saw it.
-        "allocation": latest.to_json() if latest else None,
+        "allocation": latest,
         "hyperparameters": json.loads(record.hyperparameters_json),
         "submitted_at": record.submitted_at,
         "started_at": record.started_at,
         "ended_at": record.ended_at,
         "metric_points": record.metric_count,
-        "metric_sources": metric_sources(catalog, record.id),
-        "malformed_metric_lines": cursor.malformed if cursor else 0,
-        "non_finite_values": non_finite_count(catalog, record.id),
+        "metric_sources": source.metric_sources(record.id),
+        "malformed_metric_lines": source.malformed_lines(record.id),
+        "non_finite_values": source.non_finite_count(record.id),
         "jobs": job_rows,
         "state_history": [
             {
@@ -477,16 +668,16 @@ def session_detail(catalog: Catalog, name: str, *, now: float | None = None) -> 
                 "reason": change.reason,
                 "job_id": change.job_id,
             }
-            for change in state_history(catalog, record.id)
+            for change in source.state_history(record.id)
         ],
         "events": [
             {
                 "at": event.at,
                 "event": event.kind,
                 "job_id": event.job_id,
-                **json.loads(event.data_json),
+                **stored_event_fields(event.data_json),
             }
-            for event in events_of(catalog, record.id)
+            for event in source.events_of(record.id)
         ],
     }
 
@@ -530,6 +721,7 @@ def run_rows(jobs: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[dic
 def run_dir_note(workspace: Any, name: str) -> str | None:
     """For another user's session: a note when its run directory cannot be read by the
     caller (logs, snapshot files), what the catalog holds being shown all the same."""
+    from nsml_hpc.catalog.sessions import get_session
     from nsml_hpc.errors import NsmlError
     from nsml_hpc.job.layout import SESSION_FILE
 

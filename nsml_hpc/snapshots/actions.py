@@ -30,7 +30,6 @@ from nsml_hpc.catalog.snapshots import (
     found_records,
     get_snapshot,
     set_pinned,
-    snapshot_metrics,
     snapshots_of,
 )
 from nsml_hpc.context import Context
@@ -41,6 +40,7 @@ from nsml_hpc.slurm.states import is_live
 from nsml_hpc.snapshots.delete import delete_snapshot
 from nsml_hpc.snapshots.found import is_writing
 from nsml_hpc.snapshots.sync import refresh_session
+from nsml_hpc.snapshots.views import snapshot_metrics
 
 PULL_CHUNK = 8 * 1024 * 1024
 

@@ -40,7 +40,6 @@ from nsml_hpc.catalog.snapshot_models import LineageRecord, SnapshotRecord
 from nsml_hpc.catalog.snapshots import (
     found_records,
     protect_for_fork,
-    snapshot_metrics,
     snapshots_of,
 )
 from nsml_hpc.code.selection import collect_code
@@ -54,6 +53,7 @@ from nsml_hpc.job.live_hparams import LIVE_KEY
 from nsml_hpc.job.snapshot_format import Manifest, choose, parse_selector
 from nsml_hpc.job.spec import MAX_ARG_BYTES, Preemption, Resources, SessionSpec, validate_spec
 from nsml_hpc.snapshots.sync import refresh_session
+from nsml_hpc.snapshots.views import snapshot_metrics
 from nsml_hpc.submit.create import Prepared, Submitted, dry_run, run_dir_mode_document, submit
 from nsml_hpc.submit.fit import check_fits
 from nsml_hpc.submit.interpreter import job_profile

@@ -21,7 +21,7 @@ from nsml_hpc.backends.files import RunFiles
 from nsml_hpc.catalog.models import SessionRecord
 from nsml_hpc.catalog.sessions import list_sessions
 from nsml_hpc.catalog.snapshot_models import SnapshotRecord
-from nsml_hpc.catalog.snapshots import found_records, snapshot_metrics, snapshots_of
+from nsml_hpc.catalog.snapshots import found_records, snapshots_of
 from nsml_hpc.config import locations
 from nsml_hpc.context import Context
 from nsml_hpc.errors import GcBusy, NsmlError
@@ -37,6 +37,7 @@ from nsml_hpc.snapshots.retention import (
     plan,
 )
 from nsml_hpc.snapshots.sync import refresh_session
+from nsml_hpc.snapshots.views import snapshot_metrics
 
 LOCK_FILE = "gc.lock"
 LOG_FILE = "gc.log"

@@ -5,23 +5,26 @@ metric points a resumed run superseded."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
-from nsml_hpc.catalog.engine import Catalog
-from nsml_hpc.catalog.metrics import superseded_count
-from nsml_hpc.catalog.snapshots import (
-    children_of,
-    job_runs_of,
-    lineage_of,
-    snapshot_metrics,
-    snapshots_of,
-)
+
+def snapshot_metrics(row: Any) -> dict[str, float | None]:
+    """The metrics a snapshot row recorded (``metrics_json``)."""
+    data = json.loads(row.metrics_json or "{}")
+    return data if isinstance(data, dict) else {}
 
 
-def snapshot_detail(catalog: Catalog, session_id: int) -> dict[str, Any]:
-    runs = job_runs_of(catalog, [session_id])[session_id]
-    snaps = snapshots_of(catalog, [session_id])[session_id]
-    parent = lineage_of(catalog, session_id)
+def snapshot_summary(
+    *,
+    runs: Sequence[Any],
+    snaps: Sequence[Any],
+    parent: Any,
+    children: Sequence[tuple[str, str]],
+    superseded: int,
+) -> dict[str, Any]:
+    """``show``'s part from a session's job runs, snapshot rows (oldest first), lineage row,
+    children and superseded points (catalog rows, or rows with the same attribute names)."""
     latest = max(
         (row for row in snaps if row.problem is None),
         key=lambda row: (row.created_at, row.step if row.step is not None else -1, row.tag),
@@ -43,7 +46,7 @@ def snapshot_detail(catalog: Catalog, session_id: int) -> dict[str, Any]:
             }
             for run in runs
         ],
-        "superseded_points": superseded_count(catalog, session_id),
+        "superseded_points": superseded,
         "snapshots": {
             "count": len(snaps),
             "bytes": sum(row.bytes for row in snaps),
@@ -63,9 +66,6 @@ def snapshot_detail(catalog: Catalog, session_id: int) -> dict[str, Any]:
                 "overrides": json.loads(parent.overrides_json or "{}"),
                 "path": parent.parent_snapshot_path,
             },
-            "children": [
-                {"session": child, "snapshot": tag}
-                for child, tag in children_of(catalog, session_id)
-            ],
+            "children": [{"session": child, "snapshot": tag} for child, tag in children],
         },
     }

@@ -35,6 +35,10 @@ CONFIRM_FACTOR = 4.0  # running sessions with a live wrapper: asked every 4 floo
 REASONS_FACTOR = 5.0  # a pending job's reason (squeue) re-read every 5 floors
 SILENT_FACTOR = 2.5  # no sign of life for 2.5 heartbeats: the wrapper went silent
 IDLE_FILE_SECONDS = 5.0  # the file clock while nothing is live
+RECENTLY_ENDED_SECONDS = 120.0  # keep scraping a little after the end (slow shared FS)
+# What versions before per-user syncs wrote when ANY user's sacct missed a job: perhaps only
+# because it was someone else's. Such sessions are re-checked by their owner's sync.
+LEGACY_LOST_REASON = "Slurm no longer knows this job"
 
 
 @dataclass(frozen=True)

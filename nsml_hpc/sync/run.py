@@ -88,10 +88,11 @@ from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
 from nsml_hpc.snapshots.sync import sync_snapshots
 from nsml_hpc.submit.rundir import read_job_id_marker, remove_run_dir
 from nsml_hpc.sync import file_first
+from nsml_hpc.sync.clocks import LEGACY_LOST_REASON as LEGACY_LOST_REASON
+from nsml_hpc.sync.clocks import RECENTLY_ENDED_SECONDS
 from nsml_hpc.sync.events_state import PROVISIONAL_PREFIX, is_provisional
 
 STALE_RESERVATION_SECONDS = 3600.0
-RECENTLY_ENDED_SECONDS = 120.0  # keep scraping a little after the end (slow shared FS)
 SINCE_MARGIN_SECONDS = 300.0
 REASONLESS_STATES = frozenset({SessionState.RUNNING, SessionState.COMPLETED})
 # The reason of an end seen while accounting was down; such sessions are asked about again, as
@@ -105,9 +106,6 @@ UNRECORDED_AFTER_FLOORS = 10.0
 UNRECORDED_AFTER_SECONDS = 600.0
 
 SCRAPED_FILES = (METRICS_FILE, EVENTS_FILE, GPU_FILE)
-# What versions before per-user syncs wrote when ANY user's sacct missed a job: perhaps only
-# because it was someone else's. Such sessions are re-checked by their owner's sync.
-LEGACY_LOST_REASON = "Slurm no longer knows this job"
 
 BackendFor = Callable[[str], SlurmBackend]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,8 @@ def _modules_after(argv: list[str], env: dict[str, str] | None = None) -> set[st
         "import json, sys\n"
         "from nsml_hpc.cli import main\n"
         "try:\n"
-        f"    main({argv!r})\n"
+        f"    code = main({argv!r})\n"
+        "    assert code == 0, code\n"
         "except SystemExit:\n"
         "    pass\n"
         "sys.stdout.flush()\n"
@@ -91,9 +93,70 @@ def test_ps_without_sync_imports_nothing_heavy(tmp_path: Path) -> None:
         "NSML_HPC_CONFIG": str(tmp_path / "config.toml"),
         "XDG_DATA_HOME": str(tmp_path / "data"),
     }
+    (tmp_path / "config.toml").write_text("")
     loaded = _tops(_modules_after(["ps", "--no-sync"], env))
-    assert "sqlmodel" in loaded  # it did open the catalog
+    assert "sqlmodel" in loaded  # no catalog yet: the full path made it
     assert not loaded & set(NEVER), loaded & set(NEVER)
+    # now that it exists (SQLite, the known schema): the fast path, no SQLAlchemy at all
+    for argv in (["ps", "--no-sync"], ["ps"], ["ps", "--json", "--all-users"]):
+        loaded = _tops(_modules_after(argv, env))
+        assert not loaded & set(NOT_FOR_HELP), (argv, loaded & set(NOT_FOR_HELP))
+
+
+def test_show_of_a_finished_session_imports_no_catalog_library(tmp_path: Path) -> None:
+    """``show`` (its sync has nothing to do: no live session) and ``show --no-sync`` read the
+    catalog with sqlite3 alone; the same text as the full path prints."""
+    import os
+
+    from nsml_hpc.catalog import open_catalog
+    from nsml_hpc.catalog.sessions import mark_submitted, reserve_session
+    from nsml_hpc.job.spec import SessionSpec
+
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    catalog = open_catalog(url)
+    record = reserve_session(
+        catalog,
+        spec=SessionSpec(project="light", script="t.py", cluster="local"),
+        user="me",
+        run_dir_for=lambda n: str(tmp_path / "runs" / str(n)),
+        is_free=lambda _n: True,
+        now=1.7e9,
+    )
+    assert record.id is not None
+    mark_submitted(catalog, record.id, job_id="12", cluster="local", now=1.7e9)
+    catalog.close()
+    (tmp_path / "config.toml").write_text("")
+    conn = sqlite3.connect(tmp_path / "catalog.db")  # it ended long ago
+    conn.execute("UPDATE session SET state = 'COMPLETED', ended_at = 1.7e9 + 5")
+    conn.commit()
+    conn.close()
+    env = {
+        **os.environ,
+        "NSML_HPC_CATALOG": url,
+        "NSML_HPC_RUN_ROOT": str(tmp_path / "runs"),
+        "NSML_HPC_CONFIG": str(tmp_path / "config.toml"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+    }
+    for argv in (["show", "light/1"], ["show", "light/1", "--no-sync", "--json"]):
+        loaded = _tops(_modules_after(argv, env))
+        assert not loaded & set(NOT_FOR_HELP), (argv, loaded & set(NOT_FOR_HELP))
+
+
+def test_the_command_index_is_what_the_modules_register() -> None:
+    """``--help`` lists commands from COMMAND_INDEX/COMMAND_SUMMARIES without importing the
+    modules: the table must say what the modules themselves register."""
+    from nsml_hpc.cli import COMMAND_INDEX, COMMAND_SUMMARIES, command_module
+    from nsml_hpc.cli.common import Commands, Parser
+
+    for module, names in COMMAND_INDEX.items():
+        parser = Parser(prog="probe")
+        subparsers = parser.add_subparsers(dest="command", parser_class=Parser)
+        command_module(module).register(Commands(subparsers))
+        registered = {action.dest: action.help for action in subparsers._choices_actions}
+        assert tuple(registered) == names, module
+        for name in names:
+            assert COMMAND_SUMMARIES[name] == registered[name], name
+    assert set(COMMAND_SUMMARIES) == {name for names in COMMAND_INDEX.values() for name in names}
 
 
 @pytest.mark.parametrize("word", ["--help"])

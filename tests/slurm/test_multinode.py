@@ -252,12 +252,21 @@ def test_two_ranks_on_two_hosts_meet_through_the_rendezvous_and_rank_0_alone_rec
     assert [n["host"] for n in detail["node_states"]] == ["duo1", "duo2"]
 
 
-def test_gpus_per_node_gives_each_node_its_own_two_devices(
+def test_typed_gpus_per_node_give_each_node_its_own_two_devices(
     workspace_duo: Workspace, project_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write_script(project_dir, "rdv.py", RENDEZVOUS)
     name, job_id, run_dir = _submit(
-        capsys, "--nodes", "2", "--gpus-per-node", "2", "--launch", "srun", "rdv.py", "--hold", "1"
+        capsys,
+        "--nodes",
+        "2",
+        "--gpus-per-node",
+        "a100:2",
+        "--launch",
+        "srun",
+        "rdv.py",
+        "--hold",
+        "1",
     )
     other: str | None = None
     try:
@@ -266,15 +275,20 @@ def test_gpus_per_node_gives_each_node_its_own_two_devices(
         while len(_ranks(run_dir)) < 2 and time.monotonic() < deadline:
             time.sleep(0.3)
         detail = _scontrol_job(job_id, details=True)
+        # The type reached Slurm: sbatch asked for gpu:a100:2 on each node.
+        assert "TresPerNode=gres:gpu:a100:2" in detail, detail
         # Slurm lists nodes with the same allocation on one line: GPUs 0-1 of EACH node.
-        assert "JOB_GRES=gpu:4" in detail
+        assert "JOB_GRES=gpu:a100:4" in detail
         per_node = [line.strip() for line in detail.splitlines() if "GRES=gpu:" in line]
         assert any(
-            line.startswith("Nodes=duo[1-2] ") and line.endswith("GRES=gpu:2(IDX:0-1)")
+            line.startswith("Nodes=duo[1-2] ") and line.endswith("GRES=gpu:a100:2(IDX:0-1)")
             for line in per_node
         ), detail
         used = duo("sinfo", "-h", "-N", "-O", "NodeHost:|,GresUsed:|").split()
-        assert sorted(used) == ["duo1|gpu:2|", "duo2|gpu:2|"]  # both GPUs of each node in use
+        assert sorted(used) == [
+            "duo1|gpu:a100:2(IDX:0-1)|",
+            "duo2|gpu:a100:2(IDX:0-1)|",
+        ]  # all in use
         # Every GPU of both nodes is this job's: one more GPU job on duo has to wait.
         other = duo("sbatch", "--parsable", "--gres=gpu:1", "--output=/dev/null", "--wrap=true")
         other = other.strip().split(";")[0]
@@ -517,8 +531,8 @@ def test_every_new_flag_reaches_slurm(
     [
         (["--nodes", "3"], "--nodes 3: partition debug has 2 node(s) (duo1, duo2)"),
         (
-            ["--nodes", "2", "--gpus", "a100:2"],
-            "--gpus a100:2: no node of partition debug has GPUs of type a100",
+            ["--nodes", "2", "--gpus", "h100:2"],
+            "--gpus h100:2: no node of partition debug has GPUs of type h100 (types there: a100)",
         ),
         (["--nodes", "2", "--gpus-per-node", "3"], "--nodes 2 with 3 GPU(s) each"),
     ],
@@ -821,13 +835,13 @@ def test_gpus_counts_each_node_of_duo_in_the_table_and_in_json(
         header = partitions.splitlines()[0].split()
         assert header[:4] == ["PARTITION", "TYPES", "NODES", "PER"]  # PER NODE
         debug = next(line.split() for line in partitions.splitlines() if line.startswith("debug"))
-        assert debug[:5] == ["debug*", "-", "2", "2", "4"]  # 2 nodes, 2 GPUs on each, 4 in all
+        assert debug[:5] == ["debug*", "a100", "2", "2", "4"]  # 2 nodes, 2 a100 on each, 4 in all
         rows = {line.split()[0]: line.split() for line in nodes.strip().splitlines()}
         assert rows["NODE"] == ["NODE", "PARTITIONS", "STATE", "TYPES", "GPUS", "USED", "FREE"]
         assert sorted(set(rows) - {"NODE"}) == duo_nodes == ["duo1", "duo2"]
         for node in duo_nodes:
             _, partitions_of, _, types, total, used, free = rows[node]
-            assert (partitions_of, types, total) == ("debug", "-", "2")
+            assert (partitions_of, types, total) == ("debug", "a100", "2")
             assert int(used) + int(free) == 2
         assert int(rows["duo1"][5]) >= 1  # the holder's GPU
 
@@ -842,11 +856,12 @@ def test_gpus_counts_each_node_of_duo_in_the_table_and_in_json(
             2,
             "2",
         )
-        assert part["total"] == 4 and part["allocated"] >= 1
+        assert part["total"] == 4 and part["allocated"] >= 1 and part["types"] == ["a100"]
         assert part["allocated"] + part["idle"] + part["unavailable"] == 4
         by_node = {row["node"]: row for row in document["nodes"]}
         assert sorted(by_node) == ["duo1", "duo2"]
         assert all(row["total"] == 2 and row["partitions"] == ["debug"] for row in by_node.values())
+        assert all(row["types"] == ["a100"] for row in by_node.values())
         assert by_node["duo1"]["used"] >= 1
         assert all(row["used"] + row["free"] == 2 for row in by_node.values())
 
@@ -880,7 +895,7 @@ def test_the_notebook_client_launches_waits_and_checks_like_the_cli(
     client = Client(workspace_duo)
     for resources, message in (
         ({"nodes": 3}, "--nodes 3: partition debug has 2 node(s) (duo1, duo2)"),
-        ({"nodes": 2, "gpus": "a100:2"}, "no node of partition debug has GPUs of type a100"),
+        ({"nodes": 2, "gpus": "h100:2"}, "no node of partition debug has GPUs of type h100"),
         ({"gpus_per_node": 3, "nodes": 2}, "--nodes 2 with 3 GPU(s) each"),
         ({"gpus": "a100:0"}, "gpus TYPE:N needs N >= 1"),
         ({"launch": "mpirun"}, "valid modes are plain, srun, srun-per-gpu, torchrun"),

@@ -36,10 +36,17 @@ from nsml_hpc.catalog import (
 )
 from nsml_hpc.errors import CatalogError
 
-HEAD = "0005_slurm_clock"
+HEAD = "0006_retired_number"
 SCHEMA_VERSION = 2  # catalog_meta's number, which nsml-hpc 0.1 (no migrations) checks
 BASELINE = "0001_baseline"
-KNOWN = (BASELINE, "0002_teams", "0003_job_allocation", "0004_issue12_tables", HEAD)
+KNOWN = (
+    BASELINE,
+    "0002_teams",
+    "0003_job_allocation",
+    "0004_issue12_tables",
+    "0005_slurm_clock",
+    HEAD,
+)
 HERE = Path(__file__).resolve().parent
 VERSION_KEY = "schema_version"
 # catalog.summaries' mark that the summaries of older points are filled (none in a new one):
