@@ -25,8 +25,15 @@ from sqlmodel import col
 
 from nsml_hpc.backends.base import SlurmBackend
 from nsml_hpc.catalog.engine import Catalog
+from nsml_hpc.catalog.metrics import CursorState
 from nsml_hpc.catalog.models import EventRecord, JobRecordRow, ScrapeCursor, SessionRecord
-from nsml_hpc.catalog.slurm_clock import note_deferred, read_clock, record_query, want_slurm
+from nsml_hpc.catalog.slurm_clock import (
+    clock_row,
+    note_deferred,
+    read_clock,
+    record_query,
+    want_slurm,
+)
 from nsml_hpc.config.site_policy import SlurmPolicy
 from nsml_hpc.job.layout import EVENTS_FILE, GPU_FILE, METRICS_FILE
 from nsml_hpc.slurm.records import JobRecord
@@ -75,11 +82,19 @@ def read_views(
     sessions: Sequence[SessionRecord],
     jobs: Mapping[int, list[JobRecordRow]],
     now: float,
+    *,
+    cursors: Mapping[tuple[int, str], CursorState] | None = None,
+    covered: Collection[int] = (),
 ) -> dict[int, SessionView]:
-    """The file state of each session's latest job, and whether its wrapper went silent."""
+    """The file state of each session's latest job, and whether its wrapper went silent.
+
+    ``cursors``: the scrape cursors this sync already read, current for the sessions in
+    ``covered`` (those the scrape did not move); only the others' are read here."""
     ids = [record.id for record in sessions if record.id is not None]
     if not ids:
         return {}
+    known = set(covered) if cursors is not None else set()
+    unknown = [session_id for session_id in ids if session_id not in known]
     with catalog.session() as db:
         rows = db.execute(
             sql_select(
@@ -95,18 +110,32 @@ def read_views(
             )
             .order_by(col(EventRecord.id))
         ).all()
-        cursors = db.execute(
-            sql_select(
-                col(ScrapeCursor.session_id),
-                col(ScrapeCursor.file),
-                col(ScrapeCursor.updated_at),
-                col(ScrapeCursor.malformed),
-            ).where(col(ScrapeCursor.session_id).in_(ids), col(ScrapeCursor.file).in_(LIFE_FILES))
-        ).all()
+        read: list[tuple[int, str, float | None, int]] = []
+        if unknown:
+            read = [
+                (session_id, file, updated_at, malformed)
+                for session_id, file, updated_at, malformed in db.execute(
+                    sql_select(
+                        col(ScrapeCursor.session_id),
+                        col(ScrapeCursor.file),
+                        col(ScrapeCursor.updated_at),
+                        col(ScrapeCursor.malformed),
+                    ).where(
+                        col(ScrapeCursor.session_id).in_(unknown),
+                        col(ScrapeCursor.file).in_(LIFE_FILES),
+                    )
+                )
+            ]
+    if cursors is not None and known:
+        read.extend(
+            (session_id, file, state.updated_at, state.malformed)
+            for (session_id, file), state in cursors.items()
+            if session_id in known and file in LIFE_FILES
+        )
     events = latest_events([tuple(row) for row in rows])
     life: dict[int, float] = {}
     distrusted: set[int] = set()
-    for session_id, file, updated_at, malformed in cursors:
+    for session_id, file, updated_at, malformed in read:
         life[session_id] = max(life.get(session_id, 0.0), updated_at or 0.0)
         if file == EVENTS_FILE and malformed:
             distrusted.add(session_id)
@@ -294,7 +323,7 @@ def spend_commands(
 ) -> None:
     """Take ``commands`` Slurm commands from the user's bucket on this cluster (the sync's
     sacct/squeue, the cluster view's sinfo/squeue: one allowance for all of them)."""
-    _, row = read_clock(catalog, cluster, user)
+    row = clock_row(catalog, cluster, user)
     clock = ClockState(
         tokens=row.tokens if row is not None else None,
         tokens_at=row.tokens_at if row is not None else 0.0,
@@ -308,6 +337,7 @@ def spend_commands(
         tokens=tokens,
         tokens_at=tokens_at,
         queued_at=queued_at,
+        exists=row is not None,
     )
 
 

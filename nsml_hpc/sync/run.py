@@ -188,10 +188,23 @@ def sync(
     targets = _sessions_to_scrape(catalog, live, now, wanted)
     troubled: dict[int, str] = {}
     found: dict[int, list[FoundFile]] = {}
+    seen: dict[tuple[int, str], CursorState] = {}
+    moved: set[int] = set()
     with_new_events = _scrape(
-        catalog, targets, backend_for, report, now, unreachable, found=found, troubled=troubled
+        catalog,
+        targets,
+        backend_for,
+        report,
+        now,
+        unreachable,
+        found=found,
+        troubled=troubled,
+        seen=seen,
+        moved=moved,
     )
-    views = file_first.read_views(catalog, live, jobs, now)
+    # The cursors the scrape read are still current where it moved none (one query saved).
+    covered = {target.session_id for target in targets} - moved
+    views = file_first.read_views(catalog, live, jobs, now, cursors=seen, covered=covered)
     report.state_changes += _apply_file_states(catalog, live, jobs, views, now)
     explain = file_first.notice(views, with_new_events, troubled, report.warnings)
     degraded: dict[str, _Degraded] = {}
@@ -788,6 +801,8 @@ def _scrape(
     unreachable: set[str],
     found: dict[int, list[FoundFile]] | None = None,
     troubled: dict[int, str] | None = None,
+    seen: dict[tuple[int, str], CursorState] | None = None,
+    moved: set[int] | None = None,
 ) -> set[int]:
     """Ingest what the jobs appended, one cluster at a time: ONE sizes call for all its
     metrics, events and gpu.jsonl files (and the Slurm output of sessions that capture printed
@@ -796,12 +811,17 @@ def _scrape(
     fails is left for the next sync (cursors move with their points, so nothing is lost or
     doubled). Returns the sessions that got new events (their job runs change); ``found``
     receives the checkpoint files each session's capture walk saw; ``troubled`` the sessions
-    whose events.jsonl had lines that are not events or shrank (see :func:`_shrunk_events`)."""
+    whose events.jsonl had lines that are not events or shrank (see :func:`_shrunk_events`);
+    ``seen`` the cursors as read before the scrape, ``moved`` the sessions whose metrics,
+    events or gpu.jsonl cursor it moved (their ``seen`` entries are out of date)."""
     troubled = {} if troubled is None else troubled
+    moved = set() if moved is None else moved
     with_new_events: set[int] = set()
     ids = [target.session_id for target in targets]
     names = {target.session_id: target.name for target in targets}
     cursors = load_cursors(catalog, ids)
+    if seen is not None:
+        seen.update(cursors)
     printed = printed_outputs(catalog, ids)
     gpu = gpu_states(catalog, ids)
     known_captured = captured_files(cursors)
@@ -877,6 +897,7 @@ def _scrape(
                     if not chunk:
                         continue
                     if file == GPU_FILE:
+                        moved.add(session_id)
                         state = advance(gpu.get(session_id, IdleState()), chunk)
                         store_gpu_state(
                             catalog, session_id, state, cursor, new_offset, chunk.count(b"\n"), now
@@ -894,6 +915,7 @@ def _scrape(
                 # Every changed file of the batch in ONE transaction, offsets with their rows.
                 event_items += shrunk
                 shrunk = []
+                moved.update(item.session_id for item in [*metric_items, *event_items])
                 store_ingests(
                     catalog, metric_items, event_items, now, printed_sessions=printed.sessions
                 )
@@ -908,6 +930,7 @@ def _scrape(
                     _warn_refused(
                         report, names, event_item.session_id, EVENTS_FILE, event_item.batch
                     )
+            moved.update(item.session_id for item in shrunk)
             store_ingests(catalog, [], shrunk, now)  # when no file grew
             report.malformed_lines += len(shrunk)
             looked: list[int] = []
