@@ -39,8 +39,8 @@ import statistics
 import tempfile
 import time
 from collections import Counter
-from dataclasses import fields, replace
 from collections.abc import Sequence
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 

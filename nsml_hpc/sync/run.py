@@ -37,7 +37,6 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
 from nsml_hpc.backends.base import SlurmBackend
@@ -175,8 +174,11 @@ def sync(
     # A session already asked about for its state (a provisional end above all) is never
     # settling too: that would ask twice and leave sacct's record of its end unapplied.
     live_ids = {record.id for record in live}
+    recent = _recently_ended(catalog, now - RECENTLY_ENDED_SECONDS)
     settling = [
-        record for record in _settling_sessions(catalog, now, wanted) if record.id not in live_ids
+        record
+        for record in _settling_sessions(catalog, recent, wanted)
+        if record.id not in live_ids
     ]
     settling_ids = {record.id for record in settling}
     by_cluster: dict[str, list[SessionRecord]] = defaultdict(list)
@@ -185,7 +187,7 @@ def sync(
     if refresh and by_cluster:
         want_slurm(catalog, by_cluster, user, now, "asked for (refresh)")
     jobs = jobs_of(catalog, [record.id for record in [*live, *settling] if record.id is not None])
-    targets = _sessions_to_scrape(catalog, live, now, wanted)
+    targets = _sessions_to_scrape(live, recent, wanted)
     troubled: dict[int, str] = {}
     found: dict[int, list[FoundFile]] = {}
     seen: dict[tuple[int, str], CursorState] = {}
@@ -694,12 +696,12 @@ def recorded_elapsed(
 
 
 def _recently_ended(catalog: Catalog, since: float) -> list[SessionRecord]:
-    """The caller's sessions that ended since ``since`` (another user's are their syncs')."""
+    """The caller's sessions that ended since ``since`` (another user's are their syncs'):
+    those that ended for good, and any other with an end time (a preempted one)."""
     with catalog.session() as db:
         return list(
             db.exec(
                 select(SessionRecord).where(
-                    col(SessionRecord.state).in_(list(TERMINAL_STATES)),
                     col(SessionRecord.ended_at) >= since,
                     col(SessionRecord.owner) == catalog.user,
                 )
@@ -708,7 +710,7 @@ def _recently_ended(catalog: Catalog, since: float) -> list[SessionRecord]:
 
 
 def _settling_sessions(
-    catalog: Catalog, now: float, wanted: set[str] | None
+    catalog: Catalog, recently_ended: list[SessionRecord], wanted: set[str] | None
 ) -> list[SessionRecord]:
     """Sessions that ended recently while accounting's record of their job was incomplete
     (slurmdbd can report a finished job before it has the job's partition and time limit):
@@ -716,9 +718,11 @@ def _settling_sessions(
     out those it asks about for their state anyway, such as a provisional end)."""
     recent = [
         record
-        for record in _recently_ended(catalog, now - RECENTLY_ENDED_SECONDS)
-        if wanted is None or record.cluster in wanted
+        for record in recently_ended
+        if record.state in TERMINAL_STATES and (wanted is None or record.cluster in wanted)
     ]
+    if not recent:
+        return []
     jobs = jobs_of(catalog, [record.id for record in recent if record.id is not None])
     latest = {record.id: _latest_job(jobs, record) for record in recent}
     known = allocations_of(catalog, [job.id for job in latest.values() if job and job.id])
@@ -763,32 +767,22 @@ class ScrapeTarget:
 
 
 def _sessions_to_scrape(
-    catalog: Catalog, live: list[SessionRecord], now: float, wanted: set[str] | None
+    live: list[SessionRecord], recently_ended: list[SessionRecord], wanted: set[str] | None
 ) -> list[ScrapeTarget]:
     """The caller's live sessions (those that just ended included) and the caller's sessions
-    that ended recently, whose last lines a slow shared file system may show late (of the
-    ``wanted`` clusters only, when given). Other users' run directories are their syncs'."""
+    that ended recently (``recently_ended``), whose last lines a slow shared file system may
+    show late (of the ``wanted`` clusters only, when given). Other users' run directories are
+    their syncs'."""
     targets = {
         record.id: ScrapeTarget(record.id, record.cluster, record.run_dir, None, record.name)
         for record in live
         if record.id is not None
     }
-    with catalog.session() as db:
-        recent = db.execute(
-            sa_select(
-                col(SessionRecord.id),
-                col(SessionRecord.cluster),
-                col(SessionRecord.run_dir),
-                col(SessionRecord.ended_at),
-                col(SessionRecord.name),
-            ).where(
-                col(SessionRecord.ended_at) >= now - RECENTLY_ENDED_SECONDS,
-                col(SessionRecord.owner) == catalog.user,
+    for record in recently_ended:
+        if record.id is not None and (wanted is None or record.cluster in wanted):
+            targets[record.id] = ScrapeTarget(
+                record.id, record.cluster, record.run_dir, record.ended_at, record.name
             )
-        ).all()
-    for session_id, cluster, run_dir, ended_at, name in recent:
-        if session_id is not None and (wanted is None or cluster in wanted):
-            targets[session_id] = ScrapeTarget(session_id, cluster, run_dir, ended_at, name)
     return [targets[key] for key in sorted(targets)]
 
 
