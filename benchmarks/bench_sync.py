@@ -40,7 +40,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -315,11 +315,10 @@ def main() -> None:
         # The common case: the Slurm clock is not due (the shipped clock: the last sync just
         # asked, the next confirmation of running sessions is 4 floors away), so the sync
         # reads files and catalog only.
-        shipped = {f.name: f.default for f in fields(Settings)}
         quiet_settings = replace(
             settings,
-            slurm_floor_seconds=shipped["slurm_floor_seconds"],
-            slurm_queries_per_hour=shipped["slurm_queries_per_hour"],
+            slurm_floor_seconds=Settings.slurm_floor_seconds,  # the shipped defaults
+            slurm_queries_per_hour=Settings.slurm_queries_per_hour,
         )
         before = backend.count("query")
         quiet_times, quiet_statements, quiet_kinds, quiet_last, now = timed_syncs(

@@ -909,7 +909,8 @@ def _scrape(
                 # Every changed file of the batch in ONE transaction, offsets with their rows.
                 event_items += shrunk
                 shrunk = []
-                moved.update(item.session_id for item in [*metric_items, *event_items])
+                moved.update(item.session_id for item in metric_items)
+                moved.update(item.session_id for item in event_items)
                 store_ingests(
                     catalog, metric_items, event_items, now, printed_sessions=printed.sessions
                 )
