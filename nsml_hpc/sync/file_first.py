@@ -15,6 +15,7 @@ storing events and applying their state is repaired by the next one.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -77,6 +78,18 @@ class SessionView:
     silent: bool
 
 
+# What each session's events said, kept per open catalog between the syncs of one process
+# (the TUI syncs every second): keyed by what decides it (the session's latest job and the
+# events cursor, which moves in the same transaction as any event stored), so a session
+# whose events.jsonl did not grow is neither read nor derived again. Only states without a
+# problem are kept, with the ``now`` they were derived at: such a state stays valid as time
+# goes on (an event "in the future" is a problem, and is derived again on every sync).
+_Key = tuple[Any, ...]
+_MEMO: weakref.WeakKeyDictionary[Catalog, dict[int, tuple[_Key, float, FileState]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def read_views(
     catalog: Catalog,
     sessions: Sequence[SessionRecord],
@@ -89,28 +102,59 @@ def read_views(
     """The file state of each session's latest job, and whether its wrapper went silent.
 
     ``cursors``: the scrape cursors this sync already read, current for the sessions in
-    ``covered`` (those the scrape did not move); only the others' are read here."""
+    ``covered`` (those the scrape did not move); only the others' are read here, and only
+    the events of sessions whose state is not known already from an earlier sync of this
+    process with the same events cursor."""
     ids = [record.id for record in sessions if record.id is not None]
     if not ids:
         return {}
     known = set(covered) if cursors is not None else set()
     unknown = [session_id for session_id in ids if session_id not in known]
+    memo = _MEMO.get(catalog, {})
+    kept: dict[int, tuple[_Key, float, FileState]] = {}
+    keys: dict[int, _Key] = {}
+    derive: list[int] = []
+    for record in sessions:
+        if record.id is None:
+            continue
+        history = jobs.get(record.id, [])
+        if not history:
+            continue
+        key = None
+        if cursors is not None and record.id in known:
+            events_cursor = cursors.get((record.id, EVENTS_FILE))
+            key = (
+                record.cluster,
+                record.run_dir,
+                tuple((row.id, row.job_id) for row in history),
+                history[-1].submitted_at,
+                None if events_cursor is None else events_cursor.offset,
+                None if events_cursor is None else events_cursor.lines,
+            )
+            keys[record.id] = key
+            before = memo.get(record.id)
+            if before is not None and before[0] == key and before[1] <= now:
+                kept[record.id] = before
+                continue
+        derive.append(record.id)
+    rows: Sequence[Any] = []
+    read: list[tuple[int, str, float | None, int]] = []
     with catalog.session() as db:
-        rows = db.execute(
-            sql_select(
-                col(EventRecord.session_id),
-                col(EventRecord.kind),
-                col(EventRecord.at),
-                col(EventRecord.job_id),
-                col(EventRecord.data_json),
-            )
-            .where(
-                col(EventRecord.session_id).in_(ids),
-                col(EventRecord.kind).in_(STATE_EVENTS),
-            )
-            .order_by(col(EventRecord.id))
-        ).all()
-        read: list[tuple[int, str, float | None, int]] = []
+        if derive:
+            rows = db.execute(
+                sql_select(
+                    col(EventRecord.session_id),
+                    col(EventRecord.kind),
+                    col(EventRecord.at),
+                    col(EventRecord.job_id),
+                    col(EventRecord.data_json),
+                )
+                .where(
+                    col(EventRecord.session_id).in_(derive),
+                    col(EventRecord.kind).in_(STATE_EVENTS),
+                )
+                .order_by(col(EventRecord.id))
+            ).all()
         if unknown:
             read = [
                 (session_id, file, updated_at, malformed)
@@ -149,6 +193,8 @@ def read_views(
         if job is not None:
             if record.id in distrusted:
                 files = FileState(job.job_id, problem=DISTRUSTED)
+            elif record.id in kept:
+                files = kept[record.id][2]
             else:
                 files = job_state(
                     job.job_id,
@@ -157,6 +203,9 @@ def read_views(
                     not_before=job.submitted_at,
                     now=now,
                 )
+                key = keys.get(record.id)
+                if key is not None and files.problem is None:
+                    kept[record.id] = (key, now, files)
         trusted = files is not None and files.problem is None
         views[record.id] = SessionView(
             session_id=record.id,
@@ -170,6 +219,7 @@ def read_views(
             silent=not trusted
             or wrapper_silent(files.heartbeat if files else None, life.get(record.id), now),
         )
+    _MEMO[catalog] = kept  # only this sync's sessions: ended ones drop out
     return views
 
 
