@@ -40,6 +40,7 @@ def nsml_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("NSML_HPC_SUBMIT_GRACE", "30")
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "xdg-data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "xdg-config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "xdg-state"))  # the sync's watch lists
     return home
 
 

@@ -358,13 +358,65 @@ class QuickReader:
     ) -> bool:
         """Whether a sync could have anything to do for the caller: a reservation, a session
         not ended, one that ended since ``since``, an unconfirmed end, an old LOST."""
-        rows = self._all(
-            f"SELECT id FROM session WHERE owner = ? AND (state NOT IN ({_marks(terminal)}) "
-            "OR ended_at >= ? OR substr(reason, 1, ?) = ? OR (state = 'LOST' AND reason = ?)) "
-            "LIMIT 1",
+        where, params = self._sync_work(terminal, since, provisional, legacy_lost)
+        return bool(self._all(f"SELECT id FROM session WHERE {where} LIMIT 1", params))
+
+    def _sync_work(
+        self, terminal: Sequence[str], since: float, provisional: str, legacy_lost: str
+    ) -> tuple[str, list[Any]]:
+        """The WHERE clause (and its parameters) of the caller's sessions a sync looks at."""
+        return (
+            f"owner = ? AND (state NOT IN ({_marks(terminal)}) OR ended_at >= ? "
+            "OR substr(reason, 1, ?) = ? OR (state = 'LOST' AND reason = ?))",
             [self.user, *terminal, since, len(provisional), provisional, legacy_lost],
         )
-        return bool(rows)
+
+    def sync_fingerprint(
+        self, *, terminal: Sequence[str], since: float, provisional: str, legacy_lost: str
+    ) -> str:
+        """A digest of every catalog row a sync of the caller reads or writes for the sessions
+        it looks at (those of :meth:`has_sync_work`; reservations among them), and of the
+        caller's Slurm clocks and poll claims: equal digests, nothing in the catalog changed
+        that could make a sync do something else (:mod:`nsml_hpc.catalog.watchlist`)."""
+        import hashlib
+
+        where, params = self._sync_work(terminal, since, provisional, legacy_lost)
+        mine = f"session_id IN (SELECT id FROM session WHERE {where})"
+        digest = hashlib.sha256()
+        for sql, values in (
+            (f"SELECT * FROM session WHERE {where} ORDER BY id", params),
+            (f"SELECT * FROM job WHERE {mine} ORDER BY id", params),
+            (f"SELECT * FROM scrape_cursor WHERE {mine} ORDER BY session_id, file", params),
+            (f"SELECT * FROM gpu_usage WHERE {mine} ORDER BY session_id", params),
+            (f"SELECT * FROM stdout_capture WHERE {mine} ORDER BY session_id", params),
+            (f"SELECT * FROM snapshot_scan WHERE {mine} ORDER BY session_id", params),
+            (
+                "SELECT session_id, count(*), max(id), sum(deleting) FROM snapshot "
+                f"WHERE {mine} GROUP BY session_id ORDER BY session_id",
+                params,
+            ),
+            (
+                "SELECT session_id, count(*), max(snapshot_id) FROM found_checkpoint "
+                f"WHERE {mine} GROUP BY session_id ORDER BY session_id",
+                params,
+            ),
+            (
+                f"SELECT session_id, count(*), max(id) FROM event WHERE {mine} "
+                "GROUP BY session_id ORDER BY session_id",
+                params,
+            ),
+            (f"SELECT * FROM job_run WHERE {mine} ORDER BY id", params),
+            ("SELECT * FROM slurm_clock WHERE user = ? ORDER BY cluster", [self.user]),
+            ("SELECT * FROM cluster_poll WHERE user = ? ORDER BY cluster", [self.user]),
+        ):
+            try:
+                cursor = self.conn.cursor()
+                cursor.row_factory = None
+                rows = cursor.execute(sql, values).fetchall()
+            except sqlite3.Error as exc:
+                raise Fallback(str(exc)) from exc
+            digest.update(repr((sql, rows)).encode())
+        return digest.hexdigest()
 
     def catalog_users(self) -> list[str]:
         rows = self._all("SELECT DISTINCT owner FROM session WHERE state != ?", (PREPARING,))
