@@ -157,7 +157,9 @@ def test_a_new_metrics_line_runs_the_sync(world: World, project_dir: Path) -> No
 def test_a_new_event_line_runs_the_sync(world: World, project_dir: Path) -> None:
     run_dir = running(world, project_dir)
     job_id = next(iter(world.backend.jobs))
-    write_lines(run_dir / "events.jsonl", {"event": "alive", "time": world.clock.now, "job_id": job_id})
+    write_lines(
+        run_dir / "events.jsonl", {"event": "alive", "time": world.clock.now, "job_id": job_id}
+    )
     world.tick()
     assert world.ps()
     world.tick()
