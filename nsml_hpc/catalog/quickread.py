@@ -381,41 +381,39 @@ class QuickReader:
         import hashlib
 
         where, params = self._sync_work(terminal, since, provisional, legacy_lost)
-        mine = f"session_id IN (SELECT id FROM session WHERE {where})"
         digest = hashlib.sha256()
-        for sql, values in (
-            (f"SELECT * FROM session WHERE {where} ORDER BY id", params),
-            (f"SELECT * FROM job WHERE {mine} ORDER BY id", params),
-            (f"SELECT * FROM scrape_cursor WHERE {mine} ORDER BY session_id, file", params),
-            (f"SELECT * FROM gpu_usage WHERE {mine} ORDER BY session_id", params),
-            (f"SELECT * FROM stdout_capture WHERE {mine} ORDER BY session_id", params),
-            (f"SELECT * FROM snapshot_scan WHERE {mine} ORDER BY session_id", params),
-            (
-                "SELECT session_id, count(*), max(id), sum(deleting) FROM snapshot "
-                f"WHERE {mine} GROUP BY session_id ORDER BY session_id",
-                params,
-            ),
-            (
-                "SELECT session_id, count(*), max(snapshot_id) FROM found_checkpoint "
-                f"WHERE {mine} GROUP BY session_id ORDER BY session_id",
-                params,
-            ),
-            (
-                f"SELECT session_id, count(*), max(id) FROM event WHERE {mine} "
-                "GROUP BY session_id ORDER BY session_id",
-                params,
-            ),
-            (f"SELECT * FROM job_run WHERE {mine} ORDER BY id", params),
-            ("SELECT * FROM slurm_clock WHERE user = ? ORDER BY cluster", [self.user]),
-            ("SELECT * FROM cluster_poll WHERE user = ? ORDER BY cluster", [self.user]),
-        ):
+
+        def add(sql: str, values: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
             try:
                 cursor = self.conn.cursor()
                 cursor.row_factory = None
-                rows = cursor.execute(sql, values).fetchall()
+                rows: list[tuple[Any, ...]] = cursor.execute(sql, tuple(values)).fetchall()
             except sqlite3.Error as exc:
                 raise Fallback(str(exc)) from exc
             digest.update(repr((sql, rows)).encode())
+            return rows
+
+        sessions = add(f"SELECT id, * FROM session WHERE {where} ORDER BY id", params)
+        ids = ",".join(str(int(row[0])) for row in sessions)  # id first, by name
+        mine = f"session_id IN ({ids})"
+        for sql in (
+            f"SELECT * FROM job WHERE {mine} ORDER BY id",
+            f"SELECT * FROM scrape_cursor WHERE {mine} ORDER BY session_id, file",
+            f"SELECT * FROM gpu_usage WHERE {mine} ORDER BY session_id",
+            f"SELECT * FROM stdout_capture WHERE {mine} ORDER BY session_id",
+            f"SELECT * FROM snapshot_scan WHERE {mine} ORDER BY session_id",
+            "SELECT session_id, count(*), max(id), sum(deleting) FROM snapshot "
+            f"WHERE {mine} GROUP BY session_id ORDER BY session_id",
+            "SELECT session_id, count(*), max(snapshot_id) FROM found_checkpoint "
+            f"WHERE {mine} GROUP BY session_id ORDER BY session_id",
+            f"SELECT session_id, count(*), max(id) FROM event WHERE {mine} "
+            "GROUP BY session_id ORDER BY session_id",
+            f"SELECT * FROM job_run WHERE {mine} ORDER BY id",
+        ):
+            if ids:
+                add(sql)
+        add("SELECT * FROM slurm_clock WHERE user = ? ORDER BY cluster", [self.user])
+        add("SELECT * FROM cluster_poll WHERE user = ? ORDER BY cluster", [self.user])
         return digest.hexdigest()
 
     def catalog_users(self) -> list[str]:
