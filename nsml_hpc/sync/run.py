@@ -286,6 +286,7 @@ def sync(
                 watcher.due(target.ended_at + RECENTLY_ENDED_SECONDS)
         for view in views.values():
             watcher.due(view.silent_at)
+            watcher.due(view.files.changes_at if view.files is not None else None)
         _record_watch(catalog, settings, watcher, report, now)
     log.info(
         "sync: %d live session(s); asked %s%s; %d state change(s), %d new point(s), "
@@ -980,6 +981,8 @@ def _record_watch(
         watcher.doubt
         or (f"bytes left to read in {backlog[0]}" if backlog else None)
         or ("errors" if report.errors or report.degraded else None)
+        # what the full path prints (warnings, malformed lines) a skipped sync would not
+        or ("warnings" if report.warnings or report.malformed_lines else None)
         or ("site policy warnings" if settings.site.warnings else None)
         or ("due now" if watcher.valid_until <= now else None)
     )

@@ -264,3 +264,75 @@ def test_a_watched_path_that_vanished_runs_the_sync(world: World, project_dir: P
     (run_dir / "metrics.jsonl").unlink()
     world.tick()
     assert world.ps()
+
+
+def test_no_watch_list_while_a_sync_leaves_bytes_to_read(
+    world: World, project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backlog (a sync reads at most MAX_READ_BYTES a file): every ``ps`` syncs until the
+    sync has read everything, then the watch list holds again."""
+    run_dir = running(world, project_dir)
+    monkeypatch.setattr("nsml_hpc.sync.run.MAX_READ_BYTES", 100)
+    write_lines(run_dir / "metrics.jsonl", *({"step": n, "loss": 1.0 / n} for n in range(2, 12)))
+    full = 0
+    for _ in range(12):
+        world.tick()
+        if not world.ps():
+            break
+        full += 1
+    assert full >= 3  # ~300 bytes, 100 a sync
+    assert json.loads(world.run("ps", "--json"))[0]["last_step"] == 11
+
+
+def test_no_watch_list_for_a_sync_that_warned(world: World, project_dir: Path) -> None:
+    """What the full path prints (a refused line) is printed again by the next full sync,
+    never skipped by the watch list."""
+    run_dir = running(world, project_dir)
+    with (run_dir / "metrics.jsonl").open("a") as handle:
+        handle.write("not json\n")
+    world.tick()
+    assert world.ps()
+    assert not watchlist.watch_file(load_settings().catalog_url).exists()
+    world.tick()
+    assert world.ps()  # nothing new: this one writes the watch list
+    world.tick()
+    assert not world.ps()
+
+
+def test_no_watch_list_where_run_directories_are_not_on_this_machine(
+    world: World, project_dir: Path
+) -> None:
+    """Run directories the sync reads through anything but this machine's file system (SSH;
+    here the fake's in-memory files) cannot be stat'ed by ``ps``: it syncs every time."""
+    from nsml_hpc.backends.fake_files import MemoryFiles
+
+    running(world, project_dir)
+    world.backend.files = MemoryFiles("local", clock=world.clock)
+    watchlist.forget(load_settings().catalog_url)  # (a profile changed: the settings did)
+    for _ in range(3):
+        world.tick()
+        assert world.ps()
+    assert not watchlist.watch_file(load_settings().catalog_url).exists()
+
+
+def test_an_ended_session_is_watched_no_longer_than_its_recently_ended_window(
+    world: World, project_dir: Path
+) -> None:
+    run_dir = running(world, project_dir)
+    job_id = next(iter(world.backend.jobs))
+    ended_at = world.clock.now
+    write_lines(
+        run_dir / "events.jsonl",
+        {"event": "ended", "time": ended_at, "job_id": job_id, "exit_code": 0},
+    )
+    world.backend.apply(job_id, Step("COMPLETED", exit_code=0))
+    for _ in range(6):  # the end, its confirmation by Slurm, and what follows
+        world.tick(25)
+        world.ps()
+    path = watchlist.watch_file(load_settings().catalog_url)
+    if path.exists():
+        data = json.loads(path.read_text())
+        assert data["valid_until"] <= ended_at + 120 + 30
+    world.tick(200)  # long after the window: nothing of the caller's is left to sync
+    world.ps()
+    assert json.loads(world.run("ps", "--json"))[0]["state"] == "COMPLETED"
