@@ -87,6 +87,29 @@ def open_quick(url: str) -> QuickReader | None:
     return QuickReader(conn)
 
 
+# The session columns a sync reads or writes (the sync's side of the watch list)
+_SYNCED_SESSION_COLUMNS = (
+    "name",
+    "owner",
+    "cluster",
+    "state",
+    "reason",
+    "exit_code",
+    "run_dir",
+    "gpus",
+    "created_at",
+    "submitted_at",
+    "started_at",
+    "ended_at",
+    "elapsed_s",
+    "last_step",
+    "last_metrics_json",
+    "metric_count",
+    "malformed_lines",
+    "updated_at",
+)
+
+
 def _marks(ids: Sequence[Any]) -> str:
     return ",".join("?" * len(ids))
 
@@ -393,12 +416,19 @@ class QuickReader:
             digest.update(repr((sql, rows)).encode())
             return rows
 
-        sessions = add(f"SELECT id, * FROM session WHERE {where} ORDER BY id", params)
+        # (not the memo, hyperparameters or spec: the user's to edit, never a sync's to read)
+        sessions = add(
+            f"SELECT id, {', '.join(_SYNCED_SESSION_COLUMNS)} FROM session WHERE {where} "
+            "ORDER BY id",
+            params,
+        )
         ids = ",".join(str(int(row[0])) for row in sessions)  # id first, by name
         mine = f"session_id IN ({ids})"
         for sql in (
             f"SELECT * FROM job WHERE {mine} ORDER BY id",
-            f"SELECT * FROM scrape_cursor WHERE {mine} ORDER BY session_id, file",
+            # every write moves an offset or a time forward: sums and counts show it
+            'SELECT count(*), total("offset"), total(lines), total(malformed), '
+            f"total(updated_at), max(updated_at) FROM scrape_cursor WHERE {mine}",
             f"SELECT * FROM gpu_usage WHERE {mine} ORDER BY session_id",
             f"SELECT * FROM stdout_capture WHERE {mine} ORDER BY session_id",
             f"SELECT * FROM snapshot_scan WHERE {mine} ORDER BY session_id",
@@ -406,8 +436,7 @@ class QuickReader:
             f"WHERE {mine} GROUP BY session_id ORDER BY session_id",
             "SELECT session_id, count(*), max(snapshot_id) FROM found_checkpoint "
             f"WHERE {mine} GROUP BY session_id ORDER BY session_id",
-            f"SELECT session_id, count(*), max(id) FROM event WHERE {mine} "
-            "GROUP BY session_id ORDER BY session_id",
+            f"SELECT count(*), max(id), total(session_id) FROM event WHERE {mine}",
             f"SELECT * FROM job_run WHERE {mine} ORDER BY id",
         ):
             if ids:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from nsml_hpc.backends.base import SlurmBackend
 from nsml_hpc.backends.files import DirEntry, FileStat, LocalFiles, RunFiles
-from nsml_hpc.sync.watchlist import Signature, signature
+from nsml_hpc.sync.watchlist import Signature
 
 
 class Watcher:
@@ -41,16 +42,24 @@ class Watcher:
         if self.doubt is None:
             self.doubt = why
 
-    def note(self, path: str) -> None:
+    def note(self, path: str, *, follow: bool = True) -> tuple[bool, os.stat_result | None]:
+        """Record ``path`` with its signature: whether this call took it, and the stat it
+        came from (``follow``: links followed, as ``ps`` checks it; else ``lstat``, which
+        differs only for a link: then ``ps`` sees a change and syncs, never the reverse)."""
         if path in self.paths or self.doubt is not None:
-            return
-        if not os.path.isabs(path):  # noqa: PTH117 - per path per sync
+            return False, None
+        if not path.startswith("/"):  # a POSIX path string: absolute (isabs costs 3x)
             self.cannot(f"a relative path: {path}")
-            return
+            return False, None
         try:
-            self.paths[path] = signature(path)
+            info: os.stat_result | None = os.stat(path) if follow else os.lstat(path)  # noqa: PTH116
+        except (FileNotFoundError, NotADirectoryError):
+            info = None
         except OSError as exc:
             self.cannot(f"{path}: {exc}")
+            return False, None
+        self.paths[path] = (info.st_size, info.st_mtime_ns) if info is not None else None
+        return True, info
 
     def read(self, path: str, offset: int, data: bytes) -> None:
         self._read_to[path] = max(self._read_to.get(path, 0), offset + len(data))
@@ -105,13 +114,19 @@ class WatchedFiles:
         return self._files.exists(path)
 
     def size(self, path: str) -> int | None:
-        self._watcher.note(path)
-        return self._files.size(path)
+        return self.sizes([path])[path]
 
     def sizes(self, paths: Sequence[str]) -> dict[str, int | None]:
+        """The sizes :meth:`LocalFiles.sizes` gives (``os.stat``), from the signature when
+        this call took it (one stat a file per sync, not two)."""
+        found: dict[str, int | None] = {}
         for path in paths:
-            self._watcher.note(path)
-        return self._files.sizes(paths)
+            taken, info = self._watcher.note(path)
+            if not taken:
+                found[path] = self._files.size(path)
+            else:
+                found[path] = info.st_size if info is not None else None
+        return found
 
     def read_from(self, path: str, offset: int, limit: int) -> bytes:
         self._watcher.note(path)
@@ -128,8 +143,13 @@ class WatchedFiles:
         return found
 
     def stat(self, path: str) -> FileStat | None:
-        self._watcher.note(path)
-        return self._files.stat(path)
+        """:meth:`LocalFiles.stat` (``lstat``), from the signature when this call took it."""
+        taken, info = self._watcher.note(path, follow=False)
+        if not taken:
+            return self._files.stat(path)
+        if info is None:
+            return None
+        return FileStat(info.st_size, info.st_mtime_ns, stat.S_ISDIR(info.st_mode))
 
     def list_dir(self, path: str) -> list[DirEntry] | None:
         self._watcher.note(path)

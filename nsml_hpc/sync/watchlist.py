@@ -98,18 +98,27 @@ def write(
         "valid_until": valid_until,
         "since": since,
         "fingerprint": fingerprint_of(reader, since),
-        "paths": {path: list(sig) if sig is not None else None for path, sig in paths.items()},
+        "paths": _by_folder(paths),
     }
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".watch-", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(data, out, separators=(",", ":"))
+            out.write(json.dumps(data, separators=(",", ":")))
         Path(temporary).replace(target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return target
+
+
+def _by_folder(paths: Mapping[str, Signature]) -> dict[str, dict[str, list[int] | None]]:
+    """``{folder: {name: [size, mtime_ns] or None}}`` (a run directory's name once)."""
+    found: dict[str, dict[str, list[int] | None]] = {}
+    for path, sig in paths.items():
+        folder, _, name = path.rpartition("/")
+        found.setdefault(folder, {})[name] = list(sig) if sig is not None else None
+    return found
 
 
 def forget(catalog_url: str) -> None:
@@ -138,10 +147,11 @@ def still_quiet(catalog_url: str, settings: Any, reader: QuickReader, now: float
         paths = data["paths"]
         if not isinstance(paths, dict):
             return False
-        for path, recorded in paths.items():
-            found = signature(path)
-            if (list(found) if found is not None else None) != recorded:
-                return False
+        for folder, names in paths.items():
+            for name, recorded in names.items():
+                found = signature(f"{folder}/{name}")
+                if (list(found) if found is not None else None) != recorded:
+                    return False
         return bool(data["fingerprint"] == fingerprint_of(reader, float(data["since"])))
-    except (OSError, ValueError, TypeError, KeyError, Fallback):
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, Fallback):
         return False

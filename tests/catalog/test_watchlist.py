@@ -119,7 +119,8 @@ def running(world: World, project_dir: Path, *, heartbeat: float = 1000.0) -> Pa
     write_lines(run_dir / "metrics.jsonl", {"step": 1, "loss": 1.0})
     world.settle()
     assert not world.ps()  # quiet: the watch list holds
-    paths = json.loads(watchlist.watch_file(load_settings().catalog_url).read_text())["paths"]
+    folders = json.loads(watchlist.watch_file(load_settings().catalog_url).read_text())["paths"]
+    paths = {f"{folder}/{name}" for folder, names in folders.items() for name in names}
     assert {f"{run_dir}/metrics.jsonl", f"{run_dir}/events.jsonl", f"{run_dir}/snapshots"} <= set(
         paths
     )
@@ -243,6 +244,10 @@ def test_a_users_action_runs_the_sync(world: World, project_dir: Path) -> None:
         lambda data: json.dumps({**data, "format": 999}),
         lambda data: json.dumps({**data, "fingerprint": "0" * 64}),
         lambda data: json.dumps({**data, "paths": []}),
+        lambda data: json.dumps({**data, "paths": {"/": []}}),
+        lambda data: json.dumps({**data, "paths": {"/": {"x": "y"}}}),
+        lambda data: json.dumps({**data, "valid_until": "soon"}),
+        lambda data: json.dumps({**data, "written_at": data["written_at"] + 3600}),
         lambda data: json.dumps({k: v for k, v in data.items() if k != "valid_until"}),
         lambda data: json.dumps([data]),
         lambda data: "",
