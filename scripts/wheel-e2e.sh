@@ -81,16 +81,21 @@ out=$("$nsml" submit --partition debug train.py 2>&1) || fail "submit: $out"
 name=$(sed -n 's/^submitted \([^ ]*\) (job .*/\1/p' <<<"$out")
 [[ -n $name ]] || fail "submit printed no session name: $out"
 
-say "sync until $name is COMPLETED"
+# The end shows first from the job's events (provisional), then accounting confirms it: an
+# explicit sync asks Slurm again after the action floor (5 s), so wait for the confirmed end.
+say "sync until $name is COMPLETED, as accounting confirms it"
 state=""
 for _ in $(seq 1 120); do
   "$nsml" sync >"$work/sync.log" 2>&1 || fail "sync: $(tail -n 3 "$work/sync.log")"
-  state=$("$nsml" show "$name" --json --no-sync \
-    | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["state"])') \
+  state=$("$nsml" show "$name" --json --no-sync | "$venv/bin/python" -c '
+import json, sys
+detail = json.load(sys.stdin)
+provisional = (detail.get("reason") or "").startswith("provisional")
+print(detail["state"] + ("/provisional" if provisional else ""))') \
     || fail "show $name --json failed"
   case "$state" in
     COMPLETED) break ;;
-    SUBMITTED | PENDING | RUNNING) sleep 1 ;;
+    SUBMITTED | PENDING | RUNNING | COMPLETED/provisional) sleep 1 ;;
     *) fail "$name ended $state: $("$nsml" logs "$name" 2>&1 | tail -n 5)" ;;
   esac
 done
