@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nsml_hpc.catalog.quickread import REVISION, Fallback, QuickReader
+from nsml_hpc.catalog.quickread import REVISION, Fallback, QuickReader, sqlite_path
 from nsml_hpc.config.locations import state_dir
 from nsml_hpc.slurm.states import TERMINAL_STATES
 from nsml_hpc.sync.clocks import LEGACY_LOST_REASON
@@ -59,6 +59,12 @@ def signature(path: str) -> Signature:
     except (FileNotFoundError, NotADirectoryError):
         return None
     return (info.st_size, info.st_mtime_ns)
+
+
+def catalog_file(catalog_url: str) -> str | None:
+    """The catalog's file, resolved (a relative URL names another file in another folder)."""
+    path = sqlite_path(catalog_url)
+    return str(path.resolve()) if path is not None else None
 
 
 def settings_digest(settings: Any) -> str:
@@ -91,6 +97,7 @@ def write(
     data = {
         "format": FORMAT,
         "catalog_url": catalog_url,
+        "catalog_file": catalog_file(catalog_url),
         "user": reader.user,
         "revision": REVISION,
         "settings": settings_digest(settings),
@@ -136,6 +143,7 @@ def still_quiet(catalog_url: str, settings: Any, reader: QuickReader, now: float
             return False
         if (
             data.get("catalog_url") != catalog_url
+            or data.get("catalog_file") != catalog_file(catalog_url)
             or data.get("user") != reader.user
             or data.get("revision") != REVISION
             or data.get("settings") != settings_digest(settings)

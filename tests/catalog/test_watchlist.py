@@ -238,6 +238,7 @@ def test_a_users_action_runs_the_sync(world: World, project_dir: Path) -> None:
     [
         lambda data: "{not json",
         lambda data: json.dumps({**data, "catalog_url": "sqlite:////elsewhere.db"}),
+        lambda data: json.dumps({**data, "catalog_file": "/elsewhere.db"}),
         lambda data: json.dumps({**data, "user": "somebody-else"}),
         lambda data: json.dumps({**data, "revision": "0001_initial"}),
         lambda data: json.dumps({**data, "settings": "0" * 64}),
