@@ -42,6 +42,7 @@ from nsml_hpc.sync.clocks import LEGACY_LOST_REASON
 from nsml_hpc.sync.events_state import PROVISIONAL_PREFIX
 
 FORMAT = 1
+STALE_SECONDS = 3600.0  # a list this old holds nothing (a live session is looked at every 30 s)
 Signature = tuple[int, int] | None  # (size, mtime_ns); None: the path does not exist
 
 
@@ -116,7 +117,20 @@ def write(
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    _prune(target)
     return target
+
+
+def _prune(written: Path) -> None:
+    """Remove the lists of catalogs no sync wrote to for :data:`STALE_SECONDS` before
+    ``written`` (temporary catalogs of tests and benchmarks, catalogs gone): they could never
+    hold again. (File times against file times: the file system's clock.)"""
+    with contextlib.suppress(OSError):
+        newest = written.stat().st_mtime
+        for entry in os.scandir(written.parent):
+            with contextlib.suppress(OSError):
+                if entry.stat().st_mtime < newest - STALE_SECONDS:
+                    Path(entry.path).unlink()
 
 
 def _by_folder(paths: Mapping[str, Signature]) -> dict[str, dict[str, list[int] | None]]:

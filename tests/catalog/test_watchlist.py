@@ -342,3 +342,21 @@ def test_an_ended_session_is_watched_no_longer_than_its_recently_ended_window(
     world.tick(200)  # long after the window: nothing of the caller's is left to sync
     world.ps()
     assert json.loads(world.run("ps", "--json"))[0]["state"] == "COMPLETED"
+
+
+def test_lists_of_catalogs_no_sync_wrote_to_for_an_hour_are_removed(
+    world: World, project_dir: Path
+) -> None:
+    import os
+
+    running(world, project_dir)
+    folder = watchlist.watch_file(load_settings().catalog_url).parent
+    old, recent = folder / "old.json", folder / "recent.json"
+    for path, age in ((old, watchlist.STALE_SECONDS + 60), (recent, 60)):
+        path.write_text("{}")
+        os.utime(path, (time.time_ns() / 1e9, Path(folder).stat().st_mtime - age))
+    watchlist.forget(load_settings().catalog_url)
+    world.tick()
+    assert world.ps()  # the full sync writes a list, and prunes
+    assert recent.exists() and not old.exists()
+    assert watchlist.watch_file(load_settings().catalog_url).exists()
