@@ -235,6 +235,10 @@ def main() -> None:
             catalog_url=str(catalog.engine.url),
             run_root=workdir / "runs",
             poll_floor_seconds=MIN_POLL_FLOOR,
+            # every timed sync asks sacct (the Slurm clock would ask once a minute): the
+            # figure is the sync's cost beyond the query, whenever it does query
+            slurm_floor_seconds=MIN_POLL_FLOOR,
+            slurm_queries_per_hour=1_000_000,
         )
         start = time.perf_counter()
         populate(catalog, settings.run_root, args.sessions, t0)

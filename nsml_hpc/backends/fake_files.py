@@ -166,6 +166,18 @@ class MemoryFiles:
             self._make_dirs(posixpath.dirname(target))
             self._write(target, data)
 
+    def link_files(self, root: str, links: Mapping[str, str]) -> None:
+        """Copies (a dict of bytes has no inodes to share)."""
+        self._called("link_files")
+        base = self._path(root)
+        for relative, source in links.items():
+            entry = self._entries.get(self._path(source))
+            if entry is None or entry.data is None:
+                raise self._error("link to", self._path(source), "No such file or directory")
+            target = posixpath.normpath(posixpath.join(base, relative))
+            self._make_dirs(posixpath.dirname(target))
+            self._write(target, entry.data)
+
     def batch(self) -> AbstractContextManager[None]:
         """Nothing to gather: a write in memory is complete and in place when it returns."""
         self._called("batch")

@@ -21,6 +21,7 @@ the cluster, the path and the cause; a lost connection raises
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import shutil
@@ -30,7 +31,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from nsml_hpc.code.upload import (
     LocalFile,
@@ -116,6 +117,14 @@ class RunFiles(Protocol):
         the disk when the call returns, or when the enclosing :meth:`batch` ends."""
         ...
 
+    def link_files(self, root: str, links: Mapping[str, str]) -> None:
+        """Make new files (relative paths) under folder ``root`` that are the existing files
+        named by the values (paths on the same file system): hard links where the file system
+        has them, else copies; folders are made as needed. Only for files nobody changes
+        after submit (a sweep's array script and code manifest, the same for each of its
+        sessions). On the disk like :meth:`write_files`'s."""
+        ...
+
     def batch(self) -> AbstractContextManager[None]:
         """Writes inside reach the disk together when the block ends (one flush instead of one
         per file); each write is complete and in place as soon as its call returns."""
@@ -155,6 +164,49 @@ class RunFiles(Protocol):
         (see :mod:`nsml_hpc.code.upload`). ``progress(sent, total)`` follows the bytes.
         """
         ...
+
+
+_T = TypeVar("_T")
+
+# link(2) refusals that a copy gets round (other errors are real ones).
+NO_HARD_LINKS = frozenset(
+    {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
+)
+
+
+def _in_folder(make: Callable[..., _T], *args: Any) -> _T:
+    """``make(*args)`` (``os.open(path, ...)``, ``os.link(source, path)``: the path is the
+    last string argument of the two or the first of ``os.open``), making the folder it needs
+    only when the first try finds it missing: one system call where the folder exists."""
+    try:
+        return make(*args)
+    except FileNotFoundError:
+        path = args[1] if make is os.link else args[0]
+        os.makedirs(os.path.dirname(path), exist_ok=True)  # noqa: PTH103, PTH120
+        return make(*args)
+
+
+def _copy_file(source: Path, target: str, item: LocalFile) -> None:
+    """Copy one file's bytes in the kernel (``sendfile``), then its mode and mtime: fewer
+    system calls than ``shutil.copy2`` (no stat of the source, no extended attributes)."""
+    with source.open("rb") as src:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            offset = 0
+            try:
+                while sent := os.sendfile(fd, src.fileno(), offset, 1 << 30):
+                    offset += sent
+            except OSError as exc:  # no sendfile to a file here: copy through user space
+                if offset or exc.errno not in (errno.EINVAL, errno.ENOTSOCK, errno.ENOSYS):
+                    raise
+                while chunk := src.read(1 << 20):
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fd, view) :]
+            os.fchmod(fd, item.mode)
+            os.utime(fd, (item.mtime, item.mtime))
+        finally:
+            os.close(fd)
 
 
 def _umask() -> int:
@@ -313,20 +365,32 @@ class LocalFiles:
 
     def write_files(self, root: str, files: Mapping[str, bytes]) -> None:
         """Plain writes (the folder is renamed into place as a whole once complete), then one
-        flush of the file system, or one at the end of the batch: never one per file."""
-        made: set[str] = set()
+        flush of the file system, or one at the end of the batch: never one per file.
+        Folders are made only when a write finds one missing (no lookup per file)."""
         mode = 0o666 & ~_umask()
         target = root
         try:
             for relative, data in files.items():
                 target = os.path.join(root, relative)  # noqa: PTH118 - string paths throughout
-                folder = os.path.dirname(target)  # noqa: PTH120
-                if folder not in made:
-                    os.makedirs(folder, exist_ok=True)  # noqa: PTH103
-                    made.add(folder)
-                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+                fd = _in_folder(os.open, target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
                 with os.fdopen(fd, "wb") as out:
                     out.write(data)
+        except OSError as exc:
+            raise self._fail("write", target, exc) from exc
+        self._written(root)
+
+    def link_files(self, root: str, links: Mapping[str, str]) -> None:
+        target = root
+        try:
+            for relative, source in links.items():
+                target = os.path.join(root, relative)  # noqa: PTH118 - string paths throughout
+                try:
+                    _in_folder(os.link, source, target)
+                except OSError as exc:
+                    if exc.errno not in NO_HARD_LINKS:
+                        raise
+                    os.makedirs(os.path.dirname(target), exist_ok=True)  # noqa: PTH103, PTH120
+                    shutil.copy2(source, target)  # another file system, or none to link
         except OSError as exc:
             raise self._fail("write", target, exc) from exc
         self._written(root)
@@ -386,15 +450,20 @@ class LocalFiles:
         seed: Seed | None = None,
         progress: Progress | None = None,
     ) -> UploadStats:
-        """A local copy: everything is copied (a seed would save nothing here)."""
+        """A local copy: everything is copied (a seed would save nothing here), with its
+        permission bits and (whole-second) modification time, as the manifest records."""
         plan = UploadPlan(send=list(files))
         total = plan.bytes_to_send
         stats = UploadStats(files=len(files))
+        made: set[str] = set()
         try:
             for item in files:
-                target = Path(dest, item.relative)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(root / item.relative, target)
+                target = os.path.join(dest, item.relative)  # noqa: PTH118
+                folder = os.path.dirname(target)  # noqa: PTH120
+                if folder not in made:
+                    os.makedirs(folder, exist_ok=True)  # noqa: PTH103
+                    made.add(folder)
+                _copy_file(root / item.relative, target, item)
                 stats.sent += 1
                 stats.bytes_sent += item.size
                 if progress is not None:

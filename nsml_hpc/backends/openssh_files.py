@@ -212,6 +212,17 @@ class OpenSshFiles:
         if status != 0:
             raise self._fail("write files in", root, err)
 
+    def link_files(self, root: str, links: Mapping[str, str]) -> None:
+        """One ssh call: ``ln`` for each, ``cp`` where the file system refuses a link."""
+        script = (
+            'r=$1; shift; while [ "$#" -gt 1 ]; do t="$r/$2"; mkdir -p -- "$(dirname -- "$t")" '
+            '&& { ln -- "$1" "$t" 2>/dev/null || cp -p -- "$1" "$t"; } || exit 1; shift 2; done'
+        )
+        pairs = [item for relative, source in links.items() for item in (source, relative)]
+        status, _, err = self.ssh.run(sh_script(script, root, *pairs), timeout=FILE_TIMEOUT)
+        if status != 0:
+            raise self._fail("write files in", root, err)
+
     def batch(self) -> AbstractContextManager[None]:
         """Nothing to gather: remote writes are not flushed one by one here."""
         return nullcontext()

@@ -52,6 +52,7 @@ DEFAULT_FILE_MODE = 0o644
 COPY_TIMEOUT = 600.0
 READ_TIMEOUT = 120.0
 SFTP_ERRORS = (OSError, EOFError, paramiko.SSHException)
+LINK_COPY_LIMIT = 64 * 1024 * 1024  # a "linked" file SFTP copies instead: read whole
 
 
 def _missing(exc: BaseException) -> bool:
@@ -227,6 +228,18 @@ class SftpFiles:
                     out.write(data)
         except SFTP_ERRORS as exc:
             raise self.connection.failure("write", target, exc) from exc
+
+    def link_files(self, root: str, links: Mapping[str, str]) -> None:
+        """Copies: SFTP (as paramiko speaks it) has no hard links. Each source is read once."""
+        data: dict[str, bytes] = {}
+        for source in set(links.values()):
+            read = self.read_bytes(source, LINK_COPY_LIMIT)
+            if read is None or len(read) > LINK_COPY_LIMIT:
+                raise BackendError(
+                    f"cluster {self.cluster}: cannot copy {source}: missing or too big"
+                )
+            data[source] = read
+        self.write_files(root, {relative: data[source] for relative, source in links.items()})
 
     def batch(self) -> AbstractContextManager[None]:
         """Nothing to gather: remote writes are not flushed one by one here."""

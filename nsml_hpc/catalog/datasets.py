@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlmodel import Session, col, select
 
 from nsml_hpc.catalog.dataset_models import (
@@ -222,27 +222,39 @@ def claimed_versions(catalog: Catalog, cluster: str) -> list[DatasetVersionRecor
 
 def link_session_rows(db: Session, sessions: Sequence[tuple[int, SessionSpec]]) -> None:
     """In the reserving transaction: the dataset version each session reads and whether its
-    printed metrics are captured. A version that ``dataset rm`` has claimed is refused."""
+    printed metrics are captured, one multi-row INSERT per table (a sweep's thousand
+    sessions share one dataset version, checked once). A version that ``dataset rm`` has
+    claimed is refused."""
+    checked: set[tuple[str, str, int]] = set()
+    datasets: list[dict[str, object]] = []
+    captures: list[dict[str, object]] = []
     for session_id, spec in sessions:
         use = spec.dataset
         if use is not None:
             if use.version is None or use.path is None:
                 raise SpecError(f"dataset {use.name} was not resolved to a version before submit")
-            row = _locked_version(db, spec.cluster, use.name, use.version)
-            if row is not None and row.deleting:
-                raise SpecError(f"dataset {use.name}:{use.version} is being deleted")
-            db.add(
-                SessionDatasetRecord(
-                    session_id=session_id,
-                    cluster=spec.cluster,
-                    name=use.name,
-                    version=use.version,
-                    path=use.path,
-                    staged=use.stage,
-                )
+            key = (spec.cluster, use.name, use.version)
+            if key not in checked:
+                row = _locked_version(db, *key)
+                if row is not None and row.deleting:
+                    raise SpecError(f"dataset {use.name}:{use.version} is being deleted")
+                checked.add(key)
+            datasets.append(
+                {
+                    "session_id": session_id,
+                    "cluster": spec.cluster,
+                    "name": use.name,
+                    "version": use.version,
+                    "path": use.path,
+                    "staged": use.stage,
+                }
             )
         if spec.captures_stdout:
-            db.add(StdoutCaptureRecord(session_id=session_id, pattern=spec.stdout_pattern))
+            captures.append({"session_id": session_id, "pattern": spec.stdout_pattern})
+    if datasets:
+        db.execute(insert(SessionDatasetRecord), datasets)
+    if captures:
+        db.execute(insert(StdoutCaptureRecord), captures)
 
 
 def stdout_captures(catalog: Catalog, session_ids: Sequence[int]) -> dict[int, str | None]:

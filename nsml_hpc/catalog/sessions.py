@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import delete, func, insert, update
 from sqlalchemy.exc import IntegrityError
@@ -122,6 +123,16 @@ def next_number(catalog: Catalog, project: str) -> int:
         return _highest_number(db, project, catalog.user) + 1
 
 
+@dataclass(frozen=True)
+class Reserved:
+    """A PREPARING session row just reserved: what a submit needs of it."""
+
+    id: int
+    name: str
+    number: int
+    run_dir: str
+
+
 def reserve_session(
     catalog: Catalog,
     *,
@@ -137,9 +148,13 @@ def reserve_session(
     The number is unique per owner and project (a constraint, retried on conflict) and its
     run directory must not exist yet (``is_free``), so two submitters never share a folder.
     """
-    (record,) = reserve_sessions(
+    (reserved,) = reserve_sessions(
         catalog, specs=[spec], user=user, run_dir_for=run_dir_for, is_free=is_free, now=now
     )
+    with Session(catalog.engine, expire_on_commit=False) as db:
+        record = db.get(SessionRecord, reserved.id)
+    if record is None:
+        raise NotFoundError(f"session {reserved.name} vanished right after it was reserved")
     return record
 
 
@@ -151,51 +166,77 @@ def reserve_sessions(
     run_dir_for: Callable[[int], str],
     is_free: Callable[[int], bool],
     now: float,
-) -> list[SessionRecord]:
+    spec_jsons: Sequence[str] | None = None,
+) -> list[Reserved]:
     """:func:`reserve_session` for many specs of ONE project in one transaction (a sweep):
-    consecutive free numbers, all rows or none."""
+    consecutive free numbers, all rows or none, in one multi-row INSERT (no ORM object per
+    row). ``spec_jsons`` (the specs' ``to_dict`` as sorted JSON, in order) saves a sweep
+    re-encoding a thousand near-identical specs."""
     if not specs:
         return []
     project = specs[0].project
     if any(spec.project != project for spec in specs):
         raise SpecError("sessions reserved together must share one project")
+    if spec_jsons is None:
+        spec_jsons = [json.dumps(spec.to_dict(), sort_keys=True) for spec in specs]
+    owner = catalog.user
     for _ in range(RESERVE_ATTEMPTS):
         with Session(catalog.engine, expire_on_commit=False) as db:
-            number = _highest_number(db, project, catalog.user)
-            records: list[SessionRecord] = []
-            for spec in specs:
+            number = _highest_number(db, project, owner)
+            numbers: list[int] = []
+            rows: list[dict[str, object]] = []
+            for spec, spec_json in zip(specs, spec_jsons, strict=True):
                 number += 1
                 while not is_free(number):
                     number += 1
-                records.append(
-                    SessionRecord(
-                        name=session_name(project, number),
-                        project=project,
-                        number=number,
-                        user=user,
-                        owner=catalog.user,
-                        cluster=spec.cluster,
-                        state=SessionState.PREPARING,
-                        run_dir=run_dir_for(number),
-                        spec_json=json.dumps(spec.to_dict(), sort_keys=True),
-                        hyperparameters_json=json.dumps(spec.hyperparameters, sort_keys=True),
-                        memo=spec.memo,
+                numbers.append(number)
+                rows.append(
+                    {
+                        "name": session_name(project, number),
+                        "project": project,
+                        "number": number,
+                        "user": user,
+                        "owner": owner,
+                        "cluster": spec.cluster,
+                        "state": SessionState.PREPARING,
+                        "run_dir": run_dir_for(number),
+                        "spec_json": spec_json,
+                        "hyperparameters_json": json.dumps(spec.hyperparameters, sort_keys=True),
+                        "memo": spec.memo,
                         # the job's GPUs, all nodes (what sync reads back from sacct)
-                        gpus=spec.resources.gpus * spec.resources.nodes,
-                        created_at=now,
-                        updated_at=now,
-                    )
+                        "gpus": spec.resources.gpus * spec.resources.nodes,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
                 )
-            db.add_all(records)
             try:
-                db.flush()
-                pairs = zip(records, specs, strict=True)
-                link_session_rows(db, [(record.id or 0, spec) for record, spec in pairs])
+                db.execute(insert(SessionRecord), rows)
+                ids = dict(
+                    db.execute(
+                        select(col(SessionRecord.number), col(SessionRecord.id)).where(
+                            SessionRecord.owner == owner,
+                            SessionRecord.project == project,
+                            col(SessionRecord.number) >= numbers[0],
+                            col(SessionRecord.number) <= numbers[-1],
+                        )
+                    ).all()
+                )
+                link_session_rows(
+                    db, [(ids[n], spec) for n, spec in zip(numbers, specs, strict=True)]
+                )
                 db.commit()
             except IntegrityError:
                 db.rollback()
                 continue
-            return records
+            return [
+                Reserved(
+                    id=ids[n],
+                    name=str(row["name"]),
+                    number=n,
+                    run_dir=str(row["run_dir"]),
+                )
+                for n, row in zip(numbers, rows, strict=True)
+            ]
     raise CatalogError(f"could not reserve a session number in project {project!r}")
 
 
@@ -206,17 +247,17 @@ def mark_all_submitted(
     if not job_ids:
         return
     with catalog.session() as db:
-        found = db.exec(
-            select(col(SessionRecord.id)).where(col(SessionRecord.id).in_(list(job_ids)))
-        ).all()
-        missing = set(job_ids) - set(found)
-        if missing:
-            raise NotFoundError(f"session ids {sorted(missing)} vanished while submitting")
-        db.execute(
+        updated = db.execute(
             update(SessionRecord)
             .where(col(SessionRecord.id).in_(list(job_ids)))
             .values(state=SessionState.SUBMITTED, submitted_at=now, updated_at=now)
         )
+        if updated.rowcount != len(job_ids):  # type: ignore[attr-defined]
+            found = db.exec(
+                select(col(SessionRecord.id)).where(col(SessionRecord.id).in_(list(job_ids)))
+            ).all()
+            missing = sorted(set(job_ids) - set(found))
+            raise NotFoundError(f"session ids {missing} vanished while submitting")
         db.execute(
             insert(JobRecordRow),
             [
@@ -270,6 +311,10 @@ def mark_submitted(
 
 
 def _delete_rows(db: Session, session_id: int) -> None:
+    _delete_many(db, [session_id])
+
+
+def _delete_many(db: Session, session_ids: Sequence[int]) -> None:
     for table in (
         MetricPoint,
         MetricSource,
@@ -279,8 +324,16 @@ def _delete_rows(db: Session, session_id: int) -> None:
         StateChange,
         JobRecordRow,
     ):
-        db.execute(delete(table).where(col(table.session_id) == session_id))
-    db.execute(delete(SessionRecord).where(col(SessionRecord.id) == session_id))
+        db.execute(delete(table).where(col(table.session_id).in_(session_ids)))
+    db.execute(delete(SessionRecord).where(col(SessionRecord.id).in_(session_ids)))
+
+
+def discard_sessions(catalog: Catalog, session_ids: Sequence[int]) -> None:
+    """Remove every row of many sessions in one transaction (a sweep whose submit failed:
+    eight statements, not eight per session)."""
+    if session_ids:
+        with catalog.session() as db:
+            _delete_many(db, list(session_ids))
 
 
 def discard_session(catalog: Catalog, session_id: int, *, retire: bool = False) -> None:

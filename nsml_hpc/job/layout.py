@@ -14,7 +14,9 @@ context) take the names from here. Standard library only: this module runs insid
       slurm-<job>.out    Slurm's output; ``<array>_<task>`` for a sweep's task
       sweep.json         a sweep member's table of all members
       snapshots/<tag>/   snapshots (their own format: :mod:`nsml_hpc.job.snapshot_format`)
-      .nsml/job_id       written right after sbatch answered (lets sync adopt a crashed submit)
+      .nsml/job_id       written right after sbatch answered (lets sync adopt a crashed submit;
+                         a sweep's session instead names its array's marker in the sweep
+                         directory, ``.nsml/array-<k>.job_id``, and its task, in session.json)
       .nsml/code.json    the code snapshot's manifest (the next submit uploads only changes)
       .nsml/python/      on the job's PYTHONPATH: a copy of the in-job nsml_hpc modules
       .nsml/checkpoint-requested   written by the wrapper when Slurm warns (USR2/TERM)

@@ -206,7 +206,7 @@ def dry_run(prepared: Prepared, catalog: Catalog, settings: Settings, backend: S
     return render_script(prepared.spec, _context(name, f"{base}/{number}", prepared.profile))
 
 
-def _session_document(
+def session_document(
     prepared: Prepared, name: str, number: int, user: str, now: float
 ) -> dict[str, object]:
     spec = prepared.spec
@@ -316,7 +316,7 @@ def build_run_dir(
         payload[posixpath.join(PRIVATE_DIR, CODE_MANIFEST)] = json_bytes(
             manifest_document(stats.manifest)
         )
-        document = {**_session_document(prepared, name, number, user, now), **(extra or {})}
+        document = {**session_document(prepared, name, number, user, now), **(extra or {})}
         payload[SESSION_FILE] = json_bytes(document)
         for file_name, text in (extra_files or {}).items():
             payload[file_name] = text.encode("utf-8")

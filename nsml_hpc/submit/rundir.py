@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 from pathlib import Path
 from typing import Any
 
 from nsml_hpc.backends.files import RunFiles
 from nsml_hpc.config.cluster_profiles import DEFAULT_REMOTE_RUN_ROOT, ClusterProfile
-from nsml_hpc.job.layout import JOB_ID_MARKER, PRIVATE_DIR, TEMP_MARK
+from nsml_hpc.job.layout import JOB_ID_MARKER, PRIVATE_DIR, SESSION_FILE, TEMP_MARK
 from nsml_hpc.submit.render import check_cluster_path
 
 
@@ -51,14 +52,41 @@ def read_json(files: RunFiles, path: str, limit: int = 16 * 1024 * 1024) -> Any:
         return None
 
 
+JOB_ID_TEXT = re.compile(r"[0-9]+(?:_[0-9]+)?")  # a job id, or an array task's ARRAY_TASK
+
+
+def sweep_job_id_marker(sweep_dir: str, chunk: int) -> str:
+    """Where a sweep records the id of its ``chunk``-th array, right after sbatch answered:
+    one file for the thousand sessions of the array (each session.json names its chunk and
+    task), not one per session."""
+    return posixpath.join(sweep_dir, PRIVATE_DIR, f"array-{chunk}.{JOB_ID_MARKER}")
+
+
 def write_job_id_marker(files: RunFiles, run_dir: str, job_id: str) -> None:
     files.write_bytes(posixpath.join(run_dir, PRIVATE_DIR, JOB_ID_MARKER), f"{job_id}\n".encode())
 
 
+def _job_id_in(files: RunFiles, path: str) -> str | None:
+    text = files.read_from(path, 0, 64).decode("ascii", "replace").strip()
+    return text if JOB_ID_TEXT.fullmatch(text) else None
+
+
 def read_job_id_marker(files: RunFiles, run_dir: str) -> str | None:
-    raw = files.read_from(posixpath.join(run_dir, PRIVATE_DIR, JOB_ID_MARKER), 0, 64)
-    text = raw.decode("ascii", "replace").strip()
-    return text if text.isdigit() else None
+    """The job id a submit recorded for ``run_dir`` right after sbatch answered: its own
+    ``.nsml/job_id``, or for a sweep's session its array's marker in the sweep directory
+    plus its task (``ARRAY_TASK``); None when sbatch never answered."""
+    own = _job_id_in(files, posixpath.join(run_dir, PRIVATE_DIR, JOB_ID_MARKER))
+    if own is not None:
+        return own
+    document = read_json(files, posixpath.join(run_dir, SESSION_FILE))
+    sweep = document.get("sweep") if isinstance(document, dict) else None
+    if not isinstance(sweep, dict):
+        return None
+    folder, chunk, task = sweep.get("dir"), sweep.get("array_chunk"), sweep.get("array_task")
+    if not isinstance(folder, str) or not isinstance(chunk, int) or not isinstance(task, int):
+        return None
+    array = _job_id_in(files, sweep_job_id_marker(folder, chunk))
+    return f"{array}_{task}" if array is not None and array.isdigit() else None
 
 
 def looks_like_run_dir(path: str) -> bool:

@@ -126,3 +126,37 @@ def test_make_read_only_takes_write_permission_off_files_not_folders(
     assert files.stat(f"{root}/version") is None
     with pytest.raises(BackendError):
         files.make_read_only(f"{root}/gone")
+
+
+def test_linked_files_read_back_the_source_and_get_their_folders(
+    seam: tuple[RunFiles, str],
+) -> None:
+    files, root = seam
+    files.write_files(root, {"shared/array-0.sbatch": b"#!/bin/bash\n"})
+    source = f"{root}/shared/array-0.sbatch"
+    files.link_files(f"{root}/7", {"job.sbatch": source, ".nsml/same.sbatch": source})
+    assert files.read_bytes(f"{root}/7/job.sbatch", 100) == b"#!/bin/bash\n"
+    assert files.read_bytes(f"{root}/7/.nsml/same.sbatch", 100) == b"#!/bin/bash\n"
+    with pytest.raises(BackendError):
+        files.link_files(f"{root}/8", {"job.sbatch": f"{root}/gone"})
+
+
+def test_local_links_are_hard_links_and_a_copy_where_the_file_system_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    files = LocalFiles("here")
+    source = tmp_path / "array-0.sbatch"
+    source.write_bytes(b"#!/bin/bash\n")
+    files.link_files(str(tmp_path / "1"), {"job.sbatch": str(source)})
+    assert (tmp_path / "1" / "job.sbatch").samefile(source)
+
+    def no_links(_source: object, _target: object) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_links)
+    files.link_files(str(tmp_path / "2"), {"sub/job.sbatch": str(source)})
+    copied = tmp_path / "2" / "sub" / "job.sbatch"
+    assert copied.read_bytes() == b"#!/bin/bash\n" and not copied.samefile(source)
