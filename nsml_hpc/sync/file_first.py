@@ -37,6 +37,7 @@ from nsml_hpc.sync.clocks import (
     Needs,
     after_spending,
     decide,
+    silent_at,
     tokens_now,
     wrapper_silent,
 )
@@ -68,6 +69,7 @@ class SessionView:
     job: JobRecordRow | None
     files: FileState | None
     silent: bool
+    silent_at: float | None = None  # a wrapper alive now goes silent then, if nothing new
 
 
 def read_views(
@@ -129,6 +131,8 @@ def read_views(
                     now=now,
                 )
         trusted = files is not None and files.problem is None
+        heartbeat = files.heartbeat if files else None
+        silent = not trusted or wrapper_silent(heartbeat, life.get(record.id), now)
         views[record.id] = SessionView(
             session_id=record.id,
             cluster=record.cluster,
@@ -138,8 +142,8 @@ def read_views(
             reason=record.reason,
             job=job,
             files=files,
-            silent=not trusted
-            or wrapper_silent(files.heartbeat if files else None, life.get(record.id), now),
+            silent=silent,
+            silent_at=None if silent else silent_at(heartbeat, life.get(record.id)),
         )
     return views
 
