@@ -9,7 +9,13 @@ hyperparameters, memos, a job each), then runs every command as its own process,
 * ``nsml-hpc ps`` with a sync that has nothing new (no live session): <= 400 ms;
 * ``nsml-hpc show SESSION``: <= 300 ms.
 
-Informational: ``ps`` while one session of the caller is live (the sync then runs in full).
+* ``nsml-hpc ps`` while ``--live`` (20) sessions of the caller run, nothing new in their run
+  directories and the Slurm clock not due: <= 400 ms (the last full sync's watch list says a
+  sync would do nothing: :mod:`nsml_hpc.sync.watchlist`; an untimed ``ps`` before each timed
+  one writes it, as the ``ps`` a user ran a moment earlier did).
+
+Informational: ``ps`` while one session of the caller is live and its sync has something to do
+(the first sync of a fresh copy: it runs in full).
 
 Run: ``.venv/bin/python benchmarks/bench_startup.py [--rounds 5] [--python OTHER_VENV_PYTHON]``
 (``--python`` measures another checkout's code on the same catalog: before/after).
@@ -100,6 +106,39 @@ def live_copy(source: Path, target: Path) -> None:
     conn.close()
 
 
+def watched_copy(source: Path, target: Path, runs: Path, live: int) -> None:
+    """The same catalog with ``live`` sessions of the caller RUNNING, each with a run
+    directory whose wrapper started a moment ago (a heartbeat far longer than the benchmark)
+    and one metrics line, and Slurm asked a moment ago (the clock is not due for an hour)."""
+    shutil.copy(source, target)
+    now = time.time()
+    conn = sqlite3.connect(target)
+    rows = conn.execute("SELECT id, name FROM session ORDER BY id LIMIT ?", (live,)).fetchall()
+    for session_id, name in rows:
+        run_dir = runs / name.replace("/", "-")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        job_id = str(1000 + session_id)
+        started = {"event": "started", "time": now - 5, "job_id": job_id, "heartbeat": 1e6}
+        (run_dir / "events.jsonl").write_text(json.dumps(started) + "\n")
+        (run_dir / "metrics.jsonl").write_text('{"step": 1, "loss": 0.5}\n')
+        conn.execute(
+            "UPDATE session SET state = 'RUNNING', ended_at = NULL, exit_code = NULL, "
+            "run_dir = ? WHERE id = ?",
+            (str(run_dir), session_id),
+        )
+        conn.execute(
+            "UPDATE job SET state = 'RUNNING', ended_at = NULL WHERE session_id = ?",
+            (session_id,),
+        )
+    conn.execute(
+        "INSERT INTO cluster_poll (cluster, user, last_query_at, last_ok, queries) "
+        "VALUES ('local', ?, ?, 1, 1)",
+        (getpass.getuser(), now),
+    )
+    conn.commit()
+    conn.close()
+
+
 def wall(command: list[str], env: dict[str, str]) -> float:
     """One run, from the temporary folder (``-m`` puts the working directory first on the
     path: from a checkout it would import that checkout whatever ``--python`` says)."""
@@ -137,6 +176,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sessions", type=int, default=10_000)
+    parser.add_argument("--live", type=int, default=20, help="live sessions, nothing new")
     parser.add_argument("--python", default=sys.executable, help="the nsml-hpc interpreter")
     args = parser.parse_args()
     python = args.python
@@ -157,6 +197,14 @@ def main() -> None:
             "NSML_HPC_RUN_ROOT": str(work / "runs"),
         }
         live_env = {**env, "NSML_HPC_CATALOG": f"sqlite:///{work / 'live.db'}"}
+        watched_env = {
+            **env,
+            "NSML_HPC_CATALOG": f"sqlite:///{work / 'watched.db'}",
+            "NSML_HPC_SLURM_FLOOR": "3600",
+            "XDG_STATE_HOME": str(work / "state"),
+        }
+        watched_copy(catalog, work / "watched.db", work / "live-runs", args.live)
+        watched_label = f"ps ({args.live} live, nothing new)"
         cli = [python, "-m", "nsml_hpc"]
         names = subcommands(python, env)
         measures = {
@@ -164,6 +212,7 @@ def main() -> None:
             "nsml-hpc --help": ([*cli, "--help"], env),
             f"ps --no-sync ({args.sessions:,})": ([*cli, "ps", "--no-sync"], env),
             "ps (sync: nothing new)": ([*cli, "ps"], env),
+            watched_label: ([*cli, "ps"], watched_env),
             "show proj3/7": ([*cli, "show", "proj3/7"], env),
             "ps (sync: 1 live session)": ([*cli, "ps"], live_env),
         }
@@ -173,6 +222,8 @@ def main() -> None:
             for label, (command, use) in measures.items():
                 if use is live_env:  # its first sync settles the live session: a fresh one
                     live_copy(catalog, work / "live.db")
+                if use is watched_env:  # the ps a moment earlier (its sync may run in full)
+                    wall(command, use)
                 seen[label].append(wall(command, use))
             for name in names:
                 helps[name].append(wall([*cli, name, "--help"], env))
@@ -191,6 +242,7 @@ def main() -> None:
         sub_help = statistics.median(helps[slowest])
         ps = median(f"ps --no-sync ({args.sessions:,})")
         ps_sync = median("ps (sync: nothing new)")
+        ps_watched = median(watched_label)
         show = median("show proj3/7")
         print(
             f"  --help            = {top_help / bare:4.1f}x bare (target <= 3x: "
@@ -207,6 +259,10 @@ def main() -> None:
         print(
             f"  ps, nothing new   = {ps_sync * 1000:.0f} ms (target <= 400 ms: "
             f"{verdict(ps_sync <= 0.4)})"
+        )
+        print(
+            f"  ps, {args.live} live, nothing new = {ps_watched * 1000:.0f} ms (target <= 400 ms: "
+            f"{verdict(ps_watched <= 0.4)})"
         )
         print(
             f"  show              = {show * 1000:.0f} ms (target <= 300 ms: {verdict(show <= 0.3)})"

@@ -22,9 +22,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from nsml_hpc.job.api import SessionInfo, report, report_rank, session
-
 if TYPE_CHECKING:
+    from nsml_hpc.job.api import SessionInfo, report, report_rank, session
     from nsml_hpc.job.live_hparams import check_hparams, hparam, on_hparam_change
     from nsml_hpc.job.snapshots import (
         SnapshotWarning,
@@ -40,11 +39,19 @@ _SNAPSHOT_API = frozenset(
     {"SnapshotWarning", "load", "load_torch", "save", "save_torch", "should_checkpoint"}
 )
 _HPARAM_API = frozenset({"check_hparams", "hparam", "on_hparam_change"})
+_REPORT_API = frozenset({"SessionInfo", "report", "report_rank", "session"})
 
 
 def __getattr__(name: str) -> Any:
     """The snapshot and live-hyperparameter APIs load on first use, so ``import nsml_hpc``
-    stays as cheap as ``report``."""
+    stays as cheap as ``report``; ``report`` and ``session`` load on first use too, so the
+    command line (which imports this package first) does not pay for them."""
+    if name in _REPORT_API:
+        from nsml_hpc.job import api
+
+        value = getattr(api, name)
+        globals()[name] = value
+        return value
     if name in _SNAPSHOT_API:
         from nsml_hpc.job import snapshots as snapshot_api
 
@@ -52,6 +59,7 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     if name in _HPARAM_API:
+        from nsml_hpc.job import api as _api  # noqa: F401 - sets the step hook it reads
         from nsml_hpc.job import live_hparams
 
         value = getattr(live_hparams, name)

@@ -176,6 +176,16 @@ class QuickView:
             legacy_lost=LEGACY_LOST_REASON,
         )
 
+    def sync_is_quiet(self, now: float) -> bool:
+        """Whether the last full sync's watch list shows that a sync now would do nothing
+        (:mod:`nsml_hpc.sync.watchlist`: no watched file changed, nothing due by the clock,
+        no catalog row it reads changed)."""
+        from nsml_hpc.sync.watchlist import still_quiet
+
+        if self.settings.site.warnings:
+            return False
+        return still_quiet(self.settings.catalog_url, self.settings, self.reader, now)
+
 
 def _no_progress(phase: str, done: int, total: int) -> None:
     """A sweep's progress, shown nowhere."""
@@ -208,7 +218,8 @@ class Workspace(Context):
         if reader is not None:
             try:
                 view = QuickView(settings, reader)
-                if not sync or not view.has_sync_work(time.time()):
+                now = time.time()
+                if not sync or not view.has_sync_work(now) or view.sync_is_quiet(now):
                     return read(view)
             except Fallback:
                 pass

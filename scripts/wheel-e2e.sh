@@ -104,10 +104,13 @@ done
 say "ps, show, logs, model ls"
 ps_out=$("$nsml" ps --no-sync 2>&1) || fail "ps: $ps_out"
 grep -Eq "^$name +COMPLETED" <<<"$ps_out" || fail "ps does not list $name as COMPLETED: $ps_out"
-# The last capture look happens in a sync after the end: sync until the event file is in.
-for _ in $(seq 1 30); do
-  show_out=$("$nsml" show "$name" 2>&1) || fail "show: $show_out"
-  grep -q '^captured .*tb_loss (tensorboard:' <<<"$show_out" && break
+# The last capture look happens in a sync after the end, and accounting may record the job's
+# partition a little after its end: sync (a user's explicit refresh) until both are in.
+for _ in $(seq 1 60); do
+  "$nsml" sync >"$work/sync.log" 2>&1 || fail "sync: $(tail -n 3 "$work/sync.log")"
+  show_out=$("$nsml" show "$name" --no-sync 2>&1) || fail "show: $show_out"
+  grep -q '^captured .*tb_loss (tensorboard:' <<<"$show_out" \
+    && grep -q '^resources   partition=debug' <<<"$show_out" && break
   sleep 1
 done
 grep -q '^captured .*tb_loss (tensorboard:' <<<"$show_out" \

@@ -20,6 +20,13 @@ from nsml_hpc.workspace import Workspace
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def private_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test's syncs write their watch lists (nsml_hpc.sync.watchlist) into its own
+    folder, never into the user's state folder."""
+    monkeypatch.setenv("NSML_HPC_STATE_DIR", str(tmp_path / "nsml-state"))
+
+
 @pytest.fixture
 def nsml_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private catalog, run root and config for one test (XDG paths redirected)."""

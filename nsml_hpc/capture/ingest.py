@@ -38,6 +38,7 @@ class CaptureReport:
     looked: bool = False  # discovery ran: the caller records it (one statement for all sessions)
     checkpoints: list[FoundFile] | None = None  # what the look found (for the snapshot catalog)
     printed: bool = False  # the session captures printed metrics: hand these names over
+    next_look_at: float = 0.0  # the next look for new logs is due then (see look_due_at)
 
 
 def _batch(
@@ -69,6 +70,18 @@ def captured_files(cursors: dict[tuple[int, str], CursorState]) -> dict[int, lis
     return found
 
 
+def look_due_at(last: float | None, ended_at: float | None) -> float:
+    """When the next look for new captured logs is due after one at ``last`` (0: at once):
+    every DISCOVERY_INTERVAL, and once more after the session's end."""
+    if last is None:
+        return 0.0
+    # sacct's End has whole seconds: a look a moment before the real end can carry a later
+    # time than the recorded end, so the final look allows for that.
+    if ended_at is not None and last <= ended_at + END_RESOLUTION_SECONDS:
+        return 0.0
+    return last + DISCOVERY_INTERVAL
+
+
 def scrape_captured(
     catalog: Catalog,
     files: RunFiles,
@@ -88,14 +101,8 @@ def scrape_captured(
     for all sessions at once (a look that is not recorded is only made again)."""
     report = CaptureReport(printed=session_id in printed_sessions)
     known = set(known_files)
-    last = discovered_at
-    due = (
-        last is None
-        or now - last >= DISCOVERY_INTERVAL
-        # sacct's End has whole seconds: a look a moment before the real end can carry a
-        # later time than the recorded end, so the final look allows for that.
-        or (ended_at is not None and last <= ended_at + END_RESOLUTION_SECONDS)
-    )
+    due = now >= look_due_at(discovered_at, ended_at)
+    report.next_look_at = look_due_at(now if due else discovered_at, ended_at)
     if due:
         walked = walk(run_dir, files=files)
         report.checkpoints = walked.checkpoints

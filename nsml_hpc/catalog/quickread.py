@@ -87,6 +87,29 @@ def open_quick(url: str) -> QuickReader | None:
     return QuickReader(conn)
 
 
+# The session columns a sync reads or writes (the sync's side of the watch list)
+_SYNCED_SESSION_COLUMNS = (
+    "name",
+    "owner",
+    "cluster",
+    "state",
+    "reason",
+    "exit_code",
+    "run_dir",
+    "gpus",
+    "created_at",
+    "submitted_at",
+    "started_at",
+    "ended_at",
+    "elapsed_s",
+    "last_step",
+    "last_metrics_json",
+    "metric_count",
+    "malformed_lines",
+    "updated_at",
+)
+
+
 def _marks(ids: Sequence[Any]) -> str:
     return ",".join("?" * len(ids))
 
@@ -358,13 +381,69 @@ class QuickReader:
     ) -> bool:
         """Whether a sync could have anything to do for the caller: a reservation, a session
         not ended, one that ended since ``since``, an unconfirmed end, an old LOST."""
-        rows = self._all(
-            f"SELECT id FROM session WHERE owner = ? AND (state NOT IN ({_marks(terminal)}) "
-            "OR ended_at >= ? OR substr(reason, 1, ?) = ? OR (state = 'LOST' AND reason = ?)) "
-            "LIMIT 1",
+        where, params = self._sync_work(terminal, since, provisional, legacy_lost)
+        return bool(self._all(f"SELECT id FROM session WHERE {where} LIMIT 1", params))
+
+    def _sync_work(
+        self, terminal: Sequence[str], since: float, provisional: str, legacy_lost: str
+    ) -> tuple[str, list[Any]]:
+        """The WHERE clause (and its parameters) of the caller's sessions a sync looks at."""
+        return (
+            f"owner = ? AND (state NOT IN ({_marks(terminal)}) OR ended_at >= ? "
+            "OR substr(reason, 1, ?) = ? OR (state = 'LOST' AND reason = ?))",
             [self.user, *terminal, since, len(provisional), provisional, legacy_lost],
         )
-        return bool(rows)
+
+    def sync_fingerprint(
+        self, *, terminal: Sequence[str], since: float, provisional: str, legacy_lost: str
+    ) -> str:
+        """A digest of every catalog row a sync of the caller reads or writes for the sessions
+        it looks at (those of :meth:`has_sync_work`; reservations among them), and of the
+        caller's Slurm clocks and poll claims: equal digests, nothing in the catalog changed
+        that could make a sync do something else (:mod:`nsml_hpc.catalog.watchlist`)."""
+        import hashlib
+
+        where, params = self._sync_work(terminal, since, provisional, legacy_lost)
+        digest = hashlib.sha256()
+
+        def add(sql: str, values: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+            try:
+                cursor = self.conn.cursor()
+                cursor.row_factory = None
+                rows: list[tuple[Any, ...]] = cursor.execute(sql, tuple(values)).fetchall()
+            except sqlite3.Error as exc:
+                raise Fallback(str(exc)) from exc
+            digest.update(repr((sql, rows)).encode())
+            return rows
+
+        # (not the memo, hyperparameters or spec: the user's to edit, never a sync's to read)
+        sessions = add(
+            f"SELECT id, {', '.join(_SYNCED_SESSION_COLUMNS)} FROM session WHERE {where} "
+            "ORDER BY id",
+            params,
+        )
+        ids = ",".join(str(int(row[0])) for row in sessions)  # id first, by name
+        mine = f"session_id IN ({ids})"
+        for sql in (
+            f"SELECT * FROM job WHERE {mine} ORDER BY id",
+            # every write moves an offset or a time forward: sums and counts show it
+            'SELECT count(*), total("offset"), total(lines), total(malformed), '
+            f"total(updated_at), max(updated_at) FROM scrape_cursor WHERE {mine}",
+            f"SELECT * FROM gpu_usage WHERE {mine} ORDER BY session_id",
+            f"SELECT * FROM stdout_capture WHERE {mine} ORDER BY session_id",
+            f"SELECT * FROM snapshot_scan WHERE {mine} ORDER BY session_id",
+            "SELECT session_id, count(*), max(id), sum(deleting) FROM snapshot "
+            f"WHERE {mine} GROUP BY session_id ORDER BY session_id",
+            "SELECT session_id, count(*), max(snapshot_id) FROM found_checkpoint "
+            f"WHERE {mine} GROUP BY session_id ORDER BY session_id",
+            f"SELECT count(*), max(id), total(session_id) FROM event WHERE {mine}",
+            f"SELECT * FROM job_run WHERE {mine} ORDER BY id",
+        ):
+            if ids:
+                add(sql)
+        add("SELECT * FROM slurm_clock WHERE user = ? ORDER BY cluster", [self.user])
+        add("SELECT * FROM cluster_poll WHERE user = ? ORDER BY cluster", [self.user])
+        return digest.hexdigest()
 
     def catalog_users(self) -> list[str]:
         rows = self._all("SELECT DISTINCT owner FROM session WHERE state != ?", (PREPARING,))

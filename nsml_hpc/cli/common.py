@@ -4,7 +4,6 @@ workspace a command opens."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
@@ -540,6 +539,8 @@ def print_json(data: Any) -> None:
     (no ``\\/`` escapes, letters of every script as they are) except what could steer a
     terminal (controls, bidi overrides: ``\\u`` escapes, still exact JSON), NaN/inf as
     null."""
+    import json
+
     text = json.dumps(_json_safe(data), indent=2, sort_keys=True, ensure_ascii=False, default=str)
     print(_UNSAFE_IN_JSON.sub(lambda match: f"\\u{ord(match.group()):04x}", text))
 

@@ -6,13 +6,12 @@ the session ran."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from nsml_hpc.errors import SpecError
-from nsml_hpc.job.spec import DatasetUse, SessionSpec, parse_dataset_ref, validate_stdout_pattern
 
 if TYPE_CHECKING:
+    from nsml_hpc.job.spec import SessionSpec
     from nsml_hpc.workspace import Workspace
 
 
@@ -55,6 +54,10 @@ def apply_run_options(
     args: argparse.Namespace, spec: SessionSpec, workspace: Workspace
 ) -> SessionSpec:
     """``spec`` with the dataset (resolved to a version on its cluster) and capture options."""
+    from dataclasses import replace
+
+    from nsml_hpc.job.spec import DatasetUse, parse_dataset_ref, validate_stdout_pattern
+
     dataset = getattr(args, "dataset", None)
     stage = bool(getattr(args, "stage", False))
     if stage and dataset is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,6 @@ from nsml_hpc.cli.common import (
 )
 from nsml_hpc.cli.run_options import add_run_options, apply_run_options
 from nsml_hpc.errors import NotFoundError
-from nsml_hpc.formatting import printable, printable_tree
 
 if TYPE_CHECKING:
     from nsml_hpc.sessions.views import SessionRow
@@ -218,6 +216,8 @@ def add_user_flags(parser: argparse.ArgumentParser, what: str) -> None:
 def _cell(value: Any) -> str:
     if value is None or value == "":
         return "-"
+    import json
+
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     text = " ".join(text.split())
     return text if len(text) <= 40 else text[:39] + "…"
@@ -276,6 +276,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json(detail)  # control and bidi characters stay escaped
     else:
+        from nsml_hpc.formatting import printable, printable_tree
+
         print(render_detail(printable_tree(detail)))
         if note:
             print(f"note        {printable(note)}")
@@ -283,6 +285,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def render_detail(detail: dict[str, Any]) -> str:
+    import json
+
     from nsml_hpc.formatting import format_metrics, format_time
     from nsml_hpc.slurm.timefmt import format_duration
 

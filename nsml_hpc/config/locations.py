@@ -21,6 +21,15 @@ def data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME))
 
 
+def state_dir() -> Path:
+    """Files nsml-hpc keeps between commands that are neither settings nor data (the sync's
+    watch lists); ``NSML_HPC_STATE_DIR`` moves it."""
+    override = os.environ.get("NSML_HPC_STATE_DIR")
+    if override:
+        return Path(override).expanduser()
+    return Path(platformdirs.user_state_dir(APP_NAME))
+
+
 def default_catalog_url() -> str:
     return f"sqlite:///{data_dir() / 'catalog.db'}"
 

@@ -85,6 +85,12 @@ def is_live(state: SessionState | str, ended_at: float | None, now: float) -> bo
     state = SessionState(state)
     if state in TERMINAL_STATES:
         return False
-    if state in SETTLING_STATES:
-        return ended_at is None or now - ended_at < SETTLE_SECONDS
-    return True
+    until = live_until(state, ended_at)
+    return until is None or now < until
+
+
+def live_until(state: SessionState | str, ended_at: float | None) -> float | None:
+    """When a session in ``state`` stops being live by the clock alone (None: it does not)."""
+    if SessionState(state) in SETTLING_STATES and ended_at is not None:
+        return ended_at + SETTLE_SECONDS
+    return None

@@ -53,6 +53,19 @@ class SnapshotSyncReport:
     added: int = 0
     vanished: int = 0
     problems: dict[str, str] = field(default_factory=dict)  # "session:tag" -> why
+    # A folder listed while its mtime was too recent to trust is listed again by the next
+    # sync after this time (None: none was)
+    recheck_at: float | None = None
+
+
+def racy_before(now: float) -> int:
+    """An mtime (ns) at or after this is too recent to trust at ``now``."""
+    return int((now - RACY_SECONDS) * 1e9)
+
+
+def trusted_from(mtime_ns: int) -> float:
+    """When an mtime of ``mtime_ns`` is old enough to trust (see :func:`racy_before`)."""
+    return mtime_ns / 1e9 + RACY_SECONDS
 
 
 def snapshots_path(run_dir: str) -> str:
@@ -106,7 +119,7 @@ def scan_session(
     root = snapshots_path(run_dir)
     entries = files.list_dir(root) or []
     known = {row.tag: row for row in snapshots_of(catalog, [session_id])[session_id]}
-    racy_ns = int((now - RACY_SECONDS) * 1e9)
+    racy_ns = racy_before(now)
     present: set[str] = set()
     changed: list[ScannedSnapshot] = []
     for entry in entries:
@@ -206,6 +219,9 @@ def sync_snapshots(
             report.problems[str(session_id)] = str(exc)
             continue
         report.sessions_listed += 1
+        if info.mtime_ns >= racy_before(now):  # stored as untrusted: listed again when trusted
+            at = trusted_from(info.mtime_ns)
+            report.recheck_at = at if report.recheck_at is None else min(report.recheck_at, at)
         report.manifests_read += read
         report.added += len(changes.added)
         report.vanished += len(changes.vanished)

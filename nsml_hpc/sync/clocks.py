@@ -76,6 +76,9 @@ class Decision:
     may_queue: bool = False  # squeue too, if sacct leaves something open
     refresh_reasons: bool = False  # re-read the reasons of jobs already known to be pending
     deferred_by_ceiling: bool = False
+    # When this decision turns (the next one is due) if nothing else changes: None while
+    # nothing is live (only a change in the catalog or the files makes one due).
+    due_at: float | None = None
 
 
 def tokens_now(clock: ClockState, policy: SlurmPolicy, now: float) -> float:
@@ -121,20 +124,28 @@ def decide(needs: Needs, clock: ClockState, policy: SlurmPolicy, now: float) -> 
     if period is None:
         return Decision(False, None, why)
     if now - clock.last_query_at < period:
-        return Decision(False, period, why)
+        return Decision(False, period, why, due_at=clock.last_query_at + period)
     tokens = tokens_now(clock, policy, now)
     if tokens < 1.0:
-        return Decision(False, period, why, deferred_by_ceiling=True)
+        refill = policy.refill_per_second
+        due_at = now + (1.0 - tokens) / refill if refill > 0 else None
+        return Decision(False, period, why, deferred_by_ceiling=True, due_at=due_at)
     refresh = now - clock.last_queue_at >= policy.floor_seconds * REASONS_FACTOR
-    return Decision(True, period, why, may_queue=tokens >= 2.0, refresh_reasons=refresh)
+    return Decision(True, period, why, may_queue=tokens >= 2.0, refresh_reasons=refresh, due_at=now)
 
 
 def wrapper_silent(heartbeat: float | None, last_life: float | None, now: float) -> bool:
     """A wrapper with no heartbeat (an older one), or none seen for :data:`SILENT_FACTOR`
     beats, is silent: only Slurm can say whether its job still runs."""
+    at = silent_at(heartbeat, last_life)
+    return at is None or now > at
+
+
+def silent_at(heartbeat: float | None, last_life: float | None) -> float | None:
+    """When a wrapper last seen alive at ``last_life`` goes silent (None: it is already)."""
     if heartbeat is None or last_life is None:
-        return True
-    return now - last_life > SILENT_FACTOR * heartbeat
+        return None
+    return last_life + SILENT_FACTOR * heartbeat
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,9 @@ class FileState:
     heartbeat: float | None = None  # seconds between the wrapper's ``alive`` lines
     unexplained: str | None = None  # why only Slurm can say how the job ended
     problem: str | None = None  # why the events cannot be trusted
+    # When the clock alone changes what these events say (an event dated in the future is one
+    # no longer); None: it does not
+    changes_at: float | None = None
 
     @property
     def ended(self) -> bool:
@@ -147,9 +150,9 @@ def job_state(
                 continue
             other = "no job id" if event.job_id is None else f"job {event.job_id}"
             return _bad(job_id, f"a {event.kind!r} event of {other}, not of this job ({job_id})")
-        why = _impossible_time(event, not_before, now, last_at)
+        why, changes_at = _impossible_time(event, not_before, now, last_at)
         if why is not None:
-            return _bad(job_id, why)
+            return _replace(_bad(job_id, why), None, changes_at=changes_at)
         if not event.readable:
             return _bad(job_id, f"a {event.kind!r} event whose fields cannot be read")
         last_at = event.at
@@ -194,17 +197,19 @@ def _bad(job_id: str, why: str) -> FileState:
 
 def _impossible_time(
     event: Event, not_before: float | None, now: float, last_at: float | None
-) -> str | None:
+) -> tuple[str | None, float | None]:
+    """Why the event's time is impossible (None: it is not), and when the clock alone makes
+    it possible (an event dated in the future)."""
     at = event.at
     if at is None:
-        return f"a {event.kind!r} event without a time"
+        return f"a {event.kind!r} event without a time", None
     if not_before is not None and at < not_before - CLOCK_SKEW_SECONDS:
-        return f"a {event.kind!r} event dated {at:.0f}, before the job was submitted"
+        return f"a {event.kind!r} event dated {at:.0f}, before the job was submitted", None
     if at > now + CLOCK_SKEW_SECONDS:
-        return f"a {event.kind!r} event dated {at:.0f}, in the future"
+        return f"a {event.kind!r} event dated {at:.0f}, in the future", at - CLOCK_SKEW_SECONDS
     if last_at is not None and at < last_at - CLOCK_SKEW_SECONDS:
-        return f"a {event.kind!r} event dated {at:.0f}, long before the event above it"
-    return None
+        return f"a {event.kind!r} event dated {at:.0f}, long before the event above it", None
+    return None, None
 
 
 def _replace(state: FileState, new: SessionState | None, **changes: Any) -> FileState:

@@ -45,6 +45,7 @@ from nsml_hpc.sync.clocks import (
     Needs,
     after_spending,
     decide,
+    silent_at,
     tokens_now,
     wrapper_silent,
 )
@@ -76,6 +77,7 @@ class SessionView:
     job: JobRecordRow | None
     files: FileState | None
     silent: bool
+    silent_at: float | None = None  # a wrapper alive now goes silent then, if nothing new
 
 
 # What each session's events said, kept per open catalog between the syncs of one process
@@ -204,9 +206,11 @@ def read_views(
                     now=now,
                 )
                 key = keys.get(record.id)
-                if key is not None and files.problem is None:
+                if key is not None and files.problem is None and files.changes_at is None:
                     kept[record.id] = (key, now, files)
         trusted = files is not None and files.problem is None
+        heartbeat = files.heartbeat if files else None
+        silent = not trusted or wrapper_silent(heartbeat, life.get(record.id), now)
         views[record.id] = SessionView(
             session_id=record.id,
             cluster=record.cluster,
@@ -216,8 +220,8 @@ def read_views(
             reason=record.reason,
             job=job,
             files=files,
-            silent=not trusted
-            or wrapper_silent(files.heartbeat if files else None, life.get(record.id), now),
+            silent=silent,
+            silent_at=None if silent else silent_at(heartbeat, life.get(record.id)),
         )
     _MEMO[catalog] = kept  # only this sync's sessions: ended ones drop out
     return views

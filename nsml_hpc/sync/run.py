@@ -31,6 +31,7 @@ after the end keeps its state, with a reason that says accounting never recorded
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
@@ -83,13 +84,14 @@ from nsml_hpc.runfiles.scrape import (
     parse_metric_lines,
 )
 from nsml_hpc.slurm.records import JobRecord
-from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState
+from nsml_hpc.slurm.states import TERMINAL_STATES, SessionState, live_until
 from nsml_hpc.snapshots.sync import sync_snapshots
 from nsml_hpc.submit.rundir import read_job_id_marker, remove_run_dir
 from nsml_hpc.sync import file_first
 from nsml_hpc.sync.clocks import LEGACY_LOST_REASON as LEGACY_LOST_REASON
 from nsml_hpc.sync.clocks import RECENTLY_ENDED_SECONDS
 from nsml_hpc.sync.events_state import PROVISIONAL_PREFIX, is_provisional
+from nsml_hpc.sync.watch import Watcher
 
 STALE_RESERVATION_SECONDS = 3600.0
 SINCE_MARGIN_SECONDS = 300.0
@@ -158,6 +160,8 @@ def sync(
     now = time.time() if now is None else now
     report = SyncReport()
     report.warnings.extend(settings.site.warnings)  # a site policy file that cannot be used
+    watcher = Watcher()
+    backend_for = watcher.backends(backend_for)
     unreachable: set[str] = set()
     wanted = set(clusters) if clusters is not None else None
     user = catalog.user
@@ -203,6 +207,7 @@ def sync(
         troubled=troubled,
         seen=seen,
         moved=moved,
+        watcher=watcher,
     )
     # The cursors the scrape read are still current where it moved none (one query saved).
     covered = {target.session_id for target in targets} - moved
@@ -222,6 +227,7 @@ def sync(
         )
         decision = file_first.decide_query(catalog, cluster, user, needs, policy, now)
         report.slurm_clock[cluster] = decision.why
+        watcher.due(decision.due_at)
         if not decision.due or not claim_poll(catalog, cluster, now, decision.period or 0.0):
             report.skipped_by_floor.append(cluster)
             continue
@@ -279,6 +285,17 @@ def sync(
     )
     report.new_snapshots = snapshots.added
     report.snapshot_problems = snapshots.problems
+    watcher.due(snapshots.recheck_at)
+    if clusters is None:  # a sync of some clusters only says nothing about the others
+        for record in live:
+            watcher.due(live_until(record.state, record.ended_at))
+        for target in targets:
+            if target.ended_at is not None:
+                watcher.due(target.ended_at + RECENTLY_ENDED_SECONDS)
+        for view in views.values():
+            watcher.due(view.silent_at)
+            watcher.due(view.files.changes_at if view.files is not None else None)
+        _record_watch(catalog, settings, watcher, report, now)
     log.info(
         "sync: %d live session(s); asked %s%s; %d state change(s), %d new point(s), "
         "%d event(s), %d malformed line(s)%s",
@@ -797,6 +814,7 @@ def _scrape(
     troubled: dict[int, str] | None = None,
     seen: dict[tuple[int, str], CursorState] | None = None,
     moved: set[int] | None = None,
+    watcher: Watcher | None = None,
 ) -> set[int]:
     """Ingest what the jobs appended, one cluster at a time: ONE sizes call for all its
     metrics, events and gpu.jsonl files (and the Slurm output of sessions that capture printed
@@ -944,6 +962,8 @@ def _scrape(
                 )
                 if found is not None and captured.checkpoints is not None:
                     found[target.session_id] = captured.checkpoints
+                if watcher is not None:
+                    watcher.due(captured.next_look_at)
                 report.new_points += captured.points
                 report.malformed_lines += captured.malformed
                 report.warnings.extend(captured.warnings)
@@ -954,6 +974,49 @@ def _scrape(
             report.errors.setdefault(cluster, str(exc))
             unreachable.add(cluster)
     return with_new_events
+
+
+def _record_watch(
+    catalog: Catalog, settings: Settings, watcher: Watcher, report: SyncReport, now: float
+) -> None:
+    """The watch list of this sync (:mod:`nsml_hpc.sync.watchlist`), or none where this sync
+    cannot say what the next one would do: then the next ``ps`` syncs in full."""
+    from nsml_hpc.catalog.quickread import Fallback, open_quick
+    from nsml_hpc.sync import watchlist
+
+    url = settings.catalog_url
+    for record in stale_reservations(catalog, math.inf):  # a submit in flight, or crashed
+        watcher.due(record.created_at + STALE_RESERVATION_SECONDS)
+    backlog = watcher.backlog()
+    why = (
+        watcher.doubt
+        or (f"bytes left to read in {backlog[0]}" if backlog else None)
+        or ("errors" if report.errors or report.degraded else None)
+        # what the full path prints (warnings, malformed lines) a skipped sync would not
+        or ("warnings" if report.warnings or report.malformed_lines else None)
+        or ("site policy warnings" if settings.site.warnings else None)
+        or ("due now" if watcher.valid_until <= now else None)
+    )
+    reader = open_quick(url) if why is None else None
+    if reader is None:
+        log.debug("sync: no watch list (%s)", why or "not a plain local SQLite catalog")
+        watchlist.forget(url)
+        return
+    try:
+        watchlist.write(
+            catalog_url=url,
+            settings=settings,
+            reader=reader,
+            since=now - RECENTLY_ENDED_SECONDS,
+            valid_until=watcher.valid_until,
+            paths=watcher.paths,
+            now=now,
+        )
+    except (OSError, Fallback) as exc:
+        log.debug("sync: no watch list (%s)", exc)
+        watchlist.forget(url)
+    finally:
+        reader.close()
 
 
 def _shrunk_events(

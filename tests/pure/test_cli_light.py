@@ -168,3 +168,82 @@ def test_help_lists_every_command(word: str, capsys: pytest.CaptureFixture[str])
     out = capsys.readouterr().out
     for command in ("submit", "export", "completion", "config", "serve"):
         assert command in out
+
+
+def test_ps_with_live_sessions_and_nothing_new_imports_no_catalog_library(
+    tmp_path: Path,
+) -> None:
+    """A running session whose run directory did not change, the Slurm clock not due: the
+    first ``ps`` syncs in full (and writes the watch list), the next skips the sync with
+    sqlite3 alone and prints the same."""
+    import getpass
+    import os
+    import time
+
+    from nsml_hpc.catalog import open_catalog
+    from nsml_hpc.catalog.sessions import mark_submitted, reserve_session
+    from nsml_hpc.job.spec import SessionSpec
+
+    now = time.time()
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    catalog = open_catalog(url)
+    run_dir = tmp_path / "runs" / "1"
+    record = reserve_session(
+        catalog,
+        spec=SessionSpec(project="light", script="t.py", cluster="local"),
+        user="me",
+        run_dir_for=lambda n: str(run_dir),
+        is_free=lambda _n: True,
+        now=now - 10,
+    )
+    assert record.id is not None
+    mark_submitted(catalog, record.id, job_id="12", cluster="local", now=now - 10)
+    catalog.close()
+    run_dir.mkdir(parents=True)
+    (run_dir / "events.jsonl").write_text(
+        json.dumps({"event": "started", "time": now - 5, "job_id": "12", "heartbeat": 1e5}) + "\n"
+    )
+    (run_dir / "metrics.jsonl").write_text('{"step": 1, "loss": 0.5}\n')
+    conn = sqlite3.connect(tmp_path / "catalog.db")  # Slurm was asked a moment ago
+    conn.execute(
+        "INSERT INTO cluster_poll (cluster, user, last_query_at, last_ok, queries) "
+        "VALUES ('local', ?, ?, 1, 1)",
+        (getpass.getuser(), now - 1),
+    )
+    conn.commit()
+    conn.close()
+    (tmp_path / "config.toml").write_text("")
+    env = {
+        **os.environ,
+        "NSML_HPC_CATALOG": url,
+        "NSML_HPC_RUN_ROOT": str(tmp_path / "runs"),
+        "NSML_HPC_CONFIG": str(tmp_path / "config.toml"),
+        "NSML_HPC_SLURM_FLOOR": "3600",
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+    }
+    outputs = []
+    for expect_full in (True, False, False):
+        probe = (
+            "import json, sys\n"
+            "from nsml_hpc.cli import main\n"
+            "code = main(['ps', '--json'])\n"
+            "assert code == 0, code\n"
+            "sys.stdout.flush()\n"
+            "print('\\n@@' + json.dumps(sorted(sys.modules)))\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env
+        )
+        assert "@@" in done.stdout, done.stderr
+        out, _, modules = done.stdout.rpartition("\n@@")
+        loaded = _tops(set(json.loads(modules)))
+        assert ("sqlalchemy" in loaded) == expect_full, (expect_full, done.stderr)
+        if not expect_full:
+            assert not loaded & set(NOT_FOR_HELP), loaded & set(NOT_FOR_HELP)
+        # the same rows (a running session's elapsed time moves with the clock)
+        outputs.append(
+            [{k: v for k, v in row.items() if k != "elapsed_s"} for row in json.loads(out)]
+        )
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert outputs[0][0]["state"] == "RUNNING"

@@ -17,6 +17,7 @@ from nsml_hpc.sync.clocks import (
     Needs,
     after_spending,
     decide,
+    silent_at,
     tokens_now,
     wrapper_silent,
 )
@@ -143,3 +144,27 @@ def test_the_file_clock_keeps_its_pace_while_sessions_are_live_and_backs_off_whe
         waits.append(clock.next_wait(waits[-1], live=False))
     assert waits == [1.0, 2.0, 4.0, IDLE_FILE_SECONDS, IDLE_FILE_SECONDS, IDLE_FILE_SECONDS]
     assert FileClock(30.0).next_wait(30.0, live=False) == 30.0
+
+
+def test_each_decision_says_when_it_turns_by_the_clock_alone() -> None:
+    """For the watch list (nsml_hpc.sync.watchlist): not due until the period is over; a
+    deferred one when the bucket holds a token again; a due one at once; none while nothing
+    is live."""
+    waiting = asked(Needs(pending=1), last=20)
+    assert not waiting.due and waiting.due_at == T - 20 + 60
+    assert not asked(Needs(pending=1), last=60 - 1e-6).due
+    assert asked(Needs(alive=1), last=10).due_at == T - 10 + 60 * CONFIRM_FACTOR
+    deferred = asked(Needs(pending=1), last=600, tokens=0.5, tokens_at=T)
+    assert deferred.due_at is not None
+    assert tokens_now(ClockState(tokens=0.5, tokens_at=T), POLICY, deferred.due_at) == (
+        pytest.approx(1.0)
+    )
+    assert asked(Needs(pending=1), last=600).due_at == T
+    assert asked(Needs(), last=600).due_at is None
+
+
+def test_a_live_wrapper_says_when_it_goes_silent() -> None:
+    assert silent_at(15.0, T) == T + 2.5 * 15.0
+    assert not wrapper_silent(15.0, T, T + 2.5 * 15.0)
+    assert wrapper_silent(15.0, T, T + 2.5 * 15.0 + 0.001)
+    assert silent_at(None, T) is None and silent_at(15.0, None) is None

@@ -209,3 +209,11 @@ def test_accounting_that_disagrees_with_the_events_is_named() -> None:
     assert disagreement(RUNNING, cancelled) is None  # no end in the events: nothing to compare
     running = JobRecord("7", SessionState.RUNNING, "RUNNING")
     assert disagreement(COMPLETED, running) is None  # accounting not there yet
+
+
+def test_an_event_from_the_future_says_when_the_clock_alone_changes_the_state() -> None:
+    """The watch list (nsml_hpc.sync.watchlist) lasts no longer than that."""
+    future = NOW + CLOCK_SKEW_SECONDS + 100
+    got = state(ev("started", SUBMITTED + 2), ev("ended", future, exit_code=0))
+    assert got.problem is not None and got.changes_at == future - CLOCK_SKEW_SECONDS
+    assert state(ev("started", SUBMITTED - CLOCK_SKEW_SECONDS - 1)).changes_at is None
