@@ -33,11 +33,13 @@ from __future__ import annotations
 import logging
 import math
 import time
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sqlalchemy import event as sa_event
 from sqlmodel import col, select
 
 from nsml_hpc.backends.base import SlurmBackend
@@ -997,13 +999,18 @@ def _record_watch(
         or ("site policy warnings" if settings.site.warnings else None)
         or ("due now" if watcher.valid_until <= now else None)
     )
+    last = _WRITTEN.pop(catalog, None)
+    if why is None and last is not None and last.holds(catalog, settings, watcher):
+        _WRITTEN[catalog] = last  # the list on disk says all this one would: kept as it is
+        return
     reader = open_quick(url) if why is None else None
     if reader is None:
         log.debug("sync: no watch list (%s)", why or "not a plain local SQLite catalog")
         watchlist.forget(url)
         return
     try:
-        watchlist.write(
+        writes = _catalog_writes(catalog)
+        path = watchlist.write(
             catalog_url=url,
             settings=settings,
             reader=reader,
@@ -1012,11 +1019,70 @@ def _record_watch(
             paths=watcher.paths,
             now=now,
         )
+        _WRITTEN[catalog] = _Written(
+            url,
+            watchlist.signature(str(path)),
+            watchlist.settings_digest(settings),
+            watcher.valid_until,
+            dict(watcher.paths),
+            writes,
+        )
     except (OSError, Fallback) as exc:
         log.debug("sync: no watch list (%s)", exc)
         watchlist.forget(url)
     finally:
         reader.close()
+
+
+@dataclass(frozen=True)
+class _Written:
+    """The watch list this process last wrote for a catalog, and what it was written from."""
+
+    url: str
+    file: tuple[int, int] | None  # the list file's (size, mtime_ns) right after writing
+    settings: str  # their digest
+    valid_until: float
+    paths: dict[str, tuple[int, int] | None]
+    writes: int  # statements this process had sent that may write, when it was written
+
+    def holds(self, catalog: Catalog, settings: Settings, watcher: Watcher) -> bool:
+        """Whether that list is the one this sync would write: no statement that writes since
+        (by this process: another's write changes the fingerprint, and ``ps`` then syncs, the
+        safe way), the same paths with the same signatures, the same time it holds until, the
+        same settings, and its file as it was written (not replaced or removed)."""
+        from nsml_hpc.sync import watchlist
+
+        return (
+            self.writes == _catalog_writes(catalog)
+            and self.valid_until == watcher.valid_until
+            and self.paths == watcher.paths
+            and self.url == settings.catalog_url
+            and self.settings == watchlist.settings_digest(settings)
+            and self.file is not None
+            and watchlist.signature(str(watchlist.watch_file(self.url))) == self.file
+        )
+
+
+# Per open catalog: its last watch list written by this process (a sync that wrote nothing
+# and watched the same files keeps it rather than compute and write the same list again), and
+# a count of the statements sent through it that may write.
+_WRITTEN: weakref.WeakKeyDictionary[Catalog, _Written] = weakref.WeakKeyDictionary()
+_WRITES: weakref.WeakKeyDictionary[Catalog, list[int]] = weakref.WeakKeyDictionary()
+
+
+def _catalog_writes(catalog: Catalog) -> int:
+    """Statements other than SELECT this process sent through ``catalog`` (counted from the
+    first call on)."""
+    counter = _WRITES.get(catalog)
+    if counter is None:
+        counter = _WRITES[catalog] = [0]
+
+        def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if statement.lstrip()[:6].upper() != "SELECT":
+                counter[0] += 1
+
+        sa_event.listen(catalog.engine, "before_cursor_execute", count)
+    return counter[0]
 
 
 def _shrunk_events(
