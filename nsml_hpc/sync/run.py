@@ -326,6 +326,8 @@ def _apply_file_states(
     applied like Slurm's answers (one transaction per cluster); the views and the live
     records then show them too."""
     ahead = file_first.ahead_records(views.values())
+    if not ahead:
+        return 0  # the views show the live records as they are (the steady case)
     changes = 0
     for cluster, records in sorted(ahead.items()):
         sessions = [record for record in live if record.cluster == cluster]
