@@ -4,7 +4,7 @@ bob's sync never makes alice's wait (the catalog user is ``catalog.user``)."""
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -17,14 +17,21 @@ def claim_poll(catalog: Catalog, cluster: str, now: float, floor: float) -> bool
 
     A compare-and-set in one UPDATE, so two processes (CLI, TUI, cron) never both win.
     """
-    key = (cluster, catalog.user)
+    if _take(catalog, cluster, now, floor):
+        return True
     with Session(catalog.engine) as db:
-        if db.get(ClusterPoll, key) is None:
-            db.add(ClusterPoll(cluster=cluster, user=catalog.user, last_query_at=0.0))
-            try:
-                db.commit()
-            except IntegrityError:
-                db.rollback()  # another process created it first: fine
+        if db.get(ClusterPoll, (cluster, catalog.user)) is not None:
+            return False  # someone asked within the floor
+        db.add(ClusterPoll(cluster=cluster, user=catalog.user, last_query_at=0.0))
+        try:
+            db.commit()
+        except IntegrityError:
+            db.rollback()  # another process created it first: fine
+    return _take(catalog, cluster, now, floor)
+
+
+def _take(catalog: Catalog, cluster: str, now: float, floor: float) -> bool:
+    """The compare-and-set itself (the row must exist; usually it does: one statement)."""
     with catalog.session() as db:
         result = db.execute(
             update(ClusterPoll)
@@ -39,13 +46,21 @@ def claim_poll(catalog: Catalog, cluster: str, now: float, floor: float) -> bool
 
 
 def record_poll_result(catalog: Catalog, cluster: str, error: str | None) -> None:
+    """How the query went (one UPDATE, which writes nothing when that did not change)."""
+    ok = error is None
     with catalog.session() as db:
-        row = db.get(ClusterPoll, (cluster, catalog.user))
-        if row is None:
-            return
-        row.last_ok = error is None
-        row.last_error = error
-        db.add(row)
+        db.execute(
+            update(ClusterPoll)
+            .where(
+                col(ClusterPoll.cluster) == cluster,
+                col(ClusterPoll.user) == catalog.user,
+                or_(
+                    col(ClusterPoll.last_ok).is_distinct_from(ok),
+                    col(ClusterPoll.last_error).is_distinct_from(error),
+                ),
+            )
+            .values(last_ok=ok, last_error=error)
+        )
 
 
 def poll_status(catalog: Catalog) -> dict[str, ClusterPoll]:

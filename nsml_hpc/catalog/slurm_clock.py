@@ -34,6 +34,12 @@ def read_clock(catalog: Catalog, cluster: str, user: str) -> tuple[float, SlurmC
     return (poll.last_query_at if poll is not None else 0.0), row
 
 
+def clock_row(catalog: Catalog, cluster: str, user: str) -> SlurmClockRecord | None:
+    """The user's clock row alone (what spending needs: one statement)."""
+    with catalog.session() as db:
+        return db.get(SlurmClockRecord, (cluster, user))
+
+
 def want_slurm(catalog: Catalog, clusters: Iterable[str], user: str, now: float, why: str) -> None:
     """A user acted (or files showed something only Slurm can explain): the next sync of each
     cluster asks Slurm as soon as the action floor allows, in whichever process."""
@@ -60,9 +66,12 @@ def record_query(
     tokens: float,
     tokens_at: float,
     queued_at: float | None,
+    exists: bool = False,
 ) -> None:
-    """What a query spent: the bucket after it, and when squeue was last used."""
-    _ensure(catalog, cluster, user)
+    """What a query spent: the bucket after it, and when squeue was last used (``exists``:
+    the caller just read the user's clock row, so it need not be made first)."""
+    if not exists:
+        _ensure(catalog, cluster, user)
     values: dict[str, object] = {
         "tokens": tokens,
         "tokens_at": tokens_at,

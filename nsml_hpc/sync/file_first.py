@@ -15,6 +15,7 @@ storing events and applying their state is repaired by the next one.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -25,8 +26,15 @@ from sqlmodel import col
 
 from nsml_hpc.backends.base import SlurmBackend
 from nsml_hpc.catalog.engine import Catalog
+from nsml_hpc.catalog.metrics import CursorState
 from nsml_hpc.catalog.models import EventRecord, JobRecordRow, ScrapeCursor, SessionRecord
-from nsml_hpc.catalog.slurm_clock import note_deferred, read_clock, record_query, want_slurm
+from nsml_hpc.catalog.slurm_clock import (
+    clock_row,
+    note_deferred,
+    read_clock,
+    record_query,
+    want_slurm,
+)
 from nsml_hpc.config.site_policy import SlurmPolicy
 from nsml_hpc.job.layout import EVENTS_FILE, GPU_FILE, METRICS_FILE
 from nsml_hpc.slurm.records import JobRecord
@@ -72,43 +80,108 @@ class SessionView:
     silent_at: float | None = None  # a wrapper alive now goes silent then, if nothing new
 
 
+# What each session's events said, kept per open catalog between the syncs of one process
+# (the TUI syncs every second): keyed by what decides it (the session's latest job and the
+# events cursor, which moves in the same transaction as any event stored), so a session
+# whose events.jsonl did not grow is neither read nor derived again. Only states without a
+# problem are kept, with the ``now`` they were derived at: such a state stays valid as time
+# goes on (an event "in the future" is a problem, and is derived again on every sync).
+_Key = tuple[Any, ...]
+_MEMO: weakref.WeakKeyDictionary[Catalog, dict[int, tuple[_Key, float, FileState]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def read_views(
     catalog: Catalog,
     sessions: Sequence[SessionRecord],
     jobs: Mapping[int, list[JobRecordRow]],
     now: float,
+    *,
+    cursors: Mapping[tuple[int, str], CursorState] | None = None,
+    covered: Collection[int] = (),
 ) -> dict[int, SessionView]:
-    """The file state of each session's latest job, and whether its wrapper went silent."""
+    """The file state of each session's latest job, and whether its wrapper went silent.
+
+    ``cursors``: the scrape cursors this sync already read, current for the sessions in
+    ``covered`` (those the scrape did not move); only the others' are read here, and only
+    the events of sessions whose state is not known already from an earlier sync of this
+    process with the same events cursor."""
     ids = [record.id for record in sessions if record.id is not None]
     if not ids:
         return {}
+    known = set(covered) if cursors is not None else set()
+    unknown = [session_id for session_id in ids if session_id not in known]
+    memo = _MEMO.get(catalog, {})
+    kept: dict[int, tuple[_Key, float, FileState]] = {}
+    keys: dict[int, _Key] = {}
+    derive: list[int] = []
+    for record in sessions:
+        if record.id is None:
+            continue
+        history = jobs.get(record.id, [])
+        if not history:
+            continue
+        key = None
+        if cursors is not None and record.id in known:
+            events_cursor = cursors.get((record.id, EVENTS_FILE))
+            key = (
+                record.cluster,
+                record.run_dir,
+                tuple((row.id, row.job_id) for row in history),
+                history[-1].submitted_at,
+                None if events_cursor is None else events_cursor.offset,
+                None if events_cursor is None else events_cursor.lines,
+            )
+            keys[record.id] = key
+            before = memo.get(record.id)
+            if before is not None and before[0] == key and before[1] <= now:
+                kept[record.id] = before
+                continue
+        derive.append(record.id)
+    rows: Sequence[Any] = []
+    read: list[tuple[int, str, float | None, int]] = []
     with catalog.session() as db:
-        rows = db.execute(
-            sql_select(
-                col(EventRecord.session_id),
-                col(EventRecord.kind),
-                col(EventRecord.at),
-                col(EventRecord.job_id),
-                col(EventRecord.data_json),
-            )
-            .where(
-                col(EventRecord.session_id).in_(ids),
-                col(EventRecord.kind).in_(STATE_EVENTS),
-            )
-            .order_by(col(EventRecord.id))
-        ).all()
-        cursors = db.execute(
-            sql_select(
-                col(ScrapeCursor.session_id),
-                col(ScrapeCursor.file),
-                col(ScrapeCursor.updated_at),
-                col(ScrapeCursor.malformed),
-            ).where(col(ScrapeCursor.session_id).in_(ids), col(ScrapeCursor.file).in_(LIFE_FILES))
-        ).all()
+        if derive:
+            rows = db.execute(
+                sql_select(
+                    col(EventRecord.session_id),
+                    col(EventRecord.kind),
+                    col(EventRecord.at),
+                    col(EventRecord.job_id),
+                    col(EventRecord.data_json),
+                )
+                .where(
+                    col(EventRecord.session_id).in_(derive),
+                    col(EventRecord.kind).in_(STATE_EVENTS),
+                )
+                .order_by(col(EventRecord.id))
+            ).all()
+        if unknown:
+            read = [
+                (session_id, file, updated_at, malformed)
+                for session_id, file, updated_at, malformed in db.execute(
+                    sql_select(
+                        col(ScrapeCursor.session_id),
+                        col(ScrapeCursor.file),
+                        col(ScrapeCursor.updated_at),
+                        col(ScrapeCursor.malformed),
+                    ).where(
+                        col(ScrapeCursor.session_id).in_(unknown),
+                        col(ScrapeCursor.file).in_(LIFE_FILES),
+                    )
+                )
+            ]
+    if cursors is not None and known:
+        read.extend(
+            (session_id, file, state.updated_at, state.malformed)
+            for (session_id, file), state in cursors.items()
+            if session_id in known and file in LIFE_FILES
+        )
     events = latest_events([tuple(row) for row in rows])
     life: dict[int, float] = {}
     distrusted: set[int] = set()
-    for session_id, file, updated_at, malformed in cursors:
+    for session_id, file, updated_at, malformed in read:
         life[session_id] = max(life.get(session_id, 0.0), updated_at or 0.0)
         if file == EVENTS_FILE and malformed:
             distrusted.add(session_id)
@@ -122,6 +195,8 @@ def read_views(
         if job is not None:
             if record.id in distrusted:
                 files = FileState(job.job_id, problem=DISTRUSTED)
+            elif record.id in kept:
+                files = kept[record.id][2]
             else:
                 files = job_state(
                     job.job_id,
@@ -130,6 +205,9 @@ def read_views(
                     not_before=job.submitted_at,
                     now=now,
                 )
+                key = keys.get(record.id)
+                if key is not None and files.problem is None and files.changes_at is None:
+                    kept[record.id] = (key, now, files)
         trusted = files is not None and files.problem is None
         heartbeat = files.heartbeat if files else None
         silent = not trusted or wrapper_silent(heartbeat, life.get(record.id), now)
@@ -145,6 +223,7 @@ def read_views(
             silent=silent,
             silent_at=None if silent else silent_at(heartbeat, life.get(record.id)),
         )
+    _MEMO[catalog] = kept  # only this sync's sessions: ended ones drop out
     return views
 
 
@@ -298,7 +377,7 @@ def spend_commands(
 ) -> None:
     """Take ``commands`` Slurm commands from the user's bucket on this cluster (the sync's
     sacct/squeue, the cluster view's sinfo/squeue: one allowance for all of them)."""
-    _, row = read_clock(catalog, cluster, user)
+    row = clock_row(catalog, cluster, user)
     clock = ClockState(
         tokens=row.tokens if row is not None else None,
         tokens_at=row.tokens_at if row is not None else 0.0,
@@ -312,6 +391,7 @@ def spend_commands(
         tokens=tokens,
         tokens_at=tokens_at,
         queued_at=queued_at,
+        exists=row is not None,
     )
 
 

@@ -33,12 +33,13 @@ from __future__ import annotations
 import logging
 import math
 import time
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import select as sa_select
+from sqlalchemy import event as sa_event
 from sqlmodel import col, select
 
 from nsml_hpc.backends.base import SlurmBackend
@@ -179,8 +180,11 @@ def sync(
     # A session already asked about for its state (a provisional end above all) is never
     # settling too: that would ask twice and leave sacct's record of its end unapplied.
     live_ids = {record.id for record in live}
+    recent = _recently_ended(catalog, now - RECENTLY_ENDED_SECONDS)
     settling = [
-        record for record in _settling_sessions(catalog, now, wanted) if record.id not in live_ids
+        record
+        for record in _settling_sessions(catalog, recent, wanted)
+        if record.id not in live_ids
     ]
     settling_ids = {record.id for record in settling}
     by_cluster: dict[str, list[SessionRecord]] = defaultdict(list)
@@ -189,9 +193,11 @@ def sync(
     if refresh and by_cluster:
         want_slurm(catalog, by_cluster, user, now, "asked for (refresh)")
     jobs = jobs_of(catalog, [record.id for record in [*live, *settling] if record.id is not None])
-    targets = _sessions_to_scrape(catalog, live, now, wanted)
+    targets = _sessions_to_scrape(live, recent, wanted)
     troubled: dict[int, str] = {}
     found: dict[int, list[FoundFile]] = {}
+    seen: dict[tuple[int, str], CursorState] = {}
+    moved: set[int] = set()
     with_new_events = _scrape(
         catalog,
         targets,
@@ -201,9 +207,13 @@ def sync(
         unreachable,
         found=found,
         troubled=troubled,
+        seen=seen,
+        moved=moved,
         watcher=watcher,
     )
-    views = file_first.read_views(catalog, live, jobs, now)
+    # The cursors the scrape read are still current where it moved none (one query saved).
+    covered = {target.session_id for target in targets} - moved
+    views = file_first.read_views(catalog, live, jobs, now, cursors=seen, covered=covered)
     report.state_changes += _apply_file_states(catalog, live, jobs, views, now)
     explain = file_first.notice(views, with_new_events, troubled, report.warnings)
     degraded: dict[str, _Degraded] = {}
@@ -316,6 +326,8 @@ def _apply_file_states(
     applied like Slurm's answers (one transaction per cluster); the views and the live
     records then show them too."""
     ahead = file_first.ahead_records(views.values())
+    if not ahead:
+        return 0  # the views show the live records as they are (the steady case)
     changes = 0
     for cluster, records in sorted(ahead.items()):
         sessions = [record for record in live if record.cluster == cluster]
@@ -705,12 +717,12 @@ def recorded_elapsed(
 
 
 def _recently_ended(catalog: Catalog, since: float) -> list[SessionRecord]:
-    """The caller's sessions that ended since ``since`` (another user's are their syncs')."""
+    """The caller's sessions that ended since ``since`` (another user's are their syncs'):
+    those that ended for good, and any other with an end time (a preempted one)."""
     with catalog.session() as db:
         return list(
             db.exec(
                 select(SessionRecord).where(
-                    col(SessionRecord.state).in_(list(TERMINAL_STATES)),
                     col(SessionRecord.ended_at) >= since,
                     col(SessionRecord.owner) == catalog.user,
                 )
@@ -719,7 +731,7 @@ def _recently_ended(catalog: Catalog, since: float) -> list[SessionRecord]:
 
 
 def _settling_sessions(
-    catalog: Catalog, now: float, wanted: set[str] | None
+    catalog: Catalog, recently_ended: list[SessionRecord], wanted: set[str] | None
 ) -> list[SessionRecord]:
     """Sessions that ended recently while accounting's record of their job was incomplete
     (slurmdbd can report a finished job before it has the job's partition and time limit):
@@ -727,9 +739,11 @@ def _settling_sessions(
     out those it asks about for their state anyway, such as a provisional end)."""
     recent = [
         record
-        for record in _recently_ended(catalog, now - RECENTLY_ENDED_SECONDS)
-        if wanted is None or record.cluster in wanted
+        for record in recently_ended
+        if record.state in TERMINAL_STATES and (wanted is None or record.cluster in wanted)
     ]
+    if not recent:
+        return []
     jobs = jobs_of(catalog, [record.id for record in recent if record.id is not None])
     latest = {record.id: _latest_job(jobs, record) for record in recent}
     known = allocations_of(catalog, [job.id for job in latest.values() if job and job.id])
@@ -774,32 +788,22 @@ class ScrapeTarget:
 
 
 def _sessions_to_scrape(
-    catalog: Catalog, live: list[SessionRecord], now: float, wanted: set[str] | None
+    live: list[SessionRecord], recently_ended: list[SessionRecord], wanted: set[str] | None
 ) -> list[ScrapeTarget]:
     """The caller's live sessions (those that just ended included) and the caller's sessions
-    that ended recently, whose last lines a slow shared file system may show late (of the
-    ``wanted`` clusters only, when given). Other users' run directories are their syncs'."""
+    that ended recently (``recently_ended``), whose last lines a slow shared file system may
+    show late (of the ``wanted`` clusters only, when given). Other users' run directories are
+    their syncs'."""
     targets = {
         record.id: ScrapeTarget(record.id, record.cluster, record.run_dir, None, record.name)
         for record in live
         if record.id is not None
     }
-    with catalog.session() as db:
-        recent = db.execute(
-            sa_select(
-                col(SessionRecord.id),
-                col(SessionRecord.cluster),
-                col(SessionRecord.run_dir),
-                col(SessionRecord.ended_at),
-                col(SessionRecord.name),
-            ).where(
-                col(SessionRecord.ended_at) >= now - RECENTLY_ENDED_SECONDS,
-                col(SessionRecord.owner) == catalog.user,
+    for record in recently_ended:
+        if record.id is not None and (wanted is None or record.cluster in wanted):
+            targets[record.id] = ScrapeTarget(
+                record.id, record.cluster, record.run_dir, record.ended_at, record.name
             )
-        ).all()
-    for session_id, cluster, run_dir, ended_at, name in recent:
-        if session_id is not None and (wanted is None or cluster in wanted):
-            targets[session_id] = ScrapeTarget(session_id, cluster, run_dir, ended_at, name)
     return [targets[key] for key in sorted(targets)]
 
 
@@ -812,6 +816,8 @@ def _scrape(
     unreachable: set[str],
     found: dict[int, list[FoundFile]] | None = None,
     troubled: dict[int, str] | None = None,
+    seen: dict[tuple[int, str], CursorState] | None = None,
+    moved: set[int] | None = None,
     watcher: Watcher | None = None,
 ) -> set[int]:
     """Ingest what the jobs appended, one cluster at a time: ONE sizes call for all its
@@ -821,12 +827,17 @@ def _scrape(
     fails is left for the next sync (cursors move with their points, so nothing is lost or
     doubled). Returns the sessions that got new events (their job runs change); ``found``
     receives the checkpoint files each session's capture walk saw; ``troubled`` the sessions
-    whose events.jsonl had lines that are not events or shrank (see :func:`_shrunk_events`)."""
+    whose events.jsonl had lines that are not events or shrank (see :func:`_shrunk_events`);
+    ``seen`` the cursors as read before the scrape, ``moved`` the sessions whose metrics,
+    events or gpu.jsonl cursor it moved (their ``seen`` entries are out of date)."""
     troubled = {} if troubled is None else troubled
+    moved = set() if moved is None else moved
     with_new_events: set[int] = set()
     ids = [target.session_id for target in targets]
     names = {target.session_id: target.name for target in targets}
     cursors = load_cursors(catalog, ids)
+    if seen is not None:
+        seen.update(cursors)
     printed = printed_outputs(catalog, ids)
     gpu = gpu_states(catalog, ids)
     known_captured = captured_files(cursors)
@@ -902,6 +913,7 @@ def _scrape(
                     if not chunk:
                         continue
                     if file == GPU_FILE:
+                        moved.add(session_id)
                         state = advance(gpu.get(session_id, IdleState()), chunk)
                         store_gpu_state(
                             catalog, session_id, state, cursor, new_offset, chunk.count(b"\n"), now
@@ -919,6 +931,8 @@ def _scrape(
                 # Every changed file of the batch in ONE transaction, offsets with their rows.
                 event_items += shrunk
                 shrunk = []
+                moved.update(item.session_id for item in metric_items)
+                moved.update(item.session_id for item in event_items)
                 store_ingests(
                     catalog, metric_items, event_items, now, printed_sessions=printed.sessions
                 )
@@ -933,6 +947,7 @@ def _scrape(
                     _warn_refused(
                         report, names, event_item.session_id, EVENTS_FILE, event_item.batch
                     )
+            moved.update(item.session_id for item in shrunk)
             store_ingests(catalog, [], shrunk, now)  # when no file grew
             report.malformed_lines += len(shrunk)
             looked: list[int] = []
@@ -986,13 +1001,18 @@ def _record_watch(
         or ("site policy warnings" if settings.site.warnings else None)
         or ("due now" if watcher.valid_until <= now else None)
     )
+    last = _WRITTEN.pop(catalog, None)
+    if why is None and last is not None and last.holds(catalog, settings, watcher):
+        _WRITTEN[catalog] = last  # the list on disk says all this one would: kept as it is
+        return
     reader = open_quick(url) if why is None else None
     if reader is None:
         log.debug("sync: no watch list (%s)", why or "not a plain local SQLite catalog")
         watchlist.forget(url)
         return
     try:
-        watchlist.write(
+        writes = _catalog_writes(catalog)
+        path = watchlist.write(
             catalog_url=url,
             settings=settings,
             reader=reader,
@@ -1001,11 +1021,70 @@ def _record_watch(
             paths=watcher.paths,
             now=now,
         )
+        _WRITTEN[catalog] = _Written(
+            url,
+            watchlist.signature(str(path)),
+            watchlist.settings_digest(settings),
+            watcher.valid_until,
+            dict(watcher.paths),
+            writes,
+        )
     except (OSError, Fallback) as exc:
         log.debug("sync: no watch list (%s)", exc)
         watchlist.forget(url)
     finally:
         reader.close()
+
+
+@dataclass(frozen=True)
+class _Written:
+    """The watch list this process last wrote for a catalog, and what it was written from."""
+
+    url: str
+    file: tuple[int, int] | None  # the list file's (size, mtime_ns) right after writing
+    settings: str  # their digest
+    valid_until: float
+    paths: dict[str, tuple[int, int] | None]
+    writes: int  # statements this process had sent that may write, when it was written
+
+    def holds(self, catalog: Catalog, settings: Settings, watcher: Watcher) -> bool:
+        """Whether that list is the one this sync would write: no statement that writes since
+        (by this process: another's write changes the fingerprint, and ``ps`` then syncs, the
+        safe way), the same paths with the same signatures, the same time it holds until, the
+        same settings, and its file as it was written (not replaced or removed)."""
+        from nsml_hpc.sync import watchlist
+
+        return (
+            self.writes == _catalog_writes(catalog)
+            and self.valid_until == watcher.valid_until
+            and self.paths == watcher.paths
+            and self.url == settings.catalog_url
+            and self.settings == watchlist.settings_digest(settings)
+            and self.file is not None
+            and watchlist.signature(str(watchlist.watch_file(self.url))) == self.file
+        )
+
+
+# Per open catalog: its last watch list written by this process (a sync that wrote nothing
+# and watched the same files keeps it rather than compute and write the same list again), and
+# a count of the statements sent through it that may write.
+_WRITTEN: weakref.WeakKeyDictionary[Catalog, _Written] = weakref.WeakKeyDictionary()
+_WRITES: weakref.WeakKeyDictionary[Catalog, list[int]] = weakref.WeakKeyDictionary()
+
+
+def _catalog_writes(catalog: Catalog) -> int:
+    """Statements other than SELECT this process sent through ``catalog`` (counted from the
+    first call on)."""
+    counter = _WRITES.get(catalog)
+    if counter is None:
+        counter = _WRITES[catalog] = [0]
+
+        def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if statement.lstrip()[:6].upper() != "SELECT":
+                counter[0] += 1
+
+        sa_event.listen(catalog.engine, "before_cursor_execute", count)
+    return counter[0]
 
 
 def _shrunk_events(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event as sa_event
 
 from nsml_hpc.backends.fake import FakeBackend, FakeJob, Step
 from nsml_hpc.backends.files import LocalFiles
@@ -478,3 +479,53 @@ def test_a_provisional_end_accounting_never_records_is_kept_and_no_longer_asked_
     assert record.id is not None
     states = [change.state for change in state_history(world.catalog, record.id)]
     assert states == ["SUBMITTED", "RUNNING", "FAILED"]  # the state itself never changed
+
+
+# --- steady syncs of one process: what did not change is neither read nor derived again ---
+
+
+def _statements(catalog: Catalog) -> list[str]:
+    seen: list[str] = []
+    sa_event.listen(
+        catalog.engine,
+        "before_cursor_execute",
+        lambda _conn, _cursor, statement, *_args: seen.append(" ".join(statement.split())),
+    )
+    return seen
+
+
+def test_a_steady_sync_reads_no_events_and_new_events_still_change_the_state(
+    world: World,
+) -> None:
+    name = world.session("61")
+    first_query(world, "61", "RUNNING", SUBMITTED_AT + 1)
+    world.events(name, started("61", SUBMITTED_AT + 2, heartbeat=15))
+    world.sync(SUBMITTED_AT + 3)
+    world.sync(SUBMITTED_AT + 4)  # the first sync that does not move its cursor keeps it
+    statements = _statements(world.catalog)
+    world.sync(SUBMITTED_AT + 5)  # nothing new: the state of the last sync holds
+    assert not [s for s in statements if "FROM event " in s]
+    assert not [s for s in statements if "FROM scrape_cursor" in s and "updated_at" in s][1:]
+    assert get_session(world.catalog, name).state == "RUNNING"
+    world.events(name, ended("61", SUBMITTED_AT + 6, 0))
+    statements.clear()
+    world.sync(SUBMITTED_AT + 7)
+    assert [s for s in statements if "FROM event " in s]  # its cursor moved: read again
+    record = get_session(world.catalog, name)
+    assert (record.state, record.exit_code) == ("COMPLETED", 0)
+
+
+def test_events_with_a_problem_are_judged_again_at_every_sync(world: World) -> None:
+    """A problem is never kept between syncs: the same stored events are read and judged
+    again as the clock moves (an event dated in the future may not be, a minute later)."""
+    name = world.session("62")
+    first_query(world, "62", "PENDING", SUBMITTED_AT + 1)
+    world.events(name, started("62", SUBMITTED_AT + 5_000, heartbeat=15))
+    report = world.sync(SUBMITTED_AT + 2)
+    assert any("in the future" in warning for warning in report.warnings)
+    statements = _statements(world.catalog)
+    for at in (SUBMITTED_AT + 3, SUBMITTED_AT + 4):
+        statements.clear()
+        world.sync(at)
+        assert [s for s in statements if "FROM event " in s]
+    assert get_session(world.catalog, name).state == "PENDING"
