@@ -93,6 +93,7 @@ from nsml_hpc.sync import file_first
 from nsml_hpc.sync.clocks import LEGACY_LOST_REASON as LEGACY_LOST_REASON
 from nsml_hpc.sync.clocks import RECENTLY_ENDED_SECONDS
 from nsml_hpc.sync.events_state import PROVISIONAL_PREFIX, is_provisional
+from nsml_hpc.sync.gcpause import gc_paused
 from nsml_hpc.sync.watch import Watcher
 
 STALE_RESERVATION_SECONDS = 3600.0
@@ -158,7 +159,21 @@ def sync(
     """Bring the catalog up to date with the run directories and, when the Slurm clock says
     (or ``refresh``: a user asked), with Slurm (of ``clusters`` only, when given). A cluster
     that cannot be reached is reported in ``errors`` and skipped; the others are synced as
-    usual."""
+    usual. The cyclic garbage collector is paused while it runs (:mod:`nsml_hpc.sync.gcpause`:
+    its full collections over the ORM heap were a third of a steady sync)."""
+    with gc_paused():
+        return _sync(catalog, settings, backend_for, now=now, clusters=clusters, refresh=refresh)
+
+
+def _sync(
+    catalog: Catalog,
+    settings: Settings,
+    backend_for: BackendFor,
+    *,
+    now: float | None,
+    clusters: Collection[str] | None,
+    refresh: bool,
+) -> SyncReport:
     now = time.time() if now is None else now
     report = SyncReport()
     report.warnings.extend(settings.site.warnings)  # a site policy file that cannot be used
