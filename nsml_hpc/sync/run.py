@@ -37,7 +37,7 @@ import weakref
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import event as sa_event
 from sqlmodel import col, select
@@ -793,8 +793,7 @@ def _store_allocations(
     store_allocations(catalog, found, latest=set(found))
 
 
-@dataclass(frozen=True)
-class ScrapeTarget:
+class ScrapeTarget(NamedTuple):  # a tuple: a thousand are built every sync
     session_id: int
     cluster: str
     run_dir: str
