@@ -202,7 +202,7 @@ def read_views(
             else:
                 files = job_state(
                     job.job_id,
-                    events.get(record.id, []),
+                    events.get(session_id, []),
                     known_jobs={row.job_id for row in history[:-1]},
                     not_before=job.submitted_at,
                     now=now,
