@@ -527,8 +527,10 @@ def _never_recorded(
     patience = max(UNRECORDED_AFTER_SECONDS, UNRECORDED_AFTER_FLOORS * floor)
     found: dict[str, JobRecord] = {}
     for record in sessions:
+        if not is_provisional(record.reason):  # the common case first: no job lookup
+            continue
         job = _latest_job(jobs, record)
-        if job is None or not is_provisional(record.reason) or job.job_id in records:
+        if job is None or job.job_id in records:
             continue
         if record.state not in TERMINAL_STATES:
             continue
