@@ -117,14 +117,15 @@ def read_views(
     keys: dict[int, _Key] = {}
     derive: list[int] = []
     for record in sessions:
-        if record.id is None:
+        session_id = record.id  # each ORM attribute read once: a thousand sessions a sync
+        if session_id is None:
             continue
-        history = jobs.get(record.id, [])
+        history = jobs.get(session_id, [])
         if not history:
             continue
         key = None
-        if cursors is not None and record.id in known:
-            events_cursor = cursors.get((record.id, EVENTS_FILE))
+        if cursors is not None and session_id in known:
+            events_cursor = cursors.get((session_id, EVENTS_FILE))
             key = (
                 record.cluster,
                 record.run_dir,
@@ -133,12 +134,12 @@ def read_views(
                 None if events_cursor is None else events_cursor.offset,
                 None if events_cursor is None else events_cursor.lines,
             )
-            keys[record.id] = key
-            before = memo.get(record.id)
+            keys[session_id] = key
+            before = memo.get(session_id)
             if before is not None and before[0] == key and before[1] <= now:
-                kept[record.id] = before
+                kept[session_id] = before
                 continue
-        derive.append(record.id)
+        derive.append(session_id)
     rows: Sequence[Any] = []
     read: list[tuple[int, str, float | None, int]] = []
     with catalog.session() as db:
@@ -187,32 +188,34 @@ def read_views(
             distrusted.add(session_id)
     views: dict[int, SessionView] = {}
     for record in sessions:
-        if record.id is None:
+        session_id = record.id
+        if session_id is None:
             continue
-        history = jobs.get(record.id, [])
+        history = jobs.get(session_id, [])
         job = history[-1] if history else None
         files: FileState | None = None
         if job is not None:
-            if record.id in distrusted:
+            if session_id in distrusted:
                 files = FileState(job.job_id, problem=DISTRUSTED)
-            elif record.id in kept:
-                files = kept[record.id][2]
+            elif session_id in kept:
+                files = kept[session_id][2]
             else:
                 files = job_state(
                     job.job_id,
-                    events.get(record.id, []),
+                    events.get(session_id, []),
                     known_jobs={row.job_id for row in history[:-1]},
                     not_before=job.submitted_at,
                     now=now,
                 )
-                key = keys.get(record.id)
+                key = keys.get(session_id)
                 if key is not None and files.problem is None and files.changes_at is None:
-                    kept[record.id] = (key, now, files)
+                    kept[session_id] = (key, now, files)
         trusted = files is not None and files.problem is None
         heartbeat = files.heartbeat if files else None
-        silent = not trusted or wrapper_silent(heartbeat, life.get(record.id), now)
-        views[record.id] = SessionView(
-            session_id=record.id,
+        alive_at = life.get(session_id)
+        silent = not trusted or wrapper_silent(heartbeat, alive_at, now)
+        views[session_id] = SessionView(
+            session_id=session_id,
             cluster=record.cluster,
             name=record.name,
             run_dir=record.run_dir,
@@ -221,7 +224,7 @@ def read_views(
             job=job,
             files=files,
             silent=silent,
-            silent_at=None if silent else silent_at(heartbeat, life.get(record.id)),
+            silent_at=None if silent else silent_at(heartbeat, alive_at),
         )
     _MEMO[catalog] = kept  # only this sync's sessions: ended ones drop out
     return views

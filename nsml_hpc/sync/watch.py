@@ -120,8 +120,24 @@ class WatchedFiles:
         """The sizes :meth:`LocalFiles.sizes` gives (``os.stat``), from the signature when
         this call took it (one stat a file per sync, not two)."""
         found: dict[str, int | None] = {}
+        watcher = self._watcher
+        watched = watcher.paths
+        stat_path = os.stat
         for path in paths:
-            taken, info = self._watcher.note(path)
+            # :meth:`Watcher.note`'s common case inline (thousands of files a sync): an
+            # absolute path not seen yet, no doubt, and a stat that answers or finds nothing
+            if path in watched or watcher.doubt is not None or not path.startswith("/"):
+                taken, info = watcher.note(path)
+            else:
+                taken = True
+                try:
+                    info = stat_path(path)
+                except (FileNotFoundError, NotADirectoryError):
+                    info = None
+                except OSError:
+                    taken, info = watcher.note(path)  # the doubt, recorded as note() does
+                if taken:
+                    watched[path] = (info.st_size, info.st_mtime_ns) if info is not None else None
             if not taken:
                 found[path] = self._files.size(path)
             else:
