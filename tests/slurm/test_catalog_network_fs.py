@@ -4,10 +4,12 @@ sshd), and NFS where the sandbox provides an NFS mount (``slurm-sandbox.sh nfs-c
 
 from __future__ import annotations
 
+import gc
 import shutil
 import sqlite3
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,9 +56,37 @@ def sshfs_home(sandbox: Sandbox) -> Iterator[Path]:
     try:
         yield mount_point
     finally:
-        subprocess.run(["fusermount", "-u", str(mount_point)], check=True, timeout=60)
+        _unmount(mount_point)
         mount_point.rmdir()
         shutil.rmtree(remote, ignore_errors=True)
+
+
+def _unmount(mount_point: Path) -> None:
+    """fusermount -u, after a collection (a connection the test dropped but a reference cycle
+    still holds closes there) and a few retries (FUSE may still be flushing); a mount that
+    stays busy fails the test naming who holds it, after a lazy unmount cleans up."""
+    for _ in range(10):
+        gc.collect()
+        done = subprocess.run(
+            ["fusermount", "-u", str(mount_point)], capture_output=True, text=True, timeout=60
+        )
+        if done.returncode == 0:
+            return
+        time.sleep(0.5)
+    holders = sorted(
+        f"pid {link.parts[2]}: {target}"
+        for link in Path("/proc").glob("[0-9]*/fd/*")
+        if (target := _link(link)).startswith(str(mount_point))
+    )
+    subprocess.run(["fusermount", "-u", "-z", str(mount_point)], check=False, timeout=60)
+    raise AssertionError(f"{mount_point} stays busy ({done.stderr.strip()}): {holders}")
+
+
+def _link(path: Path) -> str:
+    try:
+        return str(path.readlink())
+    except OSError:
+        return ""
 
 
 def _journal_mode(path: Path) -> str:

@@ -316,6 +316,11 @@ async def settle(pilot: Any, timeout: float = 10.0) -> None:
             if worker.group != "sync" and worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
         ]
         quiet = 0 if busy else quiet + 1
+    # What the last worker posted (rows, then the tables' new column widths) is laid out in
+    # later refreshes: let the app process every pending message before anyone looks.
+    for _ in range(3):
+        await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
 
 
 @pytest.fixture
