@@ -949,12 +949,12 @@ def test_a_fork_the_cluster_cannot_hold_is_one_line_and_nothing_is_submitted(
         "import nsml_hpc\nwith nsml_hpc.save(step=1) as folder:\n"
         "    (folder / 'w.txt').write_text('1')\n",
     )
-    parent, _job, _run_dir = _submit(capsys, "saves.py")
+    parent, parent_job, _run_dir = _submit(capsys, "saves.py")
     wait_for_state(workspace_duo, parent, {"COMPLETED"})
-    before = _jobs_under(nsml_env)
     code, out, err = _cli(capsys, "fork", parent, "--nodes", "3")
     assert (code, out) == (2, "")
     assert err.count("\n") == 1, err
     assert "--nodes 3: partition debug has 2 node(s) (duo1, duo2)" in err
     assert [s.name for s in list_sessions(workspace_duo.catalog)] == [parent]
-    assert _jobs_under(nsml_env) == before
+    # no job but the parent's (which the queue may still list while it completes)
+    assert set(_jobs_under(nsml_env)) <= {parent_job}
